@@ -1,0 +1,3 @@
+from kdumpctl_py.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""The kdumpctl-py command line: global options, sub-commands, and one-line errors.
+
+Each sub-command lives in its own module here with `register(subparsers)`;
+modules import their heavy dependencies inside the command, so that
+`kdumpctl-py` starts fast and runs in a capture kernel without drgn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from kdumpctl_py import __version__
+from kdumpctl_py.errors import KdumpError, UsageError
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
+PROG = "kdumpctl-py"
+COMMANDS = ("status", "snapshot")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as one line (exit 2) instead of usage plus message."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Reserve, load, capture and analyse kernel crash dumps.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and more detail")
+    parser.add_argument(
+        "--sysroot",
+        metavar="DIR",
+        default=os.environ.get("KDUMPCTL_SYSROOT"),
+        help="read facts from a snapshot (directory or .tar.gz) instead of this machine "
+        "(env KDUMPCTL_SYSROOT)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"kdumpctl_py.cli.{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+        return code
+    except KdumpError as e:
+        return _fail(str(e), e.exit_code, debug)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, debug)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a message.
+        sys.stderr.close()
+        return 1
+    except OSError as e:
+        hint = " (run as root?)" if e.errno in (errno.EPERM, errno.EACCES) else ""
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}{hint}", 1, debug)
+    except Exception as e:
+        return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 1, debug)
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def open_view(args: argparse.Namespace) -> SystemView:
+    """The SystemView for this invocation: the live machine or --sysroot."""
+    from kdumpctl_py.facts.view import SystemView
+
+    return SystemView(args.sysroot or "/")

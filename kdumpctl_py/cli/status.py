@@ -1,0 +1,65 @@
+"""`kdumpctl-py status`: is kdump operational here, and if not, why not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from kdumpctl_py.units import format_bytes
+
+NOT_OPERATIONAL = 3  # as Fedora's kdumpctl status
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("status", help="show whether kdump is operational (exit 0) or not (3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.status import assess
+
+    st = assess(open_view(args))
+    if args.json:
+        print(json.dumps(st.to_json(), indent=2, sort_keys=True))
+    else:
+        print(render(st))
+    return 0 if st.operational else NOT_OPERATIONAL
+
+
+def render(st: Any) -> str:
+    head = "kdump is operational" if st.operational else f"kdump is NOT operational: {st.reason}"
+    regions = ", ".join(
+        f"{format_bytes(r.size)} at {r.start:#x}-{r.end:#x}" for r in st.regions
+    ) or (format_bytes(st.reserved_bytes) if st.reserved_bytes else "none")
+    paths = ", ".join(f"{k} {v}" for k, v in st.load_paths.items())
+    dump = "none found"
+    if st.newest_dump:
+        d = st.newest_dump
+        dump = f"{d.name} ({format_bytes(d.bytes)}{'' if d.complete else ', INCOMPLETE'})"
+    flags = [
+        f"lockdown {st.lockdown or 'unknown'}",
+        f"Secure Boot {_onoff(st.secure_boot)}",
+        f"kexec_load_disabled {_onoff(st.kexec_load_disabled)}",
+    ]
+    rows = [
+        ("kernel", f"{st.release} ({st.arch})"),
+        ("crashkernel=", st.requested or "not on the command line"),
+        ("reserved", regions),
+        ("capture kernel", {True: "loaded", False: "not loaded", None: "unknown"}[st.loaded]),
+        ("load paths", paths),
+        ("method", f"{st.method or 'none'}: {st.method_why}"),
+        ("policy", ", ".join(flags)),
+        ("signatures", st.signatures),
+        ("dump target", f"{st.target} ({format_bytes(st.free_bytes)} free)"),
+        ("newest dump", dump),
+        ("last test", st.last_test or "none recorded"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([head] + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+
+def _onoff(value: bool | None) -> str:
+    return {True: "on", False: "off", None: "unknown"}[value]

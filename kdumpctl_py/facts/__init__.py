@@ -1,0 +1,1 @@
+"""Facts about a machine, read through one view rooted at / or at a snapshot."""

@@ -1,0 +1,121 @@
+"""The headers and notes of /proc/kcore, never its data.
+
+/proc/kcore is an ELF core of the running kernel. Its program headers give the
+linear map (for each RAM segment p_vaddr - p_paddr is the linear offset) and
+its notes carry VMCOREINFO. A snapshot keeps only the first `skeleton_length`
+bytes: the ELF header, the program headers and the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
+
+PT_LOAD = 1
+PT_NOTE = 4
+# Notes of /proc/kcore are a few KiB; refuse absurd sizes from a damaged file.
+MAX_NOTES = 1 << 20
+NO_PADDR = (1 << 64) - 1  # kcore marks non-linear segments with p_paddr = -1
+
+
+@dataclass(frozen=True)
+class Segment:
+    type: int
+    offset: int
+    vaddr: int
+    paddr: int
+    filesz: int
+    memsz: int
+
+
+@dataclass(frozen=True)
+class Note:
+    name: str
+    type: int
+    desc: bytes
+
+
+@dataclass(frozen=True)
+class Kcore:
+    machine: int
+    little_endian: bool
+    segments: tuple[Segment, ...]
+    notes: tuple[Note, ...]
+    skeleton_length: int
+
+    @property
+    def loads(self) -> list[Segment]:
+        return [s for s in self.segments if s.type == PT_LOAD]
+
+    @property
+    def vmcoreinfo(self) -> VmcoreInfo | None:
+        for note in self.notes:
+            if note.name == "VMCOREINFO":
+                return parse_vmcoreinfo(note.desc)
+        return None
+
+    @property
+    def linear_offsets(self) -> set[int]:
+        """vaddr - paddr of every segment that has a physical address (the linear map)."""
+        mask = (1 << 64) - 1
+        return {(s.vaddr - s.paddr) & mask for s in self.loads if s.paddr != NO_PADDR}
+
+
+def parse_kcore(stream: BinaryIO, what: str = "/proc/kcore") -> Kcore:
+    """Read the ELF header, program headers and notes of a kcore (or its skeleton)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(stream)
+        if elf.elfclass != 64 or elf["e_type"] != "ET_CORE":
+            raise UsageError(f"{what} is not a 64-bit ELF core file")
+        segments: list[Segment] = []
+        notes: list[Note] = []
+        end = elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"]
+        for seg in elf.iter_segments():
+            h = seg.header
+            segments.append(
+                Segment(
+                    _number(h.p_type, "ENUM_P_TYPE_BASE"),
+                    h.p_offset, h.p_vaddr, h.p_paddr, h.p_filesz, h.p_memsz,
+                )
+            )
+            if h.p_type == "PT_NOTE":
+                if h.p_filesz > MAX_NOTES:
+                    raise UsageError(f"{what}: note segment of {h.p_filesz} bytes is implausible")
+                end = max(end, h.p_offset + h.p_filesz)
+                for n in seg.iter_notes():  # type: ignore[attr-defined]
+                    ntype = n["n_type"]
+                    notes.append(
+                        Note(
+                            n["n_name"] or "",
+                            _number(ntype, "ENUM_CORE_NOTE_N_TYPE"),
+                            bytes(n["n_descdata"]),
+                        )
+                    )
+    except UsageError:
+        raise
+    except (ELFError, ValueError, EOFError, KeyError, TypeError) as e:
+        raise UsageError(f"{what} is not a readable ELF core: {e}") from None
+    except Exception as e:  # construct's StreamError and friends
+        raise UsageError(f"{what} is truncated or damaged: {e}") from None
+    return Kcore(
+        machine=_number(elf["e_machine"], "ENUM_E_MACHINE"),
+        little_endian=elf.little_endian,
+        segments=tuple(segments),
+        notes=tuple(notes),
+        skeleton_length=end,
+    )
+
+
+def _number(value: str | int, enum: str) -> int:
+    """pyelftools hands back names for known values; turn them back into numbers."""
+    if isinstance(value, int):
+        return value
+    from elftools.elf import enums
+
+    return int(getattr(enums, enum)[value])

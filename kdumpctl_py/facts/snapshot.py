@@ -1,0 +1,118 @@
+"""Capture the files a `SystemView` reads, so another machine's facts can be replayed.
+
+A snapshot is what a user attaches to a bug report and what the tests run
+against. /proc/kcore is cut down to its headers and notes (never memory), so
+without /boot contents a snapshot stays well under 1 MiB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import glob
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kdumpctl_py import __version__
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.view import DEFAULT_TARGET, META, SystemView
+
+FILES = (
+    "/proc/iomem",
+    "/proc/cmdline",
+    "/proc/meminfo",
+    "/proc/cpuinfo",
+    "/proc/modules",
+    "/proc/sys/kernel/kexec_load_disabled",
+    "/sys/kernel/kexec_loaded",
+    "/sys/kernel/kexec_crash_loaded",
+    "/sys/kernel/kexec_crash_size",
+    "/sys/kernel/crash_elfcorehdr_size",
+    "/sys/kernel/vmcoreinfo",
+    "/sys/devices/system/cpu/possible",
+    "/sys/devices/system/cpu/online",
+    "/sys/devices/system/cpu/present",
+    "/sys/devices/system/memory/crash_hotplug",
+    "/sys/firmware/fdt",
+    "/sys/kernel/security/lockdown",
+    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+)
+GLOBS = (
+    "/sys/devices/system/cpu/cpu[0-9]*/crash_notes",
+    "/sys/devices/system/cpu/cpu[0-9]*/crash_notes_size",
+)
+
+
+def take_snapshot(out: str, with_boot: bool = False) -> Path:
+    """Write a snapshot of the live machine to directory `out`, or a .tar.gz if it ends so."""
+    as_tar = out.endswith((".tar.gz", ".tgz"))
+    dest = Path(out)
+    if dest.exists() and not (dest.is_dir() and not as_tar and not any(dest.iterdir())):
+        raise KdumpError(f"{out} already exists; give a new name")
+    live = SystemView("/")
+    with tempfile.TemporaryDirectory(prefix="kdumpctl-py-snap-") as tmp:
+        work = Path(tmp) / (dest.name.removesuffix(".tar.gz").removesuffix(".tgz") or "snapshot")
+        work.mkdir()
+        _copy_files(live, work, with_boot)
+        _write_meta(live, work)
+        if as_tar:
+            partial = dest.with_name(dest.name + ".incomplete")
+            with tarfile.open(partial, "w:gz") as tar:
+                tar.add(work, arcname=work.name)
+            os.replace(partial, dest)
+        else:
+            shutil.copytree(work, dest, symlinks=True, dirs_exist_ok=True)
+    return dest
+
+
+def _put(work: Path, rel: str, data: bytes) -> None:
+    target = work / rel.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _copy_files(live: SystemView, work: Path, with_boot: bool) -> None:
+    paths = list(FILES)
+    for pattern in GLOBS:
+        paths.extend(sorted(glob.glob(pattern)))
+    paths.append(f"/boot/config-{live.uname.release}")
+    if not live.path(paths[-1]).exists():
+        paths.append("/proc/config.gz")
+    if with_boot:
+        paths.extend(f"/boot/{name}" for name in live.boot_files)
+    for rel in dict.fromkeys(paths):
+        data = live.data(rel, limit=1 << 30)
+        if data is not None:
+            _put(work, rel, data)
+    kcore = live.kcore
+    if kcore is not None:
+        with open("/proc/kcore", "rb") as f:
+            _put(work, "/proc/kcore", f.read(kcore.skeleton_length))
+
+
+def _write_meta(live: SystemView, work: Path) -> None:
+    u = live.uname
+    meta: dict[str, Any] = {
+        "format": 1,
+        "tool": f"kdumpctl-py {__version__}",
+        "taken": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "uname": dataclasses.asdict(u),
+        "probes": live.probes,
+        "boot": live.boot_files,
+        "modules": live.module_releases,
+        "targets": {
+            DEFAULT_TARGET: {
+                "free_bytes": live.free_bytes(DEFAULT_TARGET),
+                "dumps": [vars(d) for d in live.dumps(DEFAULT_TARGET)],
+            }
+        },
+        "unknown": live.unknown,
+    }
+    (work / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

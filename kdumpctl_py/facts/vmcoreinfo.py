@@ -1,0 +1,84 @@
+"""VMCOREINFO: the kernel's own description of its layout for dump tools.
+
+It is "KEY=value" lines (kernel/vmcore_info.c). SYMBOL() and KERNELOFFSET are
+hex without a prefix, SIZE/OFFSET/LENGTH/NUMBER decimal. It is the one source
+of kernel addresses that works on every arch: /proc/kallsyms lacks `_text` on
+arm64 6.1, which is where kexec-tools goes wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdumpctl_py.errors import UsageError
+
+# A real VMCOREINFO is under one page; refuse to parse more than this.
+MAX_TEXT = 1 << 16
+
+
+@dataclass(frozen=True)
+class VmcoreInfo:
+    entries: dict[str, str]
+
+    def get(self, key: str) -> str | None:
+        return self.entries.get(key)
+
+    def _int(self, key: str, base: int) -> int | None:
+        value = self.entries.get(key)
+        if value is None:
+            return None
+        try:
+            return int(value, base)
+        except ValueError:
+            raise UsageError(f"VMCOREINFO {key}={value!r} is not a number") from None
+
+    def symbol(self, name: str) -> int | None:
+        return self._int(f"SYMBOL({name})", 16)
+
+    def size(self, name: str) -> int | None:
+        return self._int(f"SIZE({name})", 10)
+
+    def offset(self, name: str) -> int | None:
+        return self._int(f"OFFSET({name})", 10)
+
+    def length(self, name: str) -> int | None:
+        return self._int(f"LENGTH({name})", 10)
+
+    def number(self, name: str) -> int | None:
+        return self._int(f"NUMBER({name})", 10)
+
+    @property
+    def osrelease(self) -> str | None:
+        return self.entries.get("OSRELEASE")
+
+    @property
+    def page_size(self) -> int | None:
+        return self._int("PAGESIZE", 10)
+
+    @property
+    def kernel_offset(self) -> int | None:
+        """KASLR displacement of the kernel image (KERNELOFFSET, hex)."""
+        return self._int("KERNELOFFSET", 16)
+
+    @property
+    def build_id(self) -> str | None:
+        return self.entries.get("BUILD-ID")
+
+
+def parse_vmcoreinfo(data: bytes | str) -> VmcoreInfo:
+    """Parse VMCOREINFO text; a trailing NUL and blank lines are allowed."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_TEXT:
+            raise UsageError(f"VMCOREINFO is {len(data)} bytes, more than any kernel writes")
+        text = data.split(b"\0", 1)[0].decode("ascii", "replace")
+    else:
+        text = data
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            raise UsageError(f"VMCOREINFO line is not KEY=value: {line[:80]!r}")
+        entries[key] = value
+    return VmcoreInfo(entries)

@@ -1,0 +1,1 @@
+"""Acting on the kernel: the system calls that load and unload a capture kernel."""

@@ -1,0 +1,61 @@
+"""The kexec system calls through ctypes, and side-effect-free probes of them.
+
+glibc has no wrappers, so every call goes through syscall(2) with the numbers
+from `kdumpctl_py.arch`. A probe passes a flag bit that no kernel accepts: the
+kernel checks permission first (EPERM), then flags (EINVAL), before it touches
+anything, and a kernel built without the call answers ENOSYS. So a probe never
+loads or unloads an image.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from typing import Literal
+
+from kdumpctl_py.arch import Arch
+
+Availability = Literal["available", "missing", "not-permitted", "unknown"]
+
+# No kernel defines these flag bits (kexec_load's KEXEC_FLAGS is 0xf today,
+# kexec_file_load's KEXEC_FILE_FLAGS 0x3f): a kernel with the call says EINVAL.
+_KEXEC_LOAD_BOGUS_FLAG = 0x8000
+_KEXEC_FILE_BOGUS_FLAG = 0x80000000
+
+_libc: ctypes.CDLL | None = None
+
+
+def raw_syscall(nr: int, *args: int | None) -> int:
+    """Call syscall(2); return 0 or the errno it failed with."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    cargs = [ctypes.c_long(a) if a is not None else ctypes.c_void_p(None) for a in args]
+    ret = _libc.syscall(ctypes.c_long(nr), *cargs)
+    return ctypes.get_errno() if ret == -1 else 0
+
+
+def _classify(err: int) -> Availability:
+    if err == errno.EINVAL:
+        return "available"
+    if err == errno.ENOSYS:
+        return "missing"
+    if err == errno.EPERM:
+        return "not-permitted"
+    return "unknown"
+
+
+def probe_kexec_load(arch: Arch) -> Availability:
+    if arch.name != os.uname().machine:
+        return "unknown"
+    # kexec_load(entry, nr_segments, segments, flags)
+    return _classify(raw_syscall(arch.kexec_load_nr, 0, 0, None, _KEXEC_LOAD_BOGUS_FLAG))
+
+
+def probe_kexec_file_load(arch: Arch) -> Availability:
+    if arch.name != os.uname().machine:
+        return "unknown"
+    # kexec_file_load(kernel_fd, initrd_fd, cmdline_len, cmdline, flags)
+    return _classify(raw_syscall(arch.kexec_file_load_nr, -1, -1, 0, None, _KEXEC_FILE_BOGUS_FLAG))

@@ -1,0 +1,51 @@
+"""Which way to load the capture kernel on this machine, and why.
+
+Preference: the extended kexec_file_load (a DTB of ours, the kernel checks
+signatures), then plain kexec_file_load (the kernel builds the elfcorehdr and
+DTB itself; the only call allowed under lockdown), then kexec_load with
+segments built in user space (kernels without KEXEC_FILE, e.g. every Debian
+arm64 kernel up to 6.12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.view import SystemView
+
+METHODS = ("extended", "file", "classic")
+PROBE_OF = {"extended": "extended", "file": "kexec_file_load", "classic": "kexec_load"}
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    method: str | None
+    why: str
+
+
+def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
+    probes = view.probes
+    if wanted != "auto":
+        if wanted not in METHODS:
+            raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(METHODS)})")
+        state = probes.get(PROBE_OF[wanted], "unknown")
+        if state in ("available", "unknown"):
+            return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
+        return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
+    if probes.get("extended") == "available":
+        return MethodChoice("extended", "the kernel offers the extended kexec_file_load")
+    if probes.get("kexec_file_load") == "available":
+        return MethodChoice("file", "kexec_file_load is available; the kernel builds the headers")
+    if probes.get("kexec_load") == "available":
+        if view.lockdown not in (None, "none"):
+            return MethodChoice(None, f"kexec_load is blocked by lockdown ({view.lockdown})")
+        return MethodChoice("classic", "the kernel lacks kexec_file_load; segments built here")
+    states = {probes.get(p, "unknown") for p in ("kexec_file_load", "kexec_load")}
+    if "not-permitted" in states:
+        if view.kexec_load_disabled:
+            return MethodChoice(None, "kexec is disabled (sysctl kernel.kexec_load_disabled=1)")
+        return MethodChoice(None, "kexec is not permitted (run as root; check lockdown)")
+    if states == {"missing"}:
+        return MethodChoice(None, "this kernel was built without kexec (CONFIG_KEXEC*)")
+    return MethodChoice(None, "could not tell which kexec calls this kernel offers")

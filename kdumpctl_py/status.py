@@ -1,0 +1,110 @@
+"""Is kdump operational on this machine? A pure assessment of a SystemView."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kdumpctl_py.facts.cmdline import param_values
+from kdumpctl_py.facts.view import DEFAULT_TARGET, DumpEntry, SystemView
+from kdumpctl_py.plan.method import choose_method
+
+
+@dataclass(frozen=True)
+class Region:
+    start: int
+    end: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Status:
+    operational: bool
+    reason: str | None
+    release: str
+    arch: str
+    requested: str | None
+    regions: list[Region]
+    reserved_bytes: int | None
+    loaded: bool | None
+    load_paths: dict[str, str]
+    method: str | None
+    method_why: str
+    lockdown: str | None
+    secure_boot: bool | None
+    kexec_load_disabled: bool | None
+    signatures: str
+    target: str
+    free_bytes: int | None
+    newest_dump: DumpEntry | None
+    last_test: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def signature_policy(view: SystemView) -> str:
+    """Whether kexec_file_load will insist on a signed kernel image."""
+    config = view.kernel_config
+    if config is None:
+        return "unknown"
+    if config.get("CONFIG_KEXEC_SIG_FORCE") == "y":
+        return "required (CONFIG_KEXEC_SIG_FORCE)"
+    if config.get("CONFIG_KEXEC_SIG") == "y" and view.secure_boot:
+        return "required (Secure Boot)"
+    if config.get("CONFIG_KEXEC_SIG") == "y":
+        return "checked when present, not required"
+    return "not checked"
+
+
+def assess(view: SystemView, target: str = DEFAULT_TARGET) -> Status:
+    iomem = view.iomem
+    regions = []
+    if iomem is not None and not iomem.masked:
+        regions = [Region(r.start, r.end, r.size) for r in iomem.crash_regions]
+    reserved = view.kexec_crash_size
+    if reserved is None and regions:
+        reserved = sum(r.size for r in regions)
+    requested = param_values(view.cmdline or "", "crashkernel")
+    choice = choose_method(view)
+    dumps = view.dumps(target)
+    loaded = view.kexec_crash_loaded
+
+    reason: str | None = None
+    if not reserved:
+        if view.kexec_crash_size is None and not view.path("/sys/kernel").is_dir():
+            reason = "cannot read /sys/kernel; is sysfs mounted?"
+        elif not requested:
+            reason = ("no memory is reserved for a capture kernel: add crashkernel= to the "
+                      "kernel command line (kdumpctl-py reset-crashkernel) and reboot")
+        else:
+            reason = (f"crashkernel={requested[-1]} was asked for but the kernel reserved "
+                      "nothing: see the boot log and kdumpctl-py showmem")
+    elif loaded is None:
+        reason = "cannot tell whether a capture kernel is loaded (/sys/kernel/kexec_crash_loaded)"
+    elif not loaded:
+        if choice.method is None:
+            reason = f"no capture kernel is loaded and none can be: {choice.why}"
+        else:
+            reason = "no capture kernel is loaded: run kdumpctl-py start"
+    return Status(
+        operational=reason is None,
+        reason=reason,
+        release=view.uname.release,
+        arch=view.uname.machine,
+        requested=requested[-1] if requested else None,
+        regions=regions,
+        reserved_bytes=reserved,
+        loaded=loaded,
+        load_paths=dict(view.probes),
+        method=choice.method,
+        method_why=choice.why,
+        lockdown=view.lockdown,
+        secure_boot=view.secure_boot,
+        kexec_load_disabled=view.kexec_load_disabled,
+        signatures=signature_policy(view),
+        target=target,
+        free_bytes=view.free_bytes(target),
+        newest_dump=dumps[-1] if dumps else None,
+        last_test=None,
+    )

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Set up everything kdumpctl-py and its tests need on Debian 12 or 13, as root:
+# the system packages (QEMU, the Debian reference tools), a virtual environment
+# in .venv with kdumpctl-py and its extras, and /usr/local/bin/kdumpctl-py.
+set -eu
+cd "$(dirname "$0")"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    python3 python3-venv python3-dev gcc libc6-dev pkg-config libsystemd-dev \
+    qemu-system-x86 qemu-system-arm qemu-utils \
+    busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
+    device-tree-compiler makedumpfile crash mandoc systemd
+
+# Debian's own interpreter, so the venv matches what the distribution runs.
+/usr/bin/python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[systemd,zstd,test]'
+ln -sf "$PWD/.venv/bin/kdumpctl-py" /usr/local/bin/kdumpctl-py
+echo "set up: $(/usr/local/bin/kdumpctl-py --version)"

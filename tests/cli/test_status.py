@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
+
+
+def status_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    code = main([*argv, "status", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_status_on_fixture(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    want = expected_facts(name)
+    code, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / name))
+    assert st["arch"] == want["arch"]
+    assert [[r["start"], r["end"]] for r in st["regions"]] == want["regions"]
+    assert st["load_paths"] == want["load_paths"]
+    assert st["method"] == want["method"]
+    assert st["operational"] is want["operational"]
+    assert code == (0 if want["operational"] else 3)
+    assert (st["reason"] is None) == want["operational"]
+    # The text form says the same in one headline.
+    assert main(["--sysroot", str(SNAPSHOTS / name), "status"]) == code
+    text = capsys.readouterr().out
+    assert text.startswith("kdump is operational" if want["operational"] else "kdump is NOT")
+
+
+def test_env_sysroot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    name = SNAPSHOT_NAMES[0]
+    monkeypatch.setenv("KDUMPCTL_SYSROOT", str(SNAPSHOTS / name))
+    _, st = status_json(capsys)
+    assert st["arch"] == expected_facts(name)["arch"]
+
+
+def test_live_snapshot_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status --json read from a fresh snapshot equals the live one, time-dependent fields aside."""
+    live_code, live = status_json(capsys)
+    for out in (tmp_path / "snap", tmp_path / "snap.tar.gz"):
+        assert main(["snapshot", str(out)]) == 0
+        assert "snapshot written" in capsys.readouterr().out
+        size = out.stat().st_size if out.is_file() else sum(
+            f.stat().st_size for f in out.rglob("*") if f.is_file())
+        assert size < 1 << 20
+        code, snap = status_json(capsys, "--sysroot", str(out))
+        assert {**snap, "free_bytes": None} == {**live, "free_bytes": None}
+        assert code == live_code
+
+
+def test_snapshot_refuses_existing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x").write_text("")
+    assert main(["snapshot", str(tmp_path / "x")]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.incomplete")

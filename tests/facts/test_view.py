@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.view import META, SystemView, cpulist
+from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_fixture_facts(name: str) -> None:
+    view = SystemView(SNAPSHOTS / name)
+    want = expected_facts(name)
+    assert view.arch.name == want["arch"]
+    assert view.possible_cpus is not None and len(view.possible_cpus) == want["possible_cpus"]
+    assert view.iomem is not None
+    got = [[r.start, r.end] for r in view.iomem.crash_regions]
+    assert got == want["regions"]
+    assert view.probes == want["load_paths"]
+    if want["regions"]:
+        assert view.kexec_crash_size == sum(e - s + 1 for s, e in want["regions"])
+        assert len(view.crash_notes) == want["possible_cpus"]
+        assert view.vmcoreinfo is not None
+        assert view.vmcoreinfo.osrelease == view.uname.release
+
+
+def minimal_snapshot(tmp_path: Path) -> Path:
+    (tmp_path / META).write_text(json.dumps({"uname": {"machine": "aarch64", "release": "6.1"}}))
+    return tmp_path
+
+
+def test_missing_files_are_unknown_not_errors(tmp_path: Path) -> None:
+    view = SystemView(minimal_snapshot(tmp_path))
+    assert view.arch.name == "aarch64"
+    assert view.iomem is None and view.cmdline is None and view.kexec_crash_loaded is None
+    assert view.crash_notes == [] and view.kcore is None and view.fdt is None
+    assert view.lockdown is None and view.secure_boot is None and view.kernel_config is None
+    assert view.probes == {} and view.free_bytes() is None and view.dumps() == []
+    assert "/proc/iomem" in view.unknown
+
+
+def test_malformed_files_are_unknown(tmp_path: Path) -> None:
+    root = minimal_snapshot(tmp_path)
+    (root / "proc").mkdir()
+    (root / "proc/iomem").write_text("this is not iomem\n")
+    (root / "proc/kcore").write_bytes(b"\x7fELF junk")
+    (root / "sys/kernel").mkdir(parents=True)
+    (root / "sys/kernel/kexec_crash_size").write_text("lots\n")
+    (root / "sys/kernel/vmcoreinfo").write_text("nonsense\n")
+    view = SystemView(root)
+    assert view.iomem is None and view.kcore is None and view.vmcoreinfo is None
+    assert view.kexec_crash_size is None and view.vmcoreinfo_note is None
+    assert set(view.unknown) >= {"/proc/iomem", "/proc/kcore", "/sys/kernel/kexec_crash_size"}
+
+
+def test_not_a_snapshot(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a kdumpctl-py snapshot"):
+        SystemView(tmp_path)
+    with pytest.raises(UsageError, match="not a directory"):
+        SystemView(tmp_path / "nope")
+
+
+def test_tarball_with_escaping_member_is_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../escape")
+        tar.addfile(info)
+    with pytest.raises(UsageError, match="not a plain file"):
+        SystemView(evil)
+
+
+def test_lockdown_and_secure_boot(tmp_path: Path) -> None:
+    root = minimal_snapshot(tmp_path)
+    (root / "sys/kernel/security").mkdir(parents=True)
+    (root / "sys/kernel/security/lockdown").write_text("none [integrity] confidentiality\n")
+    efivars = root / "sys/firmware/efi/efivars"
+    efivars.mkdir(parents=True)
+    (efivars / "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c").write_bytes(b"\x06\0\0\0\x01")
+    view = SystemView(root)
+    assert view.lockdown == "integrity" and view.secure_boot is True
+
+
+def test_cpulist() -> None:
+    assert cpulist("0-3,6,8-9\n") == [0, 1, 2, 3, 6, 8, 9]
+    assert cpulist("0") == [0]
