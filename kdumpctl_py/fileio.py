@@ -1,0 +1,67 @@
+"""Writing files so that a crash, a full disk or a concurrent edit never loses the original.
+
+Every config and boot-loader file is replaced through `replace_atomically`:
+the new contents go to a temporary file in the same directory, are fsync'd,
+and are renamed over the original only when whole; the previous version is
+kept as `<name>.kdumpctl-py.bak`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from kdumpctl_py.errors import KdumpError
+
+BACKUP_SUFFIX = ".kdumpctl-py.bak"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: bytes | None = None,
+                       backup: bool = True) -> Path | None:
+    """Replace `path` with `data`; return the backup's path (None if no backup was made).
+
+    With `expect`, refuse to write if the file no longer holds those bytes:
+    someone else edited it since it was read.
+    """
+    target = Path(path)
+    try:
+        st = target.stat()
+        old = target.read_bytes()
+    except FileNotFoundError:
+        st, old = None, None
+    if expect is not None and old != expect:
+        raise KdumpError(f"{target} changed while kdumpctl-py was editing it; nothing written, "
+                         "run the command again")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        mode = stat.S_IMODE(st.st_mode) if st else 0o644
+        os.chmod(tmp, mode)
+        if st:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        saved = None
+        if backup and old is not None:
+            saved = target.with_name(target.name + BACKUP_SUFFIX)
+            replace_atomically(saved, old, backup=False)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return saved
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

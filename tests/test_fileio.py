@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.fileio import BACKUP_SUFFIX, replace_atomically
+
+
+def test_replace_keeps_mode_and_backup(tmp_path: Path) -> None:
+    f = tmp_path / "grub"
+    f.write_bytes(b"old\n")
+    os.chmod(f, 0o600)
+    backup = replace_atomically(f, b"new\n")
+    assert f.read_bytes() == b"new\n"
+    assert backup == tmp_path / f"grub{BACKUP_SUFFIX}" and backup.read_bytes() == b"old\n"
+    assert f.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grub", f"grub{BACKUP_SUFFIX}"]
+
+
+def test_concurrent_edit_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "cmdline"
+    f.write_bytes(b"theirs\n")
+    with pytest.raises(KdumpError, match="changed while"):
+        replace_atomically(f, b"ours\n", expect=b"what we read\n")
+    assert f.read_bytes() == b"theirs\n"
+
+
+def test_failed_write_leaves_original(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "cfg"
+    f.write_bytes(b"original\n")
+
+    def enospc(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", enospc)
+    with pytest.raises(OSError):
+        replace_atomically(f, b"new\n")
+    assert f.read_bytes() == b"original\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cfg"]
