@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
 PROG = "kdumpctl-py"
-COMMANDS = ("status", "snapshot")
+COMMANDS = ("status", "snapshot", "elfcorehdr")
 
 
 class Parser(argparse.ArgumentParser):

@@ -57,12 +57,6 @@ class Kcore:
                 return parse_vmcoreinfo(note.desc)
         return None
 
-    @property
-    def linear_offsets(self) -> set[int]:
-        """vaddr - paddr of every segment that has a physical address (the linear map)."""
-        mask = (1 << 64) - 1
-        return {(s.vaddr - s.paddr) & mask for s in self.loads if s.paddr != NO_PADDR}
-
 
 def parse_kcore(stream: BinaryIO, what: str = "/proc/kcore") -> Kcore:
     """Read the ELF header, program headers and notes of a kcore (or its skeleton)."""

@@ -28,7 +28,7 @@ class VmcoreInfo:
         if value is None:
             return None
         try:
-            return int(value, base)
+            return int(value.removeprefix("0x").removeprefix("0X"), base)
         except ValueError:
             raise UsageError(f"VMCOREINFO {key}={value!r} is not a number") from None
 
@@ -45,7 +45,9 @@ class VmcoreInfo:
         return self._int(f"LENGTH({name})", 10)
 
     def number(self, name: str) -> int | None:
-        return self._int(f"NUMBER({name})", 10)
+        """NUMBER() is "%d" for most keys but "0x%llx" for arm64's layout keys."""
+        value = self.entries.get(f"NUMBER({name})", "")
+        return self._int(f"NUMBER({name})", 16 if value.lower().startswith("0x") else 10)
 
     @property
     def osrelease(self) -> str | None:

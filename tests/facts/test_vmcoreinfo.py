@@ -13,6 +13,7 @@ SIZE(page)=64
 OFFSET(page.flags)=0
 NUMBER(VA_BITS)=48
 NUMBER(PG_offline)=-257
+NUMBER(kimage_voffset)=0xffff7fffbfe00000
 KERNELOFFSET=7b0000000
 \0\0\0"""
 
@@ -25,6 +26,7 @@ def test_typed_access() -> None:
     assert vi.size("page") == 64
     assert vi.offset("page.flags") == 0
     assert vi.number("PG_offline") == -257
+    assert vi.number("kimage_voffset") == 0xFFFF7FFFBFE00000
     assert vi.kernel_offset == 0x7B0000000
     assert vi.symbol("_text") is None
 

@@ -1,0 +1,209 @@
+"""The ELF core header the capture kernel reads to build /proc/vmcore.
+
+Laid out as the kernel's own crash_prepare_elf64_headers() (kernel/kexec_file.c
+in 6.1, kernel/crash_core.c from 6.6): a PT_NOTE per CPU's crash_notes buffer,
+one for VMCOREINFO, a PT_LOAD for the kernel image where the arch has one, and
+a PT_LOAD per RAM range outside the crash regions, with p_offset = p_paddr =
+the physical start and p_vaddr its linear-map address.
+
+The kernel layout comes from VMCOREINFO, /proc/iomem and /proc/kcore's program
+headers, never from /proc/kallsyms: arm64 6.1 has no `_text` there, which is
+how kexec-tools ends up with an unusable vmcore on Debian arm64.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.facts.iomem import Range, subtract
+from kdumpctl_py.facts.kcore import NO_PADDR
+from kdumpctl_py.facts.view import SystemView
+
+PT_LOAD = 1
+PT_NOTE = 4
+PF_RWX = 7
+EHDR_SIZE = 64
+PHDR_SIZE = 56
+HEADER_ALIGN = 4096  # ELF_CORE_HEADER_ALIGN
+MASK64 = (1 << 64) - 1
+EM_X86_64 = 62
+EM_AARCH64 = 183
+X86_KERNEL_TEXT = 0xFFFFFFFF80000000  # __START_KERNEL_map
+
+# sizeof(note_buf_t) when sysfs lacks crash_notes_size (before 4.x): two note
+# headers, "CORE" padded to 8, and elf_prstatus (336 bytes on x86_64, 392 on arm64).
+NOTE_BUF_SIZE = {EM_X86_64: 12 + 8 + 336 + 12, EM_AARCH64: 12 + 8 + 392 + 12}
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")
+
+
+@dataclass(frozen=True)
+class ProgramHeader:
+    type: int
+    offset: int
+    vaddr: int
+    paddr: int
+    filesz: int
+    memsz: int
+    flags: int = 0
+    align: int = 0
+
+
+@dataclass(frozen=True)
+class CoreHeader:
+    machine: int
+    phdrs: tuple[ProgramHeader, ...]
+
+    @property
+    def loads(self) -> list[ProgramHeader]:
+        return [p for p in self.phdrs if p.type == PT_LOAD]
+
+    @property
+    def notes(self) -> list[ProgramHeader]:
+        return [p for p in self.phdrs if p.type == PT_NOTE]
+
+    def encode(self) -> bytes:
+        """The header bytes, zero-padded to ELF_CORE_HEADER_ALIGN like the kernel's."""
+        ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LSB, EV_CURRENT, SYSV
+        out = bytearray(_EHDR.pack(ident, 4, self.machine, 1, 0, EHDR_SIZE, 0, 0, EHDR_SIZE,
+                                   PHDR_SIZE, len(self.phdrs), 0, 0, 0))
+        for p in self.phdrs:
+            out += _PHDR.pack(p.type, p.flags, p.offset, p.vaddr, p.paddr, p.filesz, p.memsz,
+                              p.align)
+        out += bytes(-len(out) % HEADER_ALIGN)
+        return bytes(out)
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """Where the running kernel image and the linear map are."""
+
+    text_vaddr: int | None  # _text
+    text_paddr: int | None  # __pa_symbol(_text)
+    text_size: int | None  # _end - _text
+    linear_offset: int  # __va(p) = p + linear_offset (mod 2^64)
+
+
+def _need(value: object, what: str) -> None:
+    if value is None:
+        raise KdumpError(f"cannot build the elfcorehdr: {what} is unknown (run as root; "
+                         "the kernel needs CONFIG_PROC_KCORE and CONFIG_CRASH_DUMP)")
+
+
+def kernel_layout(view: SystemView) -> KernelLayout:
+    machine = view.arch.elf_machine
+    kcore = view.kcore
+    vmcoreinfo = view.vmcoreinfo
+    physical = [s for s in kcore.loads if s.paddr != NO_PADDR] if kcore else []
+    # x86_64 maps the kernel image at -2 GiB (KCORE_TEXT); everything else with a
+    # physical address is the linear map (KCORE_RAM), one offset for all of it.
+    text = [s for s in physical if s.vaddr >= X86_KERNEL_TEXT]
+    offsets = {(s.vaddr - s.paddr) & MASK64 for s in physical if s.vaddr < X86_KERNEL_TEXT}
+    linear: int | None = offsets.pop() if len(offsets) == 1 else None
+    if machine == EM_X86_64:
+        # KCORE_TEXT: vaddr _text, paddr __pa_symbol(_text), size _end - _text.
+        _need(kcore, "/proc/kcore")
+        _need(linear, "the linear map (/proc/kcore RAM segments)")
+        assert linear is not None
+        if len(text) != 1:
+            raise KdumpError("cannot build the elfcorehdr: /proc/kcore has no kernel-text segment")
+        return KernelLayout(text[0].vaddr, text[0].paddr, text[0].memsz, linear)
+    if machine == EM_AARCH64:
+        _need(vmcoreinfo, "VMCOREINFO (/proc/kcore notes)")
+        assert vmcoreinfo is not None
+        voffset = vmcoreinfo.number("kimage_voffset")
+        _need(voffset, "VMCOREINFO kimage_voffset")
+        assert voffset is not None
+        if linear is None:
+            va_bits, phys_offset = vmcoreinfo.number("VA_BITS"), vmcoreinfo.number("PHYS_OFFSET")
+            _need(va_bits, "VMCOREINFO VA_BITS")
+            _need(phys_offset, "VMCOREINFO PHYS_OFFSET")
+            assert va_bits is not None and phys_offset is not None
+            # __va(p) = (p - PHYS_OFFSET) | PAGE_OFFSET, PAGE_OFFSET = -(1 << VA_BITS)
+            linear = ((MASK64 - (1 << va_bits) + 1) - phys_offset) & MASK64
+        code = view.iomem.named("Kernel code") if view.iomem else []
+        data = view.iomem.named("Kernel data") if view.iomem else []
+        if len(code) != 1 or len(data) != 1:
+            raise KdumpError("cannot build the elfcorehdr: /proc/iomem lacks 'Kernel code' or "
+                             "'Kernel data' (run as root)")
+        # iomem's Kernel code starts at __pa(_stext), 64 KiB above _text; the image is
+        # loaded 2 MiB aligned (arm64 booting.rst), so _text is _stext rounded down.
+        text_paddr = code[0].start & ~((2 << 20) - 1)
+        return KernelLayout((text_paddr + voffset) & MASK64, text_paddr,
+                            data[0].end + 1 - text_paddr, linear)
+    if linear is None:
+        raise KdumpError(f"cannot build the elfcorehdr for {view.arch.name}: unknown linear map")
+    return KernelLayout(None, None, None, linear)
+
+
+def ram_ranges(view: SystemView) -> list[Range]:
+    """System RAM the capture kernel must dump: all of it but the crash regions."""
+    iomem = view.iomem
+    if iomem is None or iomem.masked:
+        raise KdumpError("cannot build the elfcorehdr: /proc/iomem is unreadable or masked "
+                         "(run as root)")
+    holes = list(iomem.crash_regions)
+    if view.arch.elf_machine == EM_X86_64:
+        holes.append(Range(0, (1 << 20) - 1))  # the kernel always reserves the low 1 MiB
+    ram = iomem.system_ram
+    if view.arch.elf_machine != EM_X86_64:
+        ram = _merge_adjacent(ram)  # other arches walk memblock, which has no seams
+    return subtract(ram, holes)
+
+
+def _merge_adjacent(ranges: list[Range]) -> list[Range]:
+    out: list[Range] = []
+    for r in sorted(ranges, key=lambda r: r.start):
+        if out and out[-1].end + 1 == r.start:
+            out[-1] = Range(out[-1].start, r.end)
+        else:
+            out.append(r)
+    return out
+
+
+def plan_elfcorehdr(view: SystemView) -> CoreHeader:
+    machine = view.arch.elf_machine
+    notes = view.crash_notes
+    if not notes:
+        raise KdumpError("cannot build the elfcorehdr: no /sys/devices/system/cpu/cpu*/crash_notes"
+                         " (run as root on a kernel with CONFIG_CRASH_DUMP)")
+    vmcoreinfo = view.vmcoreinfo_note
+    _need(vmcoreinfo, "/sys/kernel/vmcoreinfo")
+    assert vmcoreinfo is not None
+    layout = kernel_layout(view)
+    phdrs = []
+    for n in notes:
+        size = n.size or NOTE_BUF_SIZE.get(machine, 1024)
+        phdrs.append(ProgramHeader(PT_NOTE, n.address, 0, n.address, size, size))
+    phdrs.append(ProgramHeader(PT_NOTE, vmcoreinfo[0], 0, vmcoreinfo[0], vmcoreinfo[1],
+                               vmcoreinfo[1]))
+    if layout.text_paddr is not None and layout.text_vaddr is not None and layout.text_size:
+        phdrs.append(ProgramHeader(PT_LOAD, layout.text_paddr, layout.text_vaddr,
+                                   layout.text_paddr, layout.text_size, layout.text_size,
+                                   PF_RWX))
+    for r in ram_ranges(view):
+        phdrs.append(ProgramHeader(PT_LOAD, r.start, (r.start + layout.linear_offset) & MASK64,
+                                   r.start, r.size, r.size, PF_RWX))
+    return CoreHeader(machine, tuple(phdrs))
+
+
+def decode(data: bytes, what: str = "elfcorehdr") -> CoreHeader:
+    """Read an ELF64 core header back (ours, the kernel's, or a vmcore's first bytes)."""
+    if len(data) < EHDR_SIZE or data[:4] != b"\x7fELF":
+        raise UsageError(f"{what} is not an ELF file")
+    if data[4] != 2 or data[5] != 1:
+        raise UsageError(f"{what} is not a little-endian ELF64 file")
+    _, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _ = _EHDR.unpack_from(data)
+    if e_type != 4:
+        raise UsageError(f"{what} is not an ELF core file (e_type {e_type})")
+    if phentsize != PHDR_SIZE or phoff + phnum * PHDR_SIZE > len(data):
+        raise UsageError(f"{what} is truncated: {phnum} program headers do not fit")
+    phdrs = []
+    for i in range(phnum):
+        t, flags, off, vaddr, paddr, filesz, memsz, align = _PHDR.unpack_from(
+            data, phoff + i * PHDR_SIZE)
+        phdrs.append(ProgramHeader(t, off, vaddr, paddr, filesz, memsz, flags, align))
+    return CoreHeader(machine, tuple(phdrs))

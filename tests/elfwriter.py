@@ -1,0 +1,29 @@
+"""Small ELF core files for tests: a /proc/kcore skeleton with chosen segments and notes."""
+
+from __future__ import annotations
+
+import struct
+
+PT_LOAD = 1
+PT_NOTE = 4
+
+
+def note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    def pad(b: bytes) -> bytes:
+        return b + b"\0" * (-len(b) % 4)
+
+    return struct.pack("<III", len(name) + 1, len(desc), ntype) + pad(name + b"\0") + pad(desc)
+
+
+def kcore_bytes(loads: list[tuple[int, int, int]], notes: bytes, machine: int = 62,
+                tail: int = 4096) -> bytes:
+    """A little-endian ELF64 core: one PT_NOTE, then PT_LOADs given as (vaddr, paddr, size)."""
+    phnum = 1 + len(loads)
+    note_off = 64 + phnum * 56
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56, phnum,
+                               64, 0, 0)
+    phdrs = struct.pack("<IIQQQQQQ", PT_NOTE, 0, note_off, 0, 0, len(notes), 0, 4)
+    for vaddr, paddr, size in loads:
+        phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, 7, vaddr, vaddr, paddr, size, size, 4096)
+    return ehdr + phdrs + notes + bytes(tail)
