@@ -1,0 +1,43 @@
+"""The capture kernel's command line: the running one, minus what breaks a kdump boot, plus
+what a small, single-CPU capture kernel needs (after Fedora's kdump sysconfig)."""
+
+from __future__ import annotations
+
+from kdumpctl_py.facts.cmdline import split_cmdline
+
+# Parameters whose every instance is dropped: they reserve or size memory the
+# capture kernel does not have, or silence the console we need to read.
+REMOVE = (
+    "crashkernel", "hugepages", "hugepagesz", "default_hugepagesz", "slub_debug", "quiet",
+    "log_buf_len", "swiotlb", "cma", "hugetlb_cma", "ignition.firstboot", "BOOT_IMAGE",
+    "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
+)
+COMMON = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory", "udev.children-max=2",
+          "panic=10", "novmcoredd", "cma=0", "hugetlb_cma=0", "kfence.sample_interval=0")
+APPEND = {
+    "x86_64": ("irqpoll", *COMMON, "mce=off", "numa=off", "acpi_no_memhotplug",
+               "transparent_hugepage=never", "nokaslr", "hest_disable", "pcie_ports=compat"),
+    "aarch64": ("irqpoll", *COMMON, "swiotlb=noforce"),
+}
+CAPTURE_UNIT = "systemd.unit=kdumpctl-py-capture.service"
+
+
+def _quote(word: str) -> str:
+    key, sep, value = word.partition("=")
+    return f'{key}{sep}"{value}"' if " " in value else word
+
+
+def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
+                    append: tuple[str, ...] = (), unit: bool = True) -> str:
+    """Words of `cmdline` kept in order, then the arch's additions, then `append`.
+
+    Words after a bare "--" are arguments for init and are dropped: the
+    capture boot decides what init runs.
+    """
+    drop = set(REMOVE) | set(remove)
+    words = split_cmdline(cmdline)
+    if "--" in words:
+        words = words[:words.index("--")]
+    kept = [w for w in words if w.partition("=")[0] not in drop]
+    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else []), *append]
+    return " ".join(_quote(w) for w in [*kept, *extra])
