@@ -45,6 +45,17 @@ def fdset_type(n: int) -> type[ctypes.Structure]:
     return KexecFdset
 
 
+def fdset(entries: list[tuple[int, int]]) -> ctypes.Structure:
+    """A filled struct kexec_fdset for (type, fd) pairs; keep it alive across the call."""
+    if len(entries) > KEXEC_FDSET_MAX:
+        raise ValueError(f"at most {KEXEC_FDSET_MAX} fds")
+    out = fdset_type(len(entries))()
+    out.nr_fd = len(entries)
+    for i, (kind, fd) in enumerate(entries):
+        out.fd[i] = KexecFileFd(kind, fd)
+    return out
+
+
 def probe_extended(arch: Arch) -> Availability:
     if arch.name != os.uname().machine:
         return "unknown"

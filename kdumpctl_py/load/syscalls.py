@@ -32,7 +32,8 @@ def raw_syscall(nr: int, *args: int | None) -> int:
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
-    cargs = [ctypes.c_long(a) if a is not None else ctypes.c_void_p(None) for a in args]
+    cargs = [ctypes.c_long(a if a < 1 << 63 else a - (1 << 64)) if a is not None
+             else ctypes.c_void_p(None) for a in args]
     ret = _libc.syscall(ctypes.c_long(nr), *cargs)
     return ctypes.get_errno() if ret == -1 else 0
 
@@ -59,3 +60,55 @@ def probe_kexec_file_load(arch: Arch) -> Availability:
         return "unknown"
     # kexec_file_load(kernel_fd, initrd_fd, cmdline_len, cmdline, flags)
     return _classify(raw_syscall(arch.kexec_file_load_nr, -1, -1, 0, None, _KEXEC_FILE_BOGUS_FLAG))
+
+
+# include/uapi/linux/kexec.h
+KEXEC_ON_CRASH = 0x1
+KEXEC_FILE_UNLOAD = 0x1
+KEXEC_FILE_ON_CRASH = 0x2
+KEXEC_FILE_NO_INITRAMFS = 0x4
+
+
+class KexecSegment(ctypes.Structure):
+    """struct kexec_segment: 32 bytes on 64-bit."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("bufsz", ctypes.c_size_t),
+        ("mem", ctypes.c_void_p),
+        ("memsz", ctypes.c_size_t),
+    ]
+
+
+class KexecCallError(OSError):
+    """A kexec system call failed; `call` names which, for the explanation."""
+
+    def __init__(self, err: int, call: str) -> None:
+        super().__init__(err, os.strerror(err))
+        self.call = call
+
+
+def kexec_load(arch: Arch, entry: int, segments: list[tuple[bytes, int, int]],
+               flags: int) -> None:
+    """kexec_load(2) with (data, mem, memsz) segments; an empty list unloads."""
+    buffers = [ctypes.create_string_buffer(data, len(data)) for data, _, _ in segments]
+    table = (KexecSegment * max(len(segments), 1))()
+    for i, ((data, mem, memsz), buf) in enumerate(zip(segments, buffers)):
+        table[i] = KexecSegment(ctypes.addressof(buf), len(data), mem, memsz)
+    err = raw_syscall(arch.kexec_load_nr, entry, len(segments), ctypes.addressof(table),
+                      flags | arch.kexec_arch)
+    if err:
+        raise KexecCallError(err, "kexec_load")
+
+
+def kexec_file_load(arch: Arch, kernel_fd: int, initrd_fd: int, cmdline: str, flags: int,
+                    extra: int | None = None) -> None:
+    """kexec_file_load(2); `extra` is the address of a sixth argument (the extended fd set)."""
+    raw = cmdline.encode() + b"\0"  # cmdline_len counts the NUL
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    args: list[int | None] = [kernel_fd, initrd_fd, len(raw), ctypes.addressof(buf), flags]
+    if extra is not None:
+        args.append(extra)
+    err = raw_syscall(arch.kexec_file_load_nr, *args)
+    if err:
+        raise KexecCallError(err, "kexec_file_load")

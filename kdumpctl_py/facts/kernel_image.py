@@ -1,0 +1,99 @@
+"""What a kernel image file is, and the bootable image inside it.
+
+arm64's kexec_file_load takes only a raw Image (arch/arm64/kernel/kexec_image.c),
+so Image.gz and EFI zboot files are unpacked first; the loader does that into
+a memfd. x86 takes a bzImage as it is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import struct
+import zlib
+from dataclasses import dataclass
+
+from kdumpctl_py.errors import UsageError
+
+ARM64_MAGIC = b"ARM\x64"
+ARM64_MAGIC_OFFSET = 0x38
+ARM64_HEADER = struct.Struct("<IIQQQQQQ4sI")  # struct arm64_image_header
+ZBOOT_MAGIC = b"zimg"  # at offset 4, after "MZ" (drivers/firmware/efi/libstub/zboot-header.S)
+X86_HDRS = b"HdrS"  # setup header signature at 0x202 (Documentation/arch/x86/boot.rst)
+ELF_MAGIC = b"\x7fELF"
+GZIP_MAGIC = b"\x1f\x8b"
+PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}
+# A decompressed kernel is tens of MiB; refuse to inflate without bound.
+MAX_IMAGE = 512 << 20
+
+
+@dataclass(frozen=True)
+class KernelImage:
+    format: str  # "arm64-image", "x86-bzimage", "elf"
+    machine: str  # uname name of the arch it boots on
+    text_offset: int = 0
+    image_size: int = 0  # arm64: effective size including bss
+    page_size: int | None = None
+    big_endian: bool = False
+    protocol: int | None = None  # x86 boot protocol version, e.g. 0x20f
+    efi_stub: bool = False
+
+
+def unwrap(data: bytes, name: str = "kernel image") -> tuple[bytes, str | None]:
+    """The bootable image inside `data` and how it was packed (None if it was not)."""
+    if data[:2] == GZIP_MAGIC:
+        return _inflate(lambda: gzip.decompress(data), name, "gzip")
+    if data[:2] == b"MZ" and data[4:8] == ZBOOT_MAGIC:
+        offset, size = struct.unpack_from("<II", data, 8)
+        comp = data[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
+        payload = data[offset:offset + size]
+        if len(payload) != size or not size:
+            raise UsageError(f"{name}: EFI zboot payload is truncated")
+        return _inflate(lambda: _decompress(payload, comp, name), name, f"zboot-{comp}")
+    return data, None
+
+
+def _inflate(fn: object, name: str, how: str) -> tuple[bytes, str]:
+    try:
+        out = fn()  # type: ignore[operator]
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise UsageError(f"{name}: {how} data is damaged: {e}") from None
+    if len(out) > MAX_IMAGE:
+        raise UsageError(f"{name}: unpacks to more than {MAX_IMAGE >> 20} MiB")
+    return bytes(out), how
+
+
+def _decompress(payload: bytes, comp: str, name: str) -> bytes:
+    if comp == "gzip":
+        return zlib.decompress(payload, 16 + zlib.MAX_WBITS)
+    if comp in ("xz", "lzma"):
+        return lzma.decompress(payload)
+    if comp == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise UsageError(f"{name}: zstd zboot needs the zstandard module") from None
+        return bytes(zstandard.ZstdDecompressor().decompress(payload, max_output_size=MAX_IMAGE))
+    raise UsageError(f"{name}: zboot compression {comp!r} is not supported")
+
+
+def probe(data: bytes, name: str = "kernel image") -> KernelImage:
+    """Identify an unpacked image from its header."""
+    if len(data) >= 64 and data[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC:
+        _, _, text_offset, image_size, flags, *_ = ARM64_HEADER.unpack_from(data)
+        if image_size == 0:
+            raise UsageError(f"{name}: arm64 Image older than 3.17 (image_size 0) cannot be "
+                             "loaded")
+        return KernelImage("arm64-image", "aarch64", text_offset, image_size,
+                           PAGE_SIZES.get((flags >> 1) & 3), bool(flags & 1),
+                           efi_stub=data[:2] == b"MZ")
+    if len(data) >= 0x208 and data[0x202:0x206] == X86_HDRS:
+        (protocol,) = struct.unpack_from("<H", data, 0x206)
+        return KernelImage("x86-bzimage", "x86_64", protocol=protocol,
+                           efi_stub=data[:2] == b"MZ")
+    if data[:4] == ELF_MAGIC and len(data) >= 20:
+        (machine,) = struct.unpack_from("<H", data, 18)
+        arch = {62: "x86_64", 183: "aarch64"}.get(machine, f"e_machine {machine}")
+        return KernelImage("elf", arch)
+    raise UsageError(f"{name} is not a kernel image this tool knows (arm64 Image, Image.gz, "
+                     "EFI zboot, x86 bzImage, ELF vmlinux)")

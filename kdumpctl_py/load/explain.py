@@ -1,0 +1,60 @@
+"""What a failed kexec call means for the user, and what to do next."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.load.syscalls import KexecCallError
+
+
+def explain(e: KexecCallError, view: SystemView, method: str) -> KdumpError:
+    """One line for a failed load: the cause and the next step."""
+    err, call = e.errno, e.call
+    if err == errno.EPERM:
+        if view.kexec_load_disabled:
+            why = "kexec is disabled until reboot (sysctl kernel.kexec_load_disabled=1)"
+        elif view.lockdown not in (None, "none") and call == "kexec_load":
+            why = (f"kernel lockdown ({view.lockdown}) forbids kexec_load; use --method file "
+                   "with a signed kernel")
+        elif view.lockdown not in (None, "none"):
+            why = (f"kernel lockdown ({view.lockdown}) requires a signed kernel image that the "
+                   "kernel's keyrings trust")
+        elif os.geteuid() != 0:
+            why = "loading a capture kernel needs root (CAP_SYS_BOOT)"
+        else:
+            why = ("the kernel refused: check sysctl kernel.kexec_load_limit_panic and "
+                   "kernel.kexec_load_disabled")
+    elif err == errno.ENODATA:
+        why = "the kernel image is not signed and this kernel requires signatures"
+    elif err == errno.EKEYREJECTED:
+        why = ("the kernel image's signature was rejected (or this kernel cannot verify this "
+               "image type); use a kernel signed for this machine")
+    elif err == errno.ENOKEY:
+        why = ("the kernel image is signed by a key that is in none of the kernel's keyrings "
+               "(.builtin_trusted_keys, .secondary_trusted_keys, .platform)")
+    elif err in (errno.EADDRNOTAVAIL, errno.ENOMEM):
+        reserved = view.kexec_crash_size
+        size = f" ({reserved >> 20} MiB)" if reserved else ""
+        why = (f"the crash region{size} is too small for this kernel and initrd; "
+               "see kdumpctl-py estimate, raise crashkernel= and reboot")
+    elif err == errno.EBUSY:
+        why = "another kexec load or unload is running; try again"
+    elif err == errno.ENOSYS:
+        why = f"this kernel was built without {call} (use --method auto)"
+    elif err == errno.ENOEXEC:
+        why = "the kernel does not recognise this image as bootable on this architecture"
+    elif err == errno.EINVAL:
+        why = (f"the kernel rejected the {call} arguments (unknown flag, bad image header, "
+               "overlapping or misaligned segments, or a command line too long)")
+    elif err == errno.EFBIG:
+        why = "a file is larger than kexec_file_load accepts (4 GiB)"
+    else:
+        why = e.strerror or f"errno {err}"
+    loaded = SystemView(view.root).kexec_crash_loaded  # read afresh: the call may have unloaded
+    state = {True: "a capture kernel is loaded", False: "no capture kernel is loaded",
+             None: "whether a capture kernel is loaded is unknown"}[loaded]
+    return KdumpError(f"{call} ({method}) failed: {why}; {state}")
+
