@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import gzip
+import lzma
+import struct
+
+import pytest
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.kernel_image import probe, unwrap
+
+
+def arm64_image(image_size: int = 0x2000000, flags: int = 0b0010, efi: bool = True) -> bytes:
+    code0 = 0x5A4D if efi else 0x14000000  # "MZ" for an EFI stub, else a branch
+    head = struct.pack("<IIQQQQQQ4sI", code0, 0, 0, image_size, flags, 0, 0, 0, b"ARM\x64", 0)
+    return head + bytes(4096)
+
+
+def zboot(payload: bytes, comp: bytes) -> bytes:
+    head = b"MZ\0\0zimg" + struct.pack("<II", 64, len(payload)) + bytes(8) + comp.ljust(16, b"\0")
+    return head.ljust(64, b"\0") + payload
+
+
+def test_arm64_header() -> None:
+    img = probe(arm64_image())
+    assert (img.format, img.machine, img.text_offset, img.image_size) == (
+        "arm64-image", "aarch64", 0, 0x2000000)
+    assert img.page_size == 4096 and not img.big_endian and img.efi_stub
+    assert probe(arm64_image(flags=0b0111)).page_size == 65536
+    assert probe(arm64_image(flags=0b0111)).big_endian
+
+
+@pytest.mark.parametrize("wrap,how", [
+    (gzip.compress, "gzip"),
+    (lambda d: zboot(gzip.compress(d), b"gzip"), "zboot-gzip"),
+    (lambda d: zboot(lzma.compress(d, format=lzma.FORMAT_XZ), b"xz"), "zboot-xz"),
+])
+def test_unwrap(wrap, how) -> None:  # type: ignore[no-untyped-def]
+    raw = arm64_image()
+    data, packed = unwrap(wrap(raw))
+    assert data == raw and packed == how
+    assert unwrap(raw) == (raw, None)
+
+
+def test_bzimage_and_elf() -> None:
+    bz = bytearray(0x400)
+    bz[0x202:0x206] = b"HdrS"
+    bz[0x206:0x208] = struct.pack("<H", 0x20F)
+    assert probe(bytes(bz)).protocol == 0x20F and probe(bytes(bz)).machine == "x86_64"
+    elf = b"\x7fELF" + bytes(14) + struct.pack("<H", 183) + bytes(40)
+    assert probe(elf).machine == "aarch64"
+
+
+@pytest.mark.parametrize("data", [b"", bytes(100), b"\x1f\x8bjunk", zboot(b"junk", b"gzip"),
+                                  zboot(b"x", b"bzip9"), arm64_image(image_size=0)])
+def test_bad_images_are_usage_errors(data: bytes) -> None:
+    with pytest.raises(UsageError):
+        probe(unwrap(data)[0])
