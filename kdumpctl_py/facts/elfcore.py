@@ -1,9 +1,10 @@
-"""The headers and notes of /proc/kcore, never its data.
+"""The headers and notes of an ELF core file, never its data.
 
-/proc/kcore is an ELF core of the running kernel. Its program headers give the
-linear map (for each RAM segment p_vaddr - p_paddr is the linear offset) and
-its notes carry VMCOREINFO. A snapshot keeps only the first `skeleton_length`
-bytes: the ELF header, the program headers and the notes.
+Two such files matter: /proc/kcore, the running kernel as an ELF core, whose
+program headers give the linear map and whose notes carry VMCOREINFO; and a
+vmcore, whose notes hold each CPU's registers and VMCOREINFO. A snapshot keeps
+only the first `skeleton_length` bytes of /proc/kcore: the ELF header, the
+program headers and the notes.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Note:
 
 
 @dataclass(frozen=True)
-class Kcore:
+class ElfCore:
     machine: int
     little_endian: bool
     segments: tuple[Segment, ...]
@@ -58,8 +59,8 @@ class Kcore:
         return None
 
 
-def parse_kcore(stream: BinaryIO, what: str = "/proc/kcore") -> Kcore:
-    """Read the ELF header, program headers and notes of a kcore (or its skeleton)."""
+def parse_elf_core(stream: BinaryIO, what: str) -> ElfCore:
+    """Read the ELF header, program headers and notes of a core file (or its skeleton)."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
@@ -97,7 +98,7 @@ def parse_kcore(stream: BinaryIO, what: str = "/proc/kcore") -> Kcore:
         raise UsageError(f"{what} is not a readable ELF core: {e}") from None
     except Exception as e:  # construct's StreamError and friends
         raise UsageError(f"{what} is truncated or damaged: {e}") from None
-    return Kcore(
+    return ElfCore(
         machine=_number(elf["e_machine"], "ENUM_E_MACHINE"),
         little_endian=elf.little_endian,
         segments=tuple(segments),

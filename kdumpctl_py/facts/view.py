@@ -25,9 +25,9 @@ from typing import Any
 
 from kdumpctl_py.arch import Arch, get_arch
 from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.elfcore import ElfCore, parse_elf_core
 from kdumpctl_py.facts.iomem import Iomem, parse_iomem
 from kdumpctl_py.facts.kconfig import parse_kconfig
-from kdumpctl_py.facts.kcore import Kcore, parse_kcore
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 META = "kdumpctl-snapshot.json"
@@ -280,11 +280,11 @@ class SystemView:
         return notes
 
     @cached_property
-    def kcore(self) -> Kcore | None:
+    def kcore(self) -> ElfCore | None:
         path = self.path("/proc/kcore")
         try:
             with open(path, "rb") as f:
-                return parse_kcore(f, str(path))
+                return parse_elf_core(f, str(path))
         except OSError as e:
             self.unknown["/proc/kcore"] = e.strerror or str(e)
         except UsageError as e:

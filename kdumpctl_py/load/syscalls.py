@@ -93,7 +93,7 @@ def kexec_load(arch: Arch, entry: int, segments: list[tuple[bytes, int, int]],
     """kexec_load(2) with (data, mem, memsz) segments; an empty list unloads."""
     buffers = [ctypes.create_string_buffer(data, len(data)) for data, _, _ in segments]
     table = (KexecSegment * max(len(segments), 1))()
-    for i, ((data, mem, memsz), buf) in enumerate(zip(segments, buffers)):
+    for i, ((data, mem, memsz), buf) in enumerate(zip(segments, buffers, strict=True)):
         table[i] = KexecSegment(ctypes.addressof(buf), len(data), mem, memsz)
     err = raw_syscall(arch.kexec_load_nr, entry, len(segments), ctypes.addressof(table),
                       flags | arch.kexec_arch)

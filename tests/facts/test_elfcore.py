@@ -5,7 +5,7 @@ import io
 import pytest
 
 from kdumpctl_py.errors import UsageError
-from kdumpctl_py.facts.kcore import NO_PADDR, PT_LOAD, PT_NOTE, parse_kcore
+from kdumpctl_py.facts.elfcore import NO_PADDR, PT_LOAD, PT_NOTE, parse_elf_core
 from tests.elfwriter import kcore_bytes, note
 
 
@@ -13,17 +13,17 @@ def test_layout_and_vmcoreinfo() -> None:
     notes = note(b"CORE", 1, bytes(336)) + note(b"VMCOREINFO", 0, b"PAGESIZE=4096\nOSRELEASE=6.1\n")
     loads = [(0xFFFF888000100000, 0x100000, 0x1000), (0xFFFFFFFF81000000, NO_PADDR, 4096)]
     data = kcore_bytes(loads, notes)
-    k = parse_kcore(io.BytesIO(data))
+    k = parse_elf_core(io.BytesIO(data), "test core")
     assert k.machine == 62 and k.little_endian
     assert [s.type for s in k.segments] == [PT_NOTE, PT_LOAD, PT_LOAD]
     assert k.vmcoreinfo is not None and k.vmcoreinfo.osrelease == "6.1"
     assert [n.name for n in k.notes] == ["CORE", "VMCOREINFO"]
     assert k.skeleton_length == 64 + 3 * 56 + len(notes)
     # The skeleton alone parses to the same facts.
-    assert parse_kcore(io.BytesIO(data[: k.skeleton_length])) == k
+    assert parse_elf_core(io.BytesIO(data[: k.skeleton_length]), "skeleton") == k
 
 
 @pytest.mark.parametrize("data", [b"", b"\x7fELF", b"MZ" + bytes(200), bytes(64)])
 def test_garbage_is_usage_error(data: bytes) -> None:
     with pytest.raises(UsageError):
-        parse_kcore(io.BytesIO(data))
+        parse_elf_core(io.BytesIO(data), "test core")
