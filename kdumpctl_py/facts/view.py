@@ -131,7 +131,13 @@ class SystemView:
     def data(self, rel: str, limit: int = MAX_READ) -> bytes | None:
         try:
             with open(self.path(rel), "rb") as f:
-                return f.read(limit)
+                # read(limit) would allocate `limit` bytes up front; /proc files are small.
+                chunks = []
+                total = 0
+                while total < limit and (chunk := f.read(min(1 << 20, limit - total))):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                return b"".join(chunks)
         except OSError as e:
             self.unknown[rel] = e.strerror or str(e)
             return None
