@@ -27,3 +27,21 @@ def kcore_bytes(loads: list[tuple[int, int, int]], notes: bytes, machine: int = 
     for vaddr, paddr, size in loads:
         phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, 7, vaddr, vaddr, paddr, size, size, 4096)
     return ehdr + phdrs + notes + bytes(tail)
+
+
+def vmcore_bytes(segments: list[tuple[int, int, bytes, int]], notes: bytes,
+                 machine: int = 62) -> bytes:
+    """An ELF64 vmcore: PT_NOTE, then PT_LOADs (vaddr, paddr, data, memsz) laid out after it."""
+    phnum = 1 + len(segments)
+    note_off = 64 + phnum * 56
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56, phnum,
+                               64, 0, 0)
+    phdrs = struct.pack("<IIQQQQQQ", PT_NOTE, 0, note_off, 0, 0, len(notes), 0, 0)
+    body = notes
+    offset = note_off + len(notes)
+    for vaddr, paddr, data, memsz in segments:
+        phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, 7, offset, vaddr, paddr, len(data), memsz, 0)
+        body += data
+        offset += len(data)
+    return ehdr + phdrs + body

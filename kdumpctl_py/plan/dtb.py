@@ -100,7 +100,7 @@ def _open(data: bytes, what: str) -> Any:
     here before libfdt reads past the end of a truncated file.
     """
     if len(data) < HEADER_SIZE:
-        raise UsageError(f"{what}: {len(data)} bytes is too short for a device tree header")
+        raise UsageError(f"{what}: only {len(data)} bytes, too short for a device tree header")
     magic, totalsize, _, _, _, version, last_comp = struct.unpack_from(">7I", data)
     if magic != FDT_MAGIC:
         raise UsageError(f"{what}: not a device tree blob (magic {magic:#010x}, "

@@ -1,0 +1,1 @@
+"""The capture side: read the dead kernel's memory and save it."""

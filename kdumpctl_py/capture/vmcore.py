@@ -1,0 +1,121 @@
+"""An ELF vmcore (/proc/vmcore or a saved file), read through mmap by address.
+
+Physical reads go through the PT_LOAD segments (p_paddr -> file offset);
+virtual reads through the segments' p_vaddr, which cover the linear map and
+the kernel image, which is where every structure kdumpctl-py reads without
+debug info lives (the printk ring buffer, mem_section roots). Addresses no
+segment covers raise `MissingMemory`, never return made-up bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+from dataclasses import dataclass
+
+from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.facts.elfcore import ElfCore, Segment, parse_elf_core
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+
+MASK64 = (1 << 64) - 1
+
+
+class MissingMemory(KdumpError):
+    """The dump does not hold the address asked for (filtered out, or never dumped)."""
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int  # exclusive
+    offset: int  # file offset of start, or -1 past p_filesz (reads as zeros)
+
+
+def _spans(segments: list[Segment], key: str) -> tuple[list[int], list[_Span]]:
+    spans = []
+    for s in segments:
+        base = getattr(s, key)
+        if base == MASK64:
+            continue
+        spans.append(_Span(base, base + s.filesz, s.offset))
+        if s.memsz > s.filesz:
+            spans.append(_Span(base + s.filesz, base + s.memsz, -1))
+    # The kernel-text segment repeats part of a RAM segment physically; keep the outer one
+    # so that every address has exactly one span.
+    spans.sort(key=lambda sp: (sp.start, -sp.end))
+    kept: list[_Span] = []
+    for sp in spans:
+        if kept and sp.end <= kept[-1].end:
+            continue
+        kept.append(sp)
+    return [sp.start for sp in kept], kept
+
+
+class Vmcore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._file = open(path, "rb")
+        except OSError as e:
+            raise UsageError(f"cannot open {path}: {e.strerror}") from None
+        self.core: ElfCore = parse_elf_core(self._file, path)
+        self.size = os.fstat(self._file.fileno()).st_size
+        loads = self.core.loads
+        for s in loads:
+            if s.offset + s.filesz > self.size:
+                raise UsageError(f"{path} is truncated: a segment ends at {s.offset + s.filesz} "
+                                 f"but the file has {self.size} bytes")
+        self._mm = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ) if self.size else None
+        self._phys_keys, self._phys = _spans(loads, "paddr")
+        self._virt_keys, self._virt = _spans(loads, "vaddr")
+        info = self.core.vmcoreinfo
+        if info is None:
+            raise UsageError(f"{path} has no VMCOREINFO note; it is not a Linux vmcore")
+        self.vmcoreinfo: VmcoreInfo = info
+        self.page_size = info.page_size or 4096
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+        self._file.close()
+
+    def __enter__(self) -> Vmcore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self, keys: list[int], spans: list[_Span], addr: int, size: int, kind: str) -> bytes:
+        out = bytearray()
+        while size > 0:
+            i = bisect.bisect_right(keys, addr) - 1
+            if i < 0 or addr >= spans[i].end:
+                raise MissingMemory(f"{kind} address {addr:#x} is not in {self.path}")
+            sp = spans[i]
+            n = min(size, sp.end - addr)
+            if sp.offset < 0:
+                out += bytes(n)
+            else:
+                assert self._mm is not None
+                off = sp.offset + addr - sp.start
+                out += self._mm[off:off + n]
+            addr += n
+            size -= n
+        return bytes(out)
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        return self._read(self._phys_keys, self._phys, paddr, size, "physical")
+
+    def read_virt(self, vaddr: int, size: int) -> bytes:
+        return self._read(self._virt_keys, self._virt, vaddr, size, "virtual")
+
+    def read_u64(self, vaddr: int) -> int:
+        return int.from_bytes(self.read_virt(vaddr, 8), "little")
+
+    def read_u32(self, vaddr: int) -> int:
+        return int.from_bytes(self.read_virt(vaddr, 4), "little")
+
+    def phys_ranges(self) -> list[tuple[int, int, int]]:
+        """(paddr, size, file offset) of each PT_LOAD with file data, by address."""
+        return [(sp.start, sp.end - sp.start, sp.offset) for sp in self._phys if sp.offset >= 0]

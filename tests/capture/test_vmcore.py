@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.errors import UsageError
+from tests.elfwriter import note, vmcore_bytes
+
+INFO = note(b"VMCOREINFO", 0, b"OSRELEASE=6.1\nPAGESIZE=4096\n")
+LINEAR = 0xFFFF888000000000
+TEXT = 0xFFFFFFFF81000000
+
+
+def make(tmp_path: Path) -> Path:
+    ram = bytes(range(256)) * 64  # 16 KiB at 1 MiB
+    segs = [
+        (TEXT, 0x101000, ram[0x1000:0x2000], 0x1000),  # kernel text repeats part of RAM
+        (LINEAR + 0x100000, 0x100000, ram, 0x8000),  # 16 KiB on file, 32 KiB in memory
+    ]
+    path = tmp_path / "vmcore"
+    path.write_bytes(vmcore_bytes(segs, INFO))
+    return path
+
+
+def test_reads_by_physical_and_virtual_address(tmp_path: Path) -> None:
+    with Vmcore(str(make(tmp_path))) as v:
+        assert v.vmcoreinfo.osrelease == "6.1" and v.page_size == 4096
+        assert v.read_phys(0x100000, 4) == bytes([0, 1, 2, 3])
+        assert v.read_phys(0x101000 + 5, 2) == bytes([5, 6])  # inside the text span
+        assert v.read_phys(0x102FFE, 4) == bytes([254, 255, 0, 1])  # past the text span
+        assert v.read_virt(TEXT + 1, 1) == bytes([1])
+        assert v.read_virt(LINEAR + 0x103FFF, 3) == b"\xff\0\0"  # into the memsz-only tail
+        assert v.read_u32(LINEAR + 0x100000) == 0x03020100
+        with pytest.raises(MissingMemory):
+            v.read_phys(0x108000, 1)
+        assert v.phys_ranges()[0][:2] == (0x100000, 0x4000)
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = make(tmp_path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(UsageError, match="truncated"):
+        Vmcore(str(path))
+
+
+def test_no_vmcoreinfo_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "core"
+    path.write_bytes(vmcore_bytes([(0, 0, b"x" * 16, 16)], note(b"CORE", 1, bytes(8))))
+    with pytest.raises(UsageError, match="VMCOREINFO"):
+        Vmcore(str(path))
