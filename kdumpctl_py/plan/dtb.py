@@ -6,7 +6,7 @@ reservation map as drivers/of/kexec.c `of_kexec_alloc_and_setup_fdt()` does
 for a crash image, so the capture kernel sees what kexec_file_load would give
 it; cell widths follow what that kernel will read (drivers/of/fdt.c).
 
-`place_dtb` and `check_dtb_placement` hold arm64's rule for where the blob
+`place_dtb` and `dtb_placement_problem` hold arm64's rule for where the blob
 may sit in memory (Documentation/arch/arm64/booting.rst).
 """
 
@@ -343,12 +343,6 @@ def dtb_placement_problem(address: int, size: int) -> str | None:
         return (f"the DTB at {address:#x}-{address + size - 1:#x} crosses a "
                 f"{format_bytes(FDT_BLOCK)} boundary")
     return None
-
-
-def check_dtb_placement(address: int, size: int) -> None:
-    problem = dtb_placement_problem(address, size)
-    if problem:
-        raise UsageError(problem)
 
 
 def place_dtb(size: int, window: Extent, *, align: int = MIN_FDT_ALIGN,
