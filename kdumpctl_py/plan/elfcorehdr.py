@@ -17,8 +17,8 @@ import struct
 from dataclasses import dataclass
 
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.facts.elfcore import NO_PADDR
 from kdumpctl_py.facts.iomem import Range, subtract
-from kdumpctl_py.facts.kcore import NO_PADDR
 from kdumpctl_py.facts.view import SystemView
 
 PT_LOAD = 1
