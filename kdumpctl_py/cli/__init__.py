@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
 PROG = "kdumpctl-py"
-COMMANDS = ("status", "snapshot", "elfcorehdr", "dtb")
+COMMANDS = ("status", "snapshot", "elfcorehdr", "dtb", "load")
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,97 @@
+"""`kdumpctl-py load|unload|start|stop|restart|reload`: put a capture kernel in place."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+METHODS = ("auto", "extended", "file", "classic")
+
+
+def register(sub: Any) -> None:
+    for name, helptext in (
+        ("load", "load the capture kernel (replacing a loaded one)"),
+        ("start", "load the capture kernel unless one is loaded"),
+        ("restart", "unload, then load the capture kernel"),
+        ("reload", "unload, then load the capture kernel"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--kernel", metavar="PATH", help="kernel image (default: the running "
+                       "kernel's in /boot)")
+        p.add_argument("--initrd", metavar="PATH", help="initrd (default: the running kernel's)")
+        p.add_argument("--no-initrd", action="store_true", help="boot without an initrd")
+        p.add_argument("--dtb", metavar="PATH",
+                       help="base device tree (default: /sys/firmware/fdt)")
+        p.add_argument("--cmdline", metavar="STR",
+                       help="capture kernel command line (default: derived from /proc/cmdline)")
+        p.add_argument("--method", choices=METHODS, default="auto",
+                       help="system call to use (default: auto)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="plan everything, print it, and make no system call")
+        p.set_defaults(func=run_load, verb=name)
+    for name in ("unload", "stop"):
+        p = sub.add_parser(name, help="unload the capture kernel")
+        p.set_defaults(func=run_unload)
+
+
+def run_load(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.plan.load import LoadRequest, plan_load
+
+    view = open_view(args)
+    if args.sysroot and not args.dry_run:
+        raise UsageError("--sysroot plans for another machine; add --dry-run")
+    if args.verb == "start" and view.kexec_crash_loaded and not args.dry_run:
+        print("a capture kernel is already loaded (kdumpctl-py restart replaces it)")
+        return 0
+    req = LoadRequest(args.kernel, args.initrd, args.dtb, args.cmdline, args.method,
+                      args.no_initrd)
+    plan = plan_load(view, req)
+    if args.dry_run:
+        print(describe(plan))
+        return 0
+    from kdumpctl_py.load.loader import load, unload
+
+    if args.verb in ("restart", "reload"):
+        unload(view)
+    load(view, plan)
+    print(f"capture kernel loaded with {plan.method}: {plan.kernel_path}")
+    return 0
+
+
+def run_unload(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.load.loader import unload
+
+    if args.sysroot:
+        from kdumpctl_py.errors import UsageError
+
+        raise UsageError("unload acts on this machine; drop --sysroot")
+    print("capture kernel unloaded" if unload(open_view(args)) else "no capture kernel was loaded")
+    return 0
+
+
+def describe(plan: Any) -> str:
+    from kdumpctl_py.units import format_bytes
+
+    packed = f", unpacked from {plan.packed}" if plan.packed else ""
+    lines = [
+        f"method   {plan.method}: {plan.why}",
+        f"kernel   {plan.kernel_path} ({plan.image.format}{packed}, "
+        f"{format_bytes(len(plan.kernel))})",
+        f"initrd   {plan.initrd_path or 'none'}"
+        + (f" ({format_bytes(len(plan.initrd))})" if plan.initrd else ""),
+        f"cmdline  {plan.cmdline}",
+    ]
+    if plan.dtb is not None and plan.classic is None:
+        lines.append(f"dtb      {format_bytes(len(plan.dtb))}")
+    if plan.classic is not None:
+        c = plan.classic
+        lines.append(f"region   {c.region.start:#x}-{c.region.end:#x} "
+                     f"({format_bytes(c.region.size)})")
+        for s in c.segments:
+            lines.append(f"  {s.name:<11} {s.mem:#014x}-{s.end - 1:#014x}  "
+                         f"{format_bytes(len(s.data)):>10} in {format_bytes(s.memsz)}")
+        lines.append(f"entry    {c.entry:#x} (purgatory: x0 = DTB, then the kernel)")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Carry out a LoadPlan, or unload: the only code that loads or unloads a capture kernel."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from contextlib import ExitStack
+
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.load import extended
+from kdumpctl_py.load.explain import explain
+from kdumpctl_py.load.syscalls import (
+    KEXEC_FILE_NO_INITRAMFS,
+    KEXEC_FILE_ON_CRASH,
+    KEXEC_FILE_UNLOAD,
+    KEXEC_ON_CRASH,
+    KexecCallError,
+    kexec_file_load,
+    kexec_load,
+)
+from kdumpctl_py.plan.load import LoadPlan
+
+
+def _memfd(name: str, data: bytes, stack: ExitStack) -> int:
+    """An anonymous file holding `data`: kexec_file_load wants an fd, never a temporary file."""
+    fd = os.memfd_create(f"kdumpctl-py-{name}", os.MFD_CLOEXEC)
+    stack.callback(os.close, fd)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return fd
+
+
+def _open(view: SystemView, path: str, stack: ExitStack) -> int:
+    fd = os.open(view.path(path), os.O_RDONLY | os.O_CLOEXEC)
+    stack.callback(os.close, fd)
+    return fd
+
+
+def load(view: SystemView, plan: LoadPlan) -> None:
+    arch = view.arch
+    try:
+        with ExitStack() as stack:
+            if plan.classic is not None:
+                segments = [(s.data, s.mem, s.memsz) for s in plan.classic.segments]
+                kexec_load(arch, plan.classic.entry, segments, KEXEC_ON_CRASH)
+                return
+            kernel_fd = (_memfd("kernel", plan.kernel, stack) if plan.packed
+                         else _open(view, plan.kernel_path, stack))
+            initrd_fd = _open(view, plan.initrd_path, stack) if plan.initrd_path else -1
+            if plan.method == "extended":
+                entries = [(extended.KEXEC_FILE_TYPE_KERNEL, kernel_fd)]
+                if initrd_fd >= 0:
+                    entries.append((extended.KEXEC_FILE_TYPE_INITRD, initrd_fd))
+                if plan.dtb is not None:
+                    entries.append((extended.KEXEC_FILE_TYPE_DTB, _memfd("dtb", plan.dtb, stack)))
+                fdset = extended.fdset(entries)
+                flags = KEXEC_FILE_ON_CRASH | extended.KEXEC_FILE_FDSET
+                if initrd_fd < 0:
+                    flags |= KEXEC_FILE_NO_INITRAMFS
+                kexec_file_load(arch, -1, -1, plan.cmdline, flags, ctypes.addressof(fdset))
+                return
+            flags = KEXEC_FILE_ON_CRASH | (KEXEC_FILE_NO_INITRAMFS if initrd_fd < 0 else 0)
+            kexec_file_load(arch, kernel_fd, initrd_fd, plan.cmdline, flags)
+    except KexecCallError as e:
+        raise explain(e, view, plan.method) from None
+
+
+def unload(view: SystemView) -> bool:
+    """Unload the capture kernel; False if none was loaded."""
+    if view.kexec_crash_loaded is False:
+        return False
+    probes = view.probes
+    try:
+        if probes.get("kexec_file_load") == "available":
+            kexec_file_load(view.arch, -1, -1, "", KEXEC_FILE_UNLOAD | KEXEC_FILE_ON_CRASH)
+        elif probes.get("kexec_load") == "available":
+            kexec_load(view.arch, 0, [], KEXEC_ON_CRASH)
+        else:
+            raise KdumpError("cannot unload: this kernel offers no kexec call to this user")
+    except KexecCallError as e:
+        raise explain(e, view, "unload") from None
+    return True
