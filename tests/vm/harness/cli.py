@@ -1,0 +1,109 @@
+"""Command line of tests/vm/crash-cycle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from .config import ARCHES, DEFAULT_CRASHKERNEL, DEFAULT_MEM_MIB, DEFAULT_SMP, DEFAULT_SUITE, SUITES
+from .cycle import EXIT_HARNESS, Options, run_cycle
+from .errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[3]
+
+DESCRIPTION = """\
+Run one kdump crash cycle of kdumpctl-py in a QEMU guest (software emulation).
+
+The guest is built from Debian's packages for the architecture and suite: the
+cloud kernel (linux-image-cloud-ARCH, today's ABI), busybox, Debian's Python
+with python3-libfdt, numpy, pyelftools and zstandard, kexec-tools, and a wheel
+of this repository. The first kernel records `kdumpctl-py status` and
+`snapshot`, loads a capture kernel and panics through sysrq; the capture kernel
+saves /proc/vmcore to an ext4 disk image, which is read back on the host and
+analysed with drgn against the kernel's -dbg vmlinux.
+"""
+
+EPILOG = """\
+output in DIR: console.log (and console-first.log / console-capture.log),
+status.json, snapshot.tar.gz, dumps/NAME/vmcore, results/ (per-stage exit
+status and stderr from the guest), timings.json, report.json, result.json.
+
+exit status: 0 the dump was saved, read back and analysed; 1 a host-side step
+failed; 2 usage; 3 a guest stage failed or timed out (result.json names it);
+4 the dump was saved but could not be analysed.
+
+environment: KDUMPCTL_VM_CACHE (cache directory, default
+~/.cache/kdumpctl-py/vm), KDUMPCTL_VM_PYTHON (host interpreter with drgn,
+default the repository's .venv), KDUMPCTL_VM_TIMEOUT_SCALE (multiplies every
+stage timeout).
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="crash-cycle", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--arch", required=True, choices=sorted(ARCHES),
+                    help="guest architecture")
+    ap.add_argument("--out", required=True, type=Path, metavar="DIR",
+                    help="directory for the run's results (created; earlier results in it "
+                         "are replaced)")
+    ap.add_argument("--suite", default=DEFAULT_SUITE, choices=sorted(SUITES),
+                    help=f"Debian suite the guest is built from (default {DEFAULT_SUITE})")
+    ap.add_argument("--smp", type=int, default=DEFAULT_SMP, metavar="N",
+                    help=f"guest CPUs (default {DEFAULT_SMP})")
+    ap.add_argument("--mem", type=int, default=DEFAULT_MEM_MIB, metavar="MiB",
+                    help=f"guest memory in MiB (default {DEFAULT_MEM_MIB})")
+    ap.add_argument("--crashkernel", default=DEFAULT_CRASHKERNEL, metavar="SPEC",
+                    help=f"crashkernel= for the first kernel (default {DEFAULT_CRASHKERNEL})")
+    ap.add_argument("--loader", choices=("kdumpctl-py", "kexec-tools"),
+                    help="what loads the capture kernel (default: kdumpctl-py if the wheel "
+                         "has a `start` subcommand, else kexec-tools)")
+    ap.add_argument("--dump-level", type=int, metavar="N",
+                    help="passed to `kdumpctl-py save`; the plain copy used until that "
+                         "exists ignores it")
+    ap.add_argument("--append", action="append", default=[], metavar="ARG",
+                    help="extra first-kernel command-line argument (repeatable), "
+                         "e.g. --append nokaslr")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep DIR/work (initrd, disk image, wheel) after the run")
+    ap.add_argument("--refresh", action="store_true",
+                    help="refresh the private apt lists even if they are recent")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="log every host command")
+    args = ap.parse_args(argv)
+    if args.smp < 1 or args.mem < 256:
+        ap.error("--smp must be at least 1 and --mem at least 256")
+    if not re.fullmatch(r"[0-9A-Za-z@:,\-]+", args.crashkernel):
+        ap.error(f"--crashkernel {args.crashkernel!r} is not a crashkernel= value")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="crash-cycle: %(levelname)s: %(message)s",
+    )
+    try:
+        scale = float(os.environ.get("KDUMPCTL_VM_TIMEOUT_SCALE", "1"))
+    except ValueError:
+        scale = 1.0
+    opts = Options(
+        arch=ARCHES[args.arch], suite=SUITES[args.suite], out=args.out.resolve(),
+        repo=REPO, smp=args.smp, mem_mib=args.mem, crashkernel=args.crashkernel,
+        loader=args.loader, dump_level=args.dump_level, keep=args.keep,
+        append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
+    )
+    try:
+        return run_cycle(opts)
+    except HarnessError as e:  # raised before result.json could be written
+        print(f"crash-cycle: error: {e}", file=sys.stderr)
+        return EXIT_HARNESS
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,393 @@
+"""One crash cycle from packages to report.json; the steps in the order they run."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import aptsources, debuginfo, disk, guestinit, initramfs, wheel
+from .analysis import analyse, find_vmcore
+from .cache import cache_root
+from .config import EXCLUDED_PACKAGES, Arch, Suite
+from .console import split_console
+from .debian import AptState, Kernel, extract
+from .errors import HarnessError, StageError
+from .guestroot import Entry
+from .qemu import Vm, VmSpec
+from .report import Timings, guest_results, write_json
+from .stages import EXIT_TIMEOUT_S, STAGES, by_name, choose
+
+log = logging.getLogger("crash-cycle")
+
+EXIT_OK, EXIT_HARNESS, EXIT_STAGE, EXIT_ANALYSIS = 0, 1, 3, 4
+# Files and directories a run writes into --out (cleared first, so runs never mix).
+OUTPUTS = (
+    "console.log", "console-first.log", "console-capture.log", "qemu-stderr.log",
+    "qemu-argv.txt", "status.json", "snapshot.tar.gz", "dumps", "results", "e2fsck.log",
+    "timings.json", "result.json", "report.json", "analysis.log", "init.sh", "work",
+)
+READ_BACK = ["status.json", "snapshot.tar.gz", "dumps", "results"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the command line decides."""
+
+    arch: Arch
+    suite: Suite
+    out: Path
+    repo: Path
+    smp: int
+    mem_mib: int
+    crashkernel: str
+    loader: str | None  # None: kdumpctl-py if its `start` exists, else kexec-tools
+    dump_level: int | None
+    keep: bool
+    append: tuple[str, ...] = ()
+    refresh: bool = False
+    timeout_scale: float = 1.0
+
+
+@dataclass
+class Run:
+    """State gathered along the way, written to result.json at the end."""
+
+    opts: Options
+    timings: Timings = field(default_factory=Timings)
+    result: dict[str, Any] = field(default_factory=dict)
+    stage_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def run_cycle(opts: Options) -> int:
+    """The whole cycle; returns the process exit status. Never leaves QEMU running."""
+    st = Run(opts)
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    work = out / "work"
+    work.mkdir()
+    st.result.update(
+        ok=False, arch=opts.arch.name, suite=opts.suite.name, smp=opts.smp,
+        mem_mib=opts.mem_mib, crashkernel=opts.crashkernel, dump_level=opts.dump_level,
+        extra_append=list(opts.append), failed_stage=None, failure=None,
+    )
+    dbg: dict[str, Any] = {}
+    status = EXIT_HARNESS
+    try:
+        status = _cycle(st, work, dbg)
+    except StageError as e:
+        st.result.update(failed_stage=e.stage, failure={"kind": e.kind, "detail": e.detail})
+        log.error("%s", e)
+        status = EXIT_STAGE
+    except HarnessError as e:
+        st.result["failure"] = {"kind": "harness", "detail": str(e)}
+        log.error("%s", e)
+        status = EXIT_ANALYSIS if st.result.get("failed_stage") == "analysis" else EXIT_HARNESS
+    finally:
+        thread = dbg.get("thread")
+        if isinstance(thread, threading.Thread):
+            thread.join()
+        st.result["stages"] = st.stage_status
+        st.result["exit_status"] = status
+        st.result["ok"] = status == EXIT_OK
+        write_json(out / "timings.json", st.timings.as_dict())
+        write_json(out / "result.json", st.result)
+        if not opts.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
+    opts, t, res = st.opts, st.timings, st.result
+    cache = cache_root()
+    res["cache"] = str(cache)
+
+    with t.step("apt-update"):
+        mirrors = aptsources.find_mirrors(aptsources.machine_entries())
+        apt = AptState(cache, opts.suite.name, opts.arch, mirrors)
+        apt.update(force=opts.refresh)
+    with t.step("resolve"):
+        kernel = apt.kernel()
+        roots = list(opts.suite.package_roots())
+        missing_optional = []
+        for name in opts.suite.optional_roots:
+            if apt.candidate(name) is None:
+                log.warning("%s has no %s: the guest goes without it", opts.suite.name, name)
+                missing_optional.append(name)
+            else:
+                roots.append(name)
+        closure = apt.resolve(roots)
+        kept = [p for p in closure if p.name not in EXCLUDED_PACKAGES]
+    res["kernel"] = {"package": kernel.image.name, "version": kernel.image.version,
+                     "release": kernel.release}
+    res["packages"] = [p.key for p in kept]
+    res["packages_left_out"] = sorted(p.name for p in closure if p not in kept)
+    res["optional_missing"] = missing_optional
+    log.info("kernel %s (%s), %d packages", kernel.release, kernel.image.version, len(kept))
+
+    _start_vmlinux_fetch(apt, kernel, cache, t, dbg)
+
+    with t.step("download"):
+        debs = apt.download([kernel.image, *kept],
+                            cache / "debs" / f"{opts.suite.name}-{opts.arch.debian}")
+    with t.step("extract"):
+        kernel_dir = extract(debs[kernel.image], kernel.image, cache)
+        extracted = {p: extract(debs[p], p, cache) for p in kept}
+    with t.step("initramfs-base"):
+        base = initramfs.build_base(cache, opts.arch, opts.suite.name, extracted, kernel,
+                                    kernel_dir)
+    with t.step("wheel"):
+        project = wheel.build(opts.repo, work)
+        subs = wheel.subcommands(project, opts.repo)
+    res["kdumpctl_py_subcommands"] = sorted(subs)
+    res["wheel"] = project.path.name if project else None
+
+    override = {"load": opts.loader} if opts.loader else None
+    impls = {s.name: choose(s, subs, override) for s in STAGES}
+    res["implementations"] = impls
+    res["loader"] = impls["load"]
+    if opts.dump_level is not None and impls["save"] != "kdumpctl-py":
+        log.warning("--dump-level applies to `kdumpctl-py save` only; the plain copy ignores it")
+    if impls["load"] == "kdumpctl-py" and "start" not in subs:
+        log.warning("--loader kdumpctl-py, but this wheel has no `start` subcommand")
+
+    with t.step("initramfs-overlay"):
+        modules = [m["path"] for m in base.info["modules"]]
+        init_text = guestinit.render_init(impls)
+        (opts.out / "init.sh").write_text(init_text)
+        env = guestinit.render_env(_guest_env(opts, kernel, modules))
+        files = {
+            "init": Entry("file", perm=0o755, data=init_text.encode()),
+            "etc/kdumpctl-vm/env": Entry("file", perm=0o644, data=env.encode()),
+            "boot": Entry("symlink", target="mnt/boot"),
+            "results": Entry("dir"),
+            **wheel.guest_files(project),
+        }
+        overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
+        initrd = work / f"initrd.img-{kernel.release}"
+        initramfs.concatenate([base, overlay], initrd)
+    res["initramfs"] = {
+        "total_bytes": initrd.stat().st_size,
+        "base_compressed": base.compressed,
+        "base_uncompressed": base.uncompressed,
+        "overlay_compressed": overlay.compressed,
+        "overlay_uncompressed": overlay.uncompressed,
+        "builtin_modules": base.info["builtin_modules"],
+        "modules": modules,
+    }
+    log.info("initramfs %.1f MiB (%.1f MiB unpacked)", initrd.stat().st_size / 2**20,
+             (base.uncompressed + overlay.uncompressed) / 2**20)
+
+    vmlinuz = kernel_dir / "boot" / f"vmlinuz-{kernel.release}"
+    with t.step("disk"):
+        image = work / "disk.img"
+        content = work / "disk-root"
+        (content / "boot").mkdir(parents=True)
+        (content / "dumps").mkdir()
+        shutil.copy(vmlinuz, content / "boot" / vmlinuz.name)
+        shutil.copy(initrd, content / "boot" / initrd.name)
+        disk.make(image, content, _disk_mib(opts))
+        shutil.rmtree(content)
+
+    spec = VmSpec(arch=opts.arch, kernel=vmlinuz, initrd=initrd, append=_first_append(opts),
+                  disk=image, mem_mib=opts.mem_mib, smp=opts.smp)
+    res["first_append"] = spec.append
+    res["capture_append"] = _capture_append(opts)
+    failure: StageError | None = None
+    with t.step("vm"):
+        try:
+            _run_guest(st, spec)
+        except StageError as e:
+            failure = e
+    try:
+        _collect(st, image)
+    except HarnessError as e:
+        if failure is None:
+            raise
+        log.warning("reading the dump disk back failed too: %s", e)
+    if failure is not None:
+        raise failure
+
+    vmcore = find_vmcore(opts.out / "dumps")
+    if vmcore is None:
+        raise StageError("save", "failed", "the guest reported success but no vmcore is on "
+                         "the disk", "")
+    res["vmcore"] = str(vmcore.relative_to(opts.out))
+    res["vmcore_bytes"] = vmcore.stat().st_size
+    res["failed_stage"] = None
+
+    with t.step("vmlinux-wait"):
+        thread = dbg["thread"]
+        thread.join()
+    if "error" in dbg:
+        res["failed_stage"] = "analysis"
+        raise dbg["error"]
+    res["vmlinux"] = str(dbg["path"])
+    with t.step("analysis"):
+        res["failed_stage"] = "analysis"
+        report = analyse(vmcore, dbg["path"], opts.repo, project, subs,
+                         opts.out / "analysis.log")
+        res["failed_stage"] = None
+    write_json(opts.out / "report.json", report)
+    res["analyser"] = report.get("analyser")
+    log.info("dump saved and analysed: %s", opts.out / "report.json")
+    return EXIT_OK
+
+
+def _start_vmlinux_fetch(apt: AptState, kernel: Kernel, cache: Path, t: Timings,
+                         dbg: dict[str, Any]) -> None:
+    """Fetch the -dbg vmlinux while the guest runs (it is the largest download)."""
+    def fetch() -> None:
+        try:
+            with t.step("vmlinux-fetch"):
+                dbg["path"] = debuginfo.vmlinux(apt, kernel, cache)
+        except HarnessError as e:
+            dbg["error"] = e
+        except Exception as e:  # keep the main thread's report intact
+            dbg["error"] = HarnessError(f"fetching the vmlinux failed: {e!r}")
+
+    thread = threading.Thread(target=fetch, name="vmlinux", daemon=True)
+    dbg["thread"] = thread
+    thread.start()
+
+
+def _guest_env(opts: Options, kernel: Kernel, modules: list[str]) -> dict[str, str]:
+    return {
+        "KREL": kernel.release,
+        "KERNEL": f"/boot/vmlinuz-{kernel.release}",
+        "INITRD": f"/boot/initrd.img-{kernel.release}",
+        "CAPTURE_APPEND": _capture_append(opts),
+        "MODULES": " ".join(modules),
+        "KEXEC_TOOLS_ARGS": " ".join(opts.arch.kexec_tools_args),
+        "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
+        else "",
+    }
+
+
+def _first_append(opts: Options) -> str:
+    # panic=-1: a panic that does not reach the capture kernel reboots at once, and
+    # QEMU (-no-reboot) exits, so a lost guest is noticed instead of waited for.
+    return " ".join([f"console={opts.arch.console}", f"crashkernel={opts.crashkernel}",
+                     "panic=-1", *opts.append])
+
+
+def _capture_append(opts: Options) -> str:
+    """The usual kdump additions: one CPU, devices reset, no reboot loop.
+
+    cma=0: Debian's arm64 config reserves 64 MiB of CMA at boot (CMA_SIZE_MBYTES),
+    a quarter of a 256M crash region; without it the capture kernel fails with
+    "Initramfs unpacking failed: write error". kdump-utils adds it for the same reason.
+    """
+    return " ".join([f"console={opts.arch.console}", "nr_cpus=1", "reset_devices", "cma=0",
+                     *opts.arch.capture_extra, "panic=-1"])
+
+
+def _disk_mib(opts: Options) -> int:
+    # Room for a full ELF vmcore (at most the guest's RAM) plus kernel and initrd.
+    return opts.mem_mib + 512
+
+
+def _run_guest(st: Run, spec: VmSpec) -> None:
+    """Boot, wait for every stage's marker in order, then for QEMU to exit."""
+    opts, t = st.opts, st.timings
+    out = opts.out
+    scale = opts.timeout_scale
+    with Vm(spec, out / "console.log", out / "qemu-stderr.log") as vm:
+        con = vm.console
+        pos = 0
+        last = time.monotonic()
+        try:
+            for stage in STAGES:
+                if stage.name == "crash":
+                    pos, last = _wait_crash(st, vm, pos, last)
+                    continue
+                m = con.wait_marker(pos, {stage.name}, {"ok", "failed"},
+                                    stage.timeout_s * scale)
+                if m is None:
+                    _lost(st, vm, stage.name, stage.timeout_s * scale)
+                assert m is not None
+                t.stage(stage.name, m.at - last)
+                st.stage_status[stage.name] = {"status": m.status, "rc": m.rc,
+                                               "seconds": round(m.at - last, 2)}
+                last, pos = m.at, m.end
+                if m.status == "failed" and stage.required:
+                    raise StageError(stage.name, "failed", f"exit status {m.rc} in the guest",
+                                     con.tail())
+            rc = vm.wait_exit(EXIT_TIMEOUT_S * scale)
+            t.stage("reboot", time.monotonic() - last)
+            if rc is None:
+                log.warning("QEMU did not exit after the guest's reboot -f; stopping it")
+        except StageError:
+            vm.wait_exit(60)  # the guest powers itself off after a failed stage
+            raise
+        finally:
+            vm.stop()
+            _split(out)
+
+
+def _wait_crash(st: Run, vm: Vm, pos: int, last: float) -> tuple[int, float]:
+    """From the crash trigger to the capture kernel's first console line."""
+    stage = by_name("crash")
+    con = vm.console
+    m = con.wait_marker(pos, {"crash"}, {"begin"}, stage.timeout_s * st.opts.timeout_scale)
+    if m is None:
+        _lost(st, vm, "crash", stage.timeout_s)
+    assert m is not None
+    boot = by_name("capture-boot")
+    found = con.wait_banner(m.end, boot.timeout_s * st.opts.timeout_scale)
+    if found is None:
+        _lost(st, vm, "crash", boot.timeout_s,
+              what="the capture kernel's boot banner after the panic")
+    assert found is not None
+    match, at = found
+    if b"KDUMPCTL-VM: crash" in match.group(0):
+        raise StageError("crash", "failed", "writing c to /proc/sysrq-trigger returned; "
+                         "no panic", con.tail())
+    st.timings.stage("crash", at - last)
+    st.stage_status["crash"] = {"status": "ok", "rc": None, "seconds": round(at - last, 2)}
+    return match.end(), at
+
+
+def _lost(st: Run, vm: Vm, stage: str, timeout: float, what: str | None = None) -> None:
+    con = vm.console
+    what = what or f"the {stage!r} marker"
+    if con.eof or vm.proc.poll() is not None:
+        kind, detail = "lost", (f"QEMU exited (status {vm.wait_exit(10)}) before {what}: "
+                                "the guest died or rebooted")
+    else:
+        kind, detail = "timeout", f"no {what} within {timeout:.0f} s"
+    st.stage_status[stage] = {"status": kind}
+    raise StageError(stage, kind, detail, con.tail())
+
+
+def _split(out: Path) -> None:
+    text = (out / "console.log").read_bytes() if (out / "console.log").exists() else b""
+    first, capture = split_console(text)
+    (out / "console-first.log").write_bytes(first)
+    (out / "console-capture.log").write_bytes(capture)
+
+
+def _collect(st: Run, image: Path) -> None:
+    """Read the disk back (after a journal replay) into --out, whatever happened."""
+    out = st.opts.out
+    with st.timings.step("read-back"):
+        st.result["e2fsck_status"] = disk.check(image, out / "e2fsck.log")
+        staging = out / "work" / "read-back"
+        present = disk.read_back(image, READ_BACK, staging)
+        for name in present:
+            shutil.move(str(staging / name), str(out / name))
+    st.result["read_back"] = present
+    st.result["guest_results"] = guest_results(out / "results")
+    for stage, info in st.result["guest_results"].items():
+        if info["rc"] and stage in st.stage_status:
+            st.stage_status[stage]["stderr_tail"] = info["stderr_tail"]

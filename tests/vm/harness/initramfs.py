@@ -1,0 +1,144 @@
+"""The guest initramfs: a cached base archive (packages, modules) plus a per-run overlay.
+
+Both halves are gzip-compressed newc archives; the kernel unpacks concatenated
+archives in order, so base + overlay in one file is still one initramfs, used for
+the first and the capture kernel alike. Only the small overlay (the generated
+/init, the project wheel) is rebuilt on every run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config, cpio, elf, guestroot
+from .cache import building_dir
+from .config import Arch
+from .debian import Kernel, Package
+from .errors import HarnessError
+from .guestroot import Entry, Tree
+
+log = logging.getLogger("crash-cycle")
+
+GZIP_LEVEL = 6
+# Files whose content shapes the base archive: editing them invalidates the cache.
+_BUILDER_SOURCES = ("guestroot.py", "cpio.py", "initramfs.py", "config.py", "elf.py")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A compressed archive and what it costs the guest."""
+
+    path: Path
+    compressed: int
+    uncompressed: int  # bytes of newc data; about what unpacking puts in tmpfs
+    info: dict[str, Any]
+
+
+def _builder_digest() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _BUILDER_SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def write_archive(tree: Tree, path: Path) -> tuple[int, int]:
+    """Write `tree` as gzip'd newc; return (compressed, uncompressed) sizes."""
+    with open(path, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
+            writer = cpio.NewcWriter(gz)  # type: ignore[arg-type]
+            tree.write(writer)
+            writer.close()
+    return path.stat().st_size, writer.written
+
+
+def build_base(
+    cache: Path,
+    arch: Arch,
+    suite: str,
+    packages: dict[Package, Path],
+    kernel: Kernel,
+    kernel_dir: Path,
+) -> Archive:
+    """The package part of the initramfs, cached by package versions and builder code."""
+    key_data = {
+        "packages": sorted(p.key + ":" + p.arch for p in packages),
+        "kernel": kernel.image.key,
+        "modules": list(arch.virtio_modules),
+        "builder": _builder_digest(),
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
+    final = cache / "initramfs" / f"{suite}-{arch.debian}-{key}"
+    if (final / "base.cpio.gz").exists():
+        info = json.loads((final / "info.json").read_text())
+        return Archive(final / "base.cpio.gz", info["compressed"], info["uncompressed"], info)
+
+    log.info("building the base initramfs for %s/%s", suite, arch.name)
+    tree = Tree()
+    for _pkg, pkg_dir in sorted(packages.items()):
+        tree.add_package(pkg_dir)
+    tree.alternatives(arch.triplet)
+    modules, builtins = guestroot.kernel_modules(kernel_dir, kernel.release, arch.virtio_modules)
+    for _name, guest_path, data in modules:
+        tree.add(guest_path, Entry("file", perm=0o644, data=data))
+    for extra in ("modules.builtin", "modules.order"):
+        src = guestroot.module_root(kernel_dir, kernel.release) / extra
+        if src.exists():
+            tree.add(f"usr/lib/modules/{kernel.release}/{extra}", Entry("file", source=src,
+                                                                         perm=0o644))
+    tree.add_skeleton()
+    problems = tree.check_libraries(arch.triplet)
+    if problems:
+        raise HarnessError(
+            "the guest tree is missing shared libraries:\n  " + "\n  ".join(problems[:30]),
+            hint="a package in config.EXCLUDED_PACKAGES is needed after all",
+        )
+    _check_machine(tree, arch)
+    with building_dir(final) as tmp:
+        compressed, uncompressed = write_archive(tree, tmp / "base.cpio.gz")
+        info = {
+            **key_data,
+            "modules": [{"name": n, "path": "/" + p} for n, p, _ in modules],
+            "builtin_modules": builtins,
+            "compressed": compressed,
+            "uncompressed": uncompressed,
+            "excluded_packages": sorted(config.EXCLUDED_PACKAGES),
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return Archive(final / "base.cpio.gz", compressed, uncompressed, info)
+
+
+def _check_machine(tree: Tree, arch: Arch) -> None:
+    """The interpreter we will run is built for the guest (a wrong-arch download is loud)."""
+    python = tree.resolve("usr/bin/python3")
+    if python is None:
+        raise HarnessError("the guest tree has no /usr/bin/python3")
+    dyn = elf.dynamic(tree.entries[python].read())
+    if dyn.machine != arch.elf_machine:
+        raise HarnessError(f"/usr/bin/python3 is for ELF machine {dyn.machine}, "
+                           f"not {arch.name} ({arch.elf_machine})")
+
+
+def build_overlay(files: dict[str, Entry], path: Path) -> Archive:
+    """The per-run part: /init, its settings, the project wheel, the launcher."""
+    tree = Tree()
+    for guest_path, entry in files.items():
+        tree.add(guest_path, entry)
+    compressed, uncompressed = write_archive(tree, path)
+    return Archive(path, compressed, uncompressed, {"files": len(files)})
+
+
+def concatenate(parts: list[Archive], path: Path) -> None:
+    """One initrd file from several compressed archives, each padded to 4 bytes."""
+    with open(path, "wb") as out:
+        for part in parts:
+            with open(part.path, "rb") as f:
+                shutil.copyfileobj(f, out)
+            out.write(b"\0" * (-out.tell() % 4))

@@ -1,0 +1,136 @@
+"""The crash cycle's stages: one table read by both the guest /init and the host waiter.
+
+Each stage runs one busybox-sh snippet in the guest, prints
+`KDUMPCTL-VM: <stage> ok` or `KDUMPCTL-VM: <stage> failed rc=N` on the console,
+and leaves <stage>.rc/.out/.err under /results (copied to the dump disk's
+/results/<kernel>/). The host waits for each marker in table order, with the
+stage's own timeout.
+
+A stage may have several implementations. To move a stage onto kdumpctl-py,
+change its `default` below: "auto" means kdumpctl-py when the built wheel has
+that subcommand, else the fallback named by the stage's first command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+FIRST = "first"
+CAPTURE = "capture"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the cycle, in one of the two kernels."""
+
+    name: str
+    kernel: str  # FIRST or CAPTURE
+    required: bool  # a failure ends the cycle; optional stages only record rc/stderr
+    timeout_s: float  # host wait, counted from the previous stage's marker
+    commands: Mapping[str, str]  # implementation name -> sh snippet
+    default: str = ""  # implementation to run; "" = the only one; "auto" = see module doc
+    # The kdumpctl-py subcommand that "auto" looks for.
+    needs_subcommand: str | None = None
+    notes: str = field(default="", compare=False)
+
+
+# Shell fragments shared by both kernels.
+_MOUNTS = (
+    "mount -t sysfs sysfs /sys && mount -t devtmpfs devtmpfs /dev && "
+    "mkdir -p /dev/pts /run/lock && uname -a && cat /proc/cmdline && "
+    "grep -E 'MemTotal|MemFree|MemAvailable' /proc/meminfo && "
+    "grep -i 'crash kernel' /proc/iomem; true"
+)
+_MODULES = (
+    'for m in $MODULES; do insmod "$m" || exit 1; done; cat /proc/modules'
+)
+_DISK = (
+    "i=0; while [ ! -b /dev/vda ]; do i=$((i+1)); [ $i -gt 60 ] && exit 1; sleep 1; done; "
+    "mount -t ext4 /dev/vda /mnt && mkdir -p /mnt/dumps /mnt/results"
+)
+_COPY_VMCORE = (
+    "set -e; d=/mnt/dumps/$(date +%Y-%m-%d-%H%M%S); mkdir -p $d; ls -l /proc/vmcore; "
+    "dd if=/proc/vmcore of=$d/vmcore-incomplete bs=1M; "
+    "mv $d/vmcore-incomplete $d/vmcore; dmesg > $d/capture-dmesg.txt; ls -l $d"
+)
+# Python, the project's native dependencies and the project itself, imported in the
+# capture kernel: what `kdumpctl-py save` will need there. Optional packages may be absent.
+_PYTHON_PROBE = """grep MemAvailable /proc/meminfo; python3 -c '
+import resource, numpy, libfdt, elftools
+try:
+    import zstandard
+except ImportError:
+    pass
+import kdumpctl_py
+print("imports ok, maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+'"""
+# The crashing task names itself so the dump can be checked for it (drgn's vmtest
+# does the same). The shell's builtins write both files from the one process.
+_CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
+
+STAGES: tuple[Stage, ...] = (
+    Stage("boot", FIRST, True, 300, {"sh": _MOUNTS},
+          notes="kernel boot, initramfs unpack, /sys and /dev mounted"),
+    Stage("modules", FIRST, True, 120, {"sh": _MODULES}),
+    Stage("disk", FIRST, True, 120, {"sh": _DISK}),
+    Stage("status", FIRST, False, 600,
+          {"kdumpctl-py": "kdumpctl-py status --json > /mnt/status.json"}),
+    Stage("snapshot", FIRST, False, 600,
+          {"kdumpctl-py": "kdumpctl-py snapshot /mnt/snapshot.tar.gz"}),
+    Stage("load", FIRST, True, 600,
+          {
+              "kexec-tools": 'kexec -p $KEXEC_TOOLS_ARGS "$KERNEL" --initrd="$INITRD" '
+                             '--append="$CAPTURE_APPEND"',
+              "kdumpctl-py": "kdumpctl-py start",
+          },
+          default="auto", needs_subcommand="start"),
+    Stage("loaded", FIRST, True, 60,
+          {"sh": "cat /sys/kernel/kexec_crash_loaded; "
+                 "[ \"$(cat /sys/kernel/kexec_crash_loaded)\" = 1 ]"}),
+    Stage("sync", FIRST, True, 120,
+          {"sh": "persist && sync && mount -o remount,ro /mnt"}),
+    Stage("crash", FIRST, True, 120, {"sh": _CRASH},
+          notes="never prints ok: the next marker comes from the capture kernel"),
+    Stage("capture-boot", CAPTURE, True, 600, {"sh": _MOUNTS}),
+    Stage("capture-modules", CAPTURE, True, 120, {"sh": _MODULES}),
+    Stage("capture-disk", CAPTURE, True, 120, {"sh": _DISK}),
+    Stage("capture-python", CAPTURE, False, 300, {"sh": _PYTHON_PROBE},
+          notes="can the capture kernel's memory hold Python and the project's imports?"),
+    Stage("save", CAPTURE, True, 1800,
+          {
+              "copy": _COPY_VMCORE,
+              "kdumpctl-py": "kdumpctl-py save --target /mnt/dumps $DUMP_LEVEL_ARGS",
+          },
+          default="auto", needs_subcommand="save"),
+    Stage("capture-dmesg", CAPTURE, False, 120, {"sh": "dmesg > $R/capture-dmesg.txt"}),
+    Stage("finish", CAPTURE, True, 120, {"sh": "persist && sync && umount /mnt"}),
+)
+
+# After the last stage the guest runs `reboot -f`; QEMU (-no-reboot) then exits.
+EXIT_TIMEOUT_S = 120.0
+
+
+def by_name(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def choose(stage: Stage, subcommands: frozenset[str],
+           override: Mapping[str, str] | None = None) -> str:
+    """The implementation a stage runs this time.
+
+    `override` maps stage name -> implementation (the CLI's --loader).
+    """
+    if override and stage.name in override:
+        impl = override[stage.name]
+        if impl not in stage.commands:
+            raise ValueError(f"stage {stage.name} has no implementation {impl!r}")
+        return impl
+    if stage.default == "auto":
+        if stage.needs_subcommand in subcommands and "kdumpctl-py" in stage.commands:
+            return "kdumpctl-py"
+        return next(iter(stage.commands))
+    return stage.default or next(iter(stage.commands))
