@@ -26,18 +26,29 @@ def find_vmcore(dumps: Path) -> Path | None:
     return max(found, key=lambda p: (p.parent.name, p.stat().st_size)) if found else None
 
 
-def analyse(vmcore: Path, vmlinux: Path, repo: Path, wheel: ProjectWheel | None,
-            subcommands: frozenset[str], log_path: Path) -> dict[str, Any]:
+# The host-side "analyse" step, chosen like a guest stage (see stages.choose).
+ANALYSERS = ("drgn-script", "kdumpctl-py")
+
+
+def choose_analyser(subcommands: frozenset[str], override: str | None) -> str:
+    """kdumpctl-py analyse once the wheel has it, else the drgn script."""
+    if override:
+        return override
+    return "kdumpctl-py" if "analyse" in subcommands else "drgn-script"
+
+
+def analyse(analyser: str, vmcore: Path, vmlinux: Path, repo: Path,
+            wheel: ProjectWheel | None, log_path: Path) -> dict[str, Any]:
     """Run the analyser and return its JSON; the analyser's stderr goes to log_path."""
-    if wheel is not None and "analyse" in subcommands:
+    if analyser == "kdumpctl-py":
+        if wheel is None:
+            raise HarnessError("analyser kdumpctl-py asked for, but there is no wheel")
         argv = [*host_command(wheel, repo), "analyse", str(vmcore), "--vmlinux", str(vmlinux),
                 "--json"]
-        env = host_env(wheel)
-        analyser = "kdumpctl-py analyse"
+        env: dict[str, str] | None = host_env(wheel)
     else:
         argv = [host_python(repo), str(DRGN_SCRIPT), str(vmcore), "--vmlinux", str(vmlinux)]
         env = None
-        analyser = "drgn-script"
     r = run(argv, env=env, check=False, timeout=1800)
     log_path.write_text(r.stderr)
     if r.returncode != 0:
@@ -47,5 +58,5 @@ def analyse(vmcore: Path, vmlinux: Path, repo: Path, wheel: ProjectWheel | None,
         result: dict[str, Any] = json.loads(r.stdout)
     except json.JSONDecodeError as e:
         raise HarnessError(f"{analyser} printed no JSON: {r.stdout[:500]!r}") from e
-    result.setdefault("analyser", analyser)
+    result["harness_analyser"] = analyser
     return result

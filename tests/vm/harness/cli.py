@@ -9,9 +9,11 @@ import re
 import sys
 from pathlib import Path
 
+from .analysis import ANALYSERS
 from .config import ARCHES, DEFAULT_CRASHKERNEL, DEFAULT_MEM_MIB, DEFAULT_SMP, DEFAULT_SUITE, SUITES
 from .cycle import EXIT_HARNESS, Options, run_cycle
 from .errors import HarnessError
+from .stages import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,9 +24,11 @@ The guest is built from Debian's packages for the architecture and suite: the
 cloud kernel (linux-image-cloud-ARCH, today's ABI), busybox, Debian's Python
 with python3-libfdt, numpy, pyelftools and zstandard, kexec-tools, and a wheel
 of this repository. The first kernel records `kdumpctl-py status` and
-`snapshot`, loads a capture kernel and panics through sysrq; the capture kernel
-saves /proc/vmcore to an ext4 disk image, which is read back on the host and
-analysed with drgn against the kernel's -dbg vmlinux.
+`snapshot`, loads a capture kernel (`kdumpctl-py start`, or kexec-tools) and
+panics through sysrq; the capture kernel saves /proc/vmcore (`kdumpctl-py
+save`, or a plain copy) to an ext4 disk image, which is read back on the host
+and analysed (`kdumpctl-py analyse`, or a drgn script) against the kernel's
+vmlinux from Debian's -dbg package.
 """
 
 EPILOG = """\
@@ -45,7 +49,7 @@ stage timeout).
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="crash-cycle", description=DESCRIPTION, epilog=EPILOG,
+        prog="crash-cycle", description=DESCRIPTION, epilog=_impl_help() + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--arch", required=True, choices=sorted(ARCHES),
@@ -63,7 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help=f"crashkernel= for the first kernel (default {DEFAULT_CRASHKERNEL})")
     ap.add_argument("--loader", choices=("kdumpctl-py", "kexec-tools"),
                     help="what loads the capture kernel (default: kdumpctl-py if the wheel "
-                         "has a `start` subcommand, else kexec-tools)")
+                         "has a `start` subcommand, else kexec-tools); same as --impl "
+                         "load=LOADER")
+    ap.add_argument("--impl", action="append", default=[], metavar="STAGE=IMPL",
+                    help="run this implementation of a stage (repeatable); see the list "
+                         "below")
     ap.add_argument("--dump-level", type=int, metavar="N",
                     help="passed to `kdumpctl-py save`; the plain copy used until that "
                          "exists ignores it")
@@ -81,7 +89,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--smp must be at least 1 and --mem at least 256")
     if not re.fullmatch(r"[0-9A-Za-z@:,\-]+", args.crashkernel):
         ap.error(f"--crashkernel {args.crashkernel!r} is not a crashkernel= value")
+    choices = implementations()
+    impl: dict[str, str] = {}
+    for item in args.impl:
+        stage, sep, name = item.partition("=")
+        if not sep or stage not in choices or name not in choices[stage]:
+            ap.error(f"--impl {item!r}: expected one of the STAGE=IMPL pairs in --help")
+        impl[stage] = name
+    if args.loader:
+        impl["load"] = args.loader
+    args.impl = impl
     return args
+
+
+def implementations() -> dict[str, tuple[str, ...]]:
+    """Stages with a choice of implementation, and the choices (from the stage table)."""
+    out = {s.name: tuple(s.commands) for s in STAGES if len(s.commands) > 1}
+    out["analyse"] = ANALYSERS
+    return out
+
+
+def _impl_help() -> str:
+    lines = ["stage implementations (--impl STAGE=IMPL; by default kdumpctl-py wherever",
+             "the wheel has the subcommand, else the first one listed):"]
+    for stage, names in implementations().items():
+        lines.append(f"  {stage}: {', '.join(names)}")
+    return "\n".join(lines) + "\n\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         arch=ARCHES[args.arch], suite=SUITES[args.suite], out=args.out.resolve(),
         repo=REPO, smp=args.smp, mem_mib=args.mem, crashkernel=args.crashkernel,
-        loader=args.loader, dump_level=args.dump_level, keep=args.keep,
+        impl=args.impl, dump_level=args.dump_level, keep=args.keep,
         append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
     )
     try:

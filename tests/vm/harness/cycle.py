@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import aptsources, debuginfo, disk, guestinit, initramfs, wheel
-from .analysis import analyse, find_vmcore
+from .analysis import analyse, choose_analyser, find_vmcore
 from .cache import cache_root
 from .config import EXCLUDED_PACKAGES, Arch, Suite
 from .console import split_console
@@ -45,7 +45,9 @@ class Options:
     smp: int
     mem_mib: int
     crashkernel: str
-    loader: str | None  # None: kdumpctl-py if its `start` exists, else kexec-tools
+    # Stage name -> implementation, overriding the table's choice (--loader, --impl);
+    # "analyse" picks the host-side analyser.
+    impl: dict[str, str]
     dump_level: int | None
     keep: bool
     append: tuple[str, ...] = ()
@@ -152,9 +154,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["kdumpctl_py_subcommands"] = sorted(subs)
     res["wheel"] = project.path.name if project else None
 
-    override = {"load": opts.loader} if opts.loader else None
-    impls = {s.name: choose(s, subs, override) for s in STAGES}
-    res["implementations"] = impls
+    impls = {s.name: choose(s, subs, opts.impl) for s in STAGES}
+    analyser = choose_analyser(subs, opts.impl.get("analyse"))
+    res["implementations"] = {**impls, "analyse": analyser}
     res["loader"] = impls["load"]
     if opts.dump_level is not None and impls["save"] != "kdumpctl-py":
         log.warning("--dump-level applies to `kdumpctl-py save` only; the plain copy ignores it")
@@ -235,11 +237,11 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["vmlinux"] = str(dbg["path"])
     with t.step("analysis"):
         res["failed_stage"] = "analysis"
-        report = analyse(vmcore, dbg["path"], opts.repo, project, subs,
+        report = analyse(analyser, vmcore, dbg["path"], opts.repo, project,
                          opts.out / "analysis.log")
         res["failed_stage"] = None
     write_json(opts.out / "report.json", report)
-    res["analyser"] = report.get("analyser")
+    res["analyser"] = analyser
     log.info("dump saved and analysed: %s", opts.out / "report.json")
     return EXIT_OK
 

@@ -54,17 +54,6 @@ _COPY_VMCORE = (
     "dd if=/proc/vmcore of=$d/vmcore-incomplete bs=1M; "
     "mv $d/vmcore-incomplete $d/vmcore; dmesg > $d/capture-dmesg.txt; ls -l $d"
 )
-# Python, the project's native dependencies and the project itself, imported in the
-# capture kernel: what `kdumpctl-py save` will need there. Optional packages may be absent.
-_PYTHON_PROBE = """grep MemAvailable /proc/meminfo; python3 -c '
-import resource, numpy, libfdt, elftools
-try:
-    import zstandard
-except ImportError:
-    pass
-import kdumpctl_py
-print("imports ok, maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-'"""
 # The crashing task names itself so the dump can be checked for it (drgn's vmtest
 # does the same). The shell's builtins write both files from the one process.
 _CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
@@ -95,8 +84,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("capture-boot", CAPTURE, True, 600, {"sh": _MOUNTS}),
     Stage("capture-modules", CAPTURE, True, 120, {"sh": _MODULES}),
     Stage("capture-disk", CAPTURE, True, 120, {"sh": _DISK}),
-    Stage("capture-python", CAPTURE, False, 300, {"sh": _PYTHON_PROBE},
-          notes="can the capture kernel's memory hold Python and the project's imports?"),
     Stage("save", CAPTURE, True, 1800,
           {
               "copy": _COPY_VMCORE,
