@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
 PROG = "kdumpctl-py"
-COMMANDS = ("status", "snapshot", "elfcorehdr", "dtb", "load")
+COMMANDS = (
+    "status",
+    "snapshot",
+    "elfcorehdr",
+    "dtb",
+    "load",
+    "get-default-crashkernel",
+)
 
 
 class Parser(argparse.ArgumentParser):

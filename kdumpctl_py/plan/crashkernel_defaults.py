@@ -1,0 +1,82 @@
+"""The crashkernel= value to write when the admin gives none, per architecture and page size.
+
+These start from Fedora's kdump-utils (kdump_get_arch_recommend_crashkernel,
+2025): a distribution's values, tested on its kernels with its dracut
+initramfs. kdumpctl-py's capture environment runs Python and numpy, which
+needs more than a busybox or dracut one (a 27 MB arm64 Image with a Python
+initramfs did not fit in 256M): change a row only with a measurement from the
+QEMU crash cycle (tests/vm/crash-cycle), and say which run it came from.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kdumpctl_py.arch import Arch
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.plan.crashkernel import RangeRule, format_ranges, parse_size
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
+M = 1 << 20
+G = 1 << 30
+PAGE_4K = 4 << 10
+PAGE_64K = 64 << 10
+
+# Fedora: x86_64 and s390x, since fe18f93 (2025; erofs initrds and NFS dumps needed 238M).
+_GENERIC: tuple[RangeRule, ...] = ((2 * G, 64 * G, 256 * M), (64 * G, None, 512 * M))
+# Fedora: aarch64 4K pages; 64K-page kernels add 100M to each size.
+_ARM64_4K: tuple[RangeRule, ...] = (
+    (2 * G, 4 * G, 256 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
+# Fedora: ppc64le kdump (not fadump), plus 1M for each of the capture kernel's 16 CPUs.
+_PPC64LE: tuple[RangeRule, ...] = tuple(
+    (start, end, size + 16 * M) for start, end, size in (
+        (2 * G, 4 * G, 384 * M), (4 * G, 16 * G, 512 * M), (16 * G, 64 * G, 1 * G),
+        (64 * G, 128 * G, 2 * G), (128 * G, None, 4 * G)))
+
+DEFAULTS: dict[tuple[str, int], tuple[RangeRule, ...]] = {
+    ("x86_64", PAGE_4K): _GENERIC,
+    ("s390x", PAGE_4K): _GENERIC,
+    # Fedora ships no riscv64 value; the generic one until the crash cycle measures it.
+    ("riscv64", PAGE_4K): _GENERIC,
+    ("aarch64", PAGE_4K): _ARM64_4K,
+    ("aarch64", PAGE_64K): tuple((s, e, size + 100 * M) for s, e, size in _ARM64_4K),
+    ("ppc64le", PAGE_4K): _PPC64LE,
+    ("ppc64le", PAGE_64K): _PPC64LE,
+}
+
+
+def default_crashkernel(arch: Arch, page_size: int = PAGE_4K) -> str:
+    """The default crashkernel= value for an architecture and base page size.
+
+    Pages smaller than 64K (arm64's 16K) get the 4K row, as on Fedora.
+    """
+    row = PAGE_64K if page_size >= PAGE_64K else PAGE_4K
+    rules = DEFAULTS.get((arch.name, row))
+    if rules is None:
+        raise UsageError(f"{arch.name} kernels have no {page_size >> 10}K pages")
+    return format_ranges(rules)
+
+
+def parse_page_size(text: str) -> int:
+    """--page-size: 4K or 64K."""
+    size = parse_size(text, "page size")
+    if size not in (PAGE_4K, PAGE_64K):
+        raise UsageError(f"page size {text!r} is not 4K or 64K")
+    return size
+
+
+def page_size(view: SystemView) -> int:
+    """The running kernel's base page size: its config, then VMCOREINFO, then its name."""
+    config = view.kernel_config or {}
+    for key, size in (("CONFIG_ARM64_64K_PAGES", PAGE_64K), ("CONFIG_PPC_64K_PAGES", PAGE_64K),
+                      ("CONFIG_ARM64_16K_PAGES", 16 << 10)):
+        if config.get(key) == "y":
+            return size
+    if config:
+        return PAGE_4K
+    info = view.vmcoreinfo
+    if info is not None and info.page_size:
+        return info.page_size
+    return PAGE_64K if "64k" in view.uname.release.lower() else PAGE_4K

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from kdumpctl_py.arch import ARCHES, get_arch
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.plan.crashkernel import check_value, evaluate_value
+from kdumpctl_py.plan.crashkernel_defaults import (
+    PAGE_4K,
+    PAGE_64K,
+    default_crashkernel,
+    page_size,
+    parse_page_size,
+)
+from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
+
+G, M = 1 << 30, 1 << 20
+
+
+def test_fedora_values() -> None:
+    assert default_crashkernel(get_arch("x86_64")) == "2G-64G:256M,64G-:512M"
+    assert default_crashkernel(get_arch("s390x")) == "2G-64G:256M,64G-:512M"
+    assert default_crashkernel(get_arch("aarch64")) == "2G-4G:256M,4G-64G:320M,64G-:576M"
+    assert default_crashkernel(get_arch("aarch64"), PAGE_64K) == "2G-4G:356M,4G-64G:420M,64G-:676M"
+    assert default_crashkernel(get_arch("aarch64"), 16 << 10) == default_crashkernel(
+        get_arch("aarch64"))
+    assert default_crashkernel(get_arch("ppc64le")).startswith("2G-4G:400M,4G-16G:528M,")
+
+
+@pytest.mark.parametrize("arch", [a.name for a in ARCHES])
+def test_every_default_is_valid_and_grows_with_ram(arch: str) -> None:
+    a = get_arch(arch)
+    value = default_crashkernel(a)
+    check_value(value, a)
+    sizes = [evaluate_value(value, ram, a).size for ram in (2 * G, 8 * G, 100 * G, 300 * G)]
+    assert sizes == sorted(sizes) and sizes[0] >= 256 * M
+
+
+def test_no_64k_pages_on_x86() -> None:
+    with pytest.raises(UsageError, match="no 64K pages"):
+        default_crashkernel(get_arch("x86_64"), PAGE_64K)
+
+
+def test_parse_page_size() -> None:
+    assert parse_page_size("4K") == PAGE_4K
+    assert parse_page_size("64k") == PAGE_64K
+    with pytest.raises(UsageError):
+        parse_page_size("16K")
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_page_size_of_fixtures(name: str) -> None:
+    view = SystemView(SNAPSHOTS / name)
+    assert page_size(view) in (4 << 10, 16 << 10, 64 << 10)
