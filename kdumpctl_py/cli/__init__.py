@@ -29,6 +29,7 @@ COMMANDS = (
     "dtb",
     "load",
     "get-default-crashkernel",
+    "crashkernel",
 )
 
 

@@ -1,0 +1,72 @@
+"""`kdumpctl-py crashkernel eval`: what the kernel would reserve for a crashkernel= value.
+
+Admins run it before rebooting with a new value: it applies Linux 6.12's
+rules to the value (or a whole command line) and a RAM size, and exits 2
+with the kernel's reason when nothing would be reserved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from kdumpctl_py.arch import ARCHES
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("crashkernel", help="check crashkernel= values")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    e = actions.add_parser("eval", help="what the kernel reserves for a crashkernel= value")
+    e.add_argument("spec", metavar="SPEC",
+                   help="the value after crashkernel= (with --cmdline: a whole command line)")
+    e.add_argument("--ram", required=True, metavar="SIZE",
+                   help="the kernel's memblock RAM total, unrounded (e.g. 16G)")
+    e.add_argument("--arch", choices=[a.name for a in ARCHES],
+                   help="architecture (default: the running one)")
+    e.add_argument("--cmdline", action="store_true", help="SPEC is a whole kernel command line")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from kdumpctl_py.arch import get_arch
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.plan.crashkernel import (
+        InvalidCrashkernel,
+        evaluate,
+        evaluate_value,
+        parse_size,
+    )
+
+    ram = parse_size(args.ram, "--ram")
+    if ram == 0:
+        raise UsageError("--ram must be more than 0")
+    if args.arch:
+        arch = get_arch(args.arch)
+    else:
+        from kdumpctl_py.cli import open_view
+
+        arch = open_view(args).arch
+    try:
+        r = evaluate(args.spec, ram, arch) if args.cmdline else evaluate_value(args.spec, ram, arch)
+    except InvalidCrashkernel as e:
+        where = "the command line" if args.cmdline else f"crashkernel={args.spec}"
+        raise InvalidCrashkernel(f"{where} on {arch.name}: {e}") from None
+    if args.json:
+        print(json.dumps(r.to_json(), sort_keys=True))
+    else:
+        print(describe(r))
+    return 0
+
+
+def describe(r: Any) -> str:
+    from kdumpctl_py.units import format_bytes
+
+    text = f"reserves {format_bytes(r.size)}"
+    if r.offset:
+        text += f" at {r.offset:#x}"
+    if r.high:
+        text += " searched high first"
+        text += f", plus {format_bytes(r.low_size)} low" if r.low_size else ", no low region"
+    return text
