@@ -30,6 +30,7 @@ COMMANDS = (
     "load",
     "get-default-crashkernel",
     "crashkernel",
+    "showmem",
 )
 
 

@@ -260,10 +260,10 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> 
         parsed = _parse_plain(cmdline, plain, ram)
         if parsed is None:
             raise InvalidCrashkernel(f"no range matches RAM {format_bytes(ram)} (rounded up to "
-                                     f"{format_bytes(round_ram(ram))}): nothing is reserved")
+                                     f"{format_bytes(round_ram(ram))})")
         size, base = parsed
         if size == 0:
-            raise InvalidCrashkernel("the size is zero: nothing is reserved")
+            raise InvalidCrashkernel("the size is zero")
         result = Reservation(size, base or None, False, None)
     elif arch.crash_high_low:
         high = _last(cmdline, ",high")
@@ -274,7 +274,7 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> 
             raise InvalidCrashkernel("there is no crashkernel= on the command line")
         size = _parse_suffix(cmdline, high, ",high")
         if size == 0:
-            raise InvalidCrashkernel("the size is zero: nothing is reserved")
+            raise InvalidCrashkernel("the size is zero")
         low = _last(cmdline, ",low")
         if low is None:
             low_size = default_low_size(arch, swiotlb_size(cmdline) if swiotlb is None else swiotlb)
