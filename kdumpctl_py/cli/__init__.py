@@ -31,6 +31,7 @@ COMMANDS = (
     "get-default-crashkernel",
     "crashkernel",
     "showmem",
+    "estimate",
 )
 
 

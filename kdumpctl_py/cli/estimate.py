@@ -1,0 +1,42 @@
+"""`kdumpctl-py estimate`: how much crashkernel memory this machine needs, and whether it has it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="estimate the crashkernel reservation this machine needs")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.plan.estimate import estimate
+
+    result = estimate(open_view(args))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+    else:
+        print(render(result))
+    return 0
+
+
+def render(e: Any) -> str:
+    from kdumpctl_py.units import format_bytes
+
+    width = max(len(p.name) for p in e.parts)
+    rows = [f"  {p.name:<{width}}  {format_bytes(p.bytes):>10}  {p.how}" for p in e.parts]
+    default = "none for this arch" if e.default_value is None else (
+        f"{e.default_value} ({format_bytes(e.default_size)} at this RAM)")
+    return "\n".join([
+        e.verdict,
+        *rows,
+        f"  {'needed':<{width}}  {format_bytes(e.needed):>10}  rounded up",
+        f"RAM: {format_bytes(e.ram)} ({e.ram_source})",
+        f"default: {default}",
+        "The model's constants are provisional until measured in a crash cycle.",
+    ])

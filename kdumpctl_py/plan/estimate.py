@@ -1,0 +1,195 @@
+"""How much crashkernel memory this machine needs: a model of the capture kernel's memory.
+
+In the spirit of SUSE's kdumptool calibrate: add up what lives in the
+reservation at the worst moment of a capture (the kernel, the initramfs
+both compressed and unpacked, per-CPU structures, the page bitmaps used to
+filter the dump, and user space with Python), then add headroom. The sizes
+of the kernel image and initrd come from /boot for the running release; the
+rest are constants, which the QEMU crash cycles are to measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.plan.crashkernel import (
+    InvalidCrashkernel,
+    evaluate_value,
+    reserved,
+    system_ram,
+)
+from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
+from kdumpctl_py.units import format_bytes
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The model's constants. Every value is PROVISIONAL: a reasoned guess, not a measurement.
+
+    Replace each with what the QEMU crash cycle (tests/vm/crash-cycle)
+    measures, and note the run it came from beside it.
+    """
+
+    # In-memory kernel (text, data, bss, init sections) per byte of the compressed
+    # image file in /boot; bzImage and Image.gz are about a quarter of it.
+    kernel_inflate: float = 4.0
+    # Image file size assumed when /boot has no kernel for the running release.
+    kernel_fallback: int = 12 * MiB
+    # Compressed initramfs assumed when /boot has none: Python 3, numpy and the saver.
+    initrd_fallback: int = 48 * MiB
+    # Unpacked initramfs (tmpfs pages) per compressed byte; the compressed copy stays
+    # in memory until unpacking ends, so both count (Fedora counts 3x the initrd).
+    initrd_unpack: float = 3.0
+    # The capture kernel's own allocations whatever the image: page tables, slab,
+    # hash tables, sysfs/procfs, drivers probing devices.
+    kernel_runtime: int = 48 * MiB
+    # Each CPU the capture kernel brings up: per-CPU areas, idle and kthread
+    # stacks, per-CPU slab and page lists.
+    per_cpu: int = 2 * MiB
+    # CPUs the capture kernel runs (nr_cpus= on its command line).
+    capture_cpus: int = 1
+    # User space: init, the Python 3 interpreter with numpy imported and the
+    # saver's modules (resident set).
+    python: int = 64 * MiB
+    # Reading /proc/vmcore in chunks, compression buffers, and the dirty page
+    # cache of the dump file before writeback.
+    io_buffers: int = 32 * MiB
+    # Page bitmaps for filtering: bits per first-kernel page frame (one "in RAM",
+    # one "to dump", as makedumpfile keeps).
+    bitmap_bits_per_page: int = 2
+    # struct page per page of the capture kernel's own memory: the reservation
+    # pays for its own memmap.
+    struct_page: int = 64
+    # Headroom over the sum for what the model leaves out.
+    margin: float = 0.20
+    # The result is rounded up to this (x86_64's CRASH_ALIGN).
+    round_to: int = 16 * MiB
+
+
+PROVISIONAL_CONSTANTS = Constants()
+
+KERNEL_NAMES = ("vmlinuz-{}", "Image-{}", "bzImage-{}", "vmlinux-{}", "kernel-{}")
+# A kdump-specific initramfs first (Fedora's), then the system's own.
+INITRD_NAMES = ("initramfs-{}kdump.img", "initrd.img-{}", "initramfs-{}.img", "initrd-{}")
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    bytes: int
+    how: str
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parts: tuple[Part, ...]
+    needed: int
+    reserved: int | None
+    ram: int | None
+    ram_source: str
+    default_value: str | None  # get-default-crashkernel for this arch
+    default_size: int | None  # what that value reserves at this RAM total
+    verdict: str
+    too_small: bool | None  # None when the reservation is unknown
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parts": {p.name: {"bytes": p.bytes, "how": p.how} for p in self.parts},
+            "needed": self.needed,
+            "reserved": self.reserved,
+            "ram": self.ram,
+            "ram_source": self.ram_source,
+            "default": {"value": self.default_value, "size": self.default_size},
+            "too_small": self.too_small,
+            "verdict": self.verdict,
+            "constants": "provisional: not yet measured in a crash cycle",
+        }
+
+
+def boot_file(files: dict[str, int], patterns: tuple[str, ...],
+              release: str) -> tuple[str, int] | None:
+    """The first /boot file named after `release` by one of the patterns."""
+    for pattern in patterns:
+        name = pattern.format(release)
+        if name in files:
+            return name, files[name]
+    return None
+
+
+def estimate(view: SystemView, c: Constants = PROVISIONAL_CONSTANTS) -> Estimate:
+    """The model applied to this machine, compared with what is reserved now."""
+    release = view.uname.release
+    files = view.boot_files
+    parts: list[Part] = []
+
+    kernel = boot_file(files, KERNEL_NAMES, release)
+    image, where = (kernel[1], f"/boot/{kernel[0]}") if kernel else (
+        c.kernel_fallback, f"no kernel image for {release} in /boot; assumed")
+    parts.append(Part("kernel", int(image * c.kernel_inflate),
+                      f"{where} {format_bytes(image)} x {c.kernel_inflate}"))
+
+    initrd = boot_file(files, INITRD_NAMES, release)
+    packed, where = (initrd[1], f"/boot/{initrd[0]}") if initrd else (
+        c.initrd_fallback, f"no initramfs for {release} in /boot; assumed")
+    parts.append(Part("initramfs", packed, f"{where} {format_bytes(packed)}, compressed"))
+    parts.append(Part("initramfs unpacked", int(packed * c.initrd_unpack),
+                      f"{format_bytes(packed)} x {c.initrd_unpack}"))
+
+    parts.append(Part("kernel runtime", c.kernel_runtime, "fixed"))
+    parts.append(Part("per-CPU", c.per_cpu * c.capture_cpus,
+                      f"{format_bytes(c.per_cpu)} x {c.capture_cpus} CPU (nr_cpus)"))
+    parts.append(Part("user space", c.python, "init, Python 3 with numpy, the saver"))
+    parts.append(Part("I/O buffers", c.io_buffers, "vmcore reads, compression, dirty pages"))
+
+    ram, ram_source = system_ram(view)
+    page = page_size(view)
+    if ram is None:
+        parts.append(Part("page bitmaps", 0, "RAM total unknown; not counted"))
+    else:
+        frames = ram // page
+        parts.append(Part("page bitmaps", -(-frames * c.bitmap_bits_per_page // 8),
+                          f"{frames} page frames x {c.bitmap_bits_per_page} bits"))
+
+    subtotal = sum(p.bytes for p in parts)
+    # The reservation also holds the struct pages describing itself.
+    with_memmap = subtotal / (1 - c.struct_page / page)
+    raw = with_memmap * (1 + c.margin)
+    needed = int(-(-raw // c.round_to) * c.round_to)
+    parts.append(Part("memmap", int(with_memmap - subtotal),
+                      f"{c.struct_page} bytes per {page >> 10}K page of the reservation"))
+    parts.append(Part("margin", int(raw - with_memmap), f"{c.margin:.0%} of the above"))
+
+    try:
+        default_value: str | None = default_crashkernel(view.arch, page)
+    except UsageError:
+        default_value = None
+    default_size = None
+    if default_value is not None and ram is not None:
+        try:
+            default_size = evaluate_value(default_value, ram, view.arch).size
+        except InvalidCrashkernel:
+            default_size = 0
+
+    now = reserved(view).total
+    if now is None:
+        too_small, verdict = None, (f"needs about {format_bytes(needed)}; what is reserved now "
+                                    "is unknown (run as root?)")
+    elif now == 0:
+        too_small, verdict = True, (f"needs about {format_bytes(needed)}; nothing is reserved: "
+                                    "kdump cannot work (kdumpctl-py reset-crashkernel)")
+    elif now < needed:
+        too_small, verdict = True, (f"TOO SMALL: {format_bytes(now)} reserved, about "
+                                    f"{format_bytes(needed)} needed ({format_bytes(needed - now)} "
+                                    "short); the capture kernel may run out of memory")
+    else:
+        too_small, verdict = False, (f"enough: {format_bytes(now)} reserved, about "
+                                     f"{format_bytes(needed)} needed")
+    return Estimate(tuple(parts), needed, now, ram, ram_source, default_value, default_size,
+                    verdict, too_small)

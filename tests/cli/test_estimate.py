@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from tests.cli.test_showmem import synthetic_snapshot
+from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_estimate_runs_on_fixture(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(SNAPSHOTS / name)
+    assert main(["--sysroot", root, "estimate", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"parts", "needed", "reserved", "ram", "ram_source", "default",
+                           "too_small", "verdict", "constants"}
+    assert report["constants"].startswith("provisional")
+    assert main(["--sysroot", root, "estimate"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(report["verdict"]) and "provisional" in text
+
+
+def test_too_small_is_said_plainly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path, "crashkernel=128M", crash=((0x30000000, 0x37FFFFFF),))
+    assert main(["--sysroot", str(root), "estimate"]) == 0
+    assert capsys.readouterr().out.startswith("TOO SMALL: 128 MiB reserved, about ")
