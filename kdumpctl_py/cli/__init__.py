@@ -32,6 +32,7 @@ COMMANDS = (
     "crashkernel",
     "showmem",
     "estimate",
+    "shrink",
 )
 
 
