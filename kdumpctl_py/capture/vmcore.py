@@ -1,16 +1,18 @@
-"""An ELF vmcore (/proc/vmcore or a saved file), read through mmap by address.
+"""An ELF vmcore (/proc/vmcore or a saved file), read by address.
 
 Physical reads go through the PT_LOAD segments (p_paddr -> file offset);
 virtual reads through the segments' p_vaddr, which cover the linear map and
 the kernel image, which is where every structure kdumpctl-py reads without
 debug info lives (the printk ring buffer, mem_section roots). Addresses no
 segment covers raise `MissingMemory`, never return made-up bytes.
+
+Reads use pread, not mmap: a page of /proc/vmcore the old kernel cannot give
+back fails with EIO, which can be handled, where an mmap read would SIGBUS.
 """
 
 from __future__ import annotations
 
 import bisect
-import mmap
 import os
 from dataclasses import dataclass
 
@@ -66,7 +68,6 @@ class Vmcore:
             if s.offset + s.filesz > self.size:
                 raise UsageError(f"{path} is truncated: a segment ends at {s.offset + s.filesz} "
                                  f"but the file has {self.size} bytes")
-        self._mm = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ) if self.size else None
         self._phys_keys, self._phys = _spans(loads, "paddr")
         self._virt_keys, self._virt = _spans(loads, "vaddr")
         info = self.core.vmcoreinfo
@@ -76,9 +77,11 @@ class Vmcore:
         self.page_size = info.page_size or 4096
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.close()
         self._file.close()
+
+    def pread(self, size: int, offset: int) -> bytes:
+        """Bytes of the file itself; short only at end of file."""
+        return os.pread(self._file.fileno(), size, offset)
 
     def __enter__(self) -> Vmcore:
         return self
@@ -97,9 +100,10 @@ class Vmcore:
             if sp.offset < 0:
                 out += bytes(n)
             else:
-                assert self._mm is not None
-                off = sp.offset + addr - sp.start
-                out += self._mm[off:off + n]
+                data = self.pread(n, sp.offset + addr - sp.start)
+                if len(data) < n:
+                    raise MissingMemory(f"{self.path} ends inside {kind} address {addr:#x}")
+                out += data
             addr += n
             size -= n
         return bytes(out)

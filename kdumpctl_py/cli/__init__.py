@@ -28,6 +28,7 @@ COMMANDS = (
     "elfcorehdr",
     "dtb",
     "load",
+    "save",
     "get-default-crashkernel",
     "crashkernel",
     "showmem",

@@ -1,0 +1,318 @@
+"""Which pages of a dump to keep: makedumpfile's dump levels, from VMCOREINFO alone.
+
+The dump-level bits are makedumpfile's -d: 1 zero pages, 2 non-private page
+cache, 4 all page cache, 8 user data (anonymous and hugetlbfs), 16 free pages.
+Decisions follow makedumpfile's __exclude_unnecessary_pages() page for page,
+including its order of tests and its walk, which skips the rest of a block
+once a compound head or a free buddy block is excluded: the bitmaps this
+module produces equal makedumpfile's on the same input. The per-page tests
+are numpy expressions over one memory section of struct pages at a time, so
+memory stays bounded by the section size, not the dump size.
+
+Zero pages are not decided here: they are found while the page data is read.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kdumpctl_py.capture.pagetables import PageTables
+from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+
+DL_ZERO, DL_CACHE, DL_CACHE_PRIVATE, DL_USER, DL_FREE = 1, 2, 4, 8, 16
+PGMM_CACHED = 512  # makedumpfile reads struct pages in blocks of 512
+SECTION_MAP_MASK = ~((1 << 5) - 1) & ((1 << 64) - 1)  # SECTION_MAP_LAST_BIT = 1 << 5
+SECTION_MARKED_PRESENT = 1
+KERNEL_4_16 = (4, 16)
+
+Bits = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class PageLayout:
+    """struct page as VMCOREINFO describes it, and the values that mark page kinds."""
+
+    page_size: int
+    sizeof_page: int
+    flags: int
+    mapping: int
+    mapcount: int | None
+    private: int | None
+    compound_head: int | None
+    order_offset: int  # in the first tail page; 0 = unknown
+    dtor_offset: int
+    numbers: dict[str, int]
+    max_order: int | None  # LENGTH(zone.free_area)
+    version: tuple[int, int]
+
+    def number(self, name: str) -> int | None:
+        return self.numbers.get(name)
+
+
+def page_layout(info: VmcoreInfo) -> PageLayout:
+    need = {"SIZE(page)": info.size("page"), "OFFSET(page.flags)": info.offset("page.flags"),
+            "OFFSET(page.mapping)": info.offset("page.mapping")}
+    missing = [k for k, v in need.items() if v is None]
+    if missing:
+        raise KdumpError(f"VMCOREINFO lacks {', '.join(missing)}; save with --dump-level 0 or 1")
+    sizeof_page = info.size("page")
+    assert sizeof_page is not None
+    # Linux 6.3+ moved the order and destructor into struct folio, past the head page.
+    folio_order, folio_dtor = info.offset("folio._folio_order"), info.offset("folio._folio_dtor")
+    order = (folio_order - sizeof_page if folio_order is not None
+             else info.offset("page.compound_order") or 0)
+    dtor = (folio_dtor - sizeof_page if folio_dtor is not None
+            else info.offset("page.compound_dtor") or 0)
+    names = ("PG_lru", "PG_private", "PG_swapcache", "PG_swapbacked", "PG_slab", "PG_head_mask",
+             "PG_hwpoison", "PG_hugetlb", "PG_buddy", "PAGE_BUDDY_MAPCOUNT_VALUE",
+             "PAGE_OFFLINE_MAPCOUNT_VALUE", "PAGE_SLAB_MAPCOUNT_VALUE",
+             "PAGE_HUGETLB_MAPCOUNT_VALUE", "PAGE_UNACCEPTED_MAPCOUNT_VALUE", "HUGETLB_PAGE_DTOR")
+    numbers = {n: v for n in names if (v := info.number(n)) is not None}
+    m = re.match(r"(\d+)\.(\d+)", info.osrelease or "")
+    version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    if version < KERNEL_4_16:
+        raise KdumpError(f"filtering kernels older than 4.16 ({info.osrelease}) is not "
+                         "supported; save with --dump-level 0 or 1")
+    offsets = {k: info.offset(f"page.{k}") for k in ("_mapcount", "private", "compound_head")}
+    return PageLayout(info.page_size or 4096, sizeof_page, need["OFFSET(page.flags)"] or 0,
+                      need["OFFSET(page.mapping)"] or 0, offsets["_mapcount"],
+                      offsets["private"], offsets["compound_head"], order, dtor, numbers,
+                      info.length("zone.free_area"), version)
+
+
+def max_mapnr(vmcore: Vmcore) -> int:
+    end = max((s.paddr + s.memsz for s in vmcore.core.loads), default=0)
+    return -(-end // vmcore.page_size)
+
+
+def present_pages(vmcore: Vmcore, nr: int) -> Bits:
+    """makedumpfile's 1st bitmap: pages any PT_LOAD covers, a partial last page included."""
+    shift = vmcore.page_size.bit_length() - 1
+    bits = np.zeros(nr, dtype=bool)
+    for s in vmcore.core.loads:
+        end = s.paddr + s.memsz
+        last = (end >> shift) + (1 if end & (vmcore.page_size - 1) else 0)
+        bits[s.paddr >> shift:min(last, nr)] = True
+    return bits
+
+
+def nodata_pages(vmcore: Vmcore, nr: int) -> Bits:
+    """Pages past p_filesz of a segment (exclude_nodata_pages)."""
+    shift = vmcore.page_size.bit_length() - 1
+    bits = np.zeros(nr, dtype=bool)
+    for s in vmcore.core.loads:
+        end = s.paddr + s.memsz
+        bits[(s.paddr + s.filesz) >> shift:min(-(-end // vmcore.page_size), nr)] = True
+    return bits
+
+
+def in_segments(vmcore: Vmcore, nr: int) -> Bits:
+    """Pages whose first byte a PT_LOAD covers (makedumpfile's is_in_segs)."""
+    shift = vmcore.page_size.bit_length() - 1
+    bits = np.zeros(nr, dtype=bool)
+    for s in vmcore.core.loads:
+        first = -(-s.paddr // vmcore.page_size)
+        last = -(-(s.paddr + s.memsz) // vmcore.page_size)
+        bits[first:min(last, nr)] = True
+    del shift
+    return bits
+
+
+def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int, int]]:
+    """(first pfn, end pfn, virtual address of its struct pages) per present SPARSEMEM section."""
+    info = vmcore.vmcoreinfo
+    root_sym = info.symbol("mem_section")
+    section_bits, physmem_bits = info.number("SECTION_SIZE_BITS"), info.number("MAX_PHYSMEM_BITS")
+    size_sec, off_map = info.size("mem_section"), info.offset("mem_section.section_mem_map")
+    roots = info.length("mem_section")
+    if None in (root_sym, section_bits, physmem_bits, size_sec, off_map, roots):
+        raise KdumpError("VMCOREINFO does not describe SPARSEMEM; save with --dump-level 0 or 1")
+    assert root_sym and section_bits and physmem_bits and size_sec and roots is not None
+    assert off_map is not None
+    shift = vmcore.page_size.bit_length() - 1
+    per_section = 1 << (section_bits - shift)
+    nr_sections = -(-nr // per_section)
+    per_root = vmcore.page_size // size_sec
+    extreme = roots == -(-(1 << (physmem_bits - section_bits)) // per_root)
+    sizeof_page = info.size("page") or 64
+
+    def read_roots(addr: int) -> list[int]:
+        raw = vmcore.read_virt(addr, 8 * roots) if extreme else b""
+        return list(struct.unpack(f"<{roots}Q", raw)) if extreme else []
+
+    root_ptrs = read_roots(root_sym) if extreme else []
+    for sec in range(nr_sections):
+        if extreme:
+            root = root_ptrs[sec // per_root] if sec // per_root < len(root_ptrs) else 0
+            if not root:
+                continue
+            addr = root + (sec % per_root) * size_sec
+        else:
+            addr = root_sym + sec * size_sec
+        (coded,) = struct.unpack("<Q", vmcore.read_virt(addr + off_map, 8))
+        if not coded & SECTION_MARKED_PRESENT:
+            continue
+        start = sec * per_section
+        mem_map = ((coded & SECTION_MAP_MASK) + start * sizeof_page) & ((1 << 64) - 1)
+        yield start, min(start + per_section, nr), mem_map
+
+
+@dataclass
+class FilterStats:
+    free: int = 0
+    cache: int = 0
+    cache_private: int = 0
+    user: int = 0
+    hwpoison: int = 0
+    offline: int = 0
+
+
+def _field(raw: npt.NDArray[np.uint8], offset: int, dtype: str) -> npt.NDArray[Any]:
+    width = np.dtype(dtype).itemsize
+    return raw[:, offset:offset + width].copy().view(dtype).reshape(-1)
+
+
+def dumpable_pages(vmcore: Vmcore, dump_level: int,
+                   stats: FilterStats | None = None) -> tuple[Bits, Bits]:
+    """makedumpfile's 1st and 2nd bitmaps (zero pages still in the 2nd)."""
+    nr = max_mapnr(vmcore)
+    present = present_pages(vmcore, nr)
+    keep = present & ~nodata_pages(vmcore, nr)
+    stats = stats if stats is not None else FilterStats()
+    layout = None
+    if dump_level & (DL_CACHE | DL_CACHE_PRIVATE | DL_USER | DL_FREE):
+        layout = page_layout(vmcore.vmcoreinfo)
+    elif vmcore.vmcoreinfo.number("PG_hwpoison") is not None:
+        layout = page_layout(vmcore.vmcoreinfo)
+    if layout is None:
+        return present, keep
+    pt = PageTables(vmcore)
+    segs = in_segments(vmcore, nr)
+    covered_until = 0
+    for start, end, mem_map in mem_maps(vmcore, pt, nr):
+        try:
+            raw = pt.read(mem_map, (end - start) * layout.sizeof_page)
+        except MissingMemory as e:
+            raise KdumpError(f"cannot read struct pages of pfns {start:#x}-{end:#x}: {e}; "
+                             "save with --dump-level 0 or 1") from None
+        covered_until = _exclude_section(layout, dump_level, start, raw, segs[start:end], keep,
+                                         covered_until, stats)
+    return present, keep
+
+
+def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes,
+                     in_segs: Bits, keep: Bits, covered_until: int, stats: FilterStats) -> int:
+    n = len(in_segs)
+    raw = np.frombuffer(raw_bytes, dtype=np.uint8).reshape(n, layout.sizeof_page)
+    num = layout.numbers
+    flags = _field(raw, layout.flags, "<u8").astype(np.uint64)
+    mapping = _field(raw, layout.mapping, "<u8")
+    mapcount = (_field(raw, layout.mapcount, "<i4") if layout.mapcount is not None
+                else np.zeros(n, dtype=np.int32))
+    private = (_field(raw, layout.private, "<u8") if layout.private is not None
+               else np.zeros(n, dtype=np.uint64))
+    chead = (_field(raw, layout.compound_head, "<u8") if layout.compound_head is not None
+             else np.zeros(n, dtype=np.uint64))
+    pfn = np.arange(start, start + n, dtype=np.int64)
+
+    def bit(name: str) -> npt.NDArray[np.bool_]:
+        b = num.get(name)
+        if b is None:
+            return np.zeros(n, dtype=bool)
+        return np.asarray((flags & np.uint64(1 << b)) != 0)
+
+    def mapcount_is(name: str) -> npt.NDArray[np.bool_]:
+        v = num.get(name)
+        return np.asarray(mapcount == v) if v is not None else np.zeros(n, dtype=bool)
+
+    # Compound heads: order and destructor sit in the first tail page.
+    head = (flags & np.uint64(num.get("PG_head_mask", 0))) != 0
+    head &= (pfn % PGMM_CACHED) != PGMM_CACHED - 1
+    head[-1] = False  # its tail page is in the next section; heads are order-aligned
+    nxt = np.roll(raw, -1, axis=0)
+    order = np.zeros(n, dtype=np.int64)
+    hugetlb = np.zeros(n, dtype=bool)
+    if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num or "PG_hugetlb" in num:
+        flags1 = _field(nxt, layout.flags, "<u8").astype(np.uint64)
+        order = np.where(head, (flags1 & np.uint64(0xFF)).astype(np.int64), 0)
+        if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num:
+            hugetlb = head & (mapcount == num["PAGE_HUGETLB_MAPCOUNT_VALUE"])
+        else:
+            hugetlb = head & ((flags1 & np.uint64(1 << num["PG_hugetlb"])) != 0)
+    else:
+        if layout.order_offset:
+            order = np.where(head, nxt[:, layout.order_offset].astype(np.int64), 0)
+        if layout.dtor_offset and "HUGETLB_PAGE_DTOR" in num:
+            dtor = nxt[:, layout.dtor_offset].astype(np.int64)
+            hugetlb = head & (dtor == num["HUGETLB_PAGE_DTOR"])
+    bad = (order >= 64) | ((pfn & ((np.int64(1) << np.minimum(order, 62)) - 1)) != 0)
+    order = np.where(bad, 0, order)
+
+    slab = bit("PG_slab") | mapcount_is("PAGE_SLAB_MAPCOUNT_VALUE")
+    anon = ((mapping & np.uint64(1)) != 0) & ~slab
+    lru, swapcache = bit("PG_lru"), bit("PG_swapcache")
+    swapbacked = bit("PG_swapbacked") if "PG_swapbacked" in num else np.ones(n, dtype=bool)
+    cache = lru | (swapbacked & swapcache)
+    private_flag = bit("PG_private")
+
+    # The if/else chain of makedumpfile, as one label per page (0 = keep).
+    kind = np.zeros(n, dtype=np.int8)
+    nr_pages = np.left_shift(np.int64(1), order)
+    undecided = (chead & np.uint64(1)) == 0  # tail pages are never decided on their own
+    undecided &= in_segs
+
+    def decide(mask: npt.NDArray[np.bool_], label: int) -> None:
+        nonlocal undecided
+        sel = undecided & mask
+        kind[sel] = label
+        undecided = undecided & ~mask
+
+    if dump_level & DL_FREE and "PAGE_BUDDY_MAPCOUNT_VALUE" in num and layout.private is not None:
+        buddy = mapcount_is("PAGE_BUDDY_MAPCOUNT_VALUE") & ~slab
+        max_order = layout.max_order
+        bad_order = buddy & (private >= np.uint64(max_order)) if max_order else np.zeros(n, bool)
+        undecided &= ~bad_order  # makedumpfile warns and moves on
+        good = buddy & ~bad_order
+        nr_pages = np.where(good & undecided,
+                            np.left_shift(np.int64(1), np.minimum(private, 62).astype(np.int64)),
+                            nr_pages)
+        decide(good, 1)
+        if "PAGE_UNACCEPTED_MAPCOUNT_VALUE" in num and max_order:
+            unacc = mapcount_is("PAGE_UNACCEPTED_MAPCOUNT_VALUE")
+            nr_pages = np.where(unacc & undecided, np.int64(1) << (max_order - 1), nr_pages)
+            decide(unacc, 1)
+    if dump_level & DL_CACHE:
+        decide(cache & ~private_flag & ~anon, 2)
+    if dump_level & DL_CACHE_PRIVATE:
+        decide(cache & ~anon & private_flag, 3)
+        decide(cache & ~anon, 2)
+    if dump_level & DL_USER:
+        decide(anon | hugetlb, 4)
+    if "PG_hwpoison" in num:
+        decide(bit("PG_hwpoison"), 5)
+    if "PAGE_OFFLINE_MAPCOUNT_VALUE" in num:
+        decide(~slab & mapcount_is("PAGE_OFFLINE_MAPCOUNT_VALUE"), 6)
+
+    # makedumpfile's walk: an excluded block hides the pages inside it from the tests.
+    counters = ("free", "cache", "cache_private", "user", "hwpoison", "offline")
+    for i in np.flatnonzero(kind):
+        p = start + int(i)
+        if p < covered_until:
+            continue
+        count = int(nr_pages[i])
+        end = min(p + count, len(keep))
+        cleared = int(np.count_nonzero(keep[p:end]))
+        keep[p:end] = False
+        name = counters[int(kind[i]) - 1]
+        setattr(stats, name, getattr(stats, name) + cleared)
+        covered_until = p + count
+    return covered_until

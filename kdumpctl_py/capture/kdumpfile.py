@@ -1,0 +1,234 @@
+"""makedumpfile's kdump-compressed format ("KDUMP   ", header version 6), read and written.
+
+Layout (makedumpfile IMPLEMENTATION, diskdump_mod.h), in blocks of the page size:
+block 0 struct disk_dump_header; block 1 struct kdump_sub_header followed by
+the ELF notes (VMCOREINFO among them); then the 1st bitmap (page exists) and
+the 2nd bitmap (page dumped), each padded to whole blocks; then one
+page_desc per dumped page, then the page data. Zero pages share one
+descriptor pointing at a single zero page written first. Bitmaps are LSB
+first. An unfinished dump carries DUMP_DH_COMPRESSED_INCOMPLETE in status.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kdumpctl_py.errors import UsageError
+
+SIGNATURE = b"KDUMP   "
+HEADER_VERSION = 6
+# struct disk_dump_header on 64-bit: signature, header_version, new_utsname
+# (6 x 65 bytes), pad, timeval, then nine 32-bit fields; 464 bytes with padding.
+DISK_DUMP_HEADER = struct.Struct("<8si390s6xqqIiiIIIIIIi")
+DISK_DUMP_HEADER_SIZE = 464
+# struct kdump_sub_header on 64-bit: 104 bytes.
+SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
+PAGE_DESC = struct.Struct("<qIIQ")  # offset, size, flags, page_flags: 24 bytes
+
+DUMP_DH_COMPRESSED_ZLIB = 0x1
+DUMP_DH_COMPRESSED_LZO = 0x2
+DUMP_DH_COMPRESSED_SNAPPY = 0x4
+DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
+DUMP_DH_EXCLUDED_VMEMMAP = 0x10
+DUMP_DH_COMPRESSED_ZSTD = 0x20
+
+PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"),
+                            ("page_flags", "<u8")])
+
+
+@dataclass(frozen=True)
+class DiskDumpHeader:
+    utsname: bytes  # 390 bytes: sysname, nodename, release, version, machine, domainname
+    timestamp: tuple[int, int]
+    status: int
+    block_size: int
+    sub_hdr_size: int
+    bitmap_blocks: int
+    max_mapnr: int
+    nr_cpus: int
+    header_version: int = HEADER_VERSION
+
+    def pack(self) -> bytes:
+        raw = DISK_DUMP_HEADER.pack(
+            SIGNATURE, self.header_version, self.utsname, self.timestamp[0], self.timestamp[1],
+            self.status, self.block_size, self.sub_hdr_size, self.bitmap_blocks,
+            min(self.max_mapnr, 0xFFFFFFFF), 0, 0, 0, 0, self.nr_cpus)
+        return raw.ljust(DISK_DUMP_HEADER_SIZE, b"\0")
+
+    @property
+    def release(self) -> str:
+        return self.utsname[130:195].split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+@dataclass(frozen=True)
+class SubHeader:
+    phys_base: int
+    dump_level: int
+    offset_vmcoreinfo: int
+    size_vmcoreinfo: int
+    offset_note: int
+    size_note: int
+    offset_eraseinfo: int
+    size_eraseinfo: int
+    max_mapnr: int
+
+    def pack(self) -> bytes:
+        return SUB_HEADER.pack(self.phys_base, self.dump_level, 0, 0, 0, self.offset_vmcoreinfo,
+                               self.size_vmcoreinfo, self.offset_note, self.size_note,
+                               self.offset_eraseinfo, self.size_eraseinfo, 0, 0, self.max_mapnr)
+
+
+def bitmap_blocks(max_mapnr: int, block_size: int) -> int:
+    """Blocks for both bitmaps: each is max_mapnr bits rounded up to whole blocks."""
+    nbytes = -(-max_mapnr // 8)
+    return 2 * -(-nbytes // block_size)
+
+
+def pack_bitmap(bits: npt.NDArray[np.bool_], length: int) -> bytes:
+    """Bits LSB first, zero-padded to `length` bytes."""
+    raw = np.packbits(bits, bitorder="little").tobytes()
+    return raw.ljust(length, b"\0")
+
+
+@dataclass
+class KdumpFile:
+    """A kdump-compressed file opened for reading (headers, bitmaps, page descriptors)."""
+
+    header: DiskDumpHeader
+    sub: SubHeader
+    notes: bytes
+    bitmap1: npt.NDArray[np.bool_]
+    bitmap2: npt.NDArray[np.bool_]
+    descs_offset: int
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.header.status & DUMP_DH_COMPRESSED_INCOMPLETE)
+
+
+def read_kdump(path: str) -> KdumpFile:
+    """Read the headers and bitmaps of a kdump-compressed file (not the pages)."""
+    with open(path, "rb") as f:
+        head = f.read(DISK_DUMP_HEADER_SIZE)
+        if len(head) < DISK_DUMP_HEADER.size or head[:8] != SIGNATURE:
+            raise UsageError(f"{path} is not a kdump-compressed file (no KDUMP signature)")
+        (_, version, uts, sec, usec, status, block_size, sub_blocks, bm_blocks, mapnr32, _, _,
+         _, _, nr_cpus) = DISK_DUMP_HEADER.unpack_from(head)
+        if version < 6 or block_size <= 0 or block_size & (block_size - 1) or block_size > 1 << 20:
+            raise UsageError(f"{path}: unsupported header (version {version}, block size "
+                             f"{block_size})")
+        f.seek(block_size)
+        sub_raw = f.read(SUB_HEADER.size)
+        if len(sub_raw) < SUB_HEADER.size:
+            raise UsageError(f"{path} is truncated in its sub-header")
+        (phys_base, level, _, _, _, off_vi, size_vi, off_note, size_note, off_erase, size_erase,
+         _, _, mapnr) = SUB_HEADER.unpack(sub_raw)
+        if (size_note > sub_blocks * block_size or bm_blocks % 2
+                or mapnr > bm_blocks * block_size * 4):
+            raise UsageError(f"{path}: header sizes do not agree with each other")
+        f.seek(off_note)
+        notes = f.read(size_note)
+        f.seek((1 + sub_blocks) * block_size)
+        half = bm_blocks * block_size // 2
+        raw = f.read(2 * half)
+        if len(raw) < 2 * half:
+            raise UsageError(f"{path} is truncated in its bitmaps")
+    bm1 = np.unpackbits(np.frombuffer(raw[:half], np.uint8), bitorder="little")[:mapnr]
+    bm2 = np.unpackbits(np.frombuffer(raw[half:], np.uint8), bitorder="little")[:mapnr]
+    header = DiskDumpHeader(uts, (sec, usec), status, block_size, sub_blocks, bm_blocks, mapnr,
+                            nr_cpus, version)
+    sub = SubHeader(phys_base, level, off_vi, size_vi, off_note, size_note, off_erase, size_erase,
+                    mapnr)
+    return KdumpFile(header, sub, notes, bm1.astype(bool), bm2.astype(bool),
+                     (1 + sub_blocks + bm_blocks) * block_size)
+
+
+class KdumpWriter:
+    """Lay out a kdump-compressed file and fill it in page chunks, descriptors included.
+
+    The header goes out first marked incomplete and is rewritten complete at
+    the end, so a dump cut short (full disk, SIGTERM) is still readable and
+    says it is incomplete; `finish(..., written)` also clears the 2nd-bitmap
+    bits of pages that never got their data.
+    """
+
+    def __init__(self, sink: Any, header: DiskDumpHeader, sub: SubHeader, notes: bytes,
+                 bitmap1: npt.NDArray[np.bool_], bitmap2: npt.NDArray[np.bool_],
+                 zero_page: bool) -> None:
+        bs = header.block_size
+        self.sink, self.header, self.block_size = sink, header, bs
+        self.bitmap1, self.bitmap2 = bitmap1, bitmap2
+        self.notes = notes
+        self.sub = sub
+        self.bitmap_offset = (1 + header.sub_hdr_size) * bs
+        self.descs_offset = self.bitmap_offset + header.bitmap_blocks * bs
+        self.nr_dumpable = int(np.count_nonzero(bitmap2))
+        self.data_offset = self.descs_offset + PAGE_DESC.size * self.nr_dumpable
+        self.zero_desc: tuple[int, int, int, int] | None = None
+        if zero_page:
+            self.zero_desc = (self.data_offset, bs, 0, 0)
+            self.data_offset += bs
+
+    def begin(self) -> None:
+        incomplete = replace(self.header, status=self.header.status
+                             | DUMP_DH_COMPRESSED_INCOMPLETE)
+        self.sink.write_at(0, incomplete.pack())
+        self.sink.write_at(self.block_size, self.sub.pack())
+        if self.notes:
+            self.sink.write_at(self.sub.offset_note, self.notes)
+        self._write_bitmaps()
+        if self.zero_desc:
+            self.sink.write_at(self.zero_desc[0], bytes(self.block_size))
+
+    def _write_bitmaps(self) -> None:
+        half = self.header.bitmap_blocks * self.block_size // 2
+        self.sink.write_at(self.bitmap_offset, pack_bitmap(self.bitmap1, half))
+        self.sink.write_at(self.bitmap_offset + half, pack_bitmap(self.bitmap2, half))
+
+    def add(self, first_index: int, descs: npt.NDArray[Any], data: bytes) -> None:
+        """Descriptors for dumpable pages first_index.., and their data (appended)."""
+        descs = descs.copy()
+        nonzero = descs["offset"] >= 0
+        descs["offset"][nonzero] += self.data_offset
+        if self.zero_desc is not None:
+            descs[~nonzero] = self.zero_desc
+        self.sink.write_at(self.descs_offset + PAGE_DESC.size * first_index, descs.tobytes())
+        self.sink.write_at(self.data_offset, data)
+        self.data_offset += len(data)
+
+    def finish(self, complete: bool, written: npt.NDArray[np.bool_] | None = None) -> None:
+        if written is not None:
+            self.bitmap2 = self.bitmap2 & written
+            self._write_bitmaps()
+        status = self.header.status | (0 if complete else DUMP_DH_COMPRESSED_INCOMPLETE)
+        self.sink.write_at(0, replace(self.header, status=status).pack())
+
+
+def read_page(path: str, dump: KdumpFile, pfn: int) -> bytes | None:
+    """The data of one page of a kdump-compressed file; None if it was not dumped."""
+    if pfn >= len(dump.bitmap2) or not dump.bitmap2[pfn]:
+        return None
+    index = int(np.count_nonzero(dump.bitmap2[:pfn]))
+    with open(path, "rb") as f:
+        f.seek(dump.descs_offset + PAGE_DESC.size * index)
+        offset, size, flags, _ = PAGE_DESC.unpack(f.read(PAGE_DESC.size))
+        f.seek(offset)
+        data = f.read(size)
+    if flags & DUMP_DH_COMPRESSED_ZLIB:
+        return zlib.decompress(data)
+    if flags & DUMP_DH_COMPRESSED_ZSTD:
+        import zstandard
+
+        return bytes(zstandard.ZstdDecompressor().decompress(data,
+                                                            max_output_size=dump.header.block_size))
+    if flags & DUMP_DH_COMPRESSED_LZO:
+        import lzo
+
+        return bytes(lzo.decompress(data, False, dump.header.block_size))
+    return data

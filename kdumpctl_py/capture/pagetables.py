@@ -1,0 +1,105 @@
+"""Kernel page-table walks over a dump, for addresses outside the linear map.
+
+struct page arrays live in the vmemmap, which no PT_LOAD segment maps by
+virtual address, so the filter translates them through the dead kernel's
+own page tables: init_top_pgt on x86_64 (4 or 5 levels, 2 MiB and 1 GiB
+pages), swapper_pg_dir on arm64 (4K, 16K or 64K granule, block mappings).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.errors import KdumpError
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
+
+
+class PageTables:
+    """Translate kernel virtual addresses with the dump's page tables."""
+
+    def __init__(self, vmcore: Vmcore) -> None:
+        self.vmcore = vmcore
+        info = vmcore.vmcoreinfo
+        machine = vmcore.core.machine
+        self._walk: Callable[[int], tuple[int, int]]
+        if machine == EM_X86_64:
+            top = info.symbol("init_top_pgt")
+            phys_base = info.number("phys_base")
+            if top is None or phys_base is None:
+                raise KdumpError("VMCOREINFO lacks init_top_pgt or phys_base")
+            self._root = top - X86_START_KERNEL_MAP + phys_base
+            self._levels = 5 if info.number("pgtable_l5_enabled") else 4
+            sme = info.number("sme_mask") or 0
+            self._addr_mask = 0x000FFFFFFFFFF000 & ~sme
+            self._walk = self._walk_x86
+        elif machine == EM_AARCH64:
+            pgd = info.symbol("swapper_pg_dir")
+            voffset = info.number("kimage_voffset")
+            if pgd is None or voffset is None:
+                raise KdumpError("VMCOREINFO lacks swapper_pg_dir or kimage_voffset")
+            self._root = (pgd - voffset) & ((1 << 64) - 1)
+            self._shift = (vmcore.page_size - 1).bit_length()
+            t1sz = info.number("TCR_EL1_T1SZ")
+            self._va_bits = 64 - t1sz if t1sz else (info.number("VA_BITS") or 48)
+            stride = self._shift - 3
+            self._levels = -(-(self._va_bits - self._shift) // stride)
+            # Output address bits [47:shift]; 52-bit PA layouts are not handled.
+            self._addr_mask = ((1 << 48) - 1) & ~((1 << self._shift) - 1)
+            self._walk = self._walk_arm64
+        else:
+            raise KdumpError(f"no page-table walker for ELF machine {machine}")
+
+    def _entry(self, table: int, index: int) -> int:
+        (value,) = struct.unpack("<Q", self.vmcore.read_phys(table + index * 8, 8))
+        return int(value)
+
+    def translate(self, vaddr: int) -> tuple[int, int]:
+        """(physical address, bytes left in the same mapping) for a kernel virtual address."""
+        return self._walk(vaddr)
+
+    def _walk_x86(self, vaddr: int) -> tuple[int, int]:
+        table = self._root
+        for level in range(self._levels, 0, -1):
+            shift = 12 + 9 * (level - 1)
+            entry = self._entry(table, (vaddr >> shift) & 0x1FF)
+            if not entry & 1:
+                raise MissingMemory(f"virtual address {vaddr:#x} is not mapped")
+            if level in (2, 3) and entry & 0x80:  # PSE: 2 MiB or 1 GiB page
+                size = 1 << shift
+                base = entry & self._addr_mask & ~(size - 1)
+                return base + (vaddr & (size - 1)), size - (vaddr & (size - 1))
+            table = entry & self._addr_mask
+        return table + (vaddr & 0xFFF), 0x1000 - (vaddr & 0xFFF)
+
+    def _walk_arm64(self, vaddr: int) -> tuple[int, int]:
+        shift, stride = self._shift, self._shift - 3
+        table = self._root
+        for level in range(self._levels, 0, -1):
+            lshift = shift + stride * (level - 1)
+            bits = min(stride, self._va_bits - lshift)
+            entry = self._entry(table, (vaddr >> lshift) & ((1 << bits) - 1))
+            if not entry & 1:
+                raise MissingMemory(f"virtual address {vaddr:#x} is not mapped")
+            if level > 1 and not entry & 2:  # block descriptor
+                size = 1 << lshift
+                base = entry & self._addr_mask & ~(size - 1)
+                return base + (vaddr & (size - 1)), size - (vaddr & (size - 1))
+            table = entry & self._addr_mask
+        page = 1 << shift
+        return table + (vaddr & (page - 1)), page - (vaddr & (page - 1))
+
+    def read(self, vaddr: int, size: int) -> bytes:
+        """Read kernel virtual memory, page-table translated, across mappings."""
+        out = bytearray()
+        while size > 0:
+            paddr, left = self.translate(vaddr)
+            n = min(size, left)
+            out += self.vmcore.read_phys(paddr, n)
+            vaddr += n
+            size -= n
+        return bytes(out)

@@ -1,0 +1,442 @@
+"""Save a vmcore: filter, compress and write it so that nothing is lost.
+
+The dump goes to `<target>/<host>-<YYYY-MM-DD-HH:MM:SS>/vmcore` (time of the
+crash, UTC), written as `vmcore-incomplete` and renamed only when whole and
+fsync'd, with the crashed kernel's log beside it as `vmcore-dmesg.txt`. Files
+are 0600 in a 0700 directory, created relative to the directory's fd with
+O_NOFOLLOW so a symlink planted in the target is refused, not followed.
+
+Pages are read with pread in chunks, and compressed on a thread pool while
+the main thread writes, in order: memory use is a few chunks, whatever the
+size of the dump.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import signal
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from kdumpctl_py.capture.compress import Codec, Compressor, codec, zero_pages
+from kdumpctl_py.capture.filter import DL_ZERO, FilterStats, dumpable_pages
+from kdumpctl_py.capture.kdumpfile import (
+    PAGE_DESC,
+    PAGE_DESC_DTYPE,
+    SUB_HEADER,
+    DiskDumpHeader,
+    KdumpWriter,
+    SubHeader,
+    bitmap_blocks,
+)
+from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
+from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.units import format_bytes
+
+CHUNK_PAGES = 1024  # 4 MiB of 4K pages per task
+NT_PRSTATUS = 1
+PT_NOTE = 4
+
+
+class Interrupted(KdumpError):
+    """SIGTERM or SIGINT arrived while saving."""
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    dump_level: int = 31
+    compress: str = "zstd"
+    flat: bool = False
+    threads: int = 0  # 0: one per CPU
+    progress: bool = True
+    check_space: bool = True
+
+
+@dataclass
+class SaveResult:
+    directory: str | None
+    vmcore: str
+    complete: bool
+    pages_total: int
+    pages_dumped: int
+    pages_zero: int
+    bytes_out: int
+    seconds: float
+    stats: FilterStats = field(default_factory=FilterStats)
+    unreadable: list[int] = field(default_factory=list)
+
+
+# -- what goes into the headers ------------------------------------------------
+
+
+def _note_blob(v: Vmcore) -> tuple[bytes, int, int]:
+    """The vmcore's PT_NOTE bytes, and (offset, size) of the VMCOREINFO text inside them."""
+    notes = [s for s in v.core.segments if s.type == PT_NOTE]
+    blob = b"".join(v.pread(s.filesz, s.offset) for s in notes)
+    off = 0
+    while off + 12 <= len(blob):
+        namesz, descsz, _ = struct.unpack_from("<III", blob, off)
+        name_end = off + 12 + namesz
+        desc = off + 12 + -(-namesz // 4) * 4
+        if blob[off + 12:name_end].rstrip(b"\0") == b"VMCOREINFO":
+            return blob, desc, descsz
+        if namesz == 0 and descsz == 0:
+            break
+        off = desc + -(-descsz // 4) * 4
+    return blob, 0, 0
+
+
+def _utsname(v: Vmcore) -> bytes:
+    info = v.vmcoreinfo
+    base = info.symbol("init_uts_ns")
+    if base is None:
+        return bytes(390)
+    try:
+        return v.read_virt(base + (info.offset("uts_namespace.name") or 0), 390)
+    except MissingMemory:
+        return bytes(390)
+
+
+def _uts_field(uts: bytes, index: int) -> str:
+    return uts[65 * index:65 * (index + 1)].split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def crash_time(v: Vmcore) -> int:
+    value = v.vmcoreinfo.get("CRASHTIME")
+    return int(value) if value and value.isdigit() else int(time.time())
+
+
+def dump_name(v: Vmcore) -> str:
+    host = _uts_field(_utsname(v), 1) or "localhost"
+    host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host)[:64] or "localhost"
+    when = datetime.datetime.fromtimestamp(crash_time(v), datetime.UTC)
+    return f"{host}-{when:%Y-%m-%d-%H:%M:%S}"
+
+
+# -- reading pages ---------------------------------------------------------------
+
+
+def _runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, int]]:
+    """(first pfn, page count, file offset) for chunks of consecutive dumpable pages."""
+    ps = v.page_size
+    shift = ps.bit_length() - 1
+    for paddr, size, offset in v.phys_ranges():
+        first, end = -(-paddr // ps), (paddr + size) >> shift
+        if first >= end:
+            continue
+        sel = keep[first:end]
+        idx = np.flatnonzero(sel)
+        if not len(idx):
+            continue
+        # split where consecutive indices break, then into chunks
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        for run in np.split(idx, breaks):
+            for i in range(0, len(run), CHUNK_PAGES):
+                part = run[i:i + CHUNK_PAGES]
+                pfn = first + int(part[0])
+                yield pfn, len(part), offset + (pfn << shift) - paddr
+
+
+@dataclass
+class _Chunk:
+    pfn: int
+    count: int
+    descs: npt.NDArray[Any]
+    data: bytes
+    zeros: int
+    unreadable: list[int]
+
+
+def _read_pages(v: Vmcore, offset: int, count: int, pfn: int) -> tuple[bytes, list[int]]:
+    """Pages from the file; a page that cannot be read (EIO) comes back as zeros, listed."""
+    ps = v.page_size
+    try:
+        data = v.pread(count * ps, offset)
+        if len(data) == count * ps:
+            return data, []
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+    out, bad = bytearray(), []
+    for i in range(count):
+        try:
+            page = v.pread(ps, offset + i * ps)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            page = b""
+        if len(page) != ps:
+            bad.append(pfn + i)
+            page = bytes(ps)
+        out += page
+    return bytes(out), bad
+
+
+def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compressor | None,
+                flag: int, zero_shared: bool) -> _Chunk:
+    """Read and compress pages pfn..pfn+count; unreadable pages get no descriptor at all."""
+    ps = v.page_size
+    data, bad = _read_pages(v, offset, count, pfn)
+    zeros = zero_pages(data, ps)
+    readable = np.ones(count, dtype=bool)
+    readable[[b - pfn for b in bad]] = False
+    descs = np.zeros(int(readable.sum()), dtype=PAGE_DESC_DTYPE)
+    parts: list[bytes] = []
+    pos = 0
+    view = memoryview(data)
+    for d, i in enumerate(np.flatnonzero(readable)):
+        if zero_shared and zeros[i]:
+            descs[d]["offset"] = -1  # the writer points it at the shared zero page
+            continue
+        page = view[i * ps:(i + 1) * ps]
+        out = compressor(page) if compressor else b""
+        if compressor and len(out) < ps:
+            descs[d] = (pos, len(out), flag, 0)
+        else:
+            out = bytes(page)
+            descs[d] = (pos, ps, 0, 0)
+        parts.append(out)
+        pos += len(out)
+    return _Chunk(pfn, count, descs, b"".join(parts), int(zeros[readable].sum()), bad)
+
+
+# -- the run ---------------------------------------------------------------------
+
+
+class _Progress:
+    """One line on stderr at most once a second: percentage, MB/s, ETA."""
+
+    def __init__(self, total: int, page_size: int, enabled: bool) -> None:
+        self.total, self.page_size, self.enabled = max(total, 1), page_size, enabled
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 1.0:
+            return
+        self.last = now
+        rate = done * self.page_size / max(now - self.start, 1e-6)
+        eta = (self.total - done) * self.page_size / max(rate, 1)
+        print(f"kdumpctl-py: saving {100 * done // self.total:3d}%  {rate / 1e6:7.1f} MB/s  "
+              f"ETA {eta:4.0f}s", file=sys.stderr, flush=True)
+
+
+def _estimate(v: Vmcore, keep: npt.NDArray[np.bool_], comp: Codec | None, meta: int) -> int:
+    """Bytes the dump will take: metadata plus a compressed sample of the pages, scaled."""
+    idx = np.flatnonzero(keep)
+    if not len(idx):
+        return meta
+    sample = idx[np.linspace(0, len(idx) - 1, num=min(256, len(idx))).astype(int)]
+    ps = v.page_size
+    compressor = comp.make() if comp else None
+    total = 0
+    for pfn in sample:
+        try:
+            page = v.read_phys(int(pfn) * ps, ps)
+        except (MissingMemory, OSError):
+            page = bytes(ps)
+        total += min(len(compressor(page)), ps) if compressor else ps
+    return meta + total * len(idx) // len(sample)
+
+
+def _host_signals() -> Callable[[], None]:
+    """Turn SIGTERM into an exception so the dump is closed as incomplete, not torn."""
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(f"interrupted by signal {signum}; the dump is marked incomplete")
+
+    old = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, old)
+
+    return restore
+
+
+def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
+                stream: BinaryIO | None = None) -> SaveResult:
+    """Save `vmcore_path` under `target` (or as a flattened stream to `stream`)."""
+    started = time.monotonic()
+    comp = codec(options.compress)
+    if not 0 <= options.dump_level <= 31:
+        raise UsageError(f"dump level {options.dump_level} is not between 0 and 31")
+    with Vmcore(vmcore_path) as v:
+        stats = FilterStats()
+        present, keep = dumpable_pages(v, options.dump_level, stats)
+        ps = v.page_size
+        notes, vi_off, vi_size = _note_blob(v)
+        nr = len(present)
+        sub_blocks = -(-(SUB_HEADER.size + len(notes)) // ps)
+        bm_blocks = bitmap_blocks(nr, ps)
+        nr_cpus = sum(1 for n in v.core.notes if n.type == NT_PRSTATUS and n.name == "CORE")
+        header = DiskDumpHeader(_utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
+                                sub_blocks, bm_blocks, nr, nr_cpus)
+        note_off = ps + SUB_HEADER.size
+        sub = SubHeader(v.vmcoreinfo.number("phys_base") or 0, options.dump_level,
+                        note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0,
+                        nr)
+        meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * int(keep.sum()) + ps
+
+        out_dir: str | None = None
+        dir_fd = -1
+        if stream is not None:
+            sink: Sink = FlatSink(stream)
+            name = "-"
+        else:
+            if options.check_space:
+                _check_space(target, _estimate(v, keep, comp, meta))
+            out_dir, dir_fd = _make_dump_dir(target, dump_name(v))
+            name = "vmcore.flat" if options.flat else "vmcore"
+            fd = os.open(f"{name}-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            sink = FlatSink(os.fdopen(fd, "wb"), owned=True) if options.flat else FileSink(fd)
+        writer = KdumpWriter(sink, header, sub, notes, present, keep,
+                             zero_page=bool(options.dump_level & DL_ZERO))
+        result = SaveResult(out_dir, name, False, nr, int(keep.sum()), 0, 0, 0.0, stats)
+        restore = _host_signals()
+        written = np.zeros(nr, dtype=bool)
+        try:
+            writer.begin()
+            _write_pages(v, keep, writer, comp, options, result, written)
+            # Pages that could not be read have no descriptor: take them out of the bitmap.
+            writer.finish(True, written if result.unreadable else None)
+            if isinstance(sink, FlatSink):
+                sink.end()
+            sink.sync()
+            result.complete = True
+        except (OSError, Interrupted, KeyboardInterrupt) as e:
+            _close_incomplete(writer, sink, written)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise KdumpError(f"the disk under {target} filled up; {out_dir}/{name}-incomplete "
+                                 "holds the pages written so far, marked incomplete") from None
+            if isinstance(e, OSError):
+                raise
+            raise Interrupted(f"interrupted; {out_dir or 'the stream'} holds an incomplete dump") \
+                from None
+        finally:
+            restore()
+            sink.close()
+        result.bytes_out = getattr(sink, "size", 0)
+        if dir_fd >= 0:
+            os.rename(f"{name}-incomplete", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            _write_side_files(v, dir_fd, result)
+            os.fsync(dir_fd)
+            os.close(dir_fd)
+        result.seconds = time.monotonic() - started
+        return result
+
+
+def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
+                 comp: Codec | None, options: SaveOptions, result: SaveResult,
+                 written: npt.NDArray[np.bool_]) -> None:
+    threads = options.threads or os.cpu_count() or 1
+    progress = _Progress(result.pages_dumped, v.page_size, options.progress)
+    zero_shared = bool(options.dump_level & DL_ZERO)
+    pending: deque[Future[_Chunk]] = deque()
+    index = 0
+    compressors: dict[int, Compressor] = {}
+
+    def work(pfn: int, count: int, offset: int) -> _Chunk:
+        import threading
+
+        tid = threading.get_ident()
+        if comp and tid not in compressors:
+            compressors[tid] = comp.make()
+        return _make_chunk(v, pfn, count, offset, compressors.get(tid), comp.flag if comp else 0,
+                           zero_shared)
+
+    def drain_one() -> None:
+        nonlocal index
+        chunk = pending.popleft().result()
+        writer.add(index, chunk.descs, chunk.data)
+        index += len(chunk.descs)
+        written[chunk.pfn:chunk.pfn + chunk.count] = True
+        written[chunk.unreadable] = False
+        result.pages_zero += chunk.zeros
+        result.unreadable.extend(chunk.unreadable)
+        progress.update(index)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        try:
+            for pfn, count, offset in _runs(v, keep):
+                pending.append(pool.submit(work, pfn, count, offset))
+                if len(pending) >= 2 * threads:
+                    drain_one()
+            while pending:
+                drain_one()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _close_incomplete(writer: KdumpWriter, sink: Sink, written: npt.NDArray[np.bool_]) -> None:
+    """Leave a readable dump: only pages with data stay in the 2nd bitmap."""
+    try:
+        writer.finish(False, written)
+        sink.sync()
+    except OSError:
+        pass
+
+
+def _check_space(target: str, need: int) -> None:
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    st = os.statvfs(target)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise KdumpError(f"{target} has {format_bytes(free)} free but the dump needs about "
+                         f"{format_bytes(need)}; free space or raise --dump-level")
+
+
+def _make_dump_dir(target: str, name: str) -> tuple[str, int]:
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    tfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for n in range(100):
+            candidate = name if n == 0 else f"{name}-{n}"
+            try:
+                os.mkdir(candidate, 0o700, dir_fd=tfd)
+            except FileExistsError:
+                continue
+            fd = os.open(candidate, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=tfd)
+            os.fsync(tfd)
+            return os.path.join(target, candidate), fd
+        raise KdumpError(f"{target} already holds 100 dumps named {name}")
+    finally:
+        os.close(tfd)
+
+
+def _write_side_files(v: Vmcore, dir_fd: int, result: SaveResult) -> None:
+    """vmcore-dmesg.txt, and the list of pages /proc/vmcore could not give back."""
+    from kdumpctl_py.capture.dmesg import read_kernel_log
+
+    try:
+        text = read_kernel_log(v).text()
+    except KdumpError as e:
+        text = f"kdumpctl-py: the kernel log could not be read: {e}\n"
+    _write_file(dir_fd, "vmcore-dmesg.txt", text.encode())
+    if result.unreadable:
+        lines = "".join(f"{pfn:#x}\n" for pfn in result.unreadable)
+        _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
+
+
+def _write_file(dir_fd: int, name: str, data: bytes) -> None:
+    fd = os.open(f"{name}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                 | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(f"{name}.tmp", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+

@@ -1,0 +1,71 @@
+"""Where a dump's bytes go: a regular file written at offsets, or makedumpfile's
+flattened stream for pipes, where each write becomes an (offset, size) record
+and a later record for the same offset wins when the stream is rebuilt
+(`makedumpfile -R`, crash and libkdumpfile read it)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import BinaryIO, Protocol
+
+FLAT_SIGNATURE = b"makedumpfile"
+FLAT_HEADER_SIZE = 4096
+FLAT_RECORD = struct.Struct(">qq")  # struct makedumpfile_data_header, big-endian
+FLAT_END = -1
+
+
+class Sink(Protocol):
+    size: int
+
+    def write_at(self, offset: int, data: bytes | memoryview) -> None: ...
+    def sync(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class FileSink:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.size = 0
+
+    def write_at(self, offset: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, offset)
+            view, offset = view[n:], offset + n
+        self.size = max(self.size, offset)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class FlatSink:
+    """The flattened stream on `stream`; `owned` streams (a file of ours) are fsync'd and closed."""
+
+    def __init__(self, stream: BinaryIO, owned: bool = False) -> None:
+        self.stream, self.owned = stream, owned
+        self.size = 0
+        header = FLAT_SIGNATURE.ljust(16, b"\0") + struct.pack(">qq", 1, 1)
+        stream.write(header.ljust(FLAT_HEADER_SIZE, b"\0"))
+
+    def write_at(self, offset: int, data: bytes | memoryview) -> None:
+        self.stream.write(FLAT_RECORD.pack(offset, len(data)))
+        self.stream.write(data)
+        self.size += FLAT_RECORD.size + len(data)
+
+    def sync(self) -> None:
+        self.stream.flush()
+        if self.owned:
+            os.fsync(self.stream.fileno())
+
+    def end(self) -> None:
+        """The end record: a stream without it is known to be cut short."""
+        self.stream.write(FLAT_RECORD.pack(FLAT_END, FLAT_END))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()

@@ -1,0 +1,52 @@
+"""`kdumpctl-py save`: write the vmcore and its kernel log, filtered and compressed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kdumpctl_py.capture.compress import CODECS
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("save", help="save /proc/vmcore (or an ELF vmcore file) as a dump")
+    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
+                   help="the ELF vmcore to read (default: /proc/vmcore)")
+    p.add_argument("--target", default="/var/crash", metavar="DIR",
+                   help="directory that receives <host>-<date>/ (default: /var/crash); "
+                   "'-' with --flat writes the stream to standard output")
+    p.add_argument("--dump-level", type=int, default=31, metavar="0-31",
+                   help="makedumpfile -d bits: 1 zero, 2 cache, 4 private cache, 8 user data, "
+                   "16 free pages (default: 31)")
+    p.add_argument("--compress", choices=CODECS, default="zstd",
+                   help="per-page compression (default: zstd)")
+    p.add_argument("--format", choices=("kdump",), default="kdump",
+                   help="dump format (default: kdump-compressed, as makedumpfile writes)")
+    p.add_argument("--flat", action="store_true",
+                   help="write makedumpfile's flattened stream (for pipes)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="compression threads (default: one per CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.units import format_bytes
+
+    if args.target == "-" and not args.flat:
+        raise UsageError("--target - writes a stream; add --flat")
+    options = SaveOptions(args.dump_level, args.compress, args.flat, args.threads,
+                          not args.no_progress)
+    stream = sys.stdout.buffer if args.target == "-" else None
+    result = save_vmcore(args.vmcore, args.target, options, stream)
+    where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
+    print(f"saved {where}: {result.pages_dumped} of {result.pages_total} pages "
+          f"({result.pages_zero} zero), {format_bytes(result.bytes_out)}, "
+          f"{result.seconds:.1f} s", file=sys.stderr if stream else sys.stdout)
+    if result.unreadable:
+        print(f"kdumpctl-py: warning: {len(result.unreadable)} pages could not be read; listed "
+              "in unreadable-pages.txt", file=sys.stderr)
+    return 0

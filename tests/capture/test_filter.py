@@ -1,0 +1,141 @@
+"""makedumpfile's page decisions, on hand-made struct page arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdumpctl_py.capture.filter import (
+    DL_CACHE,
+    DL_CACHE_PRIVATE,
+    DL_FREE,
+    DL_USER,
+    FilterStats,
+    PageLayout,
+    _exclude_section,
+)
+
+SIZEOF = 64
+# Linux 6.1 x86_64 values (from a real VMCOREINFO)
+NUMBERS = {"PG_lru": 4, "PG_private": 13, "PG_swapcache": 10, "PG_swapbacked": 19, "PG_slab": 9,
+           "PG_head_mask": 1 << 16, "PAGE_BUDDY_MAPCOUNT_VALUE": -129,
+           "PAGE_OFFLINE_MAPCOUNT_VALUE": -257, "HUGETLB_PAGE_DTOR": 2}
+LAYOUT = PageLayout(4096, SIZEOF, flags=0, mapping=24, mapcount=48, private=40, compound_head=8,
+                    order_offset=17, dtor_offset=16, numbers=NUMBERS, max_order=11,
+                    version=(6, 1))
+BUDDY, OFFLINE = -129, -257
+
+
+def pages(n: int) -> np.ndarray:  # type: ignore[type-arg]
+    raw = np.zeros((n, SIZEOF), dtype=np.uint8)
+    raw[:, 48:52] = np.frombuffer(np.int32(-1).tobytes(), np.uint8)  # _mapcount = -1
+    return raw
+
+
+def put(raw: np.ndarray, i: int, off: int, value: int, fmt: str = "<u8") -> None:  # type: ignore[type-arg]
+    raw[i, off:off + np.dtype(fmt).itemsize] = np.frombuffer(np.array(value, fmt).tobytes(),
+                                                             np.uint8)
+
+
+def run(raw: np.ndarray, level: int, start: int = 0) -> tuple[np.ndarray, FilterStats]:  # type: ignore[type-arg]
+    n = len(raw)
+    keep = np.ones(start + n, dtype=bool)
+    stats = FilterStats()
+    _exclude_section(LAYOUT, level, start, raw.tobytes(), np.ones(n, bool), keep, 0, stats)
+    return keep[start:], stats
+
+
+def test_free_buddy_block_covers_its_order() -> None:
+    raw = pages(16)
+    put(raw, 4, 48, BUDDY, "<i4")
+    put(raw, 4, 40, 2)  # order 2: pfns 4..7
+    put(raw, 5, 48, BUDDY, "<i4")  # inside the block: never looked at
+    put(raw, 5, 40, 3)
+    keep, stats = run(raw, DL_FREE)
+    assert list(np.flatnonzero(~keep)) == [4, 5, 6, 7]
+    assert stats.free == 4
+    keep, _ = run(raw, DL_CACHE)
+    assert keep.all()
+
+
+def test_bad_buddy_order_is_kept() -> None:
+    raw = pages(4)
+    put(raw, 1, 48, BUDDY, "<i4")
+    put(raw, 1, 40, 11)  # >= MAX_ORDER
+    keep, _ = run(raw, DL_FREE)
+    assert keep.all()
+
+
+def test_slab_is_never_buddy_or_anon() -> None:
+    raw = pages(4)
+    put(raw, 0, 0, 1 << 9)  # PG_slab
+    put(raw, 0, 48, BUDDY, "<i4")
+    put(raw, 1, 0, 1 << 9)
+    put(raw, 1, 24, 0xFFFF888000000001)  # looks anonymous
+    keep, _ = run(raw, 31)
+    assert keep[:2].all()
+
+
+def test_cache_private_and_anon() -> None:
+    raw = pages(8)
+    put(raw, 0, 0, 1 << 4)  # LRU, file-backed: cache
+    put(raw, 1, 0, (1 << 4) | (1 << 13))  # LRU + PG_private: private cache
+    put(raw, 2, 0, 1 << 4)
+    put(raw, 2, 24, 0xFFFF888000000001)  # LRU anon: user data
+    put(raw, 3, 0, (1 << 19) | (1 << 10))  # swapbacked + swapcache: cache
+    put(raw, 4, 0, 1 << 10)  # swapcache without swapbacked: not cache
+    assert list(np.flatnonzero(~run(raw, DL_CACHE)[0])) == [0, 3]
+    assert list(np.flatnonzero(~run(raw, DL_CACHE_PRIVATE)[0])) == [0, 1, 3]
+    assert list(np.flatnonzero(~run(raw, DL_USER)[0])) == [2]
+    keep, stats = run(raw, DL_CACHE | DL_CACHE_PRIVATE | DL_USER)
+    assert list(np.flatnonzero(~keep)) == [0, 1, 2, 3]
+    assert (stats.cache, stats.cache_private, stats.user) == (2, 1, 1)
+
+
+def test_compound_head_takes_its_tails() -> None:
+    raw = pages(8)
+    put(raw, 4, 0, 1 << 16)  # head
+    put(raw, 4, 24, 0xFFFF888000000001)  # anonymous THP
+    raw[5, 17] = 2  # order 2 in the first tail page
+    for t in (5, 6, 7):
+        put(raw, t, 8, (0xFFFFEA0000000000 + 4 * SIZEOF) | 1)  # compound_head | 1
+    keep, stats = run(raw, DL_USER)
+    assert list(np.flatnonzero(~keep)) == [4, 5, 6, 7] and stats.user == 4
+    # a tail page is never excluded on its own
+    raw2 = raw.copy()
+    put(raw2, 4, 24, 0)
+    put(raw2, 6, 24, 0xFFFF888000000001)
+    assert run(raw2, DL_USER)[0].all()
+
+
+def test_hugetlb_by_destructor_and_misaligned_order() -> None:
+    raw = pages(8)
+    put(raw, 2, 0, 1 << 16)
+    raw[3, 17] = 1  # order 1 at pfn 2: aligned
+    raw[3, 16] = 2  # HUGETLB_PAGE_DTOR
+    put(raw, 5, 0, 1 << 16)
+    raw[6, 17] = 1  # order 1 at pfn 5: misaligned, treated as order 0
+    raw[6, 16] = 2
+    keep, _ = run(raw, DL_USER)
+    assert list(np.flatnonzero(~keep)) == [2, 3, 5]
+
+
+def test_offline_pages_go_at_any_filtering_level() -> None:
+    raw = pages(2)
+    put(raw, 1, 48, OFFLINE, "<i4")
+    assert list(np.flatnonzero(~run(raw, DL_CACHE)[0])) == [1]
+
+
+def test_exclusion_carries_across_sections() -> None:
+    raw = pages(8)
+    put(raw, 6, 48, BUDDY, "<i4")
+    put(raw, 6, 40, 2)  # pfns 6..9, beyond this section
+    keep = np.ones(16, dtype=bool)
+    until = _exclude_section(LAYOUT, DL_FREE, 0, raw.tobytes(), np.ones(8, bool), keep, 0,
+                             FilterStats())
+    assert until == 10 and list(np.flatnonzero(~keep)) == [6, 7, 8, 9]
+    nxt = pages(8)
+    put(nxt, 1, 48, BUDDY, "<i4")  # pfn 9: covered by the block above, not evaluated
+    put(nxt, 1, 40, 3)
+    _exclude_section(LAYOUT, DL_FREE, 8, nxt.tobytes(), np.ones(8, bool), keep, until,
+                     FilterStats())
+    assert list(np.flatnonzero(~keep)) == [6, 7, 8, 9]
