@@ -1,0 +1,361 @@
+"""Putting crashkernel= on the boot loader's kernel command line.
+
+Each layout has a pure planner, old file text -> new file text, that changes
+only the crashkernel= words and keeps every other byte (quoting, spacing,
+other parameters, comments). `plan_reset` finds which layout a root directory
+uses, reads the files and returns a `BootPlan`; writing it is the caller's
+job. Files it cannot read with certainty are refused, never guessed at.
+
+Layouts, in the order they are tried:
+- grubby (Fedora, RHEL), run only on the live system;
+- Boot Loader Specification entries, /boot/loader/entries/*.conf `options`
+  (plus /etc/kernel/cmdline, kernel-install's template for new kernels,
+  when every kernel is changed);
+- /etc/kernel/cmdline alone (kernel-install with unified kernel images);
+- /etc/default/grub's GRUB_CMDLINE_LINUX, then grub.cfg regenerated
+  (update-grub on Debian, grub2-mkconfig elsewhere).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdumpctl_py.errors import KdumpError, UsageError
+
+ALL = "ALL"
+PARAM = "crashkernel="
+BLS_DIRS = ("boot/loader/entries", "efi/loader/entries", "boot/efi/loader/entries")
+KERNEL_CMDLINE = "etc/kernel/cmdline"
+DEFAULT_GRUB = "etc/default/grub"
+DEFAULT_GRUB_D = "etc/default/grub.d"
+SBIN = ("usr/sbin", "sbin", "usr/bin", "bin")
+# The kernel's isspace(): where next_arg() ends a word outside quotes.
+SPACE = " \t\n\v\f\r"
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    path: Path
+    old: bytes
+    new: str
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            self.old.decode().splitlines(keepends=True), self.new.splitlines(keepends=True),
+            fromfile=str(self.path), tofile=str(self.path)))
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    layout: str  # grubby, bls, kernel-install, grub
+    edits: tuple[FileEdit, ...]
+    commands: tuple[tuple[str, ...], ...]  # run after the edits, in order
+    notes: tuple[str, ...]
+
+
+# -- the pure edits -------------------------------------------------------------
+
+def words(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each word as the kernel's next_arg() splits: double quotes group spaces."""
+    spans = []
+    i = 0
+    while i < len(text):
+        if text[i] in SPACE:
+            i += 1
+            continue
+        start, quoted = i, False
+        while i < len(text) and (quoted or text[i] not in SPACE):
+            quoted ^= text[i] == '"'
+            i += 1
+        spans.append((start, i))
+    return spans
+
+
+def _is_crashkernel(word: str) -> bool:
+    return word.lstrip('"').startswith(PARAM)
+
+
+def has_crashkernel(cmdline: str) -> bool:
+    return any(_is_crashkernel(cmdline[s:e]) for s, e in words(cmdline))
+
+
+def set_crashkernel(cmdline: str, value: str) -> str:
+    """`cmdline` with one crashkernel=value: in place of the first crashkernel= word.
+
+    Later crashkernel= words go, since the kernel would take the last one or
+    mix in ,high/,low ones. Without one, the word goes before a "--" (what
+    follows it is for init), else after the last word, keeping any trailing
+    newline.
+    """
+    spans = words(cmdline)
+    if any(_is_crashkernel(cmdline[s:e]) for s, e in spans):
+        return _rewrite(cmdline, PARAM + value)
+    dashes = [s for s, e in spans if cmdline[s:e] == "--"]
+    if dashes:
+        return cmdline[:dashes[0]] + PARAM + value + " " + cmdline[dashes[0]:]
+    if not spans:
+        return PARAM + value + cmdline
+    end = spans[-1][1]
+    return cmdline[:end] + " " + PARAM + value + cmdline[end:]
+
+
+def remove_crashkernel(cmdline: str) -> str:
+    """`cmdline` without its crashkernel= words."""
+    return _rewrite(cmdline, None)
+
+
+def _rewrite(cmdline: str, replacement: str | None) -> str:
+    """The first crashkernel= word replaced (unless None), the others dropped.
+
+    A dropped word takes the blanks before it with it, or those after it at
+    the start of the text, so no double or leading blanks are left.
+    """
+    out, pos = [], 0
+    for s, e in words(cmdline):
+        if not _is_crashkernel(cmdline[s:e]):
+            continue
+        if replacement is not None:
+            out.append(cmdline[pos:s] + replacement)
+            pos, replacement = e, None
+            continue
+        cut = s
+        while cut > pos and cmdline[cut - 1] in " \t":
+            cut -= 1
+        out.append(cmdline[pos:cut])
+        pos = e
+        if cut == 0:
+            while pos < len(cmdline) and cmdline[pos] in " \t":
+                pos += 1
+    out.append(cmdline[pos:])
+    return "".join(out)
+
+
+def edit_bls_entry(text: str, value: str) -> str:
+    """A BLS entry with crashkernel=value on its `options` (all options lines count as one)."""
+    lines = text.splitlines(keepends=True)
+    options = {n: _split_option(line) for n, line in enumerate(lines)
+               if line.split(None, 1)[:1] == ["options"]}
+    if not options:
+        sep = "" if not lines or lines[-1].endswith("\n") else "\n"
+        return text + f"{sep}options {PARAM}{value}\n"
+    if any("$kernelopts" in body for _, body, _ in options.values()):
+        raise KdumpError("its options line is $kernelopts, kept in grubenv; use grubby")
+    with_ck = [n for n, (_, body, _) in options.items() if has_crashkernel(body)]
+    target = with_ck[0] if with_ck else max(options)
+    for n, (head, body, ending) in options.items():
+        if n == target:
+            lines[n] = head + set_crashkernel(body, value) + ending
+        elif n in with_ck:
+            lines[n] = head + remove_crashkernel(body) + ending
+    return "".join(lines)
+
+
+def _split_option(line: str) -> tuple[str, str, str]:
+    """An options line as ("options" with the blanks around it, the value, the line ending)."""
+    body = line.rstrip("\r\n")
+    key = len(body) - len(body.lstrip()) + len("options")
+    while key < len(body) and body[key] in " \t":
+        key += 1
+    return body[:key], body[key:], line[len(body):]
+
+
+def edit_kernel_cmdline(text: str, value: str) -> str:
+    """/etc/kernel/cmdline: the whole file is the command line (newlines are spaces)."""
+    return set_crashkernel(text, value)
+
+
+_ASSIGN = re.compile(r"^([ \t]*(?:export[ \t]+)?(GRUB_CMDLINE_LINUX(?:_DEFAULT)?)=)(.*)$")
+
+
+@dataclass(frozen=True)
+class _Assignment:
+    line: int
+    name: str
+    head: str  # up to and including '='
+    quote: str  # '"', "'" or "" (unquoted)
+    value: str
+    tail: str  # after the closing quote: blanks, a comment, the line ending
+
+    def render(self, value: str) -> str:
+        quote = self.quote or ('"' if any(c in SPACE for c in value) else "")
+        return f"{self.head}{quote}{value}{quote}{self.tail}"
+
+
+def _parse_assignment(n: int, line: str) -> _Assignment | None:
+    """A GRUB_CMDLINE_LINUX[_DEFAULT]= line, or None for other lines; refuses what is unclear."""
+    body = line.rstrip("\r\n")
+    m = _ASSIGN.match(body)
+    if m is None:
+        if "GRUB_CMDLINE_LINUX" in body and not body.lstrip().startswith("#"):
+            raise KdumpError(f"line {n + 1} changes GRUB_CMDLINE_LINUX in a way this tool "
+                             "cannot follow")
+        return None
+    name, rest = m.group(2), m.group(3)
+    quote = rest[:1] if rest and rest[0] in "\"'" else ""
+    if quote:
+        close = rest.find(quote, 1)
+        if close == -1:
+            raise KdumpError(f"line {n + 1}: {name} continues on the next line")
+        value, tail = rest[1:close], rest[close + 1:]
+    else:
+        cut = next((i for i, c in enumerate(rest) if c in " \t#"), len(rest))
+        value, tail = rest[:cut], rest[cut:]
+        if any(c in "\"';&|<>()" for c in value):
+            raise KdumpError(f"line {n + 1}: {name} is not a plain shell word")
+    if any(c in "$`\\" for c in value):
+        raise KdumpError(f"line {n + 1}: {name} uses $, ` or \\, which the shell expands")
+    after = tail.strip(" \t")
+    if after and not after.startswith("#"):
+        raise KdumpError(f"line {n + 1}: unexpected {after!r} after {name}")
+    return _Assignment(n, name, m.group(1), quote, value, tail + line[len(body):])
+
+
+def edit_default_grub(text: str, value: str) -> str:
+    """/etc/default/grub with crashkernel=value in GRUB_CMDLINE_LINUX.
+
+    The last assignment of a variable is the one the shell keeps. If
+    GRUB_CMDLINE_LINUX_DEFAULT already holds crashkernel= it is changed there
+    (it comes later on the command line, so it wins); a crashkernel= left in
+    the other variable is removed.
+    """
+    lines = text.splitlines(keepends=True)
+    last: dict[str, _Assignment] = {}
+    for n, line in enumerate(lines):
+        assignment = _parse_assignment(n, line)
+        if assignment is not None:
+            last[assignment.name] = assignment
+    linux, default = last.get("GRUB_CMDLINE_LINUX"), last.get("GRUB_CMDLINE_LINUX_DEFAULT")
+    target = default if default and has_crashkernel(default.value) else linux
+    if target is None:
+        sep = "" if not lines or lines[-1].endswith("\n") else "\n"
+        return text + f'{sep}GRUB_CMDLINE_LINUX="{PARAM}{value}"\n'
+    lines[target.line] = target.render(set_crashkernel(target.value, value))
+    for other in (linux, default):
+        if other is not None and other is not target and has_crashkernel(other.value):
+            lines[other.line] = other.render(remove_crashkernel(other.value))
+    return "".join(lines)
+
+
+# -- finding the layout and planning -------------------------------------------
+
+def find_tool(root: Path, name: str) -> str | None:
+    """The path of a program inside `root`, as seen from inside it."""
+    for d in SBIN:
+        if (root / d / name).is_file():
+            return f"/{d}/{name}"
+    return None
+
+
+def _read(path: Path) -> tuple[bytes, str]:
+    try:
+        raw = path.read_bytes()
+        return raw, raw.decode()
+    except UnicodeDecodeError:
+        raise KdumpError(f"{path} is not UTF-8 text; not editing it") from None
+
+
+def _entry_field(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if parts[:1] == [key]:
+            return parts[1].strip() if len(parts) > 1 else ""
+    return None
+
+
+def _bls_entries(root: Path) -> list[Path]:
+    return sorted(p for d in BLS_DIRS if (root / d).is_dir() for p in (root / d).glob("*.conf"))
+
+
+def _entry_matches(text: str, kernel: str | None, release: str) -> bool:
+    linux = _entry_field(text, "linux")
+    if linux is None:
+        return False
+    if kernel == ALL:
+        return True
+    if kernel is None:
+        return _entry_field(text, "version") == release or Path(linux).name == f"vmlinuz-{release}"
+    return Path(linux).name == Path(kernel).name
+
+
+def plan_reset(root: Path, value: str, kernel: str | None, release: str,
+               run_tools: bool) -> BootPlan:
+    """How to put crashkernel=value on the command line of `kernel` under `root`.
+
+    `kernel` is a kernel image path, ALL, or None for the running `release`.
+    Tools (grubby, grub regeneration) are planned only when `run_tools`,
+    i.e. when root is the live system.
+    """
+    grubby = find_tool(root, "grubby") if run_tools else None
+    if grubby:
+        target = kernel or f"/boot/vmlinuz-{release}"
+        return BootPlan("grubby", (), ((grubby, f"--update-kernel={target}",
+                                        f"--args={PARAM}{value}"),), ())
+    entries = _bls_entries(root)
+    if entries:
+        return _plan_bls(root, entries, value, kernel, release)
+    if (root / KERNEL_CMDLINE).is_file():
+        if kernel not in (None, ALL):
+            raise UsageError(f"/{KERNEL_CMDLINE} applies to every kernel; use --kernel ALL")
+        return BootPlan("kernel-install", _edits([root / KERNEL_CMDLINE], edit_kernel_cmdline,
+                                                 value), (),
+                        ("kernels already installed keep their command line until "
+                         "kernel-install adds them again",))
+    if (root / DEFAULT_GRUB).is_file():
+        return _plan_grub(root, value, kernel, run_tools)
+    raise KdumpError("no boot loader configuration found (grubby, /boot/loader/entries, "
+                     f"/{KERNEL_CMDLINE}, /{DEFAULT_GRUB})")
+
+
+def _edits(paths: list[Path], planner: Callable[[str, str], str],
+           value: str) -> tuple[FileEdit, ...]:
+    out = []
+    for path in paths:
+        raw, text = _read(path)
+        try:
+            new = planner(text, value)
+        except KdumpError as e:
+            raise KdumpError(f"{path}: {e}; not editing it") from None
+        if new != text:
+            out.append(FileEdit(path, raw, new))
+    return tuple(out)
+
+
+def _plan_bls(root: Path, entries: list[Path], value: str, kernel: str | None,
+              release: str) -> BootPlan:
+    chosen = [p for p in entries if _entry_matches(_read(p)[1], kernel, release)]
+    if not chosen:
+        which = f"the running kernel {release}" if kernel is None else kernel
+        raise KdumpError(f"no boot entry (loader/entries/*.conf) for {which}")
+    edits = _edits(chosen, edit_bls_entry, value)
+    if kernel == ALL and (root / KERNEL_CMDLINE).is_file():
+        edits += _edits([root / KERNEL_CMDLINE], edit_kernel_cmdline, value)
+        return BootPlan("bls", edits, (), (f"/{KERNEL_CMDLINE} too, so that kernels installed "
+                                           "later get it",))
+    return BootPlan("bls", edits, (), ())
+
+
+def _plan_grub(root: Path, value: str, kernel: str | None, run_tools: bool) -> BootPlan:
+    if kernel not in (None, ALL):
+        raise UsageError(f"/{DEFAULT_GRUB} applies to every kernel; use --kernel ALL")
+    for snippet in sorted((root / DEFAULT_GRUB_D).glob("*.cfg")):
+        if PARAM in _read(snippet)[1]:
+            raise KdumpError(f"{snippet} also sets {PARAM} and is read after /{DEFAULT_GRUB}, "
+                             "so its value would win; remove it from there first")
+    edits = _edits([root / DEFAULT_GRUB], edit_default_grub, value)
+    if find_tool(root, "update-grub"):
+        command: tuple[str, ...] = ("update-grub",)
+    elif find_tool(root, "grub2-mkconfig"):
+        command = ("grub2-mkconfig", "-o", "/boot/grub2/grub.cfg")
+    elif find_tool(root, "grub-mkconfig"):
+        command = ("grub-mkconfig", "-o", "/boot/grub/grub.cfg")
+    else:
+        return BootPlan("grub", edits, (), ("no update-grub or grub-mkconfig found: regenerate "
+                                            "grub.cfg before rebooting",))
+    if not run_tools:
+        return BootPlan("grub", edits, (), (f"run {' '.join(command)} inside {root} before "
+                                            "booting it",))
+    return BootPlan("grub", edits, (command,) if edits else (), ())

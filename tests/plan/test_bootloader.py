@@ -1,0 +1,267 @@
+"""Boot-loader edits on realistic layouts: Fedora BLS, Debian GRUB, kernel-install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.plan.bootloader import (
+    edit_bls_entry,
+    edit_default_grub,
+    plan_reset,
+    remove_crashkernel,
+    set_crashkernel,
+    words,
+)
+
+RELEASE = "6.5.6-300.fc39.x86_64"
+FEDORA_ENTRY = f"""\
+title Fedora Linux ({RELEASE}) 39 (Workstation Edition)
+version {RELEASE}
+linux /vmlinuz-{RELEASE}
+initrd /initramfs-{RELEASE}.img
+options root=UUID=6d1a5c6e-7c56-4bd1-a7b7-9c0d3e0e59a1 ro rootflags=subvol=root rhgb quiet \
+crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M
+grub_users $grub_users
+grub_arg --unrestricted
+grub_class fedora
+"""
+RESCUE_ENTRY = """\
+title Fedora Linux (0-rescue-2f0e1d2c3b4a) 39 (Workstation Edition)
+version 0-rescue-2f0e1d2c3b4a
+linux /vmlinuz-0-rescue-2f0e1d2c3b4a
+initrd /initramfs-0-rescue-2f0e1d2c3b4a.img
+options root=UUID=6d1a5c6e-7c56-4bd1-a7b7-9c0d3e0e59a1 ro rootflags=subvol=root rhgb quiet
+grub_users $grub_users
+grub_arg --unrestricted
+grub_class fedora
+"""
+DEBIAN_GRUB = """\
+# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+# For full documentation of the options in this file, see:
+#   info -f grub -n 'Simple configuration'
+
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX=""
+
+# If your computer has multiple operating systems installed, then you
+# probably want to run os-prober. However, if your computer is a host
+#GRUB_DISABLE_OS_PROBER=false
+"""
+VALUE = "2G-64G:256M,64G-:512M"
+
+
+def fedora(root: Path) -> Path:
+    entries = root / "boot/loader/entries"
+    entries.mkdir(parents=True)
+    (entries / f"2f0e1d2c3b4a-{RELEASE}.conf").write_text(FEDORA_ENTRY)
+    (entries / "2f0e1d2c3b4a-0-rescue.conf").write_text(RESCUE_ENTRY)
+    return entries
+
+
+def debian(root: Path, tools: tuple[str, ...] = ("update-grub",)) -> Path:
+    (root / "etc/default").mkdir(parents=True)
+    (root / "etc/default/grub").write_text(DEBIAN_GRUB)
+    (root / "usr/sbin").mkdir(parents=True)
+    for tool in tools:
+        (root / "usr/sbin" / tool).write_text("#!/bin/sh\n")
+    return root / "etc/default/grub"
+
+
+# -- the command line itself ----------------------------------------------------
+
+@pytest.mark.parametrize("before,after", [
+    ("ro quiet", "ro quiet crashkernel=V"),
+    ("ro quiet\n", "ro quiet crashkernel=V\n"),
+    ("", "crashkernel=V"),
+    ("ro  crashkernel=1G   quiet", "ro  crashkernel=V   quiet"),
+    ("crashkernel=1G,high ro crashkernel=128M,low", "crashkernel=V ro"),
+    ("crashkernel=1G crashkernel=2G quiet", "crashkernel=V quiet"),
+    ('ro "dyndbg=file x +p" -- single', 'ro "dyndbg=file x +p" crashkernel=V -- single'),
+    ('a="x crashkernel=1G y" b', 'a="x crashkernel=1G y" b crashkernel=V'),
+])
+def test_set_crashkernel(before: str, after: str) -> None:
+    assert set_crashkernel(before, "V") == after
+
+
+CMDLINE_WORDS = st.sampled_from(["ro", "quiet", "root=UUID=1-2", '"a b"', 'x="y z"', "--",
+                                 "crashkernel=1G", "crashkernel=2G,high", "crashkernel=0,low",
+                                 "kdump.crashkernel=9", "rd.lvm=0"])
+
+
+@given(st.lists(CMDLINE_WORDS, max_size=8), st.sampled_from([" ", "  ", "\t"]),
+       st.sampled_from(["", "\n", " "]))
+def test_set_keeps_every_other_word(items: list[str], sep: str, end: str) -> None:
+    before = sep.join(items) + end
+    after = set_crashkernel(before, VALUE)
+    others = [w for w in (before[s:e] for s, e in words(before)) if not w.startswith("crashk")]
+    new = [after[s:e] for s, e in words(after)]
+    assert [w for w in new if not w.startswith("crashk")] == others
+    assert [w for w in new if w.startswith("crashk")] == [f"crashkernel={VALUE}"]
+    assert after.endswith(end)
+    assert set_crashkernel(after, VALUE) == after
+    removed = remove_crashkernel(before)
+    assert [removed[s:e] for s, e in words(removed)] == others
+
+
+# -- the files ------------------------------------------------------------------
+
+def test_fedora_bls_entry_changes_one_line() -> None:
+    new = edit_bls_entry(FEDORA_ENTRY, VALUE)
+    old_lines, new_lines = FEDORA_ENTRY.splitlines(), new.splitlines()
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+    assert changed == [(old_lines[4], old_lines[4].replace("1G-4G:192M,4G-64G:256M,64G-:512M",
+                                                           VALUE))]
+    rescue = edit_bls_entry(RESCUE_ENTRY, VALUE).splitlines()[4]
+    assert rescue.endswith(f"quiet crashkernel={VALUE}")
+
+
+def test_bls_entry_without_options_gets_one() -> None:
+    assert edit_bls_entry("title x\nlinux /vmlinuz", "1G") == (
+        "title x\nlinux /vmlinuz\noptions crashkernel=1G\n")
+
+
+def test_bls_kernelopts_is_refused() -> None:
+    with pytest.raises(KdumpError, match="kernelopts"):
+        edit_bls_entry("linux /vmlinuz-6\noptions $kernelopts\n", "1G")
+
+
+def test_debian_grub_changes_only_grub_cmdline_linux() -> None:
+    new = edit_default_grub(DEBIAN_GRUB, VALUE)
+    assert new == DEBIAN_GRUB.replace('GRUB_CMDLINE_LINUX=""',
+                                      f'GRUB_CMDLINE_LINUX="crashkernel={VALUE}"')
+    assert edit_default_grub(new, VALUE) == new
+
+
+@pytest.mark.parametrize("before,after", [
+    # crashkernel= in _DEFAULT comes later on the line and wins: it is changed there.
+    ('GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=1G"\nGRUB_CMDLINE_LINUX="ro"\n',
+     'GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=V"\nGRUB_CMDLINE_LINUX="ro"\n'),
+    ('GRUB_CMDLINE_LINUX="crashkernel=2G"\nGRUB_CMDLINE_LINUX_DEFAULT="crashkernel=1G"\n',
+     'GRUB_CMDLINE_LINUX=""\nGRUB_CMDLINE_LINUX_DEFAULT="crashkernel=V"\n'),
+    ("GRUB_CMDLINE_LINUX='ro'  # keep\n", "GRUB_CMDLINE_LINUX='ro crashkernel=V'  # keep\n"),
+    ("GRUB_CMDLINE_LINUX=ro\n", 'GRUB_CMDLINE_LINUX="ro crashkernel=V"\n'),
+    ("export GRUB_CMDLINE_LINUX=\n", "export GRUB_CMDLINE_LINUX=crashkernel=V\n"),
+    ('GRUB_CMDLINE_LINUX="a"\nGRUB_CMDLINE_LINUX="b"\n',
+     'GRUB_CMDLINE_LINUX="a"\nGRUB_CMDLINE_LINUX="b crashkernel=V"\n'),
+    ("GRUB_TIMEOUT=5", 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="crashkernel=V"\n'),
+])
+def test_default_grub(before: str, after: str) -> None:
+    assert edit_default_grub(before, "V") == after
+
+
+@pytest.mark.parametrize("text,why", [
+    ('GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX quiet"\n', "expands"),
+    ('GRUB_CMDLINE_LINUX="quiet\nsplash"\n', "continues on the next line"),
+    ('GRUB_CMDLINE_LINUX+=" quiet"\n', "cannot follow"),
+    ('[ -x /x ] && GRUB_CMDLINE_LINUX="quiet"\n', "cannot follow"),
+    ('GRUB_CMDLINE_LINUX="quiet" ; echo\n', "unexpected"),
+    ("GRUB_CMDLINE_LINUX=`cat /x`\n", "expands"),
+    ("GRUB_CMDLINE_LINUX=a;b\n", "not a plain shell word"),
+])
+def test_default_grub_refusals(text: str, why: str) -> None:
+    with pytest.raises(KdumpError, match=why):
+        edit_default_grub(text, "V")
+
+
+# -- finding the layout ---------------------------------------------------------
+
+def test_plan_fedora_running_kernel(tmp_path: Path) -> None:
+    entries = fedora(tmp_path)
+    plan = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+    assert plan.layout == "bls"
+    assert [e.path for e in plan.edits] == [entries / f"2f0e1d2c3b4a-{RELEASE}.conf"]
+    assert plan.edits[0].new == edit_bls_entry(FEDORA_ENTRY, VALUE)
+    assert plan.edits[0].old == FEDORA_ENTRY.encode()
+    assert plan.commands == ()
+
+
+def test_plan_fedora_all_and_by_path(tmp_path: Path) -> None:
+    fedora(tmp_path)
+    assert len(plan_reset(tmp_path, VALUE, "ALL", RELEASE, run_tools=False).edits) == 2
+    by_path = plan_reset(tmp_path, VALUE, "/boot/vmlinuz-0-rescue-2f0e1d2c3b4a", RELEASE, False)
+    assert [e.path.name for e in by_path.edits] == ["2f0e1d2c3b4a-0-rescue.conf"]
+    with pytest.raises(KdumpError, match="no boot entry .* for /boot/vmlinuz-9"):
+        plan_reset(tmp_path, VALUE, "/boot/vmlinuz-9", RELEASE, run_tools=False)
+
+
+def test_plan_grubby_on_the_live_system(tmp_path: Path) -> None:
+    fedora(tmp_path)
+    (tmp_path / "usr/sbin").mkdir(parents=True)
+    (tmp_path / "usr/sbin/grubby").write_text("#!/bin/sh\n")
+    plan = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=True)
+    assert plan.layout == "grubby" and plan.edits == ()
+    assert plan.commands == (("/usr/sbin/grubby", f"--update-kernel=/boot/vmlinuz-{RELEASE}",
+                              f"--args=crashkernel={VALUE}"),)
+    assert plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False).layout == "bls"
+
+
+def test_plan_debian_grub(tmp_path: Path) -> None:
+    grub = debian(tmp_path)
+    live = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=True)
+    assert (live.layout, [e.path for e in live.edits]) == ("grub", [grub])
+    assert live.commands == (("update-grub",),)
+    offline = plan_reset(tmp_path, VALUE, "ALL", RELEASE, run_tools=False)
+    assert offline.commands == () and "run update-grub inside" in offline.notes[0]
+    with pytest.raises(UsageError, match="every kernel"):
+        plan_reset(tmp_path, VALUE, "/boot/vmlinuz-6.1.0-13-amd64", RELEASE, run_tools=False)
+
+
+def test_plan_fedora_grub_regeneration(tmp_path: Path) -> None:
+    debian(tmp_path, tools=("grub2-mkconfig",))
+    plan = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=True)
+    assert plan.commands == (("grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"),)
+
+
+def test_plan_grub_snippet_that_would_win_is_refused(tmp_path: Path) -> None:
+    debian(tmp_path)
+    (tmp_path / "etc/default/grub.d").mkdir()
+    (tmp_path / "etc/default/grub.d/kdump-tools.cfg").write_text(
+        'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:256M"\n')
+    with pytest.raises(KdumpError, match="kdump-tools.cfg also sets crashkernel="):
+        plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+
+
+def test_plan_kernel_install(tmp_path: Path) -> None:
+    (tmp_path / "etc/kernel").mkdir(parents=True)
+    cmdline = tmp_path / "etc/kernel/cmdline"
+    cmdline.write_text("root=UUID=1-2 ro quiet\n")
+    plan = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+    assert plan.layout == "kernel-install"
+    assert plan.edits[0].new == f"root=UUID=1-2 ro quiet crashkernel={VALUE}\n"
+    # With BLS entries too (systemd-boot), ALL also changes the template for new kernels.
+    entries = tmp_path / "efi/loader/entries"
+    entries.mkdir(parents=True)
+    (entries / f"abc-{RELEASE}.conf").write_text(
+        f"title Debian\nversion {RELEASE}\nlinux /abc/{RELEASE}/linux\noptions root=UUID=1-2 ro\n")
+    both = plan_reset(tmp_path, VALUE, "ALL", RELEASE, run_tools=False)
+    assert (both.layout, sorted(e.path.name for e in both.edits)) == (
+        "bls", ["abc-6.5.6-300.fc39.x86_64.conf", "cmdline"])
+
+
+def test_plan_refuses(tmp_path: Path) -> None:
+    with pytest.raises(KdumpError, match="no boot loader configuration"):
+        plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+    entries = fedora(tmp_path)
+    (entries / f"2f0e1d2c3b4a-{RELEASE}.conf").write_bytes(b"options ro \xff\n")
+    with pytest.raises(KdumpError, match="not UTF-8"):
+        plan_reset(tmp_path, VALUE, "ALL", RELEASE, run_tools=False)
+    (entries / f"2f0e1d2c3b4a-{RELEASE}.conf").write_text(
+        f"linux /vmlinuz-{RELEASE}\noptions $kernelopts\n")
+    with pytest.raises(KdumpError, match=f"{RELEASE}.conf: its options line is \\$kernelopts"):
+        plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+
+
+def test_unchanged_files_are_not_edited(tmp_path: Path) -> None:
+    entries = fedora(tmp_path)
+    name = f"2f0e1d2c3b4a-{RELEASE}.conf"
+    (entries / name).write_text(edit_bls_entry(FEDORA_ENTRY, VALUE))
+    assert plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False).edits == ()
