@@ -34,6 +34,7 @@ COMMANDS = (
     "showmem",
     "estimate",
     "shrink",
+    "reset-crashkernel",
 )
 
 

@@ -1,0 +1,118 @@
+"""reset-crashkernel end to end on snapshot roots: dry run, atomic write with backup, refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from kdumpctl_py.cli.reset_crashkernel import apply
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.fileio import BACKUP_SUFFIX
+from kdumpctl_py.plan.bootloader import plan_reset
+from tests.cli.test_showmem import synthetic_snapshot
+from tests.plan.test_bootloader import DEBIAN_GRUB, FEDORA_ENTRY, RELEASE, debian
+
+RUNNING = "6.18.44-fc-v657"  # the release of the x86_64 fixture
+DEFAULT = "2G-64G:256M,64G-:512M"
+
+
+def reset(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
+    code = main(["--sysroot", str(root), "reset-crashkernel", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path)
+    grub = debian(root)
+    code, out, err = reset(capsys, root, "--dry-run")
+    assert (code, err) == (0, "")
+    assert f"note: run update-grub inside {root.resolve()}" in out
+    assert f"--- {root.resolve()}/etc/default/grub\n+++ " in out
+    assert f'-GRUB_CMDLINE_LINUX=""\n+GRUB_CMDLINE_LINUX="crashkernel={DEFAULT}"\n' in out
+    assert grub.read_text() == DEBIAN_GRUB
+    assert not grub.with_name("grub" + BACKUP_SUFFIX).exists()
+
+
+def test_write_is_atomic_with_a_backup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path)
+    grub = debian(root)
+    grub.chmod(0o640)
+    code, out, err = reset(capsys, root, "--value", "512M")
+    assert (code, err) == (0, "")
+    assert f"updated {grub.resolve()}" in out
+    assert grub.read_text() == DEBIAN_GRUB.replace('GRUB_CMDLINE_LINUX=""',
+                                                   'GRUB_CMDLINE_LINUX="crashkernel=512M"')
+    assert grub.with_name("grub" + BACKUP_SUFFIX).read_text() == DEBIAN_GRUB
+    assert stat.S_IMODE(grub.stat().st_mode) == 0o640
+    assert [p.name for p in grub.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert reset(capsys, root, "--value", "512M")[1].endswith("crashkernel=512M is set already\n")
+
+
+def test_fedora_bls_running_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path)
+    entries = root / "boot/loader/entries"
+    entries.mkdir(parents=True)
+    mine = entries / f"abc-{RUNNING}.conf"
+    mine.write_text(FEDORA_ENTRY.replace(RELEASE, RUNNING))
+    other = entries / f"abc-{RELEASE}.conf"
+    other.write_text(FEDORA_ENTRY)
+    assert reset(capsys, root)[0] == 0
+    assert f"crashkernel={DEFAULT}\n" in mine.read_text()
+    assert other.read_text() == FEDORA_ENTRY
+    assert mine.with_name(mine.name + BACKUP_SUFFIX).read_text() == FEDORA_ENTRY.replace(
+        RELEASE, RUNNING)
+
+
+@pytest.mark.parametrize("grub,argv,code,why", [
+    ('GRUB_CMDLINE_LINUX="$EXTRA quiet"\n', [], 1, "uses $, ` or \\, which the shell expands"),
+    (DEBIAN_GRUB, ["--value", "1G,low"], 2, ",low alone reserves nothing"),
+    (DEBIAN_GRUB, ["--value", "256M quiet"], 2, "must be one word"),
+    (DEBIAN_GRUB, ["--kernel", "/boot/vmlinuz-6.1.0-13-amd64"], 2, "use --kernel ALL"),
+])
+def test_refusals_leave_files_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str], grub: str,
+                                    argv: list[str], code: int, why: str) -> None:
+    root = synthetic_snapshot(tmp_path)
+    path = debian(root)
+    path.write_text(grub)
+    got, out, err = reset(capsys, root, *argv)
+    assert (got, out) == (code, "")
+    assert err.startswith("kdumpctl-py: error: ") and err.count("\n") == 1 and why in err
+    assert path.read_text() == grub
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_concurrent_edit_is_detected(tmp_path: Path) -> None:
+    grub = debian(tmp_path)
+    plan = plan_reset(tmp_path, "512M", None, RUNNING, run_tools=False)
+    grub.write_text(DEBIAN_GRUB + "GRUB_TIMEOUT=1\n")  # someone else, in between
+    with pytest.raises(KdumpError, match="changed while kdumpctl-py was editing it"):
+        apply(plan)
+    assert grub.read_text() == DEBIAN_GRUB + "GRUB_TIMEOUT=1\n"
+
+
+def test_value_that_reserves_nothing_here_is_noted(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path)
+    debian(root)
+    code, out, _ = reset(capsys, root, "--value", "64G-:512M", "--dry-run")
+    assert code == 0
+    assert "note: on this machine (24.0 GiB RAM) crashkernel=64G-:512M reserves nothing" in out
+
+
+def test_tarball_sysroot_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tarball = tmp_path / "snap.tar.gz"
+    tarball.write_bytes(b"")
+    code, _, err = reset(capsys, tarball)
+    assert code == 2 and "--sysroot must be a directory" in err
+
+
+def test_no_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = reset(capsys, synthetic_snapshot(tmp_path))
+    assert code == 1 and "no boot loader configuration found" in err
+    assert os.listdir(tmp_path / "snap/etc") == ["os-release"]
