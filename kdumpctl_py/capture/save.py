@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kdumpctl_py.capture.compress import Codec, Compressor, codec, zero_pages
+from kdumpctl_py.capture.elfdump import ElfWriter, plan_runs, without_zero_pages
 from kdumpctl_py.capture.filter import DL_ZERO, FilterStats, dumpable_pages
 from kdumpctl_py.capture.kdumpfile import (
     PAGE_DESC,
@@ -46,6 +47,7 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.units import format_bytes
 
 CHUNK_PAGES = 1024  # 4 MiB of 4K pages per task
+FORMATS = ("kdump", "elf")
 NT_PRSTATUS = 1
 PT_NOTE = 4
 
@@ -59,6 +61,7 @@ class SaveOptions:
     dump_level: int = 31
     compress: str = "zstd"
     flat: bool = False
+    format: str = "kdump"
     threads: int = 0  # 0: one per CPU
     progress: bool = True
     check_space: bool = True
@@ -119,7 +122,8 @@ def crash_time(v: Vmcore) -> int:
 
 
 def dump_name(v: Vmcore) -> str:
-    host = _uts_field(_utsname(v), 1) or "localhost"
+    host = _uts_field(_utsname(v), 1)
+    host = "localhost" if host in ("", "(none)") else host
     host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host)[:64] or "localhost"
     when = datetime.datetime.fromtimestamp(crash_time(v), datetime.UTC)
     return f"{host}-{when:%Y-%m-%d-%H:%M:%S}"
@@ -268,73 +272,116 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 stream: BinaryIO | None = None) -> SaveResult:
     """Save `vmcore_path` under `target` (or as a flattened stream to `stream`)."""
     started = time.monotonic()
-    comp = codec(options.compress)
+    comp = codec(options.compress) if options.format == "kdump" else None
     if not 0 <= options.dump_level <= 31:
         raise UsageError(f"dump level {options.dump_level} is not between 0 and 31")
+    if options.format not in FORMATS:
+        raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
     with Vmcore(vmcore_path) as v:
         stats = FilterStats()
         present, keep = dumpable_pages(v, options.dump_level, stats)
-        ps = v.page_size
         notes, vi_off, vi_size = _note_blob(v)
-        nr = len(present)
-        sub_blocks = -(-(SUB_HEADER.size + len(notes)) // ps)
-        bm_blocks = bitmap_blocks(nr, ps)
-        nr_cpus = sum(1 for n in v.core.notes if n.type == NT_PRSTATUS and n.name == "CORE")
-        header = DiskDumpHeader(_utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
-                                sub_blocks, bm_blocks, nr, nr_cpus)
-        note_off = ps + SUB_HEADER.size
-        sub = SubHeader(v.vmcoreinfo.number("phys_base") or 0, options.dump_level,
-                        note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0,
-                        nr)
-        meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * int(keep.sum()) + ps
-
-        out_dir: str | None = None
+        result = SaveResult(None, "-", False, len(present), int(keep.sum()), 0, 0, 0.0, stats)
+        zero_pages_elf = 0
+        if options.format == "elf" and options.dump_level & DL_ZERO:
+            keep, zero_pages_elf = without_zero_pages(v, keep, CHUNK_PAGES)
+            result.pages_dumped, result.pages_zero = int(keep.sum()), zero_pages_elf
+        kdump = None
+        elf = None
+        if options.format == "kdump":
+            kdump = _kdump_layout(v, present, keep, notes, vi_off, vi_size, comp, options)
+            need = kdump[1]
+        else:
+            runs = plan_runs(v, keep)
+            need = sum(r.size for r in runs) + len(notes) + 4096
         dir_fd = -1
         if stream is not None:
             sink: Sink = FlatSink(stream)
-            name = "-"
         else:
             if options.check_space:
-                _check_space(target, _estimate(v, keep, comp, meta))
-            out_dir, dir_fd = _make_dump_dir(target, dump_name(v))
-            name = "vmcore.flat" if options.flat else "vmcore"
-            fd = os.open(f"{name}-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                if kdump is not None:
+                    need = _estimate(v, keep, comp, need)
+                _check_space(target, need)
+            result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
+            result.vmcore = ("vmcore.flat" if options.flat else "vmcore")
+            fd = os.open(f"{result.vmcore}-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
             sink = FlatSink(os.fdopen(fd, "wb"), owned=True) if options.flat else FileSink(fd)
-        writer = KdumpWriter(sink, header, sub, notes, present, keep,
-                             zero_page=bool(options.dump_level & DL_ZERO))
-        result = SaveResult(out_dir, name, False, nr, int(keep.sum()), 0, 0, 0.0, stats)
+        if kdump is not None:
+            writer: KdumpWriter | ElfWriter = KdumpWriter(sink, *kdump[0])
+        else:
+            writer = elf = ElfWriter(sink, v.core.machine, notes, runs)
         restore = _host_signals()
-        written = np.zeros(nr, dtype=bool)
+        written = np.zeros(len(present), dtype=bool)
         try:
             writer.begin()
-            _write_pages(v, keep, writer, comp, options, result, written)
-            # Pages that could not be read have no descriptor: take them out of the bitmap.
-            writer.finish(True, written if result.unreadable else None)
+            if elf is not None:
+                _write_elf(v, elf, options, result)
+                elf.finish(True)
+            else:
+                assert isinstance(writer, KdumpWriter)
+                _write_pages(v, keep, writer, comp, options, result, written)
+                # Pages that could not be read have no descriptor: take them out of the bitmap.
+                writer.finish(True, written if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
             sink.sync()
             result.complete = True
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, written)
+            where = (f"{result.directory}/{result.vmcore}-incomplete" if result.directory
+                     else "the stream")
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-                raise KdumpError(f"the disk under {target} filled up; {out_dir}/{name}-incomplete "
-                                 "holds the pages written so far, marked incomplete") from None
+                raise KdumpError(f"the disk under {target} filled up; {where} holds the pages "
+                                 "written so far, marked incomplete") from None
             if isinstance(e, OSError):
                 raise
-            raise Interrupted(f"interrupted; {out_dir or 'the stream'} holds an incomplete dump") \
-                from None
+            raise Interrupted(f"interrupted; {where} holds an incomplete dump") from None
         finally:
             restore()
             sink.close()
-        result.bytes_out = getattr(sink, "size", 0)
+        result.bytes_out = sink.size
         if dir_fd >= 0:
-            os.rename(f"{name}-incomplete", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.rename(f"{result.vmcore}-incomplete", result.vmcore, src_dir_fd=dir_fd,
+                      dst_dir_fd=dir_fd)
             _write_side_files(v, dir_fd, result)
             os.fsync(dir_fd)
             os.close(dir_fd)
         result.seconds = time.monotonic() - started
         return result
+
+
+def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_],
+                  notes: bytes, vi_off: int, vi_size: int, comp: Codec | None,
+                  options: SaveOptions) -> tuple[tuple[Any, ...], int]:
+    """KdumpWriter arguments, and the bytes of everything but the page data."""
+    ps = v.page_size
+    nr = len(present)
+    sub_blocks = -(-(SUB_HEADER.size + len(notes)) // ps)
+    bm_blocks = bitmap_blocks(nr, ps)
+    nr_cpus = sum(1 for n in v.core.notes if n.type == NT_PRSTATUS and n.name == "CORE")
+    header = DiskDumpHeader(_utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
+                            sub_blocks, bm_blocks, nr, nr_cpus)
+    note_off = ps + SUB_HEADER.size
+    sub = SubHeader(v.vmcoreinfo.number("phys_base") or 0, options.dump_level,
+                    note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0, nr)
+    meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * int(keep.sum()) + ps
+    return (header, sub, notes, present, keep, bool(options.dump_level & DL_ZERO)), meta
+
+
+def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResult) -> None:
+    ps = v.page_size
+    total = sum(r.size for r in elf.runs)
+    progress = _Progress(total // ps, ps, options.progress)
+    done = 0
+    for i, r in enumerate(elf.runs):
+        for at in range(0, r.size, CHUNK_PAGES * ps):
+            n = min(CHUNK_PAGES * ps, r.size - at)
+            data, bad = _read_pages(v, r.src + at, -(-n // ps), (r.paddr + at) // ps)
+            result.unreadable.extend(bad)
+            elf.add(i, at, data[:n])
+            done += n
+            progress.update(done // ps)
 
 
 def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
@@ -380,10 +427,14 @@ def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
                 f.cancel()
 
 
-def _close_incomplete(writer: KdumpWriter, sink: Sink, written: npt.NDArray[np.bool_]) -> None:
-    """Leave a readable dump: only pages with data stay in the 2nd bitmap."""
+def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink,
+                      written: npt.NDArray[np.bool_]) -> None:
+    """Leave a readable dump that says it is incomplete and covers only what was written."""
     try:
-        writer.finish(False, written)
+        if isinstance(writer, KdumpWriter):
+            writer.finish(False, written)
+        else:
+            writer.finish(False)
         sink.sync()
     except OSError:
         pass

@@ -21,8 +21,9 @@ def register(sub: Any) -> None:
                    "16 free pages (default: 31)")
     p.add_argument("--compress", choices=CODECS, default="zstd",
                    help="per-page compression (default: zstd)")
-    p.add_argument("--format", choices=("kdump",), default="kdump",
-                   help="dump format (default: kdump-compressed, as makedumpfile writes)")
+    p.add_argument("--format", choices=("kdump", "elf"), default="kdump",
+                   help="kdump-compressed, as makedumpfile writes (default), or ELF "
+                   "(uncompressed; zero pages left out at dump level bit 1)")
     p.add_argument("--flat", action="store_true",
                    help="write makedumpfile's flattened stream (for pipes)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
@@ -38,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target == "-" and not args.flat:
         raise UsageError("--target - writes a stream; add --flat")
-    options = SaveOptions(args.dump_level, args.compress, args.flat, args.threads,
-                          not args.no_progress)
+    options = SaveOptions(dump_level=args.dump_level, compress=args.compress, flat=args.flat,
+                          format=args.format, threads=args.threads,
+                          progress=not args.no_progress)
     stream = sys.stdout.buffer if args.target == "-" else None
     result = save_vmcore(args.vmcore, args.target, options, stream)
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
