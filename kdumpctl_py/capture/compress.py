@@ -19,15 +19,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
-from kdumpctl_py.capture.kdumpfile import (
-    DUMP_DH_COMPRESSED_LZO,
-    DUMP_DH_COMPRESSED_ZLIB,
-    DUMP_DH_COMPRESSED_ZSTD,
-)
 from kdumpctl_py.errors import UsageError
+
+# page_desc.flags and disk_dump_header.status bits (makedumpfile's diskdump_mod.h)
+DUMP_DH_COMPRESSED_ZLIB = 0x1
+DUMP_DH_COMPRESSED_LZO = 0x2
+DUMP_DH_COMPRESSED_SNAPPY = 0x4
+DUMP_DH_COMPRESSED_ZSTD = 0x20
 
 CODECS = ("zstd", "zlib", "lzo", "none")
 Compressor = Callable[[bytes | memoryview], bytes]
@@ -133,9 +131,3 @@ def codec(name: str) -> Codec | None:
         raise UsageError(f"--compress {name} needs the Python module {module!r}; install it or "
                          "choose another compression") from None
     return Codec(name, flag, make)
-
-
-def zero_pages(chunk: bytes, page_size: int) -> npt.NDArray[np.bool_]:
-    """A bool per page of `chunk`: True where the page is all zeros."""
-    words = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, page_size // 8)
-    return np.asarray(~words.any(axis=1))

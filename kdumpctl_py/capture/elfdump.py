@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import Vmcore
 
@@ -92,8 +93,6 @@ class ElfWriter:
 def without_zero_pages(v: Vmcore, keep: npt.NDArray[np.bool_], chunk: int) -> tuple[
         npt.NDArray[np.bool_], int]:
     """`keep` minus the pages that are all zeros, and how many those were."""
-    from kdumpctl_py.capture.compress import zero_pages
-
     ps = v.page_size
     out = keep.copy()
     zeros = 0

@@ -9,7 +9,8 @@ module produces equal makedumpfile's on the same input. The per-page tests
 are numpy expressions over one memory section of struct pages at a time, so
 memory stays bounded by the section size, not the dump size.
 
-Zero pages are not decided here: they are found while the page data is read.
+Zero pages are found while the page data is read (`zero_pages`), not from
+struct page.
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int
         start = sec * per_section
         mem_map = ((coded & SECTION_MAP_MASK) + start * sizeof_page) & ((1 << 64) - 1)
         yield start, min(start + per_section, nr), mem_map
+
+
+def zero_pages(chunk: bytes, page_size: int) -> Bits:
+    """A bool per page of `chunk`: True where the page is all zeros."""
+    words = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, page_size // 8)
+    return np.asarray(~words.any(axis=1))
 
 
 @dataclass

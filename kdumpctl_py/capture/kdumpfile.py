@@ -19,6 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kdumpctl_py.capture.compress import (
+    DUMP_DH_COMPRESSED_LZO,
+    DUMP_DH_COMPRESSED_ZLIB,
+    DUMP_DH_COMPRESSED_ZSTD,
+)
 from kdumpctl_py.errors import UsageError
 
 SIGNATURE = b"KDUMP   "
@@ -31,12 +36,8 @@ DISK_DUMP_HEADER_SIZE = 464
 SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
 PAGE_DESC = struct.Struct("<qIIQ")  # offset, size, flags, page_flags: 24 bytes
 
-DUMP_DH_COMPRESSED_ZLIB = 0x1
-DUMP_DH_COMPRESSED_LZO = 0x2
-DUMP_DH_COMPRESSED_SNAPPY = 0x4
 DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
 DUMP_DH_EXCLUDED_VMEMMAP = 0x10
-DUMP_DH_COMPRESSED_ZSTD = 0x20
 
 PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"),
                             ("page_flags", "<u8")])

@@ -29,9 +29,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from kdumpctl_py.capture.compress import Codec, Compressor, codec, zero_pages
+from kdumpctl_py.capture.compress import Codec, Compressor, codec
 from kdumpctl_py.capture.elfdump import ElfWriter, plan_runs, without_zero_pages
-from kdumpctl_py.capture.filter import DL_ZERO, FilterStats, dumpable_pages
+from kdumpctl_py.capture.filter import DL_ZERO, FilterStats, dumpable_pages, zero_pages
 from kdumpctl_py.capture.kdumpfile import (
     PAGE_DESC,
     PAGE_DESC_DTYPE,
