@@ -133,7 +133,9 @@ class Tree:
             cur = f"{cur}/{part}" if cur else part
             e = self.entries.get(cur)
             if e is None:
-                return None
+                if i == len(parts) - 1:
+                    return None
+                continue  # a parent directory the archive writer adds implicitly
             if e.kind == "symlink":
                 assert e.target is not None
                 base = "" if e.target.startswith("/") else posixpath.dirname(cur)

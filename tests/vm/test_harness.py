@@ -1,0 +1,203 @@
+"""Quick-tier tests of the crash-cycle harness's pure parts (no QEMU, no network)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import aptsources, cpio, elf, guestinit, stages  # noqa: E402
+from harness.analysis import choose_analyser, find_vmcore  # noqa: E402
+from harness.cli import parse_args  # noqa: E402
+from harness.console import Console, split_console  # noqa: E402
+from harness.debian import Package, _control_fields  # noqa: E402
+from harness.guestroot import Entry, Tree, canonical  # noqa: E402
+from harness.wheel import launcher  # noqa: E402
+
+
+def _archive(tree: Tree) -> bytes:
+    buf = io.BytesIO()
+    w = cpio.NewcWriter(buf)
+    tree.write(w)
+    w.close()
+    return buf.getvalue()
+
+
+def test_newc_round_trip_and_parents_first() -> None:
+    t = Tree()
+    t.add("usr/bin/tool", Entry("file", perm=0o755, data=b"#!/bin/sh\n"))
+    t.add("bin", Entry("symlink", target="usr/bin"))
+    t.add("dev/console", Entry("chardev", perm=0o600, rdev=(5, 1)))
+    entries = cpio.read_names(_archive(t))
+    names = [n for n, _, _ in entries]
+    assert names == ["bin", "dev", "dev/console", "usr", "usr/bin", "usr/bin/tool"]
+    modes = {n: m for n, m, _ in entries}
+    assert modes["dev/console"] == 0o20600 and modes["usr/bin/tool"] == 0o100755
+    assert dict((n, d) for n, _, d in entries)["bin"] == b"usr/bin"
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio not installed")
+def test_newc_is_read_by_gnu_cpio() -> None:
+    t = Tree()
+    t.add("etc/x", Entry("file", data=b"hello"))
+    listing = subprocess.run(["cpio", "-i", "-t", "--quiet"], input=_archive(t),
+                             capture_output=True, check=True).stdout.decode().split()
+    assert listing == ["etc", "etc/x"]
+
+
+def test_concatenated_gzip_archives_read_as_one() -> None:
+    parts = []
+    for name in ("a", "b"):
+        t = Tree()
+        t.add(name, Entry("file", data=name.encode()))
+        parts.append(gzip.compress(_archive(t)))
+    joined = parts[0] + b"\0" * (-len(parts[0]) % 4 + 4) + parts[1]
+    # As init/initramfs.c does: decompress one member, skip zero padding, repeat.
+    data, rest = b"", joined
+    while rest:
+        d = zlib.decompressobj(wbits=31)
+        data += d.decompress(rest)
+        rest = d.unused_data.lstrip(b"\0")
+    names = [n for n, _, _ in cpio.read_names(data)]
+    assert names == ["a", "b"]
+
+
+def test_usr_merge_and_symlink_resolution() -> None:
+    assert canonical("/lib/x86_64-linux-gnu/libc.so.6") == "usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert canonical("etc/passwd") == "etc/passwd"
+    t = Tree()
+    t.add("usr/lib/t/libz.so.1.2", Entry("file", data=b""))
+    t.add("usr/lib/t/libz.so.1", Entry("symlink", target="libz.so.1.2"))
+    t.add("usr/lib64/ld.so", Entry("symlink", target="/lib/t/libz.so.1"))
+    t.add_skeleton()
+    assert t.resolve("lib64/ld.so") == "usr/lib/t/libz.so.1.2"
+    assert t.resolve("usr/lib/t/missing") is None
+
+
+def test_library_check_reports_what_is_missing() -> None:
+    python = Path(os.path.realpath(sys.executable))
+    head = python.read_bytes()
+    try:
+        dyn = elf.dynamic(head)
+    except elf.NotElf64:
+        pytest.skip("host interpreter is not little-endian ELF64")
+    if not dyn.needed:
+        pytest.skip("host interpreter is statically linked")
+    t = Tree()
+    t.add("usr/bin/python3", Entry("file", source=python))
+    problems = t.check_libraries("x86_64-linux-gnu")
+    assert any(dyn.needed[0] in p for p in problems)
+
+
+def test_deb822_and_one_line_sources() -> None:
+    text = (
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: http://security.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n"
+    )
+    entries = aptsources.parse_deb822(text)
+    entries += aptsources.parse_one_line("deb-src http://x/ bookworm main\n")
+    m = aptsources.find_mirrors(entries)
+    assert m.archive == "http://mirror.example/debian"
+    assert m.security == "http://security.example/debian-security"
+    out = aptsources.private_sources(m, "trixie")
+    assert "Suites: trixie trixie-updates" in out and "Suites: trixie-security" in out
+
+
+def test_apt_fields_and_deb_names() -> None:
+    fields = _control_fields("Package: a\nVersion: 1:2.0-1\nDepends: b (>= 1),\n c\n\nPackage: x")
+    assert fields["version"] == "1:2.0-1" and fields["depends"] == "b (>= 1),\nc"
+    assert Package("kexec-tools", "1:2.0.25-3", "arm64").deb_name == \
+        "kexec-tools_1%3a2.0.25-3_arm64.deb"
+
+
+def test_stage_choice_prefers_kdumpctl_py_when_present() -> None:
+    load = stages.by_name("load")
+    assert stages.choose(load, frozenset()) == "kexec-tools"
+    assert stages.choose(load, frozenset({"start"})) == "kdumpctl-py"
+    assert stages.choose(load, frozenset({"start"}), {"load": "kexec-tools"}) == "kexec-tools"
+    assert choose_analyser(frozenset(), None) == "drgn-script"
+    assert choose_analyser(frozenset({"analyse"}), None) == "kdumpctl-py"
+
+
+def test_stage_names_are_unique_and_cli_overrides_parse() -> None:
+    names = [s.name for s in stages.STAGES]
+    assert len(names) == len(set(names))
+    args = parse_args(["--arch", "arm64", "--out", "/tmp/x", "--loader", "kexec-tools",
+                       "--impl", "save=copy"])
+    assert args.impl == {"load": "kexec-tools", "save": "copy"}
+    with pytest.raises(SystemExit):
+        parse_args(["--arch", "arm64", "--out", "/tmp/x", "--impl", "load=nothing"])
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed")
+def test_generated_init_is_valid_busybox_sh(tmp_path: Path) -> None:
+    text = guestinit.render_init({s.name: stages.choose(s, frozenset()) for s in stages.STAGES})
+    (tmp_path / "init").write_text(text)
+    subprocess.run(["busybox", "sh", "-n", str(tmp_path / "init")], check=True)
+    for s in stages.STAGES:
+        assert f"run_stage {s.name} " in text
+    env = guestinit.render_env({"CAPTURE_APPEND": "console=ttyS0 nr_cpus=1", "X": "it's"})
+    (tmp_path / "env").write_text(env)
+    out = subprocess.run(["busybox", "sh", "-c", f". {tmp_path}/env; echo \"$X|$CAPTURE_APPEND\""],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "it's|console=ttyS0 nr_cpus=1\n"
+
+
+def test_console_waits_for_whole_marker_lines(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    con = Console(os.fdopen(r, "rb"), tmp_path / "console.log")
+
+    def feed() -> None:
+        os.write(w, b"[ 1.0] noise\r\nKDUMPCTL-VM: save failed")
+        time.sleep(0.3)
+        os.write(w, b" rc=139 t=3.1\nmore\n")
+        os.close(w)
+
+    threading.Thread(target=feed).start()
+    m = con.wait_marker(0, {"save"}, {"ok", "failed"}, timeout=10)
+    assert m is not None and m.status == "failed" and m.rc == 139
+    assert con.wait_marker(m.end, {"save"}, {"ok"}, timeout=10) is None
+    assert con.eof
+    con.join()
+    assert (tmp_path / "console.log").read_bytes().count(b"\r") == 0
+
+
+def test_split_console_at_the_capture_kernel_banner() -> None:
+    text = (b"[    0.000000] Linux version 6.1 first\nboot\n"
+            b"[   17.0] Kernel panic - not syncing: sysrq triggered crash\n"
+            b"[    0.000000] Booting Linux on physical CPU 0x0\n"
+            b"[    0.000000] Linux version 6.1 capture\n")
+    first, capture = split_console(text)
+    assert first.endswith(b"sysrq triggered crash\n")
+    assert capture.startswith(b"[    0.000000] Booting Linux")
+    assert split_console(b"no crash here\n") == (b"no crash here\n", b"")
+
+
+def test_find_vmcore_skips_incomplete_and_text(tmp_path: Path) -> None:
+    d = tmp_path / "2026-01-01-000000"
+    d.mkdir()
+    (d / "vmcore-incomplete").write_bytes(b"x")
+    (d / "vmcore-dmesg.txt").write_text("x")
+    assert find_vmcore(tmp_path) is None
+    (d / "vmcore").write_bytes(b"x")
+    assert find_vmcore(tmp_path) == d / "vmcore"
+
+
+def test_launcher_calls_the_console_script() -> None:
+    text = launcher("kdumpctl_py.cli:main")
+    assert text.startswith("#!/usr/bin/python3\n")
+    assert "from kdumpctl_py.cli import main" in text and "sys.exit(main())" in text
