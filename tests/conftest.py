@@ -30,3 +30,13 @@ def expected_facts(name: str) -> dict[str, Any]:
     """What is known to be true of a fixture machine, written when it was captured."""
     result: dict[str, Any] = json.loads((SNAPSHOTS / f"{name}.expected.json").read_text())
     return result
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.robustness import tally
+
+    lines = tally.summary()
+    if lines:
+        terminalreporter.section("robustness: inputs tried and faults injected")
+        for line in lines:
+            terminalreporter.write_line(line)

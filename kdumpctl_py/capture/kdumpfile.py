@@ -11,6 +11,7 @@ first. An unfinished dump carries DUMP_DH_COMPRESSED_INCOMPLETE in status.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass, replace
@@ -133,10 +134,13 @@ def read_kdump(path: str) -> KdumpFile:
         if (size_note > sub_blocks * block_size or bm_blocks % 2
                 or mapnr > bm_blocks * block_size * 4):
             raise UsageError(f"{path}: header sizes do not agree with each other")
+        half = bm_blocks * block_size // 2
+        size = os.fstat(f.fileno()).st_size
+        if off_note + size_note > size or (1 + sub_blocks) * block_size + 2 * half > size:
+            raise UsageError(f"{path} is truncated before the end of its bitmaps")
         f.seek(off_note)
         notes = f.read(size_note)
         f.seek((1 + sub_blocks) * block_size)
-        half = bm_blocks * block_size // 2
         raw = f.read(2 * half)
         if len(raw) < 2 * half:
             raise UsageError(f"{path} is truncated in its bitmaps")

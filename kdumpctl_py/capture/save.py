@@ -17,7 +17,6 @@ import datetime
 import errno
 import os
 import signal
-import struct
 import sys
 import time
 from collections import deque
@@ -44,6 +43,7 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
 
 CHUNK_PAGES = 1024  # 4 MiB of 4K pages per task
@@ -88,16 +88,9 @@ def _note_blob(v: Vmcore) -> tuple[bytes, int, int]:
     """The vmcore's PT_NOTE bytes, and (offset, size) of the VMCOREINFO text inside them."""
     notes = [s for s in v.core.segments if s.type == PT_NOTE]
     blob = b"".join(v.pread(s.filesz, s.offset) for s in notes)
-    off = 0
-    while off + 12 <= len(blob):
-        namesz, descsz, _ = struct.unpack_from("<III", blob, off)
-        name_end = off + 12 + namesz
-        desc = off + 12 + -(-namesz // 4) * 4
-        if blob[off + 12:name_end].rstrip(b"\0") == b"VMCOREINFO":
-            return blob, desc, descsz
-        if namesz == 0 and descsz == 0:
-            break
-        off = desc + -(-descsz // 4) * 4
+    for note in parse_notes(blob, v.path):
+        if note.name == "VMCOREINFO":
+            return blob, note.desc_offset, len(note.desc)
     return blob, 0, 0
 
 

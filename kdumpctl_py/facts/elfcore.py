@@ -9,6 +9,7 @@ program headers and the notes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -37,6 +38,7 @@ class Note:
     name: str
     type: int
     desc: bytes
+    desc_offset: int = 0  # where desc starts in its note segment
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,8 @@ def parse_elf_core(stream: BinaryIO, what: str) -> ElfCore:
                 if h.p_filesz > MAX_NOTES:
                     raise UsageError(f"{what}: note segment of {h.p_filesz} bytes is implausible")
                 end = max(end, h.p_offset + h.p_filesz)
-                for n in seg.iter_notes():  # type: ignore[attr-defined]
-                    ntype = n["n_type"]
-                    notes.append(
-                        Note(
-                            n["n_name"] or "",
-                            _number(ntype, "ENUM_CORE_NOTE_N_TYPE"),
-                            bytes(n["n_descdata"]),
-                        )
-                    )
+                stream.seek(h.p_offset)
+                notes.extend(parse_notes(stream.read(h.p_filesz), what))
     except UsageError:
         raise
     except (ELFError, ValueError, EOFError, KeyError, TypeError) as e:
@@ -105,6 +100,30 @@ def parse_elf_core(stream: BinaryIO, what: str) -> ElfCore:
         notes=tuple(notes),
         skeleton_length=end,
     )
+
+
+def parse_notes(blob: bytes, what: str) -> list[Note]:
+    """ELF notes (Elf64_Nhdr, name and desc each padded to 4 bytes) from a bounded buffer.
+
+    Sizes come from the file, so each is checked against what is left before
+    anything is sliced; a zero header or the end of the buffer ends the list,
+    as the kernel's vmcore code reads them.
+    """
+    notes = []
+    off = 0
+    while off + 12 <= len(blob):
+        namesz, descsz, ntype = struct.unpack_from("<III", blob, off)
+        if namesz == 0 and descsz == 0 and ntype == 0:
+            break
+        name_at = off + 12
+        desc_at = name_at + (namesz + 3) // 4 * 4
+        end = desc_at + (descsz + 3) // 4 * 4
+        if desc_at + descsz > len(blob):
+            raise UsageError(f"{what}: a note runs past the end of its segment")
+        name = blob[name_at:name_at + namesz].split(b"\0", 1)[0].decode("ascii", "replace")
+        notes.append(Note(name, ntype, blob[desc_at:desc_at + descsz], desc_at))
+        off = end
+    return notes
 
 
 def _number(value: str | int, enum: str) -> int:

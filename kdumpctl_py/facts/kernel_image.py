@@ -7,10 +7,10 @@ a memfd. x86 takes a bzImage as it is.
 
 from __future__ import annotations
 
-import gzip
 import lzma
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdumpctl_py.errors import UsageError
@@ -23,8 +23,8 @@ X86_HDRS = b"HdrS"  # setup header signature at 0x202 (Documentation/arch/x86/bo
 ELF_MAGIC = b"\x7fELF"
 GZIP_MAGIC = b"\x1f\x8b"
 PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}
-# A decompressed kernel is tens of MiB; refuse to inflate without bound.
-MAX_IMAGE = 512 << 20
+# A decompressed kernel is tens of MiB (Debian arm64 6.1: 31 MiB); refuse to inflate more.
+MAX_IMAGE = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class KernelImage:
 def unwrap(data: bytes, name: str = "kernel image") -> tuple[bytes, str | None]:
     """The bootable image inside `data` and how it was packed (None if it was not)."""
     if data[:2] == GZIP_MAGIC:
-        return _inflate(lambda: gzip.decompress(data), name, "gzip")
+        return _inflate(lambda: _bounded_zlib(data, 16 + zlib.MAX_WBITS), name, "gzip")
     if data[:2] == b"MZ" and data[4:8] == ZBOOT_MAGIC:
         offset, size = struct.unpack_from("<II", data, 8)
         comp = data[24:40].split(b"\0", 1)[0].decode("ascii", "replace")
@@ -53,9 +53,26 @@ def unwrap(data: bytes, name: str = "kernel image") -> tuple[bytes, str | None]:
     return data, None
 
 
-def _inflate(fn: object, name: str, how: str) -> tuple[bytes, str]:
+def _bounded_zlib(data: bytes, wbits: int) -> bytes:
+    """Inflate at most MAX_IMAGE + 1 bytes, so a compression bomb stops early."""
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(data, MAX_IMAGE + 1)
+    if len(out) <= MAX_IMAGE and not d.eof:
+        raise zlib.error("the compressed stream ends early")
+    return out
+
+
+def _bounded_lzma(data: bytes) -> bytes:
+    d = lzma.LZMADecompressor()
+    out = d.decompress(data, MAX_IMAGE + 1)
+    if len(out) <= MAX_IMAGE and not d.eof:
+        raise lzma.LZMAError("the compressed stream ends early")
+    return out
+
+
+def _inflate(fn: Callable[[], bytes], name: str, how: str) -> tuple[bytes, str]:
     try:
-        out = fn()  # type: ignore[operator]
+        out = fn()
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise UsageError(f"{name}: {how} data is damaged: {e}") from None
     if len(out) > MAX_IMAGE:
@@ -65,9 +82,9 @@ def _inflate(fn: object, name: str, how: str) -> tuple[bytes, str]:
 
 def _decompress(payload: bytes, comp: str, name: str) -> bytes:
     if comp == "gzip":
-        return zlib.decompress(payload, 16 + zlib.MAX_WBITS)
+        return _bounded_zlib(payload, 16 + zlib.MAX_WBITS)
     if comp in ("xz", "lzma"):
-        return lzma.decompress(payload)
+        return _bounded_lzma(payload)
     if comp == "zstd":
         try:
             import zstandard
