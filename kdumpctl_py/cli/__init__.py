@@ -35,6 +35,7 @@ COMMANDS = (
     "estimate",
     "shrink",
     "reset-crashkernel",
+    "dmesg",
 )
 
 
