@@ -36,6 +36,8 @@ COMMANDS = (
     "shrink",
     "reset-crashkernel",
     "dmesg",
+    "analyse",
+    "debuginfo",
 )
 
 

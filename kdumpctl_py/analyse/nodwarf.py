@@ -1,0 +1,162 @@
+"""The report without DWARF: what VMCOREINFO, kallsyms and the kernel log allow.
+
+drgn needs the kernel's types for tasks, memory counters and modules, and
+those come only with DWARF. Without it the dump still has: VMCOREINFO
+(release, build ID, page size), the kernel log (read by capture.dmesg from
+VMCOREINFO alone), the kernel's own account of the crash in that log (panic
+message, "CPU: N PID: P Comm: C" and its Call Trace), each CPU's registers
+in the ELF notes, and kallsyms to name the addresses in them. When the log
+holds no call trace, the words on the crashing CPU's stack that point into
+kernel text are listed instead, as crash's `bt -t` does (reliable=False).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from kdumpctl_py.analyse import kernlog
+from kdumpctl_py.analyse.report import CpuState, Frame, TaskRef
+
+if TYPE_CHECKING:
+    import drgn
+
+    from kdumpctl_py.analyse.kernlog import LogLine
+    from kdumpctl_py.analyse.program import Opened
+    from kdumpctl_py.analyse.prstatus import CpuRegs
+    from kdumpctl_py.analyse.report import Report
+
+# The kernel's stack is THREAD_SIZE aligned: 16 KiB on x86_64 and arm64 (32 KiB with
+# KASAN); without DWARF THREAD_SIZE is unknown, so the scan stays in 16 KiB.
+STACK_SCAN = 16 << 10
+MAX_SCAN_FRAMES = 48
+_VERSION = re.compile(r"^Linux version (\S+) .*? (#\d+ .*)$")
+
+
+def missing_text(opened: Opened) -> str:
+    release = opened.release or "RELEASE"
+    found = opened.found
+    want = f" with build ID {found.build_id}" if found.build_id else ""
+    return (
+        f"no vmlinux with DWARF{want} was found, so tasks, per-CPU backtraces, the "
+        "memory summary and the module list are missing. Get it with "
+        f"`kdumpctl-py debuginfo fetch {opened.path}` (Debian: downloads "
+        f"linux-image-{release}-dbg), or install kernel-debuginfo-{release} (Fedora), "
+        "then run analyse again, or pass --vmlinux"
+    )
+
+
+def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
+    report.missing.append(missing_text(opened))
+    report.machine = opened.arch
+    version = version_from_log(lines)
+    if version:
+        report.version = version
+    report.panic_message = kernlog.panic_message(lines)
+    if report.log is None:
+        report.missing.append("the kernel log could not be read, so the panic message and "
+                              "the kernel's own backtrace are missing too")
+    from_log(report, lines)
+    regs = report.attempt("CPU registers", lambda: _registers(opened))
+    if regs is None:
+        return
+    if not regs:
+        report.missing.append("the dump has no per-CPU registers that kdumpctl-py can read "
+                              "without DWARF")
+    pid = report.crashed_thread.pid if report.crashed_thread else None
+    report.cpus = [cpu_state(opened.prog, r, pid, report.crashed_thread) for r in regs]
+    crashing = [r for r in regs if pid is not None and r.pid == pid]
+    if not report.backtrace and crashing:
+        frames = report.attempt("stack scan", lambda: stack_scan(opened.prog, crashing[0]))
+        if frames:
+            report.backtrace = frames
+            report.backtrace_source = "stack scan"
+
+
+def version_from_log(lines: list[LogLine]) -> str | None:
+    for ln in lines[:20]:
+        m = _VERSION.match(ln.text)
+        if m:
+            return m.group(2)
+    return None
+
+
+def from_log(report: Report, lines: list[LogLine]) -> None:
+    """Crashing task, taint, time of the crash and backtrace, as the kernel logged them."""
+    from kdumpctl_py.analyse import taint
+
+    panic = kernlog.find_panic(lines)
+    if panic is None:
+        return
+    if report.uptime_seconds is None:
+        report.uptime_seconds = round(lines[panic].seconds, 3)
+    ctx = kernlog.crash_context(lines, panic)
+    if ctx is None:
+        return
+    report.crashed_thread = TaskRef(ctx.pid, ctx.comm, ctx.cpu, source="kernel log")
+    if report.taint is None and ctx.taint is not None:
+        report.taint = taint.from_letters(ctx.taint)
+    frames = kernlog.call_trace(lines, ctx.line)
+    if frames:
+        report.backtrace = frames
+        report.backtrace_source = "kernel log"
+
+
+def _registers(opened: Opened) -> list[CpuRegs]:
+    from kdumpctl_py.analyse.prstatus import read_elf, read_kdump
+
+    if opened.format == "ELF":
+        return read_elf(opened.path)
+    return read_kdump(opened.path)
+
+
+def symbolise(prog: drgn.Program, index: int, pc: int, context: str | None,
+              reliable: bool = True) -> Frame:
+    """A frame for `pc` named by whatever symbols drgn has (kallsyms here)."""
+    try:
+        sym = prog.symbol(pc)
+    except LookupError:
+        return Frame(index, pc, None, context=context, reliable=reliable)
+    return Frame(index, pc, sym.name, symbol=sym.name, offset=pc - sym.address,
+                 size=sym.size, context=context, reliable=reliable)
+
+
+def cpu_state(prog: drgn.Program, regs: CpuRegs, crashed_pid: int | None,
+              crashed: TaskRef | None) -> CpuState:
+    task = TaskRef(regs.pid, None, regs.cpu, source="registers")
+    if crashed is not None and regs.pid == crashed_pid:
+        task = TaskRef(regs.pid, crashed.comm, regs.cpu, source="registers")
+    frame = symbolise(prog, 0, regs.pc, "registers")
+    return CpuState(regs.cpu, task, crashed=crashed_pid is not None and regs.pid == crashed_pid,
+                    idle=regs.pid == 0, backtrace=[frame])
+
+
+def stack_scan(prog: drgn.Program, regs: CpuRegs) -> list[Frame]:
+    """Words on the stack above sp that point inside kernel functions (crash's bt -t)."""
+    import drgn as _drgn
+
+    end = (regs.sp | (STACK_SCAN - 1)) + 1
+    try:
+        data = prog.read(regs.sp, end - regs.sp)
+    except _drgn.FaultError:
+        return []
+    word = prog.address_size()
+    order: Literal["little", "big"] = "little"
+    platform = prog.platform
+    if platform is not None and not platform.flags & platform.flags.IS_LITTLE_ENDIAN:
+        order = "big"
+    frames = [symbolise(prog, 0, regs.pc, "registers")]
+    for off in range(0, len(data) - word + 1, word):
+        value = int.from_bytes(data[off:off + word], order)
+        try:
+            sym = prog.symbol(value)
+        except LookupError:
+            continue
+        if sym.kind != _drgn.SymbolKind.FUNC or value == sym.address:
+            continue
+        frames.append(Frame(len(frames), value, sym.name, symbol=sym.name,
+                             offset=value - sym.address, size=sym.size, context="stack",
+                             reliable=False))
+        if len(frames) >= MAX_SCAN_FRAMES:
+            break
+    return frames

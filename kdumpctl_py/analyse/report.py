@@ -1,0 +1,260 @@
+"""Everything `kdumpctl-py analyse` says about a dump, gathered into one `Report`.
+
+`gather()` fills it from an opened dump. Each part is read on its own: a part
+that fails (memory filtered out of the dump, a kernel layout drgn does not
+know) becomes a line in `warnings` and the rest of the report still comes.
+Without DWARF, `nodwarf` fills what VMCOREINFO, kallsyms and the kernel log
+allow and `missing` says what is absent and how to get it.
+
+The JSON form of a Report is documented in docs/analyse-json.md; SCHEMA is its
+version, raised on any change that could break a reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kdumpctl_py.analyse.kernlog import LogLine
+
+if TYPE_CHECKING:
+    from kdumpctl_py.analyse.program import Opened
+
+SCHEMA = 1
+LOG_LINES = 50
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    pc: int | None  # None when the frame comes from the kernel log's text
+    function: str | None  # the source function (inlined ones too), else the symbol
+    symbol: str | None = None  # the ELF/kallsyms symbol holding pc
+    offset: int | None = None  # pc - symbol address
+    size: int | None = None  # symbol size
+    module: str | None = None  # None for the kernel image
+    file: str | None = None
+    line: int | None = None
+    inline: bool = False
+    reliable: bool = True  # False: a "?" entry of the kernel's own trace
+    context: str | None = None  # stack kind: task, irq, softirq, nmi, exception, user
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    pid: int
+    comm: str | None  # None where only registers are known (no DWARF)
+    cpu: int | None
+    state: str | None = None  # task_state_to_char(): R S D T t X Z P I
+    task: int | None = None  # address of struct task_struct
+    source: str = "drgn"  # or "kernel log", "registers"
+
+
+@dataclass(frozen=True)
+class CpuState:
+    cpu: int
+    task: TaskRef | None
+    crashed: bool = False
+    idle: bool = False
+    backtrace: list[Frame] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BlockedTask:
+    task: TaskRef
+    backtrace: list[Frame] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    total: int
+    by_state: dict[str, int]
+    blocked: list[BlockedTask]  # tasks in D state, with their backtraces
+
+
+@dataclass(frozen=True)
+class Memory:
+    """crash's `kmem -i`, in pages of page_size bytes; None where the kernel lacks it."""
+
+    page_size: int
+    total: int | None = None
+    free: int | None = None
+    used: int | None = None
+    buffers: int | None = None
+    cached: int | None = None
+    slab: int | None = None
+    huge_total: int | None = None
+    huge_free: int | None = None
+    swap_total: int | None = None
+    swap_free: int | None = None
+    commit_limit: int | None = None
+    committed: int | None = None
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    address: int | None
+    size: int | None
+    taints: str = ""
+    debuginfo: bool | None = None
+
+
+@dataclass(frozen=True)
+class Taint:
+    flags: str  # the letters as the kernel prints them after "Tainted: "; "" if none
+    mask: int | None = None
+    meanings: list[str] = field(default_factory=list)  # "O: externally-built module loaded"
+
+
+@dataclass(frozen=True)
+class DebugInfo:
+    dwarf: bool
+    vmlinux: str | None
+    origin: str | None  # --vmlinux, kdumpctl-py cache, Debian -dbg layout, drgn's search
+    build_id: str | None  # the dump's, from VMCOREINFO
+    verified: bool  # the vmlinux's build ID equals the dump's
+    kallsyms: bool  # kernel symbols from the dump's kallsyms
+    missing_modules: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Log:
+    source: str
+    total: int
+    tail: list[LogLine]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    vmcore: str
+    format: str
+    debuginfo: DebugInfo
+    arch: str | None = None
+    release: str | None = None
+    version: str | None = None
+    machine: str | None = None
+    nodename: str | None = None
+    build_id: str | None = None
+    date: str | None = None  # wall-clock time of the crash, UTC, ISO 8601
+    uptime_seconds: float | None = None
+    load_average: list[float] | None = None
+    cpus_present: int | None = None
+    cpus_online: int | None = None
+    task_count: int | None = None  # tasks and idle tasks, as crash's TASKS
+    panic_message: str | None = None
+    taint: Taint | None = None
+    crashed_thread: TaskRef | None = None
+    backtrace: list[Frame] = field(default_factory=list)
+    backtrace_source: str | None = None  # "dwarf", "kallsyms", "kernel log"
+    cpus: list[CpuState] = field(default_factory=list)
+    tasks: TaskSummary | None = None
+    memory: Memory | None = None
+    modules: list[Module] | None = None
+    log: Log | None = None
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    schema: int = SCHEMA
+    tool: str = ""
+    drgn_version: str | None = None
+
+    def attempt(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run one gatherer; a failure becomes a warning instead of ending the report."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - any failure of one part is reported, not fatal
+            self.warnings.append(f"{what}: {type(e).__name__}: {e}")
+            return None
+
+
+def debuginfo_of(opened: Opened) -> DebugInfo:
+    found = opened.found
+    origin = found.origin if opened.vmlinux == found.vmlinux else "drgn's search"
+    if not opened.dwarf:
+        origin = None
+    verified = bool(opened.dwarf and found.build_id and opened.vmlinux == found.vmlinux
+                    and found.verdict == "match")
+    if opened.dwarf and opened.vmlinux != found.vmlinux:
+        verified = bool(found.build_id)  # drgn loads only files whose build ID matches
+    return DebugInfo(
+        dwarf=opened.dwarf,
+        vmlinux=opened.vmlinux,
+        origin=origin,
+        build_id=found.build_id,
+        verified=verified,
+        kallsyms=opened.kallsyms,
+        missing_modules=list(opened.missing_modules),
+        notes=list(found.notes),
+    )
+
+
+def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
+    """The whole report for an opened dump."""
+    from kdumpctl_py import __version__
+
+    report = Report(
+        vmcore=opened.path,
+        format=opened.format,
+        debuginfo=debuginfo_of(opened),
+        arch=opened.arch,
+        release=opened.release,
+        build_id=opened.found.build_id,
+        tool=f"kdumpctl-py {__version__}",
+    )
+    try:
+        import drgn
+
+        report.drgn_version = drgn.__version__
+    except (ImportError, AttributeError):
+        pass
+    # drgn's "missing debugging symbols for X" is in debuginfo.missing_modules already.
+    report.warnings += [m for m in opened.messages
+                        if not m.startswith(("missing debugging", "... missing"))
+                        and "did not match any loaded modules" not in m]
+    log = report.attempt("kernel log", lambda: _read_log(opened))
+    lines = log[1] if log else []
+    if log:
+        report.log = Log(log[0].source, len(lines), lines[-log_lines:] if log_lines else lines,
+                         log[0].warnings)
+    if opened.dwarf:
+        _gather_dwarf(opened, report, lines)
+    else:
+        from kdumpctl_py.analyse import nodwarf
+
+        nodwarf.gather(opened, report, lines)
+    return report
+
+
+def _read_log(opened: Opened) -> tuple[Any, list[LogLine]]:
+    from kdumpctl_py.analyse.kernlog import read_log, split_lines
+
+    log = read_log(opened)
+    return log, split_lines(log.lines)
+
+
+def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
+    from kdumpctl_py.analyse import memory, modules, system, taint, tasks
+
+    prog = opened.prog
+    report.attempt("system", lambda: system.fill(prog, report))
+    report.attempt("panic message", lambda: system.fill_panic(prog, report, lines))
+    report.taint = report.attempt("taint", lambda: taint.read(prog))
+    crashed = report.attempt("crashed task", lambda: tasks.crashed(prog))
+    if crashed is not None:
+        report.crashed_thread, report.backtrace = crashed
+        report.backtrace_source = "dwarf"
+    pid = report.crashed_thread.pid if report.crashed_thread else None
+    report.cpus = report.attempt("CPUs", lambda: tasks.cpus(prog, pid)) or []
+    report.tasks = report.attempt("tasks", lambda: tasks.summary(prog))
+    report.memory = report.attempt("memory", lambda: memory.read(prog))
+    report.modules = report.attempt("modules", lambda: modules.read(opened))
+    if report.crashed_thread is None and report.log is not None:
+        from kdumpctl_py.analyse import nodwarf
+
+        nodwarf.from_log(report, lines)

@@ -1,0 +1,88 @@
+"""`kdumpctl-py analyse VMCORE`: what crashed, where, and the state of the machine at the time.
+
+drgn is imported inside the command: the rest of the CLI runs without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from kdumpctl_py.errors import UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "analyse",
+        aliases=["analyze"],
+        help="analyse a vmcore with drgn: panic, backtraces, tasks, memory, modules, log",
+        description="Analyse a saved vmcore (ELF or kdump-compressed, any arch drgn knows). "
+        "The vmlinux with DWARF is found by the dump's build ID (--vmlinux, "
+        "kdumpctl-py's cache, /usr/lib/debug in Debian's and Fedora's layouts); without "
+        "one, what VMCOREINFO, kallsyms and the kernel log allow is shown, with what is "
+        "missing and how to get it.",
+    )
+    p.add_argument("vmcore", metavar="VMCORE")
+    p.add_argument("--vmlinux", metavar="PATH",
+                   help="vmlinux with DWARF for the crashed kernel (checked by build ID)")
+    p.add_argument("--debug-dir", metavar="DIR", action="append", dest="debug_dirs",
+                   help="where debug files are installed, instead of /usr/lib/debug "
+                   "(repeatable)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print one JSON object (schema in docs/analyse-json.md)")
+    out.add_argument("--shell", action="store_true",
+                     help="open drgn's interactive shell with the dump loaded as `prog`")
+    p.add_argument("--log-lines", metavar="N", type=int, default=50,
+                   help="how many lines of the kernel log to show (0: all; default 50)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS
+    from kdumpctl_py.analyse.program import open_dump
+
+    if args.log_lines < 0:
+        raise UsageError("--log-lines must be 0 (all) or more")
+    debug_dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
+    opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
+                       show_drgn_log=args.debug)
+    for note in opened.found.notes:
+        print(f"kdumpctl-py: {note}", file=sys.stderr)
+    if args.shell:
+        return shell(opened)
+    from kdumpctl_py.analyse.render import render_text, to_json
+    from kdumpctl_py.analyse.report import gather
+
+    report = gather(opened, log_lines=args.log_lines)
+    if args.json:
+        json.dump(to_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(report))
+    return 0
+
+
+def shell(opened: Any) -> int:
+    """drgn's own REPL on the opened dump, with a banner saying what was loaded."""
+    import drgn.cli
+
+    from kdumpctl_py.analyse.nodwarf import missing_text
+
+    lines = [f"kdumpctl-py: {opened.path} [{opened.format}], release {opened.release}"]
+    if opened.dwarf:
+        lines.append(f"debug info: {opened.vmlinux}")
+        if opened.missing_modules:
+            lines.append(f"modules without debug info: {', '.join(opened.missing_modules)}")
+    else:
+        lines.append("no DWARF: " + missing_text(opened))
+        if opened.kallsyms:
+            lines.append("kernel symbols come from the dump's kallsyms (prog.symbol(...))")
+
+    def banner(default: str) -> str:
+        return default + "\n" + "\n".join(lines)
+
+    drgn.cli.run_interactive(opened.prog, banner_func=banner)
+    return 0

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.analyse.debuginfo import (
+    MATCH,
+    MISMATCH,
+    NO_BUILD_ID,
+    UNREADABLE,
+    cache_root,
+    candidates,
+    check,
+    elf_build_id,
+    find_vmlinux,
+    parse_notes,
+)
+from kdumpctl_py.errors import UsageError
+from tests.elfwriter import kcore_bytes, note
+
+ID = "3b43fad5034874490492495d552c0af6a5fab235"
+OTHER = "0123456789abcdef0123456789abcdef01234567"
+RELEASE = "6.1.0-56-cloud-amd64"
+
+
+def elf_with_id(path: Path, build_id: str | None) -> Path:
+    """An ELF whose only build-ID-looking note is GNU's, after a Xen note of the same type
+    (vmlinux has exactly that: Xen's type 3 is not a build ID)."""
+    notes = note(b"Xen", 3, b"\0\0\0\x80\xff\xff\xff\xff")
+    if build_id is not None:
+        notes += note(b"GNU", 3, bytes.fromhex(build_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(kcore_bytes([], notes, tail=0))
+    return path
+
+
+def test_parse_notes_round_trips_and_stops_at_truncation() -> None:
+    blob = note(b"GNU", 3, b"\x01\x02\x03") + note(b"Linux", 256, b"")
+    assert parse_notes(blob) == [("GNU", 3, b"\x01\x02\x03"), ("Linux", 256, b"")]
+    assert parse_notes(blob[:18]) == []  # the first note is 20 bytes
+    assert parse_notes(b"") == []
+
+
+def test_elf_build_id(tmp_path: Path) -> None:
+    assert elf_build_id(elf_with_id(tmp_path / "a", ID)) == ID
+    assert elf_build_id(elf_with_id(tmp_path / "b", None)) is None
+    (tmp_path / "c").write_bytes(b"not an elf at all")
+    with pytest.raises(ValueError):
+        elf_build_id(tmp_path / "c")
+
+
+def test_check_verdicts(tmp_path: Path) -> None:
+    good = elf_with_id(tmp_path / "good", ID)
+    assert check(str(good), "x", ID).verdict == MATCH
+    assert check(str(good), "x", OTHER).verdict == MISMATCH
+    assert check(str(elf_with_id(tmp_path / "none", None)), "x", ID).verdict == NO_BUILD_ID
+    (tmp_path / "junk").write_bytes(b"junk")
+    assert check(str(tmp_path / "junk"), "x", ID).verdict == UNREADABLE
+    unverified = check(str(good), "x", None)
+    assert unverified.usable and unverified.build_id == ID
+
+
+def test_candidates_cover_the_debian_and_fedora_layouts(tmp_path: Path) -> None:
+    paths = dict(candidates(RELEASE, ID, ("/dbg",), tmp_path))
+    assert paths[str(tmp_path / RELEASE / "vmlinux")] == "kdumpctl-py cache"
+    assert paths[f"/dbg/.build-id/3b/{ID[2:]}.debug"] == "build-ID link"
+    assert paths[f"/dbg/boot/vmlinux-{RELEASE}"] == "Debian -dbg layout"
+    assert paths[f"/dbg/lib/modules/{RELEASE}/vmlinux"] == "Fedora debuginfo layout"
+    assert f"/boot/vmlinux-{RELEASE}" in paths
+    assert list(paths)[0] == str(tmp_path / RELEASE / "vmlinux")
+
+
+def test_cache_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_root() == tmp_path / "kdumpctl-py" / "debuginfo"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == Path(os.path.expanduser("~/.cache/kdumpctl-py/debuginfo"))
+
+
+@pytest.mark.parametrize("layout", [
+    f"boot/vmlinux-{RELEASE}",
+    f"lib/modules/{RELEASE}/vmlinux",
+    f".build-id/3b/{ID[2:]}.debug",
+])
+def test_found_in_a_debug_directory(tmp_path: Path, layout: str) -> None:
+    dbg = tmp_path / "debug"
+    elf_with_id(dbg / layout, ID)
+    found = find_vmlinux(ID, RELEASE, debug_dirs=(str(dbg),), cache=tmp_path / "cache")
+    assert found.vmlinux == str(dbg / layout) and found.verdict == MATCH
+    assert found.notes == ()
+
+
+def test_a_given_vmlinux_that_does_not_match_is_reported_and_skipped(tmp_path: Path) -> None:
+    wrong = elf_with_id(tmp_path / "wrong", OTHER)
+    cached = elf_with_id(tmp_path / "cache" / RELEASE / "vmlinux", ID)
+    found = find_vmlinux(ID.upper(), RELEASE, str(wrong), (), tmp_path / "cache")
+    assert found.vmlinux == str(cached) and found.origin == "kdumpctl-py cache"
+    assert len(found.notes) == 1
+    assert "does not match the dump" in found.notes[0] and OTHER in found.notes[0]
+    assert found.checked[0].verdict == MISMATCH
+
+
+def test_a_given_vmlinux_that_matches_wins(tmp_path: Path) -> None:
+    given = elf_with_id(tmp_path / "given", ID)
+    elf_with_id(tmp_path / "cache" / RELEASE / "vmlinux", ID)
+    found = find_vmlinux(ID, RELEASE, str(given), (), tmp_path / "cache")
+    assert found.vmlinux == str(given) and found.origin == "--vmlinux"
+
+
+def test_nothing_found_says_where_it_looked(tmp_path: Path) -> None:
+    found = find_vmlinux(ID, RELEASE, None, (str(tmp_path / "dbg"),), tmp_path / "cache")
+    assert found.vmlinux is None and found.checked == ()
+    assert str(tmp_path / "cache" / RELEASE / "vmlinux") in found.looked
+
+
+def test_a_dump_without_build_id_uses_the_file_unverified(tmp_path: Path) -> None:
+    given = elf_with_id(tmp_path / "given", ID)
+    found = find_vmlinux(None, RELEASE, str(given), (), tmp_path / "cache")
+    assert found.vmlinux == str(given) and "without verifying" in found.notes[0]
+
+
+def test_a_missing_given_file_is_bad_usage(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file"):
+        find_vmlinux(ID, RELEASE, str(tmp_path / "nope"))

@@ -1,0 +1,106 @@
+"""The whole analysis on real crash-cycle dumps (skipped where they are absent).
+
+The x86_64 dump crashed by `echo c > /proc/sysrq-trigger` from a task named
+kdumpcrasher: with or without DWARF, from the ELF vmcore or a
+makedumpfile-compressed copy, the report must name the panic, the task and
+sysrq_handle_crash.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.analyse.report import Report
+from tests.analyse.dumps import ARCHES, Dump, compressed_copy, need_dump
+
+PANIC = "sysrq triggered crash"
+TASK = "kdumpcrasher"
+FUNCTION = "sysrq_handle_crash"
+
+
+@pytest.fixture(scope="module")
+def kdump_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kdump")
+
+
+@functools.cache
+def analyse(vmcore: str, vmlinux: str | None, cache: str) -> Report:
+    from kdumpctl_py.analyse.program import open_dump
+    from kdumpctl_py.analyse.report import gather
+
+    opened = open_dump(vmcore, vmlinux, debug_dirs=(), cache=Path(cache))
+    return gather(opened)
+
+
+def dump_path(dump: Dump, fmt: str, kdump_dir: Path) -> str:
+    if fmt == "ELF":
+        return str(dump.vmcore)
+    try:
+        return str(compressed_copy(dump, kdump_dir))
+    except Exception as e:  # noqa: BLE001 - makedumpfile reads only the host's arch
+        pytest.skip(f"makedumpfile cannot compress the {dump.arch} dump here: {e}")
+
+
+@pytest.mark.parametrize("fmt", ["ELF", "kdump-compressed"])
+@pytest.mark.parametrize("arch", ARCHES)
+def test_with_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> None:
+    dump = need_dump(arch)
+    r = analyse(dump_path(dump, fmt, kdump_dir), str(dump.vmlinux), str(tmp_path))
+    assert r.format == fmt
+    assert r.debuginfo.dwarf and r.debuginfo.verified and r.debuginfo.origin == "--vmlinux"
+    assert r.panic_message is not None and PANIC in r.panic_message
+    assert r.crashed_thread is not None and r.crashed_thread.comm == TASK
+    assert r.backtrace_source == "dwarf"
+    functions = [f.function for f in r.backtrace]
+    assert FUNCTION in functions, functions
+    frame = r.backtrace[functions.index(FUNCTION)]
+    assert frame.file and frame.file.endswith("drivers/tty/sysrq.c") and frame.line
+    assert frame.offset is not None and frame.symbol == FUNCTION
+    assert r.release and r.version and r.build_id == dump.build_id
+    assert r.uptime_seconds and r.uptime_seconds > 0
+    # Every CPU, the crashing one marked; tasks, memory, modules, log.
+    assert r.cpus and sum(c.crashed for c in r.cpus) == 1
+    assert {c.cpu for c in r.cpus if c.crashed} == {r.crashed_thread.cpu}
+    assert all(c.backtrace or c.error for c in r.cpus)
+    assert r.tasks is not None and r.tasks.total > 0 and r.tasks.by_state.get("R", 0) >= 1
+    assert r.memory is not None and r.memory.total and r.memory.free is not None
+    assert 0 < r.memory.free < r.memory.total
+    assert r.modules is not None
+    assert r.log is not None and r.log.source == "drgn" and r.log.total > 100
+    assert any(PANIC in ln.text for ln in r.log.tail)
+    assert r.warnings == [] and r.missing == []
+
+
+@pytest.mark.parametrize("fmt", ["ELF", "kdump-compressed"])
+@pytest.mark.parametrize("arch", ARCHES)
+def test_without_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> None:
+    """No --vmlinux, an empty cache and no debug directory: VMCOREINFO, kallsyms, the log."""
+    dump = need_dump(arch, vmlinux=False)
+    r = analyse(dump_path(dump, fmt, kdump_dir), None, str(tmp_path / "empty-cache"))
+    assert not r.debuginfo.dwarf and r.debuginfo.vmlinux is None and r.debuginfo.kallsyms
+    assert r.release == dump.release and r.release
+    assert r.build_id == dump.build_id
+    assert r.panic_message is not None and PANIC in r.panic_message
+    assert r.crashed_thread is not None and r.crashed_thread.comm == TASK
+    assert r.backtrace_source == "kernel log"
+    assert FUNCTION in [f.function for f in r.backtrace]
+    assert r.missing and "debuginfo fetch" in r.missing[0]
+    # kallsyms names each CPU's saved program counter.
+    assert r.cpus and all(c.backtrace[0].symbol for c in r.cpus)
+    assert [c.task.pid for c in r.cpus if c.crashed and c.task] == [r.crashed_thread.pid]
+    assert r.tasks is None and r.memory is None and r.modules is None
+    assert r.log is not None and r.log.source == "kdumpctl-py"
+
+
+def test_a_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
+    from kdumpctl_py.analyse.program import open_dump
+    from tests.analyse.test_debuginfo import elf_with_id
+
+    dump = need_dump("x86", vmlinux=False)
+    wrong = elf_with_id(tmp_path / "vmlinux", "00" * 20)
+    opened = open_dump(str(dump.vmcore), str(wrong), debug_dirs=(), cache=tmp_path)
+    assert not opened.dwarf
+    assert len(opened.found.notes) == 1 and "does not match the dump" in opened.found.notes[0]
