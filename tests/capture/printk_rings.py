@@ -153,7 +153,7 @@ class Ring:
 
     def _push_data_tail(self, lpos: int) -> None:
         """Free blocks until tail_lpos reaches lpos (data_push_tail())."""
-        while ((lpos - self.tail_lpos) & MASK64) - 1 < self.size:
+        while (lpos - self.tail_lpos - 1) & MASK64 < self.size:  # unsigned, as in C
             if not self.blocks:
                 self.tail_lpos = lpos
                 break
