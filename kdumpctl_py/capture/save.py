@@ -56,6 +56,14 @@ class Interrupted(KdumpError):
     """SIGTERM or SIGINT arrived while saving."""
 
 
+class IncompleteDump(KdumpError):
+    """Saving finished but some pages could not be read; the dump says it is incomplete."""
+
+    def __init__(self, message: str, result: SaveResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass(frozen=True)
 class SaveOptions:
     dump_level: int = 31
@@ -270,7 +278,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         raise UsageError(f"dump level {options.dump_level} is not between 0 and 31")
     if options.format not in FORMATS:
         raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
-    with Vmcore(vmcore_path) as v:
+    with Vmcore(vmcore_path, partial=True) as v:
         stats = FilterStats()
         present, keep = dumpable_pages(v, options.dump_level, stats)
         notes, vi_off, vi_size = _note_blob(v)
@@ -296,6 +304,9 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                     need = _estimate(v, keep, comp, need)
                 _check_space(target, need)
             result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
+            # The log first: it is small and the first thing anyone reads, so a disk
+            # that fills up during the dump still leaves it behind.
+            _write_dmesg(v, dir_fd)
             result.vmcore = ("vmcore.flat" if options.flat else "vmcore")
             fd = os.open(f"{result.vmcore}-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL
                          | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
@@ -310,16 +321,16 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             writer.begin()
             if elf is not None:
                 _write_elf(v, elf, options, result)
-                elf.finish(True)
+                elf.finish(not result.unreadable)
             else:
                 assert isinstance(writer, KdumpWriter)
                 _write_pages(v, keep, writer, comp, options, result, written)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
-                writer.finish(True, written if result.unreadable else None)
+                writer.finish(not result.unreadable, written if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
             sink.sync()
-            result.complete = True
+            result.complete = not result.unreadable
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, written)
             where = (f"{result.directory}/{result.vmcore}-incomplete" if result.directory
@@ -335,12 +346,21 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             sink.close()
         result.bytes_out = sink.size
         if dir_fd >= 0:
-            os.rename(f"{result.vmcore}-incomplete", result.vmcore, src_dir_fd=dir_fd,
-                      dst_dir_fd=dir_fd)
-            _write_side_files(v, dir_fd, result)
+            if result.complete:
+                os.rename(f"{result.vmcore}-incomplete", result.vmcore, src_dir_fd=dir_fd,
+                          dst_dir_fd=dir_fd)
+            if result.unreadable:
+                lines = "".join(f"{pfn:#x}\n" for pfn in result.unreadable)
+                _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
             os.fsync(dir_fd)
             os.close(dir_fd)
         result.seconds = time.monotonic() - started
+        if not result.complete:
+            where = f"{result.directory}/{result.vmcore}-incomplete" if result.directory else \
+                "the stream"
+            raise IncompleteDump(
+                f"{len(result.unreadable)} pages could not be read from {vmcore_path} (listed in "
+                f"unreadable-pages.txt); {where} holds the rest, marked incomplete", result)
         return result
 
 
@@ -461,8 +481,8 @@ def _make_dump_dir(target: str, name: str) -> tuple[str, int]:
         os.close(tfd)
 
 
-def _write_side_files(v: Vmcore, dir_fd: int, result: SaveResult) -> None:
-    """vmcore-dmesg.txt, and the list of pages /proc/vmcore could not give back."""
+def _write_dmesg(v: Vmcore, dir_fd: int) -> None:
+    """vmcore-dmesg.txt: the crashed kernel's log, or why it could not be read."""
     from kdumpctl_py.capture.dmesg import read_kernel_log
 
     try:
@@ -470,17 +490,18 @@ def _write_side_files(v: Vmcore, dir_fd: int, result: SaveResult) -> None:
     except KdumpError as e:
         text = f"kdumpctl-py: the kernel log could not be read: {e}\n"
     _write_file(dir_fd, "vmcore-dmesg.txt", text.encode())
-    if result.unreadable:
-        lines = "".join(f"{pfn:#x}\n" for pfn in result.unreadable)
-        _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
 
 
 def _write_file(dir_fd: int, name: str, data: bytes) -> None:
     fd = os.open(f"{name}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                  | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        os.unlink(f"{name}.tmp", dir_fd=dir_fd)
+        raise
     os.rename(f"{name}.tmp", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 

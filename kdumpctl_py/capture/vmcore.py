@@ -55,7 +55,9 @@ def _spans(segments: list[Segment], key: str) -> tuple[list[int], list[_Span]]:
 
 
 class Vmcore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, partial: bool = False) -> None:
+        """Open `path`; with `partial`, a file cut short is accepted and its missing
+        tail reads as MissingMemory (the saver lists those pages), not refused."""
         self.path = path
         try:
             self._file = open(path, "rb")
@@ -65,7 +67,7 @@ class Vmcore:
         self.size = os.fstat(self._file.fileno()).st_size
         loads = self.core.loads
         for s in loads:
-            if s.offset + s.filesz > self.size:
+            if s.offset + s.filesz > self.size and not partial:
                 raise UsageError(f"{path} is truncated: a segment ends at {s.offset + s.filesz} "
                                  f"but the file has {self.size} bytes")
         self._phys_keys, self._phys = _spans(loads, "paddr")

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="compression threads (default: one per CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--no-space-check", action="store_true",
+                   help="write even when the free space looks too small for the estimate")
     p.set_defaults(func=run)
 
 
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--target - writes a stream; add --flat")
     options = SaveOptions(dump_level=args.dump_level, compress=args.compress, flat=args.flat,
                           format=args.format, threads=args.threads,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress,
+                          check_space=not args.no_space_check)
     stream = sys.stdout.buffer if args.target == "-" else None
     result = save_vmcore(args.vmcore, args.target, options, stream)
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdumpctl_py.capture import save as save_mod
+from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
+from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
+from kdumpctl_py.capture.sink import FileSink
+from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.errors import KdumpError
+from tests.elfwriter import note, vmcore_bytes
+
+PAGE = 4096
+UTS = b"Linux".ljust(65, b"\0") + b"testhost".ljust(65, b"\0") + b"6.1.0-test".ljust(65, b"\0")
+INFO = (b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1790000000\n"
+        b"SYMBOL(init_uts_ns)=ffff888000000000\nOFFSET(uts_namespace.name)=0\n")
+LINEAR = 0xFFFF888000000000
+
+
+def memory(seed: int, pages: int, zero_every: int = 3) -> bytes:
+    rng = np.random.default_rng(seed)
+    out = bytearray()
+    for i in range(pages):
+        if i % zero_every == 0:
+            out += bytes(PAGE)
+        elif i % 2:
+            out += rng.integers(0, 256, PAGE, dtype=np.uint8).tobytes()  # incompressible
+        else:
+            out += (bytes([i % 251]) * 64) * (PAGE // 64)  # compressible
+    return bytes(out)
+
+
+def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:
+    low = bytearray(memory(1, 8))
+    low[:len(UTS)] = UTS  # init_uts_ns at physical 0
+    high = memory(2, 40)
+    segs = [(LINEAR, 0, bytes(low), 8 * PAGE),
+            (LINEAR + 0x100000, 0x100000, high[:32 * PAGE], 40 * PAGE)]  # 8 pages past filesz
+    notes = note(b"CORE", 1, bytes(336)) * 2 + note(b"VMCOREINFO", 0, INFO)
+    path = tmp_path / "vmcore"
+    path.write_bytes(vmcore_bytes(segs, notes))
+    want = {i: bytes(low[i * PAGE:(i + 1) * PAGE]) for i in range(8)}
+    want.update({0x100 + i: high[i * PAGE:(i + 1) * PAGE] for i in range(32)})
+    return path, want
+
+
+@pytest.mark.parametrize("compress", ["zlib", "zstd", "none"])
+@pytest.mark.parametrize("level", [0, 1])
+def test_round_trip(tmp_path: Path, compress: str, level: int) -> None:
+    src, want = make_vmcore(tmp_path)
+    result = save_vmcore(str(src), str(tmp_path / "crash"),
+                         SaveOptions(level, compress, progress=False))
+    assert result.complete and result.directory
+    d = Path(result.directory)
+    assert d.name == "testhost-2026-09-21-14:13:20"
+    assert sorted(p.name for p in d.iterdir()) == ["vmcore", "vmcore-dmesg.txt"]
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE((d / "vmcore").stat().st_mode) == 0o600
+    dump = read_kdump(str(d / "vmcore"))
+    assert not dump.incomplete and dump.header.release == "6.1.0-test"
+    assert dump.header.nr_cpus == 2 and dump.sub.dump_level == level
+    dumped = set(np.flatnonzero(dump.bitmap2))
+    assert dumped == set(want)  # pages past p_filesz are not dumped
+    for pfn, data in want.items():
+        assert read_page(str(d / "vmcore"), dump, pfn) == data
+    assert result.pages_zero == sum(1 for d2 in want.values() if not any(d2))
+
+
+def test_flat_stream_rebuilds_to_the_same_file(tmp_path: Path) -> None:
+    src, _ = make_vmcore(tmp_path)
+    plain = save_vmcore(str(src), str(tmp_path / "a"), SaveOptions(1, "zlib", progress=False))
+    stream = tmp_path / "flat"
+    with open(stream, "wb") as f:
+        save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False), f)
+    raw = stream.read_bytes()
+    assert raw[:12] == b"makedumpfile"
+    rebuilt = bytearray()
+    pos = 4096
+    while pos < len(raw):
+        off, size = (int.from_bytes(raw[pos + i:pos + i + 8], "big", signed=True) for i in (0, 8))
+        pos += 16
+        if off == -1:
+            break
+        rebuilt.extend(bytes(max(0, off + size - len(rebuilt))))
+        rebuilt[off:off + size] = raw[pos:pos + size]
+        pos += size
+    assert off == -1 and pos == len(raw)
+    assert bytes(rebuilt) == (Path(plain.directory or "") / "vmcore").read_bytes()
+
+
+def test_full_disk_leaves_a_readable_incomplete_dump(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    src, want = make_vmcore(tmp_path)
+    real = FileSink.write_at
+    calls = {"n": 0}
+
+    def write_at(self: FileSink, offset: int, data: bytes | memoryview) -> None:
+        calls["n"] += 1
+        if calls["n"] == 12:  # after the headers, bitmaps and a few chunks
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, offset, data)
+
+    monkeypatch.setattr(FileSink, "write_at", write_at)
+    monkeypatch.setattr(save_mod, "CHUNK_PAGES", 4)
+    with pytest.raises(KdumpError, match="filled up"):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False,
+                                                                  threads=1))
+    (d,) = (tmp_path / "crash").iterdir()
+    assert sorted(p.name for p in d.iterdir()) == ["vmcore-dmesg.txt", "vmcore-incomplete"]
+    dump = read_kdump(str(d / "vmcore-incomplete"))
+    assert dump.incomplete
+    kept = np.flatnonzero(dump.bitmap2)
+    assert 0 < len(kept) < len(want)
+    for pfn in kept:
+        assert read_page(str(d / "vmcore-incomplete"), dump, int(pfn)) == want[int(pfn)]
+
+
+def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    src, want = make_vmcore(tmp_path)
+    bad_offset = Vmcore(str(src)).core.loads[1].offset + 5 * PAGE
+    real = Vmcore.pread
+
+    def pread(self: Vmcore, size: int, offset: int) -> bytes:
+        if offset <= bad_offset < offset + size:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(self, size, offset)
+
+    monkeypatch.setattr(Vmcore, "pread", pread)
+    with pytest.raises(IncompleteDump, match="1 pages could not be read") as info:
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
+    d = Path(info.value.result.directory or "")
+    assert (d / "unreadable-pages.txt").read_text() == "0x105\n"
+    dump = read_kdump(str(d / "vmcore-incomplete"))
+    assert dump.incomplete and not dump.bitmap2[0x105] and dump.bitmap2[0x104]
+    assert read_page(str(d / "vmcore-incomplete"), dump, 0x106) == want[0x106]
+
+
+def test_truncated_input_saves_what_is_there(tmp_path: Path) -> None:
+    src, want = make_vmcore(tmp_path)
+    src.write_bytes(src.read_bytes()[:-10 * PAGE])  # the last 10 pages of RAM are gone
+    with pytest.raises(IncompleteDump) as info:
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
+    d = Path(info.value.result.directory or "")
+    assert len((d / "unreadable-pages.txt").read_text().split()) == 10
+    dump = read_kdump(str(d / "vmcore-incomplete"))
+    assert dump.incomplete
+    for pfn in range(0x100, 0x100 + 22):
+        assert read_page(str(d / "vmcore-incomplete"), dump, pfn) == want[pfn]
+
+
+def test_symlinked_target_is_refused(tmp_path: Path) -> None:
+    src, _ = make_vmcore(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "crash")
+    with pytest.raises(OSError):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_not_enough_space_is_refused_before_writing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    src, _ = make_vmcore(tmp_path)
+
+    class Tiny:
+        f_bavail, f_frsize = 2, 4096
+
+    monkeypatch.setattr(os, "statvfs", lambda p: Tiny())
+    with pytest.raises(KdumpError, match="needs about"):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "none", progress=False))
+    assert not any((tmp_path / "crash").iterdir())
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_elf_format_reads_back(tmp_path: Path, level: int) -> None:
+    src, want = make_vmcore(tmp_path)
+    result = save_vmcore(str(src), str(tmp_path / "crash"),
+                         SaveOptions(level, format="elf", progress=False))
+    out = Path(result.directory or "") / "vmcore"
+    with Vmcore(str(out)) as v:
+        assert v.core.machine == 62 and v.vmcoreinfo.osrelease == "6.1.0-test"
+        for pfn, data in want.items():
+            if level & 1 and not any(data):
+                with pytest.raises(KdumpError):
+                    v.read_phys(pfn * PAGE, PAGE)
+            else:
+                assert v.read_phys(pfn * PAGE, PAGE) == data
