@@ -63,9 +63,9 @@ def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     if not regs:
         report.missing.append("the dump has no per-CPU registers that kdumpctl-py can read "
                               "without DWARF")
-    pid = report.crashed_thread.pid if report.crashed_thread else None
-    report.cpus = [cpu_state(opened.prog, r, pid, report.crashed_thread) for r in regs]
-    crashing = [r for r in regs if pid is not None and r.pid == pid]
+    crashed = report.crashed_thread
+    report.cpus = [cpu_state(opened.prog, r, crashed) for r in regs]
+    crashing = [r for r in regs if is_crashed(r, crashed)]
     if not report.backtrace and crashing:
         frames = report.attempt("stack scan", lambda: stack_scan(opened.prog, crashing[0]))
         if frames:
@@ -121,14 +121,20 @@ def symbolise(prog: drgn.Program, index: int, pc: int, context: str | None,
                  size=sym.size, context=context, reliable=reliable)
 
 
-def cpu_state(prog: drgn.Program, regs: CpuRegs, crashed_pid: int | None,
-              crashed: TaskRef | None) -> CpuState:
-    task = TaskRef(regs.pid, None, regs.cpu, source="registers")
-    if crashed is not None and regs.pid == crashed_pid:
-        task = TaskRef(regs.pid, crashed.comm, regs.cpu, source="registers")
+def is_crashed(regs: CpuRegs, crashed: TaskRef | None) -> bool:
+    """The CPU the logged crash ran on; its pid must agree (CPUs that saved no state leave
+    no note, so a note's position is not always its CPU number)."""
+    if crashed is None or regs.pid != crashed.pid:
+        return False
+    return regs.pid != 0 or regs.cpu == crashed.cpu
+
+
+def cpu_state(prog: drgn.Program, regs: CpuRegs, crashed: TaskRef | None) -> CpuState:
+    hit = is_crashed(regs, crashed)
+    comm = crashed.comm if hit and crashed is not None else None
+    task = TaskRef(regs.pid, comm, regs.cpu, source="registers")
     frame = symbolise(prog, 0, regs.pc, "registers")
-    return CpuState(regs.cpu, task, crashed=crashed_pid is not None and regs.pid == crashed_pid,
-                    idle=regs.pid == 0, backtrace=[frame])
+    return CpuState(regs.cpu, task, crashed=hit, idle=regs.pid == 0, backtrace=[frame])
 
 
 def stack_scan(prog: drgn.Program, regs: CpuRegs) -> list[Frame]:

@@ -169,16 +169,19 @@ def open_dump(path: str, vmlinux: str | None = None,
                 prog.load_debug_info(paths, main=True)
         except drgn.MissingDebugInfoError:
             pass  # which modules lack it is read from the modules below
-        main = prog.main_module()
-        opened.dwarf = main.debug_file_status == drgn.ModuleFileStatus.HAVE
-        opened.vmlinux = main.debug_file_path if opened.dwarf else None
-        if opened.dwarf:
+        try:
+            main = prog.main_module()
+        except LookupError:  # drgn made no kernel module at all: no DWARF
+            main = None
+        if main is not None and main.debug_file_status == drgn.ModuleFileStatus.HAVE:
+            opened.dwarf = True
+            opened.vmlinux = main.debug_file_path
             opened.missing_modules = sorted(
                 m.name for m in prog.modules()
                 if m is not main and m.debug_file_status != drgn.ModuleFileStatus.HAVE
             )
         _load_kallsyms(opened)
-    opened.messages = [m for m in messages if m]
+    opened.messages[:0] = [m for m in messages if m]
     return opened
 
 

@@ -30,6 +30,7 @@ from kdumpctl_py.units import format_bytes
 WIDTH = 80
 LABEL = 12  # width of crash sys's right-aligned labels ("LOAD AVERAGE")
 SOURCE_COLUMN = 40
+MAX_BLOCKED_TEXT = 20  # D-state backtraces in the text; --json has them all
 STATE_NAMES = {
     "R": "running", "S": "sleeping", "D": "uninterruptible", "T": "stopped",
     "t": "traced", "X": "dead", "Z": "zombie", "P": "parked", "I": "idle",
@@ -422,9 +423,12 @@ def render_text(r: Report) -> str:
         out += wrap(counts, 2, "  ")
         if r.tasks.blocked:
             out += heading(f"TASKS IN D STATE ({len(r.tasks.blocked)})")
-            for b in r.tasks.blocked:
+            for b in r.tasks.blocked[:MAX_BLOCKED_TEXT]:
                 out.append(_task_words(b.task))
                 out += backtrace_lines(b.backtrace) if not b.error else wrap(b.error, 5, " " * 5)
+            if len(r.tasks.blocked) > MAX_BLOCKED_TEXT:
+                out.append(f"... and {len(r.tasks.blocked) - MAX_BLOCKED_TEXT} more "
+                           "(--json has them all)")
         else:
             out.append("  no task in D state (uninterruptible sleep)")
 

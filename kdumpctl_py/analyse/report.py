@@ -249,8 +249,7 @@ def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     if crashed is not None:
         report.crashed_thread, report.backtrace = crashed
         report.backtrace_source = "dwarf"
-    pid = report.crashed_thread.pid if report.crashed_thread else None
-    report.cpus = report.attempt("CPUs", lambda: tasks.cpus(prog, pid)) or []
+    report.cpus = report.attempt("CPUs", lambda: tasks.cpus(prog, report.crashed_thread)) or []
     report.tasks = report.attempt("tasks", lambda: tasks.summary(prog))
     report.memory = report.attempt("memory", lambda: memory.read(prog))
     report.modules = report.attempt("modules", lambda: modules.read(opened))

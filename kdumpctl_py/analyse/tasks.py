@@ -103,7 +103,7 @@ def crashed(prog: drgn.Program) -> tuple[TaskRef, list[Frame]] | None:
     return task_ref(task), backtrace(prog, task)
 
 
-def cpus(prog: drgn.Program, crashed_pid: int | None) -> list[CpuState]:
+def cpus(prog: drgn.Program, crashed: TaskRef | None) -> list[CpuState]:
     """Each online CPU's active task (the idle task on an idle CPU) and its backtrace."""
     from drgn.helpers.linux.cpumask import for_each_online_cpu
     from drgn.helpers.linux.sched import cpu_curr
@@ -116,8 +116,9 @@ def cpus(prog: drgn.Program, crashed_pid: int | None) -> list[CpuState]:
             frames, error = backtrace(prog, task), None
         except Exception as e:  # noqa: BLE001 - one CPU's unwinding failure is not fatal
             frames, error = [], f"{type(e).__name__}: {e}"
-        out.append(CpuState(cpu, ref, crashed=ref.pid == crashed_pid and ref.pid != 0,
-                            idle=ref.pid == 0, backtrace=frames, error=error))
+        hit = crashed is not None and (crashed.pid, crashed.cpu) == (ref.pid, cpu)
+        out.append(CpuState(cpu, ref, crashed=hit, idle=ref.pid == 0, backtrace=frames,
+                            error=error))
     return out
 
 

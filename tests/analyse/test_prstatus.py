@@ -75,3 +75,16 @@ def test_read_kdump(tmp_path: Path) -> None:
     assert read_kdump(str(kdump_file(tmp_path / "mips", b"mips64", notes))) == []
     (tmp_path / "short").write_bytes(b"KDUMP   ")
     assert read_kdump(str(tmp_path / "short")) == []
+
+
+def test_the_crashed_cpu_is_matched_by_pid_and_for_idle_by_cpu() -> None:
+    from kdumpctl_py.analyse.nodwarf import is_crashed
+    from kdumpctl_py.analyse.report import TaskRef
+
+    crashed = TaskRef(168, "kdumpcrasher", 1, source="kernel log")
+    assert is_crashed(CpuRegs(1, 168, 0, 0), crashed)
+    assert not is_crashed(CpuRegs(0, 0, 0, 0), crashed)
+    assert not is_crashed(CpuRegs(1, 168, 0, 0), None)
+    idle_panic = TaskRef(0, "swapper/1", 1, source="kernel log")
+    assert is_crashed(CpuRegs(1, 0, 0, 0), idle_panic)
+    assert not is_crashed(CpuRegs(0, 0, 0, 0), idle_panic)

@@ -83,3 +83,23 @@ def test_debuginfo_find(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert main(["debuginfo", "find", str(dump.vmcore), "--debug-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "no matching vmlinux found" in out and "debuginfo fetch" in out
+
+
+def test_shell_hands_drgn_the_program(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    dump = need_dump("x86", vmlinux=False)
+    import drgn.cli
+
+    seen: dict[str, object] = {}
+
+    def fake_run_interactive(prog: object, banner_func: object = None, **kw: object) -> None:
+        seen["prog"] = prog
+        seen["banner"] = banner_func("drgn banner") if callable(banner_func) else None
+
+    monkeypatch.setattr(drgn.cli, "run_interactive", fake_run_interactive)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["analyse", str(dump.vmcore), "--shell", "--debug-dir", str(tmp_path)]) == 0
+    assert isinstance(seen["prog"], drgn.Program)
+    banner = str(seen["banner"])
+    assert banner.startswith("drgn banner\nkdumpctl-py: ") and "no DWARF" in banner
+    assert "debuginfo fetch" in banner
