@@ -182,6 +182,10 @@ def debuginfo_of(opened: Opened) -> DebugInfo:
                     and found.verdict == "match")
     if opened.dwarf and opened.vmlinux != found.vmlinux:
         verified = bool(found.build_id)  # drgn loads only files whose build ID matches
+    notes = list(found.notes)
+    if found.vmlinux and not opened.dwarf:
+        notes.append(f"{found.vmlinux} matches the dump but drgn found no DWARF in it "
+                     "(a stripped image?): the -dbg/-debuginfo package has the one with DWARF")
     return DebugInfo(
         dwarf=opened.dwarf,
         vmlinux=opened.vmlinux,
@@ -190,7 +194,7 @@ def debuginfo_of(opened: Opened) -> DebugInfo:
         verified=verified,
         kallsyms=opened.kallsyms,
         missing_modules=list(opened.missing_modules),
-        notes=list(found.notes),
+        notes=notes,
     )
 
 
