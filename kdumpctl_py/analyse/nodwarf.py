@@ -8,11 +8,18 @@ message, "CPU: N PID: P Comm: C" and its Call Trace), each CPU's registers
 in the ELF notes, and kallsyms to name the addresses in them. When the log
 holds no call trace, the words on the crashing CPU's stack that point into
 kernel text are listed instead, as crash's `bt -t` does (reliable=False).
+
+The kernel's trace names return addresses; x86 prints them as `%pB` (looked
+up at address - 1), but arm64 does not, so a call that was the last
+instruction of its function (a call to panic(), which does not return)
+shows as the next function at +0x0. kallsyms puts those back.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from kdumpctl_py.analyse import kernlog
@@ -57,6 +64,11 @@ def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
         report.missing.append("the kernel log could not be read, so the panic message and "
                               "the kernel's own backtrace are missing too")
     from_log(report, lines)
+    if opened.kallsyms and report.backtrace_source == "kernel log":
+        logged = report.backtrace
+        fixed = report.attempt("return addresses",
+                               lambda: fix_return_addresses(opened.prog, logged))
+        report.backtrace = fixed or logged
     regs = report.attempt("CPU registers", lambda: _registers(opened))
     if regs is None:
         return
@@ -100,6 +112,26 @@ def from_log(report: Report, lines: list[LogLine]) -> None:
     if frames:
         report.backtrace = frames
         report.backtrace_source = "kernel log"
+
+
+def fix_return_addresses(prog: drgn.Program, frames: Sequence[Frame]) -> list[Frame]:
+    """Frames at +0x0 of a function (but the innermost) named after the function the call
+    was in: the symbol just before, found through kallsyms by the unique name."""
+    out = []
+    for f in frames:
+        if f.offset == 0 and f.index > 0 and f.symbol and f.module is None:
+            found = prog.symbols(f.symbol)
+            if len(found) == 1:
+                start = found[0].address
+                try:
+                    caller = prog.symbol(start - 1)
+                except LookupError:
+                    caller = None
+                if caller is not None:
+                    f = replace(f, function=caller.name, symbol=caller.name,
+                                offset=start - caller.address, size=caller.size)
+        out.append(f)
+    return out
 
 
 def _registers(opened: Opened) -> list[CpuRegs]:

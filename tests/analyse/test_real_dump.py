@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.analyse.report import Report
-from tests.analyse.dumps import ARCHES, Dump, compressed_copy, need_dump
+from tests.analyse.dumps import ARCHES, Dump, dump_as, need_dump
 
 PANIC = "sysrq triggered crash"
 TASK = "kdumpcrasher"
@@ -36,12 +36,7 @@ def analyse(vmcore: str, vmlinux: str | None, cache: str) -> Report:
 
 
 def dump_path(dump: Dump, fmt: str, kdump_dir: Path) -> str:
-    if fmt == "ELF":
-        return str(dump.vmcore)
-    try:
-        return str(compressed_copy(dump, kdump_dir))
-    except Exception as e:  # noqa: BLE001 - makedumpfile reads only the host's arch
-        pytest.skip(f"makedumpfile cannot compress the {dump.arch} dump here: {e}")
+    return str(dump_as(dump, fmt, kdump_dir))
 
 
 @pytest.mark.parametrize("fmt", ["ELF", "kdump-compressed"])
