@@ -71,7 +71,7 @@ STAGES: tuple[Stage, ...] = (
           {
               "kexec-tools": 'kexec -p $KEXEC_TOOLS_ARGS "$KERNEL" --initrd="$INITRD" '
                              '--append="$CAPTURE_APPEND"',
-              "kdumpctl-py": "kdumpctl-py start",
+              "kdumpctl-py": 'kdumpctl-py start --kernel "$KERNEL" --initrd "$INITRD"',
           },
           default="auto", needs_subcommand="start"),
     Stage("loaded", FIRST, True, 60,
