@@ -38,6 +38,10 @@ COMMANDS = (
     "dmesg",
     "analyse",
     "debuginfo",
+    "config",
+    "capture",
+    "test",
+    "install",
 )
 
 
@@ -69,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = build_parser().parse_args(argv)
-        code: int = args.func(args)
-        return code
+        return _run_locked(args)
     except KdumpError as e:
         return _fail(str(e), e.exit_code, debug)
     except KeyboardInterrupt:
@@ -85,6 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{where}{e.strerror or e}{hint}", 1, debug)
     except Exception as e:
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 1, debug)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
+    """Run the command; one that changes the machine's state holds the state lock."""
+    from kdumpctl_py.service.lock import STATE_COMMANDS, state_lock
+
+    if args.command not in STATE_COMMANDS or args.sysroot or getattr(args, "dry_run", False):
+        code: int = args.func(args)
+        return code
+    with state_lock(args.command):
+        code = args.func(args)
+        return code
 
 
 def _fail(message: str, code: int, debug: bool) -> int:

@@ -1,4 +1,8 @@
-"""`kdumpctl-py load|unload|start|stop|restart|reload`: put a capture kernel in place."""
+"""`kdumpctl-py load|unload|start|stop|restart|reload`: put a capture kernel in place.
+
+The capture command line and the method come from the configuration
+(kdumpctl-py.conf(5)) unless --cmdline or --method says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +27,11 @@ def register(sub: Any) -> None:
         p.add_argument("--dtb", metavar="PATH",
                        help="base device tree (default: /sys/firmware/fdt)")
         p.add_argument("--cmdline", metavar="STR",
-                       help="capture kernel command line (default: derived from /proc/cmdline)")
-        p.add_argument("--method", choices=METHODS, default="auto",
-                       help="system call to use (default: auto)")
+                       help="capture kernel command line (default: /proc/cmdline less what "
+                       "breaks a capture kernel, plus the capture options and the "
+                       "configuration's cmdline_remove/cmdline_append)")
+        p.add_argument("--method", choices=METHODS, default=None,
+                       help="system call to use (default: the configuration's method, auto)")
         p.add_argument("--dry-run", action="store_true",
                        help="plan everything, print it, and make no system call")
         p.set_defaults(func=run_load, verb=name)
@@ -37,7 +43,6 @@ def register(sub: Any) -> None:
 def run_load(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.errors import UsageError
-    from kdumpctl_py.plan.load import LoadRequest, plan_load
 
     view = open_view(args)
     if args.sysroot and not args.dry_run:
@@ -45,19 +50,53 @@ def run_load(args: argparse.Namespace) -> int:
     if args.verb == "start" and view.kexec_crash_loaded and not args.dry_run:
         print("a capture kernel is already loaded (kdumpctl-py restart replaces it)")
         return 0
-    req = LoadRequest(args.kernel, args.initrd, args.dtb, args.cmdline, args.method,
-                      args.no_initrd)
-    plan = plan_load(view, req)
+    plan = plan_capture_load(view, args)
     if args.dry_run:
         print(describe(plan))
         return 0
-    from kdumpctl_py.load.loader import load, unload
+    carry_out(view, plan, replace=args.verb in ("restart", "reload"))
+    return 0
 
-    if args.verb in ("restart", "reload"):
+
+def plan_capture_load(view: Any, args: argparse.Namespace | None = None,
+                      extra_append: tuple[str, ...] = ()) -> Any:
+    """The load plan: the command's options over the configuration's settings."""
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.config.render import machine_problems
+    from kdumpctl_py.errors import KdumpError
+    from kdumpctl_py.plan.capture_cmdline import capture_cmdline
+    from kdumpctl_py.plan.load import LoadRequest, plan_load
+
+    cfg = read_config(view)
+    problems = machine_problems(cfg, view)
+    if problems:
+        raise KdumpError(f"{cfg.source}: {problems[0]}"
+                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    cmdline = getattr(args, "cmdline", None)
+    if cmdline is None:
+        if view.cmdline is None:
+            raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
+                             "give --cmdline")
+        cmdline = capture_cmdline(view.cmdline, view.arch.name, remove=cfg.cmdline_remove,
+                                  append=(*cfg.cmdline_append, *extra_append))
+    req = LoadRequest(getattr(args, "kernel", None), getattr(args, "initrd", None),
+                      getattr(args, "dtb", None), cmdline,
+                      getattr(args, "method", None) or cfg.method,
+                      bool(getattr(args, "no_initrd", False)))
+    return plan_load(view, req)
+
+
+def carry_out(view: Any, plan: Any, replace: bool) -> None:
+    from kdumpctl_py.load.loader import load, unload
+    from kdumpctl_py.service import notify
+
+    if replace:
         unload(view)
     load(view, plan)
-    print(f"capture kernel loaded with {plan.method}: {plan.kernel_path}")
-    return 0
+    message = f"capture kernel loaded with {plan.method}: {plan.kernel_path}"
+    print(message)
+    notify.status(message)
+    notify.event(message, notify.CAPTURE_LOADED, echo=False, cmdline=plan.cmdline)
 
 
 def run_unload(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""`kdumpctl-py save`: write the vmcore and its kernel log, filtered and compressed."""
+"""`kdumpctl-py save`: write the vmcore and its kernel log, filtered and compressed.
+
+Options not given come from the configuration (path, dump_level, compress,
+format, core_collector); `capture` does the same with everything around it.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,21 @@ def register(sub: Any) -> None:
     p = sub.add_parser("save", help="save /proc/vmcore (or an ELF vmcore file) as a dump")
     p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
                    help="the ELF vmcore to read (default: /proc/vmcore)")
-    p.add_argument("--target", default="/var/crash", metavar="DIR",
-                   help="directory that receives <host>-<date>/ (default: /var/crash); "
+    p.add_argument("--target", default=None, metavar="DIR",
+                   help="directory that receives <host>-<date>/ (default: the "
+                   "configuration's path, /var/crash); "
                    "'-' with --flat writes the stream to standard output")
-    p.add_argument("--dump-level", type=int, default=31, metavar="0-31",
+    p.add_argument("--dump-level", type=int, default=None, metavar="0-31",
                    help="makedumpfile -d bits: 1 zero, 2 cache, 4 private cache, 8 user data, "
-                   "16 free pages (default: 31)")
-    p.add_argument("--compress", choices=CODECS, default="zstd",
-                   help="per-page compression (default: zstd)")
-    p.add_argument("--format", choices=("kdump", "elf"), default="kdump",
-                   help="kdump-compressed, as makedumpfile writes (default), or ELF "
+                   "16 free pages (default: the configuration's, 31)")
+    p.add_argument("--compress", choices=CODECS, default=None,
+                   help="per-page compression (default: the configuration's, zstd)")
+    p.add_argument("--format", choices=("kdump", "elf"), default=None,
+                   help="kdump-compressed, as makedumpfile writes (the default), or ELF "
                    "(uncompressed; zero pages left out at dump level bit 1)")
     p.add_argument("--flat", action="store_true",
                    help="write makedumpfile's flattened stream (for pipes)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
+    p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compression threads (default: one per CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
@@ -36,13 +41,24 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import UsageError
     from kdumpctl_py.units import format_bytes
 
-    if args.target == "-" and not args.flat:
+    cfg = read_config(open_view(args))
+
+    def given(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    args.target = given(args.target, cfg.path)
+    flat = args.flat or cfg.flat
+    if args.target == "-" and not flat:
         raise UsageError("--target - writes a stream; add --flat")
-    options = SaveOptions(dump_level=args.dump_level, compress=args.compress, flat=args.flat,
-                          format=args.format, threads=args.threads,
+    options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
+                          compress=given(args.compress, cfg.compress), flat=flat,
+                          format=given(args.format, cfg.format),
+                          threads=given(args.threads, cfg.threads),
                           progress=not args.no_progress,
                           check_space=not args.no_space_check)
     stream = sys.stdout.buffer if args.target == "-" else None

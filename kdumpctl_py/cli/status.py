@@ -18,10 +18,19 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.service.target import first_kernel_dump_dir
+    from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess
 
-    st = assess(open_view(args))
+    view = open_view(args)
+    cfg = read_config(view)
+    dump_dir = first_kernel_dump_dir(cfg, view)
+    st = assess(view, dump_dir or cfg.path)
+    st = replace(st, last_test=last_test(view, dump_dir))
     if args.json:
         print(json.dumps(st.to_json(), indent=2, sort_keys=True))
     else:

@@ -1,5 +1,6 @@
 """The capture kernel's command line: the running one, minus what breaks a kdump boot, plus
-what a small, single-CPU capture kernel needs (after Fedora's kdump sysconfig)."""
+what a small, single-CPU capture kernel needs (after Fedora's kdump sysconfig and Debian's
+kdump-tools), then the configuration's cmdline_remove and cmdline_append."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ REMOVE = (
     "crashkernel", "hugepages", "hugepagesz", "default_hugepagesz", "slub_debug", "quiet",
     "log_buf_len", "swiotlb", "cma", "hugetlb_cma", "ignition.firstboot", "BOOT_IMAGE",
     "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
+    "systemd.unit", "kdumpctl_py.test_id",
 )
 COMMON = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory", "udev.children-max=2",
           "panic=10", "novmcoredd", "cma=0", "hugetlb_cma=0", "kfence.sample_interval=0")
@@ -29,15 +31,18 @@ def _quote(word: str) -> str:
 
 def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
                     append: tuple[str, ...] = (), unit: bool = True) -> str:
-    """Words of `cmdline` kept in order, then the arch's additions, then `append`.
+    """Words of `cmdline` without REMOVE's, then the arch's additions and the capture
+    unit; then every word named in `remove` is dropped (so a configuration can drop a
+    default too) and `append` is added.
 
     Words after a bare "--" are arguments for init and are dropped: the
     capture boot decides what init runs.
     """
-    drop = set(REMOVE) | set(remove)
     words = split_cmdline(cmdline)
     if "--" in words:
         words = words[:words.index("--")]
-    kept = [w for w in words if w.partition("=")[0] not in drop]
-    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else []), *append]
-    return " ".join(_quote(w) for w in [*kept, *extra])
+    kept = [w for w in words if w.partition("=")[0] not in REMOVE]
+    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else [])]
+    drop = set(remove)
+    line = [w for w in [*kept, *extra] if w.partition("=")[0] not in drop]
+    return " ".join(_quote(w) for w in [*line, *append])

@@ -1,0 +1,70 @@
+"""`kdumpctl-py capture`: what kdumpctl-py-capture.service runs in the capture kernel."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("capture", help="in the capture kernel: kdump_pre, save the dump, "
+                       "retention, kdump_post, then the final or failure action")
+    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
+                   help="the ELF vmcore to read (default: /proc/vmcore)")
+    p.add_argument("--no-action", action="store_true",
+                   help="print the final or failure action instead of doing it")
+    p.set_defaults(func=run)
+
+
+class _Printing:
+    """The real machine, except that the action is only printed."""
+
+    def __init__(self) -> None:
+        from kdumpctl_py.service.actions import System
+
+        self.system = System()
+
+    def run(self, argv: list[str]) -> int:
+        return self.system.run(argv)
+
+    def wait_for(self, path: str, seconds: float = 60) -> bool:
+        return self.system.wait_for(path, seconds)
+
+    def mount(self, fstype: str, device: str, mountpoint: str) -> None:
+        self.system.mount(fstype, device, mountpoint)
+
+    def umount(self, mountpoint: str) -> None:
+        self.system.umount(mountpoint)
+
+    def act(self, action: str) -> None:
+        print(f"final step: {action} (not done: --no-action)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.service.actions import System
+    from kdumpctl_py.service.capture import run_capture
+
+    if args.sysroot:
+        raise UsageError("capture acts on this machine; drop --sysroot")
+    view = open_view(args)
+    try:
+        cfg = read_config(view)
+    except UsageError as e:
+        # A broken file must not strand the machine in the capture kernel.
+        print(f"kdumpctl-py: {e}; saving with the defaults", file=sys.stderr)
+        from kdumpctl_py.config import Config
+
+        cfg = Config()
+    machine: Any = _Printing() if args.no_action else System()
+    out = run_capture(cfg, machine, args.vmcore, view.cmdline or "")
+    if out.saved:
+        print(f"dump saved in {out.dump}")
+    elif out.skipped:
+        print("dump skipped by kdump_pre")
+    else:
+        print(f"no dump saved: {out.error}")
+    return 0 if out.saved or out.skipped else 1

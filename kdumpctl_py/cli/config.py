@@ -1,0 +1,51 @@
+"""`kdumpctl-py config check [FILE]` and `kdumpctl-py config show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("config", help="check or show the configuration (kdumpctl-py.conf(5))")
+    cmds = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = cmds.add_parser("check", help="read a configuration file and report its first error")
+    c.add_argument("file", nargs="?", metavar="FILE",
+                   help="file to check (default: KDUMPCTL_CONFIG or "
+                   "/etc/kdumpctl-py/kdump.conf)")
+    c.set_defaults(func=run_check)
+    s = cmds.add_parser("show", help="print the configuration in force, defaults marked")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=run_show)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.config.render import machine_problems
+    from kdumpctl_py.errors import KdumpError
+
+    view = open_view(args)
+    cfg = read_config(view, args.file)
+    where = cfg.source or "no configuration file, the defaults"
+    if args.file is None:
+        problems = machine_problems(cfg, view)
+        if problems:
+            raise KdumpError(f"{where}: " + "; ".join(problems))
+    print(f"{where}: ok")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.config.render import show
+
+    cfg = read_config(open_view(args))
+    if args.json:
+        print(json.dumps(asdict(cfg), indent=2, sort_keys=True))
+    else:
+        print(show(cfg))
+    return 0

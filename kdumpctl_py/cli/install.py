@@ -1,0 +1,29 @@
+"""`kdumpctl-py install [--prefix P] [--bindir DIR] [--dry-run]`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("install", help="install the systemd units, udev rule, kernel-install "
+                       "plugin, man pages and a default configuration")
+    p.add_argument("--prefix", default="/", metavar="P",
+                   help="root directory to install into (default: /)")
+    p.add_argument("--bindir", metavar="DIR",
+                   help="where the units find kdumpctl-py (default: this kdumpctl-py's "
+                   "directory, /usr/bin under another --prefix)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be written")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.service.install import default_bindir, install, plan_install
+
+    bindir = args.bindir or default_bindir(args.prefix)
+    for line in install(plan_install(bindir), args.prefix, args.dry_run):
+        print(line)
+    if not args.dry_run and args.prefix == "/":
+        print("next: systemctl daemon-reload && systemctl enable --now kdumpctl-py.service")
+    return 0

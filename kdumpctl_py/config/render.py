@@ -1,0 +1,87 @@
+"""A Config as kdump.conf text (`config show`), and the checks only the machine can answer."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import TYPE_CHECKING
+
+from kdumpctl_py.config.settings import SETTINGS, Config, Setting
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
+BY_KEY = {"LABEL": "by-label", "UUID": "by-uuid", "PARTUUID": "by-partuuid",
+          "PARTLABEL": "by-partlabel"}
+
+
+def device_path(device: str) -> str:
+    """The /dev path udev gives a LABEL=/UUID=/... spec (the spec itself if a path)."""
+    key, sep, value = device.partition("=")
+    if sep and key in BY_KEY:
+        return f"/dev/disk/{BY_KEY[key]}/{value}"
+    return device
+
+
+def _words(words: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def collector_line(cfg: Config) -> str:
+    flag = {"zlib": " -c", "lzo": " -l", "zstd": " -z", "none": ""}[cfg.compress]
+    line = "makedumpfile" + ("" if cfg.format == "elf" else flag)
+    line += " -E" if cfg.format == "elf" else ""
+    line += " -F" if cfg.flat else ""
+    line += f" -d {cfg.dump_level}"
+    return line + (f" --num-threads {cfg.threads}" if cfg.threads else "")
+
+
+def _value(s: Setting, cfg: Config) -> str | None:
+    """The directive's line for `cfg`, or None when it has nothing to say."""
+    key = s.name
+    if key == "ext2":
+        return f"{cfg.target.fstype} {cfg.target.device}" if cfg.target else None
+    if key == "core_collector":
+        return f"core_collector {collector_line(cfg)}"
+    if key in ("kdump_pre", "kdump_post", "cmdline_append", "cmdline_remove"):
+        words: tuple[str, ...] = getattr(cfg, key)
+        return f"{key} {_words(words)}" if words else None
+    return f"{key} {getattr(cfg, key)}"
+
+
+def show(cfg: Config) -> str:
+    """Every directive with the value in force; `# default` marks what the file left out.
+
+    core_collector and dump_level/compress/format say the same thing: the form the
+    file used is shown (dump_level/compress/format when it used neither).
+    """
+    given = {name for name, _ in cfg.lines}
+    collector = "core_collector" in given
+    out = [f"# {cfg.source or 'no configuration file: the defaults'}"]
+    for s in SETTINGS:
+        if s.name == "core_collector" and not collector:
+            continue
+        if s.name in ("dump_level", "compress", "format") and collector:
+            continue
+        line = _value(s, cfg)
+        is_given = bool(given & set(s.names))
+        if line is None:
+            out.append(f"# {s.name if len(s.names) == 1 else '|'.join(s.names)} "
+                       f"{s.syntax}  # none")
+        else:
+            out.append(line if is_given else f"{line}  # default")
+    return "\n".join(out)
+
+
+def machine_problems(cfg: Config, view: SystemView) -> list[str]:
+    """What the first kernel can check before a crash: the target and the programs."""
+    problems = []
+    if cfg.target is not None:
+        dev = device_path(cfg.target.device)
+        if not view.path(dev).exists():
+            problems.append(f"{cfg.target.fstype} {cfg.target.device}: no device {dev}")
+    for key in ("kdump_pre", "kdump_post"):
+        prog: tuple[str, ...] = getattr(cfg, key)
+        if prog and not os.access(view.path(prog[0]), os.X_OK):
+            problems.append(f"{key} {prog[0]}: not an executable file")
+    return problems

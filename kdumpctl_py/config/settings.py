@@ -1,0 +1,134 @@
+"""The configuration as data: the frozen `Config`, and the one table of directives.
+
+The table (`SETTINGS`) drives the parser (`parse.py`), `config show`, `config
+check` and the kdumpctl-py.conf(5) manual page (`man.py`), so the three never
+disagree. The syntax is Fedora's kdump.conf: one directive per line, its
+arguments split like a shell's words (quotes group, `#` starts a comment),
+plus kdumpctl-py's own directives for what Fedora puts elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PATH = "/etc/kdumpctl-py/kdump.conf"
+ENV_PATH = "KDUMPCTL_CONFIG"
+FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs")
+FAILURE_ACTIONS = ("reboot", "halt", "poweroff", "shell", "dump_to_rootfs")
+FINAL_ACTIONS = ("reboot", "halt", "poweroff")
+METHODS = ("auto", "extended", "file", "classic")
+COMPRESSIONS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, without importing it
+FORMATS = ("kdump", "elf")
+# Fedora kdump.conf directives kdumpctl-py knows of but does not do: named in the error.
+FEDORA_ONLY = ("raw", "nfs", "ssh", "sshkey", "virtiofs", "extra_bins", "extra_modules",
+               "dracut_args", "force_rebuild", "force_no_rebuild", "auto_reset_crashkernel",
+               "fence_kdump_args", "fence_kdump_nodes", "kdump_emergency", "default")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A local file system to mount in the capture kernel: `ext4 LABEL=dumps`."""
+
+    fstype: str
+    device: str  # /dev/..., LABEL=..., UUID=..., PARTUUID=... or PARTLABEL=...
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str = "/var/crash"
+    target: Target | None = None
+    dump_level: int = 31
+    compress: str = "zstd"
+    format: str = "kdump"
+    flat: bool = False
+    threads: int = 0
+    failure_action: str = "reboot"
+    final_action: str = "reboot"
+    kdump_pre: tuple[str, ...] = ()
+    kdump_post: tuple[str, ...] = ()
+    method: str = "auto"
+    keep: int = 0  # 0: keep every dump
+    cmdline_append: tuple[str, ...] = ()
+    cmdline_remove: tuple[str, ...] = ()
+    source: str | None = None  # the file read; None: no file, the defaults
+    lines: tuple[tuple[str, int], ...] = ()  # (directive, line number) as read
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One directive: its names, the syntax and default shown to people, and its meaning."""
+
+    names: tuple[str, ...]
+    syntax: str
+    default: str
+    doc: str
+    fields: tuple[str, ...]  # the Config fields it sets
+    repeat: bool = False  # may appear on several lines (arguments accumulate)
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(("path",), "DIR", "/var/crash",
+            "Directory that receives the dump directories. Without a target it is a "
+            "directory of the root file system; with one it is relative to the target's "
+            "root, as in Fedora's kdump.conf.", ("path",)),
+    Setting(FILESYSTEMS, "DEVICE", "none (the root file system)",
+            "Save the dump on a local file system of that type: DEVICE is a /dev path, "
+            "LABEL=, UUID=, PARTUUID= or PARTLABEL=. The capture kernel mounts it at a "
+            "private mount point under /run/kdumpctl-py and writes under path there; the "
+            "first kernel only checks that the device exists. At most one target.",
+            ("target",)),
+    Setting(("core_collector",), "makedumpfile OPTIONS", "makedumpfile -z -d 31",
+            "Fedora's collector line, mapped onto kdumpctl-py's own writer: -c is zlib, "
+            "-l lzo, -z zstd, none of them no compression, -E the ELF format, -F the "
+            "flattened stream, -d N the dump level, --num-threads N the threads; "
+            "--message-level is accepted and ignored. Any other option, or another "
+            "collector, is an error. Excludes dump_level, compress and format.",
+            ("dump_level", "compress", "format", "flat", "threads")),
+    Setting(("dump_level",), "N", "31",
+            "makedumpfile's -d bit mask, 0 to 31: 1 zero pages, 2 page cache, 4 private "
+            "page cache, 8 user data, 16 free pages.", ("dump_level",)),
+    Setting(("compress",), "|".join(COMPRESSIONS), "zstd",
+            "Per-page compression of the kdump-compressed format.", ("compress",)),
+    Setting(("format",), "|".join(FORMATS), "kdump",
+            "kdump-compressed (as makedumpfile writes) or ELF (uncompressed).", ("format",)),
+    Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
+            "What the capture kernel does when saving fails: reboot, halt or power off; "
+            "shell starts emergency.target; dump_to_rootfs saves again under path on the "
+            "root file system (useful with a target), then does final_action.",
+            ("failure_action",)),
+    Setting(("final_action",), "|".join(FINAL_ACTIONS), "reboot",
+            "What the capture kernel does after the dump is saved.", ("final_action",)),
+    Setting(("kdump_pre",), "PROGRAM [ARG...]", "none",
+            "Run before saving, as an argument vector (never through a shell). A non-zero "
+            "exit status skips the dump, as in Fedora; final_action follows.",
+            ("kdump_pre",)),
+    Setting(("kdump_post",), "PROGRAM [ARG...]", "none",
+            "Run after saving (or failing to), as an argument vector with the status "
+            "appended as the last argument ($1 for a script given alone): 0 saved, "
+            "1 failed.", ("kdump_post",)),
+    Setting(("method",), "|".join(METHODS), "auto",
+            "The system call that loads the capture kernel, as load --method.", ("method",)),
+    Setting(("keep",), "N", "0 (keep every dump)",
+            "Keep the newest N complete dumps under path and delete older ones after each "
+            "save. Incomplete dumps are never deleted and do not count towards N: they are "
+            "listed as kept.", ("keep",)),
+    Setting(("cmdline_append",), "PARAM...", "none",
+            "Kernel parameters added to the end of the capture kernel's command line, as "
+            "KDUMP_COMMANDLINE_APPEND in Fedora's /etc/sysconfig/kdump.",
+            ("cmdline_append",), repeat=True),
+    Setting(("cmdline_remove",), "NAME...", "none",
+            "Parameter names dropped from the running kernel's command line before it "
+            "becomes the capture kernel's, as KDUMP_COMMANDLINE_REMOVE.",
+            ("cmdline_remove",), repeat=True),
+)
+
+
+def setting(name: str) -> Setting | None:
+    for s in SETTINGS:
+        if name in s.names:
+            return s
+    return None

@@ -1,0 +1,141 @@
+"""What the capture kernel does, in order (`kdumpctl-py capture`):
+
+kdump_pre (a non-zero exit skips the dump), mount the target, save
+/proc/vmcore with the configured options, retention, kdump_post with the
+status, the test result when the command line carries a test id, unmount,
+then final_action, or failure_action when saving failed. Every failure is
+caught and logged: the machine always leaves the capture kernel by an action.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kdumpctl_py.config.settings import Config
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.service import notify, retention, testid
+from kdumpctl_py.service.target import MOUNT_POINT, under
+
+
+class Machine(Protocol):
+    def run(self, argv: list[str]) -> int: ...
+    def wait_for(self, path: str, seconds: float = ...) -> bool: ...
+    def mount(self, fstype: str, device: str, mountpoint: str) -> None: ...
+    def umount(self, mountpoint: str) -> None: ...
+    def act(self, action: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    saved: bool = False
+    skipped: bool = False
+    dump: str | None = None  # the dump's directory
+    error: str | None = None
+    action: str = ""
+    retention: retention.Retention | None = None
+    test_status: str | None = None
+    log: list[str] = field(default_factory=list)
+
+
+def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
+                cmdline: str = "", mountpoint: str = MOUNT_POINT) -> Outcome:
+    out = Outcome()
+    test_id = testid.from_cmdline(cmdline)
+    if cfg.kdump_pre:
+        notify.status("running kdump_pre")
+        rc = machine.run(list(cfg.kdump_pre))
+        if rc != 0:
+            out.skipped = True
+            out.action = cfg.final_action
+            notify.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
+                         notify.DUMP_SKIPPED, 4)
+            _result(out, test_id, cfg.path, f"kdump_pre exited {rc}, dump skipped")
+            return _finish(out, machine)
+    mounted = False
+    dump_root = cfg.path
+    try:
+        if cfg.target is not None:
+            from kdumpctl_py.config.render import device_path
+
+            dev = device_path(cfg.target.device)
+            notify.status(f"waiting for {cfg.target.device}")
+            if not machine.wait_for(dev):
+                raise KdumpError(f"the target {cfg.target.device} did not appear ({dev})")
+            machine.mount(cfg.target.fstype, cfg.target.device, mountpoint)
+            mounted = True
+            dump_root = under(mountpoint, cfg.path)
+        _save(cfg, vmcore, dump_root, out)
+    except (KdumpError, OSError) as e:
+        out.error = str(e)
+        notify.event(f"saving the dump failed: {e}", notify.DUMP_FAILED, 3)
+    if out.saved and cfg.keep:
+        try:
+            out.retention = retention.apply(dump_root, cfg.keep)
+            _report_retention(out.retention, dump_root)
+        except OSError as e:
+            notify.event(f"retention under {dump_root} failed: {e}", priority=4)
+    if cfg.kdump_post:
+        notify.status("running kdump_post")
+        machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
+    _result(out, test_id, out.dump or dump_root,
+            (out.dump or "") if out.saved else (out.error or "unknown failure"))
+    if mounted:
+        machine.umount(mountpoint)
+    if out.saved:
+        out.action = cfg.final_action
+    elif cfg.failure_action == "dump_to_rootfs":
+        if cfg.target is not None:
+            notify.status(f"saving again under {cfg.path} on the root file system")
+            try:
+                _save(cfg, vmcore, cfg.path, out)
+            except (KdumpError, OSError) as e:
+                notify.event(f"saving to the root file system failed too: {e}",
+                             notify.DUMP_FAILED, 3)
+        out.action = cfg.final_action
+    else:
+        out.action = cfg.failure_action
+    return _finish(out, machine)
+
+
+def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
+    from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+
+    notify.status(f"saving {vmcore} under {dump_root}")
+    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=cfg.flat,
+                          format=cfg.format, threads=cfg.threads, progress=False)
+    result = save_vmcore(vmcore, dump_root, options)
+    assert result.directory is not None
+    out.saved, out.dump, out.error = True, result.directory, None
+    notify.event(f"dump saved in {result.directory}: {result.pages_dumped} of "
+                 f"{result.pages_total} pages, {result.bytes_out} bytes, "
+                 f"{result.seconds:.1f} s", notify.DUMP_SAVED,
+                 dump_path=os.path.join(result.directory, result.vmcore),
+                 dump_bytes=str(result.bytes_out))
+
+
+def _report_retention(r: retention.Retention, directory: str) -> None:
+    if r.deleted:
+        notify.event(f"keep: deleted {len(r.deleted)} older dumps under {directory}: "
+                     + ", ".join(r.deleted))
+    if r.incomplete:
+        notify.event(f"keep: {len(r.incomplete)} incomplete dumps kept, not counted: "
+                     + ", ".join(r.incomplete), priority=4)
+
+
+def _result(out: Outcome, test_id: str | None, directory: str, detail: str) -> None:
+    if test_id is None:
+        return
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        out.test_status = testid.write_result(directory, test_id, out.saved, detail)
+    except OSError as e:
+        notify.event(f"test {test_id}: cannot write the result under {directory}: {e}",
+                     priority=3)
+
+
+def _finish(out: Outcome, machine: Machine) -> Outcome:
+    notify.status(f"{'dump saved' if out.saved else 'no dump saved'}; {out.action}")
+    machine.act(out.action)
+    return out

@@ -1,0 +1,74 @@
+"""Keep the newest N dumps under a directory; never delete an incomplete one.
+
+A dump is a directory named `<host>-YYYY-MM-DD-HH:MM:SS` (with `-N` when two
+crashes shared a second), as `save` names them, holding `vmcore` or
+`vmcore.flat` (complete) or `vmcore-incomplete` / `vmcore.flat-incomplete`.
+Only complete dumps count towards N and only they are deleted, oldest first by
+the time in the name. Incomplete dumps are always kept and reported: deleting
+one silently would hide the only trace of a failed capture. Directories that do
+not look like dumps are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
+COMPLETE = ("vmcore", "vmcore.flat")
+INCOMPLETE = ("vmcore-incomplete", "vmcore.flat-incomplete")
+
+
+@dataclass(frozen=True)
+class Dump:
+    name: str
+    complete: bool
+    order: tuple[str, int]  # (time in the name, -N suffix)
+
+
+@dataclass
+class Retention:
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+
+
+def scan(directory: str) -> list[Dump]:
+    """The dumps under `directory`, oldest first."""
+    dumps = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = NAME_RE.match(name)
+        path = os.path.join(directory, name)
+        if not m or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        files = set(os.listdir(path))
+        if files & set(COMPLETE):
+            complete = True
+        elif files & set(INCOMPLETE):
+            complete = False
+        else:
+            continue
+        dumps.append(Dump(name, complete, (m.group(1), int(m.group(2) or 0))))
+    return sorted(dumps, key=lambda d: d.order)
+
+
+def plan(dumps: list[Dump], keep: int) -> Retention:
+    """Which complete dumps go (all but the newest `keep`; keep 0 means all stay)."""
+    complete = [d.name for d in dumps if d.complete]
+    out = Retention(incomplete=[d.name for d in dumps if not d.complete])
+    cut = max(len(complete) - keep, 0) if keep else 0
+    out.deleted, out.kept = complete[:cut], complete[cut:]
+    return out
+
+
+def apply(directory: str, keep: int) -> Retention:
+    result = plan(scan(directory), keep)
+    for name in result.deleted:
+        shutil.rmtree(os.path.join(directory, name))
+    return result

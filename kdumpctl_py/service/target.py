@@ -1,0 +1,41 @@
+"""Where dumps go: `path` on the root file system, or under a target file system's mount."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from kdumpctl_py.config.render import device_path
+from kdumpctl_py.config.settings import Config
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
+# The capture kernel's private mount point for the target.
+MOUNT_POINT = "/run/kdumpctl-py/target"
+
+
+def under(mountpoint: str, path: str) -> str:
+    return os.path.join(mountpoint, path.lstrip("/")).rstrip("/") or "/"
+
+
+def unescape_mount_field(field: str) -> str:
+    """/proc/self/mounts writes space, tab, newline and backslash as octal escapes."""
+    for code, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, ch)
+    return field
+
+
+def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
+    """The dump directory as the running (first) kernel sees it; None when the target
+    is not mounted here."""
+    if cfg.target is None:
+        return cfg.path
+    want = os.path.realpath(view.path(device_path(cfg.target.device)))
+    for line in (view.text("/proc/self/mounts") or "").splitlines():
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].startswith("/"):
+            continue
+        if os.path.realpath(view.path(unescape_mount_field(fields[0]))) == want:
+            return under(unescape_mount_field(fields[1]), cfg.path)
+    return None
