@@ -243,7 +243,7 @@ def read_kernel_log(mem: KernelMemory) -> KernelLog:
 
 
 def read_vmcore_log(path: str) -> KernelLog:
-    """The log of the vmcore at `path` (an ELF vmcore)."""
+    """The log of the dump at `path`: an ELF vmcore or a kdump-compressed file."""
     from kdumpctl_py.capture.vmcore import Vmcore
 
     try:
@@ -251,9 +251,14 @@ def read_vmcore_log(path: str) -> KernelLog:
             magic = f.read(12)
     except OSError as e:
         raise UsageError(f"cannot open {path}: {e.strerror}") from None
-    if magic.startswith((b"KDUMP   ", b"makedumpfile")):
-        raise UsageError(f"{path} is in makedumpfile's compressed format; only ELF vmcores "
-                         "can be read yet")
+    if magic.startswith(b"makedumpfile"):
+        raise UsageError(f"{path} is a flattened stream; rebuild it first with "
+                         "makedumpfile -R")
+    if magic.startswith(b"KDUMP   "):
+        from kdumpctl_py.capture.kdumpfile import KdumpMemory
+
+        with KdumpMemory(path) as k:
+            return read_kernel_log(k)
     with Vmcore(path) as v:
         return read_kernel_log(v)
 

@@ -118,8 +118,10 @@ def read_kdump(path: str) -> KdumpFile:
     """Read the headers and bitmaps of a kdump-compressed file (not the pages)."""
     with open(path, "rb") as f:
         head = f.read(DISK_DUMP_HEADER_SIZE)
-        if len(head) < DISK_DUMP_HEADER.size or head[:8] != SIGNATURE:
+        if head[:8] != SIGNATURE:
             raise UsageError(f"{path} is not a kdump-compressed file (no KDUMP signature)")
+        if len(head) < DISK_DUMP_HEADER.size:
+            raise UsageError(f"{path} is a kdump-compressed file cut short in its header")
         (_, version, uts, sec, usec, status, block_size, sub_blocks, bm_blocks, mapnr32, _, _,
          _, _, nr_cpus) = DISK_DUMP_HEADER.unpack_from(head)
         if version < 6 or block_size <= 0 or block_size & (block_size - 1) or block_size > 1 << 20:
@@ -225,15 +227,97 @@ def read_page(path: str, dump: KdumpFile, pfn: int) -> bytes | None:
         offset, size, flags, _ = PAGE_DESC.unpack(f.read(PAGE_DESC.size))
         f.seek(offset)
         data = f.read(size)
+    return _decompress(data, flags, dump.header.block_size)
+
+
+MACHINES = {"x86_64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "s390x": 22,
+            "riscv64": 243}
+_COUNT_BLOCK = 1 << 12  # pages per precomputed count of dumped pages
+
+
+class KdumpMemory:
+    """A kdump-compressed file as kernel memory, for readers such as the log reader.
+
+    Physical pages come through the descriptors; virtual addresses through the
+    dump's own page tables (their root is found from VMCOREINFO), so no debug
+    info and no linear-map offset are needed. A page the dump left out raises
+    MissingMemory.
+    """
+
+    def __init__(self, path: str) -> None:
+        from kdumpctl_py.facts.elfcore import parse_notes
+        from kdumpctl_py.facts.vmcoreinfo import parse_vmcoreinfo
+
+        self.path = path
+        self.dump = read_kdump(path)
+        self.page_size = self.dump.header.block_size
+        info = next((n for n in parse_notes(self.dump.notes, path) if n.name == "VMCOREINFO"),
+                    None)
+        if info is None:
+            raise UsageError(f"{path} has no VMCOREINFO note")
+        self.vmcoreinfo = parse_vmcoreinfo(info.desc)
+        machine = self.dump.header.utsname[260:325].split(b"\0", 1)[0].decode("ascii", "replace")
+        if machine not in MACHINES:
+            raise UsageError(f"{path}: unknown machine {machine!r} in the dump header")
+        self.machine = MACHINES[machine]
+        counts = np.add.reduceat(self.dump.bitmap2.astype(np.int64),
+                                 np.arange(0, max(len(self.dump.bitmap2), 1), _COUNT_BLOCK))
+        self._before = np.concatenate(([0], np.cumsum(counts)))  # dumped pages before block i
+        self._file = open(path, "rb")
+        self._tables: Any = None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> KdumpMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def page(self, pfn: int) -> bytes:
+        from kdumpctl_py.capture.vmcore import MissingMemory
+
+        bm = self.dump.bitmap2
+        if pfn >= len(bm) or not bm[pfn]:
+            raise MissingMemory(f"page {pfn:#x} is not in {self.path}")
+        block = pfn // _COUNT_BLOCK
+        index = int(self._before[block]) + int(np.count_nonzero(bm[block * _COUNT_BLOCK:pfn]))
+        raw = os.pread(self._file.fileno(), PAGE_DESC.size,
+                       self.dump.descs_offset + PAGE_DESC.size * index)
+        offset, size, flags, _ = PAGE_DESC.unpack(raw)
+        if size > self.page_size or offset < 0:
+            raise UsageError(f"{self.path}: page descriptor {index} is damaged")
+        data = os.pread(self._file.fileno(), size, offset)
+        return _decompress(data, flags, self.page_size)
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        out = bytearray()
+        ps = self.page_size
+        while size > 0:
+            page = self.page(paddr // ps)
+            n = min(size, ps - paddr % ps)
+            out += page[paddr % ps:paddr % ps + n]
+            paddr, size = paddr + n, size - n
+        return bytes(out)
+
+    def read_virt(self, vaddr: int, size: int) -> bytes:
+        from kdumpctl_py.capture.pagetables import PageTables
+
+        if self._tables is None:
+            self._tables = PageTables(self)
+        return bytes(self._tables.read(vaddr, size))
+
+
+def _decompress(data: bytes, flags: int, page_size: int) -> bytes:
     if flags & DUMP_DH_COMPRESSED_ZLIB:
         return zlib.decompress(data)
     if flags & DUMP_DH_COMPRESSED_ZSTD:
         import zstandard
 
-        return bytes(zstandard.ZstdDecompressor().decompress(data,
-                                                            max_output_size=dump.header.block_size))
+        return bytes(zstandard.ZstdDecompressor().decompress(data, max_output_size=page_size))
     if flags & DUMP_DH_COMPRESSED_LZO:
         import lzo
 
-        return bytes(lzo.decompress(data, False, dump.header.block_size))
+        return bytes(lzo.decompress(data, False, page_size))
     return data

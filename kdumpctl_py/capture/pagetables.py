@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
-from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.capture.vmcore import MissingMemory
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 EM_X86_64 = 62
 EM_AARCH64 = 183
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
 
 
+class PhysicalMemory(Protocol):
+    """A dump seen as physical memory: an ELF vmcore or a kdump-compressed file."""
+
+    machine: int
+    page_size: int
+
+    @property
+    def vmcoreinfo(self) -> VmcoreInfo: ...
+
+    def read_phys(self, paddr: int, size: int) -> bytes: ...
+
+
 class PageTables:
     """Translate kernel virtual addresses with the dump's page tables."""
 
-    def __init__(self, vmcore: Vmcore) -> None:
+    def __init__(self, vmcore: PhysicalMemory) -> None:
         self.vmcore = vmcore
         info = vmcore.vmcoreinfo
-        machine = vmcore.core.machine
+        machine = vmcore.machine
         self._walk: Callable[[int], tuple[int, int]]
         if machine == EM_X86_64:
             top = info.symbol("init_top_pgt")

@@ -77,6 +77,7 @@ class Vmcore:
             raise UsageError(f"{path} has no VMCOREINFO note; it is not a Linux vmcore")
         self.vmcoreinfo: VmcoreInfo = info
         self.page_size = info.page_size or 4096
+        self.machine = self.core.machine
 
     def close(self) -> None:
         self._file.close()

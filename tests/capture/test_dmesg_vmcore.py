@@ -46,9 +46,16 @@ def log_of(vmcore: Path) -> KernelLog:
 
 def vmlinux_of(vmcore: Path) -> Path:
     from kdumpctl_py.analyse.debuginfo import elf_build_id
+    from kdumpctl_py.capture.kdumpfile import KdumpMemory
 
-    with Vmcore(str(vmcore)) as v:
-        want = v.vmcoreinfo.build_id
+    with open(vmcore, "rb") as f:
+        kdump = f.read(8) == b"KDUMP   "
+    if kdump:
+        with KdumpMemory(str(vmcore)) as k:
+            want = k.vmcoreinfo.build_id
+    else:
+        with Vmcore(str(vmcore)) as v:
+            want = v.vmcoreinfo.build_id
     for path in sorted(VMLINUX_DIR.glob("*/vmlinux")):
         if want and elf_build_id(path) == want:
             return path
@@ -69,7 +76,8 @@ def test_log_is_whole_and_of_the_crashed_kernel(vmcore: Path) -> None:
     log = log_of(vmcore)
     assert log.warnings == []
     assert [x for x in log.lost if x.reason != "overwritten"] == []
-    assert log.records[0].text.startswith(b"Linux version") or log.lost
+    # x86 starts with the banner; arm64 says which CPU it boots on first
+    assert log.records[0].text.startswith((b"Linux version", b"Booting Linux")) or log.lost
     texts = [r.text for r in log.records]
     assert any(b"sysrq triggered crash" in t for t in texts)
     assert not any(b"elfcorehdr=" in t for t in texts)  # that is the capture kernel's

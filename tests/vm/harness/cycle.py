@@ -271,6 +271,7 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str]) -> dict[str, s
         "CAPTURE_APPEND": _capture_append(opts),
         "MODULES": " ".join(modules),
         "KEXEC_TOOLS_ARGS": " ".join(opts.arch.kexec_tools_args),
+        "KDUMPCTL_PY": "kdumpctl-py --debug",
         "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
         else "",
     }

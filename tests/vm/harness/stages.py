@@ -35,6 +35,9 @@ class Stage:
     notes: str = field(default="", compare=False)
 
 
+# $KDUMPCTL_PY is `kdumpctl-py --debug` (cycle._guest_env): a failing command leaves
+# its traceback in results/<kernel>/<stage>.err.
+
 # Shell fragments shared by both kernels.
 _MOUNTS = (
     "mount -t sysfs sysfs /sys && mount -t devtmpfs devtmpfs /dev && "
@@ -64,14 +67,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("modules", FIRST, True, 120, {"sh": _MODULES}),
     Stage("disk", FIRST, True, 120, {"sh": _DISK}),
     Stage("status", FIRST, False, 600,
-          {"kdumpctl-py": "kdumpctl-py status --json > /mnt/status.json"}),
+          {"kdumpctl-py": "$KDUMPCTL_PY status --json > /mnt/status.json"}),
     Stage("snapshot", FIRST, False, 600,
-          {"kdumpctl-py": "kdumpctl-py snapshot /mnt/snapshot.tar.gz"}),
+          {"kdumpctl-py": "$KDUMPCTL_PY snapshot /mnt/snapshot.tar.gz"}),
     Stage("load", FIRST, True, 600,
           {
               "kexec-tools": 'kexec -p $KEXEC_TOOLS_ARGS "$KERNEL" --initrd="$INITRD" '
                              '--append="$CAPTURE_APPEND"',
-              "kdumpctl-py": 'kdumpctl-py start --kernel "$KERNEL" --initrd "$INITRD"',
+              "kdumpctl-py": '$KDUMPCTL_PY start --kernel "$KERNEL" --initrd "$INITRD"',
           },
           default="auto", needs_subcommand="start"),
     Stage("loaded", FIRST, True, 60,
@@ -87,7 +90,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("save", CAPTURE, True, 1800,
           {
               "copy": _COPY_VMCORE,
-              "kdumpctl-py": "kdumpctl-py save --target /mnt/dumps $DUMP_LEVEL_ARGS",
+              "kdumpctl-py": "$KDUMPCTL_PY save --target /mnt/dumps $DUMP_LEVEL_ARGS",
           },
           default="auto", needs_subcommand="save"),
     Stage("capture-dmesg", CAPTURE, False, 120, {"sh": "dmesg > $R/capture-dmesg.txt"}),
