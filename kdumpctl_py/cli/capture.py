@@ -13,7 +13,8 @@ def register(sub: Any) -> None:
     p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--no-action", action="store_true",
-                   help="print the final or failure action instead of doing it")
+                   help="print the final or failure action instead of doing it, and exit 1 "
+                   "when no dump was saved")
     p.set_defaults(func=run)
 
 
@@ -67,4 +68,6 @@ def run(args: argparse.Namespace) -> int:
         print("dump skipped by kdump_pre")
     else:
         print(f"no dump saved: {out.error}")
-    return 0 if out.saved or out.skipped else 1
+    # The action is done: systemd must not act again (FailureAction= is for a
+    # kdumpctl-py that cannot run). --no-action reports the outcome instead.
+    return 0 if out.saved or out.skipped or not args.no_action else 1

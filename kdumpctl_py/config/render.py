@@ -40,13 +40,14 @@ def _value(s: Setting, cfg: Config) -> str | None:
     """The directive's line for `cfg`, or None when it has nothing to say."""
     key = s.name
     if key == "ext2":
-        return f"{cfg.target.fstype} {cfg.target.device}" if cfg.target else None
+        return (f"{cfg.target.fstype} {shlex.quote(cfg.target.device)}" if cfg.target
+                else None)
     if key == "core_collector":
         return f"core_collector {collector_line(cfg)}"
     if key in ("kdump_pre", "kdump_post", "cmdline_append", "cmdline_remove"):
         words: tuple[str, ...] = getattr(cfg, key)
         return f"{key} {_words(words)}" if words else None
-    return f"{key} {getattr(cfg, key)}"
+    return f"{key} {shlex.quote(str(getattr(cfg, key)))}"
 
 
 def show(cfg: Config) -> str:

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kdumpctl_py.config import Config, ConfigError, Target, parse_text, read_config
+from kdumpctl_py.config.parse import parse_collector
+from kdumpctl_py.config.render import collector_line, device_path, machine_problems, show
+from kdumpctl_py.config.settings import (
+    COMPRESSIONS,
+    DEFAULT_PATH,
+    FAILURE_ACTIONS,
+    FINAL_ACTIONS,
+    FORMATS,
+    METHODS,
+    SETTINGS,
+)
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.view import SystemView
+
+FULL = """\
+# a comment
+path /dumps   # trailing comment
+ext4 LABEL=crash
+core_collector makedumpfile -l --message-level 7 -d 31
+failure_action dump_to_rootfs
+final_action poweroff
+kdump_pre /usr/local/bin/pre "an arg with spaces"
+kdump_post /usr/local/bin/post
+method file
+keep 3
+cmdline_append console=ttyS1 dyndbg="file foo.c +p"
+cmdline_append loglevel=7
+cmdline_remove quiet irqpoll
+"""
+
+
+def test_full_file() -> None:
+    cfg = parse_text(FULL, "kdump.conf")
+    assert cfg.path == "/dumps" and cfg.target == Target("ext4", "LABEL=crash")
+    assert (cfg.compress, cfg.dump_level, cfg.format, cfg.flat) == ("lzo", 31, "kdump", False)
+    assert cfg.failure_action == "dump_to_rootfs" and cfg.final_action == "poweroff"
+    assert cfg.kdump_pre == ("/usr/local/bin/pre", "an arg with spaces")
+    assert cfg.kdump_post == ("/usr/local/bin/post",)
+    assert cfg.method == "file" and cfg.keep == 3
+    assert cfg.cmdline_append == ("console=ttyS1", "dyndbg=file foo.c +p", "loglevel=7")
+    assert cfg.cmdline_remove == ("quiet", "irqpoll")
+    assert cfg.source == "kdump.conf" and ("keep", 10) in cfg.lines
+
+
+def test_empty_file_is_the_defaults() -> None:
+    cfg = parse_text("\n# nothing\n", "f")
+    assert dataclasses.replace(cfg, source=None) == Config()
+
+
+@pytest.mark.parametrize("args,want", [
+    ("-c -d 31", {"compress": "zlib", "dump_level": 31}),
+    ("-l -d 31", {"compress": "lzo"}),
+    ("-z -d31", {"compress": "zstd", "dump_level": 31}),
+    ("-d 1", {"compress": "none", "dump_level": 1}),
+    ("-E -d 1", {"format": "elf", "compress": "none"}),
+    ("-lF -d 17", {"compress": "lzo", "flat": True, "dump_level": 17}),
+    ("-c --message-level=7 --num-threads 4 -d 0", {"threads": 4, "dump_level": 0}),
+])
+def test_core_collector_maps(args: str, want: dict[str, object]) -> None:
+    got = parse_collector(["makedumpfile", *args.split()])
+    for k, v in want.items():
+        assert got[k] == v
+
+
+@pytest.mark.parametrize("line,error", [
+    ("core_collector cp", "only makedumpfile"),
+    ("core_collector makedumpfile -p -d 31", "-p has no kdumpctl-py equivalent"),
+    ("core_collector makedumpfile --split", "--split has no kdumpctl-py equivalent"),
+    ("core_collector makedumpfile -d 11,31", "several dump levels"),
+    ("core_collector makedumpfile -d 32", "not between 0 and 31"),
+    ("core_collector makedumpfile -c -l", "two compressions"),
+    ("core_collector makedumpfile -E -c", "uncompressed ELF"),
+    ("core_collector makedumpfile -d", "needs a dump level"),
+    ("core_collector makedumpfile /proc/vmcore out", "unexpected argument"),
+    ("frobnicate yes", "unknown directive 'frobnicate'"),
+    ("nfs host:/export", "Fedora kdump.conf directive that kdumpctl-py does not support"),
+    ("path relative/dir", "not an absolute path"),
+    ("path /a /b", "takes one argument"),
+    ("ext4 sda1", "not a /dev path"),
+    ("dump_level ten", "'ten' is not a number"),
+    ("keep -1", "less than 0"),
+    ("compress bzip2", "'bzip2' is not one of zstd|zlib|lzo|none"),
+    ("failure_action panic", "not one of"),
+    ("final_action shell", "not one of reboot|halt|poweroff"),
+    ("kdump_pre script.sh", "not an absolute path"),
+    ("method", "method needs auto|extended|file|classic"),
+    ("cmdline_remove quiet=1", "takes parameter names"),
+    ('kdump_post "/bin/unclosed', "No closing quotation"),
+])
+def test_errors_name_file_and_line(line: str, error: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_text(f"# first\n\n{line}\n", "/etc/x.conf")
+    message = str(e.value)
+    assert message.startswith("/etc/x.conf:3: ") and error in message
+    assert e.value.exit_code == 2 and "\n" not in message
+
+
+@pytest.mark.parametrize("text,error", [
+    ("keep 1\nkeep 2\n", "x:2: keep sets keep, already set on line 1"),
+    ("dump_level 1\ncore_collector makedumpfile -d 3\n",
+     "x:2: core_collector sets dump level, already set on line 1"),
+    ("ext4 /dev/sda1\nxfs /dev/sdb1\n", "x:2: xfs sets target, already set on line 1"),
+])
+def test_directive_twice_is_an_error(text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        parse_text(text, "x")
+
+
+def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
+    assert read_config(SystemView(tmp_path)) == Config()
+
+
+def test_file_read_under_the_sysroot(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
+    conf = tmp_path / DEFAULT_PATH.lstrip("/")
+    conf.parent.mkdir(parents=True)
+    conf.write_text("keep 4\nbogus\n")
+    with pytest.raises(ConfigError, match=rf"^{conf}:2: unknown directive"):
+        read_config(SystemView(tmp_path))
+    conf.write_text("keep 4\n")
+    assert read_config(SystemView(tmp_path)).keep == 4
+
+
+def test_env_overrides_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "other.conf"
+    f.write_text("dump_level 1\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(f))
+    assert read_config(None).dump_level == 1
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(tmp_path / "missing.conf"))
+    with pytest.raises(UsageError, match="no such configuration file"):
+        read_config(None)
+
+
+def test_every_directive_is_documented_and_parsed() -> None:
+    fields = {f.name for f in dataclasses.fields(Config)} - {"source", "lines"}
+    covered = {f for s in SETTINGS for f in s.fields}
+    assert covered == fields
+    for s in SETTINGS:
+        assert s.doc.endswith(".") and s.syntax and s.default
+
+
+configs = st.builds(
+    Config,
+    path=st.sampled_from(["/var/crash", "/dumps/a b"]),
+    target=st.one_of(st.none(), st.builds(Target, st.sampled_from(["ext4", "xfs"]),
+                                          st.sampled_from(["/dev/vdb", "UUID=1-2"]))),
+    dump_level=st.integers(0, 31),
+    compress=st.sampled_from(COMPRESSIONS),
+    format=st.sampled_from(FORMATS),
+    failure_action=st.sampled_from(FAILURE_ACTIONS),
+    final_action=st.sampled_from(FINAL_ACTIONS),
+    kdump_pre=st.sampled_from([(), ("/bin/true",), ("/x", "a b", "$1")]),
+    method=st.sampled_from(METHODS),
+    keep=st.integers(0, 9),
+    cmdline_append=st.sampled_from([(), ("a=1", "b")]),
+    cmdline_remove=st.sampled_from([(), ("quiet",)]),
+)
+
+
+@given(configs)
+def test_show_reads_back_as_the_same_config(cfg: Config) -> None:
+    if cfg.format == "elf":
+        cfg = dataclasses.replace(cfg, compress="none")
+    again = parse_text(show(cfg), "shown")
+    assert dataclasses.replace(again, source=None, lines=()) == cfg
+
+
+def test_show_marks_defaults_and_collector_form() -> None:
+    text = show(parse_text("core_collector makedumpfile -c -F -d 1\n", "f"))
+    assert "core_collector makedumpfile -c -F -d 1\n" in text + "\n"
+    assert "dump_level" not in text and "keep 0  # default" in text
+    assert collector_line(Config()) == "makedumpfile -z -d 31"
+
+
+def test_machine_checks(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text(json.dumps({}))
+    cfg = parse_text("xfs UUID=abc\nkdump_post /usr/bin/post\n", "f")
+    problems = machine_problems(cfg, SystemView(tmp_path))
+    assert problems == ["xfs UUID=abc: no device /dev/disk/by-uuid/abc",
+                        "kdump_post /usr/bin/post: not an executable file"]
+    assert device_path("/dev/vdb") == "/dev/vdb"
+    (tmp_path / "dev/disk/by-uuid").mkdir(parents=True)
+    (tmp_path / "dev/disk/by-uuid/abc").touch()
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/post").write_text("#!/bin/sh\n")
+    (tmp_path / "usr/bin/post").chmod(0o755)
+    assert machine_problems(cfg, SystemView(tmp_path)) == []

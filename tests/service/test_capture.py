@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from kdumpctl_py.config import Config, Target, parse_text
+from kdumpctl_py.service.actions import action_argv
+from kdumpctl_py.service.capture import run_capture
+from kdumpctl_py.service.testid import status_name
+from tests.capture.test_save import make_vmcore
+
+
+class FakeMachine:
+    def __init__(self, rc: int = 0, device: bool = True) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.rc, self.device = rc, device
+
+    def run(self, argv: list[str]) -> int:
+        self.calls.append(("run", *argv))
+        return self.rc if "pre" in argv[0] else 0
+
+    def wait_for(self, path: str, seconds: float = 0) -> bool:
+        self.calls.append(("wait", path))
+        return self.device
+
+    def mount(self, fstype: str, device: str, mountpoint: str) -> None:
+        self.calls.append(("mount", fstype, device, mountpoint))
+        Path(mountpoint).mkdir(parents=True, exist_ok=True)
+
+    def umount(self, mountpoint: str) -> None:
+        self.calls.append(("umount", mountpoint))
+
+    def act(self, action: str) -> None:
+        self.calls.append(("act", action))
+
+
+def config(tmp_path: Path, **kw: object) -> Config:
+    return dataclasses.replace(Config(), path=str(tmp_path / "crash"), **kw)  # type: ignore[arg-type]
+
+
+def test_saves_runs_hooks_writes_test_result_and_acts(tmp_path: Path) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    cfg = config(tmp_path, kdump_pre=("/pre",), kdump_post=("/post", "x"), final_action="halt",
+                 compress="zlib", dump_level=1)
+    m = FakeMachine()
+    out = run_capture(cfg, m, str(vmcore), "root=/dev/vda kdumpctl_py.test_id=T1")
+    assert out.saved and out.dump and out.action == "halt"
+    assert m.calls == [("run", "/pre"), ("run", "/post", "x", "0"), ("act", "halt")]
+    assert (Path(out.dump) / "vmcore").exists()
+    result = Path(out.dump) / status_name("T1")
+    assert result.read_text() == f"saved {out.dump}\n"
+
+
+def test_failing_pre_skips_the_dump(tmp_path: Path) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    m = FakeMachine(rc=3)
+    out = run_capture(config(tmp_path, kdump_pre=("/pre",), kdump_post=("/post",)), m,
+                      str(vmcore))
+    assert out.skipped and not out.saved and not (tmp_path / "crash").exists()
+    assert m.calls == [("run", "/pre"), ("act", "reboot")]
+
+
+def test_failure_runs_post_with_1_and_the_failure_action(tmp_path: Path) -> None:
+    m = FakeMachine()
+    out = run_capture(config(tmp_path, kdump_post=("/post",), failure_action="shell"), m,
+                      str(tmp_path / "no-vmcore"), "kdumpctl_py.test_id=T2")
+    assert not out.saved and out.error and out.action == "shell"
+    assert m.calls == [("run", "/post", "1"), ("act", "shell")]
+    assert (tmp_path / "crash" / status_name("T2")).read_text().startswith("failed: ")
+
+
+def test_target_is_mounted_privately_and_retention_runs(tmp_path: Path) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    mp = tmp_path / "mnt"
+    old = mp / "dumps" / "h-2000-01-01-00:00:00"
+    old.mkdir(parents=True)
+    (old / "vmcore").write_bytes(b"old")
+    cfg = dataclasses.replace(Config(), path="/dumps", target=Target("ext4", "LABEL=crash"),
+                              keep=1, dump_level=1)
+    m = FakeMachine()
+    out = run_capture(cfg, m, str(vmcore), mountpoint=str(mp))
+    assert out.saved and out.dump and out.dump.startswith(f"{mp}/dumps/")
+    assert out.retention and out.retention.deleted == ["h-2000-01-01-00:00:00"]
+    assert m.calls == [("wait", "/dev/disk/by-label/crash"),
+                       ("mount", "ext4", "LABEL=crash", str(mp)), ("umount", str(mp)),
+                       ("act", "reboot")]
+
+
+def test_dump_to_rootfs_saves_again_without_the_target(tmp_path: Path) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    cfg = dataclasses.replace(config(tmp_path, dump_level=1), target=Target("xfs", "UUID=x"),
+                              failure_action="dump_to_rootfs", final_action="poweroff")
+    m = FakeMachine(device=False)
+    out = run_capture(cfg, m, str(vmcore))
+    assert out.saved and out.dump and out.dump.startswith(str(tmp_path / "crash"))
+    assert out.action == "poweroff" and ("act", "poweroff") in m.calls
+
+
+def test_actions() -> None:
+    assert action_argv("reboot", True) == ["systemctl", "reboot", "-f"]
+    assert action_argv("poweroff", False) == ["poweroff", "-f"]
+    assert action_argv("shell", True)[-1] == "emergency.target"
+
+
+def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {tmp_path}/crash\ncore_collector makedumpfile -c -d 1\n"
+                    "final_action poweroff\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    assert main(["capture", "--vmcore", str(vmcore), "--no-action"]) == 0
+    out = capsys.readouterr().out
+    assert "final step: poweroff (not done: --no-action)" in out
+    assert f"dump saved in {tmp_path}/crash/" in out
+    # A broken configuration still saves, with the defaults.
+    conf.write_text("bogus\n")
+    assert main(["capture", "--vmcore", str(tmp_path / "none"), "--no-action"]) == 1
+    captured = capsys.readouterr()
+    assert "unknown directive 'bogus'; saving with the defaults" in captured.err
+    assert "final step: reboot" in captured.out
+    assert json.loads(json.dumps(parse_text("keep 1\n", "f").keep)) == 1

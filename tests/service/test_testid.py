@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from kdumpctl_py.cli import test as test_cmd
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.service import testid
+
+
+def snapshot(tmp_path: Path) -> Path:
+    (tmp_path / "kdumpctl-snapshot.json").write_text(json.dumps({}))
+    return tmp_path
+
+
+def test_id_cmdline_and_names() -> None:
+    when = datetime.datetime(2026, 11, 26, 12, 0, 1, tzinfo=datetime.UTC)
+    assert testid.new_id(when) == "20261126-120001"
+    assert testid.from_cmdline("a kdumpctl_py.test_id=X b") == "X"
+    assert testid.from_cmdline("a b") is None
+    assert testid.status_name("X") == "kdumpctl-py-test-X.status"
+
+
+def test_last_test_follows_the_record(tmp_path: Path) -> None:
+    root = snapshot(tmp_path)
+    view = SystemView(root)
+    assert testid.last_test(view, "/var/crash") is None
+    testid.record("T", "/var/crash", root=str(root))
+    rec = json.loads((root / testid.RECORD.lstrip("/")).read_text())
+    assert rec["id"] == "T" and rec["dump_dir"] == "/var/crash"
+    assert "T: no result in /var/crash" in (testid.last_test(view, "/var/crash") or "")
+    assert "not mounted" in (testid.last_test(view, None) or "")
+    d = root / "var/crash/h-2026-11-26-12:00:00"
+    d.mkdir(parents=True)
+    testid.write_result(str(d), "T", True, "/var/crash/h-2026-11-26-12:00:00")
+    assert testid.last_test(view, "/var/crash") == \
+        "T: dump created, /var/crash/h-2026-11-26-12:00:00"
+    (d / testid.status_name("T")).unlink()
+    testid.write_result(str(root / "var/crash"), "T", False, "disk full")
+    assert testid.last_test(view, "/var/crash") == "T: dump NOT created, failed: disk full"
+    testid.forget("other", root=str(root))
+    assert (root / testid.RECORD.lstrip("/")).exists()
+    testid.forget("T", root=str(root))
+    assert not (root / testid.RECORD.lstrip("/")).exists()
+
+
+def test_status_shows_last_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = snapshot(tmp_path)
+    testid.record("T9", "/var/crash", root=str(root))
+    assert main(["--sysroot", str(root), "status", "--json"]) == 3
+    st = json.loads(capsys.readouterr().out)
+    assert st["last_test"].startswith("T9: no result in /var/crash")
+
+
+def test_crash_now_writes_c(tmp_path: Path) -> None:
+    trigger = tmp_path / "sysrq-trigger"
+    test_cmd.crash_now(str(trigger))
+    assert trigger.read_text() == "c"
+
+
+def test_test_refuses_sysroot_and_needs_a_reservation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--sysroot", str(snapshot(tmp_path)), "test", "--yes"]) == 2
+    assert "drop --sysroot" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""units/: systemd-analyze verify, the udev rule's logic, the kernel-install plugin."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from kdumpctl_py.plan.capture_cmdline import CAPTURE_UNIT
+
+UNITS = Path(__file__).resolve().parents[1] / "units"
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read(UNITS / name)
+    return cp
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The installed units, pointed at an executable that exists, verify cleanly."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kdumpctl-py").write_text("#!/bin/sh\n")
+    (bindir / "kdumpctl-py").chmod(0o755)
+    assert main(["install", "--prefix", str(tmp_path / "root"), "--bindir", str(bindir)]) == 0
+    capsys.readouterr()
+    unit_dir = tmp_path / "root/usr/lib/systemd/system"
+    units = sorted(str(p) for p in unit_dir.glob("*.service"))
+    assert len(units) == 2
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_first_kernel_service() -> None:
+    u = unit("kdumpctl-py.service")
+    s = u["Service"]
+    assert s["Type"] == "oneshot" and s["RemainAfterExit"] == "yes"
+    assert s["ExecCondition"].endswith("crashkernel /proc/cmdline")
+    assert [s[k].split()[-1] for k in ("ExecStart", "ExecStop", "ExecReload")] == \
+        ["start", "stop", "reload"]
+    assert u["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_capture_service_matches_the_capture_command_line() -> None:
+    u = unit("kdumpctl-py-capture.service")
+    assert CAPTURE_UNIT == "systemd.unit=kdumpctl-py-capture.service"
+    assert u["Unit"]["ConditionPathExists"] == "/proc/vmcore"
+    assert u["Unit"]["DefaultDependencies"] == "no"
+    assert "local-fs.target" in u["Unit"]["After"]
+    assert u["Service"]["ExecStart"].split()[-1] == "capture"
+
+
+def test_udev_rule_reloads_on_hotplug_unless_the_kernel_does_it() -> None:
+    rules = [line for line in (UNITS / "98-kdumpctl-py.rules").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert rules[0] == 'SUBSYSTEM!="cpu|memory", GOTO="kdumpctl_py_end"'
+    assert 'ATTRS{crash_hotplug}=="1", GOTO="kdumpctl_py_end"' in rules
+    run = [r for r in rules if r.startswith("RUN+=")]
+    assert run == ['RUN+="/usr/bin/systemctl --no-block try-reload-or-restart '
+                   'kdumpctl-py.service"']
+    assert rules[-1] == 'LABEL="kdumpctl_py_end"'
+
+
+def plugin(tmp_path: Path, *args: str) -> str:
+    """Run the kernel-install plugin with stand-ins for uname and systemctl."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "uname").write_text("#!/bin/sh\necho 6.1.0-test\n")
+    (bindir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\nexit 1\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    r = subprocess.run([str(UNITS / "60-kdumpctl-py.install"), *args], env=env,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr  # never fails a kernel installation
+    calls = tmp_path / "calls"
+    return calls.read_text() if calls.exists() else ""
+
+
+def test_kernel_install_plugin(tmp_path: Path) -> None:
+    assert plugin(tmp_path, "add", "6.2.0-other", "/boot/x") == ""
+    assert plugin(tmp_path, "remove", "6.1.0-test") == ""
+    assert plugin(tmp_path, "add", "6.1.0-test", "/boot/x") == \
+        "--no-block try-reload-or-restart kdumpctl-py.service\n"
