@@ -1,0 +1,93 @@
+"""The load planner on every fixture snapshot of a real guest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
+from kdumpctl_py.plan.load import LoadRequest, plan_load
+from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
+from tests.facts.test_kernel_image import arm64_image
+
+GUESTS = [n for n in SNAPSHOT_NAMES if not n.startswith("host-")]
+
+
+def bzimage() -> bytes:
+    data = bytearray(0x4000)
+    data[0x202:0x206] = b"HdrS"
+    data[0x206:0x208] = (0x20F).to_bytes(2, "little")
+    return bytes(data)
+
+
+def with_boot(tmp_path: Path, name: str) -> SystemView:
+    root = tmp_path / name
+    shutil.copytree(SNAPSHOTS / name, root)
+    view = SystemView(root)
+    release = view.uname.release
+    (root / "boot").mkdir(exist_ok=True)
+    image = arm64_image(40 << 20) if view.arch.name == "aarch64" else bzimage()
+    (root / f"boot/vmlinuz-{release}").write_bytes(image)
+    (root / f"boot/initrd.img-{release}").write_bytes(b"\x07" * (20 << 20))
+    return SystemView(root)
+
+
+@pytest.mark.parametrize("name", GUESTS)
+def test_plan_on_fixture(tmp_path: Path, name: str) -> None:
+    view = with_boot(tmp_path, name)
+    want = expected_facts(name)
+    plan = plan_load(view, LoadRequest(), randbytes=lambda n: b"\x11" * n)
+    assert plan.method == want["method"]
+    assert "crashkernel=" not in plan.cmdline and "reset_devices" in plan.cmdline
+    assert plan.kernel_path == f"/boot/vmlinuz-{view.uname.release}"
+    if plan.method != "classic":
+        assert plan.classic is None
+        return
+    (start, end), = want["regions"]
+    c = plan.classic
+    assert c is not None and (c.region.start, c.region.end) == (start, end)
+    for s in c.segments:
+        assert start <= s.mem and s.end - 1 <= end and s.mem % 4096 == 0
+    assert c.segment("kernel").mem % (2 << 20) == 0
+    assert c.segment("elfcorehdr").end == end + 1
+
+
+@pytest.mark.parametrize("name", GUESTS)
+def test_elfcorehdr_on_fixture(name: str) -> None:
+    view = SystemView(SNAPSHOTS / name)
+    want = expected_facts(name)
+    hdr = plan_elfcorehdr(view)
+    assert len(hdr.notes) == want["possible_cpus"] + 1
+    (start, end), = want["regions"]
+    text, *ram = hdr.loads
+    assert text.vaddr >= 0xFFFF000000000000
+    for p in ram:  # no RAM range touches the crash region
+        assert p.paddr + p.memsz <= start or p.paddr > end
+    assert sum(p.memsz for p in ram) + (end - start + 1) >= 0.95 * (1 << 30)
+
+
+@pytest.mark.parametrize("name", GUESTS)
+def test_dry_run_cli(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    view = with_boot(tmp_path, name)
+    assert main(["--sysroot", str(view.root), "load", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"method   {expected_facts(name)['method']}:")
+
+
+def test_wrong_arch_kernel_is_refused(tmp_path: Path) -> None:
+    view = with_boot(tmp_path, "debian12-arm64")
+    (view.root / f"boot/vmlinuz-{view.uname.release}").write_bytes(bzimage())
+    with pytest.raises(UsageError, match="is a x86_64 kernel"):
+        plan_load(SystemView(view.root), LoadRequest())
+
+
+def test_region_too_small_says_so(tmp_path: Path) -> None:
+    view = with_boot(tmp_path, "debian12-arm64")
+    (view.root / f"boot/initrd.img-{view.uname.release}").write_bytes(bytes(230 << 20))
+    with pytest.raises(KdumpError, match="cannot hold"):
+        plan_load(SystemView(view.root), LoadRequest())
