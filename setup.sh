@@ -11,7 +11,8 @@ apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev pkg-config libsystemd-dev \
     qemu-system-x86 qemu-system-arm qemu-utils \
     busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
-    device-tree-compiler makedumpfile crash mandoc systemd binutils-aarch64-linux-gnu
+    device-tree-compiler makedumpfile crash mandoc systemd binutils-aarch64-linux-gnu \
+    mmdebstrap
 
 # Debian's own interpreter, so the venv matches what the distribution runs.
 /usr/bin/python3 -m venv .venv

@@ -20,3 +20,15 @@ def test_x86_and_extras() -> None:
                           append=("console=ttyS1",), unit=False)
     assert out.startswith("root=/dev/vda irqpoll reset_devices")
     assert "nokaslr" in out and out.endswith("console=ttyS1") and CAPTURE_UNIT not in out
+
+
+def test_configuration_removes_after_the_defaults_and_appends_last() -> None:
+    line = "root=/dev/vda systemd.unit=rescue.target quiet step=crash"
+    out = capture_cmdline(line, "x86_64", remove=("irqpoll", "step"),
+                          append=("dyndbg=file a.c +p", "kdumpctl_py.test_id=T"))
+    words = out.split()
+    assert "irqpoll" not in words and not any(w.startswith("step=") for w in words)
+    assert words.count(CAPTURE_UNIT) == 1 and "systemd.unit=rescue.target" not in words
+    assert out.endswith('dyndbg="file a.c +p" kdumpctl_py.test_id=T')
+    # A test id on the running kernel's line never leaks into the capture kernel's.
+    assert "kdumpctl_py.test_id" not in capture_cmdline("kdumpctl_py.test_id=old", "x86_64")

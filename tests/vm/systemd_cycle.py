@@ -1,0 +1,378 @@
+"""The systemd crash cycle: a Debian root file system with systemd as init, kdumpctl-py
+installed from its wheel, and kdumpctl-py.service / kdumpctl-py-capture.service doing the
+work, driven by `kdumpctl-py test --yes`.
+
+Three kernel boots in two QEMU runs, no network, no mounts on the host:
+  run 1  first kernel: kdumpctl-py.service loads the capture kernel, a oneshot unit
+         (enabled for the test only) runs `kdumpctl-py test --yes`; the panic boots the
+         capture kernel with systemd.unit=kdumpctl-py-capture.service, which saves
+         the dump and reboots (QEMU runs with -no-reboot, so it exits);
+  run 2  first kernel again: a oneshot unit writes `kdumpctl-py status --json` to the
+         disk and powers off.
+The host reads the disk back with debugfs.
+
+The root comes from Debian's packages through mmdebstrap (root mode without mounts,
+into a directory), cached outside git under the harness cache keyed by the resolved package
+versions; per run only the wheel, the units, the configuration and /boot are added,
+and `mke2fs -d` makes the image. The kernel and the busybox initramfs that mounts the
+root come from the harness (tests/vm/harness), as for the busybox cycles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import aptsources, disk, guestroot, initramfs, wheel  # noqa: E402
+from harness.cache import building_dir, cache_root  # noqa: E402
+from harness.config import ARCHES  # noqa: E402
+from harness.debian import AptState, extract  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+from harness.guestroot import Entry, Tree  # noqa: E402
+from harness.proc import run  # noqa: E402
+from harness.qemu import Vm, VmSpec  # noqa: E402
+
+log = logging.getLogger("systemd-cycle")
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE = "bookworm"
+ARCH = ARCHES["x86_64"]
+# The guest's packages: systemd as init, the interpreter and kdumpctl-py's dependencies
+# as Debian packages. mmdebstrap's "essential" variant adds only Essential: yes packages.
+ROOT_PACKAGES = ("systemd", "systemd-sysv", "udev", "python3", "python3-libfdt",
+                 "python3-pyelftools", "python3-numpy", "python3-zstandard", "python3-systemd")
+# root mode, but with no mounts at all (/dev, /proc, /sys are not mounted into the
+# directory): nothing of the host can be reached through the tree, even if a run dies.
+MMDEBSTRAP_OPTIONS = ("--mode=root", "--variant=essential", "--skip=chroot/mount")
+DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
+                 "/usr/share/info/*", "/usr/share/lintian/*")
+MEM_MIB = 768
+CRASHKERNEL = "256M"
+DISK_MIB = 1536
+STEP_PARAM = "kdumpctl_vm.step"
+RUN1_TIMEOUT_S = 900
+RUN2_TIMEOUT_S = 400
+
+GUEST_CONFIG = f"""\
+# kdumpctl-py configuration of the systemd crash-cycle guest
+path /var/crash
+core_collector makedumpfile -z -d 31 --message-level 7
+keep 2
+final_action reboot
+failure_action reboot
+kdump_pre /usr/local/bin/kdumpctl-vm-hook pre
+kdump_post /usr/local/bin/kdumpctl-vm-hook post
+cmdline_remove {STEP_PARAM}
+"""
+
+HOOK = """\
+#!/bin/sh
+# kdump_pre and kdump_post of the crash-cycle guest: say so on the console.
+echo "KDUMPCTL-VM: kdump_$1 ran with: $*"
+echo "KDUMPCTL-VM: capture cmdline: $(cat /proc/cmdline)"
+exit 0
+"""
+
+CRASH_UNIT = f"""\
+[Unit]
+Description=crash-cycle: kdumpctl-py test --yes (enabled for the test only)
+Requires=kdumpctl-py.service
+After=kdumpctl-py.service
+ConditionKernelCommandLine={STEP_PARAM}=crash
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/kdumpctl-py test --yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+REPORT_UNIT = f"""\
+[Unit]
+Description=crash-cycle: record kdumpctl-py status --json, then power off
+After=kdumpctl-py.service
+ConditionKernelCommandLine={STEP_PARAM}=report
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/kdumpctl-py status --json
+SuccessExitStatus=3
+StandardOutput=file:/var/lib/kdumpctl-vm/status.json
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# Every service's output on the serial console too, so a failing cycle explains itself.
+SYSTEM_CONF = """\
+[Manager]
+DefaultStandardOutput=journal+console
+DefaultStandardError=journal+console
+ShowStatus=yes
+"""
+
+INIT = """\
+#!/bin/busybox sh
+# Mount the Debian root (virtio disk) and hand over to systemd.
+bb=/bin/busybox
+$bb mkdir -p /proc /sys /dev /root
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sysfs /sys
+$bb mount -t devtmpfs devtmpfs /dev
+for m in @MODULES@; do $bb insmod "$m" || echo "insmod $m failed"; done
+n=0
+while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do $bb sleep 0.1; n=$((n + 1)); done
+$bb mount -t ext4 -o ro /dev/vda /root || { echo "cannot mount /dev/vda"; $bb sh; }
+$bb umount /proc /sys
+$bb mount --move /dev /root/dev
+exec $bb switch_root /root /sbin/init
+"""
+
+
+@dataclass
+class Result:
+    out: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    status: dict[str, Any] | None = None
+    dumps: list[str] = field(default_factory=list)
+    console: str = ""
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"timings": self.timings, "status": self.status, "dumps": self.dumps,
+                "error": self.error}
+
+
+class Step:
+    def __init__(self, result: Result, name: str) -> None:
+        self.result, self.name = result, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.monotonic()
+        log.info("%s ...", self.name)
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = round(time.monotonic() - self.t0, 1)
+        self.result.timings[self.name] = seconds
+        log.info("%s: %.1f s", self.name, seconds)
+
+
+# -- the root file system ---------------------------------------------------------------
+
+
+def root_key(apt: AptState) -> tuple[str, list[str]]:
+    """A cache key from the versions apt would install for ROOT_PACKAGES."""
+    closure = apt.resolve(list(ROOT_PACKAGES))
+    versions = sorted(p.key for p in closure)
+    data = json.dumps({"packages": versions, "roots": ROOT_PACKAGES,
+                       "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES},
+                      sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16], versions
+
+
+def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors) -> Path:
+    """The mmdebstrap'd root, cached by package versions."""
+    key, versions = root_key(apt)
+    final = cache / "systemd-root" / f"{SUITE}-{ARCH.debian}-{key}"
+    if (final / "root" / "usr" / "bin" / "python3").exists():
+        return final / "root"
+    if shutil.which("mmdebstrap") is None:
+        raise HarnessError("mmdebstrap not found", hint="apt-get install mmdebstrap "
+                           "(setup.sh does)")
+    sources = [f"deb {mirrors.archive} {SUITE} main",
+               f"deb {mirrors.archive} {SUITE}-updates main"]
+    if mirrors.security:
+        sources.append(f"deb {mirrors.security} {SUITE}-security main")
+    with building_dir(final) as tmp:
+        run(["mmdebstrap", *MMDEBSTRAP_OPTIONS, "--quiet",
+             f"--include={','.join(ROOT_PACKAGES)}",
+             *[f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES],
+             f"--architectures={ARCH.debian}", SUITE, tmp / "root", *sources],
+            timeout=3600)
+        (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
+    return final / "root"
+
+
+def guest_initrd(kernel_dir: Path, release: str, busybox_dir: Path, path: Path) -> None:
+    """busybox, the virtio modules, and /init that mounts /dev/vda and runs systemd."""
+    tree = Tree()
+    tree.add_package(busybox_dir)
+    modules, _builtin = guestroot.kernel_modules(kernel_dir, release, ARCH.virtio_modules)
+    for _name, guest_path, data in modules:
+        tree.add(guest_path, Entry("file", perm=0o644, data=data))
+    init = INIT.replace("@MODULES@", " ".join("/" + p for _, p, _ in modules))
+    tree.add("init", Entry("file", perm=0o755, data=init.encode()))
+    tree.add_skeleton()
+    initramfs.write_archive(tree, path)
+
+
+def write(root: Path, rel: str, text: str | bytes, mode: int = 0o644) -> None:
+    path = root / rel.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    path.chmod(mode)
+
+
+def customise(root: Path, project: wheel.ProjectWheel, vmlinuz: Path, initrd: Path,
+              release: str) -> None:
+    """What makes the cached root this run's guest: kdumpctl-py and the test's units."""
+    for rel, entry in wheel.guest_files(project).items():
+        write(root, rel, entry.read(), entry.perm)
+    # kdumpctl-py's own installer puts the units, rules, man pages and config in place.
+    run([wheel.host_python(REPO), "-m", "kdumpctl_py", "install", "--prefix", root,
+         "--bindir", "/usr/bin"], cwd=REPO)
+    write(root, "/etc/kdumpctl-py/kdump.conf", GUEST_CONFIG)
+    write(root, "/usr/local/bin/kdumpctl-vm-hook", HOOK, 0o755)
+    write(root, "/etc/systemd/system/kdumpctl-vm-crash.service", CRASH_UNIT)
+    write(root, "/etc/systemd/system/kdumpctl-vm-report.service", REPORT_UNIT)
+    write(root, "/etc/systemd/system.conf.d/kdumpctl-vm.conf", SYSTEM_CONF)
+    write(root, "/etc/fstab", "/dev/vda / ext4 rw 0 0\n")
+    write(root, "/etc/hostname", "kdumpvm\n")
+    write(root, "/etc/machine-id", "6b64756d7063746c2d70792d766d0001\n")
+    (root / "var/lib/kdumpctl-vm").mkdir(parents=True, exist_ok=True)
+    (root / "var/crash").mkdir(parents=True, exist_ok=True)
+    # No login prompts: nobody logs in, and getty only costs boot time.
+    for unit in ("getty@.service", "serial-getty@.service", "getty.target",
+                 "systemd-timesyncd.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+                 "e2scrub_all.timer", "fstrim.timer"):
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    run(["systemctl", f"--root={root}", "enable", "kdumpctl-py.service",
+         "kdumpctl-vm-crash.service", "kdumpctl-vm-report.service"])
+    boot = root / "boot"
+    boot.mkdir(exist_ok=True)
+    shutil.copy(vmlinuz, boot / f"vmlinuz-{release}")
+    shutil.copy(initrd, boot / f"initrd.img-{release}")
+
+
+# -- the cycle --------------------------------------------------------------------------
+
+
+def append(step: str) -> str:
+    return " ".join([f"console={ARCH.console}", "root=/dev/vda", f"crashkernel={CRASHKERNEL}",
+                     "panic=-1", f"{STEP_PARAM}={step}", "systemd.show_status=1",
+                     "loglevel=4"])
+
+
+def boot(spec: VmSpec, out: Path, name: str, timeout: float) -> tuple[int | None, str]:
+    with Vm(spec, out / f"console-{name}.log", out / f"qemu-{name}.stderr") as vm:
+        rc = vm.wait_exit(timeout)
+        text = vm.console.text().decode(errors="replace")
+    if rc is None:
+        raise HarnessError(f"{name}: QEMU still running after {timeout:.0f} s\n"
+                           + "\n".join(text.splitlines()[-40:]))
+    return rc, text
+
+
+def run_cycle(out: Path) -> Result:
+    """Build (or reuse) everything, boot twice, read the disk back."""
+    out.mkdir(parents=True, exist_ok=True)
+    res = Result(out)
+    cache = cache_root()
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        _cycle(res, cache, work)
+    except HarnessError as e:
+        res.error = str(e)
+    (out / "result.json").write_text(json.dumps(res.as_dict(), indent=2, default=str) + "\n")
+    return res
+
+
+def _cycle(res: Result, cache: Path, work: Path) -> None:
+    out = res.out
+    with Step(res, "apt"):
+        mirrors = aptsources.find_mirrors(aptsources.machine_entries())
+        apt = AptState(cache, SUITE, ARCH, mirrors)
+        apt.update()
+        kernel = apt.kernel()
+        busybox = apt.candidate("busybox-static")
+        if busybox is None:
+            raise HarnessError(f"{SUITE} has no busybox-static")
+        debs = apt.download([kernel.image, busybox], cache / "debs" / f"{SUITE}-{ARCH.debian}")
+        kernel_dir = extract(debs[kernel.image], kernel.image, cache)
+        busybox_dir = extract(debs[busybox], busybox, cache)
+    with Step(res, "root"):
+        cached_root = build_root(cache, apt, mirrors)
+    with Step(res, "wheel"):
+        project = wheel.build(REPO, work)
+        if project is None:
+            raise HarnessError("no wheel")
+    with Step(res, "image"):
+        vmlinuz = kernel_dir / "boot" / f"vmlinuz-{kernel.release}"
+        initrd = work / f"initrd.img-{kernel.release}"
+        guest_initrd(kernel_dir, kernel.release, busybox_dir, initrd)
+        root = work / "root"
+        run(["cp", "-a", "--reflink=auto", cached_root, root])
+        customise(root, project, vmlinuz, initrd, kernel.release)
+        image = work / "root.img"
+        run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "kdumpvm-root", "-d", root, image,
+             f"{DISK_MIB}M"])
+        shutil.rmtree(root)
+    spec = VmSpec(arch=ARCH, kernel=vmlinuz, initrd=initrd, append=append("crash"),
+                  disk=image, mem_mib=MEM_MIB, smp=1)
+    try:
+        with Step(res, "run1-crash-capture"):
+            _, text = boot(spec, out, "run1", RUN1_TIMEOUT_S)
+            res.console = text
+            _run1_checks(text)
+        spec = VmSpec(arch=ARCH, kernel=vmlinuz, initrd=initrd, append=append("report"),
+                      disk=image, mem_mib=MEM_MIB, smp=1)
+        with Step(res, "run2-status"):
+            _, text = boot(spec, out, "run2", RUN2_TIMEOUT_S)
+            res.console += text
+    finally:
+        with Step(res, "read-back"):
+            _read_back(res, image, work)
+
+
+def _run1_checks(text: str) -> None:
+    for needle, what in (("capture kernel loaded with", "kdumpctl-py.service loaded nothing"),
+                         ("sysrq triggered crash", "kdumpctl-py test --yes did not crash"),
+                         ("dump saved in", "the capture service saved no dump")):
+        if needle not in text:
+            raise HarnessError(f"run 1: {what} (no {needle!r} on the console)\n"
+                               + "\n".join(text.splitlines()[-60:]))
+
+
+def _read_back(res: Result, image: Path, work: Path) -> None:
+    disk.check(image, res.out / "e2fsck.log")
+    dest = work / "read-back"
+    dest.mkdir(exist_ok=True)
+    for src in ("/var/lib/kdumpctl-vm/status.json", "/var/crash", "/var/lib/kdumpctl-py"):
+        subprocess.run(["debugfs", "-R", f"rdump {src} {dest}", str(image)],
+                       capture_output=True, check=False)
+    status = dest / "status.json"
+    if status.exists() and status.stat().st_size:
+        res.status = json.loads(status.read_text())
+    crash = dest / "crash"
+    if crash.is_dir():
+        res.dumps = sorted(str(p.relative_to(crash)) for p in crash.rglob("*") if p.is_file())
+        shutil.copytree(crash, res.out / "crash", dirs_exist_ok=True)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "systemd-cycle-out").resolve()
+    res = run_cycle(out)
+    print(json.dumps(res.as_dict(), indent=2, default=str))
+    return 0 if res.error is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

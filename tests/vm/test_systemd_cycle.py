@@ -1,0 +1,56 @@
+"""VM tier: the systemd crash cycle (tests/vm/systemd_cycle.py) on x86_64 bookworm.
+
+kdumpctl-py.service loads the capture kernel at boot, `kdumpctl-py test --yes`
+crashes the guest, kdumpctl-py-capture.service saves the dump and reboots, and the
+next boot's `kdumpctl-py status --json` shows the dump and the test's result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import systemd_cycle  # noqa: E402
+
+
+@pytest.mark.vm
+def test_systemd_cycle(tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = tmp_path_factory.mktemp("systemd-cycle")
+    handler = logging.FileHandler(out / "systemd-cycle.log")
+    logging.getLogger("systemd-cycle").addHandler(handler)
+    logging.getLogger("systemd-cycle").setLevel(logging.INFO)
+    try:
+        res = systemd_cycle.run_cycle(out)
+    finally:
+        logging.getLogger("systemd-cycle").removeHandler(handler)
+    print(json.dumps(res.timings))
+    assert res.error is None, res.error
+    st = res.status
+    assert st is not None, "run 2 wrote no status.json"
+    assert st["operational"] and st["loaded"], st["reason"]
+    dump = st["newest_dump"]
+    assert dump and dump["complete"] and dump["bytes"] > 0
+    assert f"{dump['name']}/vmcore" in res.dumps
+    assert f"{dump['name']}/vmcore-dmesg.txt" in res.dumps
+    assert st["last_test"] and ": dump created, /var/crash/" + dump["name"] in st["last_test"]
+    test_id = st["last_test"].split(":", 1)[0]
+    assert f"{dump['name']}/kdumpctl-py-test-{test_id}.status" in res.dumps
+    dmesg = (out / "crash" / dump["name"] / "vmcore-dmesg.txt").read_text()
+    assert "sysrq triggered crash" in dmesg
+    console = res.console
+    # kdump_pre and kdump_post ran as argument vectors, post with the status.
+    assert "KDUMPCTL-VM: kdump_pre ran with: pre" in console
+    assert "KDUMPCTL-VM: kdump_post ran with: post 0" in console
+    # The capture command line: the unit added, cmdline_remove took the harness's
+    # step marker off, crashkernel= gone.
+    line = next(x for x in console.splitlines() if "KDUMPCTL-VM: capture cmdline:" in x)
+    words = line.split("capture cmdline:", 1)[1].split()
+    assert "systemd.unit=kdumpctl-py-capture.service" in words
+    assert not any(w.startswith((systemd_cycle.STEP_PARAM, "crashkernel=")) for w in words)
+    assert any(w.startswith("kdumpctl_py.test_id=") for w in words)
