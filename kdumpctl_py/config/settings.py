@@ -104,7 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
             "What the capture kernel does after the dump is saved.", ("final_action",)),
     Setting(("kdump_pre",), "PROGRAM [ARG...]", "none",
             "Run before saving, as an argument vector (never through a shell). A non-zero "
-            "exit status skips the dump, as in Fedora; final_action follows.",
+            "exit status skips the dump, as in Fedora: kdump_post is not run and "
+            "final_action follows.",
             ("kdump_pre",)),
     Setting(("kdump_post",), "PROGRAM [ARG...]", "none",
             "Run after saving (or failing to), as an argument vector with the status "
