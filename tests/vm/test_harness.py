@@ -201,3 +201,23 @@ def test_launcher_calls_the_console_script() -> None:
     text = launcher("kdumpctl_py.cli:main")
     assert text.startswith("#!/usr/bin/python3\n")
     assert "from kdumpctl_py.cli import main" in text and "sys.exit(main())" in text
+
+
+def test_apt_answers_are_kept_until_the_lists_change(tmp_path: Path) -> None:
+    from harness.config import ARCHES
+    from harness.debian import AptState
+
+    mirrors = aptsources.Mirrors("http://mirror.example/debian", aptsources.DEFAULT_KEYRING,
+                                 None, aptsources.DEFAULT_KEYRING)
+    apt = AptState(tmp_path, "bookworm", ARCHES["arm64"], mirrors)
+    calls = []
+
+    def compute() -> str:
+        calls.append(1)
+        return f"answer {len(calls)}"
+
+    assert apt._memo("k", compute) == "answer 1"
+    assert apt._memo("k", compute) == "answer 1"
+    (apt.dir / "updated").touch()
+    os.utime(apt.dir / "updated", (1, 1))
+    assert apt._memo("k", compute) == "answer 2"

@@ -7,14 +7,18 @@ architecture can be fetched from a bookworm amd64 host without `dpkg --add-archi
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .aptsources import Mirrors, private_sources
 from .cache import building_dir
@@ -117,17 +121,46 @@ class AptState:
             raise
         stamp.touch()
 
+    def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """apt's answers only change when the lists do: keep them until the next update.
+
+        Saves about ten seconds of apt-cache/apt-get -s per run.
+        """
+        stamp = self.dir / "updated"
+        version = f"{stamp.stat().st_mtime_ns if stamp.exists() else 0}"
+        path = self.dir / "answers.json"
+        try:
+            memo = json.loads(path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        if memo.get("lists") != version:
+            memo = {"lists": version, "answers": {}}
+        if key not in memo["answers"]:
+            memo["answers"][key] = compute()
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo))
+            tmp.rename(path)
+        return memo["answers"][key]
+
     def candidate(self, name: str) -> Package | None:
         """The version apt would install, or None when the suite has no such package."""
+        found = self._memo(f"candidate {name}", lambda: self._candidate(name))
+        return Package(*found) if found else None
+
+    def _candidate(self, name: str) -> list[str] | None:
         r = run(["apt-cache", *self.options(), "show", "--no-all-versions", name], check=False)
         if r.returncode != 0 or not r.stdout.strip():
             return None
         fields = _control_fields(r.stdout)
-        return Package(name, fields["version"], fields["architecture"])
+        return [name, fields["version"], fields["architecture"]]
 
     def depends(self, name: str) -> str:
-        r = run(["apt-cache", *self.options(), "show", "--no-all-versions", name])
-        return _control_fields(r.stdout).get("depends", "")
+        def compute() -> str:
+            r = run(["apt-cache", *self.options(), "show", "--no-all-versions", name])
+            return _control_fields(r.stdout).get("depends", "")
+
+        result: str = self._memo(f"depends {name}", compute)
+        return result
 
     def kernel(self) -> Kernel:
         """Follow linux-image-cloud-ARCH to today's ABI package (never a pinned ABI)."""
@@ -144,12 +177,16 @@ class AptState:
 
     def resolve(self, roots: list[str]) -> list[Package]:
         """The dependency closure of `roots` as apt would install it on an empty system."""
+        found = self._memo("resolve " + " ".join(sorted(roots)), lambda: self._resolve(roots))
+        return [Package(*p) for p in found]
+
+    def _resolve(self, roots: list[str]) -> list[tuple[str, str, str]]:
         r = run(["apt-get", *self.options(), "-s", "-q", "install", *roots])
         pkgs = []
         for line in r.stdout.splitlines():
             m = re.match(r"Inst (\S+) \((\S+) .*\[(\S+)\]\)", line)
             if m:
-                pkgs.append(Package(m.group(1).split(":")[0], m.group(2), m.group(3)))
+                pkgs.append((m.group(1).split(":")[0], m.group(2), m.group(3)))
         if not pkgs:
             raise HarnessError(f"apt resolved nothing for {roots}:\n{r.stdout[-2000:]}")
         return sorted(pkgs)
