@@ -81,7 +81,11 @@ class SubHeader:
     max_mapnr: int
 
     def pack(self) -> bytes:
-        return SUB_HEADER.pack(self.phys_base, self.dump_level, 0, 0, 0, self.offset_vmcoreinfo,
+        # phys_base is an unsigned long in makedumpfile's header; on x86_64 with KASLR
+        # VMCOREINFO's NUMBER(phys_base) is negative whenever the virtual offset
+        # exceeds the physical one: store its two's complement, as makedumpfile does.
+        return SUB_HEADER.pack(self.phys_base & 0xFFFFFFFFFFFFFFFF, self.dump_level, 0, 0, 0,
+                               self.offset_vmcoreinfo,
                                self.size_vmcoreinfo, self.offset_note, self.size_note,
                                self.offset_eraseinfo, self.size_eraseinfo, 0, 0, self.max_mapnr)
 

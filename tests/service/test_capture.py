@@ -125,3 +125,35 @@ def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "unknown directive 'bogus'; saving with the defaults" in captured.err
     assert "final step: reboot" in captured.out
     assert json.loads(json.dumps(parse_text("keep 1\n", "f").keep)) == 1
+
+
+def test_unexpected_errors_still_end_in_the_failure_action(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kdumpctl_py.capture.save as save_mod
+
+    def broken(*args: object, **kw: object) -> None:
+        raise ValueError("argument out of range")
+
+    monkeypatch.setattr(save_mod, "save_vmcore", broken)
+    m = FakeMachine()
+    out = run_capture(config(tmp_path, failure_action="halt"), m, "/nonexistent")
+    assert out.error == "internal error: ValueError: argument out of range"
+    assert m.calls == [("act", "halt")]
+
+
+def test_negative_phys_base_is_saved(tmp_path: Path) -> None:
+    """x86_64 KASLR makes NUMBER(phys_base) negative about half the time."""
+    from kdumpctl_py.capture.kdumpfile import read_kdump
+    from tests.capture import test_save
+
+    info = test_save.INFO + b"NUMBER(phys_base)=-201326592\n"
+    path = tmp_path / "vmcore"
+    notes = test_save.note(b"CORE", 1, bytes(336)) + test_save.note(b"VMCOREINFO", 0, info)
+    low = bytearray(test_save.memory(1, 8))
+    low[:len(test_save.UTS)] = test_save.UTS
+    path.write_bytes(test_save.vmcore_bytes([(test_save.LINEAR, 0, bytes(low), 8 * 4096)],
+                                            notes))
+    out = run_capture(config(tmp_path, dump_level=1), FakeMachine(), str(path))
+    assert out.saved and out.dump, out.error
+    kd = read_kdump(str(Path(out.dump) / "vmcore"))
+    assert kd.sub.phys_base == (-201326592) & (2**64 - 1)
