@@ -67,7 +67,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             mounted = True
             dump_root = under(mountpoint, cfg.path)
         _save(cfg, vmcore, dump_root, out)
-    except Exception as e:  # noqa: BLE001: whatever broke, the machine must leave by an action
+    except Exception as e:  # whatever broke, the machine must leave by an action
         out.error = str(e) if isinstance(e, (KdumpError, OSError)) else \
             f"internal error: {type(e).__name__}: {e}"
         notify.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
@@ -91,7 +91,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             notify.status(f"saving again under {cfg.path} on the root file system")
             try:
                 _save(cfg, vmcore, cfg.path, out)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # likewise
                 notify.event(f"saving to the root file system failed too: {e}",
                              notify.DUMP_FAILED, 3)
         out.action = cfg.final_action
