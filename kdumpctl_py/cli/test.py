@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
             print("test cancelled; nothing changed")
             return 1
     record = testid.record(test_id, first_kernel_dump_dir(cfg, view) or cfg.path)
-    carry_out(view, plan, replace=True)
+    try:
+        carry_out(view, plan, replace=True)
+    except BaseException:
+        testid.forget(test_id)  # no crash happens: no test is pending
+        raise
     notify.event(f"test {test_id}: crashing on purpose; the result is in "
                  f"{record} and, after the reboot, kdumpctl-py status",
                  notify.TEST_STARTED, test_id=test_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,56 @@ def test_test_refuses_sysroot_and_needs_a_reservation(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--sysroot", str(snapshot(tmp_path)), "test", "--yes"]) == 2
     assert "drop --sysroot" in capsys.readouterr().err
+
+
+class _View:
+    kexec_crash_size = 256 << 20
+    cmdline = "root=/dev/vda crashkernel=256M"
+    live = True
+
+    def data(self, rel: str, limit: int = 0) -> None:
+        return None
+
+    unknown = {"/etc/kdumpctl-py/kdump.conf": "No such file or directory"}
+
+
+@pytest.fixture
+def fake_test_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    import kdumpctl_py.cli as cli
+    import kdumpctl_py.cli.load as load_mod
+
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    monkeypatch.setattr(testid, "RECORD", str(tmp_path / "test.json"))
+    monkeypatch.setattr(cli, "open_view", lambda args: _View())
+    monkeypatch.setattr(load_mod, "plan_capture_load",
+                        lambda view, args=None, extra_append=(): calls.append(
+                            ("plan", extra_append)) or "PLAN")
+    monkeypatch.setattr(load_mod, "carry_out",
+                        lambda view, plan, replace: calls.append(("load", replace)))
+    monkeypatch.setattr(test_cmd, "crash_now", lambda: calls.append(
+        ("crash", json.loads((tmp_path / "test.json").read_text())["id"])))
+    return calls
+
+
+def test_test_records_reloads_and_crashes(fake_test_run: list[tuple[str, Any]],
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", "--yes"]) == 1  # the stand-in crash returns
+    (plan, extra), load, crash = fake_test_run
+    test_id = crash[1]
+    assert plan == "plan" and extra == (f"kdumpctl_py.test_id={test_id}",)
+    assert load == ("load", True)
+    assert "the kernel did not panic" in capsys.readouterr().err
+
+
+def test_test_asks_first(fake_test_run: list[tuple[str, Any]], tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+    assert main(["test"]) == 1
+    assert [c[0] for c in fake_test_run] == ["plan"]  # nothing loaded, nothing crashed
+    assert not (tmp_path / "test.json").exists()
+    assert "test cancelled; nothing changed" in capsys.readouterr().out
