@@ -81,6 +81,9 @@ def render_init(impls: Mapping[str, str]) -> str:
         return lines
 
     parts.append("if [ -e /proc/vmcore ]; then\n")
+    # The capture kernel's rootfs is a tmpfs of half its memory, already mostly
+    # the initramfs: bytecode caches written there filled it on trixie (ENOSPC).
+    parts.append("    export PYTHONDONTWRITEBYTECODE=1\n")
     parts += [f"    {line}\n" for line in block(CAPTURE)]
     parts.append('    marker "reboot"\n    reboot -f\n')
     parts.append("else\n")
