@@ -62,12 +62,15 @@ def test_capture_service_matches_the_capture_command_line() -> None:
 def test_udev_rule_reloads_on_hotplug_unless_the_kernel_does_it() -> None:
     rules = [line for line in (UNITS / "98-kdumpctl-py.rules").read_text().splitlines()
              if line and not line.startswith("#")]
-    assert rules[0] == 'SUBSYSTEM!="cpu|memory", GOTO="kdumpctl_py_end"'
-    assert 'ATTRS{crash_hotplug}=="1", GOTO="kdumpctl_py_end"' in rules
-    run = [r for r in rules if r.startswith("RUN+=")]
-    assert run == ['RUN+="/usr/bin/systemctl --no-block try-reload-or-restart '
-                   'kdumpctl-py.service"']
-    assert rules[-1] == 'LABEL="kdumpctl_py_end"'
+    assert rules == [
+        'SUBSYSTEM=="cpu", ACTION=="add|remove", GOTO="kdumpctl_py_reload"',
+        'SUBSYSTEM=="memory", ACTION=="online|offline", GOTO="kdumpctl_py_reload"',
+        'GOTO="kdumpctl_py_end"',
+        'LABEL="kdumpctl_py_reload"',
+        'ATTRS{crash_hotplug}=="1", GOTO="kdumpctl_py_end"',
+        'RUN+="/usr/bin/systemctl --no-block try-reload-or-restart kdumpctl-py.service"',
+        'LABEL="kdumpctl_py_end"',
+    ]
 
 
 def plugin(tmp_path: Path, *args: str) -> str:

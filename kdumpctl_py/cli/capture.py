@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sysroot:
         raise UsageError("capture acts on this machine; drop --sysroot")
+    if not args.no_action and not os.path.exists("/proc/vmcore"):
+        raise UsageError("this is not a capture kernel (no /proc/vmcore) and capture ends "
+                         "by rebooting; add --no-action to try it here")
     view = open_view(args)
     try:
         cfg = read_config(view)

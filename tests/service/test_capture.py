@@ -157,3 +157,15 @@ def test_negative_phys_base_is_saved(tmp_path: Path) -> None:
     assert out.saved and out.dump, out.error
     kd = read_kdump(str(Path(out.dump) / "vmcore"))
     assert kd.sub.phys_base == (-201326592) & (2**64 - 1)
+
+
+def test_capture_refuses_to_act_outside_a_capture_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/proc/vmcore" else real(p))
+    assert main(["capture", "--vmcore", str(tmp_path / "x")]) == 2
+    assert "not a capture kernel (no /proc/vmcore)" in capsys.readouterr().err
