@@ -95,10 +95,14 @@ def run_cycle(opts: Options) -> int:
         st.result["failure"] = {"kind": "harness", "detail": str(e)}
         log.error("%s", e)
         status = EXIT_ANALYSIS if st.result.get("failed_stage") == "analysis" else EXIT_HARNESS
+    except KeyboardInterrupt:
+        st.result["failure"] = {"kind": "interrupted", "detail": "interrupted"}
+        status = 130
+        raise
     finally:
         thread = dbg.get("thread")
-        if isinstance(thread, threading.Thread):
-            thread.join()
+        if isinstance(thread, threading.Thread) and status != 130:
+            thread.join()  # leave the cache warm; an interrupted run does not wait
         st.result["stages"] = st.stage_status
         st.result["exit_status"] = status
         st.result["ok"] = status == EXIT_OK
@@ -344,12 +348,12 @@ def _wait_crash(st: Run, vm: Vm, pos: int, last: float) -> tuple[int, float]:
     con = vm.console
     m = con.wait_marker(pos, {"crash"}, {"begin"}, stage.timeout_s * st.opts.timeout_scale)
     if m is None:
-        _lost(st, vm, "crash", stage.timeout_s)
+        _lost(st, vm, "crash", stage.timeout_s * st.opts.timeout_scale)
     assert m is not None
     boot = by_name("capture-boot")
     found = con.wait_banner(m.end, boot.timeout_s * st.opts.timeout_scale)
     if found is None:
-        _lost(st, vm, "crash", boot.timeout_s,
+        _lost(st, vm, "crash", boot.timeout_s * st.opts.timeout_scale,
               what="the capture kernel's boot banner after the panic")
     assert found is not None
     match, at = found
