@@ -10,7 +10,6 @@ found in a first pass and left out. An incomplete dump has e_flags bit 0 set
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +18,8 @@ import numpy.typing as npt
 from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
 
-EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-PHDR = struct.Struct("<IIQQQQQQ")
 PT_LOAD, PT_NOTE, PF_RWX = 1, 4, 7
 ELF_INCOMPLETE = 1
 
@@ -67,15 +65,11 @@ class ElfWriter:
         self.written = [0] * len(runs)
 
     def _headers(self, incomplete: bool) -> bytes:
-        ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-        out = EHDR.pack(ident, 4, self.machine, 1, 0, EHDR.size, 0,
-                        ELF_INCOMPLETE if incomplete else 0, EHDR.size, PHDR.size,
-                        1 + len(self.runs), 0, 0, 0)
-        out += PHDR.pack(PT_NOTE, 0, self.note_offset, 0, 0, len(self.notes), len(self.notes), 0)
+        segs = [Segment(PT_NOTE, self.note_offset, 0, 0, len(self.notes), len(self.notes))]
         for r, off, done in zip(self.runs, self.offsets, self.written, strict=True):
             size = done if incomplete else r.size
-            out += PHDR.pack(PT_LOAD, PF_RWX, off, r.vaddr, r.paddr, size, size, 0)
-        return out
+            segs.append(Segment(PT_LOAD, off, r.vaddr, r.paddr, size, size, PF_RWX))
+        return pack_core(self.machine, segs, ELF_INCOMPLETE if incomplete else 0)
 
     def begin(self) -> None:
         self.sink.write_at(0, self._headers(incomplete=True))

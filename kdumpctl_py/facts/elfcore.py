@@ -25,12 +25,29 @@ NO_PADDR = (1 << 64) - 1  # kcore marks non-linear segments with p_paddr = -1
 
 @dataclass(frozen=True)
 class Segment:
+    """One Elf64_Phdr."""
+
     type: int
     offset: int
     vaddr: int
     paddr: int
     filesz: int
     memsz: int
+    flags: int = 0
+    align: int = 0
+
+
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # Elf64_Ehdr, little-endian
+PHDR = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr
+
+
+def pack_core(machine: int, segments: list[Segment], e_flags: int = 0) -> bytes:
+    """An ELF64 little-endian ET_CORE header with its program headers right after it."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LSB, EV_CURRENT, SYSV
+    out = EHDR.pack(ident, 4, machine, 1, 0, EHDR.size, 0, e_flags, EHDR.size, PHDR.size,
+                    len(segments), 0, 0, 0)
+    return out + b"".join(PHDR.pack(p.type, p.flags, p.offset, p.vaddr, p.paddr, p.filesz,
+                                    p.memsz, p.align) for p in segments)
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,8 @@ def parse_elf_core(stream: BinaryIO, what: str) -> ElfCore:
             segments.append(
                 Segment(
                     _number(h.p_type, "ENUM_P_TYPE_BASE"),
-                    h.p_offset, h.p_vaddr, h.p_paddr, h.p_filesz, h.p_memsz,
+                    h.p_offset, h.p_vaddr, h.p_paddr, h.p_filesz, h.p_memsz, h.p_flags,
+                    h.p_align,
                 )
             )
             if h.p_type == "PT_NOTE":

@@ -13,11 +13,10 @@ how kexec-tools ends up with an unusable vmcore on Debian arm64.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.facts.elfcore import NO_PADDR
+from kdumpctl_py.facts.elfcore import EHDR, NO_PADDR, PHDR, Segment, pack_core
 from kdumpctl_py.facts.iomem import Range, subtract
 from kdumpctl_py.facts.view import SystemView
 
@@ -36,43 +35,24 @@ X86_KERNEL_TEXT = 0xFFFFFFFF80000000  # __START_KERNEL_map
 # headers, "CORE" padded to 8, and elf_prstatus (336 bytes on x86_64, 392 on arm64).
 NOTE_BUF_SIZE = {EM_X86_64: 12 + 8 + 336 + 12, EM_AARCH64: 12 + 8 + 392 + 12}
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-
-
-@dataclass(frozen=True)
-class ProgramHeader:
-    type: int
-    offset: int
-    vaddr: int
-    paddr: int
-    filesz: int
-    memsz: int
-    flags: int = 0
-    align: int = 0
 
 
 @dataclass(frozen=True)
 class CoreHeader:
     machine: int
-    phdrs: tuple[ProgramHeader, ...]
+    phdrs: tuple[Segment, ...]
 
     @property
-    def loads(self) -> list[ProgramHeader]:
+    def loads(self) -> list[Segment]:
         return [p for p in self.phdrs if p.type == PT_LOAD]
 
     @property
-    def notes(self) -> list[ProgramHeader]:
+    def notes(self) -> list[Segment]:
         return [p for p in self.phdrs if p.type == PT_NOTE]
 
     def encode(self) -> bytes:
         """The header bytes, zero-padded to ELF_CORE_HEADER_ALIGN like the kernel's."""
-        ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LSB, EV_CURRENT, SYSV
-        out = bytearray(_EHDR.pack(ident, 4, self.machine, 1, 0, EHDR_SIZE, 0, 0, EHDR_SIZE,
-                                   PHDR_SIZE, len(self.phdrs), 0, 0, 0))
-        for p in self.phdrs:
-            out += _PHDR.pack(p.type, p.flags, p.offset, p.vaddr, p.paddr, p.filesz, p.memsz,
-                              p.align)
+        out = pack_core(self.machine, list(self.phdrs))
         out += bytes(-len(out) % HEADER_ALIGN)
         return bytes(out)
 
@@ -177,15 +157,15 @@ def plan_elfcorehdr(view: SystemView) -> CoreHeader:
     phdrs = []
     for n in notes:
         size = n.size or NOTE_BUF_SIZE.get(machine, 1024)
-        phdrs.append(ProgramHeader(PT_NOTE, n.address, 0, n.address, size, size))
-    phdrs.append(ProgramHeader(PT_NOTE, vmcoreinfo[0], 0, vmcoreinfo[0], vmcoreinfo[1],
+        phdrs.append(Segment(PT_NOTE, n.address, 0, n.address, size, size))
+    phdrs.append(Segment(PT_NOTE, vmcoreinfo[0], 0, vmcoreinfo[0], vmcoreinfo[1],
                                vmcoreinfo[1]))
     if layout.text_paddr is not None and layout.text_vaddr is not None and layout.text_size:
-        phdrs.append(ProgramHeader(PT_LOAD, layout.text_paddr, layout.text_vaddr,
+        phdrs.append(Segment(PT_LOAD, layout.text_paddr, layout.text_vaddr,
                                    layout.text_paddr, layout.text_size, layout.text_size,
                                    PF_RWX))
     for r in ram_ranges(view):
-        phdrs.append(ProgramHeader(PT_LOAD, r.start, (r.start + layout.linear_offset) & MASK64,
+        phdrs.append(Segment(PT_LOAD, r.start, (r.start + layout.linear_offset) & MASK64,
                                    r.start, r.size, r.size, PF_RWX))
     return CoreHeader(machine, tuple(phdrs))
 
@@ -196,14 +176,14 @@ def decode(data: bytes, what: str = "elfcorehdr") -> CoreHeader:
         raise UsageError(f"{what} is not an ELF file")
     if data[4] != 2 or data[5] != 1:
         raise UsageError(f"{what} is not a little-endian ELF64 file")
-    _, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _ = _EHDR.unpack_from(data)
+    _, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _ = EHDR.unpack_from(data)
     if e_type != 4:
         raise UsageError(f"{what} is not an ELF core file (e_type {e_type})")
     if phentsize != PHDR_SIZE or phoff + phnum * PHDR_SIZE > len(data):
         raise UsageError(f"{what} is truncated: {phnum} program headers do not fit")
     phdrs = []
     for i in range(phnum):
-        t, flags, off, vaddr, paddr, filesz, memsz, align = _PHDR.unpack_from(
+        t, flags, off, vaddr, paddr, filesz, memsz, align = PHDR.unpack_from(
             data, phoff + i * PHDR_SIZE)
-        phdrs.append(ProgramHeader(t, off, vaddr, paddr, filesz, memsz, flags, align))
+        phdrs.append(Segment(t, off, vaddr, paddr, filesz, memsz, flags, align))
     return CoreHeader(machine, tuple(phdrs))
