@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from kdumpctl_py.capture.compress import CODECS
+CODECS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, kept light to import
 
 
 def register(sub: Any) -> None:

@@ -15,13 +15,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.arch import Arch, get_arch
 from kdumpctl_py.errors import UsageError
@@ -29,6 +26,10 @@ from kdumpctl_py.facts.elfcore import ElfCore, parse_elf_core
 from kdumpctl_py.facts.iomem import Iomem, parse_iomem
 from kdumpctl_py.facts.kconfig import parse_kconfig
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+
+if TYPE_CHECKING:
+    from tarfile import TarFile
+    from tempfile import TemporaryDirectory
 
 META = "kdumpctl-snapshot.json"
 DEFAULT_TARGET = "/var/crash"
@@ -69,7 +70,7 @@ def cpulist(text: str) -> list[int]:
     return cpus
 
 
-def _extract_plain_files(tar: tarfile.TarFile, dest: Path) -> None:
+def _extract_plain_files(tar: TarFile, dest: Path) -> None:
     """Extract only directories and regular files that stay inside dest.
 
     A snapshot comes from another machine; Python before 3.11.4 (Debian 12's
@@ -83,6 +84,8 @@ def _extract_plain_files(tar: tarfile.TarFile, dest: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        import shutil
+
         source = tar.extractfile(member)
         assert source is not None
         with source, open(target, "wb") as out:
@@ -92,7 +95,7 @@ def _extract_plain_files(tar: tarfile.TarFile, dest: Path) -> None:
 class SystemView:
     def __init__(self, root: str | os.PathLike[str] = "/") -> None:
         path = Path(root)
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: TemporaryDirectory[str] | None = None
         if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
             path = self._unpack(path)
         if not path.is_dir():
@@ -111,6 +114,9 @@ class SystemView:
                 raise UsageError(f"{meta_path}: unreadable snapshot metadata: {e}") from None
 
     def _unpack(self, tarball: Path) -> Path:
+        import tarfile
+        import tempfile
+
         self._tmp = tempfile.TemporaryDirectory(prefix="kdumpctl-py-snapshot-")
         try:
             with tarfile.open(tarball) as tar:
@@ -131,7 +137,13 @@ class SystemView:
     def data(self, rel: str, limit: int = MAX_READ) -> bytes | None:
         try:
             with open(self.path(rel), "rb") as f:
-                # read(limit) would allocate `limit` bytes up front; /proc files are small.
+                size = os.fstat(f.fileno()).st_size
+                if 0 < size <= limit:  # a regular file: one read of its size
+                    data = f.read(size)
+                    if len(data) == size and not f.read(1):
+                        return data
+                    f.seek(0)
+                # read(limit) would allocate `limit` bytes up front; /proc files say size 0.
                 chunks = []
                 total = 0
                 while total < limit and (chunk := f.read(min(1 << 20, limit - total))):

@@ -13,10 +13,11 @@ how kexec-tools ends up with an unusable vmcore on Debian arm64.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
-from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.facts.elfcore import EHDR, NO_PADDR, PHDR, Segment, pack_core
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.elfcore import NO_PADDR, Segment, pack_core, parse_elf_core
 from kdumpctl_py.facts.iomem import Range, subtract
 from kdumpctl_py.facts.view import SystemView
 
@@ -172,18 +173,5 @@ def plan_elfcorehdr(view: SystemView) -> CoreHeader:
 
 def decode(data: bytes, what: str = "elfcorehdr") -> CoreHeader:
     """Read an ELF64 core header back (ours, the kernel's, or a vmcore's first bytes)."""
-    if len(data) < EHDR_SIZE or data[:4] != b"\x7fELF":
-        raise UsageError(f"{what} is not an ELF file")
-    if data[4] != 2 or data[5] != 1:
-        raise UsageError(f"{what} is not a little-endian ELF64 file")
-    _, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _ = EHDR.unpack_from(data)
-    if e_type != 4:
-        raise UsageError(f"{what} is not an ELF core file (e_type {e_type})")
-    if phentsize != PHDR_SIZE or phoff + phnum * PHDR_SIZE > len(data):
-        raise UsageError(f"{what} is truncated: {phnum} program headers do not fit")
-    phdrs = []
-    for i in range(phnum):
-        t, flags, off, vaddr, paddr, filesz, memsz, align = PHDR.unpack_from(
-            data, phoff + i * PHDR_SIZE)
-        phdrs.append(Segment(t, off, vaddr, paddr, filesz, memsz, flags, align))
-    return CoreHeader(machine, tuple(phdrs))
+    core = parse_elf_core(io.BytesIO(data), what, read_notes=False)
+    return CoreHeader(core.machine, core.segments)
