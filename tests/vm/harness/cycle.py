@@ -29,7 +29,7 @@ EXIT_OK, EXIT_HARNESS, EXIT_STAGE, EXIT_ANALYSIS = 0, 1, 3, 4
 OUTPUTS = (
     "console.log", "console-first.log", "console-capture.log", "qemu-stderr.log",
     "qemu-argv.txt", "status.json", "snapshot.tar.gz", "dumps", "results", "e2fsck.log",
-    "timings.json", "result.json", "report.json", "analysis.log", "init.sh", "work",
+    "timings.json", "result.json", "report.json", "analysis.log", "init.sh", "guest.env", "work",
 )
 READ_BACK = ["status.json", "snapshot.tar.gz", "dumps", "results"]
 
@@ -172,6 +172,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         init_text = guestinit.render_init(impls)
         (opts.out / "init.sh").write_text(init_text)
         env = guestinit.render_env(_guest_env(opts, kernel, modules))
+        (opts.out / "guest.env").write_text(env)
         files = {
             "init": Entry("file", perm=0o755, data=init_text.encode()),
             "etc/kdumpctl-vm/env": Entry("file", perm=0o644, data=env.encode()),
