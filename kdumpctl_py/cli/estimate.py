@@ -38,5 +38,6 @@ def render(e: Any) -> str:
         f"  {'needed':<{width}}  {format_bytes(e.needed):>10}  rounded up",
         f"RAM: {format_bytes(e.ram)} ({e.ram_source})",
         f"default: {default}",
-        "The model's constants are provisional until measured in a crash cycle.",
+        "The model's constants are fitted to QEMU crash cycles of Debian guests; real machines "
+        "with more drivers may need more.",
     ])

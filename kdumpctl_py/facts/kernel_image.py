@@ -114,3 +114,23 @@ def probe(data: bytes, name: str = "kernel image") -> KernelImage:
         return KernelImage("elf", arch)
     raise UsageError(f"{name} is not a kernel image this tool knows (arm64 Image, Image.gz, "
                      "EFI zboot, x86 bzImage, ELF vmlinux)")
+
+
+def memory_size(head: bytes) -> int | None:
+    """The memory a kernel occupies once booted, from the first bytes of its file.
+
+    arm64: text_offset + image_size of the Image header (inside gzip too);
+    x86: the setup header's init_size (boot protocol 2.10+), which covers the
+    decompressed kernel with its bss. None when the header does not say.
+    """
+    if head[:2] == GZIP_MAGIC:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+    if len(head) >= 64 and head[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC:
+        _, _, text_offset, image_size, *_ = ARM64_HEADER.unpack_from(head)
+        return int(text_offset + image_size) or None
+    if len(head) >= 0x264 and head[0x202:0x206] == X86_HDRS:
+        (protocol,) = struct.unpack_from("<H", head, 0x206)
+        if protocol >= 0x20A:
+            (init_size,) = struct.unpack_from("<I", head, 0x260)
+            return int(init_size) or None
+    return None

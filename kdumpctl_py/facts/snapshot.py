@@ -97,6 +97,19 @@ def _copy_files(live: SystemView, work: Path, with_boot: bool) -> None:
             _put(work, "/proc/kcore", f.read(kcore.skeleton_length))
 
 
+def _kernel_headers(live: SystemView) -> dict[str, str]:
+    """The head of the running kernel's image, which says how big it is once booted."""
+    import base64
+
+    out = {}
+    for name in live.boot_files:
+        if name.endswith(live.uname.release) and name.startswith(("vmlinuz", "Image", "vmlinux")):
+            head = live.boot_header(name)
+            if head:
+                out[name] = base64.b64encode(head).decode("ascii")
+    return out
+
+
 def _write_meta(live: SystemView, work: Path) -> None:
     u = live.uname
     meta: dict[str, Any] = {
@@ -106,6 +119,7 @@ def _write_meta(live: SystemView, work: Path) -> None:
         "uname": dataclasses.asdict(u),
         "probes": live.probes,
         "boot": live.boot_files,
+        "boot_headers": _kernel_headers(live),
         "modules": live.module_releases,
         "targets": {
             DEFAULT_TARGET: {

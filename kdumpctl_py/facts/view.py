@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 META = "kdumpctl-snapshot.json"
 DEFAULT_TARGET = "/var/crash"
+BOOT_HEADER = 64 << 10
 # Proc and sysfs files are small; cap what is read so a bad root cannot make us swallow gigabytes.
 MAX_READ = 8 << 20
 
@@ -389,6 +390,20 @@ class SystemView:
             if p.is_file():
                 out[name] = p.stat().st_size
         return out
+
+    def boot_header(self, name: str) -> bytes | None:
+        """The first 64 KiB of a /boot file: enough for any kernel image header.
+
+        Snapshots keep these (base64 in their metadata) instead of whole kernels.
+        """
+        if not self.live and "boot_headers" in self.meta:
+            text = self.meta["boot_headers"].get(name)
+            if text is None:
+                return self.data(f"/boot/{name}", limit=BOOT_HEADER)
+            import base64
+
+            return base64.b64decode(text)
+        return self.data(f"/boot/{name}", limit=BOOT_HEADER)
 
     @cached_property
     def module_releases(self) -> list[str]:
