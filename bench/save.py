@@ -49,8 +49,8 @@ def default_vmcore() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         subprocess.run([sys.executable, str(ROOT / "tests/vm/crash-cycle"), "--arch", "x86_64",
-                        "--mem", "2048", "--crashkernel", "384M", "--save-format", "elf",
-                        "--dump-level", "0", "--out", tmp], check=True)
+                        "--mem", "2048", "--crashkernel", "384M", "--impl", "save=copy",
+                        "--out", tmp], check=True)
         found = sorted(Path(tmp).glob("dumps/*/vmcore"))
         if not found:
             sys.exit("bench: the crash cycle saved no vmcore")
