@@ -1,0 +1,106 @@
+"""kernel/build's pure parts: the cache key, the config check, patching a hard-linked tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.kernel import build_module
+
+kb = build_module()
+GCC = "aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0"
+
+
+def test_cache_root_honours_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("KDUMPCTL_KERNEL_CACHE", str(tmp_path))
+    assert kb.cache_root() == tmp_path
+    monkeypatch.delenv("KDUMPCTL_KERNEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert kb.cache_root() == tmp_path / "xdg" / "kdumpctl-py" / "kernel"
+
+
+def test_the_key_follows_version_fragment_and_patches(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    fragment = tmp_path / "arm64.config"
+    fragment.write_text("CONFIG_KEXEC_FILE=y\n")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-a.patch").write_text("one\n")
+    monkeypatch.setattr(kb, "FRAGMENT", fragment)
+    monkeypatch.setattr(kb, "PATCHES", patches)
+
+    base = kb.build_key("6.12.118-1", "patched", GCC)
+    assert base == kb.build_key("6.12.118-1", "patched", GCC)
+    assert base != kb.build_key("6.12.119-1", "patched", GCC)
+    assert base != kb.build_key("6.12.118-1", "unpatched", GCC)
+    assert base != kb.build_key("6.12.118-1", "patched", GCC + " (other)")
+    unpatched = kb.build_key("6.12.118-1", "unpatched", GCC)
+
+    (patches / "0001-a.patch").write_text("two\n")
+    assert kb.build_key("6.12.118-1", "patched", GCC) != base
+    assert kb.build_key("6.12.118-1", "unpatched", GCC) == unpatched  # no patches in it
+
+    fragment.write_text("CONFIG_KEXEC_FILE=y\nCONFIG_EXT4_FS=y\n")
+    assert kb.build_key("6.12.118-1", "unpatched", GCC) != unpatched
+
+
+def test_the_fragment_names_what_the_cycle_needs() -> None:
+    symbols = set(kb.fragment_symbols())
+    needed = {
+        # kdump on arm64 through both kexec calls
+        "CONFIG_KEXEC=y", "CONFIG_KEXEC_FILE=y", "CONFIG_CRASH_DUMP=y", "CONFIG_PROC_VMCORE=y",
+        "CONFIG_PROC_KCORE=y", "CONFIG_MAGIC_SYSRQ=y", "CONFIG_RANDOMIZE_BASE=y",
+        # the dump disk, with virtio-blk's dependencies spelled out
+        "CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_MMIO=y", "CONFIG_BLOCK=y", "CONFIG_BLK_DEV=y",
+        "CONFIG_VIRTIO_BLK=y", "CONFIG_EXT4_FS=y",
+        # the initramfs and Python
+        "CONFIG_BLK_DEV_INITRD=y", "CONFIG_RD_GZIP=y", "CONFIG_BINFMT_ELF=y",
+        "CONFIG_BINFMT_SCRIPT=y", "CONFIG_MULTIUSER=y", "CONFIG_FUTEX=y",
+        "CONFIG_MEMFD_CREATE=y", "CONFIG_FILE_LOCKING=y",
+        # the console
+        "CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y", "CONFIG_PRINTK=y",
+    }
+    assert needed <= symbols, needed - symbols
+
+
+def test_check_config_reports_what_olddefconfig_dropped(tmp_path: Path) -> None:
+    symbols = kb.fragment_symbols()
+    (tmp_path / ".config").write_text("\n".join(symbols) + "\n")
+    kb.check_config(tmp_path, "unpatched")
+    with pytest.raises(kb.BuildError, match="CONFIG_KEXEC_FILE_FDSET"):
+        kb.check_config(tmp_path, "patched")
+    (tmp_path / ".config").write_text(
+        "\n".join(s for s in symbols if s != "CONFIG_VIRTIO_BLK=y") + "\n"
+        "CONFIG_KEXEC_FILE_FDSET=y\n")
+    with pytest.raises(kb.BuildError, match="CONFIG_VIRTIO_BLK=y"):
+        kb.check_config(tmp_path, "patched")
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
+def test_patching_a_hard_linked_tree_leaves_the_source_alone(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "kernel").mkdir(parents=True)
+    (source / "kernel" / "a.c").write_text("one\ntwo\nthree\n")
+    (source / "kernel" / "b.c").write_text("untouched\n")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-x.patch").write_text(
+        "--- a/kernel/a.c\n+++ b/kernel/a.c\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n")
+    monkeypatch.setattr(kb, "PATCHES", patches)
+    tree = tmp_path / "tree"
+    kb.hardlink_tree(source, tree)
+    kb.apply_patches(tree)
+    assert (tree / "kernel" / "a.c").read_text() == "one\nTWO\nthree\n"
+    assert (source / "kernel" / "a.c").read_text() == "one\ntwo\nthree\n"
+    assert os.stat(tree / "kernel" / "b.c").st_ino == os.stat(source / "kernel" / "b.c").st_ino
+
+
+def test_help_runs() -> None:
+    with pytest.raises(SystemExit) as e:
+        kb.main(["--help"])
+    assert e.value.code == 0
