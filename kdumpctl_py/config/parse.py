@@ -39,7 +39,7 @@ def parse_text(text: str, source: str) -> Config:
     values: dict[str, Any] = {}
     seen: dict[str, int] = {}
     lines: list[tuple[str, int]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # line numbers as editors count
         where = f"{source}:{number}"
         try:
             words = shlex.split(raw, comments=True)

@@ -197,3 +197,17 @@ def test_machine_checks(tmp_path: Path) -> None:
     (tmp_path / "usr/bin/post").write_text("#!/bin/sh\n")
     (tmp_path / "usr/bin/post").chmod(0o755)
     assert machine_problems(cfg, SystemView(tmp_path)) == []
+
+
+directive_words = st.sampled_from([s.names[0] for s in SETTINGS] + ["nfs", "x", "#", '"'])
+lines = st.lists(st.tuples(directive_words, st.lists(st.text(max_size=8), max_size=3)),
+                 max_size=6)
+
+
+@given(lines)
+def test_any_text_parses_or_fails_with_file_and_line(raw: list[tuple[str, list[str]]]) -> None:
+    text = "\n".join(" ".join([name, *args]) for name, args in raw)
+    try:
+        parse_text(text, "fuzz.conf")
+    except ConfigError as e:
+        assert str(e).startswith("fuzz.conf:") and str(e).split(":")[1].isdigit()
