@@ -1,0 +1,201 @@
+"""The kernel series in kernel/patches: its ABI equals kdumpctl_py.load.extended's, its form.
+
+The numbers and the struct layouts are parsed out of the patch text (the lines it
+adds to include/uapi/linux/kexec.h), so the two sides cannot drift apart silently.
+checkpatch runs when kernel/build has unpacked the source package (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.load import extended
+from tests.kernel import build_module
+
+REPO = Path(__file__).resolve().parents[2]
+PATCHES = sorted((REPO / "kernel" / "patches").glob("*.patch"))
+MAN = REPO / "man" / "kdumpctl-py-kexec.7"
+UAPI = "include/uapi/linux/kexec.h"
+
+# (C type) -> (size, signed); the uapi header uses only these.
+C_TYPES = {"__u32": (4, False), "__s32": (4, True)}
+CTYPES = {ctypes.c_uint32: (4, False), ctypes.c_int32: (4, True)}
+
+
+def added_lines(path: str, context: bool = False) -> list[str]:
+    """The lines the series adds to `path`, in order, without the leading '+'; with
+    `context`, the hunks' context lines too (the post-image of each hunk)."""
+    out: list[str] = []
+    for patch in PATCHES:
+        current = None
+        for line in patch.read_text().splitlines():
+            if line.startswith("+++ "):
+                current = line[6:] if line.startswith("+++ b/") else None
+            elif line.startswith("diff --git") or line == "-- ":
+                current = None
+            elif current == path and (line.startswith("+") or context and line[:1] == " "):
+                out.append(line[1:])
+    return out
+
+
+def uapi_defines() -> dict[str, int]:
+    return {m.group(1): int(m.group(2), 0)
+            for line in added_lines(UAPI)
+            if (m := re.match(r"#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", line))}
+
+
+def uapi_struct(name: str) -> list[tuple[str, str, bool]]:
+    """(C type, field name, is flexible array) for each field of `struct name` in the patch."""
+    text = "\n".join(added_lines(UAPI))
+    m = re.search(rf"struct {name} \{{(.*?)\}};", text, re.S)
+    assert m, f"the series adds no struct {name} to {UAPI}"
+    fields = []
+    for decl in m.group(1).split(";"):
+        decl = re.sub(r"/\*.*?\*/", "", decl).strip()
+        if not decl:
+            continue
+        fm = re.fullmatch(r"(struct \w+|\w+)\s+(\w+)(\[\])?", decl)
+        assert fm, f"cannot read the field {decl!r} of struct {name}"
+        fields.append((fm.group(1), fm.group(2), fm.group(3) is not None))
+    return fields
+
+
+def c_layout(fields: list[tuple[str, str, bool]]) -> list[tuple[str, int, int, bool]]:
+    """(name, offset, size, signed) of scalar fields, natural alignment, as the C ABI lays
+    them out; a flexible array of struct kexec_file_fd is (name, offset, 8, False)."""
+    out, offset = [], 0
+    for ctype, name, flexible in fields:
+        if ctype == "struct kexec_file_fd":
+            assert flexible
+            size, signed, align = 8, False, 4
+        else:
+            size, signed = C_TYPES[ctype]
+            align = size
+        offset = -(-offset // align) * align
+        out.append((name, offset, size, signed))
+        offset += 0 if flexible else size
+    return out
+
+
+def ctypes_layout(struct: type[ctypes.Structure]) -> list[tuple[str, int, int, bool]]:
+    out = []
+    for name, ctype in struct._fields_:  # type: ignore[misc]
+        field = getattr(struct, name)
+        if isinstance(ctype, type) and issubclass(ctype, ctypes.Array):
+            size, signed = ctypes.sizeof(ctype._type_), False  # type: ignore[arg-type]
+        else:
+            size, signed = CTYPES[ctype]
+        out.append((name, field.offset, size, signed))
+    return out
+
+
+def test_the_series_is_numbered_and_signed_off() -> None:
+    assert [p.name[:5] for p in PATCHES] == [f"{i:04d}-" for i in range(1, len(PATCHES) + 1)]
+    for i, patch in enumerate(PATCHES, 1):
+        text = patch.read_text()
+        assert re.search(rf"^Subject: \[PATCH {i}/{len(PATCHES)}\] \S", text, re.M), patch.name
+        assert re.search(r"^Signed-off-by: .+ <[^>]+@[^>]+>$", text, re.M), patch.name
+        message = text.split("\n---\n", 1)[0]
+        assert len(message.split("\n\n")) >= 3, f"{patch.name}: no commit message body"
+
+
+def test_flag_and_types_equal_the_user_space_side() -> None:
+    defines = uapi_defines()
+    assert defines["KEXEC_FILE_FDSET"] == extended.KEXEC_FILE_FDSET
+    assert defines["KEXEC_FILE_TYPE_KERNEL"] == extended.KEXEC_FILE_TYPE_KERNEL
+    assert defines["KEXEC_FILE_TYPE_INITRD"] == extended.KEXEC_FILE_TYPE_INITRD
+    assert defines["KEXEC_FILE_TYPE_DTB"] == extended.KEXEC_FILE_TYPE_DTB
+    assert defines["KEXEC_FDSET_MAX"] == extended.KEXEC_FDSET_MAX
+
+
+def test_the_flag_is_a_bit_no_kernel_flag_uses() -> None:
+    flag = uapi_defines()["KEXEC_FILE_FDSET"]
+    assert flag & (flag - 1) == 0
+    # UNLOAD, ON_CRASH, NO_INITRAMFS, DEBUG (6.12); NO_CMA and FORCE_DTB (later mainline).
+    assert flag not in (0x1, 0x2, 0x4, 0x8, 0x10, 0x20)
+
+
+def test_struct_layouts_equal_the_user_space_side() -> None:
+    assert c_layout(uapi_struct("kexec_file_fd")) == ctypes_layout(extended.KexecFileFd)
+    assert c_layout(uapi_struct("kexec_fdset")) == ctypes_layout(extended.fdset_type(3))
+    assert ctypes.sizeof(extended.KexecFileFd) == 8
+    filled = extended.fdset([(extended.KEXEC_FILE_TYPE_KERNEL, 5),
+                             (extended.KEXEC_FILE_TYPE_DTB, -2)])
+    assert bytes(filled) == bytes.fromhex("02000000" "00000000 05000000" "02000000 feffffff")
+
+
+def test_the_syscall_takes_the_set_as_its_sixth_argument() -> None:
+    text = "\n".join(added_lines("kernel/kexec_file.c", context=True))
+    assert re.search(r"SYSCALL_DEFINE6\(kexec_file_load,.*?"
+                     r"const struct kexec_fdset __user \*, fdset\)", text, re.S)
+    # The probe's contract: the set is read before the lock is taken.
+    body = text.split("SYSCALL_DEFINE6", 1)[1]
+    assert body.index("kexec_file_get_fdset(") < body.index("kexec_trylock()")
+
+
+def test_the_man_page_states_the_same_numbers() -> None:
+    text = MAN.read_text()
+    for name, value in uapi_defines().items():
+        if name.startswith(("KEXEC_FILE_FDSET", "KEXEC_FILE_TYPE_", "KEXEC_FDSET_MAX")):
+            m = re.search(rf'#define {name}\s+(\S+?)"', text)
+            assert m and int(m.group(1), 0) == value, name
+
+
+@pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc is not installed")
+def test_the_man_page_is_lint_clean() -> None:
+    r = subprocess.run(["mandoc", "-Tlint", str(MAN)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def cached_source() -> Path | None:
+    trees = sorted((build_module().cache_root() / "src").glob("*/linux-source-6.12"))
+    trees = [t for t in trees if (t / "scripts" / "checkpatch.pl").exists()]
+    return trees[-1] if trees else None
+
+
+# checkpatch reads stringified macro arguments as expressions: every line of
+# __kernel_read_file_id (kernel-module, kexec-image, ...) gets this CHECK, the new
+# kexec-dtb line too. Nothing else is allowed.
+KNOWN_FALSE_POSITIVE = re.compile(
+    r"CHECK: spaces preferred around that '-' \(ctx:VxV\)\n"
+    r"#\d+: FILE: include/linux/kernel_read_file\.h:\d+:\n"
+    r"\+\tid\(\w+, [\w-]+\)\t+\\\n[ \t]*\^\n")
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=[p.name[:4] for p in PATCHES])
+def test_checkpatch_strict(patch: Path) -> None:
+    source = cached_source()
+    if source is None:
+        pytest.skip("no unpacked linux-source-6.12: run kernel/build first")
+    if shutil.which("perl") is None:
+        pytest.skip("perl is not installed")
+    r = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--no-color", str(patch)],
+                       cwd=source, capture_output=True, text=True)
+    out = KNOWN_FALSE_POSITIVE.sub("", r.stdout)
+    m = re.search(r"total: (\d+) errors, (\d+) warnings, (\d+) checks", out)
+    assert m, r.stdout + r.stderr
+    allowed = len(KNOWN_FALSE_POSITIVE.findall(r.stdout))
+    assert (int(m.group(1)), int(m.group(2)), int(m.group(3)) - allowed) == (0, 0, 0), out
+
+
+def test_the_series_applies_to_the_cached_source(tmp_path: Path) -> None:
+    source = cached_source()
+    if source is None:
+        pytest.skip("no unpacked linux-source-6.12: run kernel/build first")
+    if shutil.which("patch") is None:
+        pytest.skip("patch is not installed")
+    touched = sorted({f for p in PATCHES
+                      for f in re.findall(r"^\+\+\+ b/(\S+)", p.read_text(), re.M)})
+    for f in touched:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / f, tmp_path / f)
+    for p in PATCHES:
+        r = subprocess.run(["patch", "-p1", "-s", "-N", "-i", str(p)], cwd=tmp_path,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{p.name}: {r.stdout}{r.stderr}"
