@@ -38,6 +38,9 @@ class System:
         except FileNotFoundError:
             print(f"kdumpctl-py: {argv[0]}: not found", file=sys.stderr)
             return 127
+        except OSError as e:  # not executable, and the like: a hook must not stop the run
+            print(f"kdumpctl-py: {argv[0]}: {e.strerror or e}", file=sys.stderr)
+            return 126
         except subprocess.TimeoutExpired:
             print(f"kdumpctl-py: {argv[0]}: still running after {HOOK_TIMEOUT_S} s, "
                   "killed", file=sys.stderr)

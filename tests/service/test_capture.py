@@ -169,3 +169,16 @@ def test_capture_refuses_to_act_outside_a_capture_kernel(
     monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/proc/vmcore" else real(p))
     assert main(["capture", "--vmcore", str(tmp_path / "x")]) == 2
     assert "not a capture kernel (no /proc/vmcore)" in capsys.readouterr().err
+
+
+def test_system_run_reports_programs_that_cannot_run(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from kdumpctl_py.service.actions import System
+
+    script = tmp_path / "hook"
+    script.write_text("#!/bin/sh\nexit 3\n")
+    assert System().run([str(script)]) == 126  # not executable
+    script.chmod(0o755)
+    assert System().run([str(script), "x"]) == 3
+    assert System().run([str(tmp_path / "missing")]) == 127
+    assert "missing: not found" in capsys.readouterr().err
