@@ -78,6 +78,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--append", action="append", default=[], metavar="ARG",
                     help="extra first-kernel command-line argument (repeatable), "
                          "e.g. --append nokaslr")
+    ap.add_argument("--kernel-image", type=Path, metavar="IMAGE",
+                    help="boot this kernel (e.g. kernel/build's arm64 Image) instead of "
+                         "Debian's cloud kernel; it needs virtio-blk and ext4 built in (no "
+                         "modules are loaded); analysis uses the vmlinux beside it")
+    ap.add_argument("--vmlinux", type=Path, metavar="PATH",
+                    help="the vmlinux for analysing a --kernel-image dump (default: "
+                         "IMAGE's directory/vmlinux)")
+    ap.add_argument("--dtb-marker", metavar="VALUE",
+                    help="`kdumpctl-py start --dtb`: the guest's /sys/firmware/fdt plus "
+                         "/chosen/kdumpctl-py,marker = VALUE; the capture kernel's copy of "
+                         "the property goes to results/capture/capture-dt.out")
+    ap.add_argument("--check-script", type=Path, metavar="FILE",
+                    help="a Python script the first kernel runs, with the capture kernel and "
+                         "initrd paths as arguments, before anything is loaded (optional "
+                         "stage `check`: results/first/check.out, .rc)")
     ap.add_argument("--keep", action="store_true",
                     help="keep DIR/work (initrd, disk image, wheel) after the run")
     ap.add_argument("--refresh", action="store_true",
@@ -89,6 +104,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--smp must be at least 1 and --mem at least 256")
     if not re.fullmatch(r"[0-9A-Za-z@:,\-]+", args.crashkernel):
         ap.error(f"--crashkernel {args.crashkernel!r} is not a crashkernel= value")
+    if args.kernel_image is not None:
+        args.kernel_image = args.kernel_image.resolve()
+        args.vmlinux = (args.vmlinux or args.kernel_image.with_name("vmlinux")).resolve()
+        for path in (args.kernel_image, args.vmlinux):
+            if not path.is_file():
+                ap.error(f"{path} does not exist")
+    elif args.vmlinux is not None:
+        ap.error("--vmlinux goes with --kernel-image")
+    if args.check_script is not None and not args.check_script.is_file():
+        ap.error(f"{args.check_script} does not exist")
+    if args.dtb_marker is not None and not re.fullmatch(r"[\w.,:+-]+", args.dtb_marker):
+        ap.error("--dtb-marker takes letters, digits and .,:+-_ only")
     choices = implementations()
     impl: dict[str, str] = {}
     for item in args.impl:
@@ -132,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         repo=REPO, smp=args.smp, mem_mib=args.mem, crashkernel=args.crashkernel,
         impl=args.impl, dump_level=args.dump_level, keep=args.keep,
         append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
+        kernel_image=args.kernel_image, vmlinux=args.vmlinux, dtb_marker=args.dtb_marker,
+        check_script=args.check_script,
     )
     try:
         return run_cycle(opts)

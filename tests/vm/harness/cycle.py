@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import shutil
 import threading
 import time
@@ -15,7 +17,7 @@ from .analysis import analyse, choose_analyser, find_vmcore
 from .cache import cache_root
 from .config import EXCLUDED_PACKAGES, Arch, Suite
 from .console import split_console
-from .debian import AptState, Kernel, extract
+from .debian import AptState, Kernel, Package, extract
 from .errors import HarnessError, StageError
 from .guestroot import Entry
 from .qemu import Vm, VmSpec
@@ -53,6 +55,11 @@ class Options:
     append: tuple[str, ...] = ()
     refresh: bool = False
     timeout_scale: float = 1.0
+    # A kernel built elsewhere (--kernel-image): booted as is, no modules, its own vmlinux.
+    kernel_image: Path | None = None
+    vmlinux: Path | None = None
+    dtb_marker: str | None = None  # --dtb-marker
+    check_script: Path | None = None  # --check-script
 
 
 @dataclass
@@ -81,7 +88,8 @@ def run_cycle(opts: Options) -> int:
     st.result.update(
         ok=False, arch=opts.arch.name, suite=opts.suite.name, smp=opts.smp,
         mem_mib=opts.mem_mib, crashkernel=opts.crashkernel, dump_level=opts.dump_level,
-        extra_append=list(opts.append), failed_stage=None, failure=None,
+        extra_append=list(opts.append), dtb_marker=opts.dtb_marker, failed_stage=None,
+        failure=None,
     )
     dbg: dict[str, Any] = {}
     status = EXIT_HARNESS
@@ -122,8 +130,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         mirrors = aptsources.find_mirrors(aptsources.machine_entries())
         apt = AptState(cache, opts.suite.name, opts.arch, mirrors)
         apt.update(force=opts.refresh)
+    custom = opts.kernel_image
     with t.step("resolve"):
-        kernel = apt.kernel()
+        kernel = apt.kernel() if custom is None else custom_kernel(custom, opts.arch)
         roots = list(opts.suite.package_roots())
         missing_optional = []
         for name in opts.suite.optional_roots:
@@ -136,18 +145,23 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         kept = [p for p in closure if p.name not in EXCLUDED_PACKAGES]
     res["kernel"] = {"package": kernel.image.name, "version": kernel.image.version,
                      "release": kernel.release}
+    if custom is not None:
+        res["kernel"]["image"] = str(custom)
     res["packages"] = [p.key for p in kept]
     res["packages_left_out"] = sorted(p.name for p in closure if p not in kept)
     res["optional_missing"] = missing_optional
     log.info("kernel %s (%s), %d packages", kernel.release, kernel.image.version, len(kept))
 
-    _start_vmlinux_fetch(apt, kernel, cache, t, dbg)
+    if custom is None:
+        _start_vmlinux_fetch(apt, kernel, cache, t, dbg)
+    else:
+        dbg["path"] = opts.vmlinux
 
     with t.step("download"):
-        debs = apt.download([kernel.image, *kept],
+        debs = apt.download([kernel.image, *kept] if custom is None else kept,
                             cache / "debs" / f"{opts.suite.name}-{opts.arch.debian}")
     with t.step("extract"):
-        kernel_dir = extract(debs[kernel.image], kernel.image, cache)
+        kernel_dir = extract(debs[kernel.image], kernel.image, cache) if custom is None else None
         extracted = {p: extract(debs[p], p, cache) for p in kept}
     with t.step("initramfs-base"):
         base = initramfs.build_base(cache, opts.arch, opts.suite.name, extracted, kernel,
@@ -180,6 +194,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
             "results": Entry("dir"),
             **wheel.guest_files(project),
         }
+        if opts.check_script is not None:
+            files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
+                                                      data=opts.check_script.read_bytes())
         overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
         initrd = work / f"initrd.img-{kernel.release}"
         initramfs.concatenate([base, overlay], initrd)
@@ -195,13 +212,15 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     log.info("initramfs %.1f MiB (%.1f MiB unpacked)", initrd.stat().st_size / 2**20,
              (base.uncompressed + overlay.uncompressed) / 2**20)
 
-    vmlinuz = kernel_dir / "boot" / f"vmlinuz-{kernel.release}"
+    vmlinuz = (kernel_dir / "boot" / f"vmlinuz-{kernel.release}" if kernel_dir is not None
+               else custom)
+    assert vmlinuz is not None
     with t.step("disk"):
         image = work / "disk.img"
         content = work / "disk-root"
         (content / "boot").mkdir(parents=True)
         (content / "dumps").mkdir()
-        shutil.copy(vmlinuz, content / "boot" / vmlinuz.name)
+        shutil.copy(vmlinuz, content / "boot" / f"vmlinuz-{kernel.release}")
         shutil.copy(initrd, content / "boot" / initrd.name)
         disk.make(image, content, _disk_mib(opts))
         shutil.rmtree(content)
@@ -234,8 +253,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["failed_stage"] = None
 
     with t.step("vmlinux-wait"):
-        thread = dbg["thread"]
-        thread.join()
+        thread = dbg.get("thread")
+        if isinstance(thread, threading.Thread):
+            thread.join()
     if "error" in dbg:
         res["failed_stage"] = "analysis"
         raise dbg["error"]
@@ -249,6 +269,17 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["analyser"] = analyser
     log.info("dump saved and analysed: %s", opts.out / "report.json")
     return EXIT_OK
+
+
+def custom_kernel(image: Path, arch: Arch) -> Kernel:
+    """A --kernel-image as a Kernel: its release from the banner in the (uncompressed) Image."""
+    data = image.read_bytes()
+    m = re.search(rb"Linux version (\S+) \(", data)
+    if m is None:
+        raise HarnessError(f"{image} has no 'Linux version' banner: not an uncompressed kernel")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return Kernel(image=Package("custom-kernel", digest, arch.debian),
+                  release=m.group(1).decode())
 
 
 def _start_vmlinux_fetch(apt: AptState, kernel: Kernel, cache: Path, t: Timings,
@@ -277,6 +308,9 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str]) -> dict[str, s
         "MODULES": " ".join(modules),
         "KEXEC_TOOLS_ARGS": " ".join(opts.arch.kexec_tools_args),
         "KDUMPCTL_PY": "kdumpctl-py --debug",
+        "DTB_MARKER": opts.dtb_marker or "",
+        "START_ARGS": "--dtb /tmp/capture.dtb" if opts.dtb_marker else "",
+        "CHECK_SCRIPT": "/etc/kdumpctl-vm/check.py" if opts.check_script else "",
         "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
         else "",
     }

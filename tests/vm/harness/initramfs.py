@@ -65,13 +65,16 @@ def build_base(
     suite: str,
     packages: dict[Package, Path],
     kernel: Kernel,
-    kernel_dir: Path,
+    kernel_dir: Path | None,
 ) -> Archive:
-    """The package part of the initramfs, cached by package versions and builder code."""
+    """The package part of the initramfs, cached by package versions and builder code.
+
+    Without kernel_dir (a --kernel-image with everything built in) it holds no modules.
+    """
     key_data = {
         "packages": sorted(p.key + ":" + p.arch for p in packages),
-        "kernel": kernel.image.key,
-        "modules": list(arch.virtio_modules),
+        "kernel": kernel.image.key if kernel_dir is not None else None,
+        "modules": list(arch.virtio_modules) if kernel_dir is not None else [],
         "builder": _builder_digest(),
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
@@ -85,14 +88,18 @@ def build_base(
     for _pkg, pkg_dir in sorted(packages.items()):
         tree.add_package(pkg_dir)
     tree.alternatives(arch.triplet)
-    modules, builtins = guestroot.kernel_modules(kernel_dir, kernel.release, arch.virtio_modules)
-    for _name, guest_path, data in modules:
-        tree.add(guest_path, Entry("file", perm=0o644, data=data))
-    for extra in ("modules.builtin", "modules.order"):
-        src = guestroot.module_root(kernel_dir, kernel.release) / extra
-        if src.exists():
-            tree.add(f"usr/lib/modules/{kernel.release}/{extra}", Entry("file", source=src,
-                                                                         perm=0o644))
+    modules: list[tuple[str, str, bytes]] = []
+    builtins: list[str] = []
+    if kernel_dir is not None:
+        modules, builtins = guestroot.kernel_modules(kernel_dir, kernel.release,
+                                                     arch.virtio_modules)
+        for _name, guest_path, data in modules:
+            tree.add(guest_path, Entry("file", perm=0o644, data=data))
+        for extra in ("modules.builtin", "modules.order"):
+            src = guestroot.module_root(kernel_dir, kernel.release) / extra
+            if src.exists():
+                tree.add(f"usr/lib/modules/{kernel.release}/{extra}",
+                         Entry("file", source=src, perm=0o644))
     tree.add_skeleton()
     problems = tree.check_libraries(arch.triplet)
     if problems:

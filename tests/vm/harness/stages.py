@@ -46,7 +46,8 @@ _MOUNTS = (
     "grep -i 'crash kernel' /proc/iomem; true"
 )
 _MODULES = (
-    'for m in $MODULES; do insmod "$m" || exit 1; done; cat /proc/modules'
+    'for m in $MODULES; do insmod "$m" || exit 1; done; '
+    "[ ! -e /proc/modules ] || cat /proc/modules"  # a --kernel-image may lack CONFIG_MODULES
 )
 _DISK = (
     "i=0; while [ ! -b /dev/vda ]; do i=$((i+1)); [ $i -gt 60 ] && exit 1; sleep 1; done; "
@@ -60,6 +61,15 @@ _COPY_VMCORE = (
 # The crashing task names itself so the dump can be checked for it (drgn's vmtest
 # does the same). The shell's builtins write both files from the one process.
 _CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
+# --dtb-marker: the boot DTB plus /chosen/kdumpctl-py,marker, for `kdumpctl-py start --dtb`.
+_MARKER_DTB = (
+    '[ -z "$DTB_MARKER" ] || python3 -c \''
+    'import sys, libfdt; src, dst, value = sys.argv[1:]; '
+    'fdt = libfdt.Fdt(open(src, "rb").read()); fdt.resize(fdt.totalsize() + 4096); '
+    'fdt.setprop_str(fdt.path_offset("/chosen"), "kdumpctl-py,marker", value); fdt.pack(); '
+    'open(dst, "wb").write(fdt.as_bytearray())'
+    '\' /sys/firmware/fdt /tmp/capture.dtb "$DTB_MARKER"'
+)
 
 STAGES: tuple[Stage, ...] = (
     Stage("boot", FIRST, True, 300, {"sh": _MOUNTS},
@@ -70,11 +80,16 @@ STAGES: tuple[Stage, ...] = (
           {"kdumpctl-py": "$KDUMPCTL_PY status --json > /mnt/status.json"}),
     Stage("snapshot", FIRST, False, 600,
           {"kdumpctl-py": "$KDUMPCTL_PY snapshot /mnt/snapshot.tar.gz"}),
+    Stage("check", FIRST, False, 300,
+          {"sh": '[ -z "$CHECK_SCRIPT" ] || python3 "$CHECK_SCRIPT" "$KERNEL" "$INITRD"'},
+          notes="--check-script, before anything is loaded"),
+    Stage("dtb", FIRST, True, 120, {"sh": _MARKER_DTB}),
     Stage("load", FIRST, True, 600,
           {
               "kexec-tools": 'kexec -p $KEXEC_TOOLS_ARGS "$KERNEL" --initrd="$INITRD" '
                              '--append="$CAPTURE_APPEND"',
-              "kdumpctl-py": '$KDUMPCTL_PY start --kernel "$KERNEL" --initrd "$INITRD"',
+              "kdumpctl-py": '$KDUMPCTL_PY start --kernel "$KERNEL" --initrd "$INITRD" '
+                             "$START_ARGS",
           },
           default="auto", needs_subcommand="start"),
     Stage("loaded", FIRST, True, 60,
@@ -87,6 +102,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("capture-boot", CAPTURE, True, 600, {"sh": _MOUNTS}),
     Stage("capture-modules", CAPTURE, True, 120, {"sh": _MODULES}),
     Stage("capture-disk", CAPTURE, True, 120, {"sh": _DISK}),
+    Stage("capture-dt", CAPTURE, False, 60,
+          {"sh": '[ -z "$DTB_MARKER" ] || cat /proc/device-tree/chosen/kdumpctl-py,marker'}),
     Stage("save", CAPTURE, True, 1800,
           {
               "copy": _COPY_VMCORE,
