@@ -55,7 +55,21 @@ def run_load(args: argparse.Namespace) -> int:
         print(describe(plan))
         return 0
     carry_out(view, plan, replace=args.verb in ("restart", "reload"))
+    if args.verb == "start":
+        show_last_test(view)
     return 0
+
+
+def show_last_test(view: Any) -> None:
+    """As Fedora's kdumpctl start: say what became of the last `kdumpctl-py test`."""
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.service.target import first_kernel_dump_dir
+    from kdumpctl_py.service.testid import last_test
+
+    cfg = read_config(view)
+    line = last_test(view, first_kernel_dump_dir(cfg, view))
+    if line:
+        print(f"last test: {line}")
 
 
 def plan_capture_load(view: Any, args: argparse.Namespace | None = None,

@@ -120,3 +120,21 @@ def test_test_asks_first(fake_test_run: list[tuple[str, Any]], tmp_path: Path,
     assert [c[0] for c in fake_test_run] == ["plan"]  # nothing loaded, nothing crashed
     assert not (tmp_path / "test.json").exists()
     assert "test cancelled; nothing changed" in capsys.readouterr().out
+
+
+def test_start_shows_the_last_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import kdumpctl_py.cli as cli
+    import kdumpctl_py.cli.load as load_mod
+
+    root = snapshot(tmp_path)
+    testid.record("T5", "/var/crash", root=str(root))
+    view = SystemView(root)
+    view.live = True  # as if this were the machine: start goes on to load
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    monkeypatch.setattr(cli, "open_view", lambda args: view)
+    monkeypatch.setattr(load_mod, "plan_capture_load", lambda view, args=None: "PLAN")
+    monkeypatch.setattr(load_mod, "carry_out", lambda view, plan, replace: None)
+    monkeypatch.setattr(SystemView, "kexec_crash_loaded", False, raising=False)
+    assert main(["start"]) == 0
+    assert "last test: T5: no result in /var/crash" in capsys.readouterr().out
