@@ -1,0 +1,89 @@
+"""Run in an arm64 guest before the capture kernel is loaded (crash-cycle --check-script).
+
+Usage: guest_abi.py KERNEL INITRD
+
+Calls kexec_file_load with KEXEC_FILE_FDSET in every way the kernel must refuse and
+prints one JSON object: each case's errno name (or "ok"), and whether a capture
+kernel was loaded afterwards (it must not be: every refusal changes nothing).
+A kernel with the series answers as tests/kernel/test_cycle.py expects; a kernel
+without it answers EINVAL to all. Standard library only: it runs on Debian's Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import sys
+
+NR_KEXEC_FILE_LOAD = 294  # arm64 (asm-generic)
+UNLOAD, ON_CRASH, NO_INITRAMFS, FDSET = 0x1, 0x2, 0x4, 0x40
+KERNEL, INITRD, DTB = 0, 1, 2
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+def fdset(entries: list[tuple[int, int]]) -> ctypes.Array[ctypes.c_uint32]:
+    """struct kexec_fdset as 32-bit words: nr_fd, then (type, fd) pairs."""
+    words = [len(entries)]
+    for kind, fd in entries:
+        words += [kind, fd & 0xFFFFFFFF]
+    return (ctypes.c_uint32 * len(words))(*words)
+
+
+def call(kernel_fd: int, initrd_fd: int, flags: int, fds: object) -> str:
+    cmdline = b"console=ttyAMA0\0"
+    ret = libc.syscall(ctypes.c_long(NR_KEXEC_FILE_LOAD), ctypes.c_long(kernel_fd),
+                       ctypes.c_long(initrd_fd), ctypes.c_long(len(cmdline)),
+                       ctypes.c_char_p(cmdline), ctypes.c_long(flags),
+                       ctypes.c_void_p(None if fds is None else ctypes.addressof(fds)))
+    if ret == 0:  # a bug: unload what was loaded so the cycle goes on as before
+        libc.syscall(ctypes.c_long(NR_KEXEC_FILE_LOAD), ctypes.c_long(-1), ctypes.c_long(-1),
+                     ctypes.c_long(0), None, ctypes.c_long(UNLOAD | ON_CRASH), None)
+        return "ok"
+    return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+
+
+def memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    return fd
+
+
+def main() -> int:
+    kernel = os.open(sys.argv[1], os.O_RDONLY)
+    initrd = os.open(sys.argv[2], os.O_RDONLY)
+    with open("/sys/firmware/fdt", "rb") as f:
+        fdt = f.read()
+    junk = memfd("junk-dtb", b"\xd0\x0d\xfe\xed" + b"\xff" * 60)
+    big = memfd("big-dtb", fdt + b"\0" * (3 << 20))
+    truncated = memfd("truncated-dtb", fdt[: len(fdt) // 2])
+    k, i = (KERNEL, kernel), (INITRD, initrd)
+    crash = ON_CRASH | FDSET
+    cases = {
+        "null set (the probe)": call(-1, -1, FDSET, None),
+        "more than 8 entries": call(-1, -1, crash, fdset([k, i] + [(DTB, junk)] * 7)),
+        "unknown type": call(-1, -1, crash, fdset([k, (3, initrd)])),
+        "kernel twice": call(-1, -1, crash, fdset([k, i, (KERNEL, kernel)])),
+        "no kernel": call(-1, -1, crash, fdset([i])),
+        "kernel_fd argument": call(kernel, -1, crash, fdset([k])),
+        "initrd_fd argument": call(-1, initrd, crash, fdset([k])),
+        "with unload": call(-1, -1, UNLOAD | crash, fdset([k])),
+        "no-initramfs with an initrd": call(-1, -1, NO_INITRAMFS | crash, fdset([k, i])),
+        "negative fd": call(-1, -1, crash, fdset([k, (DTB, -5)])),
+        "closed fd": call(-1, -1, crash, fdset([k, (DTB, 1000)])),
+        "dtb not an fdt": call(-1, -1, crash, fdset([k, i, (DTB, junk)])),
+        "dtb over 2 MiB": call(-1, -1, crash, fdset([k, i, (DTB, big)])),
+        "dtb shorter than its totalsize": call(-1, -1, crash, fdset([k, i, (DTB, truncated)])),
+    }
+    with open("/sys/kernel/kexec_crash_loaded") as f:
+        loaded = f.read().strip() == "1"
+    json.dump({"cases": cases, "crash_loaded_after": loaded}, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
