@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="VM tier: run with --vm")
     for item in items:
-        if "vm" in item.keywords:
+        if item.get_closest_marker("vm"):  # the marker, not the tests/vm directory's name
             item.add_marker(skip)
 
 
