@@ -197,23 +197,31 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
     zeros = zero_pages(data, ps)
     readable = np.ones(count, dtype=bool)
     readable[[b - pfn for b in bad]] = False
-    descs = np.zeros(int(readable.sum()), dtype=PAGE_DESC_DTYPE)
+    offsets: list[int] = []
+    sizes: list[int] = []
+    flags: list[int] = []
     parts: list[bytes] = []
     pos = 0
     view = memoryview(data)
-    for d, i in enumerate(np.flatnonzero(readable)):
+    for i in np.flatnonzero(readable).tolist():
         if zero_shared and zeros[i]:
-            descs[d]["offset"] = -1  # the writer points it at the shared zero page
+            offsets.append(-1)  # the writer points it at the shared zero page
+            sizes.append(0)
+            flags.append(0)
             continue
         page = view[i * ps:(i + 1) * ps]
         out = compressor(page) if compressor else b""
         if compressor and len(out) < ps:
-            descs[d] = (pos, len(out), flag, 0)
+            flags.append(flag)
         else:
             out = bytes(page)
-            descs[d] = (pos, ps, 0, 0)
+            flags.append(0)
+        offsets.append(pos)
+        sizes.append(len(out))
         parts.append(out)
         pos += len(out)
+    descs = np.zeros(len(offsets), dtype=PAGE_DESC_DTYPE)
+    descs["offset"], descs["size"], descs["flags"] = offsets, sizes, flags
     return _Chunk(pfn, count, descs, b"".join(parts), int(zeros[readable].sum()), bad)
 
 
