@@ -95,3 +95,23 @@ def test_zlib_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle],
                          SaveOptions(31, "zlib", progress=False))
     ours = Path(result.directory or "") / "vmcore"
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("arch,method", [("x86_64", "file"), ("arm64", "classic")])
+def test_status_after_start_and_harmless_probes(cycles: Callable[..., Cycle], arch: str,
+                                                method: str) -> None:
+    """After `start` kdump is operational (exit 0); the extended probe says missing on these
+    kernels and probing (status runs all three probes) leaves the loaded kernel alone."""
+    import json
+
+    c = cycles("--arch", arch)
+    assert_good_dump(c)
+    before = json.loads((c.out / "status.json").read_text())
+    results = c.out / "results" / "first"
+    after = json.loads((results / "status-loaded.out").read_text())
+    assert (results / "status-loaded.rc").read_text().strip() == "0"
+    assert before["operational"] is False and before["loaded"] is False
+    assert after["operational"] is True and after["loaded"] is True and after["reason"] is None
+    assert before["load_paths"] == after["load_paths"]
+    assert after["load_paths"]["extended"] == "missing" and after["method"] == method

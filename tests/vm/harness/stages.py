@@ -95,6 +95,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("loaded", FIRST, True, 60,
           {"sh": "cat /sys/kernel/kexec_crash_loaded; "
                  "[ \"$(cat /sys/kernel/kexec_crash_loaded)\" = 1 ]"}),
+    Stage("status-loaded", FIRST, False, 600,
+          {"kdumpctl-py": "$KDUMPCTL_PY status --json"},
+          notes="kdump operational now; the probes left the loaded kernel alone"),
     Stage("sync", FIRST, True, 120,
           {"sh": "persist && sync && mount -o remount,ro /mnt"}),
     Stage("crash", FIRST, True, 120, {"sh": _CRASH},
