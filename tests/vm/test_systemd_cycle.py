@@ -41,6 +41,8 @@ def test_systemd_cycle(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert st["last_test"] and ": dump created, /var/crash/" + dump["name"] in st["last_test"]
     test_id = st["last_test"].split(":", 1)[0]
     assert f"{dump['name']}/kdumpctl-py-test-{test_id}.status" in res.dumps
+    # kdumpctl-py.service's start said so at the second boot too, as Fedora's does.
+    assert f"last test: {test_id}: dump created" in res.console
     dmesg = (out / "crash" / dump["name"] / "vmcore-dmesg.txt").read_text()
     assert "sysrq triggered crash" in dmesg
     console = res.console
