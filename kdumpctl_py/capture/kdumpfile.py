@@ -167,12 +167,19 @@ class KdumpWriter:
     the end, so a dump cut short (full disk, SIGTERM) is still readable and
     says it is incomplete; `finish(..., written)` also clears the 2nd-bitmap
     bits of pages that never got their data.
+
+    A flattened stream (`optimistic`) is written the other way round, as
+    makedumpfile -F does: the header says complete from the start and is
+    repeated only when the dump ends incomplete (a stream cut off has no end
+    record anyway). crash picks either record of an offset written twice, so a
+    complete stream must hold each offset once.
     """
 
     def __init__(self, sink: Any, header: DiskDumpHeader, sub: SubHeader, notes: bytes,
                  bitmap1: npt.NDArray[np.bool_], bitmap2: npt.NDArray[np.bool_],
-                 zero_page: bool) -> None:
+                 zero_page: bool, optimistic: bool = False) -> None:
         bs = header.block_size
+        self.optimistic = optimistic
         self.sink, self.header, self.block_size = sink, header, bs
         self.bitmap1, self.bitmap2 = bitmap1, bitmap2
         self.notes = notes
@@ -187,9 +194,9 @@ class KdumpWriter:
             self.data_offset += bs
 
     def begin(self) -> None:
-        incomplete = replace(self.header, status=self.header.status
-                             | DUMP_DH_COMPRESSED_INCOMPLETE)
-        self.sink.write_at(0, incomplete.pack())
+        first = self.header if self.optimistic else replace(
+            self.header, status=self.header.status | DUMP_DH_COMPRESSED_INCOMPLETE)
+        self.sink.write_at(0, first.pack())
         self.sink.write_at(self.block_size, self.sub.pack())
         if self.notes:
             self.sink.write_at(self.sub.offset_note, self.notes)
@@ -217,6 +224,8 @@ class KdumpWriter:
         if written is not None:
             self.bitmap2 = self.bitmap2 & written
             self._write_bitmaps()
+        if complete and self.optimistic:
+            return
         status = self.header.status | (0 if complete else DUMP_DH_COMPRESSED_INCOMPLETE)
         self.sink.write_at(0, replace(self.header, status=status).pack())
 

@@ -320,7 +320,8 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                          | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
             sink = FlatSink(os.fdopen(fd, "wb"), owned=True) if options.flat else FileSink(fd)
         if kdump is not None:
-            writer: KdumpWriter | ElfWriter = KdumpWriter(sink, *kdump[0])
+            writer: KdumpWriter | ElfWriter = KdumpWriter(
+                sink, *kdump[0], optimistic=isinstance(sink, FlatSink))
         else:
             writer = elf = ElfWriter(sink, v.core.machine, notes, runs)
         restore = _host_signals()

@@ -81,16 +81,19 @@ def test_flat_stream_rebuilds_to_the_same_file(tmp_path: Path) -> None:
     raw = stream.read_bytes()
     assert raw[:12] == b"makedumpfile"
     rebuilt = bytearray()
+    offsets: list[int] = []
     pos = 4096
     while pos < len(raw):
         off, size = (int.from_bytes(raw[pos + i:pos + i + 8], "big", signed=True) for i in (0, 8))
         pos += 16
         if off == -1:
             break
+        offsets.append(off)
         rebuilt.extend(bytes(max(0, off + size - len(rebuilt))))
         rebuilt[off:off + size] = raw[pos:pos + size]
         pos += size
     assert off == -1 and pos == len(raw)
+    assert len(offsets) == len(set(offsets))  # crash picks either record of a repeated offset
     assert bytes(rebuilt) == (Path(plain.directory or "") / "vmcore").read_bytes()
 
 
