@@ -52,6 +52,8 @@ class FlatSink:
         stream.write(header.ljust(FLAT_HEADER_SIZE, b"\0"))
 
     def write_at(self, offset: int, data: bytes | memoryview) -> None:
+        if not len(data):
+            return  # libkdumpfile refuses empty records
         self.stream.write(FLAT_RECORD.pack(offset, len(data)))
         self.stream.write(data)
         self.size += FLAT_RECORD.size + len(data)

@@ -89,6 +89,7 @@ def test_flat_stream_rebuilds_to_the_same_file(tmp_path: Path) -> None:
         if off == -1:
             break
         offsets.append(off)
+        assert size > 0  # libkdumpfile refuses empty records
         rebuilt.extend(bytes(max(0, off + size - len(rebuilt))))
         rebuilt[off:off + size] = raw[pos:pos + size]
         pos += size
