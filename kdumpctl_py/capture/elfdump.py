@@ -1,11 +1,14 @@
 """Write a filtered dump as an ELF core, for tools that read only ELF.
 
-Like makedumpfile -E: one PT_NOTE with the vmcore's notes, then for every
-PT_LOAD of the input one PT_LOAD per run of kept pages inside it (the kernel
-text segment repeats RAM, so its pages are written twice, as in /proc/vmcore).
-ELF cannot mark a page as zero, so with dump level bit 1 the zero pages are
-found in a first pass and left out. An incomplete dump has e_flags bit 0 set
-(makedumpfile's convention) and PT_LOADs that cover only what was written.
+Laid out as makedumpfile -E lays it out (write_elf_pages_cyclic): one PT_NOTE
+with the vmcore's notes, then each input PT_LOAD split where 256 or more
+excluded pages follow each other; such a gap becomes the p_memsz > p_filesz
+tail of the segment before it, so it reads as zeros, and shorter gaps are
+written as they are. Excluded memory therefore reads as zeros, never as
+missing: crash needs that for zero pages in the kernel's bss. With dump level
+bit 1 the zero pages are found in a first pass and excluded too. An
+incomplete dump has e_flags bit 0 set (makedumpfile's convention) and
+PT_LOADs that cover only what was written.
 """
 
 from __future__ import annotations
@@ -24,32 +27,75 @@ PT_LOAD, PT_NOTE, PF_RWX = 1, 4, 7
 ELF_INCOMPLETE = 1
 
 
+PFN_EXCLUDED = 256  # makedumpfile: shorter runs of excluded pages are written anyway
+
+
 @dataclass(frozen=True)
 class Run:
-    """One output PT_LOAD: input file offset, physical and virtual address, size."""
+    """One output PT_LOAD: where its data starts in the input, its addresses and sizes."""
 
     src: int
     paddr: int
     vaddr: int
-    size: int
+    filesz: int
+    memsz: int
+
+
+def _page_runs(mask: npt.NDArray[np.bool_]) -> list[tuple[bool, int]]:
+    """(value, length) of the runs of equal values in `mask`."""
+    if not len(mask):
+        return []
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    starts = np.concatenate(([0], edges))
+    lengths = np.diff(np.concatenate((starts, [len(mask)])))
+    return [(bool(mask[i]), int(n)) for i, n in zip(starts, lengths, strict=True)]
 
 
 def plan_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[Run]:
     ps = v.page_size
     runs: list[Run] = []
     for seg in v.core.loads:
-        lo, hi = seg.paddr, seg.paddr + seg.filesz
-        first, last = lo // ps, -(-hi // ps)
-        sel = keep[first:min(last, len(keep))]
-        idx = np.flatnonzero(sel)
-        if not len(idx):
+        if seg.paddr % ps or seg.filesz % ps or seg.filesz != seg.memsz:
+            if seg.filesz:  # not page-shaped: keep it whole
+                runs.append(Run(seg.offset, seg.paddr, seg.vaddr, seg.filesz, seg.memsz))
             continue
-        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-        for part in np.split(idx, breaks):
-            start = max((first + int(part[0])) * ps, lo)
-            end = min((first + int(part[-1]) + 1) * ps, hi)
-            runs.append(Run(seg.offset + start - lo, start, seg.vaddr + start - lo, end - start))
+        first = seg.paddr // ps
+        mask = np.zeros(seg.filesz // ps, dtype=bool)
+        inside = keep[first:first + len(mask)]
+        mask[:len(inside)] = inside
+        start, memsz, filesz, excluded = seg.paddr, 0, 0, 0
+        for kept, n in _page_runs(mask):
+            if not kept:
+                excluded += n
+                memsz += n * ps
+                continue
+            if excluded >= PFN_EXCLUDED:  # a long gap closes the segment as its tail
+                runs.append(Run(seg.offset + start - seg.paddr, start,
+                                seg.vaddr + start - seg.paddr, filesz, memsz))
+                start += memsz
+                memsz = filesz = 0
+            elif excluded:
+                filesz += excluded * ps
+            excluded = 0
+            memsz += n * ps
+            filesz += n * ps
+        runs.append(Run(seg.offset + start - seg.paddr, start, seg.vaddr + start - seg.paddr,
+                        filesz, memsz))
     return runs
+
+
+def kept_page_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[tuple[int, int, int]]:
+    """(input file offset, first pfn, page count) of each run of kept whole pages."""
+    ps = v.page_size
+    out = []
+    for seg in v.core.loads:
+        first, last = -(-seg.paddr // ps), (seg.paddr + seg.filesz) // ps
+        pos = first
+        for kept, n in _page_runs(keep[first:max(first, min(last, len(keep)))]):
+            if kept:
+                out.append((seg.offset + pos * ps - seg.paddr, pos, n))
+            pos += n
+    return out
 
 
 class ElfWriter:
@@ -61,14 +107,15 @@ class ElfWriter:
         self.offsets = []
         for r in runs:
             self.offsets.append(offset)
-            offset += r.size
+            offset += r.filesz
         self.written = [0] * len(runs)
 
     def _headers(self, incomplete: bool) -> bytes:
         segs = [Segment(PT_NOTE, self.note_offset, 0, 0, len(self.notes), len(self.notes))]
         for r, off, done in zip(self.runs, self.offsets, self.written, strict=True):
-            size = done if incomplete else r.size
-            segs.append(Segment(PT_LOAD, off, r.vaddr, r.paddr, size, size, PF_RWX))
+            filesz, memsz = (done, done) if incomplete else (r.filesz, r.memsz)
+            segs.append(Segment(PT_LOAD, off if filesz else 0, r.vaddr, r.paddr, filesz, memsz,
+                                PF_RWX))
         return pack_core(self.machine, segs, ELF_INCOMPLETE if incomplete else 0)
 
     def begin(self) -> None:
@@ -90,15 +137,10 @@ def without_zero_pages(v: Vmcore, keep: npt.NDArray[np.bool_], chunk: int) -> tu
     ps = v.page_size
     out = keep.copy()
     zeros = 0
-    for r in plan_runs(v, keep):
-        for at in range(0, r.size, chunk * ps):
-            n = min(chunk * ps, r.size - at)
-            data = v.pread(n, r.src + at)
-            if len(data) % ps or r.paddr % ps:
-                continue  # partial pages at segment edges are kept as they are
-            z = zero_pages(data, ps)
-            first = (r.paddr + at) // ps
-            out[first:first + len(z)] &= ~z
+    for src, pfn, count in kept_page_runs(v, keep):
+        for at in range(0, count, chunk):
+            n = min(chunk, count - at)
+            z = zero_pages(v.pread(n * ps, src + at * ps), ps)
+            out[pfn + at:pfn + at + len(z)] &= ~z
             zeros += int(z.sum())
     return out, zeros
-

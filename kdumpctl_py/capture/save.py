@@ -302,7 +302,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             need = kdump[1]
         else:
             runs = plan_runs(v, keep)
-            need = sum(r.size for r in runs) + len(notes) + 4096
+            need = sum(r.filesz for r in runs) + len(notes) + 4096
         dir_fd = -1
         if stream is not None:
             sink: Sink = FlatSink(stream)
@@ -373,9 +373,13 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         return result
 
 
+_KdumpArgs = tuple[DiskDumpHeader, SubHeader, bytes, npt.NDArray[np.bool_],
+                   npt.NDArray[np.bool_], bool]
+
+
 def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_],
                   notes: bytes, vi_off: int, vi_size: int, comp: Codec | None,
-                  options: SaveOptions) -> tuple[tuple[Any, ...], int]:
+                  options: SaveOptions) -> tuple[_KdumpArgs, int]:
     """KdumpWriter arguments, and the bytes of everything but the page data."""
     ps = v.page_size
     nr = len(present)
@@ -393,12 +397,12 @@ def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[n
 
 def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResult) -> None:
     ps = v.page_size
-    total = sum(r.size for r in elf.runs)
+    total = sum(r.filesz for r in elf.runs)
     progress = _Progress(total // ps, ps, options.progress)
     done = 0
     for i, r in enumerate(elf.runs):
-        for at in range(0, r.size, CHUNK_PAGES * ps):
-            n = min(CHUNK_PAGES * ps, r.size - at)
+        for at in range(0, r.filesz, CHUNK_PAGES * ps):
+            n = min(CHUNK_PAGES * ps, r.filesz - at)
             data, bad = _read_pages(v, r.src + at, -(-n // ps), (r.paddr + at) // ps)
             result.unreadable.extend(bad)
             elf.add(i, at, data[:n])

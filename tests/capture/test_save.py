@@ -189,9 +189,5 @@ def test_elf_format_reads_back(tmp_path: Path, level: int) -> None:
     out = Path(result.directory or "") / "vmcore"
     with Vmcore(str(out)) as v:
         assert v.core.machine == 62 and v.vmcoreinfo.osrelease == "6.1.0-test"
-        for pfn, data in want.items():
-            if level & 1 and not any(data):
-                with pytest.raises(KdumpError):
-                    v.read_phys(pfn * PAGE, PAGE)
-            else:
-                assert v.read_phys(pfn * PAGE, PAGE) == data
+        for pfn, data in want.items():  # excluded zero pages still read as zeros
+            assert v.read_phys(pfn * PAGE, PAGE) == data

@@ -8,7 +8,8 @@
   purgatory (kexec_load), its /proc/vmcore reads end to end (copied whole), and
   its PT_LOADs are ours.
 - makedumpfile: on the x86_64 reference vmcore, at each dump level, our bitmaps
-  equal makedumpfile's, and with zlib the whole file is the same bytes.
+  equal makedumpfile's, and the zlib kdump-compressed and the ELF dumps are its
+  bytes; drgn and crash open every output format.
 """
 
 from __future__ import annotations
@@ -85,16 +86,17 @@ def test_bitmaps_equal_makedumpfiles(cycles: Callable[..., Cycle], tmp_path: Pat
 
 
 @pytest.mark.vm
-def test_zlib_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle],
-                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("ours,theirs", [(SaveOptions(31, "zlib", progress=False), ["-c"]),
+                                         (SaveOptions(31, format="elf", progress=False), ["-E"])],
+                         ids=["kdump-zlib", "elf"])
+def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_path: Path,
+                                          ours: SaveOptions, theirs: list[str]) -> None:
     vmcore = vmcore_of(cycles(*REFERENCE_X86))
-    theirs = tmp_path / "mdf.kdump"
-    subprocess.run(["makedumpfile", "-c", "-d", "31", str(vmcore), str(theirs)], check=True,
+    mdf = tmp_path / "mdf"
+    subprocess.run(["makedumpfile", *theirs, "-d", "31", str(vmcore), str(mdf)], check=True,
                    capture_output=True)
-    result = save_vmcore(str(vmcore), str(tmp_path / "ours"),
-                         SaveOptions(31, "zlib", progress=False))
-    ours = Path(result.directory or "") / "vmcore"
-    assert ours.read_bytes() == theirs.read_bytes()
+    result = save_vmcore(str(vmcore), str(tmp_path / "ours"), ours)
+    assert (Path(result.directory or "") / "vmcore").read_bytes() == mdf.read_bytes()
 
 
 @pytest.mark.vm
@@ -115,3 +117,43 @@ def test_status_after_start_and_harmless_probes(cycles: Callable[..., Cycle], ar
     assert after["operational"] is True and after["loaded"] is True and after["reason"] is None
     assert before["load_paths"] == after["load_paths"]
     assert after["load_paths"]["extended"] == "missing" and after["method"] == method
+
+
+FORMATS = {  # save options -> output name
+    "kdump-zlib": (SaveOptions(31, "zlib", progress=False), "vmcore"),
+    "kdump-zstd": (SaveOptions(31, "zstd", progress=False), "vmcore"),
+    "kdump-none": (SaveOptions(31, "none", progress=False), "vmcore"),
+    "elf": (SaveOptions(31, format="elf", progress=False), "vmcore"),
+    "flat": (SaveOptions(31, "zlib", flat=True, progress=False), "vmcore.flat"),
+}
+
+
+@pytest.fixture(scope="module")
+def reference_vmlinux(cycles: Callable[..., Cycle]) -> Path:
+    c = cycles(*REFERENCE_X86)
+    path = Path(c.report["vmlinux"])
+    assert path.exists()
+    return path
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_drgn_and_crash_open_every_format(cycles: Callable[..., Cycle], tmp_path: Path,
+                                          reference_vmlinux: Path, fmt: str) -> None:
+    import shutil
+
+    import drgn
+
+    options, name = FORMATS[fmt]
+    result = save_vmcore(str(vmcore_of(cycles(*REFERENCE_X86))), str(tmp_path), options)
+    dump = Path(result.directory or "") / name
+    prog = drgn.Program()
+    prog.set_core_dump(str(dump))
+    prog.load_debug_info([str(reference_vmlinux)])
+    assert prog.crashed_thread().object.comm.string_() == b"kdumpcrasher"
+    if shutil.which("crash") is None:
+        pytest.skip("crash is not installed")
+    out = subprocess.run(["crash", "-s", str(reference_vmlinux), str(dump)], input="sys\nquit\n",
+                         capture_output=True, text=True, timeout=600)
+    assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in out.stdout, out.stderr
+    assert "read error" not in out.stdout + out.stderr
