@@ -28,7 +28,9 @@ DUMP_DH_COMPRESSED_SNAPPY = 0x4
 DUMP_DH_COMPRESSED_ZSTD = 0x20
 
 CODECS = ("zstd", "zlib", "lzo", "none")
-Compressor = Callable[[bytes | memoryview], bytes]
+# compress(data, offset, size): the page data[offset:offset+size] compressed, or None
+# when that is not smaller than the page (it is then stored raw).
+Compressor = Callable[[bytes, int, int], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -66,37 +68,45 @@ def _load_libz() -> ctypes.CDLL | None:
 
 
 class _Deflater:
-    """One reusable deflate stream at level 1; a page that does not shrink returns it whole."""
+    """One reusable deflate stream at level 1, fed straight from the chunk's buffer.
+
+    Per page only deflateReset and deflate run (both without the GIL), on a
+    pointer into the chunk: no copy, no new stream.
+    """
 
     def __init__(self, libz: ctypes.CDLL, limit: int = 1 << 16) -> None:
-        self.z, self.stream = libz, _ZStream()
+        self.stream = _ZStream()
+        self.ref = ctypes.byref(self.stream)
         self.out = ctypes.create_string_buffer(limit)
+        self.out_addr = ctypes.addressof(self.out)
         self.limit = limit
-        if libz.deflateInit_(ctypes.byref(self.stream), 1, libz.zlibVersion(),
-                             ctypes.sizeof(self.stream)) != 0:
+        self.reset, self.deflate, self.end = libz.deflateReset, libz.deflate, libz.deflateEnd
+        self.base: tuple[int, int] = (0, 0)  # (id of the chunk, its address)
+        if libz.deflateInit_(self.ref, 1, libz.zlibVersion(), ctypes.sizeof(self.stream)) != 0:
             raise MemoryError("deflateInit failed")
 
-    def __call__(self, page: bytes | memoryview) -> bytes:
-        data = bytes(page)
-        src = ctypes.c_char_p(data)
+    def __call__(self, data: bytes, offset: int, size: int) -> bytes | None:
+        if self.base[0] != id(data):
+            self.keep = data  # the address stays valid while this reference lives
+            self.base = (id(data), ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0)
         st = self.stream
-        self.z.deflateReset(ctypes.byref(st))
-        st.next_in = ctypes.cast(src, ctypes.c_void_p)
-        st.avail_in = len(data)
-        st.next_out = ctypes.addressof(self.out)
-        st.avail_out = min(len(data) - 1, self.limit)
-        if self.z.deflate(ctypes.byref(st), Z_FINISH) != Z_STREAM_END:
-            return data  # did not fit in less than the page: store it raw
-        return ctypes.string_at(self.out, st.total_out)
+        self.reset(self.ref)
+        st.next_in = self.base[1] + offset
+        st.avail_in = size
+        st.next_out = self.out_addr
+        st.avail_out = min(size - 1, self.limit)
+        if self.deflate(self.ref, Z_FINISH) != Z_STREAM_END:
+            return None  # did not fit in less than the page
+        return ctypes.string_at(self.out_addr, st.total_out)
 
     def __del__(self) -> None:
-        self.z.deflateEnd(ctypes.byref(self.stream))
+        self.end(self.ref)
 
 
 def _zlib() -> Compressor:
     libz = _load_libz()
     if libz is None:
-        return lambda page: zlib.compress(page, 1)
+        return lambda data, offset, size: zlib.compress(data[offset:offset + size], 1)
     return _Deflater(libz)
 
 
@@ -105,14 +115,14 @@ def _zstd() -> Compressor:
 
     # No frame checksum, no content size: as makedumpfile's ZSTD_compressCCtx at level 1.
     cctx = zstandard.ZstdCompressor(level=1, write_content_size=True)
-    return cctx.compress
+    return lambda data, offset, size: cctx.compress(memoryview(data)[offset:offset + size])
 
 
 def _lzo() -> Compressor:
     import lzo
 
     # python-lzo prefixes its own 5-byte header; the format wants the raw lzo1x stream.
-    return lambda page: lzo.compress(bytes(page), 1, False)
+    return lambda data, offset, size: lzo.compress(data[offset:offset + size], 1, False)
 
 
 def codec(name: str) -> Codec | None:

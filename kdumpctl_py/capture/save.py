@@ -202,19 +202,17 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
     flags: list[int] = []
     parts: list[bytes] = []
     pos = 0
-    view = memoryview(data)
     for i in np.flatnonzero(readable).tolist():
         if zero_shared and zeros[i]:
             offsets.append(-1)  # the writer points it at the shared zero page
             sizes.append(0)
             flags.append(0)
             continue
-        page = view[i * ps:(i + 1) * ps]
-        out = compressor(page) if compressor else b""
-        if compressor and len(out) < ps:
+        out = compressor(data, i * ps, ps) if compressor else None
+        if out is not None and len(out) < ps:
             flags.append(flag)
         else:
-            out = bytes(page)
+            out = data[i * ps:(i + 1) * ps]
             flags.append(0)
         offsets.append(pos)
         sizes.append(len(out))
@@ -260,7 +258,8 @@ def _estimate(v: Vmcore, keep: npt.NDArray[np.bool_], comp: Codec | None, meta: 
             page = v.read_phys(int(pfn) * ps, ps)
         except (MissingMemory, OSError):
             page = bytes(ps)
-        total += min(len(compressor(page)), ps) if compressor else ps
+        out = compressor(page, 0, ps) if compressor else None
+        total += min(len(out), ps) if out is not None else ps
     return meta + total * len(idx) // len(sample)
 
 
