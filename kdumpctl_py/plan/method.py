@@ -33,12 +33,17 @@ def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
         if state in ("available", "unknown"):
             return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
         return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
-    if probes.get("extended") == "available":
+    locked = view.lockdown not in (None, "none")
+    if probes.get("extended") == "available" and not (
+            locked and probes.get("kexec_file_load") == "available"):
         return MethodChoice("extended", "the kernel offers the extended kexec_file_load")
     if probes.get("kexec_file_load") == "available":
+        if locked and probes.get("extended") == "available":
+            return MethodChoice("file", f"lockdown ({view.lockdown}) refuses a DTB from user "
+                                "space unless IMA appraises it; the kernel builds its own")
         return MethodChoice("file", "kexec_file_load is available; the kernel builds the headers")
     if probes.get("kexec_load") == "available":
-        if view.lockdown not in (None, "none"):
+        if locked:
             return MethodChoice(None, f"kexec_load is blocked by lockdown ({view.lockdown})")
         return MethodChoice("classic", "the kernel lacks kexec_file_load; segments built here")
     states = {probes.get(p, "unknown") for p in ("kexec_file_load", "kexec_load")}

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.plan.method import choose_method
+from tests.snapshots import make_snapshot
+
+ALL = {"extended": "available", "kexec_file_load": "available", "kexec_load": "available"}
+
+
+def view(tmp_path: Path, probes: dict[str, str], lockdown: str | None = None) -> SystemView:
+    files = {}
+    if lockdown:
+        files["/sys/kernel/security/lockdown"] = (
+            " ".join(f"[{m}]" if m == lockdown else m
+                     for m in ("none", "integrity", "confidentiality")) + "\n")
+    return SystemView(make_snapshot(tmp_path, "aarch64", files, probes=probes))
+
+
+@pytest.mark.parametrize("probes,lockdown,method", [
+    (ALL, None, "extended"),
+    (ALL, "integrity", "file"),  # the kernel refuses a user-space DTB under lockdown
+    ({**ALL, "kexec_file_load": "missing"}, "integrity", "extended"),
+    ({**ALL, "extended": "missing"}, None, "file"),
+    ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "available"}, None,
+     "classic"),
+    ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "available"},
+     "integrity", None),
+    ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "missing"}, None, None),
+])
+def test_auto(tmp_path: Path, probes: dict[str, str], lockdown: str | None,
+              method: str | None) -> None:
+    choice = choose_method(view(tmp_path, probes, lockdown))
+    assert choice.method == method and choice.why
+
+
+def test_forced(tmp_path: Path) -> None:
+    v = view(tmp_path, {**ALL, "extended": "missing"})
+    assert choose_method(v, "classic").method == "classic"
+    assert choose_method(v, "extended").method is None
+    with pytest.raises(UsageError):
+        choose_method(v, "bogus")
