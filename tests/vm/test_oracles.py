@@ -157,3 +157,38 @@ def test_drgn_and_crash_open_every_format(cycles: Callable[..., Cycle], tmp_path
                          capture_output=True, text=True, timeout=600)
     assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in out.stdout, out.stderr
     assert "read error" not in out.stdout + out.stderr
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_analysis_without_dwarf(cycles: Callable[..., Cycle], tmp_path: Path,
+                                arch: str) -> None:
+    """The crash-cycle dumps still give the release and the panic message with no vmlinux."""
+    import json
+    import sys
+
+    c = cycles("--arch", arch)
+    assert_good_dump(c)
+    (dump,) = sorted(c.out.glob("dumps/*/vmcore"))
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}  # no debuginfo cache to find
+    out = subprocess.run([sys.executable, "-m", "kdumpctl_py", "analyse", str(dump),
+                          "--debug-dir", str(tmp_path), "--json"], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["release"] == c.report["release"]
+    assert "sysrq triggered crash" in report["panic_message"]
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("compress", ["zlib", "none"])  # Debian 12's makedumpfile lacks zstd
+def test_makedumpfile_reads_our_dmesg(cycles: Callable[..., Cycle], tmp_path: Path,
+                                      compress: str) -> None:
+    """makedumpfile --dump-dmesg reads the kernel log out of kdumpctl-py's kdump file."""
+    result = save_vmcore(str(vmcore_of(cycles(*REFERENCE_X86))), str(tmp_path / "ours"),
+                         SaveOptions(31, compress, progress=False))
+    dump = Path(result.directory or "") / "vmcore"
+    out = tmp_path / "dmesg.txt"
+    subprocess.run(["makedumpfile", "--dump-dmesg", str(dump), str(out)], check=True,
+                   capture_output=True)
+    assert out.read_text() == (dump.parent / "vmcore-dmesg.txt").read_text()
