@@ -175,6 +175,49 @@ def parse_show(text: str) -> list[Available]:
     return out
 
 
+def prepare_private(d: Path, sources: str | None) -> bool:
+    """Lay out a private apt state directory; True if its sources were (re)written."""
+    for sub in ("sources.list.d", "preferences.d", "lists/partial", "state",
+                "cache/archives/partial"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    status = d / "state" / "status"
+    if not status.exists():
+        status.write_text("")  # nothing installed: closures come out whole
+    if sources is None:
+        return False
+    path = d / "sources.list.d" / "debian.sources"
+    if path.exists() and path.read_text() == sources:
+        return False
+    path.write_text(sources)
+    return True
+
+
+def private_options(d: Path, arch: str | None, extra: dict[str, str] | None = None) -> list[str]:
+    """apt's -o options that confine it to the private state directory `d`."""
+    opts = {
+        "Dir::Etc::SourceList": "/dev/null",
+        "Dir::Etc::SourceParts": f"{d}/sources.list.d",
+        "Dir::Etc::Preferences": "/dev/null",
+        "Dir::Etc::PreferencesParts": f"{d}/preferences.d",
+        "Dir::State": f"{d}/state",
+        "Dir::State::Lists": f"{d}/lists",
+        "Dir::State::status": f"{d}/state/status",
+        "Dir::Cache": f"{d}/cache",
+        "Acquire::Languages": "none",
+    }
+    if arch:
+        opts["APT::Architecture"] = arch
+        opts["APT::Architectures::"] = arch
+    if os.geteuid() == 0:
+        # apt drops to _apt for downloads, which cannot write into root's cache.
+        opts["APT::Sandbox::User"] = "root"
+    opts.update(extra or {})
+    out: list[str] = []
+    for k, v in opts.items():
+        out += ["-o", f"{k}={v}"]
+    return out
+
+
 class Apt:
     """apt-get/apt-cache, on the machine's lists or on a private state directory."""
 
@@ -184,42 +227,12 @@ class Apt:
         self.private = private
         self.arch = arch
         if private is not None:
-            for sub in ("sources.list.d", "preferences.d", "lists/partial", "state",
-                        "cache/archives/partial"):
-                (private / sub).mkdir(parents=True, exist_ok=True)
-            status = private / "state" / "status"
-            if not status.exists():
-                status.write_text("")
-            if sources is not None:
-                path = private / "sources.list.d" / "debian.sources"
-                if not path.exists() or path.read_text() != sources:
-                    path.write_text(sources)
+            prepare_private(private, sources)
 
     def options(self) -> list[str]:
         if self.private is None:
             return []
-        d = self.private
-        opts = {
-            "Dir::Etc::SourceList": "/dev/null",
-            "Dir::Etc::SourceParts": f"{d}/sources.list.d",
-            "Dir::Etc::Preferences": "/dev/null",
-            "Dir::Etc::PreferencesParts": f"{d}/preferences.d",
-            "Dir::State": f"{d}/state",
-            "Dir::State::Lists": f"{d}/lists",
-            "Dir::State::status": f"{d}/state/status",
-            "Dir::Cache": f"{d}/cache",
-            "Acquire::Languages": "none",
-        }
-        if self.arch:
-            opts["APT::Architecture"] = self.arch
-            opts["APT::Architectures::"] = self.arch
-        if os.geteuid() == 0:
-            # apt drops to _apt for downloads, which cannot write into root's cache.
-            opts["APT::Sandbox::User"] = "root"
-        out: list[str] = []
-        for k, v in opts.items():
-            out += ["-o", f"{k}={v}"]
-        return out
+        return private_options(self.private, self.arch)
 
     def _check(self, argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         try:

@@ -25,12 +25,15 @@ from kdumpctl_py.analyse.apt import (  # noqa: E402
     machine_entries,
     parse_deb822,
     parse_one_line,
+    prepare_private,
+    private_options,
     private_sources,
 )
 from kdumpctl_py.errors import KdumpError  # noqa: E402
 
 __all__ = ["DEFAULT_KEYRING", "Mirrors", "SourceEntry", "find_mirrors", "machine_entries",
-           "parse_deb822", "parse_one_line", "private_sources"]
+           "parse_deb822", "parse_one_line", "prepare_private", "private_options",
+           "private_sources"]
 
 
 def find_mirrors(entries: list[SourceEntry]) -> Mirrors:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .aptsources import Mirrors, private_sources
+from .aptsources import Mirrors, prepare_private, private_options, private_sources
 from .cache import building_dir
 from .config import Arch
 from .errors import HarnessError
@@ -71,40 +71,12 @@ class AptState:
         self.suite = suite
         self.arch = arch
         self.mirrors = mirrors
-        for sub in ("sources.list.d", "preferences.d", "lists/partial", "state",
-                    "cache/archives/partial"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        status = self.dir / "state" / "status"
-        if not status.exists():
-            status.write_text("")  # nothing installed: closures come out whole
-        sources = self.dir / "sources.list.d" / "debian.sources"
-        text = private_sources(mirrors, suite)
-        if not sources.exists() or sources.read_text() != text:
-            sources.write_text(text)
+        if prepare_private(self.dir, private_sources(mirrors, suite)):
             (self.dir / "updated").unlink(missing_ok=True)
 
     def options(self) -> list[str]:
-        d = self.dir
-        opts = {
-            "Dir::Etc::SourceList": "/dev/null",
-            "Dir::Etc::SourceParts": f"{d}/sources.list.d",
-            "Dir::Etc::Preferences": "/dev/null",
-            "Dir::Etc::PreferencesParts": f"{d}/preferences.d",
-            "Dir::State": f"{d}/state",
-            "Dir::State::Lists": f"{d}/lists",
-            "Dir::State::status": f"{d}/state/status",
-            "Dir::Cache": f"{d}/cache",
-            "APT::Architecture": self.arch.debian,
-            "APT::Architectures::": self.arch.debian,
-            "APT::Install-Recommends": "false",
-            "APT::Install-Suggests": "false",
-            "APT::Sandbox::User": "root",
-            "Acquire::Languages": "none",
-        }
-        out: list[str] = []
-        for k, v in opts.items():
-            out += ["-o", f"{k}={v}"]
-        return out
+        return private_options(self.dir, self.arch.debian, {
+            "APT::Install-Recommends": "false", "APT::Install-Suggests": "false"})
 
     def update(self, force: bool = False) -> None:
         """Refresh the private package lists when missing, stale or forced."""
