@@ -236,11 +236,17 @@ def read_page(path: str, dump: KdumpFile, pfn: int) -> bytes | None:
         return None
     index = int(np.count_nonzero(dump.bitmap2[:pfn]))
     with open(path, "rb") as f:
-        f.seek(dump.descs_offset + PAGE_DESC.size * index)
-        offset, size, flags, _ = PAGE_DESC.unpack(f.read(PAGE_DESC.size))
-        f.seek(offset)
-        data = f.read(size)
-    return _decompress(data, flags, dump.header.block_size)
+        return _described_page(f.fileno(), dump, index, path)
+
+
+def _described_page(fd: int, dump: KdumpFile, index: int, path: str) -> bytes:
+    """The page that page descriptor `index` points at, decompressed."""
+    page_size = dump.header.block_size
+    raw = os.pread(fd, PAGE_DESC.size, dump.descs_offset + PAGE_DESC.size * index)
+    offset, size, flags, _ = PAGE_DESC.unpack(raw)
+    if size > page_size or offset < 0:
+        raise UsageError(f"{path}: page descriptor {index} is damaged")
+    return _decompress(os.pread(fd, size, offset), flags, page_size)
 
 
 MACHINES = {"x86_64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "s390x": 22,
@@ -296,13 +302,7 @@ class KdumpMemory:
             raise MissingMemory(f"page {pfn:#x} is not in {self.path}")
         block = pfn // _COUNT_BLOCK
         index = int(self._before[block]) + int(np.count_nonzero(bm[block * _COUNT_BLOCK:pfn]))
-        raw = os.pread(self._file.fileno(), PAGE_DESC.size,
-                       self.dump.descs_offset + PAGE_DESC.size * index)
-        offset, size, flags, _ = PAGE_DESC.unpack(raw)
-        if size > self.page_size or offset < 0:
-            raise UsageError(f"{self.path}: page descriptor {index} is damaged")
-        data = os.pread(self._file.fileno(), size, offset)
-        return _decompress(data, flags, self.page_size)
+        return _described_page(self._file.fileno(), self.dump, index, self.path)
 
     def read_phys(self, paddr: int, size: int) -> bytes:
         out = bytearray()
