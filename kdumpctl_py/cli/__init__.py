@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kdumpctl_py import __version__
 from kdumpctl_py.errors import KdumpError, UsageError
@@ -46,23 +46,50 @@ COMMANDS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as one line (exit 2) instead of usage plus message."""
+    """argparse that reports bad usage as one line (exit 2) instead of usage plus message,
+    takes no abbreviations (`--debug` must never become `--debug-dir`), and accepts the
+    global options after any sub-command too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("action", _GlobalsEverywhere)
+        return super().add_subparsers(**kwargs)
+
+
+def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--debug and --sysroot; below the top level they default to nothing, so that a
+    sub-command leaves what was given before it alone."""
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and more detail",
+                        **unset)
+    parser.add_argument(
+        "--sysroot",
+        metavar="DIR",
+        help="read facts from a snapshot (directory or .tar.gz) instead of this machine; "
+        "never written to (env KDUMPCTL_SYSROOT)",
+        **(unset or {"default": os.environ.get("KDUMPCTL_SYSROOT")}),
+    )
+
+
+class _GlobalsEverywhere(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Sub-command parsers that know the global options."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        p = super().add_parser(name, **kwargs)
+        add_global_options(p, top=False)
+        return p
 
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="Reserve, load, capture and analyse kernel crash dumps.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and more detail")
-    parser.add_argument(
-        "--sysroot",
-        metavar="DIR",
-        default=os.environ.get("KDUMPCTL_SYSROOT"),
-        help="read facts from a snapshot (directory or .tar.gz) instead of this machine "
-        "(env KDUMPCTL_SYSROOT)",
-    )
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"kdumpctl_py.cli.{name.replace('-', '_')}").register(sub)
@@ -73,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = build_parser().parse_args(argv)
+    except UsageError as e:
+        return _fail(str(e), e.exit_code, False)  # a traceback of argparse helps nobody
+    try:
         return _run_locked(args)
     except KdumpError as e:
         return _fail(str(e), e.exit_code, debug)
@@ -90,10 +120,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 1, debug)
 
 
+def check_sysroot(args: argparse.Namespace) -> None:
+    """The one rule for --sysroot: it names facts to read, never a place to write.
+
+    A command that changes the machine (the state commands, and `install`) runs under it
+    only as a plan (--dry-run); one without a dry run refuses it. Commands that read
+    accept it, and write nothing but an output named on their command line.
+    """
+    from kdumpctl_py.service.lock import STATE_COMMANDS
+
+    if not args.sysroot or args.command not in STATE_COMMANDS | {"install"}:
+        return
+    if not hasattr(args, "dry_run"):
+        raise UsageError(f"{args.command} acts on this machine, and --sysroot is only read; "
+                         "drop --sysroot")
+    if not args.dry_run:
+        raise UsageError(f"{args.command} changes the machine, and --sysroot is only read; "
+                         "add --dry-run to see the plan")
+
+
 def _run_locked(args: argparse.Namespace) -> int:
     """Run the command; one that changes the machine's state holds the state lock."""
     from kdumpctl_py.service.lock import STATE_COMMANDS, state_lock
 
+    check_sysroot(args)
     if args.command not in STATE_COMMANDS or args.sysroot or getattr(args, "dry_run", False):
         code: int = args.func(args)
         return code

@@ -50,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.service.actions import System
     from kdumpctl_py.service.capture import run_capture
 
-    if args.sysroot:
-        raise UsageError("capture acts on this machine; drop --sysroot")
     if not args.no_action and not os.path.exists("/proc/vmcore"):
         raise UsageError("this is not a capture kernel (no /proc/vmcore) and capture ends "
                          "by rebooting; add --no-action to try it here")

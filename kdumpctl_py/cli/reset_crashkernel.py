@@ -9,7 +9,6 @@ own tool run (grubby, update-grub or grub2-mkconfig).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,13 +30,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
-    from kdumpctl_py.errors import UsageError
     from kdumpctl_py.plan.bootloader import plan_reset
     from kdumpctl_py.plan.crashkernel import check_value
     from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
 
-    if args.sysroot and not Path(args.sysroot).is_dir():
-        raise UsageError("reset-crashkernel edits files: --sysroot must be a directory")
     view = open_view(args)
     value = args.value or default_crashkernel(view.arch, page_size(view))
     check_value(value, view.arch)

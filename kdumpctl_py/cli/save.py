@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     def given(value: Any, default: Any) -> Any:
         return default if value is None else value
 
+    if args.sysroot and args.target is None:
+        raise UsageError("under --sysroot the configuration's path is a directory of that "
+                         "machine; give --target")
     args.target = given(args.target, cfg.path)
     flat = args.flat or cfg.flat
     if args.target == "-" and not flat:

@@ -20,6 +20,8 @@ KEXEC_CRASH_SIZE = "/sys/kernel/kexec_crash_size"
 def register(sub: Any) -> None:
     p = sub.add_parser("shrink", help="shrink the crashkernel reservation to SIZE")
     p.add_argument("size", metavar="SIZE", help="the new total size (e.g. 192M); 0 frees it all")
+    p.add_argument("--dry-run", action="store_true",
+                   help="say what would be freed and write nothing")
     p.set_defaults(func=run)
 
 
@@ -37,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"nothing to do: {format_bytes(plan.old_size)} is reserved already")
         return 0
     freed = ", ".join(f"{r.start:#x}-{r.end:#x}" for r in plan.freed) or "addresses hidden"
-    print(f"freeing {format_bytes(plan.old_size - plan.new_size)} ({freed}): the crash "
-          f"reservation goes from {format_bytes(plan.old_size)} to {format_bytes(plan.new_size)}")
-    write_crash_size(view.path(KEXEC_CRASH_SIZE), plan.new_size)
+    verb, goes = ("would free", "would go") if args.dry_run else ("freeing", "goes")
+    print(f"{verb} {format_bytes(plan.old_size - plan.new_size)} ({freed}): the crash "
+          f"reservation {goes} from {format_bytes(plan.old_size)} to "
+          f"{format_bytes(plan.new_size)}")
+    if not args.dry_run:
+        write_crash_size(view.path(KEXEC_CRASH_SIZE), plan.new_size)
     return 0
 
 

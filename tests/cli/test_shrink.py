@@ -10,13 +10,18 @@ from kdumpctl_py.cli import main
 from kdumpctl_py.cli.shrink import write_crash_size
 from kdumpctl_py.errors import KdumpError
 from tests.cli.test_showmem import synthetic_snapshot
+from tests.cli.test_sysroot import as_if_live
 
 M = 1 << 20
 REGION = ((0x2F000000, 0x3EFFFFFF),)  # 256 MiB
 
 
+
+
 def shrink(capsys: pytest.CaptureFixture[str], root: Path, size: str) -> tuple[int, str, str]:
-    code = main(["--sysroot", str(root), "shrink", size])
+    with pytest.MonkeyPatch.context() as mp:
+        as_if_live(mp, root)
+        code = main(["shrink", size])
     out, err = capsys.readouterr()
     return code, out, err
 

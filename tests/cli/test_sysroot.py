@@ -1,0 +1,123 @@
+"""--sysroot is only read: every command, run under it, leaves the snapshot as it was and
+changes nothing on this machine (issue 23, item 1)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import build_parser, main
+from kdumpctl_py.service.lock import STATE_COMMANDS
+from tests.conftest import SNAPSHOTS
+
+# Arguments that get each command past its own parsing; outputs go to OUT, outside the root.
+ARGS: dict[str, list[str]] = {
+    "status": [],
+    "snapshot": ["OUT/snap"],
+    "elfcorehdr build": ["-o", "OUT/hdr"],
+    "elfcorehdr show": ["OUT/none"],
+    "dtb build": ["--usable-range", "0x80000000+256M", "--elfcorehdr", "0x90000000+64K",
+                  "-o", "OUT/dtb"],
+    "dtb show": ["OUT/none"],
+    "load": [], "start": [], "restart": [], "reload": [], "unload": [], "stop": [],
+    "save": ["--vmcore", "OUT/none"],
+    "get-default-crashkernel": [],
+    "crashkernel eval": ["256M", "--ram", "4G"],
+    "showmem": [],
+    "estimate": [],
+    "shrink": ["128M"],
+    "reset-crashkernel": [],
+    "dmesg": ["OUT/none"],
+    "analyse": ["OUT/none"], "analyze": ["OUT/none"],
+    "debuginfo fetch": ["OUT/none", "--cache", "OUT/cache"],
+    "debuginfo find": ["OUT/none"],
+    "config check": [], "config show": [],
+    "capture": ["--no-action"],
+    "test": ["--yes"],
+    "install": ["--prefix", "OUT/prefix"],
+}
+CHANGES_MACHINE = STATE_COMMANDS | {"install"}
+
+
+def leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                below = list(leaf_commands(child, f"{prefix}{name} "))
+                yield from below or [f"{prefix}{name}"]
+
+
+def tree(root: Path) -> dict[str, tuple[int, str]]:
+    return {str(p.relative_to(root)): (p.lstat().st_mode,
+                                       hashlib.sha256(p.read_bytes()).hexdigest()
+                                       if p.is_file() else "")
+            for p in sorted(root.rglob("*"))}
+
+
+def test_every_command_is_covered() -> None:
+    assert sorted(leaf_commands(build_parser())) == sorted(ARGS)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    # Made as the issue found it: a capture kernel not loaded, 256 MiB reserved.
+    out = tmp_path / "snap"
+    shutil.copytree(SNAPSHOTS / "debian12-amd64", out, symlinks=True)
+    return out
+
+
+def subparser_help(command: str) -> str:
+    parser: argparse.ArgumentParser = build_parser()
+    for word in command.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return parser.format_help()
+
+
+RUNS = [(c, False) for c in sorted(ARGS)] + [
+    (c, True) for c in sorted(ARGS) if "--dry-run" in subparser_help(c)]
+
+
+@pytest.mark.parametrize("command,dry_run", RUNS)
+def test_sysroot_never_writes(command: str, dry_run: bool, root: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    parser_has_dry_run = (command, True) in RUNS
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    (tmp_path / "OUT").mkdir()
+    argv = [a.replace("OUT", str(tmp_path / "OUT")) for a in ARGS[command]]
+    before = tree(root)
+    code = main(["--sysroot", str(root), *command.split(), *argv,
+                 *(["--dry-run"] if dry_run else [])])
+    err = capsys.readouterr().err
+    assert tree(root) == before
+    assert "internal error" not in err and "Traceback" not in err
+    if command in CHANGES_MACHINE and not dry_run:
+        hint = "add --dry-run" if parser_has_dry_run else "drop --sysroot"
+        assert code == 2 and err.count("\n") == 1 and hint in err, err
+    if command == "save":
+        assert code == 2 and "give --target" in err
+
+
+def test_shrink_dry_run_says_and_writes_nothing(root: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    size = root / "sys/kernel/kexec_crash_size"
+    before = size.read_text()
+    assert main(["--sysroot", str(root), "shrink", "128M", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("would free 128 MiB (") and "would go from 256 MiB to 128 MiB" in out
+    assert size.read_text() == before
+
+
+def as_if_live(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Run commands without --sysroot but on the files under root, as a machine whose
+    own files they are: how the acting paths are tested without touching this one."""
+    from kdumpctl_py.facts.view import SystemView
+
+    monkeypatch.setattr("kdumpctl_py.cli.open_view", lambda args: SystemView(root))
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(root.parent / "lock"))
