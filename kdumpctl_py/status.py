@@ -7,6 +7,7 @@ from typing import Any
 
 from kdumpctl_py.facts.cmdline import param_values
 from kdumpctl_py.facts.view import DEFAULT_TARGET, DumpEntry, SystemView
+from kdumpctl_py.plan.bootloader import has_boot_config
 from kdumpctl_py.plan.method import choose_method
 
 
@@ -70,23 +71,25 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET) -> Status:
     dumps = view.dumps(target)
     loaded = view.kexec_crash_loaded
 
+    # What blocks first comes first: memory is no use to a kernel that cannot load.
     reason: str | None = None
-    if not reserved:
-        if view.kexec_crash_size is None and not view.path("/sys/kernel").is_dir():
-            reason = "cannot read /sys/kernel; is sysfs mounted?"
-        elif not requested:
+    if view.kexec_crash_size is None and not view.path("/sys/kernel").is_dir():
+        reason = "cannot read /sys/kernel; is sysfs mounted?"
+    elif not loaded and choice.method is None:
+        reason = f"no capture kernel can be loaded: {choice.why}"
+    elif not reserved:
+        if not requested:
+            how = ("kdumpctl-py reset-crashkernel" if has_boot_config(view.root)
+                   else "in the boot loader's configuration")
             reason = ("no memory is reserved for a capture kernel: add crashkernel= to the "
-                      "kernel command line (kdumpctl-py reset-crashkernel) and reboot")
+                      f"kernel command line ({how}) and reboot")
         else:
             reason = (f"crashkernel={requested[-1]} was asked for but the kernel reserved "
                       "nothing: see the boot log and kdumpctl-py showmem")
     elif loaded is None:
         reason = "cannot tell whether a capture kernel is loaded (/sys/kernel/kexec_crash_loaded)"
     elif not loaded:
-        if choice.method is None:
-            reason = f"no capture kernel is loaded and none can be: {choice.why}"
-        else:
-            reason = "no capture kernel is loaded: run kdumpctl-py start"
+        reason = "no capture kernel is loaded: run kdumpctl-py start"
     return Status(
         operational=reason is None,
         reason=reason,

@@ -281,6 +281,12 @@ def _entry_matches(text: str, kernel: str | None, release: str) -> bool:
     return Path(linux).name == Path(kernel).name
 
 
+def has_boot_config(root: Path) -> bool:
+    """Whether reset-crashkernel finds a command line to edit under root."""
+    return bool(find_tool(root, "grubby") or _bls_entries(root)
+                or (root / KERNEL_CMDLINE).is_file() or (root / DEFAULT_GRUB).is_file())
+
+
 def plan_reset(root: Path, value: str, kernel: str | None, release: str,
                run_tools: bool) -> BootPlan:
     """How to put crashkernel=value on the command line of `kernel` under `root`.

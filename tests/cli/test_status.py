@@ -58,3 +58,41 @@ def test_snapshot_refuses_existing(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["snapshot", str(tmp_path / "x")]) == 1
     assert "already exists" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.incomplete")
+
+
+def _probes(root: Path, state: str) -> Path:
+    from kdumpctl_py.facts.view import META
+
+    meta = json.loads((root / META).read_text())
+    meta["probes"] = {"extended": "missing", "kexec_file_load": state, "kexec_load": state}
+    (root / META).write_text(json.dumps(meta))
+    return root
+
+
+def test_status_says_first_what_blocks_first(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """No kexec comes before no reservation, and no step that cannot help (issue 23, item 2)."""
+    from tests.cli.test_showmem import synthetic_snapshot
+
+    root = _probes(synthetic_snapshot(tmp_path), "missing")
+    code, st = status_json(capsys, "--sysroot", str(root))
+    assert code == 3
+    assert st["reason"] == ("no capture kernel can be loaded: this kernel was built without "
+                            "kexec (CONFIG_KEXEC*)")
+
+
+@pytest.mark.parametrize("grub,advice", [
+    (True, "(kdumpctl-py reset-crashkernel)"),
+    (False, "(in the boot loader's configuration)"),
+])
+def test_reset_crashkernel_advised_only_where_it_can_edit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], grub: bool, advice: str) -> None:
+    from tests.cli.test_showmem import synthetic_snapshot
+    from tests.plan.test_bootloader import debian
+
+    root = _probes(synthetic_snapshot(tmp_path), "available")
+    if grub:
+        debian(root)
+    _, st = status_json(capsys, "--sysroot", str(root))
+    assert st["reason"] == ("no memory is reserved for a capture kernel: add crashkernel= to "
+                            f"the kernel command line {advice} and reboot")
