@@ -11,6 +11,11 @@ memory stays bounded by the section size, not the dump size.
 
 Zero pages are found while the page data is read (`zero_pages`), not from
 struct page.
+
+Where struct pages cannot be used, nothing is refused: with no known layout
+(kernels before 4.16, VMCOREINFO without struct page) every page is kept
+but zero pages, and a section whose struct pages cannot be read keeps all its
+pages; both are said in `FilterStats.warnings`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,12 @@ SECTION_MARKED_PRESENT = 1
 KERNEL_4_16 = (4, 16)
 
 Bits = npt.NDArray[np.bool_]
+STRUCT_PAGE_LEVELS = DL_CACHE | DL_CACHE_PRIVATE | DL_USER | DL_FREE
+PAGE_TYPE_BASE = 0xF0000000  # Linux 4.16-6.11: a type is a cleared bit under this base
+
+
+class StructPagesUnknown(KdumpError):
+    """VMCOREINFO does not say enough about struct page to decide on pages by it."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ def page_layout(info: VmcoreInfo) -> PageLayout:
             "OFFSET(page.mapping)": info.offset("page.mapping")}
     missing = [k for k, v in need.items() if v is None]
     if missing:
-        raise KdumpError(f"VMCOREINFO lacks {', '.join(missing)}; save with --dump-level 0 or 1")
+        raise StructPagesUnknown(f"VMCOREINFO lacks {', '.join(missing)}")
     sizeof_page = info.size("page")
     assert sizeof_page is not None
     # Linux 6.3+ moved the order and destructor into struct folio, past the head page.
@@ -81,8 +92,8 @@ def page_layout(info: VmcoreInfo) -> PageLayout:
     m = re.match(r"(\d+)\.(\d+)", info.osrelease or "")
     version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
     if version < KERNEL_4_16:
-        raise KdumpError(f"filtering kernels older than 4.16 ({info.osrelease}) is not "
-                         "supported; save with --dump-level 0 or 1")
+        raise StructPagesUnknown(f"the struct page layout of kernels older than 4.16 "
+                                 f"({info.osrelease}) is not known")
     offsets = {k: info.offset(f"page.{k}") for k in ("_mapcount", "private", "compound_head")}
     return PageLayout(info.page_size or 4096, sizeof_page, need["OFFSET(page.flags)"] or 0,
                       need["OFFSET(page.mapping)"] or 0, offsets["_mapcount"],
@@ -107,13 +118,17 @@ def present_pages(vmcore: Vmcore, nr: int) -> Bits:
 
 
 def nodata_pages(vmcore: Vmcore, nr: int) -> Bits:
-    """Pages past p_filesz of a segment (exclude_nodata_pages)."""
-    shift = vmcore.page_size.bit_length() - 1
+    """Pages past p_filesz of a segment (exclude_nodata_pages), which, as in makedumpfile,
+    includes a segment's partial last page; but not a page another segment holds whole."""
+    ps = vmcore.page_size
+    shift = ps.bit_length() - 1
     bits = np.zeros(nr, dtype=bool)
+    whole = np.zeros(nr, dtype=bool)
     for s in vmcore.core.loads:
         end = s.paddr + s.memsz
-        bits[(s.paddr + s.filesz) >> shift:min(-(-end // vmcore.page_size), nr)] = True
-    return bits
+        bits[(s.paddr + s.filesz) >> shift:min(-(-end // ps), nr)] = True
+        whole[-(-s.paddr // ps):min((s.paddr + s.filesz) >> shift, nr)] = True
+    return bits & ~whole
 
 
 def in_segments(vmcore: Vmcore, nr: int) -> Bits:
@@ -128,15 +143,16 @@ def in_segments(vmcore: Vmcore, nr: int) -> Bits:
     return bits
 
 
-def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int, int]]:
-    """(first pfn, end pfn, virtual address of its struct pages) per present SPARSEMEM section."""
+def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int, int | None]]:
+    """(first pfn, end pfn, virtual address of its struct pages) per present SPARSEMEM section;
+    None for the address where the section's own entry cannot be read."""
     info = vmcore.vmcoreinfo
     root_sym = info.symbol("mem_section")
     section_bits, physmem_bits = info.number("SECTION_SIZE_BITS"), info.number("MAX_PHYSMEM_BITS")
     size_sec, off_map = info.size("mem_section"), info.offset("mem_section.section_mem_map")
     roots = info.length("mem_section")
     if None in (root_sym, section_bits, physmem_bits, size_sec, off_map, roots):
-        raise KdumpError("VMCOREINFO does not describe SPARSEMEM; save with --dump-level 0 or 1")
+        raise StructPagesUnknown("VMCOREINFO does not describe SPARSEMEM")
     assert root_sym and section_bits and physmem_bits and size_sec and roots is not None
     assert off_map is not None
     shift = vmcore.page_size.bit_length() - 1
@@ -159,10 +175,14 @@ def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int
             addr = root + (sec % per_root) * size_sec
         else:
             addr = root_sym + sec * size_sec
-        (coded,) = struct.unpack("<Q", vmcore.read_virt(addr + off_map, 8))
+        start = sec * per_section
+        try:
+            (coded,) = struct.unpack("<Q", vmcore.read_virt(addr + off_map, 8))
+        except MissingMemory:
+            yield start, min(start + per_section, nr), None
+            continue
         if not coded & SECTION_MARKED_PRESENT:
             continue
-        start = sec * per_section
         mem_map = ((coded & SECTION_MAP_MASK) + start * sizeof_page) & ((1 << 64) - 1)
         yield start, min(start + per_section, nr), mem_map
 
@@ -181,6 +201,13 @@ class FilterStats:
     user: int = 0
     hwpoison: int = 0
     offline: int = 0
+    struct_pages: bool = True  # False: no decision by struct page was made at all
+    unfiltered: int = 0  # pages kept because their struct pages could not be read
+    warnings: list[str] = field(default_factory=list)
+
+    def level_written(self, dump_level: int) -> int:
+        """The dump level the bitmap really has: zero pages only when struct pages were not used."""
+        return dump_level if self.struct_pages else dump_level & ~STRUCT_PAGE_LEVELS
 
 
 def _field(raw: npt.NDArray[np.uint8], offset: int, dtype: str) -> npt.NDArray[Any]:
@@ -188,32 +215,80 @@ def _field(raw: npt.NDArray[np.uint8], offset: int, dtype: str) -> npt.NDArray[A
     return raw[:, offset:offset + width].copy().view(dtype).reshape(-1)
 
 
-def dumpable_pages(vmcore: Vmcore, dump_level: int,
-                   stats: FilterStats | None = None) -> tuple[Bits, Bits]:
-    """makedumpfile's 1st and 2nd bitmaps (zero pages still in the 2nd)."""
+def dumpable_pages(vmcore: Vmcore, dump_level: int, stats: FilterStats | None = None,
+                   struct_pages: bool = True, tolerant: bool = False) -> tuple[Bits, Bits]:
+    """makedumpfile's 1st and 2nd bitmaps (zero pages still in the 2nd).
+
+    `struct_pages=False` makes no decision by struct page (pages of every kind
+    kept); `tolerant` keeps the pages of a section whose decisions raised
+    anything, not only of one whose struct pages are missing from the dump."""
     nr = max_mapnr(vmcore)
     present = present_pages(vmcore, nr)
     keep = present & ~nodata_pages(vmcore, nr)
     stats = stats if stats is not None else FilterStats()
-    layout = None
-    if dump_level & (DL_CACHE | DL_CACHE_PRIVATE | DL_USER | DL_FREE):
-        layout = page_layout(vmcore.vmcoreinfo)
-    elif vmcore.vmcoreinfo.number("PG_hwpoison") is not None:
-        layout = page_layout(vmcore.vmcoreinfo)
-    if layout is None:
+    info = vmcore.vmcoreinfo
+    wanted = bool(dump_level & STRUCT_PAGE_LEVELS)
+    if not wanted and info.number("PG_hwpoison") is None:
         return present, keep
-    pt = PageTables(vmcore)
+    written = dump_level & ~STRUCT_PAGE_LEVELS
+    if not struct_pages:
+        stats.struct_pages = False
+        if wanted:
+            stats.warnings.append(f"struct pages not read: every page but zero pages kept "
+                                  f"(-d {written})")
+        return present, keep
+    try:
+        layout = page_layout(info)
+        pt = PageTables(vmcore)
+        sections = list(mem_maps(vmcore, pt, nr))
+    except KdumpError as e:  # no layout, no page tables, unreadable section roots
+        stats.struct_pages = False
+        stats.warnings.append(f"{e}: every page but zero pages kept (-d {written})" if wanted
+                              else f"{e}: hwpoisoned pages cannot be recognised and are read")
+        return present, keep
     segs = in_segments(vmcore, nr)
     covered_until = 0
-    for start, end, mem_map in mem_maps(vmcore, pt, nr):
+    failed: list[str] = []
+    for start, end, mem_map in sections:
         try:
-            raw = pt.read(mem_map, (end - start) * layout.sizeof_page)
-        except MissingMemory as e:
-            raise KdumpError(f"cannot read struct pages of pfns {start:#x}-{end:#x}: {e}; "
-                             "save with --dump-level 0 or 1") from None
-        covered_until = _exclude_section(layout, dump_level, start, raw, segs[start:end], keep,
-                                         covered_until, stats)
+            if mem_map is None:
+                raise MissingMemory("its mem_section entry is not in the dump")
+            raw = _struct_pages(pt, layout, mem_map, present[start:end])
+            covered_until = _exclude_section(layout, dump_level, start, raw, segs[start:end],
+                                             keep, covered_until, stats)
+        except Exception as e:  # noqa: BLE001 - the capture kernel keeps what it cannot decide
+            if not (tolerant or isinstance(e, MissingMemory)):
+                raise
+            stats.unfiltered += int(np.count_nonzero(keep[start:end]))
+            failed.append(f"{start:#x}-{end - 1:#x} ({e})")
+    if failed:
+        stats.warnings.append(f"struct pages of {len(failed)} sections could not be used, their "
+                              f"pages are kept: pfns {'; '.join(failed[:4])}"
+                              + ("; ..." if len(failed) > 4 else ""))
     return present, keep
+
+
+def _struct_pages(pt: PageTables, layout: PageLayout, mem_map: int, covered: Bits) -> bytes:
+    """A section's struct pages, read only for the pfns some PT_LOAD covers (zeros between)."""
+    size = layout.sizeof_page
+    if covered.all():
+        return pt.read(mem_map, len(covered) * size)
+    out = bytearray(len(covered) * size)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.astype(np.int8), [0]))))
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        out[a * size:b * size] = pt.read(mem_map + a * size, (b - a) * size)
+    return bytes(out)
+
+
+def page_type_is(mapcount: npt.NDArray[np.int32], value: int) -> Bits:
+    """Whether `_mapcount` (page_type) holds the page type `value` names, as the kernel tests it:
+    the top byte from 6.12 (PGTY_x << 24), a cleared bit under PAGE_TYPE_BASE before."""
+    v = value & 0xFFFFFFFF
+    mc = mapcount.astype(np.int64) & 0xFFFFFFFF
+    if not v & 0xFFFFFF:
+        return np.asarray((mc >> 24) == (v >> 24))
+    flag = ~v & 0xFFFFFFFF
+    return np.asarray((mc & (PAGE_TYPE_BASE | flag)) == PAGE_TYPE_BASE)
 
 
 def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes,
@@ -238,8 +313,9 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
         return np.asarray((flags & np.uint64(1 << b)) != 0)
 
     def mapcount_is(name: str) -> npt.NDArray[np.bool_]:
-        v = num.get(name)
-        return np.asarray(mapcount == v) if v is not None else np.zeros(n, dtype=bool)
+        v = num.get(name)  # NUMBER() may print a page type either signed or not
+        return (np.asarray(mapcount.view(np.uint32) == (v & 0xFFFFFFFF)) if v is not None
+                else np.zeros(n, dtype=bool))
 
     # Compound heads: order and destructor sit in the first tail page.
     head = (flags & np.uint64(num.get("PG_head_mask", 0))) != 0
@@ -252,7 +328,7 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
         flags1 = _field(nxt, layout.flags, "<u8").astype(np.uint64)
         order = np.where(head, (flags1 & np.uint64(0xFF)).astype(np.int64), 0)
         if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num:
-            hugetlb = head & (mapcount == num["PAGE_HUGETLB_MAPCOUNT_VALUE"])
+            hugetlb = head & mapcount_is("PAGE_HUGETLB_MAPCOUNT_VALUE")
         else:
             hugetlb = head & ((flags1 & np.uint64(1 << num["PG_hugetlb"])) != 0)
     else:
@@ -264,7 +340,10 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     bad = (order >= 64) | ((pfn & ((np.int64(1) << np.minimum(order, 62)) - 1)) != 0)
     order = np.where(bad, 0, order)
 
-    slab = bit("PG_slab") | mapcount_is("PAGE_SLAB_MAPCOUNT_VALUE")
+    # 6.10 made slab a page type (PAGE_SLAB_MAPCOUNT_VALUE) and dropped PG_slab.
+    slab = bit("PG_slab")
+    if "PAGE_SLAB_MAPCOUNT_VALUE" in num:
+        slab |= page_type_is(mapcount, num["PAGE_SLAB_MAPCOUNT_VALUE"])
     anon = ((mapping & np.uint64(1)) != 0) & ~slab
     lru, swapcache = bit("PG_lru"), bit("PG_swapcache")
     swapbacked = bit("PG_swapbacked") if "PG_swapbacked" in num else np.ones(n, dtype=bool)
