@@ -3,7 +3,11 @@
 struct page arrays live in the vmemmap, which no PT_LOAD segment maps by
 virtual address, so the filter translates them through the dead kernel's
 own page tables: init_top_pgt on x86_64 (4 or 5 levels, 2 MiB and 1 GiB
-pages), swapper_pg_dir on arm64 (4K, 16K or 64K granule, block mappings).
+pages), swapper_pg_dir on arm64 (4K, 16K or 64K granule, block mappings,
+52-bit physical addresses as MAX_PHYSMEM_BITS=52 says: FEAT_LPA with 64K pages
+keeps address bits 51:48 in descriptor bits 15:12, FEAT_LPA2 with 4K or 16K
+pages (on when the kernel runs with 52-bit virtual addresses) bits 51:50 in
+9:8, as the kernel's __pte_to_phys() reads them).
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ class PageTables:
             self._va_bits = 64 - t1sz if t1sz else (info.number("VA_BITS") or 48)
             stride = self._shift - 3
             self._levels = -(-(self._va_bits - self._shift) // stride)
-            # Output address bits [47:shift]; 52-bit PA layouts are not handled.
-            self._addr_mask = ((1 << 48) - 1) & ~((1 << self._shift) - 1)
+            self._out = _arm64_output(self._shift, info.number("MAX_PHYSMEM_BITS") == 52,
+                                      self._va_bits)
             self._walk = self._walk_arm64
         else:
             raise KdumpError(f"no page-table walker for ELF machine {machine}")
@@ -101,9 +105,9 @@ class PageTables:
                 raise MissingMemory(f"virtual address {vaddr:#x} is not mapped")
             if level > 1 and not entry & 2:  # block descriptor
                 size = 1 << lshift
-                base = entry & self._addr_mask & ~(size - 1)
+                base = self._out(entry) & ~(size - 1)
                 return base + (vaddr & (size - 1)), size - (vaddr & (size - 1))
-            table = entry & self._addr_mask
+            table = self._out(entry)
         page = 1 << shift
         return table + (vaddr & (page - 1)), page - (vaddr & (page - 1))
 
@@ -117,3 +121,18 @@ class PageTables:
             vaddr += n
             size -= n
         return bytes(out)
+
+
+def _arm64_output(shift: int, pa52: bool, va_bits: int) -> Callable[[int], int]:
+    """The output address of an arm64 table or block descriptor."""
+    if not pa52:
+        mask = ((1 << 48) - 1) & ~((1 << shift) - 1)
+        return lambda entry: entry & mask
+    if shift == 16:  # FEAT_LPA
+        low = ((1 << 48) - 1) & ~((1 << 16) - 1)
+        return lambda entry: (entry & low) | ((entry >> 12) & 0xF) << 48
+    if va_bits < 52:  # no LPA2 at run time: bits 9:8 are shareability
+        mask = ((1 << 48) - 1) & ~((1 << shift) - 1)
+        return lambda entry: entry & mask
+    low2 = ((1 << 50) - 1) & ~((1 << shift) - 1)
+    return lambda entry: (entry & low2) | ((entry >> 8) & 0x3) << 50
