@@ -50,10 +50,18 @@ CHUNK_PAGES = 1024  # 4 MiB of 4K pages per task
 FORMATS = ("kdump", "elf")
 NT_PRSTATUS = 1
 PT_NOTE = 4
+EM_AARCH64 = 183
 
 
 class Interrupted(KdumpError):
     """SIGTERM or SIGINT arrived while saving."""
+
+
+class TargetError(KdumpError):
+    """The target itself failed (full, read-only, I/O error): saving again there would too."""
+
+
+TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 class IncompleteDump(KdumpError):
@@ -73,6 +81,8 @@ class SaveOptions:
     threads: int = 0  # 0: one per CPU
     progress: bool = True
     check_space: bool = True
+    struct_pages: bool = True  # False: filter zero pages only, never read struct pages
+    tolerant: bool = False  # keep the pages of a section whose page decisions raised
 
 
 @dataclass
@@ -87,6 +97,7 @@ class SaveResult:
     seconds: float
     stats: FilterStats = field(default_factory=FilterStats)
     unreadable: list[int] = field(default_factory=list)
+    dump_level: int = 0  # the level written: lower than asked when struct pages went unread
 
 
 # -- what goes into the headers ------------------------------------------------
@@ -107,8 +118,11 @@ def _utsname(v: Vmcore) -> bytes:
     base = info.symbol("init_uts_ns")
     if base is None:
         return bytes(390)
+    # OFFSET(uts_namespace.name) is exported from 5.11; before it, the name follows
+    # the struct's leading kref (an int), as makedumpfile's check_release() assumes.
+    offset = info.offset("uts_namespace.name")
     try:
-        return v.read_virt(base + (info.offset("uts_namespace.name") or 0), 390)
+        return v.read_virt(base + (4 if offset is None else offset), 390)
     except MissingMemory:
         return bytes(390)
 
@@ -134,16 +148,30 @@ def dump_name(v: Vmcore) -> str:
 
 
 def _runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, int]]:
-    """(first pfn, page count, file offset) for chunks of consecutive dumpable pages."""
+    """(first pfn, page count, file offset) for chunks of consecutive dumpable pages, in pfn
+    order; offset -1 for a page that a segment starts or ends inside (read zero-filled)."""
     ps = v.page_size
     shift = ps.bit_length() - 1
+    last = -1  # the last partial page yielded: two segments may share it
+
+    def partial(pfn: int) -> Iterator[tuple[int, int, int]]:
+        nonlocal last
+        if pfn > last and pfn < len(keep) and keep[pfn]:
+            last = pfn
+            yield pfn, 1, -1
+
     for paddr, size, offset in v.phys_ranges():
         first, end = -(-paddr // ps), (paddr + size) >> shift
-        if first >= end:
-            continue
-        sel = keep[first:end]
-        idx = np.flatnonzero(sel)
+        if paddr & (ps - 1):
+            yield from partial(paddr >> shift)
+        idx = np.flatnonzero(keep[first:end]) if first < end else np.zeros(0, np.int64)
+        if (paddr + size) & (ps - 1):
+            tail = (paddr + size) >> shift
+        else:
+            tail = -1
         if not len(idx):
+            if tail >= 0:
+                yield from partial(tail)
             continue
         # split where consecutive indices break, then into chunks
         breaks = np.flatnonzero(np.diff(idx) != 1) + 1
@@ -152,6 +180,8 @@ def _runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, in
                 part = run[i:i + CHUNK_PAGES]
                 pfn = first + int(part[0])
                 yield pfn, len(part), offset + (pfn << shift) - paddr
+        if tail >= 0:
+            yield from partial(tail)
 
 
 @dataclass
@@ -165,8 +195,18 @@ class _Chunk:
 
 
 def _read_pages(v: Vmcore, offset: int, count: int, pfn: int) -> tuple[bytes, list[int]]:
-    """Pages from the file; a page that cannot be read (EIO) comes back as zeros, listed."""
+    """Pages from the file; a page that cannot be read (EIO) comes back as zeros, listed.
+    Offset -1: one page that segments cover only in part, the rest zero-filled."""
     ps = v.page_size
+    if offset < 0:
+        try:
+            return v.read_phys_filled(pfn * ps, ps), []
+        except MissingMemory:
+            return bytes(ps), [pfn]
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            return bytes(ps), [pfn]
     try:
         data = v.pread(count * ps, offset)
         if len(data) == count * ps:
@@ -287,9 +327,13 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
     with Vmcore(vmcore_path, partial=True) as v:
         stats = FilterStats()
-        present, keep = dumpable_pages(v, options.dump_level, stats)
+        present, keep = dumpable_pages(v, options.dump_level, stats, options.struct_pages,
+                                       options.tolerant)
         notes, vi_off, vi_size = _note_blob(v)
-        result = SaveResult(None, "-", False, len(present), int(keep.sum()), 0, 0, 0.0, stats)
+        result = SaveResult(None, "-", False, len(present), int(keep.sum()), 0, 0, 0.0, stats,
+                            dump_level=stats.level_written(options.dump_level))
+        for warning in stats.warnings:
+            print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
         zero_pages_elf = 0
         if options.format == "elf" and options.dump_level & DL_ZERO:
             keep, zero_pages_elf = without_zero_pages(v, keep, CHUNK_PAGES)
@@ -297,7 +341,8 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         kdump = None
         elf = None
         if options.format == "kdump":
-            kdump = _kdump_layout(v, present, keep, notes, vi_off, vi_size, comp, options)
+            kdump = _kdump_layout(v, present, keep, notes, vi_off, vi_size, comp,
+                                  result.dump_level)
             need = kdump[1]
         else:
             runs = plan_runs(v, keep)
@@ -310,13 +355,18 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 if kdump is not None:
                     need = _estimate(v, keep, comp, need)
                 _check_space(target, need)
-            result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
-            # The log first: it is small and the first thing anyone reads, so a disk
-            # that fills up during the dump still leaves it behind.
-            _write_dmesg(v, dir_fd)
-            result.vmcore = ("vmcore.flat" if options.flat else "vmcore")
-            fd = os.open(f"{result.vmcore}-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                         | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            try:
+                result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
+                # The log first: it is small and the first thing anyone reads, so a disk
+                # that fills up during the dump still leaves it behind.
+                _write_dmesg(v, dir_fd)
+                result.vmcore = ("vmcore.flat" if options.flat else "vmcore")
+                fd = os.open(f"{result.vmcore}-incomplete", os.O_WRONLY | os.O_CREAT
+                             | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno in TARGET_ERRNOS:
+                    raise TargetError(f"cannot write under {target}: {e.strerror}") from None
+                raise
             sink = FlatSink(os.fdopen(fd, "wb"), owned=True) if options.flat else FileSink(fd)
         if kdump is not None:
             writer: KdumpWriter | ElfWriter = KdumpWriter(
@@ -343,9 +393,12 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             _close_incomplete(writer, sink, written)
             where = (f"{result.directory}/{result.vmcore}-incomplete" if result.directory
                      else "the stream")
-            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-                raise KdumpError(f"the disk under {target} filled up; {where} holds the pages "
-                                 "written so far, marked incomplete") from None
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TargetError(f"the disk under {target} filled up; {where} holds the pages "
+                                  "written so far, marked incomplete") from None
+            if isinstance(e, OSError) and e.errno in TARGET_ERRNOS:
+                raise TargetError(f"writing {where} failed: {e.strerror}; it holds the pages "
+                                  "written so far, marked incomplete") from None
             if isinstance(e, OSError):
                 raise
             raise Interrupted(f"interrupted; {where} holds an incomplete dump") from None
@@ -378,7 +431,7 @@ _KdumpArgs = tuple[DiskDumpHeader, SubHeader, bytes, npt.NDArray[np.bool_],
 
 def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_],
                   notes: bytes, vi_off: int, vi_size: int, comp: Codec | None,
-                  options: SaveOptions) -> tuple[_KdumpArgs, int]:
+                  dump_level: int) -> tuple[_KdumpArgs, int]:
     """KdumpWriter arguments, and the bytes of everything but the page data."""
     ps = v.page_size
     nr = len(present)
@@ -388,10 +441,18 @@ def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[n
     header = DiskDumpHeader(_utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
                             sub_blocks, bm_blocks, nr, nr_cpus)
     note_off = ps + SUB_HEADER.size
-    sub = SubHeader(v.vmcoreinfo.number("phys_base") or 0, options.dump_level,
+    sub = SubHeader(_phys_base(v), dump_level,
                     note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0, nr)
     meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * int(keep.sum()) + ps
-    return (header, sub, notes, present, keep, bool(options.dump_level & DL_ZERO)), meta
+    return (header, sub, notes, present, keep, bool(dump_level & DL_ZERO)), meta
+
+
+def _phys_base(v: Vmcore) -> int:
+    """The sub-header's phys_base as makedumpfile fills it: x86_64's NUMBER(phys_base),
+    arm64's NUMBER(PHYS_OFFSET) (crash translates linear-map addresses with it)."""
+    info = v.vmcoreinfo
+    name = "PHYS_OFFSET" if v.machine == EM_AARCH64 else "phys_base"
+    return info.number(name) or 0
 
 
 def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResult) -> None:
@@ -470,8 +531,8 @@ def _check_space(target: str, need: int) -> None:
     st = os.statvfs(target)
     free = st.f_bavail * st.f_frsize
     if free < need:
-        raise KdumpError(f"{target} has {format_bytes(free)} free but the dump needs about "
-                         f"{format_bytes(need)}; free space or raise --dump-level")
+        raise TargetError(f"{target} has {format_bytes(free)} free but the dump needs about "
+                          f"{format_bytes(need)}; free space or raise --dump-level")
 
 
 def _make_dump_dir(target: str, name: str) -> tuple[str, int]:

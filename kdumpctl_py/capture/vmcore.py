@@ -43,13 +43,17 @@ def _spans(segments: list[Segment], key: str) -> tuple[list[int], list[_Span]]:
         spans.append(_Span(base, base + s.filesz, s.offset))
         if s.memsz > s.filesz:
             spans.append(_Span(base + s.filesz, base + s.memsz, -1))
-    # The kernel-text segment repeats part of a RAM segment physically; keep the outer one
-    # so that every address has exactly one span.
+    # The kernel-text segment repeats part of a RAM segment physically, inside it or
+    # straddling two: trim each span to what the ones before it leave, so that every
+    # address has exactly one span (and every page is written once).
     spans.sort(key=lambda sp: (sp.start, -sp.end))
     kept: list[_Span] = []
     for sp in spans:
-        if kept and sp.end <= kept[-1].end:
-            continue
+        if kept and sp.start < kept[-1].end:
+            if sp.end <= kept[-1].end:
+                continue
+            cut = kept[-1].end - sp.start
+            sp = _Span(kept[-1].end, sp.end, sp.offset + cut if sp.offset >= 0 else -1)
         kept.append(sp)
     return [sp.start for sp in kept], kept
 
@@ -122,6 +126,24 @@ class Vmcore:
 
     def read_u32(self, vaddr: int) -> int:
         return int.from_bytes(self.read_virt(vaddr, 4), "little")
+
+    def read_phys_filled(self, paddr: int, size: int) -> bytes:
+        """Physical memory with what no segment holds read as zeros, for a page that a
+        PT_LOAD starts or ends inside (makedumpfile's readpage_elf): never shifted."""
+        out = bytearray(size)
+        end = paddr + size
+        i = max(bisect.bisect_right(self._phys_keys, paddr) - 1, 0)
+        for sp in self._phys[i:]:
+            if sp.start >= end:
+                break
+            lo, hi = max(sp.start, paddr), min(sp.end, end)
+            if lo >= hi or sp.offset < 0:
+                continue
+            data = self.pread(hi - lo, sp.offset + lo - sp.start)
+            if len(data) < hi - lo:
+                raise MissingMemory(f"{self.path} ends inside physical address {lo:#x}")
+            out[lo - paddr:hi - paddr] = data
+        return bytes(out)
 
     def phys_ranges(self) -> list[tuple[int, int, int]]:
         """(paddr, size, file offset) of each PT_LOAD with file data, by address."""

@@ -1,0 +1,240 @@
+"""Every vmcore shape and kernel the save path must survive, each page read back.
+
+Built with the test ELF writer (tests/capture/kernels.py): PT_LOADs that start
+or end inside a page, that overlap, a section whose struct pages are not in
+the dump, kernels older than 4.16, 5.10 without OFFSET(uts_namespace.name),
+6.12 without PG_slab, arm64's phys_base and 52-bit physical addresses.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
+from kdumpctl_py.capture.pagetables import PageTables
+from kdumpctl_py.capture.save import SaveOptions, SaveResult, save_vmcore
+from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
+from tests.capture.kernels import LINEAR, PAGE, Memory, build
+from tests.elfwriter import note, vmcore_bytes
+
+BUDDY_6_1, ANON = -129, LINEAR | 1
+
+
+def save(src: Path, tmp_path: Path, level: int, **kw: object) -> SaveResult:
+    return save_vmcore(str(src), str(tmp_path / "crash"),
+                       SaveOptions(level, "zlib", progress=False, **kw))  # type: ignore[arg-type]
+
+
+def dumped(result: SaveResult, want: dict[int, bytes]) -> set[int]:
+    """The pfns the dump holds, each checked against `want`."""
+    path = str(Path(result.directory or "") / result.vmcore)
+    dump = read_kdump(path)
+    pfns = {int(p) for p in np.flatnonzero(dump.bitmap2)}
+    for pfn in pfns:
+        assert read_page(path, dump, pfn) == want[pfn], f"pfn {pfn:#x}"
+    return pfns
+
+
+def all_pages(mem: Memory) -> dict[int, bytes]:
+    return {pfn: mem.page(pfn) for pfn in range(mem.pages)}
+
+
+def test_kernel_before_4_16_is_saved_with_zero_pages_filtered(tmp_path: Path) -> None:
+    mem = Memory(64, "4.4")
+    mem.put(40, 48, -128, "<i4")  # a free page: not recognised without the layout
+    src = build(mem, tmp_path / "vmcore")
+    result = save(src, tmp_path, 31)
+    assert result.complete and result.dump_level == 1
+    assert any("older than 4.16" in w for w in result.stats.warnings)
+    assert read_kdump(str(Path(result.directory or "") / "vmcore")).sub.dump_level == 1
+    want = all_pages(mem)
+    assert dumped(result, want) == set(want)  # zero pages share one descriptor
+    assert result.pages_zero == sum(1 for d in want.values() if not any(d))
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_hwpoison_does_not_need_the_layout(tmp_path: Path, level: int) -> None:
+    mem = Memory(64, "4.4")
+    src = build(mem, tmp_path / "vmcore")
+    result = save(src, tmp_path, level)
+    assert result.complete and result.dump_level == level
+    want = all_pages(mem)
+    assert dumped(result, want) == set(want)
+
+
+def test_5_10_utsname_follows_the_kref(tmp_path: Path) -> None:
+    mem = Memory(64, "5.10")
+    src = build(mem, tmp_path / "vmcore")
+    result = save(src, tmp_path, 31)
+    assert Path(result.directory or "").name.startswith("testhost-")
+    dump = read_kdump(str(Path(result.directory or "") / "vmcore"))
+    assert dump.header.release == "5.10.0-test"
+    assert dump.header.utsname[:5] == b"Linux"
+
+
+def test_6_12_slab_is_a_page_type(tmp_path: Path) -> None:
+    mem = Memory(600, "6.12")
+    mem.put(300, 48, 0xF5000000, "<u4")  # slab: kept, even with an anon-looking mapping
+    mem.put(300, 24, ANON)
+    mem.put(301, 0, (1 << 7) | (1 << 4))  # PG_waiters + PG_lru, anonymous: user data
+    mem.put(301, 24, ANON)
+    mem.put(302, 48, 0xF0000000, "<u4")  # a free order-1 block
+    mem.put(302, 40, 1)
+    mem.put(304, 48, 0xF5000000, "<u4")  # slab: never a free page, whatever private says
+    mem.put(304, 40, 1)
+    src = build(mem, tmp_path / "vmcore")
+    result = save(src, tmp_path, 31)
+    assert result.complete and result.dump_level == 31 and not result.stats.warnings
+    want = all_pages(mem)
+    assert dumped(result, want) == set(want) - {301, 302, 303}
+    assert (result.stats.user, result.stats.free) == (1, 2)
+
+
+def test_unreadable_section_keeps_its_pages(tmp_path: Path) -> None:
+    mem = Memory(768, "6.1")
+    for pfn in (260, 520):  # free pages in the second and third sections
+        mem.put(pfn, 48, BUDDY_6_1, "<i4")
+    src = build(mem, tmp_path / "vmcore", unmapped=range(256, 512))
+    result = save(src, tmp_path, 31)
+    assert result.complete and result.dump_level == 31
+    (warning,) = result.stats.warnings
+    assert "1 sections" in warning and "0x100-0x1ff" in warning
+    want = all_pages(mem)
+    assert dumped(result, want) == set(want) - {520}
+    assert result.stats.unfiltered == 256
+
+
+def test_a_section_that_raises_is_kept_only_when_tolerant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdumpctl_py.capture import filter as filter_mod
+
+    real = filter_mod._exclude_section
+
+    def broken(layout: object, level: int, start: int, *rest: object) -> int:
+        if start == 256:
+            raise ValueError("a bug in the page filter")
+        return real(layout, level, start, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filter_mod, "_exclude_section", broken)
+    mem = Memory(768, "6.1")
+    for pfn in (260, 520):
+        mem.put(pfn, 48, BUDDY_6_1, "<i4")
+    src = build(mem, tmp_path / "vmcore")
+    with pytest.raises(ValueError):
+        save(src, tmp_path, 31)
+    result = save(src, tmp_path, 31, tolerant=True)
+    want = all_pages(mem)
+    assert dumped(result, want) == set(want) - {520}
+    assert "a bug in the page filter" in result.stats.warnings[0]
+
+
+@pytest.mark.parametrize("level", [0, 31])
+def test_segments_starting_and_ending_inside_pages(tmp_path: Path, level: int) -> None:
+    mem = Memory(64, "6.1")
+    spans = [(0, 20 * PAGE + 0x800), (24 * PAGE + 0x100, 40 * PAGE - 0x200),
+             (40 * PAGE + 0x300, 64 * PAGE)]
+    src = build(mem, tmp_path / "vmcore", segments=spans)
+    result = save(src, tmp_path, level)
+    assert result.complete
+    want = all_pages(mem)
+    ram = bytes(mem.ram)
+    want[24] = bytes(0x100) + ram[24 * PAGE + 0x100:25 * PAGE]  # zero-filled, never shifted
+    want[40] = bytes(0x300) + ram[40 * PAGE + 0x300:41 * PAGE]
+    got = dumped(result, want)
+    # A segment's partial last page is left out as makedumpfile's exclude_nodata_pages
+    # does (x86_64's first RAM range ends at 0x9fc00): the bitmaps stay equal to its.
+    assert got == set(want) - {20, 21, 22, 23, 39}
+
+
+@pytest.mark.parametrize("level", [0, 31])
+def test_overlapping_segments_write_each_page_once(tmp_path: Path, level: int) -> None:
+    mem = Memory(64, "6.1")
+    spans = [(0, 30 * PAGE + 0x800), (5 * PAGE, 10 * PAGE),  # inside the first
+             (25 * PAGE + 0x400, 50 * PAGE),  # straddles the end of the first
+             (48 * PAGE, 64 * PAGE)]
+    src = build(mem, tmp_path / "vmcore", segments=spans)
+    result = save(src, tmp_path, level)
+    want = all_pages(mem)
+    got = dumped(result, want)
+    assert got == set(want)
+    assert result.pages_dumped == len(got)
+
+
+def test_arm64_phys_base_is_phys_offset(tmp_path: Path) -> None:
+    info = (b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1790000000\n"
+            b"NUMBER(PHYS_OFFSET)=0xffffe2dd80000000\nNUMBER(VA_BITS)=48\n")
+    ram = bytes(range(256)) * (8 * PAGE // 256)
+    src = tmp_path / "vmcore"
+    src.write_bytes(vmcore_bytes([(0xFFFF000040000000, 0x40000000, ram, len(ram))],
+                                 note(b"VMCOREINFO", 0, info), machine=183))
+    result = save(src, tmp_path, 1)
+    dump = read_kdump(str(Path(result.directory or "") / "vmcore"))
+    assert dump.sub.phys_base == 0xFFFFE2DD80000000
+    base = 0x40000000 // PAGE
+    assert dumped(result, {base + i: ram[i * PAGE:(i + 1) * PAGE] for i in range(8)})
+
+
+class _Phys:
+    """Physical memory as a dict of 8-byte words, for page-table walks above 2^48."""
+
+    machine = 183
+
+    def __init__(self, page_size: int, info: str) -> None:
+        self.page_size = page_size
+        self.words: dict[int, int] = {}
+        self._info = parse_vmcoreinfo(info)
+
+    @property
+    def vmcoreinfo(self) -> VmcoreInfo:
+        return self._info
+
+    def read_phys(self, paddr: int, size: int) -> bytes:
+        return b"".join(struct.pack("<Q", self.words.get(a, 0))
+                        for a in range(paddr, paddr + size, 8))
+
+
+@pytest.mark.parametrize(("page_size", "t1sz", "encode"), [
+    (65536, 16, lambda pa: (pa & ((1 << 48) - 1)) | ((pa >> 48) & 0xF) << 12),  # FEAT_LPA
+    (4096, 12, lambda pa: (pa & ((1 << 50) - 1)) | ((pa >> 50) & 0x3) << 8),  # FEAT_LPA2
+])
+def test_arm64_52_bit_physical_addresses(page_size: int, t1sz: int,
+                                         encode: Callable[[int], int]) -> None:
+    info = (f"NUMBER(MAX_PHYSMEM_BITS)=52\nNUMBER(TCR_EL1_T1SZ)={t1sz}\n"
+            f"SYMBOL(swapper_pg_dir)=ffff800080000000\nNUMBER(kimage_voffset)=0xffff800000000000\n")
+    mem = _Phys(page_size, info)
+    shift = page_size.bit_length() - 1
+    stride = shift - 3
+    va_bits = 64 - t1sz
+    levels = -(-(va_bits - shift) // stride)
+    vaddr = 0xFFFFFC0000123456 & ((1 << 64) - 1)
+    tables = [0x80000000 + i * page_size for i in range(levels)]
+    tables[-1] = (1 << 51) + 0x5 * page_size  # the last table lives above 2^48
+    target = (1 << 50) + (3 << 48) + 0x77 * page_size
+    for level, table in zip(range(levels, 0, -1), tables, strict=True):
+        lshift = shift + stride * (level - 1)
+        bits = min(stride, va_bits - lshift)
+        index = (vaddr >> lshift) & ((1 << bits) - 1)
+        nxt = tables[levels - level + 1] if level > 1 else target
+        mem.words[table + index * 8] = encode(nxt) | 3
+    pt = PageTables(mem)
+    pt._root = tables[0]
+    paddr, _ = pt.translate(vaddr)
+    assert paddr == target + (vaddr & (page_size - 1))
+
+
+def test_reads_above_2_48(tmp_path: Path) -> None:
+    info = b"OSRELEASE=6.12.0-test\nPAGESIZE=65536\n"
+    data = bytes(range(256)) * 512
+    high = (1 << 48) + (5 << 16)
+    src = tmp_path / "vmcore"
+    src.write_bytes(vmcore_bytes([(0xFFF0000000000000, high, data, len(data))],
+                                 note(b"VMCOREINFO", 0, info), machine=183))
+    with Vmcore(str(src)) as v:
+        assert v.read_phys(high + 0x10003, 5) == data[0x10003:0x10008]
+        assert v.read_phys_filled(high - 0x10000, 0x20000) == bytes(0x10000) + data[:0x10000]
