@@ -32,6 +32,9 @@ def render(e: Any) -> str:
     rows = [f"  {p.name:<{width}}  {format_bytes(p.bytes):>10}  {p.how}" for p in e.parts]
     default = "none for this arch" if e.default_value is None else (
         f"{e.default_value} ({format_bytes(e.default_size)} at this RAM)")
+    if e.default_size is not None and e.default_size < e.needed:
+        default += (f": NOT ENOUGH here; use reset-crashkernel --value "
+                    f"{-(-e.needed // (1 << 20))}M")
     return "\n".join([
         e.verdict,
         *rows,

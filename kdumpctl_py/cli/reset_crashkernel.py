@@ -23,6 +23,9 @@ def register(sub: Any) -> None:
                    help="the kernel image whose entry to change, or ALL (default: the running one)")
     p.add_argument("--value", metavar="SPEC",
                    help="the crashkernel= value (default: get-default-crashkernel)")
+    p.add_argument("--force", action="store_true",
+                   help="write a value below what kdumpctl-py estimate says this machine "
+                   "needs, or one that reserves nothing at its RAM")
     p.add_argument("--dry-run", action="store_true",
                    help="print the change as a unified diff and write nothing")
     p.set_defaults(func=run)
@@ -37,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     view = open_view(args)
     value = args.value or default_crashkernel(view.arch, page_size(view))
     check_value(value, view.arch)
+    check_enough(view, value, args.force)
     plan = plan_reset(view.root, value, args.kernel, view.uname.release, run_tools=view.live)
-    for note in plan.notes + warn(view, value):
+    for note in plan.notes:
         print(f"note: {note}")
     if not plan.edits and not plan.commands:
         print(f"crashkernel={value} is set already")
@@ -52,20 +56,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def warn(view: SystemView, value: str) -> tuple[str, ...]:
-    """A value that reserves nothing on this machine is worth a word before the reboot."""
-    from kdumpctl_py.plan.crashkernel import InvalidCrashkernel, evaluate_value, system_ram
-    from kdumpctl_py.units import format_bytes
+def check_enough(view: SystemView, value: str, force: bool) -> None:
+    """A value below the estimate, or one reserving nothing here, only with --force."""
+    import sys
 
-    ram, _ = system_ram(view)
-    if ram is None:
-        return ()
-    try:
-        evaluate_value(value, ram, view.arch)
-    except InvalidCrashkernel as e:
-        return (f"on this machine ({format_bytes(ram)} RAM) crashkernel={value} reserves "
-                f"nothing: {e}",)
-    return ()
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.plan.estimate import estimate, shortfall
+
+    e = estimate(view)
+    problem = shortfall(e, value, view.arch)
+    if problem is None:
+        return
+    if not force:
+        raise UsageError(f"{problem}; give --value {-(-e.needed // (1 << 20))}M, or --force "
+                         "to write it anyway")
+    print(f"kdumpctl-py: warning: {problem}", file=sys.stderr)
 
 
 def apply(plan: BootPlan) -> None:

@@ -32,6 +32,7 @@ from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
 from kdumpctl_py.units import format_bytes
 
 if TYPE_CHECKING:
+    from kdumpctl_py.arch import Arch
     from kdumpctl_py.facts.view import SystemView
 
 MiB = 1 << 20
@@ -214,6 +215,21 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
                                      f"{format_bytes(needed)} needed")
     return Estimate(tuple(parts), needed, now, ram, ram_source, default_value, default_size,
                     verdict, too_small)
+
+
+def shortfall(e: Estimate, value: str, arch: Arch) -> str | None:
+    """Why crashkernel=value falls short on this machine; None if enough or RAM is unknown."""
+    if e.ram is None:
+        return None
+    try:
+        size = evaluate_value(value, e.ram, arch).size
+    except InvalidCrashkernel as why:
+        return f"crashkernel={value} reserves nothing at this RAM ({format_bytes(e.ram)}): {why}"
+    if size >= e.needed:
+        return None
+    return (f"crashkernel={value} reserves {format_bytes(size)} at this RAM "
+            f"({format_bytes(e.ram)}), below the {format_bytes(e.needed)} that kdumpctl-py "
+            "estimate says the capture kernel needs")
 
 
 def _kernel_memory(view: SystemView, name: str) -> int | None:

@@ -27,3 +27,12 @@ def test_too_small_is_said_plainly(tmp_path: Path, capsys: pytest.CaptureFixture
     root = synthetic_snapshot(tmp_path, "crashkernel=128M", crash=((0x30000000, 0x37FFFFFF),))
     assert main(["--sysroot", str(root), "estimate"]) == 0
     assert capsys.readouterr().out.startswith("TOO SMALL: 128 MiB reserved, about ")
+
+
+def test_default_below_the_need_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default line says when it is not enough here (issue 23, item 3)."""
+    assert main(["--sysroot", str(synthetic_snapshot(tmp_path)), "estimate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("needs about 368 MiB")
+    assert ("default: 2G-64G:256M,64G-:512M (256 MiB at this RAM): NOT ENOUGH here; use "
+            "reset-crashkernel --value 368M\n") in out

@@ -37,8 +37,8 @@ def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     root = synthetic_snapshot(tmp_path)
     grub = debian(root)
-    code, out, err = reset(capsys, root, "--dry-run")
-    assert (code, err) == (0, "")
+    code, out, err = reset(capsys, root, "--dry-run", "--force")
+    assert code == 0 and err.startswith("kdumpctl-py: warning: crashkernel=")
     assert f"note: run update-grub inside {root.resolve()}" in out
     assert f"--- {root.resolve()}/etc/default/grub\n+++ " in out
     assert f'-GRUB_CMDLINE_LINUX=""\n+GRUB_CMDLINE_LINUX="crashkernel={DEFAULT}"\n' in out
@@ -69,7 +69,7 @@ def test_fedora_bls_running_kernel(tmp_path: Path, capsys: pytest.CaptureFixture
     mine.write_text(FEDORA_ENTRY.replace(RELEASE, RUNNING))
     other = entries / f"abc-{RELEASE}.conf"
     other.write_text(FEDORA_ENTRY)
-    assert reset(capsys, root)[0] == 0
+    assert reset(capsys, root, "--force")[0] == 0
     assert f"crashkernel={DEFAULT}\n" in mine.read_text()
     assert other.read_text() == FEDORA_ENTRY
     assert mine.with_name(mine.name + BACKUP_SUFFIX).read_text() == FEDORA_ENTRY.replace(
@@ -77,10 +77,12 @@ def test_fedora_bls_running_kernel(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize("grub,argv,code,why", [
-    ('GRUB_CMDLINE_LINUX="$EXTRA quiet"\n', [], 1, "uses $, ` or \\, which the shell expands"),
+    ('GRUB_CMDLINE_LINUX="$EXTRA quiet"\n', ["--value", "512M"], 1,
+     "uses $, ` or \\, which the shell expands"),
     (DEBIAN_GRUB, ["--value", "1G,low"], 2, ",low alone reserves nothing"),
     (DEBIAN_GRUB, ["--value", "256M quiet"], 2, "must be one word"),
-    (DEBIAN_GRUB, ["--kernel", "/boot/vmlinuz-6.1.0-13-amd64"], 2, "use --kernel ALL"),
+    (DEBIAN_GRUB, ["--kernel", "/boot/vmlinuz-6.1.0-13-amd64", "--value", "512M"], 2,
+     "use --kernel ALL"),
 ])
 def test_refusals_leave_files_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str], grub: str,
                                     argv: list[str], code: int, why: str) -> None:
@@ -103,16 +105,28 @@ def test_concurrent_edit_is_detected(tmp_path: Path) -> None:
     assert grub.read_text() == DEBIAN_GRUB + "GRUB_TIMEOUT=1\n"
 
 
-def test_value_that_reserves_nothing_here_is_noted(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv,why", [
+    (["--value", "64G-:512M"], "crashkernel=64G-:512M reserves nothing at this RAM (24.0 GiB): "),
+    ([], f"crashkernel={DEFAULT} reserves 256 MiB at this RAM (24.0 GiB), below the 368 MiB "
+         "that kdumpctl-py estimate says the capture kernel needs; give --value 368M, or "
+         "--force to write it anyway"),
+])
+def test_too_small_a_value_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       argv: list[str], why: str) -> None:
+    """The default and the estimate agree, or the administrator says --force (issue 23, item 3)."""
     root = synthetic_snapshot(tmp_path)
-    debian(root)
-    code, out, _ = reset(capsys, root, "--value", "64G-:512M", "--dry-run")
-    assert code == 0
-    assert "note: on this machine (24.0 GiB RAM) crashkernel=64G-:512M reserves nothing" in out
+    grub = debian(root)
+    for dry_run in ([], ["--dry-run"]):
+        code, out, err = reset(capsys, root, *argv, *dry_run)
+        assert (code, out) == (2, "") and err.count("\n") == 1 and why in err
+        assert grub.read_text() == DEBIAN_GRUB
+    code, out, err = reset(capsys, root, *argv, "--force")
+    assert code == 0 and err.startswith(f"kdumpctl-py: warning: {why.split('; give')[0]}")
+    assert "crashkernel=" in grub.read_text()
+    assert reset(capsys, root, "--value", "368M")[0] == 0
 
 
 def test_no_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = reset(capsys, synthetic_snapshot(tmp_path))
+    code, _, err = reset(capsys, synthetic_snapshot(tmp_path), "--force")
     assert code == 1 and "no boot loader configuration found" in err
     assert os.listdir(tmp_path / "snap/etc") == ["os-release"]
