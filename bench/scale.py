@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""kdumpctl-py save against makedumpfile on synthetic vmcores from 4 GiB to 1 TiB of RAM.
+
+    bench/scale.py [--sizes 4G,64G,256G,1T] [--memory-limit 160M] [--repeat 3]
+
+Each size is a sparse x86_64 ELF vmcore made by tests/synthetic_vmcore.py (a
+realistic mix of struct pages: free buddy blocks of every order, page cache,
+anonymous memory, slab, hugetlb, zero and random pages), written once and kept
+in ~/.cache/kdumpctl-py/bench. For each size, `--repeat` times, both tools save
+it at -d 31 with zlib, one after the other, each pinned to one CPU and in a
+fresh memory cgroup limited to `--memory-limit` (page cache included): seconds
+(wall), CPU seconds and peak RSS from wait4(), and the bytes written. Our 1st
+and 2nd bitmaps must equal makedumpfile's at every size (that keeps the
+generator honest); whether the whole files are identical is reported too. The
+last line is one JSON object:
+{"sizes": {"4G": {"ours": {...}, "makedumpfile": {...}}, ...},
+ "ratio": {"speed_min": ..., "rss_max": ...}} with speed = makedumpfile's seconds
+/ ours and rss = our peak RSS / makedumpfile's, the worst over the sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
+from save import CACHE, checked, mdf_argv, ours_argv, ours_env  # noqa: E402
+
+from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
+from kdumpctl_py.units import parse_size  # noqa: E402
+from tests.synthetic_vmcore import write_vmcore  # noqa: E402
+
+GENERATOR_VERSION = 1
+
+
+def synthetic(size: str) -> Path:
+    path = CACHE / f"synthetic-x86_64-{size}-v{GENERATOR_VERSION}"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        print(f"bench: writing the {size} vmcore {path}", file=sys.stderr, flush=True)
+        write_vmcore(str(tmp), parse_size(size))
+        tmp.rename(path)
+    return path
+
+
+def bitmaps(path: Path) -> bytes:
+    """Both bitmaps of a kdump-compressed file, as stored."""
+    with open(path, "rb") as f:
+        head = f.read(DISK_DUMP_HEADER.size)
+        fields = DISK_DUMP_HEADER.unpack(head)
+        block, sub_blocks, bm_blocks = fields[6], fields[7], fields[8]
+        f.seek((1 + sub_blocks) * block)
+        return f.read(bm_blocks * block)
+
+
+def one(vmcore: Path, tmp: Path, limit: int, extra: list[str]) -> tuple[
+        tuple[Measurement, int], tuple[Measurement, int], bool, bool]:
+    ours_dir, mdf_out = tmp / "ours", tmp / "mdf"
+    with MemoryCgroup(limit) as cg:
+        m = checked(run(ours_argv(vmcore, ours_dir, 31, "zlib", 1, extra), cpus=1, cgroup=cg,
+                        env=ours_env()),
+                    "kdumpctl-py")
+    (dump,) = ours_dir.glob("*/vmcore")
+    with MemoryCgroup(limit) as cg:
+        md = checked(run(mdf_argv(vmcore, mdf_out, 31, "zlib"), cpus=1, cgroup=cg),
+                     "makedumpfile")
+    same_bitmaps = bitmaps(dump) == bitmaps(mdf_out)
+    identical = filecmp.cmp(dump, mdf_out, shallow=False)
+    result = (m, dump.stat().st_size), (md, mdf_out.stat().st_size), same_bitmaps, identical
+    dump.unlink()
+    mdf_out.unlink()
+    return result
+
+
+def summary(rows: list[tuple[Measurement, int]]) -> dict[str, Any]:
+    secs = [m.seconds for m, _ in rows]
+    return {"seconds": round(statistics.median(secs), 3),
+            "range": [round(min(secs), 3), round(max(secs), 3)],
+            "cpu_seconds": round(statistics.median(m.cpu_seconds for m, _ in rows), 3),
+            "peak_rss": max(m.peak_rss for m, _ in rows), "bytes": rows[0][1]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="4G,64G,256G,1T")
+    ap.add_argument("--memory-limit", default="160M")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--ours-option", action="append", default=[], metavar="OPT",
+                    help="extra option for kdumpctl-py save (repeatable)")
+    args = ap.parse_args()
+    limit = parse_size(args.memory_limit)
+    out: dict[str, object] = {}
+    sizes: dict[str, object] = {}
+    speed, rss = [], []
+    load = [round(load_average()[0], 2)]
+    for size in args.sizes.split(","):
+        vmcore = synthetic(size)
+        ours_rows, mdf_rows = [], []
+        same, identical = True, True
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="kdumpctl-scale-", dir=CACHE) as tmp:
+                o, m, s, i = one(vmcore, Path(tmp), limit, args.ours_option)
+            ours_rows.append(o)
+            mdf_rows.append(m)
+            same, identical = same and s, identical and i
+            load.append(round(load_average()[0], 2))
+        ours, mdf = summary(ours_rows), summary(mdf_rows)
+        sizes[size] = {"ours": ours, "makedumpfile": mdf, "bitmaps_equal": same,
+                       "identical_files": identical,
+                       "disk_bytes": vmcore.stat().st_blocks * 512}
+        speed.append(mdf["seconds"] / ours["seconds"])
+        rss.append(ours["peak_rss"] / mdf["peak_rss"])
+        print(f"{size:>5}: ours {ours['seconds']:7.2f} s (cpu {ours['cpu_seconds']:.2f}) "
+              f"RSS {int(ours['peak_rss']) / 1e6:6.1f} MB | makedumpfile {mdf['seconds']:7.2f} s "
+              f"(cpu {mdf['cpu_seconds']:.2f}) RSS {int(mdf['peak_rss']) / 1e6:6.1f} MB | "
+              f"bitmaps {'equal' if same else 'DIFFER'}", flush=True)
+        if not same:
+            sys.exit(f"bench: our bitmaps differ from makedumpfile's at {size}")
+    out["sizes"] = sizes
+    out["ratio"] = {"speed_min": round(min(speed), 3), "rss_max": round(max(rss), 3)}
+    out["memory_limit"] = limit
+    out["load_average"] = load
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

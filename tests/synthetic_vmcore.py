@@ -1,0 +1,393 @@
+"""Sparse synthetic x86_64 ELF vmcores of any RAM size, which makedumpfile accepts.
+
+The file looks like /proc/vmcore of a Linux 6.1 machine (Debian 12's VMCOREINFO
+offsets and numbers): RAM at 1 MiB-3 GiB and from 4 GiB on, a kernel image at
+16 MiB with its own PT_LOAD, 4-level page tables (init_top_pgt) mapping the
+linear map with 1 GiB pages, the kernel image and a vmemmap with 2 MiB pages,
+a SPARSEMEM_EXTREME mem_section, and init_uts_ns. The vmemmap's backing sits at
+the top of RAM, as memblock puts it.
+
+Each 128 MiB section has the same plan, drawn per section from a seeded RNG: a
+256-page mix of page cache (some private), anonymous, swap-cache, slab (single
+and order-2 compound with tails), offline, kernel pages with random or
+code-like data and kernel pages that are all zeros; free buddy blocks of every
+order 0-10; and 1024-page units of free order-10 blocks, large page-cache
+folios, anonymous THPs and 2 MiB hugetlb pages. Only what is not zero is
+written, so the file is sparse: about 4 GiB of disk for 1 TiB of RAM. Struct
+pages inside a block that both tools skip whole are left as holes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+from tests.elfwriter import note
+
+PAGE = 4096
+SIZEOF_PAGE = 64
+SECTION_PAGES = 1 << 15  # SECTION_SIZE_BITS 27
+DATA_OFFSET = 1 << 20  # file offset of physical address 0
+LINEAR = 0xFFFF888000000000
+VMEMMAP = 0xFFFFEA0000000000
+KERNEL_MAP = 0xFFFFFFFF80000000
+KERNEL_PHYS, KERNEL_SIZE = 16 << 20, 32 << 20
+HOLE = (3 << 30, 4 << 30)  # the PCI hole below 4 GiB
+CRASHTIME = 1764547200
+RELEASE = "6.1.0-56-cloud-amd64"
+
+PG_LRU, PG_SLAB, PG_SWAPCACHE, PG_RESERVED, PG_PRIVATE, PG_HEAD, PG_SWAPBACKED = (
+    4, 9, 10, 12, 13, 16, 19)
+BUDDY, OFFLINE = -129, -257
+COMPOUND_DTOR, HUGETLB_DTOR, THP_DTOR = 1, 2, 3
+MAX_ORDER = 11
+
+PAGE_DTYPE = np.dtype({
+    "names": ["flags", "chead", "dtor", "order", "mapping", "private", "mapcount"],
+    "formats": ["<u8", "<u8", "u1", "u1", "<u8", "<u8", "<i4"],
+    "offsets": [0, 8, 16, 17, 24, 40, 48], "itemsize": SIZEOF_PAGE})
+
+VMCOREINFO_FIXED = """\
+PAGESIZE=4096
+OFFSET(uts_namespace.name)=0
+LENGTH(mem_section)=2048
+SIZE(mem_section)=16
+OFFSET(mem_section.section_mem_map)=0
+NUMBER(SECTION_SIZE_BITS)=27
+NUMBER(MAX_PHYSMEM_BITS)=46
+SIZE(page)=64
+SIZE(list_head)=16
+OFFSET(page.flags)=0
+OFFSET(page._refcount)=52
+OFFSET(page.mapping)=24
+OFFSET(page.lru)=8
+OFFSET(page._mapcount)=48
+OFFSET(page.private)=40
+OFFSET(page.compound_dtor)=16
+OFFSET(page.compound_order)=17
+OFFSET(page.compound_head)=8
+OFFSET(list_head.next)=0
+OFFSET(list_head.prev)=8
+LENGTH(zone.free_area)=11
+NUMBER(PG_lru)=4
+NUMBER(PG_private)=13
+NUMBER(PG_swapcache)=10
+NUMBER(PG_swapbacked)=19
+NUMBER(PG_slab)=9
+NUMBER(PG_head_mask)=65536
+NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129
+NUMBER(HUGETLB_PAGE_DTOR)=2
+NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=-257
+NUMBER(phys_base)=0
+NUMBER(pgtable_l5_enabled)=0
+KERNELOFFSET=0
+NUMBER(KERNEL_IMAGE_SIZE)=1073741824
+NUMBER(sme_mask)=0
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything is, for `ram` bytes of RAM."""
+
+    ram: int
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        if self.ram <= HOLE[0]:
+            return [(1 << 20, self.ram)]
+        return [(1 << 20, HOLE[0]), (HOLE[1], self.ram + HOLE[1] - HOLE[0])]
+
+    @property
+    def end(self) -> int:
+        return self.ranges[-1][1]
+
+    @cached_property
+    def sections(self) -> list[int]:
+        out: list[int] = []
+        for start, end in self.ranges:
+            first, last = start // (SECTION_PAGES * PAGE), -(-end // (SECTION_PAGES * PAGE))
+            out.extend(s for s in range(first, last) if not out or s > out[-1])
+        return out
+
+    @cached_property
+    def vmemmap_phys(self) -> int:
+        """Start of the struct page arrays near the top of RAM, 2 MiB per present section,
+        4 MiB-aligned so that no buddy block or folio of the plan straddles it."""
+        return (self.end - len(self.sections) * (SECTION_PAGES * SIZEOF_PAGE)) & ~((4 << 20) - 1)
+
+    def backing(self, section: int) -> int:
+        return self.vmemmap_phys + self._index[section] * SECTION_PAGES * SIZEOF_PAGE
+
+    @cached_property
+    def _index(self) -> dict[int, int]:
+        return {s: i for i, s in enumerate(self.sections)}
+
+
+class _Image:
+    """The kernel image region: page tables, mem_section, init_uts_ns, code."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(KERNEL_SIZE)
+        self.next = 12 << 20  # below: code and data; above: the structures
+
+    def alloc(self, size: int) -> int:
+        phys = KERNEL_PHYS + self.next
+        self.next += -(-size // PAGE) * PAGE
+        assert self.next <= KERNEL_SIZE
+        return phys
+
+    def put(self, phys: int, data: bytes) -> None:
+        self.buf[phys - KERNEL_PHYS:phys - KERNEL_PHYS + len(data)] = data
+
+    def u64_at(self, phys: int) -> int:
+        return int(struct.unpack_from("<Q", self.buf, phys - KERNEL_PHYS)[0])
+
+    def u64(self, phys: int, value: int) -> None:
+        self.put(phys, struct.pack("<Q", value))
+
+
+def _page_tables(img: _Image, layout: Layout) -> int:
+    """init_top_pgt: the linear map (1 GiB pages), vmemmap and kernel map (2 MiB pages)."""
+    pgd = img.alloc(PAGE)
+    present, pse = 0x63, 0xE3  # present|rw|accessed|dirty, and with PSE
+
+    def table_for(parent: int, index: int) -> int:
+        entry = img.u64_at(parent + 8 * index)
+        if entry:
+            return entry & 0x000FFFFFFFFFF000
+        child = img.alloc(PAGE)
+        img.u64(parent + 8 * index, child | present)
+        return child
+
+    for gib in range(-(-layout.end // (1 << 30))):
+        va = LINEAR + (gib << 30)
+        pud = table_for(pgd, (va >> 39) & 511)
+        img.u64(pud + 8 * ((va >> 30) & 511), (gib << 30) | pse)
+    for sec in layout.sections:
+        va = VMEMMAP + sec * SECTION_PAGES * SIZEOF_PAGE
+        pud = table_for(pgd, (va >> 39) & 511)
+        pmd = table_for(pud, (va >> 30) & 511)
+        img.u64(pmd + 8 * ((va >> 21) & 511), layout.backing(sec) | pse)
+    pud = table_for(pgd, (KERNEL_MAP >> 39) & 511)
+    pmd = table_for(pud, (KERNEL_MAP >> 30) & 511)
+    for i in range(512):
+        img.u64(pmd + 8 * i, (i << 21) | pse)
+    return pgd
+
+
+def _mem_section(img: _Image, layout: Layout) -> int:
+    roots = img.alloc(2048 * 8)
+    per_root = PAGE // 16
+    for sec in layout.sections:
+        r = sec // per_root
+        root = img.u64_at(roots + 8 * r)
+        if not root:
+            root_phys = img.alloc(PAGE)
+            root = KERNEL_MAP + root_phys
+            img.u64(roots + 8 * r, root)
+        # present | has mem_map | online | early; the map is pfn-relative, so vmemmap itself
+        img.u64(root - KERNEL_MAP + 16 * (sec % per_root), VMEMMAP | 0xF)
+    return KERNEL_MAP + roots
+
+
+def _uts(img: _Image, host: str) -> int:
+    addr = img.alloc(PAGE)
+    fields = ("Linux", host, RELEASE, "#1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1", "x86_64",
+              "(none)")
+    img.put(addr, b"".join(f.encode().ljust(65, b"\0") for f in fields))
+    return KERNEL_MAP + addr
+
+
+class _Pools:
+    """Page contents: random, code-like (about 2:1 with zlib) and slab-like (about 4:1)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        n = 1024
+        self.random = rng.integers(0, 256, n * PAGE, dtype=np.uint8).tobytes()
+        code = rng.choice(np.array([0x48, 0x89, 0x8B, 0xE8, 0x0F, 0x85, 0xC3, 0x00, 0xFF, 0x41,
+                                    0x55, 0x5D], np.uint8), n * PAGE)
+        noise = rng.random(n * PAGE) < 0.3
+        code[noise] = rng.integers(0, 256, int(noise.sum()), dtype=np.uint8)
+        self.code = code.tobytes()
+        slab = np.zeros((n * PAGE // 8,), dtype=np.uint64)
+        kinds = rng.integers(0, 4, len(slab))
+        ptrs = LINEAR + (rng.integers(0, 1 << 26, len(slab), dtype=np.uint64) << np.uint64(6))
+        slab = np.where(kinds == 0, ptrs, np.where(kinds == 1, rng.integers(0, 4096, len(slab)),
+                                                  0)).astype(np.uint64)
+        self.slab = slab.tobytes()
+
+    def page(self, pool: bytes, rng: np.random.Generator) -> bytes:
+        at = int(rng.integers(0, len(pool) // PAGE)) * PAGE
+        return pool[at:at + PAGE]
+
+
+# group kinds of the 256-page mix, 4 pages each, with their weights
+MIX = (("cache", 28), ("anon", 22), ("free2", 20), ("slab_compound", 10), ("slab", 6),
+       ("kernel_random", 3), ("kernel_code", 3), ("kernel_zero", 5), ("swapcache", 2),
+       ("offline", 1))
+BULK = (("free10", 55), ("cache_folio", 20), ("thp", 15), ("hugetlb", 10))
+
+
+def _choose(rng: np.random.Generator, table: tuple[tuple[str, int], ...], n: int) -> list[str]:
+    names = [k for k, _ in table]
+    w = np.array([v for _, v in table], dtype=float)
+    return [names[i] for i in rng.choice(len(names), n, p=w / w.sum())]
+
+
+Planned = tuple[npt.NDArray[np.void], list[tuple[int, bytes]]]
+
+
+def _section(sec: int, rng: np.random.Generator, pools: _Pools,
+             reserved: list[tuple[int, int]]) -> Planned:
+    """The struct pages of one section, and (pfn, data) of its pages that hold data."""
+    base = sec * SECTION_PAGES
+    pages = np.zeros(SECTION_PAGES, dtype=PAGE_DTYPE)
+    data: list[tuple[int, bytes]] = []
+    mapping_file = LINEAR + 0x10000000 + (sec << 12)
+    mapping_anon = LINEAR + 0x20000000 + (sec << 12) + 1
+    minus1 = -1
+
+    def vaddr(i: int) -> int:
+        return VMEMMAP + (base + i) * SIZEOF_PAGE
+
+    def buddy(i: int, order: int) -> None:
+        pages["mapcount"][i] = BUDDY
+        pages["private"][i] = order
+
+    def compound(i: int, order: int, flags: int, mapping: int, dtor: int, tails: bool) -> None:
+        pages["flags"][i] = flags | (1 << PG_HEAD)
+        pages["mapping"][i] = mapping
+        pages["mapcount"][i] = minus1
+        pages["order"][i + 1] = order
+        pages["dtor"][i + 1] = dtor
+        pages["chead"][i + 1] = vaddr(i) | 1
+        if tails:
+            pages["chead"][i + 2:i + (1 << order)] = vaddr(i) | 1
+
+    pages["mapcount"][:256] = minus1
+    for g, kind in enumerate(_choose(rng, MIX, 64)):
+        i = 4 * g
+        sl = slice(i, i + 4)
+        if kind == "cache":
+            private = rng.random(4) < 0.15
+            pages["flags"][sl] = (1 << PG_LRU) | np.where(private, 1 << PG_PRIVATE, 0)
+            pages["mapping"][sl] = mapping_file
+        elif kind == "anon":
+            pages["flags"][sl] = (1 << PG_LRU) | (1 << PG_SWAPBACKED)
+            pages["mapping"][sl] = mapping_anon
+        elif kind == "swapcache":
+            pages["flags"][sl] = (1 << PG_SWAPCACHE) | (1 << PG_SWAPBACKED)
+            pages["mapping"][sl] = mapping_anon
+        elif kind == "free2":
+            pages["mapcount"][sl] = 0  # inside the block: never looked at
+            buddy(i, 2)
+        elif kind == "slab_compound":
+            compound(i, 2, 1 << PG_SLAB, LINEAR + 0x30000000, COMPOUND_DTOR, True)
+            data.extend((base + i + k, pools.page(pools.slab, rng)) for k in range(4))
+        elif kind == "slab":
+            pages["flags"][sl] = 1 << PG_SLAB
+            pages["mapping"][sl] = LINEAR + 0x30000000
+            data.extend((base + i + k, pools.page(pools.slab, rng)) for k in range(4))
+        elif kind == "offline":
+            pages["mapcount"][sl] = OFFLINE
+        else:
+            pages["flags"][sl] = 1 << PG_RESERVED
+            pool = {"kernel_random": pools.random, "kernel_code": pools.code}.get(kind)
+            if pool is not None:
+                data.extend((base + i + k, pools.page(pool, rng)) for k in range(4))
+    # free buddy blocks of every order
+    buddy(256, 8)
+    buddy(512, 9)
+    at = 1024
+    for order in (9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0):
+        buddy(at, order)
+        at += 1 << order
+    for u, kind in enumerate(_choose(rng, BULK, (SECTION_PAGES - 2048) // 1024)):
+        i = 2048 + 1024 * u
+        if kind == "free10":
+            buddy(i, 10)
+        elif kind == "cache_folio":
+            for h in (i, i + 512):
+                compound(h, 9, 1 << PG_LRU, mapping_file, COMPOUND_DTOR, False)
+        elif kind == "thp":
+            for h in (i, i + 512):
+                compound(h, 9, (1 << PG_LRU) | (1 << PG_SWAPBACKED), mapping_anon, THP_DTOR,
+                         False)
+        else:
+            for h in (i, i + 512):
+                compound(h, 9, 0, LINEAR + 0x40000000, HUGETLB_DTOR, False)
+    # kernel memory (image, vmemmap): reserved, whatever the plan says
+    for start, end in reserved:
+        lo, hi = max(start, base) - base, min(end, base + SECTION_PAGES) - base
+        if lo < hi:
+            pages[lo:hi] = np.zeros(1, dtype=PAGE_DTYPE)
+            pages["flags"][lo:hi] = 1 << PG_RESERVED
+            pages["mapcount"][lo:hi] = minus1
+            data = [(p, d) for p, d in data if not base + lo <= p < base + hi]
+    return pages, data
+
+
+def _write_sparse(fd: int, offset: int, buf: bytes | memoryview) -> None:
+    """Write only the 4 KiB blocks of `buf` that are not all zeros."""
+    view = np.frombuffer(buf, dtype=np.uint64).reshape(-1, PAGE // 8)
+    nonzero = view.any(axis=1)
+    if not nonzero.any():
+        return
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], nonzero.astype(np.int8), [0]))))
+    mv = memoryview(buf)
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        os.pwrite(fd, mv[a * PAGE:b * PAGE], offset + a * PAGE)
+
+
+def _elf_header(layout: Layout, notes: bytes) -> bytes:
+    loads = [(KERNEL_MAP + KERNEL_PHYS, KERNEL_PHYS, KERNEL_SIZE)]
+    loads += [(LINEAR + a, a, b - a) for a, b in layout.ranges]
+    phnum = 1 + len(loads)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+    note_off = 64 + 56 * phnum
+    phdrs = struct.pack("<IIQQQQQQ", 4, 0, note_off, 0, 0, len(notes), len(notes), 0)
+    for vaddr, paddr, size in loads:
+        phdrs += struct.pack("<IIQQQQQQ", 1, 7, DATA_OFFSET + paddr, vaddr, paddr, size, size, 0)
+    head = ehdr + phdrs + notes
+    assert len(head) <= DATA_OFFSET
+    return head
+
+
+def write_vmcore(path: str, ram: int, seed: int = 1) -> None:
+    """Write a sparse vmcore of `ram` bytes of RAM (a multiple of 128 MiB) to `path`."""
+    layout = Layout(ram)
+    rng = np.random.default_rng(seed)
+    pools = _Pools(rng)
+    img = _Image()
+    img.put(KERNEL_PHYS, pools.code[:4 << 20] + pools.slab[:2 << 20] + pools.random[:1 << 20])
+    pgd = _page_tables(img, layout)
+    mem_section = _mem_section(img, layout)
+    uts = _uts(img, f"synthetic-{ram >> 30}g")
+    info = (f"OSRELEASE={RELEASE}\n" + VMCOREINFO_FIXED
+            + f"SYMBOL(init_uts_ns)={uts:x}\nSYMBOL(mem_section)={mem_section:x}\n"
+            f"SYMBOL(_stext)={KERNEL_MAP + KERNEL_PHYS:x}\n"
+            f"SYMBOL(init_top_pgt)={KERNEL_MAP + pgd:x}\n"
+            f"SYMBOL(swapper_pg_dir)={KERNEL_MAP + pgd:x}\nCRASHTIME={CRASHTIME}\n")
+    notes = note(b"CORE", 1, bytes(336)) + note(b"VMCOREINFO", 0, info.encode())
+    reserved = [(KERNEL_PHYS // PAGE, (KERNEL_PHYS + KERNEL_SIZE) // PAGE),
+                (layout.vmemmap_phys // PAGE, layout.end // PAGE)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.pwrite(fd, _elf_header(layout, notes), 0)
+        for sec in layout.sections:
+            pages, data = _section(sec, rng, pools, reserved)
+            _write_sparse(fd, DATA_OFFSET + layout.backing(sec), pages.tobytes())
+            for pfn, page in data:
+                if any(a <= pfn * PAGE < b for a, b in layout.ranges):
+                    os.pwrite(fd, page, DATA_OFFSET + pfn * PAGE)
+        _write_sparse(fd, DATA_OFFSET + KERNEL_PHYS, bytes(img.buf))
+        os.ftruncate(fd, DATA_OFFSET + layout.end)
+    finally:
+        os.close(fd)
