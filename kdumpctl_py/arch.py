@@ -44,6 +44,10 @@ ARCHES: tuple[Arch, ...] = (
     Arch("s390x", ("s390",), 22, 277, 381, False, None),
 )
 
+# Every name an architecture may be given by: uname's and Debian's (amd64, arm64).
+ARCH_NAMES: tuple[str, ...] = tuple(n for a in ARCHES for n in (a.name, *a.aliases))
+ARCH_HELP = ", ".join(f"{a.name} ({'/'.join(a.aliases)})" for a in ARCHES)
+
 
 def get_arch(name: str | None = None) -> Arch:
     """Look an architecture up by uname name or Debian alias; None means the running one."""

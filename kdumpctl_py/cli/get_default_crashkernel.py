@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kdumpctl_py.arch import ARCHES
+from kdumpctl_py.arch import ARCH_HELP, ARCH_NAMES
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("get-default-crashkernel",
                        help="print the default crashkernel= value for an architecture")
-    p.add_argument("--arch", choices=[a.name for a in ARCHES],
-                   help="architecture (default: the running one)")
+    p.add_argument("--arch", choices=ARCH_NAMES, metavar="ARCH",
+                   help=f"architecture: {ARCH_HELP} (default: the running one)")
     p.add_argument("--page-size", metavar="4K|64K",
                    help="base page size (default: the running kernel's; 4K with --arch)")
     p.set_defaults(func=run)
