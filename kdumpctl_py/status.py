@@ -41,7 +41,11 @@ class Status:
     last_test: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The assessment's own keys; `requested`, `reserved` come from kdumpctl_py.vocabulary."""
+        out = asdict(self)
+        for key in ("requested", "regions", "reserved_bytes"):
+            del out[key]
+        return out
 
 
 def signature_policy(view: SystemView) -> str:

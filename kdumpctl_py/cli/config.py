@@ -45,7 +45,9 @@ def run_show(args: argparse.Namespace) -> int:
 
     cfg = read_config(open_view(args))
     if args.json:
-        print(json.dumps(asdict(cfg), indent=2, sort_keys=True))
+        from kdumpctl_py.vocabulary import SCHEMA
+
+        print(json.dumps({"schema": SCHEMA, **asdict(cfg)}, indent=2, sort_keys=True))
     else:
         print(show(cfg))
     return 0

@@ -54,7 +54,9 @@ def run_eval(args: argparse.Namespace) -> int:
         where = "the command line" if args.cmdline else f"crashkernel={args.spec}"
         raise InvalidCrashkernel(f"{where} on {arch.name}: {e}") from None
     if args.json:
-        print(json.dumps(r.to_json(), sort_keys=True))
+        from kdumpctl_py.vocabulary import SCHEMA
+
+        print(json.dumps({"schema": SCHEMA, **r.to_json()}, sort_keys=True))
     else:
         print(describe(r))
     return 0

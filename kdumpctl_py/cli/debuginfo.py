@@ -55,7 +55,10 @@ def run_find(args: argparse.Namespace) -> int:
     dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
     found = find_vmlinux(info.build_id, info.osrelease, args.vmlinux, dirs)
     if args.json:
+        from kdumpctl_py.vocabulary import SCHEMA
+
         print(json.dumps({
+            "schema": SCHEMA,
             "release": found.release,
             "build_id": found.build_id,
             "vmlinux": found.vmlinux,

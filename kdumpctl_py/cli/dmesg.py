@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     log = read_vmcore_log(args.vmcore)
     out = sys.stdout
     if args.json:
-        out.write(json.dumps(log.to_json(), indent=1) + "\n")
+        from kdumpctl_py.vocabulary import SCHEMA
+
+        out.write(json.dumps({"schema": SCHEMA, **log.to_json()}, indent=1) + "\n")
     else:
         for rec in log.records:
             if args.kmsg:

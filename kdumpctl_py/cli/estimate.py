@@ -16,12 +16,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.plan.estimate import estimate
+    from kdumpctl_py.vocabulary import crash_memory, header, origin_line
 
-    result = estimate(open_view(args))
+    view = open_view(args)
+    result = estimate(view)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        report = {**header(view), **crash_memory(view), **result.to_json()}
+        print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print(render(result))
+        print("\n".join(origin_line(header(view)["snapshot"]) + [render(result)]))
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
-    from kdumpctl_py.plan.crashkernel import Reservation, Reserved
+    from kdumpctl_py.plan.crashkernel import Reserved
 
 
 def register(sub: Any) -> None:
@@ -30,40 +30,16 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(view: SystemView) -> dict[str, Any]:
     """What is reserved, what /proc/cmdline asks for at this RAM total, and how they compare."""
-    from kdumpctl_py.facts.cmdline import param_values
-    from kdumpctl_py.plan.crashkernel import InvalidCrashkernel, evaluate, reserved, system_ram
+    from kdumpctl_py.plan.crashkernel import reserved
+    from kdumpctl_py.vocabulary import crash_memory, header
 
-    now = reserved(view)
-    cmdline = view.cmdline
-    ram, ram_source = system_ram(view)
-    asked: Reservation | None = None
-    error = None
-    if cmdline is None:
-        error = "cannot read /proc/cmdline"
-    elif "crashkernel=" not in cmdline:
-        error = "no crashkernel= on the command line"
-    elif ram is None:
-        error = "the RAM total is unknown"
-    else:
-        try:
-            asked = evaluate(cmdline, ram, view.arch)
-        except InvalidCrashkernel as e:
-            error = f"the kernel rejects crashkernel= here: {e}"
-    failed, verdict = compare(view, now, asked, error)
-    regions = [{"kind": "low" if r == now.low else "main", "start": r.start, "end": r.end,
-                "size": r.size} for r in now.regions]
-    return {
-        "reserved": {"regions": regions, "regions_known": now.regions_known,
-                     "kexec_crash_size": now.crash_size, "total": now.total},
-        "requested": {"values": param_values(cmdline or "", "crashkernel"),
-                      "evaluated": asked.to_json() if asked else None, "error": error},
-        "ram": {"bytes": ram, "source": ram_source},
-        "failed": failed,
-        "verdict": verdict,
-    }
+    facts = crash_memory(view)
+    req = facts["requested"]
+    failed, verdict = compare(view, reserved(view), req["evaluated"], req["error"])
+    return {**header(view), **facts, "failed": failed, "verdict": verdict}
 
 
-def compare(view: SystemView, now: Reserved, asked: Reservation | None,
+def compare(view: SystemView, now: Reserved, asked: dict[str, Any] | None,
             error: str | None) -> tuple[bool | None, str]:
     """(whether the kernel failed to reserve what was asked, a sentence saying what happened)."""
     from kdumpctl_py.plan.crashkernel import default_low_size, swiotlb_size
@@ -76,14 +52,15 @@ def compare(view: SystemView, now: Reserved, asked: Reservation | None,
         if total:
             return None, f"{format_bytes(total)} is reserved, but {error}"
         return None, f"nothing is reserved: {error}"
-    expected = {asked.size + (asked.low_size or 0)}
+    expected = {asked["size"] + (asked["low_size"] or 0)}
     low = default_low_size(view.arch, swiotlb_size(view.cmdline or ""))
-    if not asked.high and not asked.offset and low:
+    if not asked["high"] and not asked["offset"] and low:
         # A plain size that does not fit low is retried high, with a default low region.
-        expected.add(asked.size + low)
+        expected.add(asked["size"] + low)
     want = format_bytes(min(expected))
     if total == 0:
-        where = f"at {asked.offset:#x} (memory in use?)" if asked.offset else "(no free range)"
+        where = f"at {asked['offset']:#x} (memory in use?)" if asked["offset"] else \
+            "(no free range)"
         return True, (f"the kernel FAILED to reserve the {want} asked for {where}; "
                       "see dmesg | grep -i crashkernel")
     if total in expected:
@@ -98,6 +75,7 @@ def compare(view: SystemView, now: Reserved, asked: Reservation | None,
 
 def render(report: dict[str, Any]) -> str:
     from kdumpctl_py.units import format_bytes
+    from kdumpctl_py.vocabulary import origin_line
 
     res, req = report["reserved"], report["requested"]
     regions = ", ".join(f"{r['kind']} {r['start']:#x}-{r['end']:#x} ({format_bytes(r['size'])})"
@@ -114,4 +92,5 @@ def render(report: dict[str, Any]) -> str:
             asked += f" high + {format_bytes(e['low_size'])} low"
     rows = [("reserved", reserved_text), ("requested", asked),
             ("RAM", f"{format_bytes(report['ram']['bytes'])} ({report['ram']['source']})")]
-    return "\n".join([report["verdict"]] + [f"  {k:<9}  {v}" for k, v in rows])
+    lines = [report["verdict"]] + [f"  {k:<9}  {v}" for k, v in rows]
+    return "\n".join(origin_line(report["snapshot"]) + lines)

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.service.target import first_kernel_dump_dir
     from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess
+    from kdumpctl_py.vocabulary import crash_memory, header, origin_line
 
     view = open_view(args)
     cfg = read_config(view)
@@ -32,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
     st = assess(view, dump_dir or cfg.path)
     st = replace(st, last_test=last_test(view, dump_dir))
     if args.json:
-        print(json.dumps(st.to_json(), indent=2, sort_keys=True))
+        report = {**header(view), **crash_memory(view), **st.to_json()}
+        print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print(render(st))
+        print("\n".join(origin_line(header(view)["snapshot"]) + [render(st)]))
     return 0 if st.operational else NOT_OPERATIONAL
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kdumpctl_py import __version__
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import DEFAULT_TARGET, META, SystemView
 
 FILES = (
@@ -50,9 +50,17 @@ GLOBS = (
 )
 
 
+# Names that promise an archive this tool does not write; taken as a directory they would mislead.
+OTHER_ARCHIVES = (".tar", ".tar.xz", ".tar.bz2", ".tar.zst", ".txz", ".tbz2", ".tzst", ".zip",
+                  ".gz", ".xz", ".bz2", ".zst", ".7z")
+
+
 def take_snapshot(out: str, with_boot: bool = False) -> Path:
     """Write a snapshot of the live machine to directory `out`, or a .tar.gz if it ends so."""
     as_tar = out.endswith((".tar.gz", ".tgz"))
+    if not as_tar and out.lower().endswith(OTHER_ARCHIVES):
+        raise UsageError(f"{out}: a snapshot is a directory or a .tar.gz, not "
+                         f"{Path(out).suffix}; give NAME.tar.gz or a name without that suffix")
     dest = Path(out)
     if dest.exists() and not (dest.is_dir() and not as_tar and not any(dest.iterdir())):
         raise KdumpError(f"{out} already exists; give a new name")

@@ -108,12 +108,10 @@ class Estimate:
     too_small: bool | None  # None when the reservation is unknown
 
     def to_json(self) -> dict[str, Any]:
+        """The estimate's own keys; `reserved` and `ram` come from kdumpctl_py.vocabulary."""
         return {
             "parts": {p.name: {"bytes": p.bytes, "how": p.how} for p in self.parts},
             "needed": self.needed,
-            "reserved": self.reserved,
-            "ram": self.ram,
-            "ram_source": self.ram_source,
             "default": {"value": self.default_value, "size": self.default_size},
             "too_small": self.too_small,
             "verdict": self.verdict,

@@ -39,7 +39,7 @@ def test_json(argv: list[str], expected: dict[str, object],
     code, out, err = run(capsys, *argv, "--json")
     assert (code, err) == (0, "")
     assert out.count("\n") == 1
-    assert json.loads(out) == expected
+    assert json.loads(out) == {"schema": 1, **expected}
 
 
 def test_text(capsys: pytest.CaptureFixture[str]) -> None:

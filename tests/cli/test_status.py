@@ -20,7 +20,7 @@ def test_status_on_fixture(name: str, capsys: pytest.CaptureFixture[str]) -> Non
     want = expected_facts(name)
     code, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / name))
     assert st["arch"] == want["arch"]
-    assert [[r["start"], r["end"]] for r in st["regions"]] == want["regions"]
+    assert [[r["start"], r["end"]] for r in st["reserved"]["regions"]] == want["regions"]
     assert st["load_paths"] == want["load_paths"]
     assert st["method"] == want["method"]
     assert st["operational"] is want["operational"]
@@ -28,7 +28,8 @@ def test_status_on_fixture(name: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert (st["reason"] is None) == want["operational"]
     # The text form says the same in one headline.
     assert main(["--sysroot", str(SNAPSHOTS / name), "status"]) == code
-    text = capsys.readouterr().out
+    first, text = capsys.readouterr().out.split("\n", 1)
+    assert first.startswith("snapshot of ") and st["snapshot"]["taken"] in first
     assert text.startswith("kdump is operational" if want["operational"] else "kdump is NOT")
 
 
@@ -49,7 +50,8 @@ def test_live_snapshot_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture
             f.stat().st_size for f in out.rglob("*") if f.is_file())
         assert size < 1 << 20
         code, snap = status_json(capsys, "--sysroot", str(out))
-        assert {**snap, "free_bytes": None} == {**live, "free_bytes": None}
+        assert snap["snapshot"]["host"] == os.uname().nodename and live["snapshot"] is None
+        assert {**snap, "free_bytes": None, "snapshot": None} == {**live, "free_bytes": None}
         assert code == live_code
 
 
@@ -96,3 +98,21 @@ def test_reset_crashkernel_advised_only_where_it_can_edit(
     _, st = status_json(capsys, "--sysroot", str(root))
     assert st["reason"] == ("no memory is reserved for a capture kernel: add crashkernel= to "
                             f"the kernel command line {advice} and reboot")
+
+
+@pytest.mark.parametrize("name", ["x.tar", "x.tar.xz", "x.zip", "x.gz", "X.TAR"])
+def test_snapshot_refuses_names_it_would_not_produce(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["snapshot", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ".tar.gz" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_snapshot_status_says_it_is_a_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status"]) in (0, 3)
+    assert not capsys.readouterr().out.startswith("snapshot of")
+    for command in ("status", "showmem", "estimate"):
+        assert main(["--sysroot", str(SNAPSHOTS / "host-x86_64"), command]) in (0, 3)
+        assert capsys.readouterr().out.startswith(
+            "snapshot of vm taken 2026-11-26T11:01:52+00:00\n"), command
