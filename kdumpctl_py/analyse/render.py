@@ -162,9 +162,10 @@ def to_json(r: Report) -> dict[str, Any]:
 
 
 def wrap(text: str, indent: int, first: str = "", width: int = WIDTH) -> list[str]:
-    """`first` + text wrapped at `width`, continuation lines indented by `indent`."""
+    """`first` + text wrapped at `width`, continuation lines indented by `indent`; broken
+    only at spaces: a word longer than the line (a path, a symbol) overflows, never split."""
     lines = textwrap.wrap(text, width=width, initial_indent=first,
-                          subsequent_indent=" " * indent, break_long_words=True,
+                          subsequent_indent=" " * indent, break_long_words=False,
                           break_on_hyphens=False, drop_whitespace=True) or [first.rstrip()]
     return lines
 
@@ -174,7 +175,8 @@ def field(label: str, value: str) -> list[str]:
 
 
 def wrap_path(path: str, first: str, indent: int, width: int = WIDTH) -> list[str]:
-    """A long path broken after a "/" rather than inside a name."""
+    """A long path broken after a "/" rather than inside a name; a name longer than the
+    line overflows it."""
     lines: list[str] = []
     line, used = first, False
     for part in re.findall(r"[^/]*/|[^/]+$", path):
@@ -184,13 +186,7 @@ def wrap_path(path: str, first: str, indent: int, width: int = WIDTH) -> list[st
         line += part
         used = True
     lines.append(line)
-    out = []
-    for ln in lines:
-        while len(ln) > width:
-            out.append(ln[:width])
-            ln = " " * indent + ln[width:]
-        out.append(ln)
-    return out
+    return lines
 
 
 def short_path(path: str) -> str:
@@ -234,25 +230,17 @@ def call(f: Frame) -> str:
     return name
 
 
-def hard_wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
-    """Cut at the width, whatever the text: symbol names have no spaces to break at."""
-    out = []
-    while len(text) > width:
-        out.append(text[:width])
-        text = " " * indent + text[width:]
-    return out + [text]
-
-
 def frame_lines(f: Frame) -> list[str]:
-    left = f" #{f.index:<2} {call(f)}"
+    prefix = f" #{f.index:<2} "
+    left = prefix + call(f)
     if f.file is None:
-        return hard_wrap(left, 5)
+        return wrap(call(f), 5, prefix)
     where = f"{short_path(f.file)}:{f.line}" if f.line else short_path(f.file)
     if len(left) < SOURCE_COLUMN - 1 and SOURCE_COLUMN + len(where) <= WIDTH:
         return [f"{left:<{SOURCE_COLUMN}}{where}"]
     if len(left) + 2 + len(where) <= WIDTH:
         return [f"{left}  {where}"]
-    return hard_wrap(left, 5) + hard_wrap(" " * 5 + where, 5)
+    return wrap(call(f), 5, prefix) + wrap(where, 5, " " * 5)
 
 
 def backtrace_lines(frames: list[Frame]) -> list[str]:
@@ -314,7 +302,7 @@ def module_lines(mods: list[Module]) -> list[str]:
         debug = {True: "yes", False: "no", None: "?"}[m.debuginfo]
         name = m.name
         if len(name) > width:
-            out += hard_wrap(name, 0)
+            out.append(name)
             name = ""
         out.append(f"{name:<{width}}  {base:<18}  {size:>9}  {m.taints or '-':<6}  {debug}")
     return out
@@ -329,9 +317,7 @@ def log_lines(lines: list[LogLine]) -> list[str]:
         if len(stamp) + len(text) <= WIDTH:
             out.append(stamp + text)
         else:
-            out += textwrap.wrap(text, WIDTH, initial_indent=stamp,
-                                 subsequent_indent=" " * len(stamp),
-                                 break_on_hyphens=False) or [stamp]
+            out += wrap(text, len(stamp), stamp)
     return out
 
 
@@ -356,7 +342,7 @@ def _kernel_field(d: DebugInfo) -> list[str]:
 def render_text(r: Report) -> str:
     out: list[str] = []
     out += _kernel_field(r.debuginfo)
-    out += field("DUMPFILE", f"{r.vmcore}  [{r.format}]")
+    out += wrap_path(f"{r.vmcore}  [{r.format}]", f"{'DUMPFILE':>{LABEL}}: ", LABEL + 2)
     if r.cpus_present is not None:
         offline = (r.cpus_present - r.cpus_online) if r.cpus_online is not None else 0
         out += field("CPUS", f"{r.cpus_present}" + (f" [OFFLINE: {offline}]" if offline else ""))
