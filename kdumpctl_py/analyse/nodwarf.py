@@ -23,7 +23,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from kdumpctl_py.analyse import kernlog
+from kdumpctl_py.analyse.prstatus import read_registers
 from kdumpctl_py.analyse.report import CpuState, Frame, TaskRef
+from kdumpctl_py.analyse.symsize import kernel_size
 
 if TYPE_CHECKING:
     import drgn
@@ -40,21 +42,37 @@ MAX_SCAN_FRAMES = 48
 _VERSION = re.compile(r"^Linux version (\S+) .*? (#\d+ .*)$")
 
 
-def missing_text(opened: Opened) -> str:
+def missing_text(opened: Opened, version: str | None = None) -> str:
     release = opened.release or "RELEASE"
     found = opened.found
     want = f" with build ID {found.build_id}" if found.build_id else ""
     return (
         f"no vmlinux with DWARF{want} was found, so tasks, per-CPU backtraces, the "
-        "memory summary and the module list are missing. Get it with "
-        f"`kdumpctl-py debuginfo fetch {opened.path}` (Debian: downloads "
-        f"linux-image-{release}-dbg), or install kernel-debuginfo-{release} (Fedora), "
-        "then run analyse again, or pass --vmlinux"
+        f"memory summary and the module list are missing. Get it with "
+        f"{package_hint(opened.path, release, version)}, then run analyse again, or pass "
+        "--vmlinux"
     )
 
 
+def package_hint(path: str, release: str, version: str | None) -> str:
+    """Where the vmlinux with DWARF comes from, in the words of the distribution that built
+    the kernel: its version string (`#1 SMP Debian 6.1.192-2 ...`) or release names it."""
+    words = f"{release} {version or ''}"
+    if "Debian" in words or re.search(r"\+deb\d|-(amd64|arm64|armmp|686|686-pae)$", release):
+        return (f"`kdumpctl-py debuginfo fetch {path}` (downloads Debian's "
+                f"linux-image-{release}-dbg)")
+    if "Ubuntu" in words:
+        return f"Ubuntu's linux-image-unsigned-{release}-dbgsym (from its debug symbol archive)"
+    if re.search(r"\.(fc|el)\d+", release):
+        return f"`dnf debuginfo-install kernel-{release}` (kernel-debuginfo-{release})"
+    if "SUSE" in words or release.endswith("-default"):
+        return f"`zypper install kernel-default-debuginfo` of the kernel {release}"
+    return (f"the kernel's debug package: Debian's linux-image-{release}-dbg "
+            f"(`kdumpctl-py debuginfo fetch {path}`), Fedora's kernel-debuginfo-{release}")
+
+
 def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
-    report.missing.append(missing_text(opened))
+    report.missing.append(missing_text(opened, version_from_log(lines)))
     report.machine = opened.arch
     version = version_from_log(lines)
     if version:
@@ -69,7 +87,7 @@ def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
         fixed = report.attempt("return addresses",
                                lambda: fix_return_addresses(opened.prog, logged))
         report.backtrace = fixed or logged
-    regs = report.attempt("CPU registers", lambda: _registers(opened))
+    regs = report.attempt("CPU registers", lambda: read_registers(opened.path, opened.format))
     if regs is None:
         return
     if not regs:
@@ -129,17 +147,10 @@ def fix_return_addresses(prog: drgn.Program, frames: Sequence[Frame]) -> list[Fr
                     caller = None
                 if caller is not None:
                     f = replace(f, function=caller.name, symbol=caller.name,
-                                offset=start - caller.address, size=caller.size)
+                                offset=start - caller.address,
+                                size=kernel_size(prog, caller))
         out.append(f)
     return out
-
-
-def _registers(opened: Opened) -> list[CpuRegs]:
-    from kdumpctl_py.analyse.prstatus import read_elf, read_kdump
-
-    if opened.format == "ELF":
-        return read_elf(opened.path)
-    return read_kdump(opened.path)
 
 
 def symbolise(prog: drgn.Program, index: int, pc: int, context: str | None,
@@ -150,7 +161,7 @@ def symbolise(prog: drgn.Program, index: int, pc: int, context: str | None,
     except LookupError:
         return Frame(index, pc, None, context=context, reliable=reliable)
     return Frame(index, pc, sym.name, symbol=sym.name, offset=pc - sym.address,
-                 size=sym.size, context=context, reliable=reliable)
+                 size=kernel_size(prog, sym), context=context, reliable=reliable)
 
 
 def is_crashed(regs: CpuRegs, crashed: TaskRef | None) -> bool:
@@ -193,7 +204,8 @@ def stack_scan(prog: drgn.Program, regs: CpuRegs) -> list[Frame]:
         if sym.kind != _drgn.SymbolKind.FUNC or value == sym.address:
             continue
         frames.append(Frame(len(frames), value, sym.name, symbol=sym.name,
-                             offset=value - sym.address, size=sym.size, context="stack",
+                             offset=value - sym.address, size=kernel_size(prog, sym),
+                             context="stack",
                              reliable=False))
         if len(frames) >= MAX_SCAN_FRAMES:
             break

@@ -15,7 +15,7 @@ later) gives their offset and size (makedumpfile's diskdump_mod.h).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kdumpctl_py.facts.elfcore import Note
@@ -39,6 +39,7 @@ class CpuRegs:
     pid: int
     pc: int
     sp: int
+    regs: bytes = field(default=b"", compare=False, repr=False)  # pr_reg: elf_gregset_t
 
 
 def parse_prstatus(desc: bytes, machine: int, cpu: int, little: bool = True) -> CpuRegs | None:
@@ -55,7 +56,7 @@ def parse_prstatus(desc: bytes, machine: int, cpu: int, little: bool = True) -> 
         return int.from_bytes(desc[off:off + 8], order)
 
     pid = int.from_bytes(desc[PR_PID:PR_PID + 4], order, signed=True)
-    return CpuRegs(cpu, pid, word(pc_i), word(sp_i))
+    return CpuRegs(cpu, pid, word(pc_i), word(sp_i), desc[PR_REG:PR_REG + 8 * nregs])
 
 
 def cpu_registers(notes: tuple[Note, ...] | list[Note], machine: int,
@@ -114,6 +115,11 @@ def read_kdump(path: str) -> list[CpuRegs]:
         data = f.read(where[1])
     notes = [Note(name, ntype, desc) for name, ntype, desc in parse_notes(data)]
     return cpu_registers(notes, machine)
+
+
+def read_registers(path: str, fmt: str) -> list[CpuRegs]:
+    """Each CPU's registers from the dump at `path`, whose format (analyse's) is `fmt`."""
+    return read_elf(path) if fmt == "ELF" else read_kdump(path)
 
 
 def read_elf(path: str) -> list[CpuRegs]:

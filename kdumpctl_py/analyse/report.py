@@ -244,6 +244,7 @@ def _read_log(opened: Opened) -> tuple[Any, list[LogLine]]:
 
 def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     from kdumpctl_py.analyse import memory, modules, system, taint, tasks
+    from kdumpctl_py.analyse.prstatus import read_registers
 
     prog = opened.prog
     report.attempt("system", lambda: system.fill(prog, report))
@@ -253,7 +254,10 @@ def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     if crashed is not None:
         report.crashed_thread, report.backtrace = crashed
         report.backtrace_source = "dwarf"
-    report.cpus = report.attempt("CPUs", lambda: tasks.cpus(prog, report.crashed_thread)) or []
+    notes = report.attempt("CPU registers",
+                           lambda: read_registers(opened.path, opened.format)) or []
+    report.cpus = report.attempt(
+        "CPUs", lambda: tasks.cpus(prog, report.crashed_thread, notes)) or []
     report.tasks = report.attempt("tasks", lambda: tasks.summary(prog))
     report.memory = report.attempt("memory", lambda: memory.read(prog))
     report.modules = report.attempt("modules", lambda: modules.read(opened))

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 from kdumpctl_py.analyse.report import BlockedTask, CpuState, Frame, TaskRef, TaskSummary
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import drgn
+
+    from kdumpctl_py.analyse.prstatus import CpuRegs
 
 # Longest backtrace kept; a corrupt stack can otherwise unwind for a long time.
 MAX_FRAMES = 64
@@ -38,11 +42,13 @@ def frame_of(prog: drgn.Program, index: int, frame: drgn.StackFrame,
     """One drgn stack frame as a Frame: function, symbol+offset/size, module, file:line."""
     from drgn import MainModule
 
+    from kdumpctl_py.analyse.symsize import kernel_size
+
     pc = frame.pc
     symbol = offset = size = module = file = line = None
     try:
         sym = frame.symbol()
-        symbol, offset, size = sym.name, pc - sym.address, sym.size
+        symbol, offset, size = sym.name, pc - sym.address, kernel_size(prog, sym)
     except LookupError:
         pass
     try:
@@ -79,7 +85,8 @@ def _segments(prog: drgn.Program, task: Any) -> list[tuple[str | None, list[drgn
 
         trace = kernel_stack_trace(prog, task)
         return [(seg.kind.name.lower(), list(seg.frames)) for seg in trace.segments]
-    except (ImportError, LookupError, NotImplementedError, ValueError, AttributeError):
+    except (ImportError, LookupError, NotImplementedError, ValueError, AttributeError,
+            TypeError):  # TypeError: registers, not a task
         return [(None, list(prog.stack_trace(task)))]
 
 
@@ -103,23 +110,43 @@ def crashed(prog: drgn.Program) -> tuple[TaskRef, list[Frame]] | None:
     return task_ref(task), backtrace(prog, task)
 
 
-def cpus(prog: drgn.Program, crashed: TaskRef | None) -> list[CpuState]:
-    """Each online CPU's active task (the idle task on an idle CPU) and its backtrace."""
+def cpus(prog: drgn.Program, crashed: TaskRef | None,
+         notes: Sequence[CpuRegs] = ()) -> list[CpuState]:
+    """Each CPU's active task (the idle task on an idle CPU) and its backtrace.
+
+    drgn unwinds an online CPU's task from its PRSTATUS note. arm64's crash path
+    marks the CPUs it stops offline after they saved their registers, so a CPU
+    with a note that is not online is unwound from that note, as crash does.
+    """
     from drgn.helpers.linux.cpumask import for_each_online_cpu
     from drgn.helpers.linux.sched import cpu_curr
 
+    online = list(for_each_online_cpu(prog))
+    stopped = {n.cpu: n for n in notes if n.cpu not in online and n.regs}
     out = []
-    for cpu in for_each_online_cpu(prog):
+    for cpu in sorted({*online, *stopped}):
         task = cpu_curr(prog, cpu)
         ref = task_ref(task)
         try:
-            frames, error = backtrace(prog, task), None
+            note = stopped.get(cpu)
+            frames = backtrace(prog, task if note is None else _pt_regs(prog, note))
+            error = None
         except Exception as e:  # noqa: BLE001 - one CPU's unwinding failure is not fatal
             frames, error = [], f"{type(e).__name__}: {e}"
         hit = crashed is not None and (crashed.pid, crashed.cpu) == (ref.pid, cpu)
         out.append(CpuState(cpu, ref, crashed=hit, idle=ref.pid == 0, backtrace=frames,
                             error=error))
     return out
+
+
+def _pt_regs(prog: drgn.Program, note: CpuRegs) -> drgn.Object:
+    """A struct pt_regs holding a PRSTATUS note's registers: pt_regs begins with the same
+    words as elf_gregset_t on x86_64 (user_regs_struct) and arm64 (user_pt_regs)."""
+    from drgn import Object, sizeof
+
+    kind = prog.type("struct pt_regs")
+    size = sizeof(kind)
+    return Object.from_bytes_(prog, kind, note.regs[:size].ljust(size, b"\0"))
 
 
 def summary(prog: drgn.Program) -> TaskSummary:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,20 @@ def dump_as(dump: Dump, fmt: str, into: Path) -> Path:
             pytest.skip(f"makedumpfile cannot compress the {dump.arch} dump: "
                         f"{r.stdout.strip()[-200:]}")
     return out
+
+
+def assert_reads_like_the_kernel(report: dict[str, Any]) -> None:
+    """An analyse --json report of a crash-cycle dump shows every CPU's backtrace (arm64
+    marks the CPUs it stops offline), and each func+off/size whose function the log's own
+    Call Trace names has the kernel's size: the distance to the next symbol."""
+    cpus = report["cpus"]
+    assert sorted(c["cpu"] for c in cpus) == list(range(report["cpus_present"])), cpus
+    assert all(c["backtrace"] for c in cpus), cpus
+    logged = {}
+    for line in report["log"]["tail"]:
+        for name, size in re.findall(r"\s([\w.]+)\+0x[0-9a-f]+/0x([0-9a-f]+)", line["text"]):
+            logged[name] = int(size, 16)
+    frames = report["backtrace"] + [f for c in cpus for f in c["backtrace"]]
+    ours = {f["symbol"]: f["size"] for f in frames if f["size"] and f["symbol"] in logged}
+    assert len(ours) >= 5, (logged, frames)
+    assert ours == {name: logged[name] for name in ours}

@@ -21,8 +21,8 @@ class Kallsyms:
     def __init__(self, *syms: Sym) -> None:
         self.syms = syms
 
-    def symbols(self, name: str) -> list[Sym]:
-        return [s for s in self.syms if s.name == name]
+    def symbols(self, name: str | None = None) -> list[Sym]:
+        return [s for s in self.syms if name is None or s.name == name]
 
     def symbol(self, addr: int) -> Sym:
         for s in self.syms:
@@ -81,3 +81,25 @@ def test_version_from_the_boot_banner() -> None:
                         "Debian) 2.40) #1 SMP Debian 6.1.192-2 (2026-11-16)")]
     assert version_from_log(lines) == "#1 SMP Debian 6.1.192-2 (2026-11-16)"
     assert version_from_log(lines[:1]) is None
+
+
+def test_the_debug_package_hint_is_the_dumps_distributions() -> None:
+    """The distribution comes from the dump's version string or release (issue 23, item 13)."""
+    from types import SimpleNamespace
+
+    from kdumpctl_py.analyse.nodwarf import missing_text
+
+    def hint(release: str, version: str | None) -> str:
+        opened = SimpleNamespace(path="/v", release=release, found=SimpleNamespace(build_id=None))
+        return missing_text(opened, version)  # type: ignore[arg-type]
+
+    debian = hint("6.1.0-56-cloud-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)")
+    assert "kdumpctl-py debuginfo fetch /v" in debian and "linux-image-6.1.0-56-cloud-amd64-dbg" \
+        in debian
+    assert "Fedora" not in debian and "kernel-debuginfo" not in debian
+    assert "debuginfo fetch" in hint("6.12.118+deb13-cloud-arm64", None)
+    fedora = hint("6.11.4-301.fc41.x86_64", "#1 SMP PREEMPT_DYNAMIC Tue Oct 22 2024")
+    assert "kernel-debuginfo-6.11.4-301.fc41.x86_64" in fedora and "Debian" not in fedora
+    assert "debuginfo fetch" not in fedora
+    ubuntu = hint("6.8.0-45-generic", "#45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC")
+    assert "dbgsym" in ubuntu and "Fedora" not in ubuntu

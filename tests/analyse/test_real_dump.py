@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.analyse.report import Report
-from tests.analyse.dumps import ARCHES, Dump, dump_as, need_dump
+from tests.analyse.dumps import ARCHES, Dump, assert_reads_like_the_kernel, dump_as, need_dump
 
 PANIC = "sysrq triggered crash"
 TASK = "kdumpcrasher"
@@ -88,6 +88,15 @@ def test_without_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> 
     assert [c.task.pid for c in r.cpus if c.crashed and c.task] == [r.crashed_thread.pid]
     assert r.tasks is None and r.memory is None and r.modules is None
     assert r.log is not None and r.log.source == "kdumpctl-py"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_every_cpu_and_the_kernels_symbol_sizes(arch: str, tmp_path: Path) -> None:
+    from kdumpctl_py.analyse.render import to_json
+
+    dump = need_dump(arch)
+    assert_reads_like_the_kernel(to_json(analyse(str(dump.vmcore), str(dump.vmlinux),
+                                                 str(tmp_path))))
 
 
 def test_a_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:

@@ -45,6 +45,19 @@ def test_arm64_cycle(cycles: Callable[..., Cycle]) -> None:
     assert_good_dump(c)
 
 
+@pytest.mark.vm
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_report_shows_every_cpu_and_the_kernels_sizes(cycles: Callable[..., Cycle],
+                                                      arch: str) -> None:
+    """Every CPU's backtrace, arm64's stopped (offline) ones from their PRSTATUS notes, and
+    func+off/size as the log's own Call Trace counts it (issue 23, item 13)."""
+    from tests.analyse.dumps import assert_reads_like_the_kernel
+
+    c = cycles("--arch", arch)
+    assert_good_dump(c)
+    assert_reads_like_the_kernel(c.report)
+
+
 def assert_kexec_tools_kaslr_outcome(c: Cycle) -> None:
     """Debian 12 kexec-tools with KASLR: loads, but the vmcore claims ~2**64 bytes."""
     assert c.exit_status == 3, c.explain()
