@@ -136,7 +136,7 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
     prog = drgn.Program()
     try:
         prog.set_core_dump(path)
-    except (ValueError, OSError, drgn.FaultError) as e:
+    except Exception as e:  # drgn's BadDataError, libkdumpfile's plain Exception, OSError
         if fmt == KDUMP and not getattr(drgn, "_with_libkdumpfile", True):
             raise KdumpError("this drgn was built without libkdumpfile, so it cannot read "
                              "kdump-compressed dumps; install a drgn wheel from PyPI") from None
@@ -145,7 +145,7 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
         raise UsageError(f"{path} is a core dump, but not of a Linux kernel")
     try:
         text = prog["VMCOREINFO"].string_()
-    except (LookupError, drgn.FaultError) as e:
+    except Exception as e:  # LookupError, FaultError, libkdumpfile's Exception
         raise UsageError(f"{path} has no readable VMCOREINFO: {e}") from None
     return prog, fmt, parse_vmcoreinfo(text)
 

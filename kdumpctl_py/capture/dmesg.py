@@ -243,8 +243,9 @@ def read_kernel_log(mem: KernelMemory) -> KernelLog:
 
 
 def read_vmcore_log(path: str) -> KernelLog:
-    """The log of the dump at `path`: an ELF vmcore or a kdump-compressed file."""
-    from kdumpctl_py.capture.vmcore import Vmcore
+    """The log of the dump at `path`: an ELF vmcore or a kdump-compressed file; one cut
+    short gives what is there and a warning saying so."""
+    from kdumpctl_py.capture.extent import truncation
 
     try:
         with open(path, "rb") as f:
@@ -254,12 +255,27 @@ def read_vmcore_log(path: str) -> KernelLog:
     if magic.startswith(b"makedumpfile"):
         raise UsageError(f"{path} is a flattened stream; rebuild it first with "
                          "makedumpfile -R")
+    cut = truncation(path)
+    try:
+        log = _read_log(path, magic)
+    except KdumpError as e:
+        if cut is None:
+            raise
+        raise UsageError(f"{path} is {cut}; {e}") from None
+    if cut is not None:
+        log.warn(f"{path} is {cut}; what was past the end is missing")
+    return log
+
+
+def _read_log(path: str, magic: bytes) -> KernelLog:
+    from kdumpctl_py.capture.vmcore import Vmcore
+
     if magic.startswith(b"KDUMP   "):
         from kdumpctl_py.capture.kdumpfile import KdumpMemory
 
         with KdumpMemory(path) as k:
             return read_kernel_log(k)
-    with Vmcore(path) as v:
+    with Vmcore(path, partial=True) as v:
         return read_kernel_log(v)
 
 

@@ -241,12 +241,22 @@ def read_page(path: str, dump: KdumpFile, pfn: int) -> bytes | None:
 
 def _described_page(fd: int, dump: KdumpFile, index: int, path: str) -> bytes:
     """The page that page descriptor `index` points at, decompressed."""
+    from kdumpctl_py.capture.vmcore import MissingMemory
+
     page_size = dump.header.block_size
     raw = os.pread(fd, PAGE_DESC.size, dump.descs_offset + PAGE_DESC.size * index)
+    if len(raw) < PAGE_DESC.size:
+        raise MissingMemory(f"{path}: page descriptor {index} is past the end of the file")
     offset, size, flags, _ = PAGE_DESC.unpack(raw)
     if size > page_size or offset < 0:
         raise UsageError(f"{path}: page descriptor {index} is damaged")
-    return _decompress(os.pread(fd, size, offset), flags, page_size)
+    data = os.pread(fd, size, offset)
+    if len(data) < size:
+        raise MissingMemory(f"{path}: page {index}'s data is past the end of the file")
+    try:
+        return _decompress(data, flags, page_size)
+    except Exception as e:  # zlib.error, zstandard.ZstdError, lzo.error: all mean damaged
+        raise MissingMemory(f"{path}: page {index} does not decompress ({e})") from None
 
 
 MACHINES = {"x86_64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "s390x": 22,

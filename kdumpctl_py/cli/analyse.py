@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from kdumpctl_py.errors import UsageError
+from kdumpctl_py.errors import KdumpError, UsageError
 
 
 def register(sub: Any) -> None:
@@ -43,12 +43,22 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS
     from kdumpctl_py.analyse.program import open_dump
+    from kdumpctl_py.capture.extent import truncation
 
     if args.log_lines < 0:
         raise UsageError("--log-lines must be 0 (all) or more")
     debug_dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
-    opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
-                       show_drgn_log=args.debug)
+    cut = truncation(args.vmcore)
+    try:
+        opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
+                           show_drgn_log=args.debug)
+    except KdumpError as e:
+        if cut is None:
+            raise
+        raise UsageError(f"{args.vmcore} is {cut}; {e}") from None
+    if cut is not None:
+        print(f"kdumpctl-py: warning: {args.vmcore} is {cut}; the report shows what is "
+              "there", file=sys.stderr)
     for note in opened.found.notes:
         print(f"kdumpctl-py: {note}", file=sys.stderr)
     if args.shell:
