@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kdumpctl_py.errors import UsageError
+from kdumpctl_py.errors import KdumpError, UsageError
 
 DEBUG_DIRS: tuple[str, ...] = ("/usr/lib/debug",)
 NT_GNU_BUILD_ID = 3
@@ -187,11 +187,37 @@ def describe_mismatch(c: Check, want: str | None) -> str:
     return f"{c.path}: {c.verdict}"
 
 
+def elf_arch(path: str) -> str:
+    """The architecture an ELF file was built for, as uname spells it."""
+    from kdumpctl_py.arch import ARCHES
+
+    with open(path, "rb") as f:
+        ident = f.read(20)
+    if len(ident) < 20 or not ident.startswith(b"\x7fELF"):
+        return "not ELF"
+    machine = int.from_bytes(ident[18:20], "little" if ident[5] == 1 else "big")
+    return next((a.name for a in ARCHES if a.elf_machine == machine), f"ELF machine {machine}")
+
+
+def check_given(c: Check, want: str | None, dump_arch: str | None) -> None:
+    """A vmlinux named on the command line is the user's claim: one of another build or
+    architecture is an error naming both, never a note and a search elsewhere."""
+    have_arch = elf_arch(c.path)
+    if c.usable and (dump_arch is None or have_arch == dump_arch):
+        return
+    if c.verdict == UNREADABLE:
+        raise UsageError(f"--vmlinux {c.path} cannot be read as ELF ({c.detail})")
+    raise KdumpError(f"--vmlinux {c.path} is not the dump's kernel: it has build ID "
+                     f"{c.build_id or 'none'} for {have_arch}, the dump build ID "
+                     f"{want or 'none'} for {dump_arch or 'an unknown architecture'} "
+                     "(kdumpctl-py debuginfo find VMCORE lists the candidates)")
+
+
 def find_vmlinux(build_id: str | None, release: str | None, given: str | None = None,
                  debug_dirs: tuple[str, ...] = DEBUG_DIRS, cache: Path | None = None,
-                 search: bool = True) -> Found:
-    """Find the vmlinux for a dump. A given file that does not match is reported, and the
-    search goes on, so that a wrong --vmlinux never silently yields a wrong analysis."""
+                 search: bool = True, arch: str | None = None) -> Found:
+    """Find the vmlinux for a dump of architecture `arch`. A given file must match (by
+    build ID and architecture); of the others the mismatched are reported and skipped."""
     want = normalise_build_id(build_id)
     checked: list[Check] = []
     notes: list[str] = []
@@ -208,6 +234,8 @@ def find_vmlinux(build_id: str | None, release: str | None, given: str | None = 
         if origin != "--vmlinux" and not os.path.isfile(path):
             continue
         c = check(path, origin, want)
+        if origin == "--vmlinux":
+            check_given(c, want, arch)
         checked.append(c)
         if c.usable:
             if c.verdict == UNVERIFIED:

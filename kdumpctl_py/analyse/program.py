@@ -150,13 +150,23 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
     return prog, fmt, parse_vmcoreinfo(text)
 
 
+def dump_arch(prog: drgn.Program) -> str | None:
+    """The dump's architecture as uname spells it (drgn says AARCH64, X86_64)."""
+    platform = prog.platform
+    if platform is None:
+        return None
+    name = str(platform.arch.name).lower()
+    return {"ppc64": "ppc64le"}.get(name, name)
+
+
 def open_dump(path: str, vmlinux: str | None = None,
               debug_dirs: tuple[str, ...] = DEBUG_DIRS, cache: Path | None = None,
               search: bool = True, modules: bool = True, show_drgn_log: bool = False) -> Opened:
     """Open `path` with the best debug info to be had; never fails for the lack of it."""
     drgn = import_drgn()
     prog, fmt, info = open_core(path)
-    found = find_vmlinux(info.build_id, info.osrelease, vmlinux, debug_dirs, cache, search)
+    found = find_vmlinux(info.build_id, info.osrelease, vmlinux, debug_dirs, cache, search,
+                         dump_arch(prog))
     opened = Opened(prog, path, fmt, info, found)
     with drgn_log_captured(show_drgn_log) as messages:
         prog.set_enabled_debug_info_finders(["standard"])  # never debuginfod on its own

@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if cut is not None:
         print(f"kdumpctl-py: warning: {args.vmcore} is {cut}; the report shows what is "
               "there", file=sys.stderr)
-    for note in opened.found.notes:
-        print(f"kdumpctl-py: {note}", file=sys.stderr)
     if args.shell:
+        for note in opened.found.notes:  # the report carries them otherwise
+            print(f"kdumpctl-py: {note}", file=sys.stderr)
         return shell(opened)
     from kdumpctl_py.analyse.render import render_text, to_json
     from kdumpctl_py.analyse.report import gather

@@ -49,11 +49,11 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def run_find(args: argparse.Namespace) -> int:
     from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, find_vmlinux
-    from kdumpctl_py.analyse.program import open_core
+    from kdumpctl_py.analyse.program import dump_arch, open_core
 
-    _prog, _fmt, info = open_core(args.vmcore)
+    prog, _fmt, info = open_core(args.vmcore)
     dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
-    found = find_vmlinux(info.build_id, info.osrelease, args.vmlinux, dirs)
+    found = find_vmlinux(info.build_id, info.osrelease, args.vmlinux, dirs, arch=dump_arch(prog))
     if args.json:
         from kdumpctl_py.vocabulary import SCHEMA
 

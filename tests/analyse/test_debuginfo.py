@@ -17,7 +17,7 @@ from kdumpctl_py.analyse.debuginfo import (
     find_vmlinux,
     parse_notes,
 )
-from kdumpctl_py.errors import UsageError
+from kdumpctl_py.errors import KdumpError, UsageError
 from tests.elfwriter import kcore_bytes, note
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
@@ -25,14 +25,14 @@ OTHER = "0123456789abcdef0123456789abcdef01234567"
 RELEASE = "6.1.0-56-cloud-amd64"
 
 
-def elf_with_id(path: Path, build_id: str | None) -> Path:
+def elf_with_id(path: Path, build_id: str | None, machine: int = 62) -> Path:
     """An ELF whose only build-ID-looking note is GNU's, after a Xen note of the same type
     (vmlinux has exactly that: Xen's type 3 is not a build ID)."""
     notes = note(b"Xen", 3, b"\0\0\0\x80\xff\xff\xff\xff")
     if build_id is not None:
         notes += note(b"GNU", 3, bytes.fromhex(build_id))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(kcore_bytes([], notes, tail=0))
+    path.write_bytes(kcore_bytes([], notes, machine=machine, tail=0))
     return path
 
 
@@ -92,14 +92,39 @@ def test_found_in_a_debug_directory(tmp_path: Path, layout: str) -> None:
     assert found.notes == ()
 
 
-def test_a_given_vmlinux_that_does_not_match_is_reported_and_skipped(tmp_path: Path) -> None:
-    wrong = elf_with_id(tmp_path / "wrong", OTHER)
+def test_a_mismatched_vmlinux_found_by_search_is_reported_and_skipped(tmp_path: Path) -> None:
+    dbg = tmp_path / "dbg"
+    elf_with_id(dbg / "boot" / f"vmlinux-{RELEASE}", OTHER)
     cached = elf_with_id(tmp_path / "cache" / RELEASE / "vmlinux", ID)
-    found = find_vmlinux(ID.upper(), RELEASE, str(wrong), (), tmp_path / "cache")
+    found = find_vmlinux(ID.upper(), RELEASE, None, (str(dbg),), tmp_path / "cache")
     assert found.vmlinux == str(cached) and found.origin == "kdumpctl-py cache"
-    assert len(found.notes) == 1
+    found = find_vmlinux(ID, RELEASE, None, (str(dbg),), tmp_path / "nocache")
+    assert found.vmlinux is None and found.checked[0].verdict == MISMATCH
     assert "does not match the dump" in found.notes[0] and OTHER in found.notes[0]
-    assert found.checked[0].verdict == MISMATCH
+
+
+@pytest.mark.parametrize("build_id,machine,dump_arch,wrong", [
+    (OTHER, 62, "x86_64", f"build ID {OTHER} for x86_64, the dump build ID {ID} for x86_64"),
+    (OTHER, 62, "aarch64", f"build ID {OTHER} for x86_64, the dump build ID {ID} for aarch64"),
+    (ID, 62, "aarch64", f"build ID {ID} for x86_64, the dump build ID {ID} for aarch64"),
+    (None, 183, "aarch64", f"build ID none for aarch64, the dump build ID {ID} for aarch64"),
+])
+def test_a_given_vmlinux_that_does_not_match_is_an_error(
+        tmp_path: Path, build_id: str | None, machine: int, dump_arch: str, wrong: str) -> None:
+    """Named on the command line, a wrong vmlinux stops the analysis (issue 23, item 5)."""
+    given = elf_with_id(tmp_path / "given", build_id, machine)
+    elf_with_id(tmp_path / "cache" / RELEASE / "vmlinux", ID)
+    with pytest.raises(KdumpError) as e:
+        find_vmlinux(ID, RELEASE, str(given), (), tmp_path / "cache", arch=dump_arch)
+    assert e.value.exit_code == 1 and str(e.value) == (
+        f"--vmlinux {given} is not the dump's kernel: it has {wrong} "
+        "(kdumpctl-py debuginfo find VMCORE lists the candidates)")
+
+
+def test_a_dump_without_build_id_still_checks_the_architecture(tmp_path: Path) -> None:
+    given = elf_with_id(tmp_path / "given", ID, machine=62)
+    with pytest.raises(KdumpError, match="for x86_64, the dump build ID none for aarch64"):
+        find_vmlinux(None, RELEASE, str(given), (), tmp_path / "cache", arch="aarch64")
 
 
 def test_a_given_vmlinux_that_matches_wins(tmp_path: Path) -> None:
