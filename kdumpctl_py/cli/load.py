@@ -125,9 +125,9 @@ def describe(plan: Any) -> str:
     lines = [
         f"method   {plan.method}: {plan.why}",
         f"kernel   {plan.kernel_path} ({plan.image.format}{packed}, "
-        f"{format_bytes(len(plan.kernel))})",
+        f"{format_bytes(plan.kernel_size)})",
         f"initrd   {plan.initrd_path or 'none'}"
-        + (f" ({format_bytes(len(plan.initrd))})" if plan.initrd else ""),
+        + (f" ({format_bytes(plan.initrd_size)})" if plan.initrd_size is not None else ""),
         f"cmdline  {plan.cmdline}",
     ]
     if plan.dtb is not None and plan.classic is None:
@@ -140,4 +140,5 @@ def describe(plan: Any) -> str:
             lines.append(f"  {s.name:<11} {s.mem:#014x}-{s.end - 1:#014x}  "
                          f"{format_bytes(len(s.data)):>10} in {format_bytes(s.memsz)}")
         lines.append(f"entry    {c.entry:#x} (purgatory: x0 = DTB, then the kernel)")
+    lines += [f"note: {note}" for note in plan.notes]
     return "\n".join(lines)

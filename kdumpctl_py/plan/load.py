@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.facts.kernel_image import KernelImage, probe, unwrap
-from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.facts.kernel_image import KernelImage, memory_size, probe, unwrap
+from kdumpctl_py.facts.view import BOOT_HEADER, SystemView
 from kdumpctl_py.plan.capture_cmdline import capture_cmdline
 from kdumpctl_py.plan.method import choose_method
 from kdumpctl_py.plan.segments import ClassicPlan, plan_arm64_classic
@@ -42,6 +42,9 @@ class LoadPlan:
     initrd: bytes | None
     dtb: bytes | None  # the base DTB handed to the extended call
     classic: ClassicPlan | None
+    kernel_size: int  # as the file was (packed), even when only its size is known
+    initrd_size: int | None
+    notes: tuple[str, ...] = ()  # what a dry run on a snapshot could not know
 
 
 def default_kernel(view: SystemView) -> str:
@@ -63,8 +66,57 @@ def default_initrd(view: SystemView) -> str | None:
 def _read(view: SystemView, path: str, what: str) -> bytes:
     data = view.data(path, limit=4 << 30)
     if data is None:
-        raise UsageError(f"cannot read {what} {path}: {view.unknown.get(path, 'unreadable')}")
+        where = "" if view.live else f" (inside the snapshot {view.root})"
+        raise UsageError(f"cannot read {what} {path}{where}: "
+                         f"{view.unknown.get(path, 'unreadable')}")
     return data
+
+
+def _known_size(view: SystemView, path: str) -> int | None:
+    """A snapshot taken without --with-boot names /boot's files and their sizes only."""
+    name = path.removeprefix("/boot/")
+    if view.live or name == path or name not in view.boot_files or view.path(path).exists():
+        return None
+    return view.boot_files[name]
+
+
+def _kernel(view: SystemView, path: str) -> tuple[bytes, str | None, KernelImage, int, int]:
+    """The unpacked kernel, how it was packed, its header, file size and size in memory;
+    from the header alone (empty bytes) when a snapshot has only that."""
+    size = _known_size(view, path)
+    if size is None:
+        packed_kernel = _read(view, path, "kernel")
+        size, head = len(packed_kernel), packed_kernel[:BOOT_HEADER]
+        kernel, packed = unwrap(packed_kernel, path)
+    else:
+        head = view.boot_header(path.removeprefix("/boot/")) or b""
+        unpacked_head, packed = unwrap(head, path)
+        kernel = b""
+    image = probe(kernel or unpacked_head, path)
+    in_memory = memory_size(head) or len(kernel) or size
+    return kernel, packed, image, size, in_memory
+
+
+def check_image(view: SystemView, path: str, image: KernelImage, method: str) -> None:
+    """An image the kernel's loader cannot boot is refused before the kernel refuses it."""
+    if view.arch.name == "x86_64" and method in ("file", "extended") \
+            and image.format != "x86-bzimage":
+        raise UsageError(f"{path} is an {image.format} image; x86_64 kexec_file_load boots "
+                         "only a bzImage (/boot/vmlinuz-*)")
+
+
+def check_fits(view: SystemView, in_memory: int, initrd_size: int | None) -> None:
+    """More than the crash region holds is said before the kernel says ENOMEM (the classic
+    plan checks its own segments)."""
+    from kdumpctl_py.plan.crashkernel import reserved
+    from kdumpctl_py.units import format_bytes
+
+    region = reserved(view).total
+    need = in_memory + (initrd_size or 0)
+    if region and need > region:
+        raise KdumpError(f"the capture kernel ({format_bytes(in_memory)} in memory) and initrd "
+                         f"({format_bytes(initrd_size or 0)}) need {format_bytes(need)}, more "
+                         f"than the {format_bytes(region)} crash region")
 
 
 def plan_load(view: SystemView, req: LoadRequest,
@@ -74,13 +126,25 @@ def plan_load(view: SystemView, req: LoadRequest,
         raise KdumpError(f"cannot load a capture kernel: {choice.why}")
     kernel_path = req.kernel or default_kernel(view)
     initrd_path = None if req.no_initrd else (req.initrd or default_initrd(view))
-    packed_kernel = _read(view, kernel_path, "kernel")
-    kernel, packed = unwrap(packed_kernel, kernel_path)
-    image = probe(kernel, kernel_path)
+    notes = [] if view.live else [
+        f"--{what} {path} is read inside the snapshot {view.root}, not on this machine"
+        for what, path in (("kernel", req.kernel), ("initrd", req.initrd)) if path]
+    kernel, packed, image, kernel_size, in_memory = _kernel(view, kernel_path)
     if image.machine != view.arch.name:
         raise UsageError(f"{kernel_path} is a {image.machine} kernel; this machine is "
                          f"{view.arch.name}")
-    initrd = _read(view, initrd_path, "initrd") if initrd_path else None
+    initrd_size = _known_size(view, initrd_path) if initrd_path else None
+    initrd = None
+    if initrd_path and initrd_size is None:
+        initrd = _read(view, initrd_path, "initrd")
+        initrd_size = len(initrd)
+    check_image(view, kernel_path, image, choice.method)
+    partial = [p for p, data in ((kernel_path, kernel), (initrd_path, initrd))
+               if p and not data]
+    if partial:
+        notes.append(f"the snapshot was taken without --with-boot: {', '.join(partial)} "
+                     "known by name, size and header only"
+                     + ("; no segments planned" if choice.method == "classic" else ""))
     if req.cmdline is not None:
         cmdline = req.cmdline
     elif view.cmdline is not None:
@@ -94,8 +158,11 @@ def plan_load(view: SystemView, req: LoadRequest,
         if view.arch.name != "aarch64":
             raise KdumpError(f"kexec_load with user-space segments is built for arm64 only; "
                              f"this {view.arch.name} kernel needs kexec_file_load")
-        classic = plan_arm64_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
+        if not partial:
+            classic = plan_arm64_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
     elif choice.method == "extended" and dtb is None:
         dtb = view.fdt
+    if classic is None:
+        check_fits(view, in_memory, initrd_size)
     return LoadPlan(choice.method, choice.why, kernel_path, initrd_path, cmdline, image, packed,
-                    kernel, initrd, dtb, classic)
+                    kernel, initrd, dtb, classic, kernel_size, initrd_size, tuple(notes))

@@ -91,3 +91,50 @@ def test_region_too_small_says_so(tmp_path: Path) -> None:
     (view.root / f"boot/initrd.img-{view.uname.release}").write_bytes(bytes(230 << 20))
     with pytest.raises(KdumpError, match="cannot hold"):
         plan_load(SystemView(view.root), LoadRequest())
+
+
+@pytest.mark.parametrize("name", GUESTS)
+def test_dry_run_on_a_snapshot_without_boot(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Planned with what the snapshot knows: names, sizes, headers (issue 23, item 7)."""
+    view = SystemView(SNAPSHOTS / name)
+    release = view.uname.release
+    assert main(["--sysroot", str(SNAPSHOTS / name), "load", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    size = view.boot_files[f"vmlinuz-{release}"]
+    assert f"kernel   /boot/vmlinuz-{release} (" in out and f"{size / (1 << 20):.1f} MiB)" in out
+    assert (f"note: the snapshot was taken without --with-boot: /boot/vmlinuz-{release}, "
+            f"/boot/initrd.img-{release} known by name, size and header only") in out
+
+
+def test_kernel_option_is_resolved_inside_the_snapshot(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    view = with_boot(tmp_path, "debian12-amd64")
+    (view.root / "boot/other").write_bytes(bzimage())
+    root = str(view.root)
+    assert main(["--sysroot", root, "load", "--dry-run", "--kernel", "/boot/other"]) == 0
+    assert (f"note: --kernel /boot/other is read inside the snapshot {view.root}, not on this "
+            "machine") in capsys.readouterr().out
+    assert main(["--sysroot", root, "load", "--dry-run", "--kernel", "/boot/nothing"]) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: cannot read kernel /boot/nothing (inside the snapshot "
+        f"{view.root}): No such file or directory\n")
+
+
+def test_an_elf_vmlinux_is_not_for_x86_kexec_file_load(tmp_path: Path) -> None:
+    from tests.elfwriter import kcore_bytes
+
+    view = with_boot(tmp_path, "debian12-amd64")
+    (view.root / "boot/vmlinux").write_bytes(kcore_bytes([], b"", tail=0))
+    with pytest.raises(UsageError, match="is an elf image; x86_64 kexec_file_load boots only a "
+                       "bzImage"):
+        plan_load(view, LoadRequest(kernel="/boot/vmlinux"))
+
+
+def test_a_kernel_larger_than_the_region_is_refused(tmp_path: Path) -> None:
+    view = with_boot(tmp_path, "debian12-amd64")
+    big = bytearray(bzimage())
+    big[0x260:0x264] = (240 << 20).to_bytes(4, "little")  # init_size: 240 MiB in memory
+    (view.root / f"boot/vmlinuz-{view.uname.release}").write_bytes(big)
+    with pytest.raises(KdumpError, match=r"the capture kernel \(240 MiB in memory\) and initrd "
+                       r"\(20 MiB\) need 260 MiB, more than the 256 MiB crash region"):
+        plan_load(SystemView(view.root), LoadRequest())
