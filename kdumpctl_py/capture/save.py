@@ -91,8 +91,8 @@ class SaveResult:
     vmcore: str
     complete: bool
     pages_total: int
-    pages_dumped: int
-    pages_zero: int
+    pages_dumped: int  # pages whose data is in the dump
+    pages_zero: int  # zero pages left out (dump level bit 1), in either format
     bytes_out: int
     seconds: float
     stats: FilterStats = field(default_factory=FilterStats)
@@ -496,7 +496,10 @@ def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
         index += len(chunk.descs)
         written[chunk.pfn:chunk.pfn + chunk.count] = True
         written[chunk.unreadable] = False
-        result.pages_zero += chunk.zeros
+        if zero_shared:  # the shared zero page stands for them: no data written
+            result.pages_zero += chunk.zeros
+            result.pages_dumped -= chunk.zeros
+        result.pages_dumped -= len(chunk.unreadable)  # no descriptor, no data
         result.unreadable.extend(chunk.unreadable)
         progress.update(index)
 
@@ -526,8 +529,26 @@ def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink,
         pass
 
 
+def _target_directory(target: str) -> None:
+    """Create the target if needed; a file in its place is named, not reported as EEXIST."""
+    try:
+        os.makedirs(target, mode=0o700, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = target
+        while os.path.dirname(blocker) != blocker and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        if blocker == target:
+            raise TargetError(f"the target {target} is not a directory") from None
+        raise TargetError(f"the target {target} cannot be created: {blocker} is not a "
+                          "directory") from None
+    except OSError as e:
+        if e.errno in TARGET_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
+            raise TargetError(f"cannot create the target {target}: {e.strerror}") from None
+        raise
+
+
 def _check_space(target: str, need: int) -> None:
-    os.makedirs(target, mode=0o700, exist_ok=True)
+    _target_directory(target)
     st = os.statvfs(target)
     free = st.f_bavail * st.f_frsize
     if free < need:
@@ -536,7 +557,7 @@ def _check_space(target: str, need: int) -> None:
 
 
 def _make_dump_dir(target: str, name: str) -> tuple[str, int]:
-    os.makedirs(target, mode=0o700, exist_ok=True)
+    _target_directory(target)
     tfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for n in range(100):

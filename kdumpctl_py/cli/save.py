@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
                    help="kdump-compressed, as makedumpfile writes (the default), or ELF "
                    "(uncompressed; zero pages left out at dump level bit 1)")
     p.add_argument("--flat", action="store_true",
-                   help="write makedumpfile's flattened stream (for pipes)")
+                   help="write makedumpfile's flattened stream, as DIR/<host>-<date>/vmcore.flat "
+                   "or with --target - to standard output (makedumpfile -F writes only there)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compression threads (default: one per CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
@@ -67,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     stream = sys.stdout.buffer if args.target == "-" else None
     result = save_vmcore(args.vmcore, args.target, options, stream)
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
-    print(f"saved {where}: {result.pages_dumped} of {result.pages_total} pages "
-          f"({result.pages_zero} zero), {format_bytes(result.bytes_out)}, "
-          f"{result.seconds:.1f} s", file=sys.stderr if stream else sys.stdout)
+    zero = f" ({result.pages_zero} zero pages left out)" if result.pages_zero else ""
+    print(f"saved {where}: {result.pages_dumped} of {result.pages_total} pages written{zero}, "
+          f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s",
+          file=sys.stderr if stream else sys.stdout)
     if result.unreadable:
         print(f"kdumpctl-py: warning: {len(result.unreadable)} pages could not be read; listed "
               "in unreadable-pages.txt", file=sys.stderr)

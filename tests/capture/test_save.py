@@ -69,7 +69,44 @@ def test_round_trip(tmp_path: Path, compress: str, level: int) -> None:
     assert dumped == set(want)  # pages past p_filesz are not dumped
     for pfn, data in want.items():
         assert read_page(str(d / "vmcore"), dump, pfn) == data
-    assert result.pages_zero == sum(1 for d2 in want.values() if not any(d2))
+    zeros = sum(1 for d2 in want.values() if not any(d2))
+    assert result.pages_zero == (zeros if level else 0)
+    assert result.pages_dumped == len(want) - result.pages_zero
+
+
+@pytest.mark.parametrize("level", [0, 1, 31])
+def test_counts_are_pages_written_in_either_format(tmp_path: Path, level: int) -> None:
+    """kdump and ELF count alike: pages whose data is written, and zero pages left out."""
+    src, want = make_vmcore(tmp_path)
+    results = [save_vmcore(str(src), str(tmp_path / fmt), SaveOptions(level, "zlib", format=fmt,
+                                                                       progress=False))
+               for fmt in ("kdump", "elf")]
+    zeros = sum(1 for d in want.values() if not any(d)) if level & 1 else 0
+    for r in results:
+        assert (r.pages_dumped, r.pages_zero) == (len(want) - zeros, zeros)
+
+
+def test_a_read_only_target_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, _ = make_vmcore(tmp_path)
+    real = os.mkdir
+
+    def read_only(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if dir_fd is not None:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        real(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    with pytest.raises(KdumpError, match=f"{tmp_path}/crash: Read-only file system"):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(1, progress=False))
+
+
+def test_a_file_as_target_is_not_a_directory(tmp_path: Path) -> None:
+    src, _ = make_vmcore(tmp_path)
+    (tmp_path / "file").write_text("")
+    for target, says in ((tmp_path / "file", f"the target {tmp_path}/file is not a directory"),
+                         (tmp_path / "file" / "sub", f"{tmp_path}/file is not a directory")):
+        with pytest.raises(KdumpError, match=says):
+            save_vmcore(str(src), str(target), SaveOptions(1, progress=False))
 
 
 def test_flat_stream_rebuilds_to_the_same_file(tmp_path: Path) -> None:
