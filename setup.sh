@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    python3 python3-venv python3-dev gcc libc6-dev pkg-config libsystemd-dev \
+    python3 python3-venv python3-dev gcc libc6-dev pkg-config libsystemd-dev liblzo2-dev \
     qemu-system-x86 qemu-system-arm qemu-utils \
     busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
     device-tree-compiler makedumpfile crash mandoc systemd binutils-aarch64-linux-gnu \
@@ -19,6 +19,6 @@ apt-get install -y -q --no-install-recommends \
 # Debian's own interpreter, so the venv matches what the distribution runs.
 /usr/bin/python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[systemd,zstd,test]'
+.venv/bin/python -m pip install -q -e '.[systemd,zstd,lzo,test]'
 ln -sf "$PWD/.venv/bin/kdumpctl-py" /usr/local/bin/kdumpctl-py
 echo "set up: $(/usr/local/bin/kdumpctl-py --version)"

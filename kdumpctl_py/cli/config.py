@@ -22,18 +22,23 @@ def register(sub: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    import sys
+
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
+    from kdumpctl_py.config.parse import default_location
     from kdumpctl_py.config.render import machine_problems
-    from kdumpctl_py.errors import KdumpError
+    from kdumpctl_py.errors import UsageError
 
     view = open_view(args)
     cfg = read_config(view, args.file)
-    where = cfg.source or "no configuration file, the defaults"
+    where = cfg.source or f"{default_location(view)} does not exist: the defaults"
+    for warning in cfg.warnings:
+        print(f"kdumpctl-py: warning: {warning}", file=sys.stderr)
     if args.file is None:
         problems = machine_problems(cfg, view)
-        if problems:
-            raise KdumpError(f"{where}: " + "; ".join(problems))
+        if problems:  # a configuration the machine cannot honour is bad input: exit 2
+            raise UsageError(f"{cfg.source or where}: " + "; ".join(problems))
     print(f"{where}: ok")
     return 0
 
@@ -41,13 +46,15 @@ def run_check(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
+    from kdumpctl_py.config.parse import default_location
     from kdumpctl_py.config.render import show
 
-    cfg = read_config(open_view(args))
+    view = open_view(args)
+    cfg = read_config(view)
     if args.json:
         from kdumpctl_py.vocabulary import SCHEMA
 
         print(json.dumps({"schema": SCHEMA, **asdict(cfg)}, indent=2, sort_keys=True))
     else:
-        print(show(cfg))
+        print(show(cfg, default_location(view)))
     return 0

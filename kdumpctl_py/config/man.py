@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import textwrap
 
-from kdumpctl_py.config.settings import DEFAULT_PATH, ENV_PATH, SETTINGS
+from kdumpctl_py.config.settings import DEFAULT_PATH, ENV_PATH, FEDORA_IGNORED, SETTINGS
+
+IGNORED = ",\n".join(FEDORA_IGNORED)
 
 HEAD = rf""".\" Generated from kdumpctl_py/config/settings.py by kdumpctl_py/config/man.py.
 .\" Edit the table there, then: python -m kdumpctl_py.config.man > man/kdumpctl-py.conf.5
@@ -42,6 +44,11 @@ and
 an unknown directive, or a malformed value is an error naming the file and line;
 .B kdumpctl\-py config check
 reports it without acting.
+Fedora's directives that only shape Fedora's own kdump initramfs or boot loader
+({IGNORED})
+are ignored with a warning, so that Fedora's stock
+.I kdump.conf
+loads as it is; its network and raw targets are errors.
 .SH DIRECTIVES
 """
 

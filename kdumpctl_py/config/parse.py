@@ -13,6 +13,7 @@ from kdumpctl_py.config.settings import (
     DEFAULT_PATH,
     ENV_PATH,
     FAILURE_ACTIONS,
+    FEDORA_IGNORED,
     FEDORA_ONLY,
     FILESYSTEMS,
     FINAL_ACTIONS,
@@ -39,6 +40,7 @@ def parse_text(text: str, source: str) -> Config:
     values: dict[str, Any] = {}
     seen: dict[str, int] = {}
     lines: list[tuple[str, int]] = []
+    warnings: list[str] = []
     for number, raw in enumerate(text.split("\n"), 1):  # line numbers as editors count
         where = f"{source}:{number}"
         try:
@@ -49,6 +51,9 @@ def parse_text(text: str, source: str) -> Config:
             continue
         name, args = words[0], words[1:]
         s = setting(name)
+        if s is None and name in FEDORA_IGNORED:
+            warnings.append(f"{where}: {name} is ignored: {FEDORA_IGNORED[name]}")
+            continue
         if s is None:
             if name in FEDORA_ONLY:
                 raise ConfigError(f"{where}: {name} is a Fedora kdump.conf directive that "
@@ -69,7 +74,8 @@ def parse_text(text: str, source: str) -> Config:
         except ValueError as e:
             raise ConfigError(f"{where}: {name}: {e}") from None
         lines.append((name, number))
-    return replace(Config(), **values, source=source, lines=tuple(lines))
+    return replace(Config(), **values, source=source, lines=tuple(lines),
+                   warnings=tuple(warnings))
 
 
 def _one(args: list[str]) -> str:
@@ -217,7 +223,12 @@ def read_config(view: SystemView | None = None, path: str | None = None) -> Conf
         if why == os.strerror(errno.ENOENT):
             return Config()
         raise UsageError(f"{DEFAULT_PATH}: {why or 'unreadable'}")
-    return _decode(raw, DEFAULT_PATH if view.live else str(view.path(DEFAULT_PATH)))
+    return _decode(raw, default_location(view))
+
+
+def default_location(view: SystemView) -> str:
+    """Where the default file is looked for: DEFAULT_PATH, under --sysroot when given."""
+    return DEFAULT_PATH if view.live else str(view.path(DEFAULT_PATH))
 
 
 def _decode(data: bytes, source: str) -> Config:

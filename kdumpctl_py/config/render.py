@@ -50,7 +50,7 @@ def _value(s: Setting, cfg: Config) -> str | None:
     return f"{key} {shlex.quote(str(getattr(cfg, key)))}"
 
 
-def show(cfg: Config) -> str:
+def show(cfg: Config, looked: str = "the configuration file") -> str:
     """Every directive with the value in force; `# default` marks what the file left out.
 
     core_collector and dump_level/compress/format say the same thing: the form the
@@ -58,7 +58,8 @@ def show(cfg: Config) -> str:
     """
     given = {name for name, _ in cfg.lines}
     collector = "core_collector" in given
-    out = [f"# {cfg.source or 'no configuration file: the defaults'}"]
+    out = [f"# {cfg.source or f'{looked} does not exist: the defaults'}"]
+    out += [f"# warning: {w}" for w in cfg.warnings]
     for s in SETTINGS:
         if s.name == "core_collector" and not collector:
             continue

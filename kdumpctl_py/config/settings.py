@@ -19,10 +19,22 @@ FINAL_ACTIONS = ("reboot", "halt", "poweroff")
 METHODS = ("auto", "extended", "file", "classic")
 COMPRESSIONS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, without importing it
 FORMATS = ("kdump", "elf")
-# Fedora kdump.conf directives kdumpctl-py knows of but does not do: named in the error.
-FEDORA_ONLY = ("raw", "nfs", "ssh", "sshkey", "virtiofs", "extra_bins", "extra_modules",
-               "dracut_args", "force_rebuild", "force_no_rebuild", "auto_reset_crashkernel",
-               "fence_kdump_args", "fence_kdump_nodes", "kdump_emergency", "default")
+# Fedora kdump.conf directives kdumpctl-py knows of but does not do: named in the error,
+# since each changes where or whether a dump is written.
+FEDORA_ONLY = ("raw", "nfs", "ssh", "virtiofs", "fence_kdump_args", "fence_kdump_nodes",
+               "kdump_emergency", "default")
+# Fedora directives that only shape Fedora's own kdump initramfs or its boot loader
+# handling: ignored with a warning, so Fedora's stock kdump.conf loads as it is.
+FEDORA_IGNORED = {
+    "auto_reset_crashkernel": "kdumpctl-py never changes crashkernel= by itself; run "
+                              "kdumpctl-py reset-crashkernel",
+    "extra_bins": "kdumpctl-py builds no kdump initramfs",
+    "extra_modules": "kdumpctl-py builds no kdump initramfs",
+    "dracut_args": "kdumpctl-py builds no kdump initramfs",
+    "force_rebuild": "kdumpctl-py builds no kdump initramfs",
+    "force_no_rebuild": "kdumpctl-py builds no kdump initramfs",
+    "sshkey": "it serves only ssh dumps, which kdumpctl-py does not do",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class Config:
     cmdline_remove: tuple[str, ...] = ()
     source: str | None = None  # the file read; None: no file, the defaults
     lines: tuple[tuple[str, int], ...] = ()  # (directive, line number) as read
+    warnings: tuple[str, ...] = ()  # FILE:LINE: what was ignored and why
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:
     return path, want
 
 
-@pytest.mark.parametrize("compress", ["zlib", "zstd", "none"])
+@pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])
 @pytest.mark.parametrize("level", [0, 1])
 def test_round_trip(tmp_path: Path, compress: str, level: int) -> None:
     src, want = make_vmcore(tmp_path)

@@ -144,7 +144,7 @@ def test_env_overrides_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_every_directive_is_documented_and_parsed() -> None:
-    fields = {f.name for f in dataclasses.fields(Config)} - {"source", "lines"}
+    fields = {f.name for f in dataclasses.fields(Config)} - {"source", "lines", "warnings"}
     covered = {f for s in SETTINGS for f in s.fields}
     assert covered == fields
     for s in SETTINGS:
@@ -211,3 +211,78 @@ def test_any_text_parses_or_fails_with_file_and_line(raw: list[tuple[str, list[s
         parse_text(text, "fuzz.conf")
     except ConfigError as e:
         assert str(e).startswith("fuzz.conf:") and str(e).split(":")[1].isdigit()
+
+
+# Fedora's stock /etc/kdump.conf as kdump-utils generates it for x86_64 and aarch64
+# (gen-kdump-conf.sh): its comment block shortened, every active line as shipped.
+FEDORA_STOCK = """\
+# This file contains a series of commands to perform (in order) in the kdump
+# kernel after a kernel crash in the crash kernel(1st kernel) has happened.
+#raw /dev/vg/lv_kdump
+#ext4 UUID=03138356-5e61-4ab3-b58e-27507ac41937
+#nfs my.server.com:/export/tmp
+#ssh user@my.server.com
+#sshkey /root/.ssh/kdump_id_rsa
+auto_reset_crashkernel yes
+path /var/crash
+core_collector makedumpfile -l --message-level 7 -d 31
+#core_collector scp
+#kdump_post /var/crash/scripts/kdump-post.sh
+#failure_action shell
+#dracut_args --omit-drivers "cfg80211 snd" --add-drivers "ext2 ext3"
+"""
+
+
+def test_fedoras_stock_file_passes_check(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Taken as it is, with a warning for what is ignored (issue 23, item 10)."""
+    from kdumpctl_py.cli import main
+
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(FEDORA_STOCK)
+    assert main(["config", "check", str(conf)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{conf}: ok\n"
+    assert err == (f"kdumpctl-py: warning: {conf}:8: auto_reset_crashkernel is ignored: "
+                   "kdumpctl-py never changes crashkernel= by itself; run kdumpctl-py "
+                   "reset-crashkernel\n")
+    cfg = read_config(None, str(conf))
+    assert (cfg.compress, cfg.dump_level, cfg.path) == ("lzo", 31, "/var/crash")
+    uncommented = FEDORA_STOCK.replace("\n#dracut_args", "\ndracut_args")
+    assert len(parse_text(uncommented, "f").warnings) == 2
+    with pytest.raises(ConfigError, match="f:5: nfs is a Fedora"):
+        parse_text(FEDORA_STOCK.replace("\n#nfs", "\nnfs"), "f")
+
+
+def test_the_lzo_binding_is_installed_with_the_tool() -> None:
+    """Fedora's core_collector is makedumpfile -l: setup.sh and the wheel's extras bring the
+    LZO binding, so --compress lzo works where the tool was set up."""
+    import tomllib
+
+    from kdumpctl_py.capture.compress import codec
+
+    root = Path(__file__).resolve().parents[2]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert extras["lzo"] == ["python-lzo"]
+    assert "lzo" in next(line for line in (root / "setup.sh").read_text().splitlines()
+                         if "pip install" in line and "-e" in line)
+    assert "liblzo2-dev" in (root / "setup.sh").read_text()
+    lzo = codec("lzo")
+    assert lzo is not None and lzo.make()(bytes(4096), 0, 4096)
+
+
+def test_check_names_the_file_it_looked_for(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from kdumpctl_py.cli import main
+    from tests.cli.test_showmem import synthetic_snapshot
+
+    root = synthetic_snapshot(tmp_path)
+    for argv in (["config", "check"], ["config", "show"]):
+        assert main(["--sysroot", str(root), *argv]) == 0
+        assert f"{root}{DEFAULT_PATH} does not exist: the defaults" in capsys.readouterr().out
+    (root / DEFAULT_PATH.lstrip("/")).parent.mkdir(parents=True)
+    (root / DEFAULT_PATH.lstrip("/")).write_text("kdump_post /no/such/program\n")
+    assert main(["--sysroot", str(root), "config", "check"]) == 2  # as README says
+    err = capsys.readouterr().err
+    assert err.startswith(f"kdumpctl-py: error: {root}{DEFAULT_PATH}: kdump_post /no/such")

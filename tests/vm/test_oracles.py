@@ -8,8 +8,8 @@
   purgatory (kexec_load), its /proc/vmcore reads end to end (copied whole), and
   its PT_LOADs are ours.
 - makedumpfile: on the x86_64 reference vmcore, at each dump level, our bitmaps
-  equal makedumpfile's, and the zlib kdump-compressed and the ELF dumps are its
-  bytes; drgn and crash open every output format.
+  equal makedumpfile's, and the zlib and lzo (Fedora's -l) kdump-compressed and the
+  ELF dumps are its bytes; drgn and crash open every output format.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def test_bitmaps_equal_makedumpfiles(cycles: Callable[..., Cycle], tmp_path: Pat
 
 @pytest.mark.vm
 @pytest.mark.parametrize("ours,theirs", [(SaveOptions(31, "zlib", progress=False), ["-c"]),
+                                         (SaveOptions(31, "lzo", progress=False), ["-l"]),
                                          (SaveOptions(31, format="elf", progress=False), ["-E"])],
-                         ids=["kdump-zlib", "elf"])
+                         ids=["kdump-zlib", "kdump-lzo", "elf"])
 def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_path: Path,
                                           ours: SaveOptions, theirs: list[str]) -> None:
     vmcore = vmcore_of(cycles(*REFERENCE_X86))
@@ -122,6 +123,7 @@ def test_status_after_start_and_harmless_probes(cycles: Callable[..., Cycle], ar
 FORMATS = {  # save options -> output name
     "kdump-zlib": (SaveOptions(31, "zlib", progress=False), "vmcore"),
     "kdump-zstd": (SaveOptions(31, "zstd", progress=False), "vmcore"),
+    "kdump-lzo": (SaveOptions(31, "lzo", progress=False), "vmcore"),
     "kdump-none": (SaveOptions(31, "none", progress=False), "vmcore"),
     "elf": (SaveOptions(31, format="elf", progress=False), "vmcore"),
     "flat": (SaveOptions(31, "zlib", flat=True, progress=False), "vmcore.flat"),
@@ -181,7 +183,7 @@ def test_analysis_without_dwarf(cycles: Callable[..., Cycle], tmp_path: Path,
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("compress", ["zlib", "none"])  # Debian 12's makedumpfile lacks zstd
+@pytest.mark.parametrize("compress", ["zlib", "lzo", "none"])  # Debian 12's makedumpfile lacks zstd
 def test_makedumpfile_reads_our_dmesg(cycles: Callable[..., Cycle], tmp_path: Path,
                                       compress: str) -> None:
     """makedumpfile --dump-dmesg reads the kernel log out of kdumpctl-py's kdump file."""
