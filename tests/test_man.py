@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.cli import build_parser
 from kdumpctl_py.config.man import render_man
 from kdumpctl_py.config.settings import SETTINGS
 
@@ -24,19 +22,6 @@ def test_mandoc_lint_clean(page: str) -> None:
     r = subprocess.run(["mandoc", "-Tlint", str(MAN / page)], capture_output=True, text=True,
                        check=False)
     assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
-
-
-def subcommands() -> set[str]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest for a in sub._choices_actions}
-
-
-def test_man_page_lists_exactly_the_parsers_commands() -> None:
-    text = (MAN / "kdumpctl-py.8").read_text()
-    documented = {line.split()[1].replace("\\-", "-")
-                  for line in text.splitlines() if line.startswith(".SS ")}
-    assert documented == subcommands()
 
 
 def test_conf_page_is_generated_from_the_settings_table() -> None:

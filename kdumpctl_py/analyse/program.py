@@ -18,21 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, Found, find_vmlinux
+from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
 
 if TYPE_CHECKING:
     import drgn
-
-ELF = "ELF"
-KDUMP = "kdump-compressed"
-FLATTENED = "makedumpfile flattened"
-
-_MAGICS = (
-    (b"\x7fELF", ELF),
-    (b"KDUMP   ", KDUMP),
-    (b"makedumpfile", FLATTENED),
-)
 
 # drgn's architecture names (drgn.Architecture) as uname spells them.
 UNAME_ARCH = {
@@ -44,14 +35,6 @@ UNAME_ARCH = {
     "ARM": "arm",
     "I386": "i386",
 }
-
-
-def dump_format(head: bytes) -> str | None:
-    """ELF, kdump-compressed or flattened, from the first bytes of the file."""
-    for magic, name in _MAGICS:
-        if head.startswith(magic):
-            return name
-    return None
 
 
 @dataclass
@@ -122,17 +105,7 @@ def import_drgn() -> Any:
 def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
     """A drgn Program on the core file alone, its format and its VMCOREINFO."""
     drgn = import_drgn()
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise UsageError(f"cannot open {path}: {e.strerror}") from None
-    fmt = dump_format(head)
-    if fmt is None:
-        raise UsageError(f"{path} is neither an ELF vmcore nor a kdump-compressed dump")
-    if fmt == FLATTENED:
-        raise UsageError(f"{path} is in makedumpfile's flattened format (-F): convert it with "
-                         f"`makedumpfile -R {path}.kdump < {path}` first")
+    fmt, _head = readable_dump(path)
     prog = drgn.Program()
     try:
         prog.set_core_dump(path)

@@ -245,16 +245,10 @@ def read_kernel_log(mem: KernelMemory) -> KernelLog:
 def read_vmcore_log(path: str) -> KernelLog:
     """The log of the dump at `path`: an ELF vmcore or a kdump-compressed file; one cut
     short gives what is there and a warning saying so."""
+    from kdumpctl_py.capture.dumpkind import readable_dump
     from kdumpctl_py.capture.extent import truncation
 
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(12)
-    except OSError as e:
-        raise UsageError(f"cannot open {path}: {e.strerror}") from None
-    if magic.startswith(b"makedumpfile"):
-        raise UsageError(f"{path} is a flattened stream; rebuild it first with "
-                         "makedumpfile -R")
+    _fmt, magic = readable_dump(path)
     cut = truncation(path)
     try:
         log = _read_log(path, magic)

@@ -93,7 +93,21 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"kdumpctl_py.cli.{name.replace('-', '_')}").register(sub)
+    _describe(sub)
     return parser
+
+
+def _describe(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Every command's --help starts with what it does; those that change the machine say so."""
+    from kdumpctl_py.service.lock import STATE_COMMANDS
+
+    for choice in sub._choices_actions:
+        command = sub.choices[choice.dest]
+        if not command.description and choice.help:
+            command.description = choice.help[0].upper() + choice.help[1:] + "."
+        if choice.dest in STATE_COMMANDS:
+            command.description = (f"{command.description} It changes this machine, after any "
+                                   "other such command has finished (the state lock).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("dmesg", help="print the kernel log saved in a vmcore",
                        description="Print the crashed kernel's log from a vmcore, as dmesg "
                        "prints it, using only the VMCOREINFO in the dump.")
-    p.add_argument("vmcore", metavar="VMCORE", help="an ELF vmcore")
+    p.add_argument("vmcore", metavar="VMCORE",
+                   help="a vmcore: ELF (/proc/vmcore, makedumpfile -E) or kdump-compressed")
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true",
                       help="print one JSON object: records, lost records, warnings")

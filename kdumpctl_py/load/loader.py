@@ -20,6 +20,7 @@ from kdumpctl_py.load.syscalls import (
     kexec_load,
 )
 from kdumpctl_py.plan.load import LoadPlan
+from kdumpctl_py.plan.method import choose_method
 
 
 def _memfd(name: str, data: bytes, stack: ExitStack) -> int:
@@ -78,7 +79,8 @@ def unload(view: SystemView) -> bool:
         elif probes.get("kexec_load") == "available":
             kexec_load(view.arch, 0, [], KEXEC_ON_CRASH)
         else:
-            raise KdumpError("cannot unload: this kernel offers no kexec call to this user")
+            # The same words as load: the reason no kexec call can be made here.
+            raise KdumpError(f"cannot unload a capture kernel: {choose_method(view).why}")
     except KexecCallError as e:
         raise explain(e, view, "unload") from None
     return True
