@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, Found, find_vmlinux
 from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
+from kdumpctl_py.capture.extent import truncation
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
 
@@ -106,6 +107,9 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
     """A drgn Program on the core file alone, its format and its VMCOREINFO."""
     drgn = import_drgn()
     fmt, _head = readable_dump(path)
+    cut = truncation(path)
+    if cut is not None and cut.in_headers:  # libkdumpfile maps them: SIGBUS past the end
+        raise UsageError(f"{path} is {cut}, before its headers end: nothing to analyse")
     prog = drgn.Program()
     try:
         prog.set_core_dump(path)

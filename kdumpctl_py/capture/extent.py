@@ -21,7 +21,7 @@ from kdumpctl_py.capture.kdumpfile import (
     SIGNATURE,
     SUB_HEADER,
 )
-from kdumpctl_py.facts.elfcore import EHDR, PHDR
+from kdumpctl_py.facts.elfcore import EHDR, PHDR, PT_NOTE
 
 ELF_MAGIC = b"\x7fELF\x02"  # 64-bit: the only class of vmcore written or read here
 
@@ -31,6 +31,7 @@ class Truncation:
     size: int  # bytes in the file
     expected: int  # bytes its headers describe (a lower bound unless exact)
     exact: bool
+    in_headers: bool  # cut before its notes, bitmaps or page descriptors end
 
     def __str__(self) -> str:
         of = self.expected if self.exact else f"at least {self.expected}"
@@ -45,57 +46,61 @@ def truncation(path: str) -> Truncation | None:
             size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if head.startswith(ELF_MAGIC):
-                need, exact = _elf_extent(f.fileno(), size)
+                need, exact, headers = _elf_extent(f.fileno(), size)
             elif head == SIGNATURE:
-                need, exact = _kdump_extent(f.fileno(), size)
+                need, exact, headers = _kdump_extent(f.fileno(), size)
             else:
                 return None
     except OSError:
         return None
-    return Truncation(size, need, exact) if size < need else None
+    return Truncation(size, need, exact, size < headers) if size < need else None
 
 
-def _elf_extent(fd: int, size: int) -> tuple[int, bool]:
-    """The end of the furthest segment, or of the headers if they are cut short."""
+def _elf_extent(fd: int, size: int) -> tuple[int, bool, int]:
+    """The end of the furthest segment (or of the headers, if they are cut short), whether
+    that is known exactly, and the end of the headers and notes."""
     ehdr = os.pread(fd, EHDR.size, 0)
     if len(ehdr) < EHDR.size:
-        return EHDR.size, False
+        return EHDR.size, False, EHDR.size
     fields = EHDR.unpack(ehdr)
     phoff, phentsize, phnum = fields[5], fields[9], fields[10]
     table_end = phoff + phnum * phentsize
     if table_end > size or phentsize < PHDR.size:
-        return max(table_end, size + 1), False
+        return max(table_end, size + 1), False, max(table_end, size + 1)
     raw = os.pread(fd, phnum * phentsize, phoff)
-    ends = [table_end]
+    ends, headers = [table_end], table_end
     for i in range(phnum):
-        _, _, offset, _, _, filesz, _, _ = PHDR.unpack_from(raw, i * phentsize)
+        p_type, _, offset, _, _, filesz, _, _ = PHDR.unpack_from(raw, i * phentsize)
         ends.append(offset + filesz)
-    return max(ends), True
+        if p_type == PT_NOTE:
+            headers = max(headers, offset + filesz)
+    return max(ends), True, headers
 
 
-def _kdump_extent(fd: int, size: int) -> tuple[int, bool]:
-    """The end of the furthest page, note or header block of a kdump-compressed file."""
+def _kdump_extent(fd: int, size: int) -> tuple[int, bool, int]:
+    """The end of the furthest page, note or header block of a kdump-compressed file,
+    whether that is known exactly, and the end of everything but the pages."""
     head = os.pread(fd, DISK_DUMP_HEADER.size, 0)
     if len(head) < DISK_DUMP_HEADER.size:
-        return DISK_DUMP_HEADER.size, False
+        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size
     block_size, sub_blocks, bm_blocks = DISK_DUMP_HEADER.unpack(head)[6:9]
-    if block_size <= 0:
-        return DISK_DUMP_HEADER.size, False  # damaged, not short: read_kdump says so
+    if block_size <= 0:  # damaged, not short: read_kdump says so
+        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size
     sub = os.pread(fd, SUB_HEADER.size, block_size)
     if len(sub) < SUB_HEADER.size:
-        return block_size + SUB_HEADER.size, False
+        return block_size + SUB_HEADER.size, False, block_size + SUB_HEADER.size
     fields = SUB_HEADER.unpack(sub)
     blocks_end = (1 + sub_blocks + bm_blocks) * block_size
     ends = [blocks_end, fields[5] + fields[6], fields[7] + fields[8], fields[9] + fields[10]]
     if blocks_end > size:
-        return max(ends), False
+        return max(ends), False, max(ends)
     half = bm_blocks * block_size // 2
     bitmap2 = np.frombuffer(os.pread(fd, half, (1 + sub_blocks) * block_size + half), np.uint8)
     dumped = int(np.unpackbits(bitmap2, bitorder="little")[:fields[-1]].sum())
-    descs_end = blocks_end + dumped * PAGE_DESC.size
-    if descs_end > size:
-        return max(*ends, descs_end), False
+    headers = max(*ends, blocks_end + dumped * PAGE_DESC.size)
+    if headers > size:
+        return headers, False, headers
     descs = np.frombuffer(os.pread(fd, dumped * PAGE_DESC.size, blocks_end), PAGE_DESC_DTYPE)
     pages_end = int((descs["offset"] + descs["size"].astype(np.int64)).max()) if dumped else 0
-    return max(*ends, descs_end, pages_end), True
+    return max(headers, pages_end), True, headers
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
                            show_drgn_log=args.debug)
     except KdumpError as e:
-        if cut is None:
+        if cut is None or cut.in_headers:  # said already
             raise
         raise UsageError(f"{args.vmcore} is {cut}; {e}") from None
     if cut is not None:

@@ -109,3 +109,15 @@ def test_a_vmlinux_of_another_build_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(KdumpError, match=f"it has build ID {'00' * 20} for x86_64, the dump "
                        f"build ID {dump.build_id} for x86_64"):
         open_dump(str(dump.vmcore), str(wrong), debug_dirs=(), cache=tmp_path)
+
+
+def test_a_vmlinux_of_another_architecture_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`analyse ARM64_DUMP --vmlinux X86_VMLINUX` names both builds and architectures."""
+    from kdumpctl_py.cli import main
+
+    arm, x86 = need_dump("arm64", vmlinux=False), need_dump("x86")
+    assert main(["analyse", str(arm.vmcore), "--vmlinux", str(x86.vmlinux)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and (
+        f"it has build ID {x86.build_id} for x86_64, the dump build ID {arm.build_id} for "
+        "aarch64") in err

@@ -21,6 +21,7 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.elfcore import EHDR, PHDR
+from tests.analyse.dumps import ARCHES, need_dump
 from tests.capture.printk_rings import elf_vmcore
 from tests.capture.test_dmesg import busy_ring
 from tests.robustness.tally import record
@@ -56,7 +57,8 @@ def kdump_boundaries(path: Path) -> set[int]:
     bs, h, s = dump.header.block_size, dump.header, dump.sub
     bitmaps = (1 + h.sub_hdr_size) * bs
     cuts = {8, DISK_DUMP_HEADER.size - 1, DISK_DUMP_HEADER.size, bs, bs + SUB_HEADER.size - 1,
-            s.offset_note, s.offset_note + s.size_note - 1, bitmaps,
+            s.offset_note, s.offset_note + s.size_note // 2, s.offset_note + s.size_note - 1,
+            s.offset_vmcoreinfo + s.size_vmcoreinfo // 2, bitmaps,
             bitmaps + h.bitmap_blocks * bs // 2, dump.descs_offset,
             dump.descs_offset + PAGE_DESC.size}
     dumped = int(np.count_nonzero(dump.bitmap2))
@@ -79,8 +81,8 @@ def cut_points(name: str, data: bytes, tmp_path: Path) -> list[int]:
 def test_truncated_at_every_boundary(name: str, seeds: dict[str, bytes], tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     data = seeds[name]
-    path = tmp_path / "vmcore"
     for n in cut_points(name, data, tmp_path):
+        path = tmp_path / f"vmcore-{n}"  # a new file: drgn may still map the last one
         path.write_bytes(data[:n])
         cut = truncation(str(path))
         assert cut is not None and str(cut).startswith(f"truncated at {n} of "), (n, cut)
@@ -117,3 +119,25 @@ def test_truncated_dmesg_goes_on_with_what_is_there(seeds: dict[str, bytes], tmp
     assert out == want
     assert err == (f"kdumpctl-py: warning: {cut} is truncated at {size - 100} of {size} bytes; "
                    "what was past the end is missing\n")
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_real_dumps_cut_short(arch: str, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's cuts (3000 bytes, 5 MB, 20 MB) and the header boundaries of a crash-cycle
+    dump: named truncated by analyse and dmesg, never an internal error."""
+    dump = need_dump(arch, vmlinux=False)
+    data = dump.vmcore.read_bytes()
+    bounds = (kdump_boundaries(dump.vmcore) if data[:8] == b"KDUMP   "
+              else elf_boundaries(data))
+    firsts = sorted(c for c in bounds if 0 < c < len(data))[:16]
+    for n in sorted({*firsts, 3000, 5_000_000, 20_000_000}):
+        if n >= len(data):
+            continue
+        path = tmp_path / f"vmcore-{n}"  # a new file: drgn may still map the last one
+        path.write_bytes(data[:n])
+        for command in COMMANDS:
+            code = main([command, str(path)])
+            err = capsys.readouterr().err
+            assert f"truncated at {n} of " in err and "internal error" not in err, (n, err)
+            assert code in (0, 1, 2)
