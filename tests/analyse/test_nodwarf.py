@@ -21,8 +21,8 @@ class Kallsyms:
     def __init__(self, *syms: Sym) -> None:
         self.syms = syms
 
-    def symbols(self, name: str | None = None) -> list[Sym]:
-        return [s for s in self.syms if name is None or s.name == name]
+    def symbols(self, name: str) -> list[Sym]:
+        return [s for s in self.syms if s.name == name]
 
     def symbol(self, addr: int) -> Sym:
         for s in self.syms:
