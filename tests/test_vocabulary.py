@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import build_parser, main
+from tests.builders import small_ring
 from tests.capture.printk_rings import elf_vmcore
-from tests.cli.test_dmesg import small_ring
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "json.md"

@@ -18,26 +18,8 @@ from kdumpctl_py.analyse.apt import (
     private_sources,
 )
 from kdumpctl_py.errors import KdumpError
+from tests.builders import DEBIAN_SOURCES
 
-# This machine's shape: Debian in deb822, plus third-party repositories that must be ignored.
-DEBIAN_SOURCES = """\
-Types: deb
-URIs: http://mirror.example/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://mirror.example/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://mirror.example/debian
-Suites: bookworm
-Components: main
-"""
 NODE = """\
 Types: deb
 URIs: https://node.example/node_20.x

@@ -18,22 +18,12 @@ from kdumpctl_py.analyse.debuginfo import (
     parse_notes,
 )
 from kdumpctl_py.errors import KdumpError, UsageError
-from tests.elfwriter import kcore_bytes, note
+from tests.builders import elf_with_id
+from tests.elfwriter import note
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
 OTHER = "0123456789abcdef0123456789abcdef01234567"
 RELEASE = "6.1.0-56-cloud-amd64"
-
-
-def elf_with_id(path: Path, build_id: str | None, machine: int = 62) -> Path:
-    """An ELF whose only build-ID-looking note is GNU's, after a Xen note of the same type
-    (vmlinux has exactly that: Xen's type 3 is not a build ID)."""
-    notes = note(b"Xen", 3, b"\0\0\0\x80\xff\xff\xff\xff")
-    if build_id is not None:
-        notes += note(b"GNU", 3, bytes.fromhex(build_id))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(kcore_bytes([], notes, machine=machine, tail=0))
-    return path
 
 
 def test_parse_notes_round_trips_and_stops_at_truncation() -> None:

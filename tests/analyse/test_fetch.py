@@ -17,8 +17,7 @@ from kdumpctl_py.analyse.fetch import (
     suite_of,
 )
 from kdumpctl_py.errors import KdumpError
-from tests.analyse.test_apt import DEBIAN_SOURCES
-from tests.analyse.test_debuginfo import elf_with_id
+from tests.builders import DEBIAN_SOURCES, elf_with_id
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
 RELEASE = "6.1.0-56-cloud-amd64"

@@ -102,7 +102,7 @@ def test_every_cpu_and_the_kernels_symbol_sizes(arch: str, tmp_path: Path) -> No
 
 def test_a_vmlinux_of_another_build_is_an_error(tmp_path: Path) -> None:
     from kdumpctl_py.analyse.program import open_dump
-    from tests.analyse.test_debuginfo import elf_with_id
+    from tests.builders import elf_with_id
 
     dump = need_dump("x86", vmlinux=False)
     wrong = elf_with_id(tmp_path / "vmlinux", "00" * 20)

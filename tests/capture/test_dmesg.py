@@ -26,13 +26,13 @@ from kdumpctl_py.capture.dmesg import (
 )
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError, UsageError
+from tests.builders import busy_ring
 from tests.capture.printk_rings import (
     COMMITTED,
     DATA,
     DESCS,
     IMAGE,
     INFOS,
-    RESERVED,
     FakeMemory,
     LegacyBuf,
     Ring,
@@ -46,16 +46,6 @@ def read(ring: Ring | LegacyBuf, info: str | None = None) -> KernelLog:
 
 def texts(log: KernelLog) -> list[tuple[int | None, bytes]]:
     return [(r.seq, r.text) for r in log.records]
-
-
-def busy_ring() -> Ring:
-    """8 descriptors, 256 bytes of text: 12 records wrap both rings; one is left reserved."""
-    ring = Ring(count_bits=3, size_bits=8)
-    for i in range(12):
-        ring.add(b"line %d " % i + b"x" * (i * 7 % 40), ts=1_000_000_000 + i * 1500,
-                 caller=100 + i)
-    ring.add(b"half-written", state=RESERVED)
-    return ring
 
 
 # -- the lockless ring buffer

@@ -14,40 +14,7 @@ from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
 from kdumpctl_py.capture.sink import FileSink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError
-from tests.elfwriter import note, vmcore_bytes
-
-PAGE = 4096
-UTS = b"Linux".ljust(65, b"\0") + b"testhost".ljust(65, b"\0") + b"6.1.0-test".ljust(65, b"\0")
-INFO = (b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1790000000\n"
-        b"SYMBOL(init_uts_ns)=ffff888000000000\nOFFSET(uts_namespace.name)=0\n")
-LINEAR = 0xFFFF888000000000
-
-
-def memory(seed: int, pages: int, zero_every: int = 3) -> bytes:
-    rng = np.random.default_rng(seed)
-    out = bytearray()
-    for i in range(pages):
-        if i % zero_every == 0:
-            out += bytes(PAGE)
-        elif i % 2:
-            out += rng.integers(0, 256, PAGE, dtype=np.uint8).tobytes()  # incompressible
-        else:
-            out += (bytes([i % 251]) * 64) * (PAGE // 64)  # compressible
-    return bytes(out)
-
-
-def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:
-    low = bytearray(memory(1, 8))
-    low[:len(UTS)] = UTS  # init_uts_ns at physical 0
-    high = memory(2, 40)
-    segs = [(LINEAR, 0, bytes(low), 8 * PAGE),
-            (LINEAR + 0x100000, 0x100000, high[:32 * PAGE], 40 * PAGE)]  # 8 pages past filesz
-    notes = note(b"CORE", 1, bytes(336)) * 2 + note(b"VMCOREINFO", 0, INFO)
-    path = tmp_path / "vmcore"
-    path.write_bytes(vmcore_bytes(segs, notes))
-    want = {i: bytes(low[i * PAGE:(i + 1) * PAGE]) for i in range(8)}
-    want.update({0x100 + i: high[i * PAGE:(i + 1) * PAGE] for i in range(32)})
-    return path, want
+from tests.builders import PAGE, make_vmcore
 
 
 @pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])

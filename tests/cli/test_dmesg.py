@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import main
+from tests.builders import small_ring
 from tests.capture.printk_rings import IMAGE, Ring, elf_vmcore
 
 
@@ -14,16 +15,6 @@ def vmcore(tmp_path: Path, ring: Ring, info: str | None = None) -> str:
     path = tmp_path / "vmcore"
     path.write_bytes(elf_vmcore(ring.memory(), info or ring.vmcoreinfo()))
     return str(path)
-
-
-def small_ring() -> Ring:
-    ring = Ring()
-    ring.add(b"Linux version 6.1.0", ts=0, level=5, caller=0)
-    ring.add(b"virtio_blk virtio0: [vda] 3145728 512-byte logical blocks", ts=5_758_867_000,
-             caller=5, subsystem=b"virtio", device=b"+virtio:virtio0")
-    ring.add(b"Kernel panic - not syncing: sysrq triggered crash\nsecond line", ts=17_079_585_123,
-             level=0, caller=168)
-    return ring
 
 
 def test_prints_the_log_as_dmesg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

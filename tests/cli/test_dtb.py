@@ -11,7 +11,7 @@ import pytest
 from kdumpctl_py.cli import main
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.units import parse_range, parse_size
-from tests.plan.test_dtb import QEMU_DTB, board, cells, chosen_props, dts, memreserve
+from tests.builders import QEMU_DTB, board, cells, chosen_props, dts, memreserve
 
 needs_dtc = pytest.mark.skipif(shutil.which("dtc") is None, reason="dtc is not installed")
 MiB = 1 << 20

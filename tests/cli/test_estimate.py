@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import main
-from tests.cli.test_showmem import synthetic_snapshot
+from tests.builders import synthetic_snapshot
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
 
 

@@ -13,9 +13,14 @@ from kdumpctl_py.cli.reset_crashkernel import apply
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.fileio import BACKUP_SUFFIX
 from kdumpctl_py.plan.bootloader import plan_reset
-from tests.cli.test_showmem import synthetic_snapshot
-from tests.cli.test_sysroot import as_if_live
-from tests.plan.test_bootloader import DEBIAN_GRUB, FEDORA_ENTRY, RELEASE, debian
+from tests.builders import (
+    DEBIAN_GRUB,
+    FEDORA_ENTRY,
+    RELEASE,
+    as_if_live,
+    debian,
+    synthetic_snapshot,
+)
 
 RUNNING = "6.18.44-fc-v657"  # the release of the x86_64 fixture
 DEFAULT = "2G-64G:256M,64G-:512M"

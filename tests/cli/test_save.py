@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import build_parser, main
-from tests.capture.test_save import make_vmcore
+from tests.builders import make_vmcore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,40 +10,11 @@ import pytest
 
 from kdumpctl_py.cli import main
 from kdumpctl_py.cli.showmem import describe
-from kdumpctl_py.facts.view import META, SystemView
+from kdumpctl_py.facts.view import SystemView
+from tests.builders import LOW_RAM, synthetic_snapshot
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
 
 M, G = 1 << 20, 1 << 30
-LOW_RAM = (0x100000, 0xBFFFFFFF)  # 3 GiB - 1 MiB
-HIGH_RAM = (0x100000000, 0x63FFFFFFF)  # 21 GiB
-
-
-def synthetic_snapshot(tmp_path: Path, cmdline: str = "ro quiet",
-                       crash: tuple[tuple[int, int], ...] = (), crash_size: int | None = None,
-                       loaded: bool | None = False, boot: dict[str, int] | None = None,
-                       masked: bool = False, arch: str = "x86_64") -> Path:
-    """A copy of the x86_64 fixture with 24 GiB of RAM and the given crash regions and files."""
-    root = tmp_path / "snap"
-    shutil.copytree(SNAPSHOTS / "host-x86_64", root)
-    lines = ["00000000-00000fff : Reserved", "00001000-0009fbff : System RAM"]
-    for ram in (LOW_RAM, HIGH_RAM):
-        lines.append(f"{ram[0]:08x}-{ram[1]:08x} : System RAM")
-        lines += [f"  {s:08x}-{e:08x} : Crash kernel" for s, e in crash if ram[0] <= s <= ram[1]]
-    if masked:
-        lines = [" " * (len(ln) - len(ln.lstrip())) + "00000000-00000000 : " + ln.split(" : ")[1]
-                 for ln in lines]
-    (root / "proc/iomem").write_text("\n".join(lines) + "\n")
-    (root / "proc/cmdline").write_text(cmdline + "\n")
-    if crash_size is None:
-        crash_size = sum(e - s + 1 for s, e in crash)
-    (root / "sys/kernel/kexec_crash_size").write_text(f"{crash_size}\n")
-    if loaded is not None:
-        (root / "sys/kernel/kexec_crash_loaded").write_text(f"{int(loaded)}\n")
-    meta: dict[str, Any] = json.loads((root / META).read_text())
-    meta["boot"] = boot or {}
-    meta["uname"]["machine"] = arch
-    (root / META).write_text(json.dumps(meta))
-    return root
 
 
 def showmem_json(capsys: pytest.CaptureFixture[str], root: Path) -> dict[str, Any]:

@@ -9,8 +9,7 @@ import pytest
 from kdumpctl_py.cli import main
 from kdumpctl_py.cli.shrink import write_crash_size
 from kdumpctl_py.errors import KdumpError
-from tests.cli.test_showmem import synthetic_snapshot
-from tests.cli.test_sysroot import as_if_live
+from tests.builders import as_if_live, synthetic_snapshot
 
 M = 1 << 20
 REGION = ((0x2F000000, 0x3EFFFFFF),)  # 256 MiB

@@ -74,7 +74,7 @@ def _probes(root: Path, state: str) -> Path:
 def test_status_says_first_what_blocks_first(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """No kexec comes before no reservation, and no step that cannot help (issue 23, item 2)."""
-    from tests.cli.test_showmem import synthetic_snapshot
+    from tests.builders import synthetic_snapshot
 
     root = _probes(synthetic_snapshot(tmp_path), "missing")
     code, st = status_json(capsys, "--sysroot", str(root))
@@ -89,8 +89,7 @@ def test_status_says_first_what_blocks_first(tmp_path: Path,
 ])
 def test_reset_crashkernel_advised_only_where_it_can_edit(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], grub: bool, advice: str) -> None:
-    from tests.cli.test_showmem import synthetic_snapshot
-    from tests.plan.test_bootloader import debian
+    from tests.builders import debian, synthetic_snapshot
 
     root = _probes(synthetic_snapshot(tmp_path), "available")
     if grub:

@@ -112,12 +112,3 @@ def test_shrink_dry_run_says_and_writes_nothing(root: Path,
     out = capsys.readouterr().out
     assert out.startswith("would free 128 MiB (") and "would go from 256 MiB to 128 MiB" in out
     assert size.read_text() == before
-
-
-def as_if_live(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    """Run commands without --sysroot but on the files under root, as a machine whose
-    own files they are: how the acting paths are tested without touching this one."""
-    from kdumpctl_py.facts.view import SystemView
-
-    monkeypatch.setattr("kdumpctl_py.cli.open_view", lambda args: SystemView(root))
-    monkeypatch.setenv("KDUMPCTL_LOCK", str(root.parent / "lock"))

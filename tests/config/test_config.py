@@ -275,7 +275,7 @@ def test_the_lzo_binding_is_installed_with_the_tool() -> None:
 def test_check_names_the_file_it_looked_for(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from kdumpctl_py.cli import main
-    from tests.cli.test_showmem import synthetic_snapshot
+    from tests.builders import synthetic_snapshot
 
     root = synthetic_snapshot(tmp_path)
     for argv in (["config", "check"], ["config", "show"]):

@@ -8,17 +8,7 @@ import pytest
 
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.kernel_image import probe, unwrap
-
-
-def arm64_image(image_size: int = 0x2000000, flags: int = 0b0010, efi: bool = True) -> bytes:
-    code0 = 0x5A4D if efi else 0x14000000  # "MZ" for an EFI stub, else a branch
-    head = struct.pack("<IIQQQQQQ4sI", code0, 0, 0, image_size, flags, 0, 0, 0, b"ARM\x64", 0)
-    return head + bytes(4096)
-
-
-def zboot(payload: bytes, comp: bytes) -> bytes:
-    head = b"MZ\0\0zimg" + struct.pack("<II", 64, len(payload)) + bytes(8) + comp.ljust(16, b"\0")
-    return head.ljust(64, b"\0") + payload
+from tests.builders import arm64_image, zboot
 
 
 def test_arm64_header() -> None:

@@ -17,19 +17,8 @@ from kdumpctl_py.plan.bootloader import (
     set_crashkernel,
     words,
 )
+from tests.builders import DEBIAN_GRUB, FEDORA_ENTRY, RELEASE, debian
 
-RELEASE = "6.5.6-300.fc39.x86_64"
-FEDORA_ENTRY = f"""\
-title Fedora Linux ({RELEASE}) 39 (Workstation Edition)
-version {RELEASE}
-linux /vmlinuz-{RELEASE}
-initrd /initramfs-{RELEASE}.img
-options root=UUID=6d1a5c6e-7c56-4bd1-a7b7-9c0d3e0e59a1 ro rootflags=subvol=root rhgb quiet \
-crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M
-grub_users $grub_users
-grub_arg --unrestricted
-grub_class fedora
-"""
 RESCUE_ENTRY = """\
 title Fedora Linux (0-rescue-2f0e1d2c3b4a) 39 (Workstation Edition)
 version 0-rescue-2f0e1d2c3b4a
@@ -40,22 +29,6 @@ grub_users $grub_users
 grub_arg --unrestricted
 grub_class fedora
 """
-DEBIAN_GRUB = """\
-# If you change this file, run 'update-grub' afterwards to update
-# /boot/grub/grub.cfg.
-# For full documentation of the options in this file, see:
-#   info -f grub -n 'Simple configuration'
-
-GRUB_DEFAULT=0
-GRUB_TIMEOUT=5
-GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
-GRUB_CMDLINE_LINUX_DEFAULT="quiet"
-GRUB_CMDLINE_LINUX=""
-
-# If your computer has multiple operating systems installed, then you
-# probably want to run os-prober. However, if your computer is a host
-#GRUB_DISABLE_OS_PROBER=false
-"""
 VALUE = "2G-64G:256M,64G-:512M"
 
 
@@ -65,15 +38,6 @@ def fedora(root: Path) -> Path:
     (entries / f"2f0e1d2c3b4a-{RELEASE}.conf").write_text(FEDORA_ENTRY)
     (entries / "2f0e1d2c3b4a-0-rescue.conf").write_text(RESCUE_ENTRY)
     return entries
-
-
-def debian(root: Path, tools: tuple[str, ...] = ("update-grub",)) -> Path:
-    (root / "etc/default").mkdir(parents=True)
-    (root / "etc/default/grub").write_text(DEBIAN_GRUB)
-    (root / "usr/sbin").mkdir(parents=True)
-    for tool in tools:
-        (root / "usr/sbin" / tool).write_text("#!/bin/sh\n")
-    return root / "etc/default/grub"
 
 
 # -- the command line itself ----------------------------------------------------

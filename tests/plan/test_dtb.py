@@ -31,9 +31,8 @@ from kdumpctl_py.plan.dtb import (
     read_number,
     summarize,
 )
-from tests.conftest import FIXTURES
+from tests.builders import QEMU_DTB, board, cells, chosen_props, dts, memreserve
 
-QEMU_DTB = FIXTURES / "dtb" / "qemu-virt-arm64.dtb"
 FDT_NOP = struct.pack(">I", 4)
 MiB = 1 << 20
 
@@ -43,47 +42,10 @@ pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="dtc is not 
 # -- dtc, the independent reader -----------------------------------------------
 
 
-def dts(blob: bytes) -> str:
-    out = subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts", "-"], input=blob,
-                         capture_output=True, check=True)
-    return out.stdout.decode()
-
-
-def compile_dts(text: str) -> bytes:
-    out = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-"], input=text.encode(),
-                         capture_output=True, check=True)
-    return out.stdout
-
-
-def chosen_props(text: str) -> dict[str, str]:
-    """/chosen's properties as dtc prints them: name -> value text ('' for an empty one)."""
-    block = re.search(r"^\tchosen \{\n(.*?)^\t\};", text, re.M | re.S)
-    assert block, "no /chosen in the dtc output"
-    props = {}
-    for line in block.group(1).splitlines():
-        m = re.fullmatch(r"\t\t([^ =;]+)(?: = (.*))?;", line)
-        assert m, f"unexpected line in /chosen: {line!r}"
-        props[m.group(1)] = m.group(2) or ""
-    return props
-
-
-def memreserve(text: str) -> list[tuple[int, int]]:
-    return [(int(a, 16), int(s, 16))
-            for a, s in re.findall(r"^/memreserve/\s+(0x[0-9a-f]+) (0x[0-9a-f]+);", text, re.M)]
-
-
 def outside(text: str) -> str:
     """dtc output without /chosen and the reservation map: what must never change."""
     text = re.sub(r"^\tchosen \{\n.*?^\t\};\n", "", text, flags=re.M | re.S)
     return re.sub(r"^(/memreserve/.*)?\n", "", text, flags=re.M)
-
-
-def cells(*values: tuple[int, int]) -> str:
-    """dtc's rendering of (value, cell count) pairs: <0x00 0x50000000 ...>."""
-    words = []
-    for value, n in values:
-        words += [f"{(value >> (32 * i)) & 0xFFFFFFFF:#04x}" for i in reversed(range(n))]
-    return "<" + " ".join(words) + ">"
 
 
 def seeded(first: int = 0x81) -> Callable[[int], bytes]:
@@ -100,32 +62,6 @@ def seeded(first: int = 0x81) -> Callable[[int], bytes]:
 
 def seed_cells(data: bytes) -> str:
     return "<" + " ".join(f"{w:#010x}" for w in struct.unpack(f">{len(data) // 4}I", data)) + ">"
-
-
-def board(*, cells_lines: str = "#address-cells = <2>;\n\t#size-cells = <2>;",
-          chosen: str | None = 'bootargs = "root=/dev/vda";\n\t\tstdout-path = "/soc/uart";',
-          reserve: str = "") -> bytes:
-    """A small hand-made tree: root cells, a memory node, a bus, and /chosen (or none)."""
-    chosen_node = "" if chosen is None else f"\tchosen {{\n\t\t{chosen}\n\t}};\n"
-    return compile_dts(f"""/dts-v1/;
-{reserve}
-/ {{
-\t{cells_lines}
-\tcompatible = "test,board";
-\tmodel = "hand-made";
-\tmemory@40000000 {{
-\t\tdevice_type = "memory";
-\t}};
-\tsoc {{
-\t\t#address-cells = <1>;
-\t\t#size-cells = <1>;
-\t\tuart {{
-\t\t\tcompatible = "arm,pl011";
-\t\t\treg = <0x9000000 0x1000>;
-\t\t}};
-\t}};
-{chosen_node}}};
-""")
 
 
 def nop_property(blob: bytes, path: str, name: str) -> bytes:

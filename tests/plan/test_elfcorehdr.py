@@ -9,13 +9,13 @@ from elftools.elf.elffile import ELFFile
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import (
-    EM_AARCH64,
     EM_X86_64,
     PT_LOAD,
     PT_NOTE,
     decode,
     plan_elfcorehdr,
 )
+from tests.builders import arm64_snapshot, cpu_files
 from tests.elfwriter import kcore_bytes, note
 from tests.snapshots import make_snapshot
 
@@ -29,14 +29,6 @@ X86_IOMEM = """\
 100000000-13fffffff : System RAM
 """
 PAGE_OFFSET = 0xFFFF888000000000
-
-
-def cpu_files(notes: dict[int, int], size: int) -> dict[str, str | bytes]:
-    files: dict[str, str | bytes] = {"/sys/devices/system/cpu/possible": f"0-{len(notes) - 1}\n"}
-    for cpu, addr in notes.items():
-        files[f"/sys/devices/system/cpu/cpu{cpu}/crash_notes"] = f"{addr:x}\n"
-        files[f"/sys/devices/system/cpu/cpu{cpu}/crash_notes_size"] = f"{size}\n"
-    return files
 
 
 def x86_snapshot(root: Path) -> SystemView:
@@ -79,30 +71,6 @@ def test_encoding_reads_back_with_pyelftools(tmp_path: Path) -> None:
         ({PT_LOAD: "PT_LOAD", PT_NOTE: "PT_NOTE"}[p.type], p.paddr, p.offset, p.vaddr, p.memsz)
         for p in hdr.phdrs]
     assert decode(data) == hdr
-
-
-ARM64_IOMEM = """\
-09000000-09000fff : pl011@9000000
-40000000-7fffffff : System RAM
-  40210000-4113ffff : Kernel code
-  41140000-4166ffff : reserved
-  41670000-41a5ffff : Kernel data
-  6fe00000-7fdfffff : Crash kernel
-"""
-
-
-def arm64_snapshot(root: Path, with_kcore_ram: bool = True) -> SystemView:
-    voffset = 0xFFFF7FFF87E00000
-    vmcoreinfo = (f"OSRELEASE=6.1.0-test\nSYMBOL(_stext)={0x40210000 + voffset:x}\n"
-                  f"NUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)={voffset:#x}\n"
-                  "NUMBER(PHYS_OFFSET)=0x40000000\nKERNELOFFSET=7fe00000\n").encode()
-    loads = [(0xFFFF000000000000, 0x40000000, 0x40000000)] if with_kcore_ram else []
-    loads.append((0xFFFF800008000000, (1 << 64) - 1, 0x10000000))
-    files = {"/proc/iomem": ARM64_IOMEM,
-             "/proc/kcore": kcore_bytes(loads, note(b"VMCOREINFO", 0, vmcoreinfo), EM_AARCH64),
-             "/sys/kernel/vmcoreinfo": "0x7fdb0000 1024\n",
-             **cpu_files({0: 0x7FD8C000}, 424)}
-    return SystemView(make_snapshot(root, "aarch64", files))
 
 
 @pytest.mark.parametrize("with_kcore_ram", [True, False])

@@ -7,7 +7,7 @@ import pytest
 
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.estimate import CONSTANTS, estimate
-from tests.cli.test_showmem import synthetic_snapshot
+from tests.builders import synthetic_snapshot
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
 
 M, G = 1 << 20, 1 << 30
@@ -81,7 +81,7 @@ def test_memory_size_from_headers() -> None:
     import struct
 
     from kdumpctl_py.facts.kernel_image import memory_size
-    from tests.facts.test_kernel_image import arm64_image
+    from tests.builders import arm64_image
 
     assert memory_size(arm64_image(0x1AB0000)) == 0x1AB0000
     assert memory_size(gzip.compress(arm64_image(0x1AB0000))[:4096]) == 0x1AB0000

@@ -12,8 +12,8 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
 from kdumpctl_py.plan.load import LoadRequest, plan_load
+from tests.builders import arm64_image
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
-from tests.facts.test_kernel_image import arm64_image
 
 GUESTS = [n for n in SNAPSHOT_NAMES if not n.startswith("host-")]
 

@@ -11,9 +11,8 @@ from kdumpctl_py.facts.kernel_image import probe
 from kdumpctl_py.plan.elfcorehdr import decode
 from kdumpctl_py.plan.purgatory import arm64_purgatory
 from kdumpctl_py.plan.segments import plan_arm64_classic
+from tests.builders import arm64_image, arm64_snapshot
 from tests.conftest import FIXTURES
-from tests.facts.test_kernel_image import arm64_image
-from tests.plan.test_elfcorehdr import arm64_snapshot
 
 BASE_DTB = (FIXTURES / "dtb/qemu-virt-arm64.dtb").read_bytes()
 

@@ -27,9 +27,8 @@ from kdumpctl_py.facts.kernel_image import probe, unwrap
 from kdumpctl_py.facts.vmcoreinfo import parse_vmcoreinfo
 from kdumpctl_py.plan.crashkernel import evaluate
 from kdumpctl_py.plan.dtb import build_capture_dtb, summarize
-from tests.capture.test_save import make_vmcore
+from tests.builders import arm64_image, make_vmcore, zboot
 from tests.conftest import FIXTURES
-from tests.facts.test_kernel_image import arm64_image, zboot
 from tests.robustness.tally import check_contract
 
 FUZZ = settings(max_examples=150, deadline=2000, derandomize=True,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
-from tests.capture.test_save import PAGE, make_vmcore
+from tests.builders import PAGE, make_vmcore
 from tests.elfwriter import note, vmcore_bytes
 from tests.robustness.tally import record
 

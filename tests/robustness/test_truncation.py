@@ -22,8 +22,8 @@ from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.elfcore import EHDR, PHDR
 from tests.analyse.dumps import ARCHES, need_dump
+from tests.builders import busy_ring
 from tests.capture.printk_rings import elf_vmcore
-from tests.capture.test_dmesg import busy_ring
 from tests.robustness.tally import record
 
 COMMANDS = ("dmesg", "analyse") if importlib.util.find_spec("drgn") else ("dmesg",)

@@ -11,7 +11,7 @@ from kdumpctl_py.config import Config, Target, parse_text
 from kdumpctl_py.service.actions import action_argv
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.testid import status_name
-from tests.capture.test_save import make_vmcore
+from tests.builders import make_vmcore
 
 
 class FakeMachine:
@@ -144,15 +144,15 @@ def test_unexpected_errors_still_end_in_the_failure_action(
 def test_negative_phys_base_is_saved(tmp_path: Path) -> None:
     """x86_64 KASLR makes NUMBER(phys_base) negative about half the time."""
     from kdumpctl_py.capture.kdumpfile import read_kdump
-    from tests.capture import test_save
+    from tests.builders import INFO, LINEAR, UTS, memory
+    from tests.elfwriter import note, vmcore_bytes
 
-    info = test_save.INFO + b"NUMBER(phys_base)=-201326592\n"
+    info = INFO + b"NUMBER(phys_base)=-201326592\n"
     path = tmp_path / "vmcore"
-    notes = test_save.note(b"CORE", 1, bytes(336)) + test_save.note(b"VMCOREINFO", 0, info)
-    low = bytearray(test_save.memory(1, 8))
-    low[:len(test_save.UTS)] = test_save.UTS
-    path.write_bytes(test_save.vmcore_bytes([(test_save.LINEAR, 0, bytes(low), 8 * 4096)],
-                                            notes))
+    notes = note(b"CORE", 1, bytes(336)) + note(b"VMCOREINFO", 0, info)
+    low = bytearray(memory(1, 8))
+    low[:len(UTS)] = UTS
+    path.write_bytes(vmcore_bytes([(LINEAR, 0, bytes(low), 8 * 4096)], notes))
     out = run_capture(config(tmp_path, dump_level=1), FakeMachine(), str(path))
     assert out.saved and out.dump, out.error
     kd = read_kdump(str(Path(out.dump) / "vmcore"))
