@@ -79,3 +79,13 @@ def test_one_vocabulary_across_status_showmem_estimate(
     for key in ("schema", "snapshot", "reserved", "requested", "ram"):
         assert reports[0][key] == reports[1][key] == reports[2][key], key
     assert reports[0]["snapshot"]["taken"]
+
+
+@pytest.mark.parametrize("arch", ["x86", "arm64"])
+def test_debuginfo_find_on_a_real_dump(arch: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.analyse.dumps import need_dump
+
+    dump = need_dump(arch, vmlinux=False)
+    main(["debuginfo", "find", str(dump.vmcore), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema"] == 1 and set(report) == documented()["debuginfo find"]
