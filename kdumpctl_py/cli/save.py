@@ -37,6 +37,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
                    help="write even when the free space looks too small for the estimate")
+    p.add_argument("--fallback", action="store_true",
+                   help="when filtering fails, save again with less (as capture does): the "
+                   "level keeping what the page filter failed on, then -d 1 without struct "
+                   "pages, then a plain ELF copy; save.json beside the dump says what happened")
     p.set_defaults(func=run)
 
 
@@ -66,6 +70,18 @@ def run(args: argparse.Namespace) -> int:
                           progress=not args.no_progress,
                           check_space=not args.no_space_check)
     stream = sys.stdout.buffer if args.target == "-" else None
+    if args.fallback and stream is not None:
+        raise UsageError("--fallback cannot save a stream again; give a --target directory")
+    if args.fallback:
+        from dataclasses import asdict
+
+        from kdumpctl_py.capture.fallback import save_with_fallback
+        from kdumpctl_py.capture.record import summary
+
+        result, record = save_with_fallback(args.vmcore, args.target, options)
+        print(f"saved {result.directory}/{record.vmcore}: {summary(asdict(record))}; "
+              f"{format_bytes(result.bytes_out)}, {record.seconds:.1f} s")
+        return 0
     result = save_vmcore(args.vmcore, args.target, options, stream)
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
     zero = f" ({result.pages_zero} zero pages left out)" if result.pages_zero else ""

@@ -30,8 +30,8 @@ SIZEOF_PAGE = 64
 PGT, UTS, MEMSEC = 1, 8, 9
 TABLES = 2  # pfns 2..7: PDPT, PD, PT, spare
 STRUCTS = 16  # struct pages from pfn 16 on
-UTSNAME = (b"Linux".ljust(65, b"\0") + b"testhost".ljust(65, b"\0")
-           + b"KERNEL".ljust(65, b"\0"))
+UTSNAME = b"".join(f.ljust(65, b"\0") for f in (b"Linux", b"testhost", b"KERNEL", b"#1 SMP",
+                                                   b"x86_64", b"(none)"))
 
 COMMON = {"PAGESIZE": "4096", "CRASHTIME": "1790000000",
           "SYMBOL(init_uts_ns)": f"{LINEAR + UTS * PAGE:x}",
@@ -39,6 +39,8 @@ COMMON = {"PAGESIZE": "4096", "CRASHTIME": "1790000000",
           "SIZE(mem_section)": "16", "OFFSET(mem_section.section_mem_map)": "0",
           "NUMBER(SECTION_SIZE_BITS)": str(SECTION_BITS), "NUMBER(MAX_PHYSMEM_BITS)": "46",
           "SYMBOL(init_top_pgt)": f"{KTEXT + PGT * PAGE:x}", "NUMBER(phys_base)": "0",
+          "SYMBOL(swapper_pg_dir)": f"{KTEXT + PGT * PAGE:x}", "KERNELOFFSET": "0",
+          "NUMBER(pgtable_l5_enabled)": "0",
           "SIZE(page)": "64", "OFFSET(page.flags)": "0", "OFFSET(page._mapcount)": "48",
           "OFFSET(page.private)": "40", "OFFSET(page.mapping)": "24",
           "OFFSET(page.compound_head)": "8", "NUMBER(PG_lru)": "4", "NUMBER(PG_private)": "13",

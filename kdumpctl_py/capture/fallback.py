@@ -1,0 +1,133 @@
+"""Save with less and less filtering until a dump is written (`capture`, `save --fallback`).
+
+The attempts, in order: the level asked; the same level keeping the pages of
+every section the page filter failed on; zero pages only (-d 1, no struct
+page read); a plain ELF copy of the vmcore. A failure of the target itself
+(full, read-only, I/O error: TargetError), or an interruption, ends the chain:
+the same target would fail again. A dump written with unreadable pages
+(IncompleteDump) is the dump: lower levels would meet the same pages.
+
+A failed attempt's directory (a vmcore-incomplete) is deleted once a later
+attempt has written the dump, and kept when none does; `save.json` beside the
+dump says which, and why each attempt failed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+
+from kdumpctl_py.capture.filter import DL_ZERO, STRUCT_PAGE_LEVELS
+from kdumpctl_py.capture.record import Attempt, SaveRecord, write_record
+from kdumpctl_py.capture.save import (
+    IncompleteDump,
+    Interrupted,
+    SaveOptions,
+    SaveResult,
+    TargetError,
+    save_vmcore,
+)
+from kdumpctl_py.errors import KdumpError
+
+
+@dataclass(frozen=True)
+class Step:
+    how: str
+    options: SaveOptions | None  # None: the plain copy
+
+
+def plan_steps(options: SaveOptions) -> list[Step]:
+    """The attempts for `options`, most filtering first."""
+    level = options.dump_level
+    steps = [Step(f"at -d {level}", options)]
+    if level & STRUCT_PAGE_LEVELS:
+        steps.append(Step(f"at -d {level} keeping what the page filter failed on",
+                          replace(options, tolerant=True)))
+        zero = level & DL_ZERO
+        steps.append(Step(f"at -d {zero} without struct pages",
+                          replace(options, dump_level=zero, struct_pages=False)))
+    steps.append(Step("as a plain copy", None))
+    return steps
+
+
+class SaveFailed(KdumpError):
+    """No attempt wrote a dump; the record of each is in `failed`."""
+
+    def __init__(self, message: str, failed: list[Attempt]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+def save_with_fallback(vmcore: str, target: str,
+                       options: SaveOptions) -> tuple[SaveResult, SaveRecord]:
+    """Save through the steps; write save.json beside the dump that was written."""
+    from kdumpctl_py.capture.copy import copy_vmcore
+
+    started = time.monotonic()
+    failed: list[Attempt] = []
+    for step in plan_steps(options):
+        before = _entries(target)
+        try:
+            if step.options is None:
+                result = copy_vmcore(vmcore, target)
+            else:
+                result = save_vmcore(vmcore, target, step.options)
+        except IncompleteDump as e:
+            result = e.result
+        except (TargetError, Interrupted, KeyboardInterrupt) as e:
+            _leftovers(target, before, failed, step, e)
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever broke, try with less filtering
+            _leftovers(target, before, failed, step, e)
+            print(f"kdumpctl-py: warning: saving {step.how} failed: {failed[-1].error}",
+                  file=sys.stderr, flush=True)
+            continue
+        for attempt in failed:
+            if attempt.directory:
+                shutil.rmtree(attempt.directory, ignore_errors=True)
+                attempt.removed = True
+        record = _record(options, step, result, failed, time.monotonic() - started)
+        if result.directory:
+            try:
+                write_record(result.directory, record)
+            except OSError as e:
+                print(f"kdumpctl-py: warning: cannot write {result.directory}/save.json: {e}",
+                      file=sys.stderr, flush=True)
+        return result, record
+    raise SaveFailed("no dump could be written: " + "; ".join(
+        f"{a.how}: {a.error}" for a in failed), failed)
+
+
+def _entries(target: str) -> set[str]:
+    try:
+        return set(os.listdir(target))
+    except OSError:
+        return set()
+
+
+def _leftovers(target: str, before: set[str], failed: list[Attempt], step: Step,
+               error: BaseException) -> None:
+    """Note the failed attempt and the directory it left behind, if any."""
+    new = sorted(_entries(target) - before)
+    text = str(error) if isinstance(error, (KdumpError, OSError)) else \
+        f"{type(error).__name__}: {error}"
+    level = step.options.dump_level if step.options else None
+    failed.append(Attempt(step.how, level, text,
+                          os.path.join(target, new[-1]) if new else None))
+
+
+def _record(options: SaveOptions, step: Step, result: SaveResult, failed: list[Attempt],
+            seconds: float) -> SaveRecord:
+    if step.options is None:
+        fmt, level, compress = "copy", None, "none"
+    else:
+        fmt = "flat" if options.flat else options.format
+        level = result.dump_level
+        compress = options.compress if options.format == "kdump" else "none"
+    vmcore = result.vmcore if result.complete else f"{result.vmcore}-incomplete"
+    return SaveRecord(options.dump_level, level, step.how, fmt, compress, result.complete,
+                      round(seconds, 3), result.bytes_out, vmcore, failed,
+                      list(result.stats.warnings))

@@ -1,0 +1,85 @@
+"""`save.json`: what saving a dump did, beside the vmcore, for people and for `status`/`analyse`.
+
+The record says the level asked and the level written, the format, every
+attempt that failed before the one that wrote the dump and why, and what
+became of each failed attempt's directory; `summary` turns it into the one
+line that `status`, the journal and `analyse` print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+NAME = "save.json"
+SCHEMA = 1
+
+
+@dataclass
+class Attempt:
+    """One try at saving that did not write the dump."""
+
+    how: str  # "at -d 31", "at -d 31 keeping what the filter failed on", "at -d 1", ...
+    dump_level: int | None  # None for the plain copy
+    error: str
+    directory: str | None = None  # what it left behind, if anything
+    removed: bool = False  # that directory was deleted once a later attempt wrote the dump
+
+
+@dataclass
+class SaveRecord:
+    level_asked: int
+    level_written: int | None  # None: a plain ELF copy of the vmcore, nothing filtered
+    how: str
+    format: str  # kdump, elf, flat or copy
+    compress: str
+    complete: bool
+    seconds: float
+    bytes: int
+    vmcore: str
+    failed: list[Attempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    schema: int = SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def summary(rec: dict[str, Any]) -> str:
+    """One line: how the dump was saved, and why not as asked."""
+    level = rec.get("level_written")
+    done = "copied whole (no filtering)" if level is None else f"saved at -d {level}"
+    if not rec.get("complete", True):
+        done += ", INCOMPLETE"
+    failed = rec.get("failed") or []
+    if failed:
+        first = failed[0]
+        return f"{done} after saving {first.get('how', '')} failed: {first.get('error')}"
+    warnings = rec.get("warnings") or []
+    if warnings:
+        return f"{done}: {warnings[0]}"
+    return done
+
+
+def read_record(directory: str) -> dict[str, Any] | None:
+    """The record of the dump in `directory`; None when there is none or it is unreadable."""
+    try:
+        with open(os.path.join(directory, NAME), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_record(directory: str, rec: SaveRecord) -> None:
+    """Written whole or not at all (temporary file, fsync, rename)."""
+    tmp = os.path.join(directory, f"{NAME}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(rec.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, os.path.join(directory, NAME))

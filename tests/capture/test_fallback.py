@@ -1,0 +1,144 @@
+"""The fallback chain: each way filtering can fail, and what the dump and save.json say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdumpctl_py.capture import fallback as fallback_mod
+from kdumpctl_py.capture import filter as filter_mod
+from kdumpctl_py.capture.fallback import SaveFailed, plan_steps, save_with_fallback
+from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
+from kdumpctl_py.capture.record import read_record, summary
+from kdumpctl_py.capture.save import SaveOptions, TargetError
+from kdumpctl_py.capture.vmcore import Vmcore
+from tests.capture.kernels import PAGE, Memory, build
+
+BUDDY = -129
+
+
+@pytest.fixture
+def mem() -> Memory:
+    m = Memory(768, "6.1")
+    for pfn in (260, 520):  # free pages in the second and third sections
+        m.put(pfn, 48, BUDDY, "<i4")
+    return m
+
+
+def options(level: int = 31) -> SaveOptions:
+    return SaveOptions(level, "zlib", progress=False)
+
+
+def assert_every_page(path: Path, mem: Memory) -> set[int]:
+    dump = read_kdump(str(path))
+    pfns = {int(p) for p in np.flatnonzero(dump.bitmap2)}
+    for pfn in pfns:
+        assert read_page(str(path), dump, pfn) == mem.page(pfn)
+    return pfns
+
+
+def test_steps_go_down_to_a_copy() -> None:
+    assert [s.how for s in plan_steps(options(31))] == [
+        "at -d 31", "at -d 31 keeping what the page filter failed on",
+        "at -d 1 without struct pages", "as a plain copy"]
+    assert [s.how for s in plan_steps(options(1))] == ["at -d 1", "as a plain copy"]
+
+
+def test_filter_failing_everywhere_saves_zero_page_filtered(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(info: object) -> None:
+        raise ValueError("the page filter broke")
+
+    monkeypatch.setattr(filter_mod, "page_layout", broken)
+    src = build(mem, tmp_path / "vmcore")
+    result, record = save_with_fallback(str(src), str(tmp_path / "crash"), options())
+    assert result.complete and record.level_written == 1 and record.level_asked == 31
+    assert [a.how for a in record.failed] == [
+        "at -d 31", "at -d 31 keeping what the page filter failed on"]
+    assert all("ValueError: the page filter broke" == a.error for a in record.failed)
+    d = Path(result.directory or "")
+    assert assert_every_page(d / "vmcore", mem) == set(range(mem.pages))
+    assert read_kdump(str(d / "vmcore")).sub.dump_level == 1
+    rec = read_record(str(d))
+    assert rec is not None and rec == json.loads((d / "save.json").read_text())
+    assert rec["schema"] == 1 and rec["format"] == "kdump" and rec["bytes"] == result.bytes_out
+    assert summary(rec) == ("saved at -d 1 after saving at -d 31 failed: "
+                            "ValueError: the page filter broke")
+
+
+def test_one_section_failing_keeps_only_its_pages(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = filter_mod._exclude_section
+
+    def broken(layout: object, level: int, start: int, *rest: object) -> int:
+        if start == 256:
+            raise IndexError("section 1 is odd")
+        return real(layout, level, start, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filter_mod, "_exclude_section", broken)
+    src = build(mem, tmp_path / "vmcore")
+    result, record = save_with_fallback(str(src), str(tmp_path / "crash"), options())
+    assert record.level_written == 31 and len(record.failed) == 1
+    assert "section 1 is odd" in record.warnings[0]
+    assert assert_every_page(Path(result.directory or "") / "vmcore", mem) == \
+        set(range(mem.pages)) - {520}
+
+
+def test_every_filtered_save_failing_copies_the_vmcore(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("no filtering today")
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
+    src = build(mem, tmp_path / "vmcore")
+    result, record = save_with_fallback(str(src), str(tmp_path / "crash"), options())
+    d = Path(result.directory or "")
+    assert (d / "vmcore").read_bytes() == src.read_bytes()
+    assert record.level_written is None and record.format == "copy" and len(record.failed) == 3
+    assert summary(read_record(str(d)) or {}).startswith("copied whole (no filtering) after")
+    with Vmcore(str(d / "vmcore")) as v:
+        assert v.read_phys(100 * PAGE, PAGE) == mem.page(100)
+
+
+def test_a_failed_attempts_directory_is_removed_once_a_dump_is_written(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdumpctl_py.capture.save import save_vmcore as real
+
+    target = tmp_path / "crash"
+
+    def half(vmcore: str, where: str, opts: SaveOptions) -> object:
+        if opts.dump_level == 31:
+            (target / "testhost-2026-09-21-14:13:20").mkdir(parents=True)
+            (target / "testhost-2026-09-21-14:13:20" / "vmcore-incomplete").write_bytes(b"x")
+            raise RuntimeError("broke halfway")
+        return real(vmcore, where, opts)
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", half)
+    src = build(mem, tmp_path / "vmcore")
+    result, record = save_with_fallback(str(src), str(target), options())
+    assert [p.name for p in target.iterdir()] == [Path(result.directory or "").name]
+    assert record.failed[0].removed and record.failed[0].directory
+    assert all(a.removed for a in record.failed if a.directory)
+
+
+def test_target_failures_are_not_retried(tmp_path: Path, mem: Memory,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def full(vmcore: str, where: str, opts: SaveOptions) -> None:
+        calls.append(opts.dump_level)
+        raise TargetError("the disk filled up")
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", full)
+    src = build(mem, tmp_path / "vmcore")
+    with pytest.raises(TargetError):
+        save_with_fallback(str(src), str(tmp_path / "crash"), options())
+    assert calls == [31]
+
+
+def test_nothing_written_at_all(tmp_path: Path) -> None:
+    with pytest.raises(SaveFailed, match="no dump could be written"):
+        save_with_fallback(str(tmp_path / "missing"), str(tmp_path / "crash"), options())
