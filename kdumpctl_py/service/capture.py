@@ -1,10 +1,12 @@
 """What the capture kernel does, in order (`kdumpctl-py capture`):
 
 kdump_pre (a non-zero exit skips the dump), mount the target, save
-/proc/vmcore with the configured options, retention, kdump_post with the
-status, the test result when the command line carries a test id, unmount,
-then final_action, or failure_action when saving failed. Every failure is
-caught and logged: the machine always leaves the capture kernel by an action.
+/proc/vmcore with the configured options, falling back to less filtering and
+at last a plain copy when filtering fails (capture/fallback.py), retention,
+kdump_post with the status, the test result when the command line carries a
+test id, unmount, then final_action, or failure_action when not even the copy
+could be written. Every failure is caught and logged: the machine always
+leaves the capture kernel by an action.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kdumpctl_py.capture.record import SaveRecord, summary
 from kdumpctl_py.config.settings import Config
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
@@ -37,6 +40,7 @@ class Outcome:
     retention: retention.Retention | None = None
     test_status: str | None = None
     log: list[str] = field(default_factory=list)
+    record: SaveRecord | None = None  # how the dump was saved (save.json)
 
 
 def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
@@ -101,19 +105,28 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
 
 
 def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
-    from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+    from dataclasses import asdict
+
+    from kdumpctl_py.capture.fallback import save_with_fallback
+    from kdumpctl_py.capture.save import SaveOptions
 
     notify.status(f"saving {vmcore} under {dump_root}")
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=cfg.flat,
                           format=cfg.format, threads=cfg.threads, progress=False)
-    result = save_vmcore(vmcore, dump_root, options)
+    result, record = save_with_fallback(vmcore, dump_root, options)
     assert result.directory is not None
-    out.saved, out.dump, out.error = True, result.directory, None
-    notify.event(f"dump saved in {result.directory}: {result.pages_dumped} of "
+    out.saved, out.dump, out.error, out.record = True, result.directory, None, record
+    how = summary(asdict(record))
+    lowered = bool(record.failed) or not record.complete or bool(record.warnings)
+    notify.event(f"dump saved in {result.directory} ({how}): {result.pages_dumped} of "
                  f"{result.pages_total} pages, {result.bytes_out} bytes, "
-                 f"{result.seconds:.1f} s", notify.DUMP_SAVED,
-                 dump_path=os.path.join(result.directory, result.vmcore),
-                 dump_bytes=str(result.bytes_out))
+                 f"{result.seconds:.1f} s", notify.DUMP_SAVED, 4 if lowered else 6,
+                 dump_path=os.path.join(result.directory, record.vmcore),
+                 dump_bytes=str(result.bytes_out),
+                 dump_level=str(record.level_written if record.level_written is not None
+                                else "copy"),
+                 dump_level_asked=str(record.level_asked), dump_complete=str(int(record.complete)),
+                 dump_fallback="; ".join(f"{a.how}: {a.error}" for a in record.failed))
 
 
 def _report_retention(r: retention.Retention, directory: str) -> None:

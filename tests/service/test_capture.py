@@ -129,12 +129,12 @@ def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_unexpected_errors_still_end_in_the_failure_action(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kdumpctl_py.capture.save as save_mod
+    import kdumpctl_py.capture.fallback as fallback_mod
 
     def broken(*args: object, **kw: object) -> None:
         raise ValueError("argument out of range")
 
-    monkeypatch.setattr(save_mod, "save_vmcore", broken)
+    monkeypatch.setattr(fallback_mod, "save_with_fallback", broken)
     m = FakeMachine()
     out = run_capture(config(tmp_path, failure_action="halt"), m, "/nonexistent")
     assert out.error == "internal error: ValueError: argument out of range"
@@ -182,3 +182,40 @@ def test_system_run_reports_programs_that_cannot_run(tmp_path: Path,
     assert System().run([str(script), "x"]) == 3
     assert System().run([str(tmp_path / "missing")]) == 127
     assert "missing: not found" in capsys.readouterr().err
+
+
+def test_page_filter_failing_mid_save_still_leaves_a_dump(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault test: the page filter raises halfway through its walk; capture saves at
+    -d 1 without struct pages, the record and the journal say why, and the project's
+    readers and drgn open the dump."""
+    from kdumpctl_py.capture import filter as filter_mod
+    from kdumpctl_py.capture.kdumpfile import KdumpMemory
+    from kdumpctl_py.capture.record import read_record
+    from tests.capture.kernels import PAGE, Memory, build
+
+    real = filter_mod.mem_maps
+
+    def halfway(*args: object) -> object:
+        it = real(*args)  # type: ignore[arg-type]
+        yield next(it)
+        raise RuntimeError("struct page walk fell over")
+
+    monkeypatch.setattr(filter_mod, "mem_maps", halfway)
+    mem = Memory(768, "6.1")
+    src = build(mem, tmp_path / "vmcore")
+    m = FakeMachine()
+    out = run_capture(config(tmp_path, failure_action="halt", final_action="reboot",
+                             compress="zlib"), m, str(src))
+    assert out.saved and out.action == "reboot" and m.calls == [("act", "reboot")]
+    assert out.record is not None and out.record.level_written == 1
+    rec = read_record(out.dump or "")
+    assert rec is not None and rec["level_asked"] == 31 and rec["level_written"] == 1
+    assert [a["error"] for a in rec["failed"]] == ["RuntimeError: struct page walk fell over"] * 2
+    with KdumpMemory(str(Path(out.dump or "") / "vmcore")) as km:
+        for pfn in (100, 260, 700):
+            assert km.read_phys(pfn * PAGE, PAGE) == mem.page(pfn)
+    drgn = pytest.importorskip("drgn")
+    prog = drgn.Program()
+    prog.set_core_dump(str(Path(out.dump or "") / "vmcore"))
+    assert prog.read(700 * PAGE, PAGE, True) == mem.page(700)
