@@ -129,6 +129,7 @@ def to_json(r: Report) -> dict[str, Any]:
         "drgn_version": r.drgn_version,
         "vmcore": r.vmcore,
         "format": r.format,
+        "save": r.save,
         "debuginfo": debuginfo_json(r.debuginfo),
         "arch": r.arch,
         "release": r.release,
@@ -343,6 +344,10 @@ def render_text(r: Report) -> str:
     out: list[str] = []
     out += _kernel_field(r.debuginfo)
     out += wrap_path(f"{r.vmcore}  [{r.format}]", f"{'DUMPFILE':>{LABEL}}: ", LABEL + 2)
+    if r.save:
+        from kdumpctl_py.capture.record import summary
+
+        out += field("SAVED", summary(r.save))
     if r.cpus_present is not None:
         offline = (r.cpus_present - r.cpus_online) if r.cpus_online is not None else 0
         out += field("CPUS", f"{r.cpus_present}" + (f" [OFFLINE: {offline}]" if offline else ""))

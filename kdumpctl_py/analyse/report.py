@@ -160,6 +160,7 @@ class Report:
     log: Log | None = None
     missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    save: dict[str, Any] | None = None  # the save.json beside the dump: how it was saved
     schema: int = SCHEMA
     tool: str = ""
     drgn_version: str | None = None
@@ -211,6 +212,7 @@ def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
         build_id=opened.found.build_id,
         tool=f"kdumpctl-py {__version__}",
     )
+    report.save = _save_record(opened.path)
     try:
         import drgn
 
@@ -233,6 +235,16 @@ def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
 
         nodwarf.gather(opened, report, lines)
     return report
+
+
+def _save_record(path: str) -> dict[str, Any] | None:
+    """The dump's save.json, when it describes this very file."""
+    import os
+
+    from kdumpctl_py.capture.record import read_record
+
+    rec = read_record(os.path.dirname(os.path.abspath(path)))
+    return rec if rec and rec.get("vmcore") == os.path.basename(path) else None
 
 
 def _read_log(opened: Opened) -> tuple[Any, list[LogLine]]:

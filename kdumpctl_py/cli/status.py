@@ -50,6 +50,8 @@ def render(st: Any) -> str:
     if st.newest_dump:
         d = st.newest_dump
         dump = f"{d.name} ({format_bytes(d.bytes)}{'' if d.complete else ', INCOMPLETE'})"
+        if d.saved:
+            dump += f": {d.saved}"
     flags = [
         f"lockdown {st.lockdown or 'unknown'}",
         f"Secure Boot {_onoff(st.secure_boot)}",

@@ -59,6 +59,7 @@ class DumpEntry:
     name: str
     complete: bool
     bytes: int
+    saved: str | None = None  # how, from the dump's save.json (capture.record.summary)
 
 
 def cpulist(text: str) -> list[int]:
@@ -432,8 +433,8 @@ class SystemView:
         """Dump directories under the target, oldest first by name (names sort by time)."""
         if not self.live:
             entries = self.meta.get("targets", {}).get(target, {}).get("dumps", [])
-            return [DumpEntry(str(e["name"]), bool(e["complete"]), int(e["bytes"]))
-                    for e in entries]
+            return [DumpEntry(str(e["name"]), bool(e["complete"]), int(e["bytes"]),
+                              e.get("saved")) for e in entries]
         out = []
         root = Path(target)
         for name in self.listdir(target) if root.is_dir() else []:
@@ -442,9 +443,12 @@ class SystemView:
                 continue
             files = {f.name: f for f in d.iterdir() if f.is_file()}
             if "vmcore" in files or "vmcore-incomplete" in files:
+                from kdumpctl_py.capture.record import read_record, summary
+
                 complete = "vmcore" in files
                 size = files["vmcore" if complete else "vmcore-incomplete"].stat().st_size
-                out.append(DumpEntry(name, complete, size))
+                rec = read_record(str(d))
+                out.append(DumpEntry(name, complete, size, summary(rec) if rec else None))
         return out
 
     def close(self) -> None:
