@@ -46,6 +46,7 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
         name = None
     if name is None:
         name = f"localhost-{datetime.datetime.now(datetime.UTC):%Y-%m-%d-%H:%M:%S}"
+    dir_fd = -1
     try:
         directory, dir_fd = _make_dump_dir(target, name)
         if v is not None:
@@ -57,6 +58,8 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
                       | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     except OSError as e:
         os.close(src)
+        if dir_fd >= 0:
+            os.close(dir_fd)
         if e.errno in TARGET_ERRNOS:
             raise TargetError(f"cannot write under {target}: {e.strerror}") from None
         raise

@@ -142,3 +142,29 @@ def test_target_failures_are_not_retried(tmp_path: Path, mem: Memory,
 def test_nothing_written_at_all(tmp_path: Path) -> None:
     with pytest.raises(SaveFailed, match="no dump could be written"):
         save_with_fallback(str(tmp_path / "missing"), str(tmp_path / "crash"), options())
+
+
+def test_the_copy_zero_fills_what_cannot_be_read(tmp_path: Path, mem: Memory,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from kdumpctl_py.capture.copy import copy_vmcore
+
+    src = build(mem, tmp_path / "vmcore")
+    inode, bad = src.stat().st_ino, (1 << 20) + 5 * PAGE
+    real = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        if os.fstat(fd).st_ino == inode and offset <= bad < offset + n:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    result = copy_vmcore(str(src), str(tmp_path / "crash"))
+    d = Path(result.directory or "")
+    assert not result.complete and not (d / "vmcore").exists()
+    assert (d / "unreadable-pages.txt").read_text() == f"file offset {bad:#x}\n"
+    want = bytearray(src.read_bytes())
+    want[bad:bad + PAGE] = bytes(PAGE)
+    assert (d / "vmcore-incomplete").read_bytes() == bytes(want)

@@ -38,6 +38,9 @@ def test_systemd_cycle(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert dump and dump["complete"] and dump["bytes"] > 0
     assert f"{dump['name']}/vmcore" in res.dumps
     assert f"{dump['name']}/vmcore-dmesg.txt" in res.dumps
+    # capture saved through the fallback chain at the first step, and status says so.
+    assert f"{dump['name']}/save.json" in res.dumps
+    assert dump["saved"] == "saved at -d 31", dump
     assert st["last_test"] and ": dump created, /var/crash/" + dump["name"] in st["last_test"]
     test_id = st["last_test"].split(":", 1)[0]
     assert f"{dump['name']}/kdumpctl-py-test-{test_id}.status" in res.dumps
