@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.analyse.render import render_text, to_json
+from kdumpctl_py.analyse.report import DebugInfo, Report
 from kdumpctl_py.capture.record import Attempt, SaveRecord, read_record, summary, write_record
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.view import SystemView
-from tests.analyse.test_render import full_report
-from tests.capture.test_save import make_vmcore
+from tests.builders import make_vmcore
 
 FELL_BACK = SaveRecord(31, 1, "at -d 1 without struct pages", "kdump", "zstd", True, 2.5, 4096,
                        "vmcore", [Attempt("at -d 31", 31, "ValueError: broke")])
@@ -44,12 +44,16 @@ def test_status_shows_how_the_newest_dump_was_saved(tmp_path: Path) -> None:
 
 
 def test_analyse_shows_the_record() -> None:
-    report = full_report()
-    report.save = dataclasses.asdict(FELL_BACK)
-    assert "saved at -d 1 after saving at -d 31 failed" in render_text(report)
-    out = to_json(report)
+    def report() -> Report:
+        return Report("/var/crash/h-2026-01-01-00:00:00/vmcore", "kdump-compressed",
+                      DebugInfo(False, None, None, None, False, False))
+
+    with_record = report()
+    with_record.save = dataclasses.asdict(FELL_BACK)
+    assert "saved at -d 1 after saving at -d 31 failed" in render_text(with_record)
+    out = to_json(with_record)
     assert out["save"]["level_written"] == 1 and out["save"]["schema"] == 1
-    assert to_json(full_report())["save"] is None
+    assert to_json(report())["save"] is None
 
 
 def test_save_fallback_from_the_command_line(tmp_path: Path,
