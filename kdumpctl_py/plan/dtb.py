@@ -5,6 +5,10 @@ tree (the running kernel's /sys/firmware/fdt) and edits /chosen and the memory
 reservation map as drivers/of/kexec.c `of_kexec_alloc_and_setup_fdt()` does
 for a crash image, so the capture kernel sees what kexec_file_load would give
 it; cell widths follow what that kernel will read (drivers/of/fdt.c).
+On UEFI/ACPI arm64 the base is the EFI stub's own small tree: no memory node,
+an empty reservation map, and /chosen's `linux,uefi-*` properties, which are
+kept as they are: through them the capture kernel reads the EFI memory map
+(its memory, then capped to the usable ranges) and the system table (ACPI).
 
 `place_dtb` and `dtb_placement_problem` hold arm64's rule for where the blob
 may sit in memory (Documentation/arch/arm64/booting.rst).

@@ -32,7 +32,16 @@ from kdumpctl_py.plan.dtb import (
     summarize,
 )
 from tests.builders import QEMU_DTB, board, cells, chosen_props, dts, memreserve
+from tests.conftest import FIXTURES
 
+# /sys/firmware/fdt of Debian 12's arm64 kernel booted by qemu-efi-aarch64 on
+# `-machine virt,acpi=on` (tests/vm/crash-cycle --arch arm64 --firmware uefi --append
+# earlycon, from its snapshot.tar.gz): the firmware gave ACPI and no device tree, so
+# this is the EFI stub's own tree.
+EFI_STUB_DTB = FIXTURES / "dtb" / "efi-stub-acpi-arm64.dtb"
+UEFI_PROPS = ("linux,uefi-system-table", "linux,uefi-mmap-start", "linux,uefi-mmap-size",
+              "linux,uefi-mmap-desc-size", "linux,uefi-mmap-desc-ver",
+              "linux,uefi-secure-boot")
 FDT_NOP = struct.pack(">I", 4)
 MiB = 1 << 20
 
@@ -122,6 +131,29 @@ def test_qemu_virt(qemu_dtb: bytes) -> None:
     assert memreserve(text) == [INITRD, ELF]
     assert outside(text) == outside(base_text)
     assert libfdt.Fdt(out).totalsize() == len(out) < MAX_FDT_SIZE
+
+
+def test_efi_stub_tree() -> None:
+    """ACPI arm64: the capture kernel finds its memory and ACPI tables through the EFI
+    system table and memory map named in /chosen (drivers/firmware/efi/efi-init.c), then
+    caps memory to linux,usable-memory-range; the tree has no memory node for it to use.
+    So every linux,uefi-* property stays as it was, and nothing else is invented."""
+    base = EFI_STUB_DTB.read_bytes()
+    base_text = dts(base)
+    base_props = chosen_props(base_text)
+    assert set(UEFI_PROPS) <= set(base_props)
+    assert not re.search(r"^\tmemory|\"memory\"", base_text, re.M)
+    assert memreserve(base_text) == []
+    out = build_capture_dtb(base, [CRASH], ELF, initrd=INITRD, cmdline="console=ttyAMA0",
+                            randbytes=seeded())
+    text = dts(out)
+    props = chosen_props(text)
+    assert {k: props[k] for k in UEFI_PROPS} == {k: base_props[k] for k in UEFI_PROPS}
+    # The stub's root has 2 cells each (EFI_DT_{ADDR,SIZE}_CELLS_DEFAULT).
+    assert props[USABLE] == cells((CRASH[0], 2), (CRASH[1], 2))
+    assert props["bootargs"] == '"console=ttyAMA0"'
+    assert memreserve(text) == [INITRD, ELF]
+    assert outside(text) == outside(base_text)
 
 
 def test_fdt_nop_in_the_base() -> None:

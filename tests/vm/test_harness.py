@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -17,12 +18,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import aptsources, cpio, elf, guestinit, stages  # noqa: E402
+from harness import aptsources, cpio, elf, guestinit, stages, uefi  # noqa: E402
 from harness.analysis import choose_analyser, find_vmcore  # noqa: E402
 from harness.cli import parse_args  # noqa: E402
+from harness.config import ARCHES  # noqa: E402
 from harness.console import Console, split_console  # noqa: E402
 from harness.debian import Package, _control_fields  # noqa: E402
 from harness.guestroot import Entry, Tree, canonical  # noqa: E402
+from harness.qemu import VmSpec, argv  # noqa: E402
 from harness.wheel import launcher  # noqa: E402
 
 
@@ -221,3 +224,18 @@ def test_apt_answers_are_kept_until_the_lists_change(tmp_path: Path) -> None:
     (apt.dir / "updated").touch()
     os.utime(apt.dir / "updated", (1, 1))
     assert apt._memo("k", compute) == "answer 2"
+
+
+def test_uefi_boot_argv() -> None:
+    """--firmware uefi: Debian's firmware, and arm64 on ACPI instead of a device tree."""
+    if not uefi.FIRMWARE["arm64"].exists():
+        pytest.skip("qemu-efi-aarch64 is not installed")
+    assert parse_args(["--arch", "arm64", "--out", "x", "--firmware", "uefi"]).firmware == "uefi"
+    spec = VmSpec(arch=ARCHES["arm64"], kernel=Path("k"), initrd=Path("i"), append="",
+                  disk=Path("d"), mem_mib=1024, smp=2, uefi=True)
+    line = argv(spec)
+    assert line[line.index("-machine") + 1] == "virt,acpi=on"
+    assert line[line.index("-bios") + 1] == str(uefi.FIRMWARE["arm64"])
+    assert "-kernel" in line  # the firmware starts the kernel's EFI stub
+    plain = argv(dataclasses.replace(spec, uefi=False))
+    assert "-bios" not in plain and plain[plain.index("-machine") + 1] == "virt"

@@ -93,6 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="a Python script the first kernel runs, with the capture kernel and "
                          "initrd paths as arguments, before anything is loaded (optional "
                          "stage `check`: results/first/check.out, .rc)")
+    ap.add_argument("--firmware", choices=("none", "uefi"), default="none",
+                    help="uefi: boot the kernel through Debian's UEFI firmware (ovmf, "
+                         "qemu-efi-aarch64; arm64 with -machine virt,acpi=on, so the guest "
+                         "runs on ACPI and the EFI stub's device tree); default: QEMU "
+                         "starts the kernel itself")
     ap.add_argument("--keep", action="store_true",
                     help="keep DIR/work (initrd, disk image, wheel) after the run")
     ap.add_argument("--refresh", action="store_true",
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         impl=args.impl, dump_level=args.dump_level, keep=args.keep,
         append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
         kernel_image=args.kernel_image, vmlinux=args.vmlinux, dtb_marker=args.dtb_marker,
-        check_script=args.check_script,
+        check_script=args.check_script, uefi=args.firmware == "uefi",
     )
     try:
         return run_cycle(opts)

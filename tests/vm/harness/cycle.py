@@ -60,6 +60,7 @@ class Options:
     vmlinux: Path | None = None
     dtb_marker: str | None = None  # --dtb-marker
     check_script: Path | None = None  # --check-script
+    uefi: bool = False  # --firmware uefi
 
 
 @dataclass
@@ -226,7 +227,8 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         shutil.rmtree(content)
 
     spec = VmSpec(arch=opts.arch, kernel=vmlinuz, initrd=initrd, append=_first_append(opts),
-                  disk=image, mem_mib=opts.mem_mib, smp=opts.smp)
+                  disk=image, mem_mib=opts.mem_mib, smp=opts.smp, uefi=opts.uefi)
+    res["firmware"] = "uefi" if opts.uefi else "none"
     res["first_append"] = spec.append
     res["capture_append"] = _capture_append(opts)
     failure: StageError | None = None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from . import uefi
 from .config import Arch
 from .console import Console
 from .errors import HarnessError
@@ -27,13 +28,14 @@ class VmSpec:
     disk: Path
     mem_mib: int
     smp: int
+    uefi: bool = False  # through Debian's UEFI firmware (arm64: with ACPI, no device tree)
 
 
 def argv(spec: VmSpec) -> list[str]:
     """The QEMU command line. TCG only: the project promises software emulation."""
     return [
         spec.arch.qemu,
-        *spec.arch.machine,
+        *(uefi.machine(spec.arch) if spec.uefi else spec.arch.machine),
         "-accel", "tcg",
         "-m", str(spec.mem_mib),
         "-smp", str(spec.smp),
