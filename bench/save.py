@@ -28,9 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import Measurement, load_average, run  # noqa: E402
+from tests.measure import Measurement, load_average, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("KDUMPCTL_BENCH_CACHE", Path.home() / ".cache/kdumpctl-py/bench"))

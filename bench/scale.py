@@ -32,11 +32,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
 from save import CACHE, checked, mdf_argv, ours_argv, ours_env  # noqa: E402
 
 from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
 from kdumpctl_py.units import parse_size  # noqa: E402
+from tests.measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
 from tests.synthetic_vmcore import write_vmcore  # noqa: E402
 
 GENERATOR_VERSION = 1

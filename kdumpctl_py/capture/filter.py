@@ -7,7 +7,8 @@ including its order of tests and its walk, which skips the rest of a block
 once a compound head or a free buddy block is excluded: the bitmaps this
 module produces equal makedumpfile's on the same input. The per-page tests
 are numpy expressions over one memory section of struct pages at a time, so
-memory stays bounded by the section size, not the dump size.
+memory stays bounded by the section size, not the dump size; the bitmaps
+come window by window (`dumpable_windows`), makedumpfile's cyclic mode.
 
 Zero pages are found while the page data is read (`zero_pages`), not from
 struct page.
@@ -106,41 +107,46 @@ def max_mapnr(vmcore: Vmcore) -> int:
     return -(-end // vmcore.page_size)
 
 
-def present_pages(vmcore: Vmcore, nr: int) -> Bits:
-    """makedumpfile's 1st bitmap: pages any PT_LOAD covers, a partial last page included."""
+def present_pages(vmcore: Vmcore, nr: int, first: int = 0) -> Bits:
+    """makedumpfile's 1st bitmap for pfns first..nr: pages any PT_LOAD covers, a partial
+    last page included."""
     shift = vmcore.page_size.bit_length() - 1
-    bits = np.zeros(nr, dtype=bool)
+    bits = np.zeros(nr - first, dtype=bool)
     for s in vmcore.core.loads:
         end = s.paddr + s.memsz
         last = (end >> shift) + (1 if end & (vmcore.page_size - 1) else 0)
-        bits[s.paddr >> shift:min(last, nr)] = True
+        _mark(bits, first, s.paddr >> shift, last)
     return bits
 
 
-def nodata_pages(vmcore: Vmcore, nr: int) -> Bits:
+def nodata_pages(vmcore: Vmcore, nr: int, first: int = 0) -> Bits:
     """Pages past p_filesz of a segment (exclude_nodata_pages), which, as in makedumpfile,
     includes a segment's partial last page; but not a page another segment holds whole."""
     ps = vmcore.page_size
     shift = ps.bit_length() - 1
-    bits = np.zeros(nr, dtype=bool)
-    whole = np.zeros(nr, dtype=bool)
+    bits = np.zeros(nr - first, dtype=bool)
+    whole = np.zeros(nr - first, dtype=bool)
     for s in vmcore.core.loads:
         end = s.paddr + s.memsz
-        bits[(s.paddr + s.filesz) >> shift:min(-(-end // ps), nr)] = True
-        whole[-(-s.paddr // ps):min((s.paddr + s.filesz) >> shift, nr)] = True
+        _mark(bits, first, (s.paddr + s.filesz) >> shift, -(-end // ps))
+        _mark(whole, first, -(-s.paddr // ps), (s.paddr + s.filesz) >> shift)
     return bits & ~whole
 
 
-def in_segments(vmcore: Vmcore, nr: int) -> Bits:
+def in_segments(vmcore: Vmcore, nr: int, first: int = 0) -> Bits:
     """Pages whose first byte a PT_LOAD covers (makedumpfile's is_in_segs)."""
-    shift = vmcore.page_size.bit_length() - 1
-    bits = np.zeros(nr, dtype=bool)
+    ps = vmcore.page_size
+    bits = np.zeros(nr - first, dtype=bool)
     for s in vmcore.core.loads:
-        first = -(-s.paddr // vmcore.page_size)
-        last = -(-(s.paddr + s.memsz) // vmcore.page_size)
-        bits[first:min(last, nr)] = True
-    del shift
+        _mark(bits, first, -(-s.paddr // ps), -(-(s.paddr + s.memsz) // ps))
     return bits
+
+
+def _mark(bits: Bits, first: int, lo: int, hi: int) -> None:
+    """Set pfns lo..hi in `bits`, which holds pfns from `first` on."""
+    lo, hi = max(lo - first, 0), min(hi - first, len(bits))
+    if lo < hi:
+        bits[lo:hi] = True
 
 
 def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int, int | None]]:
@@ -210,74 +216,137 @@ class FilterStats:
         return dump_level if self.struct_pages else dump_level & ~STRUCT_PAGE_LEVELS
 
 
-def _field(raw: npt.NDArray[np.uint8], offset: int, dtype: str) -> npt.NDArray[Any]:
-    width = np.dtype(dtype).itemsize
-    return raw[:, offset:offset + width].copy().view(dtype).reshape(-1)
+def _field(raw: bytes | memoryview, stride: int, offset: int, dtype: str,
+           n: int) -> npt.NDArray[Any]:
+    """Field at `offset` of each of n structs of `stride` bytes, a view without a copy;
+    zeros past the end of `raw` (the first tail page of the section's last page)."""
+    fit = min(n, max(0, (len(raw) - offset - np.dtype(dtype).itemsize) // stride + 1))
+    view = np.ndarray((fit,), dtype=dtype, buffer=raw, offset=offset, strides=(stride,))
+    if fit == n:
+        return view
+    return np.concatenate((view, np.zeros(n - fit, dtype=dtype)))
+
+
+Window = tuple[int, Bits, Bits]  # first pfn, then the 1st and 2nd bitmaps from it on
+SECTION_PAGES_DEFAULT = 1 << 15
+STRUCT_PAGES_BLOCK = 16 * PGMM_CACHED  # struct pages decided at once: 512 KiB of 64-byte ones
 
 
 def dumpable_pages(vmcore: Vmcore, dump_level: int, stats: FilterStats | None = None,
                    struct_pages: bool = True, tolerant: bool = False) -> tuple[Bits, Bits]:
-    """makedumpfile's 1st and 2nd bitmaps (zero pages still in the 2nd).
+    """makedumpfile's 1st and 2nd bitmaps (zero pages still in the 2nd), whole: one byte
+    per page, for tests and small dumps; saving goes window by window."""
+    ((_, present, keep),) = dumpable_windows(vmcore, dump_level, stats, struct_pages, tolerant,
+                                             window=max_mapnr(vmcore))
+    return present, keep
+
+
+def section_pages(vmcore: Vmcore) -> int:
+    """Pages per SPARSEMEM section: windows are made of whole sections."""
+    bits = vmcore.vmcoreinfo.number("SECTION_SIZE_BITS")
+    shift = vmcore.page_size.bit_length() - 1
+    return 1 << (bits - shift) if bits and bits > shift else SECTION_PAGES_DEFAULT
+
+
+def window_pages(vmcore: Vmcore, window: int) -> int:
+    """`window` rounded up to whole sections, at least one."""
+    per = max(section_pages(vmcore), 8)
+    return max(per, -(-window // per) * per)
+
+
+def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None = None,
+                     struct_pages: bool = True, tolerant: bool = False,
+                     window: int = SECTION_PAGES_DEFAULT) -> Iterator[Window]:
+    """makedumpfile's 1st and 2nd bitmaps window by window (its cyclic mode), in pfn order,
+    each window `window` pages rounded up to whole sections, the last one shorter.
 
     `struct_pages=False` makes no decision by struct page (pages of every kind
     kept); `tolerant` keeps the pages of a section whose decisions raised
-    anything, not only of one whose struct pages are missing from the dump."""
+    anything, not only of one whose struct pages are missing from the dump.
+    Each struct page is read once; a block excluded across a window's end
+    carries into the next (`Carry`)."""
     nr = max_mapnr(vmcore)
-    present = present_pages(vmcore, nr)
-    keep = present & ~nodata_pages(vmcore, nr)
+    step = window_pages(vmcore, window)
     stats = stats if stats is not None else FilterStats()
+    plan = _struct_page_plan(vmcore, dump_level, stats, struct_pages, nr)
+    carry = Carry()
+    failed: list[str] = []
+    index = 0
+    for ws in range(0, max(nr, 1), step):
+        we = min(ws + step, nr)
+        present = present_pages(vmcore, we, ws)
+        keep = present & ~nodata_pages(vmcore, we, ws)
+        if plan is not None:
+            layout, pt, sections = plan
+            segs = in_segments(vmcore, we, ws)
+            carry_into(keep, ws, carry, stats)
+            while index < len(sections) and sections[index][0] < we:
+                start, end, mem_map = sections[index]
+                index += 1
+                lo, hi = start - ws, end - ws
+                try:
+                    if mem_map is None:
+                        raise MissingMemory("its mem_section entry is not in the dump")
+                    # in blocks of whole struct page caches, so temporaries stay small
+                    for a in range(lo, hi, STRUCT_PAGES_BLOCK):
+                        b = min(a + STRUCT_PAGES_BLOCK, hi)
+                        raw = _struct_pages(pt, layout, mem_map + (a - lo) * layout.sizeof_page,
+                                            present[a:b])
+                        carry = _exclude_section(layout, dump_level, ws + a, raw, segs[a:b],
+                                                 keep, carry, stats, ws)
+                except Exception as e:  # noqa: BLE001 - the capture kernel keeps what it cannot decide
+                    if not (tolerant or isinstance(e, MissingMemory)):
+                        raise
+                    stats.unfiltered += int(np.count_nonzero(keep[lo:hi]))
+                    failed.append(f"{start:#x}-{end - 1:#x} ({e})")
+        yield ws, present, keep
+    if failed:
+        stats.warnings.append(f"struct pages of {len(failed)} sections could not be used, their "
+                              f"pages are kept: pfns {'; '.join(failed[:4])}"
+                              + ("; ..." if len(failed) > 4 else ""))
+
+
+_Plan = tuple[PageLayout, PageTables, list[tuple[int, int, int | None]]]
+
+
+def _struct_page_plan(vmcore: Vmcore, dump_level: int, stats: FilterStats, struct_pages: bool,
+                      nr: int) -> _Plan | None:
+    """The layout, page tables and sections to decide by, or None (said in the warnings)."""
     info = vmcore.vmcoreinfo
     wanted = bool(dump_level & STRUCT_PAGE_LEVELS)
     if not wanted and info.number("PG_hwpoison") is None:
-        return present, keep
+        return None
     written = dump_level & ~STRUCT_PAGE_LEVELS
     if not struct_pages:
         stats.struct_pages = False
         if wanted:
             stats.warnings.append(f"struct pages not read: every page but zero pages kept "
                                   f"(-d {written})")
-        return present, keep
+        return None
     try:
         layout = page_layout(info)
         pt = PageTables(vmcore)
-        sections = list(mem_maps(vmcore, pt, nr))
+        return layout, pt, list(mem_maps(vmcore, pt, nr))
     except KdumpError as e:  # no layout, no page tables, unreadable section roots
         stats.struct_pages = False
         stats.warnings.append(f"{e}: every page but zero pages kept (-d {written})" if wanted
                               else f"{e}: hwpoisoned pages cannot be recognised and are read")
-        return present, keep
-    segs = in_segments(vmcore, nr)
-    covered_until = 0
-    failed: list[str] = []
-    for start, end, mem_map in sections:
-        try:
-            if mem_map is None:
-                raise MissingMemory("its mem_section entry is not in the dump")
-            raw = _struct_pages(pt, layout, mem_map, present[start:end])
-            covered_until = _exclude_section(layout, dump_level, start, raw, segs[start:end],
-                                             keep, covered_until, stats)
-        except Exception as e:  # noqa: BLE001 - the capture kernel keeps what it cannot decide
-            if not (tolerant or isinstance(e, MissingMemory)):
-                raise
-            stats.unfiltered += int(np.count_nonzero(keep[start:end]))
-            failed.append(f"{start:#x}-{end - 1:#x} ({e})")
-    if failed:
-        stats.warnings.append(f"struct pages of {len(failed)} sections could not be used, their "
-                              f"pages are kept: pfns {'; '.join(failed[:4])}"
-                              + ("; ..." if len(failed) > 4 else ""))
-    return present, keep
+        return None
 
 
-def _struct_pages(pt: PageTables, layout: PageLayout, mem_map: int, covered: Bits) -> bytes:
-    """A section's struct pages, read only for the pfns some PT_LOAD covers (zeros between)."""
+def _struct_pages(pt: PageTables, layout: PageLayout, mem_map: int,
+                  covered: Bits) -> memoryview:
+    """A section's struct pages, read only for the pfns some PT_LOAD covers (zeros between),
+    straight into one buffer."""
     size = layout.sizeof_page
+    view = memoryview(bytearray(len(covered) * size))
     if covered.all():
-        return pt.read(mem_map, len(covered) * size)
-    out = bytearray(len(covered) * size)
+        pt.read_into(mem_map, view)
+        return view
     edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.astype(np.int8), [0]))))
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        out[a * size:b * size] = pt.read(mem_map + a * size, (b - a) * size)
-    return bytes(out)
+        pt.read_into(mem_map + a * size, view[a * size:b * size])
+    return view
 
 
 def page_type_is(mapcount: npt.NDArray[np.int32], value: int) -> Bits:
@@ -291,19 +360,37 @@ def page_type_is(mapcount: npt.NDArray[np.int32], value: int) -> Bits:
     return np.asarray((mc & (PAGE_TYPE_BASE | flag)) == PAGE_TYPE_BASE)
 
 
-def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes,
-                     in_segs: Bits, keep: Bits, covered_until: int, stats: FilterStats) -> int:
+KINDS = ("free", "cache", "cache_private", "user", "hwpoison", "offline")  # labels 1..6
+
+
+@dataclass(frozen=True)
+class Carry:
+    """An exclusion running past what was decided so far: pfns up to `until`, of kind `kind`
+    (makedumpfile's pending exclude_range at the end of a cycle)."""
+
+    until: int = 0
+    kind: int = 0
+
+
+def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes | memoryview,
+                     in_segs: Bits, keep: Bits, carry: Carry, stats: FilterStats,
+                     base: int = 0) -> Carry:
+    """Decide on one section's pages from its struct pages; clear what goes from `keep`
+    (which holds pfns from `base` on) and return the exclusion that runs past it."""
     n = len(in_segs)
-    raw = np.frombuffer(raw_bytes, dtype=np.uint8).reshape(n, layout.sizeof_page)
+    size = layout.sizeof_page
     num = layout.numbers
-    flags = _field(raw, layout.flags, "<u8").astype(np.uint64)
-    mapping = _field(raw, layout.mapping, "<u8")
-    mapcount = (_field(raw, layout.mapcount, "<i4") if layout.mapcount is not None
-                else np.zeros(n, dtype=np.int32))
-    private = (_field(raw, layout.private, "<u8") if layout.private is not None
-               else np.zeros(n, dtype=np.uint64))
-    chead = (_field(raw, layout.compound_head, "<u8") if layout.compound_head is not None
-             else np.zeros(n, dtype=np.uint64))
+
+    def field(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
+        if offset is None:
+            return np.zeros(n, dtype=dtype)
+        return _field(raw_bytes, size, page * size + offset, dtype, n)
+
+    flags = field(layout.flags, "<u8")
+    mapping = field(layout.mapping, "<u8")
+    mapcount = field(layout.mapcount, "<i4")
+    private = field(layout.private, "<u8")
+    chead = field(layout.compound_head, "<u8")
     pfn = np.arange(start, start + n, dtype=np.int64)
 
     def bit(name: str) -> npt.NDArray[np.bool_]:
@@ -321,11 +408,10 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     head = (flags & np.uint64(num.get("PG_head_mask", 0))) != 0
     head &= (pfn % PGMM_CACHED) != PGMM_CACHED - 1
     head[-1] = False  # its tail page is in the next section; heads are order-aligned
-    nxt = np.roll(raw, -1, axis=0)
     order = np.zeros(n, dtype=np.int64)
     hugetlb = np.zeros(n, dtype=bool)
     if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num or "PG_hugetlb" in num:
-        flags1 = _field(nxt, layout.flags, "<u8").astype(np.uint64)
+        flags1 = field(layout.flags, "<u8", page=1)
         order = np.where(head, (flags1 & np.uint64(0xFF)).astype(np.int64), 0)
         if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num:
             hugetlb = head & mapcount_is("PAGE_HUGETLB_MAPCOUNT_VALUE")
@@ -333,9 +419,9 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
             hugetlb = head & ((flags1 & np.uint64(1 << num["PG_hugetlb"])) != 0)
     else:
         if layout.order_offset:
-            order = np.where(head, nxt[:, layout.order_offset].astype(np.int64), 0)
+            order = np.where(head, field(layout.order_offset, "u1", page=1).astype(np.int64), 0)
         if layout.dtor_offset and "HUGETLB_PAGE_DTOR" in num:
-            dtor = nxt[:, layout.dtor_offset].astype(np.int64)
+            dtor = field(layout.dtor_offset, "u1", page=1).astype(np.int64)
             hugetlb = head & (dtor == num["HUGETLB_PAGE_DTOR"])
     bad = (order >= 64) | ((pfn & ((np.int64(1) << np.minimum(order, 62)) - 1)) != 0)
     order = np.where(bad, 0, order)
@@ -388,17 +474,60 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     if "PAGE_OFFLINE_MAPCOUNT_VALUE" in num:
         decide(~slab & mapcount_is("PAGE_OFFLINE_MAPCOUNT_VALUE"), 6)
 
-    # makedumpfile's walk: an excluded block hides the pages inside it from the tests.
-    counters = ("free", "cache", "cache_private", "user", "hwpoison", "offline")
-    for i in np.flatnonzero(kind):
-        p = start + int(i)
-        if p < covered_until:
-            continue
-        count = int(nr_pages[i])
-        end = min(p + count, len(keep))
-        cleared = int(np.count_nonzero(keep[p:end]))
-        keep[p:end] = False
-        name = counters[int(kind[i]) - 1]
-        setattr(stats, name, getattr(stats, name) + cleared)
-        covered_until = p + count
-    return covered_until
+    at = np.flatnonzero(kind)
+    first = pfn[at]
+    active = _walk(first, first + nr_pages[at], carry.until)
+    return exclude_ranges(first[active], (first + nr_pages[at])[active], kind[at][active], keep,
+                          base, carry, stats)
+
+
+def _walk(first: npt.NDArray[np.int64], end: npt.NDArray[np.int64], until: int) -> Bits:
+    """Which excluded blocks makedumpfile's walk reaches: one that starts inside a block
+    excluded before it is never looked at. Vectorised: a block is reached when it starts
+    at or past the end of every reached block before it, resolved from the front."""
+    active = np.ones(len(first), dtype=bool)
+    lo, cover = 0, until
+    while lo < len(first):
+        ends = np.where(active[lo:], end[lo:], 0)
+        before = np.maximum.accumulate(np.concatenate(([cover], ends)))[:-1]
+        new = first[lo:] >= before
+        differ = np.flatnonzero(new != active[lo:])
+        active[lo:] = new
+        if not len(differ):
+            break
+        # everything up to the first change was decided on a settled prefix
+        settled = lo + int(differ[0]) + 1
+        cover = max(cover, int(np.max(end[lo:settled][active[lo:settled]], initial=0)))
+        lo = settled
+    return active
+
+
+def exclude_ranges(first: npt.NDArray[np.int64], end: npt.NDArray[np.int64],
+                   kind: npt.NDArray[np.int8], keep: Bits, base: int, carry: Carry,
+                   stats: FilterStats) -> Carry:
+    """Clear the disjoint, ordered ranges first..end from `keep` (pfns from `base` on),
+    counting what each clears by kind; return the one that runs past `keep`, if any."""
+    if not len(first):
+        return carry
+    lo = np.clip(first - base, 0, len(keep))
+    hi = np.clip(end - base, 0, len(keep))
+    a, b = int(lo[0]), int(hi.max())
+    label = np.zeros(b - a + 1, dtype=np.int16)
+    np.add.at(label, lo - a, kind.astype(np.int16))
+    np.add.at(label, hi - a, -kind.astype(np.int16))
+    label = np.cumsum(label[:-1], dtype=np.int16)
+    part = keep[a:b]
+    counts = np.bincount(label[part], minlength=len(KINDS) + 1)
+    for i, name in enumerate(KINDS, 1):
+        setattr(stats, name, getattr(stats, name) + int(counts[i]))
+    part &= label == 0
+    last = int(np.argmax(end))
+    until = int(end[last])
+    return Carry(until, int(kind[last])) if until > carry.until else carry
+
+
+def carry_into(keep: Bits, base: int, carry: Carry, stats: FilterStats) -> None:
+    """Apply the part of an exclusion begun before `keep` (pfns from `base` on) that falls in it."""
+    if carry.until > base:
+        exclude_ranges(np.array([base], np.int64), np.array([carry.until], np.int64),
+                       np.array([carry.kind], np.int8), keep, base, Carry(), stats)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
 from kdumpctl_py.capture.compress import (
     DUMP_DH_COMPRESSED_LZO,
     DUMP_DH_COMPRESSED_ZLIB,
@@ -96,12 +97,6 @@ def bitmap_blocks(max_mapnr: int, block_size: int) -> int:
     return 2 * -(-nbytes // block_size)
 
 
-def pack_bitmap(bits: npt.NDArray[np.bool_], length: int) -> bytes:
-    """Bits LSB first, zero-padded to `length` bytes."""
-    raw = np.packbits(bits, bitorder="little").tobytes()
-    return raw.ljust(length, b"\0")
-
-
 @dataclass
 class KdumpFile:
     """A kdump-compressed file opened for reading (headers, bitmaps, page descriptors)."""
@@ -166,7 +161,8 @@ class KdumpWriter:
     The header goes out first marked incomplete and is rewritten complete at
     the end, so a dump cut short (full disk, SIGTERM) is still readable and
     says it is incomplete; `finish(..., written)` also clears the 2nd-bitmap
-    bits of pages that never got their data.
+    bits of pages that never got their data. The bitmaps come window by window
+    from `PageBitmaps`, never whole.
 
     A flattened stream (`optimistic`) is written the other way round, as
     makedumpfile -F does: the header says complete from the start and is
@@ -176,17 +172,16 @@ class KdumpWriter:
     """
 
     def __init__(self, sink: Any, header: DiskDumpHeader, sub: SubHeader, notes: bytes,
-                 bitmap1: npt.NDArray[np.bool_], bitmap2: npt.NDArray[np.bool_],
-                 zero_page: bool, optimistic: bool = False) -> None:
+                 bitmaps: PageBitmaps, zero_page: bool, optimistic: bool = False) -> None:
         bs = header.block_size
         self.optimistic = optimistic
         self.sink, self.header, self.block_size = sink, header, bs
-        self.bitmap1, self.bitmap2 = bitmap1, bitmap2
+        self.bitmaps = bitmaps
         self.notes = notes
         self.sub = sub
         self.bitmap_offset = (1 + header.sub_hdr_size) * bs
         self.descs_offset = self.bitmap_offset + header.bitmap_blocks * bs
-        self.nr_dumpable = int(np.count_nonzero(bitmap2))
+        self.nr_dumpable = bitmaps.dumpable
         self.data_offset = self.descs_offset + PAGE_DESC.size * self.nr_dumpable
         self.zero_desc: tuple[int, int, int, int] | None = None
         if zero_page:
@@ -204,10 +199,11 @@ class KdumpWriter:
         if self.zero_desc:
             self.sink.write_at(self.zero_desc[0], bytes(self.block_size))
 
-    def _write_bitmaps(self) -> None:
+    def _write_bitmaps(self, written: Written | None = None) -> None:
+        """Each bitmap as one write of its padded length, fed window by window."""
         half = self.header.bitmap_blocks * self.block_size // 2
-        self.sink.write_at(self.bitmap_offset, pack_bitmap(self.bitmap1, half))
-        self.sink.write_at(self.bitmap_offset + half, pack_bitmap(self.bitmap2, half))
+        self.sink.write_parts(self.bitmap_offset, half, self.bitmaps.packed(False))
+        self.sink.write_parts(self.bitmap_offset + half, half, self.bitmaps.packed(True, written))
 
     def add(self, first_index: int, descs: npt.NDArray[Any], data: bytes) -> None:
         """Descriptors for dumpable pages first_index.., and their data (appended)."""
@@ -220,10 +216,9 @@ class KdumpWriter:
         self.sink.write_at(self.data_offset, data)
         self.data_offset += len(data)
 
-    def finish(self, complete: bool, written: npt.NDArray[np.bool_] | None = None) -> None:
+    def finish(self, complete: bool, written: Written | None = None) -> None:
         if written is not None:
-            self.bitmap2 = self.bitmap2 & written
-            self._write_bitmaps()
+            self._write_bitmaps(written)
         if complete and self.optimistic:
             return
         status = self.header.status | (0 if complete else DUMP_DH_COMPRESSED_INCOMPLETE)
@@ -323,6 +318,9 @@ class KdumpMemory:
             out += page[paddr % ps:paddr % ps + n]
             paddr, size = paddr + n, size - n
         return bytes(out)
+
+    def read_phys_into(self, paddr: int, buf: memoryview) -> None:
+        buf[:] = self.read_phys(paddr, len(buf))
 
     def read_virt(self, vaddr: int, size: int) -> bytes:
         from kdumpctl_py.capture.pagetables import PageTables

@@ -36,6 +36,8 @@ class PhysicalMemory(Protocol):
 
     def read_phys(self, paddr: int, size: int) -> bytes: ...
 
+    def read_phys_into(self, paddr: int, buf: memoryview) -> None: ...
+
 
 class PageTables:
     """Translate kernel virtual addresses with the dump's page tables."""
@@ -113,14 +115,18 @@ class PageTables:
 
     def read(self, vaddr: int, size: int) -> bytes:
         """Read kernel virtual memory, page-table translated, across mappings."""
-        out = bytearray()
-        while size > 0:
-            paddr, left = self.translate(vaddr)
-            n = min(size, left)
-            out += self.vmcore.read_phys(paddr, n)
-            vaddr += n
-            size -= n
+        out = bytearray(size)
+        self.read_into(vaddr, memoryview(out))
         return bytes(out)
+
+    def read_into(self, vaddr: int, buf: memoryview) -> None:
+        """Kernel virtual memory straight into `buf` (struct pages: no copies)."""
+        pos = 0
+        while pos < len(buf):
+            paddr, left = self.translate(vaddr + pos)
+            n = min(len(buf) - pos, left)
+            self.vmcore.read_phys_into(paddr, buf[pos:pos + n])
+            pos += n
 
 
 def _arm64_output(shift: int, pa52: bool, va_bits: int) -> Callable[[int], int]:

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -28,9 +28,17 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
+from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec
 from kdumpctl_py.capture.elfdump import ElfWriter, plan_runs, without_zero_pages
-from kdumpctl_py.capture.filter import DL_ZERO, FilterStats, dumpable_pages, zero_pages
+from kdumpctl_py.capture.filter import (
+    DL_ZERO,
+    FilterStats,
+    dumpable_windows,
+    max_mapnr,
+    zero_pages,
+)
 from kdumpctl_py.capture.kdumpfile import (
     PAGE_DESC,
     PAGE_DESC_DTYPE,
@@ -46,7 +54,6 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
 
-CHUNK_PAGES = 1024  # 4 MiB of 4K pages per task
 FORMATS = ("kdump", "elf")
 NT_PRSTATUS = 1
 PT_NOTE = 4
@@ -83,6 +90,7 @@ class SaveOptions:
     check_space: bool = True
     struct_pages: bool = True  # False: filter zero pages only, never read struct pages
     tolerant: bool = False  # keep the pages of a section whose page decisions raised
+    memory_limit: int = 0  # bytes; 0: budget.DEFAULT_LIMIT
 
 
 @dataclass
@@ -147,41 +155,40 @@ def dump_name(v: Vmcore) -> str:
 # -- reading pages ---------------------------------------------------------------
 
 
-def _runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, int]]:
+def _runs(v: Vmcore, windows: Iterable[tuple[int, npt.NDArray[np.bool_]]]) -> Iterator[
+        tuple[int, int, int]]:
     """(first pfn, page count, file offset) for chunks of consecutive dumpable pages, in pfn
-    order; offset -1 for a page that a segment starts or ends inside (read zero-filled)."""
+    order, window by window (the 2nd bitmap's windows); offset -1 for a page that a segment
+    starts or ends inside (read zero-filled). Work per run of pages, not per page."""
     ps = v.page_size
     shift = ps.bit_length() - 1
+    chunk = chunk_pages(ps)
+    ranges = v.phys_ranges()
     last = -1  # the last partial page yielded: two segments may share it
 
-    def partial(pfn: int) -> Iterator[tuple[int, int, int]]:
+    def partial(pfn: int, ws: int, keep: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, int]]:
         nonlocal last
-        if pfn > last and pfn < len(keep) and keep[pfn]:
+        if pfn > last and ws <= pfn < ws + len(keep) and keep[pfn - ws]:
             last = pfn
             yield pfn, 1, -1
 
-    for paddr, size, offset in v.phys_ranges():
-        first, end = -(-paddr // ps), (paddr + size) >> shift
-        if paddr & (ps - 1):
-            yield from partial(paddr >> shift)
-        idx = np.flatnonzero(keep[first:end]) if first < end else np.zeros(0, np.int64)
-        if (paddr + size) & (ps - 1):
-            tail = (paddr + size) >> shift
-        else:
-            tail = -1
-        if not len(idx):
-            if tail >= 0:
-                yield from partial(tail)
-            continue
-        # split where consecutive indices break, then into chunks
-        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-        for run in np.split(idx, breaks):
-            for i in range(0, len(run), CHUNK_PAGES):
-                part = run[i:i + CHUNK_PAGES]
-                pfn = first + int(part[0])
-                yield pfn, len(part), offset + (pfn << shift) - paddr
-        if tail >= 0:
-            yield from partial(tail)
+    for ws, keep in windows:
+        we = ws + len(keep)
+        for paddr, size, offset in ranges:
+            first, end = -(-paddr // ps), (paddr + size) >> shift
+            if paddr & (ps - 1):
+                yield from partial(paddr >> shift, ws, keep)
+            lo, hi = max(first, ws), min(end, we)
+            idx = np.flatnonzero(keep[lo - ws:hi - ws]) if lo < hi else np.zeros(0, np.int64)
+            if len(idx):
+                # split where consecutive indices break, then into chunks
+                breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+                for run in np.split(idx, breaks):
+                    for i in range(0, len(run), chunk):
+                        pfn = lo + int(run[i])
+                        yield pfn, min(chunk, len(run) - i), offset + (pfn << shift) - paddr
+            if (paddr + size) & (ps - 1):
+                yield from partial((paddr + size) >> shift, ws, keep)
 
 
 @dataclass
@@ -237,30 +244,25 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
     zeros = zero_pages(data, ps)
     readable = np.ones(count, dtype=bool)
     readable[[b - pfn for b in bad]] = False
-    offsets: list[int] = []
-    sizes: list[int] = []
-    flags: list[int] = []
-    parts: list[bytes] = []
-    pos = 0
-    for i in np.flatnonzero(readable).tolist():
-        if zero_shared and zeros[i]:
-            offsets.append(-1)  # the writer points it at the shared zero page
-            sizes.append(0)
-            flags.append(0)
-            continue
-        out = compressor(data, i * ps, ps) if compressor else None
-        if out is not None and len(out) < ps:
-            flags.append(flag)
-        else:
-            out = data[i * ps:(i + 1) * ps]
-            flags.append(0)
-        offsets.append(pos)
-        sizes.append(len(out))
-        parts.append(out)
-        pos += len(out)
-    descs = np.zeros(len(offsets), dtype=PAGE_DESC_DTYPE)
-    descs["offset"], descs["size"], descs["flags"] = offsets, sizes, flags
+    shared = zeros[readable] if zero_shared else np.zeros(int(readable.sum()), dtype=bool)
+    stored = np.flatnonzero(readable & ~(zeros & zero_shared))
+    # Per page only the codec call (C, without the GIL); a page it does not shrink is raw.
+    offs = (stored * ps).tolist()
+    parts = ([_smaller(compressor(data, o, ps), data, o, ps) for o in offs] if compressor
+             else [data[o:o + ps] for o in offs])
+    packed = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    raw = packed == ps
+    descs = np.zeros(len(shared), dtype=PAGE_DESC_DTYPE)
+    own = ~shared
+    descs["offset"][shared] = -1  # the writer points them at the shared zero page
+    descs["offset"][own] = np.cumsum(packed) - packed
+    descs["size"][own] = packed
+    descs["flags"][own] = np.where(raw, 0, flag)
     return _Chunk(pfn, count, descs, b"".join(parts), int(zeros[readable].sum()), bad)
+
+
+def _smaller(out: bytes | None, data: bytes, offset: int, size: int) -> bytes:
+    return out if out is not None and len(out) < size else data[offset:offset + size]
 
 
 # -- the run ---------------------------------------------------------------------
@@ -284,23 +286,24 @@ class _Progress:
               f"ETA {eta:4.0f}s", file=sys.stderr, flush=True)
 
 
-def _estimate(v: Vmcore, keep: npt.NDArray[np.bool_], comp: Codec | None, meta: int) -> int:
+def _estimate(v: Vmcore, bitmaps: PageBitmaps, comp: Codec | None, meta: int) -> int:
     """Bytes the dump will take: metadata plus a compressed sample of the pages, scaled."""
-    idx = np.flatnonzero(keep)
-    if not len(idx):
+    total_pages = bitmaps.dumpable
+    if not total_pages:
         return meta
-    sample = idx[np.linspace(0, len(idx) - 1, num=min(256, len(idx))).astype(int)]
+    ranks = np.linspace(0, total_pages - 1, num=min(256, total_pages)).astype(np.int64)
+    sample = bitmaps.nth_dumpable(ranks)
     ps = v.page_size
     compressor = comp.make() if comp else None
     total = 0
-    for pfn in sample:
+    for pfn in sample.tolist():
         try:
-            page = v.read_phys(int(pfn) * ps, ps)
+            page = v.read_phys(pfn * ps, ps)
         except (MissingMemory, OSError):
             page = bytes(ps)
         out = compressor(page, 0, ps) if compressor else None
         total += min(len(out), ps) if out is not None else ps
-    return meta + total * len(idx) // len(sample)
+    return meta + total * total_pages // len(sample)
 
 
 def _host_signals() -> Callable[[], None]:
@@ -327,22 +330,26 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
     with Vmcore(vmcore_path, partial=True) as v:
         stats = FilterStats()
-        present, keep = dumpable_pages(v, options.dump_level, stats, options.struct_pages,
-                                       options.tolerant)
+        threads = options.threads or os.cpu_count() or 1
+        window = window_pages(options.memory_limit or DEFAULT_LIMIT, threads)
+        bitmaps = PageBitmaps(max_mapnr(v))
+        for first, present_w, keep_w in dumpable_windows(
+                v, options.dump_level, stats, options.struct_pages, options.tolerant, window):
+            bitmaps.add(first, present_w, keep_w)
         notes, vi_off, vi_size = _note_blob(v)
-        result = SaveResult(None, "-", False, len(present), int(keep.sum()), 0, 0, 0.0, stats,
+        result = SaveResult(None, "-", False, bitmaps.nr, bitmaps.dumpable, 0, 0, 0.0, stats,
                             dump_level=stats.level_written(options.dump_level))
         for warning in stats.warnings:
             print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
-        zero_pages_elf = 0
-        if options.format == "elf" and options.dump_level & DL_ZERO:
-            keep, zero_pages_elf = without_zero_pages(v, keep, CHUNK_PAGES)
-            result.pages_dumped, result.pages_zero = int(keep.sum()), zero_pages_elf
+        if options.format == "elf":  # its plan needs the bitmap whole: a byte per page
+            _, keep = bitmaps.whole()
+            if options.dump_level & DL_ZERO:
+                keep, result.pages_zero = without_zero_pages(v, keep, chunk_pages(v.page_size))
+                result.pages_dumped = int(keep.sum())
         kdump = None
         elf = None
         if options.format == "kdump":
-            kdump = _kdump_layout(v, present, keep, notes, vi_off, vi_size, comp,
-                                  result.dump_level)
+            kdump = _kdump_layout(v, bitmaps, notes, vi_off, vi_size, comp, result.dump_level)
             need = kdump[1]
         else:
             runs = plan_runs(v, keep)
@@ -353,7 +360,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         else:
             if options.check_space:
                 if kdump is not None:
-                    need = _estimate(v, keep, comp, need)
+                    need = _estimate(v, bitmaps, comp, need)
                 _check_space(target, need)
             try:
                 result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
@@ -374,7 +381,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         else:
             writer = elf = ElfWriter(sink, v.core.machine, notes, runs)
         restore = _host_signals()
-        written = np.zeros(len(present), dtype=bool)
+        frontier = [0]  # pages below it had their chunk written
         try:
             writer.begin()
             if elf is not None:
@@ -382,15 +389,16 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 elf.finish(not result.unreadable)
             else:
                 assert isinstance(writer, KdumpWriter)
-                _write_pages(v, keep, writer, comp, options, result, written)
+                _write_pages(v, bitmaps, writer, comp, options, result, frontier)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
-                writer.finish(not result.unreadable, written if result.unreadable else None)
+                writer.finish(not result.unreadable,
+                              _written(frontier, result) if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
             sink.sync()
             result.complete = not result.unreadable
         except (OSError, Interrupted, KeyboardInterrupt) as e:
-            _close_incomplete(writer, sink, written)
+            _close_incomplete(writer, sink, _written(frontier, result))
             where = (f"{result.directory}/{result.vmcore}-incomplete" if result.directory
                      else "the stream")
             if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -425,16 +433,14 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         return result
 
 
-_KdumpArgs = tuple[DiskDumpHeader, SubHeader, bytes, npt.NDArray[np.bool_],
-                   npt.NDArray[np.bool_], bool]
+_KdumpArgs = tuple[DiskDumpHeader, SubHeader, bytes, PageBitmaps, bool]
 
 
-def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[np.bool_],
-                  notes: bytes, vi_off: int, vi_size: int, comp: Codec | None,
-                  dump_level: int) -> tuple[_KdumpArgs, int]:
+def _kdump_layout(v: Vmcore, bitmaps: PageBitmaps, notes: bytes, vi_off: int, vi_size: int,
+                  comp: Codec | None, dump_level: int) -> tuple[_KdumpArgs, int]:
     """KdumpWriter arguments, and the bytes of everything but the page data."""
     ps = v.page_size
-    nr = len(present)
+    nr = bitmaps.nr
     sub_blocks = -(-(SUB_HEADER.size + len(notes)) // ps)
     bm_blocks = bitmap_blocks(nr, ps)
     nr_cpus = sum(1 for n in v.core.notes if n.type == NT_PRSTATUS and n.name == "CORE")
@@ -443,8 +449,12 @@ def _kdump_layout(v: Vmcore, present: npt.NDArray[np.bool_], keep: npt.NDArray[n
     note_off = ps + SUB_HEADER.size
     sub = SubHeader(_phys_base(v), dump_level,
                     note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0, nr)
-    meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * int(keep.sum()) + ps
-    return (header, sub, notes, present, keep, bool(dump_level & DL_ZERO)), meta
+    meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * bitmaps.dumpable + ps
+    return (header, sub, notes, bitmaps, bool(dump_level & DL_ZERO)), meta
+
+
+def _written(frontier: list[int], result: SaveResult) -> Written:
+    return Written(frontier[0], tuple(result.unreadable))
 
 
 def _phys_base(v: Vmcore) -> int:
@@ -461,8 +471,9 @@ def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResu
     progress = _Progress(total // ps, ps, options.progress)
     done = 0
     for i, r in enumerate(elf.runs):
-        for at in range(0, r.filesz, CHUNK_PAGES * ps):
-            n = min(CHUNK_PAGES * ps, r.filesz - at)
+        step = chunk_pages(ps) * ps
+        for at in range(0, r.filesz, step):
+            n = min(step, r.filesz - at)
             data, bad = _read_pages(v, r.src + at, -(-n // ps), (r.paddr + at) // ps)
             result.unreadable.extend(bad)
             elf.add(i, at, data[:n])
@@ -470,9 +481,11 @@ def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResu
             progress.update(done // ps)
 
 
-def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
+def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
                  comp: Codec | None, options: SaveOptions, result: SaveResult,
-                 written: npt.NDArray[np.bool_]) -> None:
+                 frontier: list[int]) -> None:
+    """Read, compress and write the dumpable pages in pfn order, chunks compressed on
+    `threads` threads while this one writes; `frontier` follows what is written."""
     threads = options.threads or os.cpu_count() or 1
     progress = _Progress(result.pages_dumped, v.page_size, options.progress)
     zero_shared = bool(options.dump_level & DL_ZERO)
@@ -494,8 +507,7 @@ def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
         chunk = pending.popleft().result()
         writer.add(index, chunk.descs, chunk.data)
         index += len(chunk.descs)
-        written[chunk.pfn:chunk.pfn + chunk.count] = True
-        written[chunk.unreadable] = False
+        frontier[0] = chunk.pfn + chunk.count
         if zero_shared:  # the shared zero page stands for them: no data written
             result.pages_zero += chunk.zeros
             result.pages_dumped -= chunk.zeros
@@ -505,7 +517,7 @@ def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         try:
-            for pfn, count, offset in _runs(v, keep):
+            for pfn, count, offset in _runs(v, bitmaps.dumpable_windows()):
                 pending.append(pool.submit(work, pfn, count, offset))
                 if len(pending) >= 2 * threads:
                     drain_one()
@@ -516,8 +528,7 @@ def _write_pages(v: Vmcore, keep: npt.NDArray[np.bool_], writer: KdumpWriter,
                 f.cancel()
 
 
-def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink,
-                      written: npt.NDArray[np.bool_]) -> None:
+def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink, written: Written) -> None:
     """Leave a readable dump that says it is incomplete and covers only what was written."""
     try:
         if isinstance(writer, KdumpWriter):

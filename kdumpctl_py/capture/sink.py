@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from typing import BinaryIO, Protocol
 
 FLAT_SIGNATURE = b"makedumpfile"
@@ -19,6 +20,7 @@ class Sink(Protocol):
     size: int
 
     def write_at(self, offset: int, data: bytes | memoryview) -> None: ...
+    def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None: ...
     def sync(self) -> None: ...
     def close(self) -> None: ...
 
@@ -34,6 +36,15 @@ class FileSink:
             n = os.pwrite(self.fd, view, offset)
             view, offset = view[n:], offset + n
         self.size = max(self.size, offset)
+
+    def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
+        """`size` bytes at `offset`: the parts one after the other, zeros after them."""
+        end = offset + size
+        for part in parts:
+            self.write_at(offset, part[:end - offset])
+            offset += len(part)
+        if offset < end:
+            self.write_at(offset, bytes(end - offset))
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -57,6 +68,19 @@ class FlatSink:
         self.stream.write(FLAT_RECORD.pack(offset, len(data)))
         self.stream.write(data)
         self.size += FLAT_RECORD.size + len(data)
+
+    def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
+        """One record of `size` bytes: the parts, then zeros (as one write_at of them)."""
+        if not size:
+            return
+        self.stream.write(FLAT_RECORD.pack(offset, size))
+        left = size
+        for part in parts:
+            chunk = part[:left]
+            self.stream.write(chunk)
+            left -= len(chunk)
+        self.stream.write(bytes(left))
+        self.size += FLAT_RECORD.size + size
 
     def sync(self) -> None:
         self.stream.flush()

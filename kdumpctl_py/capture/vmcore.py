@@ -97,23 +97,30 @@ class Vmcore:
         self.close()
 
     def _read(self, keys: list[int], spans: list[_Span], addr: int, size: int, kind: str) -> bytes:
-        out = bytearray()
-        while size > 0:
+        out = bytearray(size)
+        self._read_into(keys, spans, addr, memoryview(out), kind)
+        return bytes(out)
+
+    def _read_into(self, keys: list[int], spans: list[_Span], addr: int, buf: memoryview,
+                   kind: str) -> None:
+        pos = 0
+        while pos < len(buf):
             i = bisect.bisect_right(keys, addr) - 1
             if i < 0 or addr >= spans[i].end:
                 raise MissingMemory(f"{kind} address {addr:#x} is not in {self.path}")
             sp = spans[i]
-            n = min(size, sp.end - addr)
+            n = min(len(buf) - pos, sp.end - addr)
             if sp.offset < 0:
-                out += bytes(n)
-            else:
-                data = self.pread(n, sp.offset + addr - sp.start)
-                if len(data) < n:
-                    raise MissingMemory(f"{self.path} ends inside {kind} address {addr:#x}")
-                out += data
+                buf[pos:pos + n] = bytes(n)
+            elif os.preadv(self._file.fileno(), [buf[pos:pos + n]],
+                           sp.offset + addr - sp.start) < n:
+                raise MissingMemory(f"{self.path} ends inside {kind} address {addr:#x}")
             addr += n
-            size -= n
-        return bytes(out)
+            pos += n
+
+    def read_phys_into(self, paddr: int, buf: memoryview) -> None:
+        """Physical memory straight into `buf`, without a copy."""
+        self._read_into(self._phys_keys, self._phys, paddr, buf, "physical")
 
     def read_phys(self, paddr: int, size: int) -> bytes:
         return self._read(self._phys_keys, self._phys, paddr, size, "physical")

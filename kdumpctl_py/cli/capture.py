@@ -44,6 +44,9 @@ class _Printing:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from kdumpctl_py.capture.budget import default_limit
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import UsageError
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         from kdumpctl_py.config import Config
 
         cfg = Config()
+    if not cfg.memory_limit:  # auto: half of what the capture kernel has available
+        cfg = replace(cfg, memory_limit=default_limit(view.meminfo))
     machine: Any = _Printing() if args.no_action else System()
     out = run_capture(cfg, machine, args.vmcore, view.cmdline or "")
     if out.saved:

@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
                    "or with --target - to standard output (makedumpfile -F writes only there)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compression threads (default: one per CPU)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory saving may use (K/M/G); the page bitmaps are handled in windows "
+                   "that fit (default: the configuration's memory_limit, half of MemAvailable)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
                    help="write even when the free space looks too small for the estimate")
@@ -45,13 +48,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.capture.budget import default_limit
     from kdumpctl_py.capture.save import SaveOptions, save_vmcore
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import UsageError
-    from kdumpctl_py.units import format_bytes
+    from kdumpctl_py.units import format_bytes, parse_size
 
-    cfg = read_config(open_view(args))
+    view = open_view(args)
+    cfg = read_config(view)
 
     def given(value: Any, default: Any) -> Any:
         return default if value is None else value
@@ -63,12 +68,16 @@ def run(args: argparse.Namespace) -> int:
     flat = args.flat or cfg.flat
     if args.target == "-" and not flat:
         raise UsageError("--target - writes a stream; add --flat")
+    limit = parse_size(args.memory_limit) if args.memory_limit is not None else cfg.memory_limit
+    if args.memory_limit is not None and not limit:
+        raise UsageError("--memory-limit 0: give a size such as 96M")
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
                           compress=given(args.compress, cfg.compress), flat=flat,
                           format=given(args.format, cfg.format),
                           threads=given(args.threads, cfg.threads),
                           progress=not args.no_progress,
-                          check_space=not args.no_space_check)
+                          check_space=not args.no_space_check,
+                          memory_limit=limit or default_limit(view.meminfo))
     stream = sys.stdout.buffer if args.target == "-" else None
     if args.fallback and stream is not None:
         raise UsageError("--fallback cannot save a stream again; give a --target directory")

@@ -138,6 +138,8 @@ def _parse_one(key: str, name: str, args: list[str], values: dict[str, Any]) -> 
         return {"method": _choice(args, METHODS)}
     if key == "keep":
         return {"keep": _int(_one(args), 0)}
+    if key == "memory_limit":
+        return {"memory_limit": _size(_one(args))}
     if key == "cmdline_append":
         return {key: values.get(key, ()) + tuple(args)}
     if key == "cmdline_remove":
@@ -146,6 +148,21 @@ def _parse_one(key: str, name: str, args: list[str], values: dict[str, Any]) -> 
             raise ValueError(f"takes parameter names, not {bad[0]!r}")
         return {key: values.get(key, ()) + tuple(args)}
     raise AssertionError(f"no parser for {key}")  # pragma: no cover: the table and this agree
+
+
+def _size(word: str) -> int:
+    """A byte count with K/M/G/T, or auto (0)."""
+    if word == "auto":
+        return 0
+    from kdumpctl_py.units import parse_size
+
+    try:
+        value = parse_size(word)
+    except UsageError:
+        raise ValueError(f"{word!r} is not a size (examples: 96M, 1G, auto)") from None
+    if not value:
+        raise ValueError("a memory limit of 0 bytes; say auto for the default")
+    return value
 
 
 def parse_collector(args: list[str]) -> dict[str, Any]:

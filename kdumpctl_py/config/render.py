@@ -36,6 +36,16 @@ def collector_line(cfg: Config) -> str:
     return line + (f" --num-threads {cfg.threads}" if cfg.threads else "")
 
 
+def size_word(n: int) -> str:
+    """A byte count as the configuration writes it: auto for 0, else the largest whole unit."""
+    if not n:
+        return "auto"
+    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift}{suffix}"
+    return str(n)
+
+
 def _value(s: Setting, cfg: Config) -> str | None:
     """The directive's line for `cfg`, or None when it has nothing to say."""
     key = s.name
@@ -44,6 +54,8 @@ def _value(s: Setting, cfg: Config) -> str | None:
                 else None)
     if key == "core_collector":
         return f"core_collector {collector_line(cfg)}"
+    if key == "memory_limit":
+        return f"memory_limit {size_word(cfg.memory_limit)}"
     if key in ("kdump_pre", "kdump_post", "cmdline_append", "cmdline_remove"):
         words: tuple[str, ...] = getattr(cfg, key)
         return f"{key} {_words(words)}" if words else None

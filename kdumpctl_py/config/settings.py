@@ -54,6 +54,7 @@ class Config:
     format: str = "kdump"
     flat: bool = False
     threads: int = 0
+    memory_limit: int = 0  # bytes saving may use; 0: half of MemAvailable
     failure_action: str = "reboot"
     final_action: str = "reboot"
     kdump_pre: tuple[str, ...] = ()
@@ -108,6 +109,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Per-page compression of the kdump-compressed format.", ("compress",)),
     Setting(("format",), "|".join(FORMATS), "kdump",
             "kdump-compressed (as makedumpfile writes) or ELF (uncompressed).", ("format",)),
+    Setting(("memory_limit",), "SIZE|auto", "auto (half of MemAvailable)",
+            "Memory saving may use, in bytes or with K, M or G: the page bitmaps are "
+            "decided and held one window of pages at a time, and the window is sized to "
+            "fit, so a dump of any size saves in it (as makedumpfile's cyclic mode). auto "
+            "takes half of what /proc/meminfo's MemAvailable says in the capture kernel. "
+            "save --memory-limit overrides it.", ("memory_limit",)),
     Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
             "What the capture kernel does when saving fails: reboot, halt or power off; "
             "shell starts emergency.target; dump_to_rootfs saves again under path on the "

@@ -112,7 +112,8 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
 
     notify.status(f"saving {vmcore} under {dump_root}")
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=cfg.flat,
-                          format=cfg.format, threads=cfg.threads, progress=False)
+                          format=cfg.format, threads=cfg.threads, progress=False,
+                          memory_limit=cfg.memory_limit)
     result, record = save_with_fallback(vmcore, dump_root, options)
     assert result.directory is not None
     out.saved, out.dump, out.error, out.record = True, result.directory, None, record

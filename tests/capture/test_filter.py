@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kdumpctl_py.capture.filter import (
     DL_CACHE,
     DL_CACHE_PRIVATE,
     DL_FREE,
     DL_USER,
+    Carry,
     FilterStats,
     PageLayout,
     _exclude_section,
+    _walk,
 )
 
 SIZEOF = 64
@@ -40,7 +44,8 @@ def run(raw: np.ndarray, level: int, start: int = 0) -> tuple[np.ndarray, Filter
     n = len(raw)
     keep = np.ones(start + n, dtype=bool)
     stats = FilterStats()
-    _exclude_section(LAYOUT, level, start, raw.tobytes(), np.ones(n, bool), keep, 0, stats)
+    _exclude_section(LAYOUT, level, start, raw.tobytes(), np.ones(n, bool), keep, Carry(),
+                     stats)
     return keep[start:], stats
 
 
@@ -130,12 +135,28 @@ def test_exclusion_carries_across_sections() -> None:
     put(raw, 6, 48, BUDDY, "<i4")
     put(raw, 6, 40, 2)  # pfns 6..9, beyond this section
     keep = np.ones(16, dtype=bool)
-    until = _exclude_section(LAYOUT, DL_FREE, 0, raw.tobytes(), np.ones(8, bool), keep, 0,
+    until = _exclude_section(LAYOUT, DL_FREE, 0, raw.tobytes(), np.ones(8, bool), keep, Carry(),
                              FilterStats())
-    assert until == 10 and list(np.flatnonzero(~keep)) == [6, 7, 8, 9]
+    assert until == Carry(10, 1) and list(np.flatnonzero(~keep)) == [6, 7, 8, 9]
     nxt = pages(8)
     put(nxt, 1, 48, BUDDY, "<i4")  # pfn 9: covered by the block above, not evaluated
     put(nxt, 1, 40, 3)
     _exclude_section(LAYOUT, DL_FREE, 8, nxt.tobytes(), np.ones(8, bool), keep, until,
                      FilterStats())
     assert list(np.flatnonzero(~keep)) == [6, 7, 8, 9]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(1, 64)), max_size=40),
+       st.integers(0, 50))
+def test_walk_is_makedumpfiles_sequential_walk(blocks: list[tuple[int, int]], until: int) -> None:
+    blocks = sorted(set(blocks), key=lambda b: b[0])
+    seen: set[int] = set()
+    blocks = [b for b in blocks if not (b[0] in seen or seen.add(b[0]))]  # type: ignore[func-returns-value]
+    first = np.array([b[0] for b in blocks], dtype=np.int64)
+    end = first + np.array([b[1] for b in blocks], dtype=np.int64)
+    want, cover = [], until
+    for p, e in zip(first.tolist(), end.tolist(), strict=True):
+        want.append(p >= cover)
+        cover = e if p >= cover else cover
+    assert _walk(first, end, until).tolist() == want

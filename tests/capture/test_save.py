@@ -115,7 +115,7 @@ def test_full_disk_leaves_a_readable_incomplete_dump(tmp_path: Path,
         real(self, offset, data)
 
     monkeypatch.setattr(FileSink, "write_at", write_at)
-    monkeypatch.setattr(save_mod, "CHUNK_PAGES", 4)
+    monkeypatch.setattr(save_mod, "chunk_pages", lambda page_size: 4)
     with pytest.raises(KdumpError, match="filled up"):
         save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False,
                                                                   threads=1))

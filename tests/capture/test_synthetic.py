@@ -1,15 +1,22 @@
-"""A synthetic 4 GiB machine: our dump is makedumpfile's, byte for byte."""
+"""Synthetic machines: our dump is makedumpfile's byte for byte, whatever the window, and
+saving stays inside its memory budget whatever the size of the dump (measured)."""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+from tests.measure import run
 from tests.synthetic_vmcore import write_vmcore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +31,43 @@ def test_sparse(vmcore_4g: Path) -> None:
     assert vmcore_4g.stat().st_blocks * 512 < 64 << 20
 
 
-def test_same_file_as_makedumpfile(vmcore_4g: Path, tmp_path: Path) -> None:
+def save(vmcore: Path, out: Path, limit: int) -> bytes:
+    result = save_vmcore(str(vmcore), str(out), SaveOptions(31, "zlib", threads=1,
+                                                           progress=False, memory_limit=limit))
+    assert result.directory
+    return (Path(result.directory) / "vmcore").read_bytes()
+
+
+def test_same_file_as_makedumpfile_in_any_window(vmcore_4g: Path, tmp_path: Path) -> None:
+    windowed = save(vmcore_4g, tmp_path / "one-section", 1)  # one 128 MiB section per window
+    whole = save(vmcore_4g, tmp_path / "whole", 1 << 40)  # one window
+    assert windowed == whole
     mdf = shutil.which("makedumpfile")
     if mdf is None:
         pytest.skip("makedumpfile is not installed (setup.sh installs it)")
     subprocess.run([mdf, "-c", "-d", "31", str(vmcore_4g), str(tmp_path / "mdf")], check=True,
                    capture_output=True)
-    result = save_vmcore(str(vmcore_4g), str(tmp_path / "ours"),
-                         SaveOptions(31, "zlib", threads=1, progress=False))
-    assert result.directory
-    assert (Path(result.directory) / "vmcore").read_bytes() == (tmp_path / "mdf").read_bytes()
+    assert whole == (tmp_path / "mdf").read_bytes()
+
+
+def test_flat_stream_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) -> None:
+    streams = []
+    for limit in (1, 1 << 40):
+        out = io.BytesIO()
+        save_vmcore(str(vmcore_4g), str(tmp_path), SaveOptions(31, "zlib", flat=True, threads=1,
+                                                               progress=False,
+                                                               memory_limit=limit), out)
+        streams.append(out.getvalue())
+    assert streams[0] == streams[1]
+
+
+@pytest.mark.parametrize("gib", [1, 32])
+def test_peak_memory_stays_under_the_budget(tmp_path: Path, gib: int) -> None:
+    vmcore = tmp_path / "vmcore"
+    write_vmcore(str(vmcore), gib << 30)
+    limit = 44 << 20
+    m = run([sys.executable, "-m", "kdumpctl_py", "save", "--vmcore", str(vmcore), "--target",
+             str(tmp_path / "out"), "--compress", "zlib", "--threads", "1", "--no-progress",
+             "--memory-limit", str(limit)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert m.status == 0, m.stderr
+    assert 0 < m.peak_rss < limit, f"peak RSS {m.peak_rss >> 20} MiB, budget {limit >> 20} MiB"

@@ -90,6 +90,8 @@ def test_core_collector_maps(args: str, want: dict[str, object]) -> None:
     ("ext4 sda1", "not a /dev path"),
     ("dump_level ten", "'ten' is not a number"),
     ("keep -1", "less than 0"),
+    ("memory_limit lots", "'lots' is not a size"),
+    ("memory_limit 0", "say auto"),
     ("compress bzip2", "'bzip2' is not one of zstd|zlib|lzo|none"),
     ("failure_action panic", "not one of"),
     ("final_action shell", "not one of reboot|halt|poweroff"),
@@ -164,6 +166,7 @@ configs = st.builds(
     kdump_pre=st.sampled_from([(), ("/bin/true",), ("/x", "a b", "$1")]),
     method=st.sampled_from(METHODS),
     keep=st.integers(0, 9),
+    memory_limit=st.sampled_from([0, 96 << 20, 1 << 30, 12345]),
     cmdline_append=st.sampled_from([(), ("a=1", "b")]),
     cmdline_remove=st.sampled_from([(), ("quiet",)]),
 )
@@ -182,6 +185,12 @@ def test_show_marks_defaults_and_collector_form() -> None:
     assert "core_collector makedumpfile -c -F -d 1\n" in text + "\n"
     assert "dump_level" not in text and "keep 0  # default" in text
     assert collector_line(Config()) == "makedumpfile -z -d 31"
+
+
+def test_memory_limit() -> None:
+    assert parse_text("memory_limit 96M\n", "f").memory_limit == 96 << 20
+    assert parse_text("memory_limit auto\n", "f").memory_limit == 0
+    assert "memory_limit auto  # default" in show(Config())
 
 
 def test_machine_checks(tmp_path: Path) -> None:

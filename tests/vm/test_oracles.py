@@ -87,9 +87,11 @@ def test_bitmaps_equal_makedumpfiles(cycles: Callable[..., Cycle], tmp_path: Pat
 
 @pytest.mark.vm
 @pytest.mark.parametrize("ours,theirs", [(SaveOptions(31, "zlib", progress=False), ["-c"]),
+                                         (SaveOptions(31, "zlib", progress=False, memory_limit=1),
+                                          ["-c"]),
                                          (SaveOptions(31, "lzo", progress=False), ["-l"]),
                                          (SaveOptions(31, format="elf", progress=False), ["-E"])],
-                         ids=["kdump-zlib", "kdump-lzo", "elf"])
+                         ids=["kdump-zlib", "kdump-zlib-one-section-windows", "kdump-lzo", "elf"])
 def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_path: Path,
                                           ours: SaveOptions, theirs: list[str]) -> None:
     vmcore = vmcore_of(cycles(*REFERENCE_X86))

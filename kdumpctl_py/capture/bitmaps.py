@@ -1,0 +1,104 @@
+"""A dump's 1st and 2nd bitmaps, one bit per page, kept zlib-compressed window by window.
+
+The filter decides one window of pfns at a time (`filter.dumpable_windows`);
+each window's bits are packed LSB first, as the kdump-compressed format
+stores them, and compressed. A dump's bitmaps are long runs, so what is held
+between filtering and writing is a few bytes per window, not a bit per page:
+the struct pages are read once, and the writer unpacks one window at a time
+to plan its reads and write the bitmaps.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Bits = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class _Window:
+    first: int  # pfn, a multiple of 8
+    pages: int
+    packed1: bytes  # zlib of the packed bits
+    packed2: bytes
+    dumpable: int
+
+
+@dataclass(frozen=True)
+class Written:
+    """What of the 2nd bitmap has its data written: pages below `frontier` (pages are
+    written in pfn order) but `unreadable` ones."""
+
+    frontier: int
+    unreadable: tuple[int, ...] = ()
+
+
+class PageBitmaps:
+    def __init__(self, nr: int) -> None:
+        self.nr = nr
+        self._windows: list[_Window] = []
+        self._next = 0
+        self.dumpable = 0
+
+    def add(self, first: int, present: Bits, keep: Bits) -> None:
+        """The next window: pfns first..first+len(present), in order."""
+        assert first % 8 == 0 and first == self._next
+        self._next += len(present)
+        count = int(np.count_nonzero(keep))
+        self._windows.append(_Window(first, len(present), _pack(present), _pack(keep), count))
+        self.dumpable += count
+
+    def windows(self) -> Iterator[tuple[int, Bits, Bits]]:
+        """(first pfn, 1st bitmap, 2nd bitmap) per window, one unpacked at a time."""
+        for w in self._windows:
+            yield w.first, _unpack(w.packed1, w.pages), _unpack(w.packed2, w.pages)
+
+    def dumpable_windows(self) -> Iterator[tuple[int, Bits]]:
+        for w in self._windows:
+            yield w.first, _unpack(w.packed2, w.pages)
+
+    def packed(self, second: bool, written: Written | None = None) -> Iterator[bytes]:
+        """The bitmap's bytes window by window; the 2nd one cut to `written` if given."""
+        for w in self._windows:
+            raw = zlib.decompress(w.packed2 if second else w.packed1)
+            if second and written is not None:
+                bits = _unpack(w.packed2, w.pages)
+                bits[max(written.frontier - w.first, 0):] = False
+                bad = np.array(written.unreadable, dtype=np.int64) - w.first
+                bits[bad[(bad >= 0) & (bad < w.pages)]] = False
+                raw = np.packbits(bits, bitorder="little").tobytes()
+            yield raw
+
+    def whole(self) -> tuple[Bits, Bits]:
+        """Both bitmaps unpacked whole, a byte per page (the ELF writer's plan needs them)."""
+        parts = list(self.windows())
+        if not parts:
+            return np.zeros(0, bool), np.zeros(0, bool)
+        return (np.concatenate([p for _, p, _ in parts]),
+                np.concatenate([k for _, _, k in parts]))
+
+    def nth_dumpable(self, ranks: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The pfns of the dumpable pages of the given sorted ranks (0 = the first)."""
+        out = np.zeros(len(ranks), dtype=np.int64)
+        before = 0
+        for w in self._windows:
+            sel = (ranks >= before) & (ranks < before + w.dumpable)
+            if sel.any():
+                idx = np.flatnonzero(_unpack(w.packed2, w.pages))
+                out[sel] = w.first + idx[ranks[sel] - before]
+            before += w.dumpable
+        return out
+
+
+def _pack(bits: Bits) -> bytes:
+    return zlib.compress(np.packbits(bits, bitorder="little").tobytes(), 1)
+
+
+def _unpack(packed: bytes, pages: int) -> Bits:
+    raw = np.frombuffer(zlib.decompress(packed), dtype=np.uint8)
+    return np.unpackbits(raw, count=pages, bitorder="little").astype(bool)

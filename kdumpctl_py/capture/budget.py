@@ -1,0 +1,40 @@
+"""How much memory saving may use, and the filter window that fits in it.
+
+The capture kernel has a few hundred MiB and a dump can describe a TiB, so
+nothing that saving holds may grow with the dump: the bitmaps are decided
+one window of pages at a time (makedumpfile's cyclic mode) and kept packed
+and compressed, and the window is what the budget sizes. What does not
+depend on the window is counted first: the interpreter with numpy and
+kdumpctl-py, the chunks in flight (two per compression thread, each read
+buffer with its compressed copy, CHUNK_BYTES whatever the page size, so
+arm64's 64K pages cost the same) and one block of struct pages with its
+numpy temporaries. The default budget is half of MemAvailable.
+"""
+
+from __future__ import annotations
+
+MIB = 1 << 20
+BASELINE = 32 * MIB  # Python, numpy and kdumpctl-py imported: 31 MB measured
+CHUNK_BYTES = 1 * MIB  # page data per compression task
+STRUCT_BLOCK_BYTES = 4 * MIB  # a block of struct pages and the filter's temporaries
+WINDOW_BYTES_PER_PAGE = 24  # the filter's and the writer's arrays per page of a window
+MAX_WINDOW_PAGES = 1 << 22  # more buys nothing: 16 GiB of 4K pages per window
+DEFAULT_LIMIT = 256 * MIB  # when MemAvailable is not known
+DEFAULT_SHARE = 2  # the default is MemAvailable / DEFAULT_SHARE
+
+
+def default_limit(meminfo: dict[str, int]) -> int:
+    """The budget when none is given: half of what the kernel says is available."""
+    available = meminfo.get("MemAvailable")
+    return available // DEFAULT_SHARE if available else DEFAULT_LIMIT
+
+
+def chunk_pages(page_size: int) -> int:
+    return max(1, CHUNK_BYTES // page_size)
+
+
+def window_pages(limit: int, threads: int) -> int:
+    """Pages per filter window under `limit` bytes with `threads` compression threads; the
+    filter rounds it to whole sections, so a budget too small still gets one section."""
+    fixed = BASELINE + STRUCT_BLOCK_BYTES + 2 * threads * 2 * CHUNK_BYTES
+    return max(1, min(MAX_WINDOW_PAGES, (limit - fixed) // WINDOW_BYTES_PER_PAGE))
