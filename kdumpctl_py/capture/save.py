@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import errno
 import os
+import resource
 import signal
 import sys
 import time
@@ -106,6 +107,7 @@ class SaveResult:
     stats: FilterStats = field(default_factory=FilterStats)
     unreadable: list[int] = field(default_factory=list)
     dump_level: int = 0  # the level written: lower than asked when struct pages went unread
+    peak_rss: int = 0  # bytes, this process's high-water mark when saving ended
 
 
 # -- what goes into the headers ------------------------------------------------
@@ -424,6 +426,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             os.fsync(dir_fd)
             os.close(dir_fd)
         result.seconds = time.monotonic() - started
+        result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if not result.complete:
             where = f"{result.directory}/{result.vmcore}-incomplete" if result.directory else \
                 "the stream"

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
     zero = f" ({result.pages_zero} zero pages left out)" if result.pages_zero else ""
     print(f"saved {where}: {result.pages_dumped} of {result.pages_total} pages written{zero}, "
-          f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s",
+          f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s, peak memory "
+          f"{format_bytes(result.peak_rss)} (budget {format_bytes(options.memory_limit)})",
           file=sys.stderr if stream else sys.stdout)
     if result.unreadable:
         print(f"kdumpctl-py: warning: {len(result.unreadable)} pages could not be read; listed "

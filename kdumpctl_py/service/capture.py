@@ -121,7 +121,8 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
     lowered = bool(record.failed) or not record.complete or bool(record.warnings)
     notify.event(f"dump saved in {result.directory} ({how}): {result.pages_dumped} of "
                  f"{result.pages_total} pages, {result.bytes_out} bytes, "
-                 f"{result.seconds:.1f} s", notify.DUMP_SAVED, 4 if lowered else 6,
+                 f"{result.seconds:.1f} s, peak memory {result.peak_rss >> 20} MiB of "
+                 f"{options.memory_limit >> 20} MiB", notify.DUMP_SAVED, 4 if lowered else 6,
                  dump_path=os.path.join(result.directory, record.vmcore),
                  dump_bytes=str(result.bytes_out),
                  dump_level=str(record.level_written if record.level_written is not None
