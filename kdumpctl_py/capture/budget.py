@@ -8,7 +8,9 @@ depend on the window is counted first: the interpreter with numpy and
 kdumpctl-py, the chunks in flight (two per compression thread, each read
 buffer with its compressed copy, CHUNK_BYTES whatever the page size, so
 arm64's 64K pages cost the same) and one block of struct pages with its
-numpy temporaries. The default budget is half of MemAvailable.
+numpy temporaries. The default budget is half of MemAvailable, but never
+below what a save needs with a small window (MIN_LIMIT): the interpreter
+alone takes most of that, and less would only make the budget a lie.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ WINDOW_BYTES_PER_PAGE = 24  # the filter's and the writer's arrays per page of a
 MAX_WINDOW_PAGES = 1 << 22  # more buys nothing: 16 GiB of 4K pages per window
 DEFAULT_LIMIT = 256 * MIB  # when MemAvailable is not known
 DEFAULT_SHARE = 2  # the default is MemAvailable / DEFAULT_SHARE
+MIN_LIMIT = 48 * MIB  # the fixed costs below and a window of 1-2 sections
 
 
 def default_limit(meminfo: dict[str, int]) -> int:
     """The budget when none is given: half of what the kernel says is available."""
     available = meminfo.get("MemAvailable")
-    return available // DEFAULT_SHARE if available else DEFAULT_LIMIT
+    return max(available // DEFAULT_SHARE, MIN_LIMIT) if available else DEFAULT_LIMIT
 
 
 def chunk_pages(page_size: int) -> int:
