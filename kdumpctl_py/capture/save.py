@@ -181,14 +181,15 @@ def _runs(v: Vmcore, windows: Iterable[tuple[int, npt.NDArray[np.bool_]]]) -> It
             if paddr & (ps - 1):
                 yield from partial(paddr >> shift, ws, keep)
             lo, hi = max(first, ws), min(end, we)
-            idx = np.flatnonzero(keep[lo - ws:hi - ws]) if lo < hi else np.zeros(0, np.int64)
-            if len(idx):
-                # split where consecutive indices break, then into chunks
-                breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-                for run in np.split(idx, breaks):
-                    for i in range(0, len(run), chunk):
-                        pfn = lo + int(run[i])
-                        yield pfn, min(chunk, len(run) - i), offset + (pfn << shift) - paddr
+            if lo < hi:
+                # where runs of dumpable pages start and end: two numbers per run, not one
+                # per page; each run is cut into chunks
+                edges = np.flatnonzero(np.diff(keep[lo - ws:hi - ws].view(np.int8), prepend=0,
+                                               append=0)).tolist()
+                for a, b in zip(edges[::2], edges[1::2], strict=True):
+                    for i in range(a, b, chunk):
+                        pfn = lo + i
+                        yield pfn, min(chunk, b - i), offset + (pfn << shift) - paddr
             if (paddr + size) & (ps - 1):
                 yield from partial((paddr + size) >> shift, ws, keep)
 
