@@ -19,5 +19,5 @@ def test_default_is_half_of_memavailable_with_a_floor() -> None:
 
 def test_window_grows_with_the_budget_and_shrinks_with_threads() -> None:
     assert window_pages(1, 1) == 1  # the filter rounds it up to one section
-    assert window_pages(64 << 20, 1) > window_pages(64 << 20, 4) > 0
+    assert window_pages(48 << 20, 1) > window_pages(48 << 20, 4) > 0
     assert window_pages(1 << 40, 1) == MAX_WINDOW_PAGES
