@@ -1,12 +1,22 @@
-"""Test tiers: plain `pytest` runs the quick tier; `pytest --vm` adds QEMU crash cycles."""
+"""Test tiers: plain `pytest` runs the quick tier; `pytest --vm` adds QEMU crash cycles.
+
+With `--vm` and KDUMPCTL_TEST_NO_SKIP=1 a skipped test fails, as
+drgn's CI does: what the VM tier cannot run is a failure there, never a silent gap.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.analyse.dumps import Dump
+    from tests.vm.cycles import Cycle
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SNAPSHOTS = FIXTURES / "snapshots"
@@ -24,6 +34,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("vm"):  # the marker, not the tests/vm directory's name
             item.add_marker(skip)
+
+
+def no_skip(config: pytest.Config) -> bool:
+    return bool(config.getoption("--vm")) and os.environ.get("KDUMPCTL_TEST_NO_SKIP") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and no_skip(item.config):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under KDUMPCTL_TEST_NO_SKIP=1: {reason}"
+
+
+@pytest.fixture(scope="session")
+def cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
+    """Run a crash cycle for a set of arguments once per session; later calls reuse it."""
+    from tests.vm.cycles import make_cycles
+
+    return make_cycles(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def crash_dump(request: pytest.FixtureRequest,
+               cycles: Callable[..., Cycle]) -> Callable[..., Dump]:
+    """A real crash-cycle dump per architecture (tests/analyse/dumps.py): the VM tier's
+    own, run with --vm when the cache has none made from these sources."""
+    from tests.analyse.dumps import dump_getter
+
+    return dump_getter(request.config, cycles)
 
 
 def expected_facts(name: str) -> dict[str, Any]:

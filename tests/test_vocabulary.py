@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import build_parser, main
+from tests.analyse.dumps import ARCHES, DumpOf
 from tests.builders import small_ring
 from tests.capture.printk_rings import elf_vmcore
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS
@@ -81,11 +82,10 @@ def test_one_vocabulary_across_status_showmem_estimate(
     assert reports[0]["snapshot"]["taken"]
 
 
-@pytest.mark.parametrize("arch", ["x86", "arm64"])
-def test_debuginfo_find_on_a_real_dump(arch: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.analyse.dumps import need_dump
-
-    dump = need_dump(arch, vmlinux=False)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_debuginfo_find_on_a_real_dump(crash_dump: DumpOf, arch: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    dump = crash_dump(arch, vmlinux=False)
     main(["debuginfo", "find", str(dump.vmcore), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] == 1 and set(report) == documented()["debuginfo find"]

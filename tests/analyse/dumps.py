@@ -1,18 +1,20 @@
-"""Real crash-cycle dumps on this machine, for the integration tests (never committed).
+"""Real crash-cycle dumps, for the tests that read them (too big to commit).
 
-KDUMPCTL_VMCORES (default /root/vmcores) holds ARCH/dumps/*/vmcore as the VM
-harness leaves them; the vmlinux with DWARF is whichever file under the
-harness's cache (KDUMPCTL_VMLINUX_DIR, default ~/.cache/kdumpctl-py/vm/vmlinux)
-has the dump's build ID. Tests skip when either is absent.
+Each architecture's dump is the whole ELF vmcore of a VM-tier cycle that saves it by
+copying (`tests/vm/cycles.py` DUMP_CYCLES), kept in the harness's cache: with --vm a
+missing one is made (the VM tier's oracles run the same cycles, so no guest runs
+twice); without --vm a test skips unless a run made from today's sources is cached.
+The vmlinux with DWARF is the one the harness keeps under its cache's vmlinux/ with
+the dump's build ID.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,10 @@ from typing import Any
 import pytest
 
 from kdumpctl_py.analyse.debuginfo import elf_build_id
+from tests.vm.cycles import DUMP_CYCLES, Cycle, cached_cycle
+from tests.vm.harness.cache import cache_root
 
-VMCORES = Path(os.environ.get("KDUMPCTL_VMCORES", "/root/vmcores"))
-VMLINUX_DIR = Path(os.environ.get(
-    "KDUMPCTL_VMLINUX_DIR", os.path.expanduser("~/.cache/kdumpctl-py/vm/vmlinux")))
-ARCHES = ("x86", "arm64")
+ARCHES = tuple(DUMP_CYCLES)  # x86, arm64
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Dump:
     build_id: str | None
     release: str | None
     format: str  # as the harness saved it: ELF or kdump-compressed
+    console: Path  # the crashed kernel's serial console
+
+
+DumpOf = Callable[..., Dump]  # the crash_dump fixture: (arch, vmlinux=True) -> Dump
 
 
 def _vmcoreinfo(vmcore: Path) -> tuple[str | None, str | None, str]:
@@ -45,36 +50,47 @@ def _vmcoreinfo(vmcore: Path) -> tuple[str | None, str | None, str]:
 
 
 @functools.cache
-def _vmlinux_ids() -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for path in sorted(VMLINUX_DIR.glob("*/vmlinux")):
+def vmlinux_with(build_id: str) -> Path | None:
+    for path in sorted((cache_root() / "vmlinux").glob("*/vmlinux")):
         try:
-            bid = elf_build_id(path)
+            if elf_build_id(path) == build_id:
+                return path
         except (OSError, ValueError):
             continue
-        if bid:
-            out[bid] = path
-    return out
+    return None
 
 
 @functools.cache
-def find_dump(arch: str) -> Dump | None:
-    found = sorted((VMCORES / arch / "dumps").glob("*/vmcore"))
-    if not found:
-        return None
-    vmcore = found[-1]
+def _dump(out: Path, arch: str) -> Dump:
+    (vmcore,) = sorted(out.glob("dumps/*/vmcore"))
     bid, release, fmt = _vmcoreinfo(vmcore)
-    return Dump(arch, vmcore, _vmlinux_ids().get(bid or ""), bid, release, fmt)
+    return Dump(arch, vmcore, vmlinux_with(bid) if bid else None, bid, release, fmt,
+                out / "console-first.log")
 
 
-def need_dump(arch: str, vmlinux: bool = True) -> Dump:
-    pytest.importorskip("drgn")
-    dump = find_dump(arch)
-    if dump is None:
-        pytest.skip(f"no {arch} crash-cycle dump under {VMCORES}/{arch}/dumps")
-    if vmlinux and dump.vmlinux is None:
-        pytest.skip(f"no vmlinux with build ID {dump.build_id} under {VMLINUX_DIR}")
-    return dump
+def dump_getter(config: pytest.Config, cycles: Callable[..., Cycle]) -> Callable[..., Dump]:
+    """`get(arch, vmlinux=True)`: that architecture's dump (and its vmlinux, unless
+    vmlinux=False), running its cycle with --vm when none is cached."""
+
+    def get(arch: str, vmlinux: bool = True) -> Dump:
+        pytest.importorskip("drgn")
+        args = DUMP_CYCLES[arch]
+        if config.getoption("--vm"):
+            cycle = cycles(*args)
+            assert cycle.exit_status == 0, cycle.explain()
+        else:
+            found = cached_cycle(args)
+            if found is None or found.exit_status != 0:
+                pytest.skip(f"no {arch} crash-cycle dump of today's sources in "
+                            f"{cache_root()}/cycles: run pytest --vm once to make it")
+            cycle = found
+        dump = _dump(cycle.out, arch)
+        if vmlinux and dump.vmlinux is None:
+            pytest.fail(f"no vmlinux with build ID {dump.build_id} under {cache_root()}/vmlinux",
+                        pytrace=False)
+        return dump
+
+    return get
 
 
 def dump_as(dump: Dump, fmt: str, into: Path) -> Path:

@@ -15,7 +15,7 @@ import pytest
 
 from kdumpctl_py.analyse.report import Report
 from kdumpctl_py.errors import KdumpError
-from tests.analyse.dumps import ARCHES, Dump, assert_reads_like_the_kernel, dump_as, need_dump
+from tests.analyse.dumps import ARCHES, Dump, DumpOf, assert_reads_like_the_kernel, dump_as
 
 PANIC = "sysrq triggered crash"
 TASK = "kdumpcrasher"
@@ -42,8 +42,9 @@ def dump_path(dump: Dump, fmt: str, kdump_dir: Path) -> str:
 
 @pytest.mark.parametrize("fmt", ["ELF", "kdump-compressed"])
 @pytest.mark.parametrize("arch", ARCHES)
-def test_with_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> None:
-    dump = need_dump(arch)
+def test_with_dwarf(crash_dump: DumpOf, arch: str, fmt: str, kdump_dir: Path,
+                    tmp_path: Path) -> None:
+    dump = crash_dump(arch)
     r = analyse(dump_path(dump, fmt, kdump_dir), str(dump.vmlinux), str(tmp_path))
     assert r.format == fmt
     assert r.debuginfo.dwarf and r.debuginfo.verified and r.debuginfo.origin == "--vmlinux"
@@ -72,9 +73,10 @@ def test_with_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("fmt", ["ELF", "kdump-compressed"])
 @pytest.mark.parametrize("arch", ARCHES)
-def test_without_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> None:
+def test_without_dwarf(crash_dump: DumpOf, arch: str, fmt: str, kdump_dir: Path,
+                       tmp_path: Path) -> None:
     """No --vmlinux, an empty cache and no debug directory: VMCOREINFO, kallsyms, the log."""
-    dump = need_dump(arch, vmlinux=False)
+    dump = crash_dump(arch, vmlinux=False)
     r = analyse(dump_path(dump, fmt, kdump_dir), None, str(tmp_path / "empty-cache"))
     assert not r.debuginfo.dwarf and r.debuginfo.vmlinux is None and r.debuginfo.kallsyms
     assert r.release == dump.release and r.release
@@ -92,30 +94,32 @@ def test_without_dwarf(arch: str, fmt: str, kdump_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_every_cpu_and_the_kernels_symbol_sizes(arch: str, tmp_path: Path) -> None:
+def test_every_cpu_and_the_kernels_symbol_sizes(crash_dump: DumpOf, arch: str,
+                                                tmp_path: Path) -> None:
     from kdumpctl_py.analyse.render import to_json
 
-    dump = need_dump(arch)
+    dump = crash_dump(arch)
     assert_reads_like_the_kernel(to_json(analyse(str(dump.vmcore), str(dump.vmlinux),
                                                  str(tmp_path))))
 
 
-def test_a_vmlinux_of_another_build_is_an_error(tmp_path: Path) -> None:
+def test_a_vmlinux_of_another_build_is_an_error(crash_dump: DumpOf, tmp_path: Path) -> None:
     from kdumpctl_py.analyse.program import open_dump
     from tests.builders import elf_with_id
 
-    dump = need_dump("x86", vmlinux=False)
+    dump = crash_dump("x86", vmlinux=False)
     wrong = elf_with_id(tmp_path / "vmlinux", "00" * 20)
     with pytest.raises(KdumpError, match=f"it has build ID {'00' * 20} for x86_64, the dump "
                        f"build ID {dump.build_id} for x86_64"):
         open_dump(str(dump.vmcore), str(wrong), debug_dirs=(), cache=tmp_path)
 
 
-def test_a_vmlinux_of_another_architecture_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_vmlinux_of_another_architecture_is_an_error(crash_dump: DumpOf,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """`analyse ARM64_DUMP --vmlinux X86_VMLINUX` names both builds and architectures."""
     from kdumpctl_py.cli import main
 
-    arm, x86 = need_dump("arm64", vmlinux=False), need_dump("x86")
+    arm, x86 = crash_dump("arm64", vmlinux=False), crash_dump("x86")
     assert main(["analyse", str(arm.vmcore), "--vmlinux", str(x86.vmlinux)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and (

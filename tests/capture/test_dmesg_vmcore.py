@@ -1,15 +1,12 @@
 """The kernel log of real vmcores, cross-checked against makedumpfile, drgn and the console.
 
-Runs for each $KDUMPCTL_VMCORES/<arch>/dumps/*/vmcore (default /root/vmcores,
-saved by the VM tier; too big to commit) and skips otherwise. `capture-dmesg.txt`
-beside a vmcore is the capture kernel's own log, not the one in the dump;
-`<arch>/console-first.log` is the crashed kernel's serial console. drgn gets
-the vmlinux under $KDUMPCTL_VMLINUX_DIR whose build ID is the dump's.
+Runs on each architecture's crash-cycle dump (tests/analyse/dumps.py): the whole
+vmcore, the crashed kernel's serial console beside it, and the vmlinux with its
+build ID for drgn.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,16 +21,11 @@ from kdumpctl_py.capture.dmesg import (
     read_vmcore_log,
     timestamp,
 )
-from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.capture.vmcore import MissingMemory
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+from tests.analyse.dumps import ARCHES, Dump, DumpOf
 
-ROOT = Path(os.environ.get("KDUMPCTL_VMCORES", "/root/vmcores"))
-VMCORES = sorted(ROOT.glob("*/dumps/*/vmcore"))
-VMLINUX_DIR = Path(os.environ.get(
-    "KDUMPCTL_VMLINUX_DIR", os.path.expanduser("~/.cache/kdumpctl-py/vm/vmlinux")))
 CONSOLE_LINE = re.compile(r"\[\s*\d+\.\d{6}\] .*")
-
-pytestmark = pytest.mark.skipif(not VMCORES, reason=f"no vmcore under {ROOT}")
 
 _logs: dict[Path, KernelLog] = {}
 
@@ -44,36 +36,14 @@ def log_of(vmcore: Path) -> KernelLog:
     return _logs[vmcore]
 
 
-def vmlinux_of(vmcore: Path) -> Path:
-    from kdumpctl_py.analyse.debuginfo import elf_build_id
-    from kdumpctl_py.capture.kdumpfile import KdumpMemory
-
-    with open(vmcore, "rb") as f:
-        kdump = f.read(8) == b"KDUMP   "
-    if kdump:
-        with KdumpMemory(str(vmcore)) as k:
-            want = k.vmcoreinfo.build_id
-    else:
-        with Vmcore(str(vmcore)) as v:
-            want = v.vmcoreinfo.build_id
-    for path in sorted(VMLINUX_DIR.glob("*/vmlinux")):
-        if want and elf_build_id(path) == want:
-            return path
-    pytest.skip(f"no vmlinux with build ID {want} under {VMLINUX_DIR}")
-
-
-def ids(p: Path) -> str:
-    return str(p.relative_to(ROOT))
-
-
 def records(log: KernelLog) -> list[tuple[object, ...]]:
     return [(r.seq, r.ts_nsec, r.text, r.facility, r.level, r.flags, r.caller_id, r.subsystem,
              r.device, r.final) for r in log.records]
 
 
-@pytest.mark.parametrize("vmcore", VMCORES, ids=ids)
-def test_log_is_whole_and_of_the_crashed_kernel(vmcore: Path) -> None:
-    log = log_of(vmcore)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_log_is_whole_and_of_the_crashed_kernel(crash_dump: DumpOf, arch: str) -> None:
+    log = log_of(crash_dump(arch, vmlinux=False).vmcore)
     assert log.warnings == []
     assert [x for x in log.lost if x.reason != "overwritten"] == []
     # x86 starts with the banner; arm64 says which CPU it boots on first
@@ -86,8 +56,9 @@ def test_log_is_whole_and_of_the_crashed_kernel(vmcore: Path) -> None:
     assert first is not None and seqs == list(range(first, first + len(seqs)))
 
 
-@pytest.mark.parametrize("vmcore", VMCORES, ids=ids)
-def test_same_text_as_makedumpfile(vmcore: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_same_text_as_makedumpfile(crash_dump: DumpOf, arch: str, tmp_path: Path) -> None:
+    vmcore = crash_dump(arch, vmlinux=False).vmcore
     if shutil.which("makedumpfile") is None:
         pytest.skip("makedumpfile is not installed")
     out = tmp_path / "dmesg.txt"
@@ -100,18 +71,15 @@ def test_same_text_as_makedumpfile(vmcore: Path, tmp_path: Path) -> None:
     assert ours == out.read_text(errors="surrogateescape")
 
 
-@pytest.mark.parametrize("vmcore", VMCORES, ids=ids)
-def test_same_records_as_drgn(vmcore: Path) -> None:
-    drgn = pytest.importorskip("drgn")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_same_records_as_drgn(crash_dump: DumpOf, arch: str) -> None:
+    import drgn
     from drgn.helpers.linux.printk import get_printk_records
 
-    vmlinux = vmlinux_of(vmcore)
+    dump: Dump = crash_dump(arch)
     prog = drgn.Program()
-    prog.set_core_dump(str(vmcore))
-    try:
-        prog.load_debug_info([str(vmlinux)])
-    except drgn.MissingDebugInfoError as e:
-        pytest.skip(f"drgn: {e}")
+    prog.set_core_dump(str(dump.vmcore))
+    prog.load_debug_info([str(dump.vmlinux)])
     theirs = [
         (r.seq, r.timestamp, r.text, r.facility, r.level, r.continuation,
          f"T{r.caller_tid}" if r.caller_tid is not None else f"C{r.caller_cpu}",
@@ -120,24 +88,23 @@ def test_same_records_as_drgn(vmcore: Path) -> None:
         for r in get_printk_records(prog)
     ]
     ours = [(r.seq, r.ts_nsec, r.text, r.facility, r.level, r.continuation, r.caller,
-             r.subsystem, r.device) for r in log_of(vmcore).records]
+             r.subsystem, r.device) for r in log_of(dump.vmcore).records]
     assert ours == theirs
 
 
-@pytest.mark.parametrize("vmcore", VMCORES, ids=ids)
-def test_console_lines_are_in_the_log_and_its_tail_matches(vmcore: Path) -> None:
-    console = vmcore.parents[2] / "console-first.log"
-    if not console.exists():
-        pytest.skip(f"no {console}")
+@pytest.mark.parametrize("arch", ARCHES)
+def test_console_lines_are_in_the_log_and_its_tail_matches(crash_dump: DumpOf,
+                                                           arch: str) -> None:
+    dump = crash_dump(arch, vmlinux=False)
     shown = []
-    for line in console.read_text(errors="replace").splitlines():
+    for line in dump.console.read_text(errors="replace").splitlines():
         m = CONSOLE_LINE.search(line.rstrip("\r"))
         if m:
             shown.append(m.group())
     # The console prints the prefix on every line of a record and drops levels above
     # console_loglevel; so each console line is one of ours, in the same order.
     ours = [f"{timestamp(r.ts_nsec)} {line}"
-            for r in log_of(vmcore).records
+            for r in log_of(dump.vmcore).records
             for line in r.text.decode("utf-8", "replace").split("\n")]
     it = iter(ours)
     missing = [line for line in shown if line not in it]
@@ -168,11 +135,12 @@ class DrgnCore:
         return data
 
 
-@pytest.mark.parametrize("vmcore", VMCORES, ids=ids)
-def test_same_records_from_a_filtered_compressed_copy(vmcore: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ARCHES)
+def test_same_records_from_a_filtered_compressed_copy(crash_dump: DumpOf, arch: str,
+                                                      tmp_path: Path) -> None:
     """makedumpfile -c -d 31 drops free, cache and user pages, never the printk buffer;
     read through another KernelMemory, the log is the same."""
-    pytest.importorskip("drgn")
+    vmcore = crash_dump(arch, vmlinux=False).vmcore
     if shutil.which("makedumpfile") is None:
         pytest.skip("makedumpfile is not installed")
     kdump = tmp_path / "dump.kdump"

@@ -21,7 +21,7 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.elfcore import EHDR, PHDR
-from tests.analyse.dumps import ARCHES, need_dump
+from tests.analyse.dumps import ARCHES, DumpOf
 from tests.builders import busy_ring
 from tests.capture.printk_rings import elf_vmcore
 from tests.robustness.tally import record
@@ -122,11 +122,11 @@ def test_truncated_dmesg_goes_on_with_what_is_there(seeds: dict[str, bytes], tmp
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_real_dumps_cut_short(arch: str, tmp_path: Path,
+def test_real_dumps_cut_short(crash_dump: DumpOf, arch: str, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     """The issue's cuts (3000 bytes, 5 MB, 20 MB) and the header boundaries of a crash-cycle
     dump: named truncated by analyse and dmesg, never an internal error."""
-    dump = need_dump(arch, vmlinux=False)
+    dump = crash_dump(arch, vmlinux=False)
     data = dump.vmcore.read_bytes()
     bounds = (kdump_boundaries(dump.vmcore) if data[:8] == b"KDUMP   "
               else elf_boundaries(data))

@@ -1,9 +1,17 @@
-"""Running crash cycles for the VM tier: one run per set of arguments per session."""
+"""Running crash cycles for the VM tier: one run per set of arguments per session.
+
+The cycles whose whole vmcores the analysis tests read (`DUMP_CYCLES`) are kept in
+the harness's cache under `cycles/`, keyed by their arguments, the guest kernel's
+package version and the source of kdumpctl_py and of the harness: a run whose key
+is there is not run again, and a change to any of these makes a new one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,10 +21,19 @@ from typing import Any
 
 import pytest
 
+from tests.vm.harness.cache import cache_root
+
 CRASH_CYCLE = Path(__file__).resolve().with_name("crash-cycle")
 PANIC = "sysrq triggered crash"
 CRASHER = "kdumpcrasher"
 CYCLE_TIMEOUT_S = 40 * 60  # a cold cache downloads ~350 MB per arch, most of it -dbg
+REPO = Path(__file__).resolve().parents[2]
+# The two cycles that leave a whole ELF vmcore, each its architecture's dump for the tests
+# that read real dumps (tests/analyse/dumps.py); the VM tier's oracles run them too.
+REFERENCE_X86 = ("--arch", "x86_64", "--loader", "kexec-tools", "--impl", "save=copy",
+                 "--impl", "analyse=drgn-script")
+ARM64_WHOLE = ("--arch", "arm64", "--impl", "save=copy")
+DUMP_CYCLES = {"x86": REFERENCE_X86, "arm64": ARM64_WHOLE}
 ISSUE_7 = ("issue 7: no capture-kernel loader works on Debian 12 arm64 without "
            "kdumpctl-py start; Debian's kexec-tools 2.0.25 fails there (tests/vm/README.md)")
 
@@ -47,23 +64,97 @@ class Cycle:
         return info
 
 
+def _slug(args: tuple[str, ...]) -> str:
+    return "cycle-" + "-".join(re.sub(r"[^A-Za-z0-9_]+", "", a) for a in args
+                               if not a.startswith("-"))
+
+
+def _sources() -> str:
+    """A digest of what builds and runs a guest: kdumpctl_py and the harness."""
+    h = hashlib.sha256()
+    files = [*sorted((REPO / "kdumpctl_py").rglob("*.py")),
+             *sorted((REPO / "tests/vm/harness").rglob("*.py")),
+             REPO / "tests/vm/crash-cycle", REPO / "pyproject.toml"]
+    for path in files:
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _kernel_version(arch: str, update: bool) -> str | None:
+    """The guest kernel package a run would boot today, from the harness's own apt state
+    (refreshed as a run refreshes it when `update`); None when that cannot be known."""
+    from tests.vm.harness import aptsources
+    from tests.vm.harness.config import ARCHES, SUITES
+    from tests.vm.harness.debian import AptState
+    from tests.vm.harness.errors import HarnessError
+
+    try:
+        mirrors = aptsources.find_mirrors(aptsources.machine_entries())
+        apt = AptState(cache_root(), SUITES["bookworm"].name, ARCHES[arch], mirrors)
+        if update:
+            apt.update()
+        elif not (apt.dir / "updated").exists():
+            return None
+        return apt.kernel().image.key
+    except (HarnessError, OSError):
+        return None
+
+
+def cached_cycle_dir(args: tuple[str, ...], update: bool) -> Path | None:
+    """Where the cache keeps this cycle's run; None for cycles that are not kept."""
+    if args not in DUMP_CYCLES.values():
+        return None
+    kernel = _kernel_version(args[args.index("--arch") + 1], update)
+    if kernel is None:
+        return None
+    key = hashlib.sha256("\0".join([*args, kernel, _sources()]).encode()).hexdigest()[:16]
+    return cache_root() / "cycles" / f"{_slug(args)}-{key}"
+
+
+def _read(out: Path, rc: int | None = None) -> Cycle:
+    result_path = out / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    return Cycle(out, result.get("exit_status", 1) if rc is None else rc, result)
+
+
+def cached_cycle(args: tuple[str, ...]) -> Cycle | None:
+    """The kept run of a cycle made from today's sources, without running anything."""
+    final = cached_cycle_dir(args, update=False)
+    return _read(final) if final is not None and final.is_dir() else None
+
+
+def _keep(out: Path, final: Path) -> Path:
+    """Move a good run into the cache, in place of the runs of older sources."""
+    for old in final.parent.glob(final.name[:-16] + "*"):
+        shutil.rmtree(old, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "work", ignore_errors=True)
+    out.rename(final)
+    return final
+
+
 def make_cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
-    """Run a cycle for a set of arguments once per session; later calls reuse it."""
+    """Run a cycle for a set of arguments once per session; later calls reuse it, and a
+    kept cycle (`DUMP_CYCLES`) made from the same sources and kernel is not run again."""
     done: dict[tuple[str, ...], Cycle] = {}
 
     def get(*args: str) -> Cycle:
-        if args not in done:
-            out = tmp_path_factory.mktemp("cycle-" + "-".join(
-                re.sub(r"[^A-Za-z0-9_]+", "", a) for a in args if not a.startswith("-")))
-            with open(out / "crash-cycle.log", "wb") as log:
-                rc = subprocess.run(
-                    [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
-                    stdout=log, stderr=subprocess.STDOUT, timeout=CYCLE_TIMEOUT_S,
-                    check=False,
-                ).returncode
-            result_path = out / "result.json"
-            result = json.loads(result_path.read_text()) if result_path.exists() else {}
-            done[args] = Cycle(out, rc, result)
+        if args in done:
+            return done[args]
+        final = cached_cycle_dir(args, update=True)
+        if final is not None and final.is_dir():
+            done[args] = _read(final)
+            return done[args]
+        out = tmp_path_factory.mktemp(_slug(args))
+        with open(out / "crash-cycle.log", "wb") as log:
+            rc = subprocess.run(
+                [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
+                stdout=log, stderr=subprocess.STDOUT, timeout=CYCLE_TIMEOUT_S,
+                check=False,
+            ).returncode
+        if final is not None and rc == 0:
+            out = _keep(out, final)
+        done[args] = _read(out, rc)
         return done[args]
 
     return get

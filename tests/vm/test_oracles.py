@@ -26,11 +26,8 @@ from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
-from tests.vm.cycles import Cycle, assert_good_dump
+from tests.vm.cycles import ARM64_WHOLE, REFERENCE_X86, Cycle, assert_good_dump
 
-REFERENCE_X86 = ("--arch", "x86_64", "--loader", "kexec-tools", "--impl", "save=copy",
-                 "--impl", "analyse=drgn-script")
-ARM64_WHOLE = ("--arch", "arm64", "--impl", "save=copy")
 NT_PRSTATUS = 1
 
 
