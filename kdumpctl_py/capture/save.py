@@ -590,15 +590,18 @@ def _make_dump_dir(target: str, name: str) -> tuple[str, int]:
         os.close(tfd)
 
 
-def _write_dmesg(v: Vmcore, dir_fd: int) -> None:
+def dmesg_text(v: Vmcore) -> str:
     """vmcore-dmesg.txt: the crashed kernel's log, or why it could not be read."""
     from kdumpctl_py.capture.dmesg import read_kernel_log
 
     try:
-        text = read_kernel_log(v).text()
+        return read_kernel_log(v).text()
     except KdumpError as e:
-        text = f"kdumpctl-py: the kernel log could not be read: {e}\n"
-    _write_file(dir_fd, "vmcore-dmesg.txt", text.encode())
+        return f"kdumpctl-py: the kernel log could not be read: {e}\n"
+
+
+def _write_dmesg(v: Vmcore, dir_fd: int) -> None:
+    _write_file(dir_fd, "vmcore-dmesg.txt", dmesg_text(v).encode())
 
 
 def _write_file(dir_fd: int, name: str, data: bytes) -> None:

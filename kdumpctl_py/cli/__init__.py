@@ -29,6 +29,7 @@ COMMANDS = (
     "dtb",
     "load",
     "save",
+    "reassemble",
     "get-default-crashkernel",
     "crashkernel",
     "showmem",

@@ -33,8 +33,8 @@ class _Printing:
     def wait_for(self, path: str, seconds: float = 60) -> bool:
         return self.system.wait_for(path, seconds)
 
-    def mount(self, fstype: str, device: str, mountpoint: str) -> None:
-        self.system.mount(fstype, device, mountpoint)
+    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
+        self.system.mount(fstype, device, options, mountpoint)
 
     def umount(self, mountpoint: str) -> None:
         self.system.umount(mountpoint)

@@ -60,11 +60,11 @@ def run_load(args: argparse.Namespace) -> int:
 def show_last_test(view: Any) -> None:
     """As Fedora's kdumpctl start: say what became of the last `kdumpctl-py test`."""
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.service.target import first_kernel_dump_dir
+    from kdumpctl_py.service.target import first_kernel_results
     from kdumpctl_py.service.testid import last_test
 
     cfg = read_config(view)
-    line = last_test(view, first_kernel_dump_dir(cfg, view))
+    line = last_test(view, first_kernel_results(cfg, view))
     if line:
         print(f"last test: {line}")
 

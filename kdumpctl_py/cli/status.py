@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.service.target import first_kernel_dump_dir
+    from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results
     from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess
     from kdumpctl_py.vocabulary import crash_memory, header, origin_line
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = assess(view, dump_dir or cfg.path)
-    st = replace(st, last_test=last_test(view, dump_dir))
+    st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)))
     if args.json:
         report = {**header(view), **crash_memory(view), **st.to_json()}
         print(json.dumps(report, indent=2, sort_keys=True))

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import KdumpError
     from kdumpctl_py.service import notify, testid
-    from kdumpctl_py.service.target import first_kernel_dump_dir
+    from kdumpctl_py.service.target import first_kernel_results
 
     view = open_view(args)
     if not view.kexec_crash_size:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip() != "YES":
             print("test cancelled; nothing changed")
             return 1
-    record = testid.record(test_id, first_kernel_dump_dir(cfg, view) or cfg.path)
+    record = testid.record(test_id, first_kernel_results(cfg, view) or cfg.path)
     try:
         carry_out(view, plan, replace=True)
     except BaseException:

@@ -48,7 +48,7 @@ Fedora's directives that only shape Fedora's own kdump initramfs or boot loader
 ({IGNORED})
 are ignored with a warning, so that Fedora's stock
 .I kdump.conf
-loads as it is; its network and raw targets are errors.
+loads as it is; its raw and virtiofs targets and fence_kdump are errors.
 .SH DIRECTIVES
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shlex
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from kdumpctl_py.config.settings import (
     FORMATS,
     METHODS,
     Config,
+    NfsTarget,
+    SshTarget,
     Target,
     setting,
 )
@@ -120,6 +123,15 @@ def _parse_one(key: str, name: str, args: list[str], values: dict[str, Any]) -> 
             raise ValueError(f"{device!r} is not a /dev path, LABEL=, UUID=, PARTUUID= or "
                              "PARTLABEL=")
         return {"target": Target(name, device)}
+    if key == "ssh":
+        return {"target": parse_ssh(_one(args))}
+    if key == "sshkey":
+        key_path = _one(args)
+        if not key_path.startswith("/"):
+            raise ValueError(f"{key_path!r} is not an absolute path")
+        return {"sshkey": os.path.normpath(key_path)}
+    if key == "nfs":
+        return {"target": parse_nfs(args)}
     if key == "core_collector":
         return parse_collector(args)
     if key == "dump_level":
@@ -163,6 +175,46 @@ def _size(word: str) -> int:
     if not value:
         raise ValueError("a memory limit of 0 bytes; say auto for the default")
     return value
+
+
+HOST_RE = re.compile(r"^[A-Za-z0-9._-]+$|^[0-9A-Fa-f:.]+$")
+USER_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+
+
+def parse_ssh(spec: str) -> SshTarget:
+    """user@host, user@host:port, user@[v6]:port or user@v6; nothing ssh could take for an
+    option (a leading -) or that a shell would split."""
+    user, at, host = spec.partition("@")
+    if not at or not user or not host:
+        raise ValueError(f"{spec!r} is not USER@HOST")
+    if not USER_RE.match(user):
+        raise ValueError(f"{user!r} is not a user name")
+    port: int | None = None
+    if host.startswith("["):
+        host, close, rest = host[1:].partition("]")
+        if not close or (rest and not rest.startswith(":")):
+            raise ValueError(f"{spec!r}: an IPv6 address is written [ADDRESS]:PORT")
+        if rest:
+            port = _int(rest[1:], 1, 65535)
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = _int(number, 1, 65535)
+    if not host or host.startswith("-") or not HOST_RE.match(host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return SshTarget(user, host, port)
+
+
+def parse_nfs(args: list[str]) -> NfsTarget:
+    if len(args) > 2:
+        raise ValueError(f"takes HOST:/EXPORT and at most one OPTIONS word, not {len(args)} "
+                         "words")
+    host, colon, export = args[0].partition(":")
+    if not colon or not export.startswith("/") or not host or host.startswith("-"):
+        raise ValueError(f"{args[0]!r} is not HOST:/EXPORT")
+    options = args[1] if len(args) == 2 else ""
+    if options.startswith("-") or " " in options:
+        raise ValueError(f"{options!r} is not a comma-separated list of mount options")
+    return NfsTarget(args[0], options)
 
 
 def parse_collector(args: list[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import os
 import shlex
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.settings import SETTINGS, Config, Setting
+from kdumpctl_py.config.settings import SETTINGS, Config, NfsTarget, Setting, SshTarget, Target
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -49,9 +49,14 @@ def size_word(n: int) -> str:
 def _value(s: Setting, cfg: Config) -> str | None:
     """The directive's line for `cfg`, or None when it has nothing to say."""
     key = s.name
+    t = cfg.target
     if key == "ext2":
-        return (f"{cfg.target.fstype} {shlex.quote(cfg.target.device)}" if cfg.target
-                else None)
+        return f"{t.fstype} {shlex.quote(t.device)}" if isinstance(t, Target) else None
+    if key == "ssh":
+        return f"ssh {t.spec}" if isinstance(t, SshTarget) else None  # no shell characters
+    if key == "nfs":
+        return (_words(("nfs", t.export) + ((t.options,) if t.options else ()))
+                if isinstance(t, NfsTarget) else None)
     if key == "core_collector":
         return f"core_collector {collector_line(cfg)}"
     if key == "memory_limit":
@@ -90,10 +95,12 @@ def show(cfg: Config, looked: str = "the configuration file") -> str:
 def machine_problems(cfg: Config, view: SystemView) -> list[str]:
     """What the first kernel can check before a crash: the target and the programs."""
     problems = []
-    if cfg.target is not None:
+    if isinstance(cfg.target, Target):
         dev = device_path(cfg.target.device)
         if not view.path(dev).exists():
             problems.append(f"{cfg.target.fstype} {cfg.target.device}: no device {dev}")
+    if isinstance(cfg.target, SshTarget) and not view.path(cfg.sshkey).is_file():
+        problems.append(f"sshkey {cfg.sshkey}: no such key; run kdumpctl-py propagate")
     for key in ("kdump_pre", "kdump_post"):
         prog: tuple[str, ...] = getattr(cfg, key)
         if prog and not os.access(view.path(prog[0]), os.X_OK):

@@ -21,7 +21,7 @@ COMPRESSIONS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, witho
 FORMATS = ("kdump", "elf")
 # Fedora kdump.conf directives kdumpctl-py knows of but does not do: named in the error,
 # since each changes where or whether a dump is written.
-FEDORA_ONLY = ("raw", "nfs", "ssh", "virtiofs", "fence_kdump_args", "fence_kdump_nodes",
+FEDORA_ONLY = ("raw", "virtiofs", "fence_kdump_args", "fence_kdump_nodes",
                "kdump_emergency", "default")
 # Fedora directives that only shape Fedora's own kdump initramfs or its boot loader
 # handling: ignored with a warning, so Fedora's stock kdump.conf loads as it is.
@@ -33,8 +33,8 @@ FEDORA_IGNORED = {
     "dracut_args": "kdumpctl-py builds no kdump initramfs",
     "force_rebuild": "kdumpctl-py builds no kdump initramfs",
     "force_no_rebuild": "kdumpctl-py builds no kdump initramfs",
-    "sshkey": "it serves only ssh dumps, which kdumpctl-py does not do",
 }
+DEFAULT_SSHKEY = "/root/.ssh/kdump_id_ed25519"
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,36 @@ class Target:
 
 
 @dataclass(frozen=True)
+class SshTarget:
+    """A directory on an ssh server: `ssh kdump@dumps.example.org` (port: `host:2222`)."""
+
+    user: str
+    host: str
+    port: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """The kdump.conf word: user@host, user@host:port, user@[v6]:port."""
+        host = f"[{self.host}]" if ":" in self.host and self.port else self.host
+        return f"{self.user}@{host}" + (f":{self.port}" if self.port else "")
+
+
+@dataclass(frozen=True)
+class NfsTarget:
+    """An NFS v4 export mounted in the capture kernel: `nfs server:/dumps [OPTIONS]`."""
+
+    export: str  # host:/path
+    options: str = ""  # mount -o options, comma-separated, added to nfs4's defaults
+
+
+AnyTarget = Target | SshTarget | NfsTarget
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = "/var/crash"
-    target: Target | None = None
+    target: AnyTarget | None = None
+    sshkey: str = DEFAULT_SSHKEY
     dump_level: int = 31
     compress: str = "zstd"
     format: str = "kdump"
@@ -93,8 +120,24 @@ SETTINGS: tuple[Setting, ...] = (
             "Save the dump on a local file system of that type: DEVICE is a /dev path, "
             "LABEL=, UUID=, PARTUUID= or PARTLABEL=. The capture kernel mounts it at a "
             "private mount point under /run/kdumpctl-py and writes under path there; the "
-            "first kernel only checks that the device exists. At most one target.",
+            "first kernel only checks that the device exists. At most one target: a "
+            "local file system, ssh or nfs.",
             ("target",)),
+    Setting(("ssh",), "USER@HOST[:PORT]", "none",
+            "Save the dump on an ssh server, under path there: the capture kernel streams "
+            "the flattened format through ssh -i sshkey -o BatchMode=yes into "
+            "HOST-DATE/vmcore-incomplete, renames it when whole and, when kdumpctl-py is "
+            "installed on the server, turns it into a kdump-compressed vmcore there "
+            "(kdumpctl-py reassemble); else vmcore.flat stays. The key must be installed "
+            "on the server (kdumpctl-py propagate). A port, or an IPv6 address in "
+            "brackets, follows a colon: kdump@[2001:db8::1]:2222.", ("target",)),
+    Setting(("sshkey",), "PATH", DEFAULT_SSHKEY,
+            "The private key ssh uses for an ssh target (ed25519, no passphrase; "
+            "kdumpctl-py propagate makes it when missing).", ("sshkey",)),
+    Setting(("nfs",), "HOST:/EXPORT [OPTIONS]", "none",
+            "Save the dump on an NFS v4 export: the capture kernel mounts it at "
+            "/run/kdumpctl-py/target (OPTIONS are mount -o options added to nfs4's) and "
+            "writes under path there as on a local disk.", ("target",)),
     Setting(("core_collector",), "makedumpfile OPTIONS", "makedumpfile -z -d 31",
             "Fedora's collector line, mapped onto kdumpctl-py's own writer: -c is zlib, "
             "-l lzo, -z zstd, none of them no compression, -E the ELF format, -F the "

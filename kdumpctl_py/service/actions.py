@@ -54,12 +54,13 @@ class System:
             time.sleep(0.5)
         return True
 
-    def mount(self, fstype: str, device: str, mountpoint: str) -> None:
+    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
         os.makedirs(mountpoint, mode=0o700, exist_ok=True)
-        rc = self.run(["mount", "-t", fstype, device, mountpoint])
+        argv = ["mount", "-t", fstype, *(["-o", options] if options else []), device,
+                mountpoint]
+        rc = self.run(argv)
         if rc != 0:
-            raise KdumpError(f"mount -t {fstype} {device} {mountpoint} failed "
-                             f"(exit status {rc})")
+            raise KdumpError(f"{' '.join(argv)} failed (exit status {rc})")
 
     def umount(self, mountpoint: str) -> None:
         self.run(["umount", mountpoint])

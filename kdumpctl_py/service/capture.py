@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kdumpctl_py.capture.record import SaveRecord, summary
-from kdumpctl_py.config.settings import Config
+from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget, Target
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
-from kdumpctl_py.service.target import MOUNT_POINT, under
+from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, under
+
+if TYPE_CHECKING:
+    from kdumpctl_py.service.ssh import Remote
+
+# Soft, so that a server that goes away fails the writes (the dump stays
+# -incomplete, failure_action follows) instead of hanging the capture kernel.
+NFS_OPTIONS = "vers=4,soft,timeo=100,retrans=3"
 
 
 class Machine(Protocol):
     def run(self, argv: list[str]) -> int: ...
     def wait_for(self, path: str, seconds: float = ...) -> bool: ...
-    def mount(self, fstype: str, device: str, mountpoint: str) -> None: ...
+    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None: ...
     def umount(self, mountpoint: str) -> None: ...
     def act(self, action: str) -> None: ...
 
@@ -59,32 +66,39 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             return _finish(out, machine)
     mounted = False
     dump_root = cfg.path
+    remote = None
     try:
-        if cfg.target is not None:
-            from kdumpctl_py.config.render import device_path
+        if isinstance(cfg.target, SshTarget):
+            from kdumpctl_py.service.ssh import Remote
 
-            dev = device_path(cfg.target.device)
-            notify.status(f"waiting for {cfg.target.device}")
-            if not machine.wait_for(dev):
-                raise KdumpError(f"the target {cfg.target.device} did not appear ({dev})")
-            machine.mount(cfg.target.fstype, cfg.target.device, mountpoint)
-            mounted = True
-            dump_root = under(mountpoint, cfg.path)
-        _save(cfg, vmcore, dump_root, out)
+            remote = Remote(cfg.target, cfg.sshkey)
+            _save_ssh(cfg, vmcore, remote, out)
+        else:
+            if cfg.target is not None:
+                machine.mount(*mount_args(cfg.target, machine), mountpoint)
+                mounted = True
+                dump_root = under(mountpoint, cfg.path)
+            _save(cfg, vmcore, dump_root, out)
     except Exception as e:  # whatever broke, the machine must leave by an action
         out.error = str(e) if isinstance(e, (KdumpError, OSError)) else \
             f"internal error: {type(e).__name__}: {e}"
         notify.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
     if out.saved and cfg.keep:
         try:
-            out.retention = retention.apply(dump_root, cfg.keep)
-            _report_retention(out.retention, dump_root)
-        except OSError as e:
+            if remote is not None:
+                from kdumpctl_py.service.ssh import apply_retention
+
+                out.retention = apply_retention(remote, cfg.path, cfg.keep)
+                _report_retention(out.retention, remote.where(cfg.path))
+            else:
+                out.retention = retention.apply(dump_root, cfg.keep)
+                _report_retention(out.retention, dump_root)
+        except (OSError, KdumpError) as e:
             notify.event(f"retention under {dump_root} failed: {e}", priority=4)
     if cfg.kdump_post:
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
-    _result(out, test_id, out.dump or dump_root,
+    _result(out, test_id, NETWORK_RESULTS if is_network(cfg) else out.dump or dump_root,
             (out.dump or "") if out.saved else (out.error or "unknown failure"))
     if mounted:
         machine.umount(mountpoint)
@@ -129,6 +143,37 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
                                 else "copy"),
                  dump_level_asked=str(record.level_asked), dump_complete=str(int(record.complete)),
                  dump_fallback="; ".join(f"{a.how}: {a.error}" for a in record.failed))
+
+
+def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, str]:
+    """(fstype, device, options) of a target to mount, once its device is there."""
+    if isinstance(target, NfsTarget):
+        notify.status(f"mounting {target.export}")
+        return "nfs4", target.export, ",".join(filter(None, (NFS_OPTIONS, target.options)))
+    from kdumpctl_py.config.render import device_path
+
+    dev = device_path(target.device)
+    notify.status(f"waiting for {target.device}")
+    if not machine.wait_for(dev):
+        raise KdumpError(f"the target {target.device} did not appear ({dev})")
+    return target.fstype, target.device, ""
+
+
+def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
+    from kdumpctl_py.capture.save import SaveOptions
+    from kdumpctl_py.service.ssh import save_over_ssh
+
+    notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
+    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=True,
+                          format=cfg.format, threads=cfg.threads, progress=False)
+    dump = save_over_ssh(remote, cfg.path, vmcore, options)
+    out.saved, out.dump, out.error = True, remote.where(dump.directory), None
+    note = ("" if dump.vmcore == "vmcore" else
+            "; kdumpctl-py is not installed there (or could not reassemble it): "
+            "vmcore.flat stays flattened, run kdumpctl-py reassemble on it")
+    notify.event(f"dump saved in {out.dump}: {dump.vmcore}, {dump.bytes_sent} bytes sent"
+                 + note, notify.DUMP_SAVED, dump_path=f"{out.dump}/{dump.vmcore}",
+                 dump_bytes=str(dump.bytes_sent))
 
 
 def _report_retention(r: retention.Retention, directory: str) -> None:

@@ -37,17 +37,26 @@ class Retention:
 
 def scan(directory: str) -> list[Dump]:
     """The dumps under `directory`, oldest first."""
-    dumps = []
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return []
+    entries = {}
     for name in names:
-        m = NAME_RE.match(name)
         path = os.path.join(directory, name)
-        if not m or os.path.islink(path) or not os.path.isdir(path):
+        if NAME_RE.match(name) and not os.path.islink(path) and os.path.isdir(path):
+            entries[name] = set(os.listdir(path))
+    return dumps_in(entries)
+
+
+def dumps_in(entries: dict[str, set[str]]) -> list[Dump]:
+    """The dumps among directories (name: the names inside it), oldest first; names that
+    are not dump names and directories without a vmcore are left out."""
+    dumps = []
+    for name, files in entries.items():
+        m = NAME_RE.match(name)
+        if not m:
             continue
-        files = set(os.listdir(path))
         if files & set(COMPLETE):
             complete = True
         elif files & set(INCOMPLETE):

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.config.render import device_path
-from kdumpctl_py.config.settings import Config
+from kdumpctl_py.config.settings import Config, Target
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -31,6 +31,8 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
     is not mounted here."""
     if cfg.target is None:
         return cfg.path
+    if not isinstance(cfg.target, Target):
+        return None
     want = os.path.realpath(view.path(device_path(cfg.target.device)))
     for line in (view.text("/proc/self/mounts") or "").splitlines():
         fields = line.split()
@@ -39,3 +41,17 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
         if os.path.realpath(view.path(unescape_mount_field(fields[0]))) == want:
             return under(unescape_mount_field(fields[1]), cfg.path)
     return None
+
+
+# Where the capture kernel leaves a test's result when the dump went over the network:
+# the root file system, which the first kernel reads after the reboot.
+NETWORK_RESULTS = "/var/lib/kdumpctl-py"
+
+
+def is_network(cfg: Config) -> bool:
+    return cfg.target is not None and not isinstance(cfg.target, Target)
+
+
+def first_kernel_results(cfg: Config, view: SystemView) -> str | None:
+    """Where `status` looks for a test's result."""
+    return NETWORK_RESULTS if is_network(cfg) else first_kernel_dump_dir(cfg, view)

@@ -19,6 +19,8 @@ from kdumpctl_py.config.settings import (
     FORMATS,
     METHODS,
     SETTINGS,
+    NfsTarget,
+    SshTarget,
 )
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.view import SystemView
@@ -84,7 +86,19 @@ def test_core_collector_maps(args: str, want: dict[str, object]) -> None:
     ("core_collector makedumpfile -d", "needs a dump level"),
     ("core_collector makedumpfile /proc/vmcore out", "unexpected argument"),
     ("frobnicate yes", "unknown directive 'frobnicate'"),
-    ("nfs host:/export", "Fedora kdump.conf directive that kdumpctl-py does not support"),
+    ("raw /dev/vdb", "Fedora kdump.conf directive that kdumpctl-py does not support"),
+    ("ssh dumps.example.org", "'dumps.example.org' is not USER@HOST"),
+    ("ssh kdump@", "is not USER@HOST"),
+    ("ssh kdump@-oProxyCommand=x", "is not a host name or address"),
+    ("ssh kdump@host:0", "not between 1 and 65535"),
+    ("ssh kdump@[::1]x", "an IPv6 address is written [ADDRESS]:PORT"),
+    ("ssh 'a b@host'", "'a b' is not a user name"),
+    ("ssh kdump@a kdump@b", "takes one argument"),
+    ("sshkey .ssh/id", "not an absolute path"),
+    ("nfs server", "'server' is not HOST:/EXPORT"),
+    ("nfs server:dumps", "is not HOST:/EXPORT"),
+    ("nfs server:/d -o x", "takes HOST:/EXPORT and at most one OPTIONS word"),
+    ("nfs server:/d -ofoo", "is not a comma-separated list of mount options"),
     ("path relative/dir", "not an absolute path"),
     ("path /a /b", "takes one argument"),
     ("ext4 sda1", "not a /dev path"),
@@ -113,10 +127,39 @@ def test_errors_name_file_and_line(line: str, error: str) -> None:
     ("dump_level 1\ncore_collector makedumpfile -d 3\n",
      "x:2: core_collector sets dump level, already set on line 1"),
     ("ext4 /dev/sda1\nxfs /dev/sdb1\n", "x:2: xfs sets target, already set on line 1"),
+    ("ext4 /dev/sda1\nssh u@h\n", "x:2: ssh sets target, already set on line 1"),
+    ("ssh u@h\nnfs h:/d\n", "x:2: nfs sets target, already set on line 1"),
+    ("nfs h:/d\nnfs h:/e\n", "x:2: nfs sets target, already set on line 1"),
 ])
 def test_directive_twice_is_an_error(text: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         parse_text(text, "x")
+
+
+@pytest.mark.parametrize("line,target", [
+    ("ssh kdump@dumps.example.org", SshTarget("kdump", "dumps.example.org")),
+    ("ssh kdump@127.0.0.1:2222", SshTarget("kdump", "127.0.0.1", 2222)),
+    ("ssh kdump@[2001:db8::1]:22", SshTarget("kdump", "2001:db8::1", 22)),
+    ("ssh kdump@2001:db8::1", SshTarget("kdump", "2001:db8::1")),
+    ("nfs server:/srv/dumps", NfsTarget("server:/srv/dumps")),
+    ("nfs server:/srv/dumps vers=4.2,proto=tcp",
+     NfsTarget("server:/srv/dumps", "vers=4.2,proto=tcp")),
+])
+def test_network_targets(line: str, target: object) -> None:
+    cfg = parse_text(f"{line}\npath /dumps\n", "f")
+    assert cfg.target == target and cfg.path == "/dumps"
+    assert cfg.sshkey == "/root/.ssh/kdump_id_ed25519"
+    assert f"\n{line}\n" in show(cfg) + "\n"
+
+
+def test_ssh_key_is_checked_on_the_machine(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
+    cfg = parse_text("ssh u@h\nsshkey /keys/id\n", "f")
+    assert machine_problems(cfg, SystemView(tmp_path)) == [
+        "sshkey /keys/id: no such key; run kdumpctl-py propagate"]
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys/id").write_text("key")
+    assert machine_problems(cfg, SystemView(tmp_path)) == []
 
 
 def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
@@ -157,7 +200,13 @@ configs = st.builds(
     Config,
     path=st.sampled_from(["/var/crash", "/dumps/a b"]),
     target=st.one_of(st.none(), st.builds(Target, st.sampled_from(["ext4", "xfs"]),
-                                          st.sampled_from(["/dev/vdb", "UUID=1-2"]))),
+                                          st.sampled_from(["/dev/vdb", "UUID=1-2"])),
+                     st.builds(SshTarget, st.sampled_from(["kdump", "root"]),
+                               st.sampled_from(["h.example.org", "10.0.2.2", "::1"]),
+                               st.sampled_from([None, 22, 2222])),
+                     st.builds(NfsTarget, st.sampled_from(["h:/d", "10.0.2.2:/a b"]),
+                               st.sampled_from(["", "vers=4.2"]))),
+    sshkey=st.sampled_from(["/root/.ssh/kdump_id_ed25519", "/k/id"]),
     dump_level=st.integers(0, 31),
     compress=st.sampled_from(COMPRESSIONS),
     format=st.sampled_from(FORMATS),
@@ -208,7 +257,7 @@ def test_machine_checks(tmp_path: Path) -> None:
     assert machine_problems(cfg, SystemView(tmp_path)) == []
 
 
-directive_words = st.sampled_from([s.names[0] for s in SETTINGS] + ["nfs", "x", "#", '"'])
+directive_words = st.sampled_from([s.names[0] for s in SETTINGS] + ["raw", "x", "#", '"'])
 lines = st.lists(st.tuples(directive_words, st.lists(st.text(max_size=8), max_size=3)),
                  max_size=6)
 
@@ -259,8 +308,14 @@ def test_fedoras_stock_file_passes_check(tmp_path: Path,
     assert (cfg.compress, cfg.dump_level, cfg.path) == ("lzo", 31, "/var/crash")
     uncommented = FEDORA_STOCK.replace("\n#dracut_args", "\ndracut_args")
     assert len(parse_text(uncommented, "f").warnings) == 2
-    with pytest.raises(ConfigError, match="f:5: nfs is a Fedora"):
-        parse_text(FEDORA_STOCK.replace("\n#nfs", "\nnfs"), "f")
+    with pytest.raises(ConfigError, match="f:3: raw is a Fedora"):
+        parse_text(FEDORA_STOCK.replace("\n#raw", "\nraw"), "f")
+    ssh = parse_text(FEDORA_STOCK.replace("\n#ssh", "\nssh").replace("\n#sshkey", "\nsshkey"),
+                     "f")
+    assert ssh.target == SshTarget("user", "my.server.com")
+    assert ssh.sshkey == "/root/.ssh/kdump_id_rsa"
+    with pytest.raises(ConfigError, match="f:6: ssh sets target, already set on line 5"):
+        parse_text(FEDORA_STOCK.replace("\n#nfs", "\nnfs").replace("\n#ssh", "\nssh"), "f")
 
 
 def test_the_lzo_binding_is_installed_with_the_tool() -> None:

@@ -27,8 +27,8 @@ class FakeMachine:
         self.calls.append(("wait", path))
         return self.device
 
-    def mount(self, fstype: str, device: str, mountpoint: str) -> None:
-        self.calls.append(("mount", fstype, device, mountpoint))
+    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
+        self.calls.append(("mount", fstype, device, mountpoint, *filter(None, [options])))
         Path(mountpoint).mkdir(parents=True, exist_ok=True)
 
     def umount(self, mountpoint: str) -> None:

@@ -1,0 +1,84 @@
+"""makedumpfile's flattened stream back into the file it describes (`makedumpfile -R`).
+
+The stream is a 4096-byte header (`makedumpfile` and two version words) and
+then (offset, size) records, big-endian, each followed by its bytes; a later
+record for an offset wins; (-1, -1) ends it. A stream without the end record
+was cut short and is refused: the output would look whole and not be. The
+output is written as OUT-incomplete and renamed when whole and fsync'd.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from kdumpctl_py.capture.sink import FLAT_END, FLAT_HEADER_SIZE, FLAT_RECORD, FLAT_SIGNATURE
+from kdumpctl_py.errors import KdumpError
+
+COPY_BYTES = 8 << 20
+
+
+def reassemble_stream(src: BinaryIO, fd: int, name: str = "the stream") -> int:
+    """Write the records of `src` at their offsets in `fd`; returns the file's size."""
+    header = src.read(FLAT_HEADER_SIZE)
+    if len(header) < FLAT_HEADER_SIZE or not header.startswith(FLAT_SIGNATURE):
+        raise KdumpError(f"{name} is not a flattened dump (no makedumpfile header)")
+    size = 0
+    consumed = FLAT_HEADER_SIZE
+    buf = bytearray(COPY_BYTES)
+    while True:
+        raw = src.read(FLAT_RECORD.size)
+        if len(raw) < FLAT_RECORD.size:
+            raise KdumpError(f"{name} is cut short at byte {consumed + len(raw)}: no end "
+                             "record; it was not written whole")
+        offset, length = FLAT_RECORD.unpack(raw)
+        consumed += FLAT_RECORD.size
+        if offset == FLAT_END and length == FLAT_END:
+            return size
+        if offset < 0 or length < 0:
+            raise KdumpError(f"{name}: a record at byte {consumed - FLAT_RECORD.size} has "
+                             f"offset {offset} and size {length}")
+        left = length
+        while left:
+            view = memoryview(buf)[:min(left, COPY_BYTES)]
+            got = src.readinto(view)  # type: ignore[attr-defined]
+            if not got:
+                raise KdumpError(f"{name} is cut short at byte {consumed}: inside a record "
+                                 f"of {length} bytes")
+            chunk = view[:got]
+            while chunk:
+                n = os.pwrite(fd, chunk, offset)
+                chunk, offset = chunk[n:], offset + n
+            left -= got
+            consumed += got
+        size = max(size, offset)
+
+
+def reassemble(flat: str, out: str) -> int:
+    """`kdumpctl-py reassemble FLAT OUT` (FLAT `-`: standard input); returns OUT's size."""
+    import sys
+
+    if os.path.exists(out):
+        raise KdumpError(f"{out} exists; remove it or name another file")
+    partial = f"{out}-incomplete"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        if flat == "-":
+            size = reassemble_stream(sys.stdin.buffer, fd)
+        else:
+            with open(flat, "rb") as src:
+                size = reassemble_stream(src, fd, flat)
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    os.rename(partial, out)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return size

@@ -1,0 +1,25 @@
+"""`kdumpctl-py reassemble FLAT OUT`: a flattened stream as the file it describes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("reassemble", help="turn a flattened dump (save --flat, makedumpfile "
+                       "-F) into the kdump-compressed or ELF file it describes, as "
+                       "makedumpfile -R")
+    p.add_argument("flat", metavar="FLAT", help="the flattened file ('-': standard input)")
+    p.add_argument("out", metavar="OUT", help="the file to write (written as OUT-incomplete, "
+                   "renamed when whole); must not exist")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.capture.reassemble import reassemble
+    from kdumpctl_py.units import format_bytes
+
+    size = reassemble(args.flat, args.out)
+    print(f"{args.out}: {format_bytes(size)} reassembled from {args.flat}")
+    return 0

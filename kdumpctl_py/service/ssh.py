@@ -1,0 +1,198 @@
+"""Dumps on an ssh server: the commands (pure), and the save that runs them.
+
+Every connection is `ssh -i KEY -o BatchMode=yes`: never a password or a
+prompt, bounded by a connect timeout and keep-alives, host keys checked
+against `known_hosts` beside the key (/root/.ssh/known_hosts for the default
+key). Remote commands are POSIX sh lines with every name quoted. The dump is
+compressed here and streamed in makedumpfile's flattened format into
+`PATH/HOST-DATE/vmcore-incomplete`; only when ssh and the remote `cat` both
+succeeded and the size there is the size sent does it become `vmcore.flat`,
+which `kdumpctl-py reassemble` turns into `vmcore` on the server when
+kdumpctl-py is installed there.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
+from kdumpctl_py.config.settings import SshTarget
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.service import retention
+
+if TYPE_CHECKING:
+    from kdumpctl_py.capture.save import SaveOptions
+
+CONNECT_TIMEOUT_S = 20
+ALIVE_INTERVAL_S = 10
+ALIVE_COUNT = 3
+COMMAND_TIMEOUT_S = 120
+REASSEMBLE_TIMEOUT_S = 3600
+
+
+def known_hosts(key: str) -> str:
+    return os.path.join(os.path.dirname(key), "known_hosts")
+
+
+def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:
+    """ssh with the key only, no prompt, bounded waits; `command` runs in the remote shell."""
+    argv = ["ssh", "-T", "-i", key, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+            "-o", f"ServerAliveInterval={ALIVE_INTERVAL_S}",
+            "-o", f"ServerAliveCountMax={ALIVE_COUNT}",
+            "-o", f"UserKnownHostsFile={known_hosts(key)}", "-l", target.user]
+    if target.port:
+        argv += ["-p", str(target.port)]
+    return argv + ["--", target.host, command]
+
+
+def where(target: SshTarget, path: str) -> str:
+    """How people see a remote directory: user@host:/path."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return f"{target.user}@{host}:{path}"
+
+
+def mkdir_command(path: str, name: str) -> str:
+    """Create PATH, then a fresh dump directory NAME (NAME-1, ... when taken); print it."""
+    q = shlex.quote
+    return (f"mkdir -p -m 0700 -- {q(path)} && cd -- {q(path)} && d={q(name)} && i=0 && "
+            f'while [ -e "$d" ]; do i=$((i+1)); [ $i -lt 100 ] || exit 1; d={q(name)}-$i; '
+            f'done && mkdir -m 0700 -- "$d" && printf "%s\\n" "$d"')
+
+
+def write_command(directory: str, name: str) -> str:
+    """Standard input into DIR/NAME, through NAME.tmp and a rename."""
+    q = shlex.quote
+    return (f"cd -- {q(directory)} && cat > {q(name + '.tmp')} && sync {q(name + '.tmp')} && "
+            f"mv -f -- {q(name + '.tmp')} {q(name)}")
+
+
+def stream_command(directory: str) -> str:
+    return f"cat > {shlex.quote(directory + '/vmcore-incomplete')}"
+
+
+def finish_command(directory: str, size: int) -> str:
+    """vmcore-incomplete becomes vmcore.flat only when it holds every byte sent; then
+    reassembled into vmcore by the server's kdumpctl-py when there is one.
+    Prints `vmcore` or `vmcore.flat`: what the directory holds."""
+    q = shlex.quote
+    return (f"cd -- {q(directory)} && test \"$(wc -c < vmcore-incomplete)\" -eq {size} && "
+            "sync vmcore-incomplete && mv -- vmcore-incomplete vmcore.flat && sync . && "
+            "if command -v kdumpctl-py >/dev/null 2>&1; then "
+            "if kdumpctl-py reassemble vmcore.flat vmcore >&2; then "
+            "rm -f -- vmcore.flat && sync . && echo vmcore; "
+            "else rm -f -- vmcore-incomplete; echo vmcore.flat; fi; "
+            "else echo vmcore.flat; fi")
+
+
+def list_command(path: str) -> str:
+    """Every entry one level and two levels under PATH: type, a space, the relative name."""
+    return (f"cd -- {shlex.quote(path)} 2>/dev/null || exit 0; "
+            "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\0'")
+
+
+def dumps_from_listing(listing: bytes) -> list[retention.Dump]:
+    """`list_command`'s output as retention's dumps: real directories only, never links."""
+    dirs: set[str] = set()
+    files: dict[str, set[str]] = {}
+    for entry in listing.split(b"\0"):
+        kind, _, rel = entry.decode("utf-8", "surrogateescape").partition(" ")
+        top, slash, inner = rel.partition("/")
+        if not slash and kind == "d":
+            dirs.add(top)
+        elif slash:
+            files.setdefault(top, set()).add(inner)
+    return retention.dumps_in({d: files.get(d, set()) for d in dirs})
+
+
+@dataclass
+class Remote:
+    """Runs the commands of one ssh target; errors carry ssh's or the server's last line."""
+
+    target: SshTarget
+    key: str
+
+    def run(self, command: str, data: bytes = b"", timeout: float = COMMAND_TIMEOUT_S) -> bytes:
+        argv = ssh_argv(self.target, self.key, command)
+        try:
+            r = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
+                               check=False)
+        except subprocess.TimeoutExpired:
+            raise KdumpError(f"ssh {self.where('')}: no answer in {timeout:.0f} s") from None
+        if r.returncode != 0:
+            raise KdumpError(f"ssh {self.where('')}: {_last_line(r.stderr, r.returncode)}")
+        return r.stdout
+
+    def where(self, path: str) -> str:
+        return where(self.target, path)
+
+    def stream(self, directory: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(ssh_argv(self.target, self.key, stream_command(directory)),
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+
+def _last_line(stderr: bytes, rc: int) -> str:
+    lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else f"exit status {rc}"
+
+
+@dataclass
+class RemoteDump:
+    directory: str  # on the server
+    vmcore: str  # vmcore or vmcore.flat
+    bytes_sent: int
+
+
+def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) -> RemoteDump:
+    """The dump under PATH on the server, compressed here and streamed flattened."""
+    from dataclasses import replace
+
+    from kdumpctl_py.capture.save import dmesg_text, dump_name, save_vmcore
+    from kdumpctl_py.capture.vmcore import Vmcore
+
+    with Vmcore(vmcore, partial=True) as v:
+        name, dmesg = dump_name(v), dmesg_text(v)
+    created = remote.run(mkdir_command(path, name)).decode().strip()
+    if not created or "/" in created:
+        raise KdumpError(f"ssh {remote.where(path)}: no dump directory was created")
+    directory = f"{path.rstrip('/')}/{created}"
+    # The log first, as on a local disk: it survives a stream that breaks.
+    remote.run(write_command(directory, "vmcore-dmesg.txt"), dmesg.encode())
+    proc = remote.stream(directory)
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        result = save_vmcore(vmcore, "-", replace(options, flat=True, check_space=False),
+                             cast(BinaryIO, proc.stdin))
+    except (OSError, KdumpError) as e:
+        proc.kill()
+        _, err = proc.communicate()
+        raise KdumpError(f"streaming to {remote.where(directory)} broke "
+                         f"({_last_line(err, proc.returncode)}; {e}); "
+                         "vmcore-incomplete there is not a whole dump") from None
+    try:
+        _, err = proc.communicate(timeout=COMMAND_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise KdumpError(f"ssh {remote.where(directory)} did not finish after the stream; "
+                         "vmcore-incomplete there is not known to be whole") from None
+    if proc.returncode != 0:
+        raise KdumpError(f"streaming to {remote.where(directory)} failed "
+                         f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "
+                         "is not a whole dump")
+    sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
+    kept = remote.run(finish_command(directory, sent), timeout=REASSEMBLE_TIMEOUT_S)
+    return RemoteDump(directory, kept.decode().strip() or "vmcore.flat", sent)
+
+
+def apply_retention(remote: Remote, path: str, keep: int) -> retention.Retention:
+    """retention.plan over the server's listing: only complete dump directories go."""
+    result = retention.plan(dumps_from_listing(remote.run(list_command(path))), keep)
+    if result.deleted:
+        names = " ".join(shlex.quote(n) for n in result.deleted)
+        remote.run(f"cd -- {shlex.quote(path)} && rm -rf -- {names}")
+    return result

@@ -1,0 +1,97 @@
+"""A real OpenSSH server on 127.0.0.1 for the ssh target's tests: its own host key,
+configuration and authorized_keys in a temporary directory, an unprivileged port,
+public-key logins only, for the user running the tests."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.config.settings import SshTarget
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Server:
+    target: SshTarget
+    key: str  # the client's private key; known_hosts beside it
+    authorized_keys: Path
+    bin_dir: Path  # first on the sessions' PATH
+    proc: subprocess.Popen[bytes]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kdumpctl-py test",
+                    "-f", str(path)], check=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def sshd(tmp: Path) -> Iterator[Server]:
+    if not os.path.exists(SSHD) or shutil.which("ssh") is None:
+        pytest.skip("OpenSSH's server and client are not installed (setup.sh installs them)")
+    if os.geteuid() != 0:
+        pytest.skip("sshd with privilege separation runs as root")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its compiled-in privsep directory
+    tmp.mkdir(parents=True, exist_ok=True)
+    host_pub = _keygen(tmp / "host_key")
+    client = tmp / "client"
+    client.mkdir()
+    client_pub = _keygen(client / "id")
+    auth = tmp / "authorized_keys"
+    auth.write_text(client_pub + "\n")
+    port = _free_port()
+    (client / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    config = tmp / "sshd_config"
+    config.write_text(f"""\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {tmp}/host_key
+PidFile {tmp}/sshd.pid
+AuthorizedKeysFile {auth}
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowUsers {getpass.getuser()}
+StrictModes no
+UsePAM no
+SetEnv PATH={bin_dir}:/usr/bin:/bin
+""")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+                            stderr=open(tmp / "sshd.log", "wb"))  # noqa: SIM115
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"sshd did not start: {(tmp / 'sshd.log').read_text()}") \
+                        from None
+                time.sleep(0.05)
+        yield Server(SshTarget(getpass.getuser(), "127.0.0.1", port), str(client / "id"),
+                     auth, bin_dir, proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,150 @@
+"""The ssh target against a real OpenSSH server on 127.0.0.1 (tests/service/sshd.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.config import Config
+from kdumpctl_py.config.settings import SshTarget
+from kdumpctl_py.service import retention
+from kdumpctl_py.service.capture import run_capture
+from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
+from tests.capture.test_save import make_vmcore
+from tests.service.sshd import Server, sshd
+from tests.service.test_capture import FakeMachine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> object:
+    with sshd(tmp_path / "server") as s:
+        yield s
+
+
+def ssh_config(server: Server, path: Path, **kw: object) -> Config:
+    return dataclasses.replace(Config(), target=server.target, sshkey=server.key,
+                               path=str(path), **kw)  # type: ignore[arg-type]
+
+
+def install_kdumpctl(server: Server) -> None:
+    """kdumpctl-py on the server's PATH: this checkout's."""
+    wrapper = server.bin_dir / "kdumpctl-py"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "
+                       '"$@"\n')
+    wrapper.chmod(0o755)
+
+
+def test_argv_never_prompts_and_bounds_every_wait() -> None:
+    argv = ssh_argv(SshTarget("kdump", "::1", 2222), "/k/id", "true")
+    assert argv[:4] == ["ssh", "-T", "-i", "/k/id"]
+    for option in ("BatchMode=yes", "ConnectTimeout=20", "ServerAliveInterval=10",
+                   "UserKnownHostsFile=/k/known_hosts", "IdentitiesOnly=yes"):
+        assert option in argv
+    assert argv[-5:] == ["-p", "2222", "--", "::1", "true"]
+
+
+def test_listing_keeps_only_real_dump_directories() -> None:
+    listing = b"\0".join([
+        b"d h-2026-01-01-00:00:00", b"f h-2026-01-01-00:00:00/vmcore",
+        b"d h-2026-01-02-00:00:00", b"f h-2026-01-02-00:00:00/vmcore-incomplete",
+        b"l h-2026-01-03-00:00:00", b"d notadump", b"f notadump/vmcore",
+        b"d h-2026-01-04-00:00:00-1", b"f h-2026-01-04-00:00:00-1/vmcore.flat", b""])
+    assert dumps_from_listing(listing) == [
+        retention.Dump("h-2026-01-01-00:00:00", True, ("2026-01-01-00:00:00", 0)),
+        retention.Dump("h-2026-01-02-00:00:00", False, ("2026-01-02-00:00:00", 0)),
+        retention.Dump("h-2026-01-04-00:00:00-1", True, ("2026-01-04-00:00:00", 1))]
+    assert "find . -mindepth 1 -maxdepth 2" in list_command("/var/crash")
+
+
+def test_saved_on_the_server_and_reassembled_there(tmp_path: Path, server: Server) -> None:
+    install_kdumpctl(server)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote" / "crash"
+    local = run_capture(dataclasses.replace(Config(), path=str(tmp_path / "local"),
+                                            compress="zlib", dump_level=1),
+                        FakeMachine(), str(vmcore))
+    m = FakeMachine()
+    out = run_capture(ssh_config(server, dumps, compress="zlib", dump_level=1), m,
+                      str(vmcore))
+    assert out.saved and out.error is None and m.calls == [("act", "reboot")]
+    (d,) = dumps.iterdir()
+    assert out.dump == f"{server.target.user}@127.0.0.1:{d}"
+    assert sorted(p.name for p in d.iterdir()) == ["vmcore", "vmcore-dmesg.txt"]
+    assert (d / "vmcore").read_bytes() == (Path(local.dump or "") / "vmcore").read_bytes()
+    assert (d / "vmcore-dmesg.txt").read_bytes() == \
+        (Path(local.dump or "") / "vmcore-dmesg.txt").read_bytes()
+
+
+def test_flat_file_stays_without_kdumpctl_on_the_server(tmp_path: Path,
+                                                        server: Server) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps, keep=1), FakeMachine(), str(vmcore))
+    again = run_capture(ssh_config(server, dumps, keep=1), FakeMachine(), str(vmcore))
+    assert out.saved and again.saved and again.retention is not None
+    (d,) = dumps.iterdir()  # keep 1: the older complete one went
+    assert again.dump and again.dump.endswith(d.name) and again.retention.deleted
+    assert sorted(p.name for p in d.iterdir()) == ["vmcore-dmesg.txt", "vmcore.flat"]
+    rebuilt = tmp_path / "rebuilt"
+    subprocess.run([sys.executable, "-m", "kdumpctl_py", "reassemble", str(d / "vmcore.flat"),
+                    str(rebuilt)], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert rebuilt.read_bytes()[:8] == b"KDUMP   "
+
+
+def test_retention_never_deletes_incomplete_dumps(tmp_path: Path, server: Server) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    broken = dumps / "h-2000-01-01-00:00:00"
+    broken.mkdir(parents=True)
+    (broken / "vmcore-incomplete").write_bytes(b"x")
+    for _ in range(2):
+        out = run_capture(ssh_config(server, dumps, keep=1), FakeMachine(), str(vmcore))
+    assert out.retention is not None and out.retention.incomplete == [broken.name]
+    assert broken.exists() and len(list(dumps.iterdir())) == 2
+
+
+@pytest.mark.parametrize("fault,says", [
+    ("down", "Connection refused"),
+    ("key", "Permission denied"),
+    ("full", "No space left on device"),
+])
+def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault: str,
+                                          says: str) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    if fault == "down":
+        server.proc.terminate()
+        server.proc.wait(10)
+    elif fault == "key":
+        server.authorized_keys.write_text("")
+    else:  # a small tmpfs: the log fits, the dump does not
+        dumps.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(dumps)],
+                       check=True)
+    try:
+        m = FakeMachine()
+        out = run_capture(ssh_config(server, dumps, failure_action="poweroff"), m,
+                          str(vmcore))
+        left = [p.name for d in dumps.glob("*") for p in d.iterdir()]
+    finally:
+        if fault == "full":
+            subprocess.run(["umount", str(dumps)], check=True)
+    assert not out.saved and out.error and says in out.error, out.error
+    assert m.calls[-1] == ("act", "poweroff")
+    assert not {"vmcore", "vmcore.flat"} & set(left)  # nothing that looks complete
+
+
+def test_dump_to_rootfs_saves_locally_when_the_server_fails(tmp_path: Path,
+                                                            server: Server) -> None:
+    vmcore, _ = make_vmcore(tmp_path)
+    server.authorized_keys.write_text("")
+    cfg = ssh_config(server, tmp_path / "local", failure_action="dump_to_rootfs")
+    out = run_capture(cfg, FakeMachine(), str(vmcore))
+    assert out.saved and out.dump and (Path(out.dump) / "vmcore").exists()
