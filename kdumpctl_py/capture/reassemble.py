@@ -60,21 +60,17 @@ def reassemble(flat: str, out: str) -> int:
 
     if os.path.exists(out):
         raise KdumpError(f"{out} exists; remove it or name another file")
-    partial = f"{out}-incomplete"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
-    try:
-        if flat == "-":
-            size = reassemble_stream(sys.stdin.buffer, fd)
-        else:
-            with open(flat, "rb") as src:
-                size = reassemble_stream(src, fd, flat)
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
+    with (open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-"
+          else open(flat, "rb")) as src:
+        partial = f"{out}-incomplete"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        try:
+            size = reassemble_stream(src, fd, "standard input" if flat == "-" else flat)
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     os.rename(partial, out)
     dir_fd = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -48,6 +48,8 @@ def run_load(args: argparse.Namespace) -> int:
         print("a capture kernel is already loaded (kdumpctl-py restart replaces it)")
         return 0
     plan = plan_capture_load(view, args)
+    if not args.dry_run:
+        check_before_arming(view)
     if args.dry_run:
         print(describe(plan))
         return 0
@@ -55,6 +57,25 @@ def run_load(args: argparse.Namespace) -> int:
     if args.verb == "start":
         show_last_test(view)
     return 0
+
+
+def check_before_arming(view: Any) -> None:
+    """A network target that fails its check stops the load, unless dump_to_rootfs."""
+    import sys
+
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.errors import KdumpError
+    from kdumpctl_py.service.check import arm_decision, check_target
+
+    cfg = read_config(view)
+    check = check_target(cfg)
+    decision = arm_decision(cfg, check)
+    if decision is not None and decision.startswith("error: "):
+        raise KdumpError(decision.removeprefix("error: "))
+    if decision is not None:
+        print(f"kdumpctl-py: {decision}", file=sys.stderr)
+    elif check is not None:
+        print(check.detail)
 
 
 def show_last_test(view: Any) -> None:

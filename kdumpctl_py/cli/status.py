@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
+    from kdumpctl_py.service.check import check_target
     from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results
     from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess
@@ -32,11 +33,18 @@ def run(args: argparse.Namespace) -> int:
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = assess(view, dump_dir or cfg.path)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)))
+    check = check_target(cfg) if view.live else None
+    if check is not None:
+        st = replace(st, target=check.target, free_bytes=None)
+        if check.ok is False and st.operational:
+            st = replace(st, operational=False, reason=check.detail)
     if args.json:
-        report = {**header(view), **crash_memory(view), **st.to_json()}
+        report = {**header(view), **crash_memory(view), **st.to_json(),
+                  "target_check": check.to_json() if check else None}
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print("\n".join(origin_line(header(view)["snapshot"]) + [render(st)]))
+        print("\n".join(origin_line(header(view)["snapshot"]) + [render(st)]
+                        + ([f"  target check  {check.detail}"] if check else [])))
     return 0 if st.operational else NOT_OPERATIONAL
 
 

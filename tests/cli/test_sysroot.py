@@ -26,6 +26,7 @@ ARGS: dict[str, list[str]] = {
     "dtb show": ["OUT/none"],
     "load": [], "start": [], "restart": [], "reload": [], "unload": [], "stop": [],
     "save": ["--vmcore", "OUT/none"],
+    "reassemble": ["OUT/none", "OUT/out"],
     "get-default-crashkernel": [],
     "crashkernel eval": ["256M", "--ram", "4G"],
     "showmem": [],

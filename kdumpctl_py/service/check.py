@@ -1,0 +1,68 @@
+"""Is the dump target usable now? Asked by `status` and before `start` arms.
+
+An ssh target is checked as the capture kernel will use it: the key alone,
+no prompt, bounded waits; the directory created if missing and a file made
+and removed in it; the free space there read with df. An NFS export is not
+mounted from the first kernel: the check says so rather than guess.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.units import format_bytes
+
+CHECK_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    target: str  # as people read it: user@host:/path
+    ok: bool | None  # None: not checked from here
+    detail: str  # one line: what was found, or why it fails
+
+    def to_json(self) -> dict[str, object]:
+        return {"target": self.target, "ok": self.ok, "detail": self.detail}
+
+
+def probe_command(path: str) -> str:
+    """Create PATH, make and remove a file in it, print the free KiB there."""
+    q = shlex.quote(path)
+    return (f"mkdir -p -m 0700 -- {q} && cd -- {q} && t=$(mktemp .kdumpctl-py-check.XXXXXX) "
+            "&& rm -f -- \"$t\" && df -Pk . | awk 'NR==2 {print $4}'")
+
+
+def check_target(cfg: Config) -> TargetCheck | None:
+    """The network target's check; None for local targets (status shows their space)."""
+    if isinstance(cfg.target, SshTarget):
+        from kdumpctl_py.service.ssh import Remote
+
+        remote = Remote(cfg.target, cfg.sshkey)
+        where = remote.where(cfg.path)
+        try:
+            free_kib = remote.run(probe_command(cfg.path), timeout=CHECK_TIMEOUT_S).strip()
+        except KdumpError as e:
+            return TargetCheck(where, False, f"ssh target {where} fails: {e}")
+        free = f", {format_bytes(int(free_kib) * 1024)} free" if free_kib.isdigit() else ""
+        return TargetCheck(where, True, f"ssh target {where}: reachable with {cfg.sshkey}, "
+                           f"writable{free}")
+    if isinstance(cfg.target, NfsTarget):
+        where = f"{cfg.target.export}{cfg.path}"
+        return TargetCheck(where, None, f"nfs target {where}: not mounted from the first "
+                           "kernel; the capture kernel mounts it")
+    return None
+
+
+def arm_decision(cfg: Config, check: TargetCheck | None) -> str | None:
+    """None: arm. Else the one line `start` prints: an error when not arming, a warning
+    when dump_to_rootfs arms anyway (the prefix tells which)."""
+    if check is None or check.ok is not False:
+        return None
+    if cfg.failure_action == "dump_to_rootfs":
+        return (f"warning: {check.detail}; armed anyway: failure_action dump_to_rootfs "
+                f"saves the dump under {cfg.path} on the root file system")
+    return (f"error: {check.detail}; not armed (fix the target, or set failure_action "
+            "dump_to_rootfs to arm with the root file system as fallback)")
