@@ -98,6 +98,7 @@ def plan_capture_load(view: Any, args: argparse.Namespace | None = None,
     from kdumpctl_py.errors import KdumpError
     from kdumpctl_py.plan.capture_cmdline import capture_cmdline
     from kdumpctl_py.plan.load import LoadRequest, plan_load
+    from kdumpctl_py.service.target import is_network
 
     cfg = read_config(view)
     problems = machine_problems(cfg, view)
@@ -110,7 +111,8 @@ def plan_capture_load(view: Any, args: argparse.Namespace | None = None,
             raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
                              "give --cmdline")
         cmdline = capture_cmdline(view.cmdline, view.arch.name, remove=cfg.cmdline_remove,
-                                  append=(*cfg.cmdline_append, *extra_append))
+                                  append=(*cfg.cmdline_append, *extra_append),
+                                  network=is_network(cfg))
     req = LoadRequest(getattr(args, "kernel", None), getattr(args, "initrd", None),
                       getattr(args, "dtb", None), cmdline,
                       getattr(args, "method", None) or cfg.method,

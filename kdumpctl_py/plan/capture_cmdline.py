@@ -12,7 +12,7 @@ REMOVE = (
     "crashkernel", "hugepages", "hugepagesz", "default_hugepagesz", "slub_debug", "quiet",
     "log_buf_len", "swiotlb", "cma", "hugetlb_cma", "ignition.firstboot", "BOOT_IMAGE",
     "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
-    "systemd.unit", "kdumpctl_py.test_id",
+    "systemd.unit", "systemd.wants", "kdumpctl_py.test_id",
 )
 COMMON = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory", "udev.children-max=2",
           "panic=10", "novmcoredd", "cma=0", "hugetlb_cma=0", "kfence.sample_interval=0")
@@ -22,6 +22,9 @@ APPEND = {
     "aarch64": ("irqpoll", *COMMON, "swiotlb=noforce"),
 }
 CAPTURE_UNIT = "systemd.unit=kdumpctl-py-capture.service"
+# With a network target the capture boot also starts the network: systemd's debug
+# generator makes the unit named by systemd.unit= want it.
+NETWORK_WANTS = "systemd.wants=network-online.target"
 
 
 def _quote(word: str) -> str:
@@ -30,10 +33,11 @@ def _quote(word: str) -> str:
 
 
 def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
-                    append: tuple[str, ...] = (), unit: bool = True) -> str:
+                    append: tuple[str, ...] = (), unit: bool = True,
+                    network: bool = False) -> str:
     """Words of `cmdline` without REMOVE's, then the arch's additions and the capture
-    unit; then every word named in `remove` is dropped (so a configuration can drop a
-    default too) and `append` is added.
+    unit (and the network, for a network target); then every word named in `remove`
+    is dropped (so a configuration can drop a default too) and `append` is added.
 
     Words after a bare "--" are arguments for init and are dropped: the
     capture boot decides what init runs.
@@ -42,7 +46,8 @@ def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
     if "--" in words:
         words = words[:words.index("--")]
     kept = [w for w in words if w.partition("=")[0] not in REMOVE]
-    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else [])]
+    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else []),
+             *([NETWORK_WANTS] if unit and network else [])]
     drop = set(remove)
     line = [w for w in [*kept, *extra] if w.partition("=")[0] not in drop]
     return " ".join(_quote(w) for w in [*line, *append])

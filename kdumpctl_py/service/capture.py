@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from kdumpctl_py.capture.record import SaveRecord, summary
 from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget, Target
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
+from kdumpctl_py.service.ssh import ROUTE_WAIT_S, Remote, apply_retention, save_over_ssh
 from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, under
-
-if TYPE_CHECKING:
-    from kdumpctl_py.service.ssh import Remote
 
 # Soft, so that a server that goes away fails the writes (the dump stays
 # -incomplete, failure_action follows) instead of hanging the capture kernel.
@@ -51,7 +49,8 @@ class Outcome:
 
 
 def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
-                cmdline: str = "", mountpoint: str = MOUNT_POINT) -> Outcome:
+                cmdline: str = "", mountpoint: str = MOUNT_POINT,
+                route_wait: float = ROUTE_WAIT_S) -> Outcome:
     out = Outcome()
     test_id = testid.from_cmdline(cmdline)
     if cfg.kdump_pre:
@@ -69,9 +68,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
     remote = None
     try:
         if isinstance(cfg.target, SshTarget):
-            from kdumpctl_py.service.ssh import Remote
-
-            remote = Remote(cfg.target, cfg.sshkey)
+            remote = Remote(cfg.target, cfg.sshkey, route_wait)
             _save_ssh(cfg, vmcore, remote, out)
         else:
             if cfg.target is not None:
@@ -86,8 +83,6 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
     if out.saved and cfg.keep:
         try:
             if remote is not None:
-                from kdumpctl_py.service.ssh import apply_retention
-
                 out.retention = apply_retention(remote, cfg.path, cfg.keep)
                 _report_retention(out.retention, remote.where(cfg.path))
             else:
@@ -161,7 +156,6 @@ def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, 
 
 def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     from kdumpctl_py.capture.save import SaveOptions
-    from kdumpctl_py.service.ssh import save_over_ssh
 
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=True,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
@@ -32,6 +34,9 @@ ALIVE_INTERVAL_S = 10
 ALIVE_COUNT = 3
 COMMAND_TIMEOUT_S = 120
 REASSEMBLE_TIMEOUT_S = 3600
+# How long the capture kernel waits for the server to answer on its port: the
+# network may still be coming up when the capture service starts.
+ROUTE_WAIT_S = 90
 
 
 def known_hosts(key: str) -> str:
@@ -115,6 +120,21 @@ class Remote:
 
     target: SshTarget
     key: str
+    route_wait: float = ROUTE_WAIT_S
+
+    def wait_for_server(self) -> None:
+        """Until the server's port answers, at most `route_wait` seconds."""
+        deadline = time.monotonic() + self.route_wait
+        while True:
+            try:
+                socket.create_connection((self.target.host, self.target.port or 22),
+                                         timeout=5).close()
+                return
+            except OSError as e:
+                if time.monotonic() >= deadline:
+                    raise KdumpError(f"ssh {self.where('')}: the server did not answer in "
+                                     f"{self.route_wait:.0f} s: {e.strerror or e}") from None
+                time.sleep(1)
 
     def run(self, command: str, data: bytes = b"", timeout: float = COMMAND_TIMEOUT_S) -> bytes:
         argv = ssh_argv(self.target, self.key, command)
@@ -157,6 +177,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) 
 
     with Vmcore(vmcore, partial=True) as v:
         name, dmesg = dump_name(v), dmesg_text(v)
+    remote.wait_for_server()
     created = remote.run(mkdir_command(path, name)).decode().strip()
     if not created or "/" in created:
         raise KdumpError(f"ssh {remote.where(path)}: no dump directory was created")

@@ -32,3 +32,13 @@ def test_configuration_removes_after_the_defaults_and_appends_last() -> None:
     assert out.endswith('dyndbg="file a.c +p" kdumpctl_py.test_id=T')
     # A test id on the running kernel's line never leaks into the capture kernel's.
     assert "kdumpctl_py.test_id" not in capture_cmdline("kdumpctl_py.test_id=old", "x86_64")
+
+
+def test_a_network_target_starts_the_network() -> None:
+    line = "root=/dev/vda systemd.wants=foo.service"
+    assert capture_cmdline(line, "x86_64").split()[-1] == \
+        "systemd.unit=kdumpctl-py-capture.service"
+    words = capture_cmdline(line, "x86_64", network=True).split()
+    assert words[-2:] == ["systemd.unit=kdumpctl-py-capture.service",
+                          "systemd.wants=network-online.target"]
+    assert "systemd.wants=foo.service" not in words

@@ -131,7 +131,7 @@ def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault:
     try:
         m = FakeMachine()
         out = run_capture(ssh_config(server, dumps, failure_action="poweroff"), m,
-                          str(vmcore))
+                          str(vmcore), route_wait=2)
         left = [p.name for d in dumps.glob("*") for p in d.iterdir()]
     finally:
         if fault == "full":
