@@ -56,6 +56,9 @@ def test_capture_service_matches_the_capture_command_line() -> None:
     assert u["Unit"]["ConditionPathExists"] == "/proc/vmcore"
     assert u["Unit"]["DefaultDependencies"] == "no"
     assert "local-fs.target" in u["Unit"]["After"]
+    # The network only when a network target's command line pulls it in.
+    assert "network-online.target" in u["Unit"]["After"].split()
+    assert "network-online.target" not in u["Unit"]["Wants"]
     assert u["Service"]["ExecStart"].split()[-1] == "capture"
 
 
