@@ -162,6 +162,7 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
                           format=cfg.format, threads=cfg.threads, progress=False)
     dump = save_over_ssh(remote, cfg.path, vmcore, options)
     out.saved, out.dump, out.error = True, remote.where(dump.directory), None
+    out.record = dump.record
     note = ("" if dump.vmcore == "vmcore" else
             "; kdumpctl-py is not installed there (or could not reassemble it): "
             "vmcore.flat stays flattened, run kdumpctl-py reassemble on it")

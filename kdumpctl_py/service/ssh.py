@@ -5,10 +5,11 @@ prompt, bounded by a connect timeout and keep-alives, host keys checked
 against `known_hosts` beside the key (/root/.ssh/known_hosts for the default
 key). Remote commands are POSIX sh lines with every name quoted. The dump is
 compressed here and streamed in makedumpfile's flattened format into
-`PATH/HOST-DATE/vmcore-incomplete`; only when ssh and the remote `cat` both
-succeeded and the size there is the size sent does it become `vmcore.flat`,
-which `kdumpctl-py reassemble` turns into `vmcore` on the server when
-kdumpctl-py is installed there.
+`PATH/HOST-DATE/vmcore-incomplete` (after vmcore-dmesg.txt, before
+save.json); only when ssh and the remote `cat` both succeeded and the size
+there is the size sent does it become `vmcore.flat`, which `kdumpctl-py
+reassemble` turns into `vmcore` on the server when kdumpctl-py is installed
+there.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import os
 import shlex
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from kdumpctl_py.capture.record import NAME as RECORD_NAME
+from kdumpctl_py.capture.record import SaveRecord
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
 from kdumpctl_py.config.settings import SshTarget
 from kdumpctl_py.errors import KdumpError
@@ -166,6 +170,7 @@ class RemoteDump:
     directory: str  # on the server
     vmcore: str  # vmcore or vmcore.flat
     bytes_sent: int
+    record: SaveRecord | None = None  # save.json, also written beside the dump there
 
 
 def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) -> RemoteDump:
@@ -175,6 +180,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) 
     from kdumpctl_py.capture.save import dmesg_text, dump_name, save_vmcore
     from kdumpctl_py.capture.vmcore import Vmcore
 
+    started = time.monotonic()
     with Vmcore(vmcore, partial=True) as v:
         name, dmesg = dump_name(v), dmesg_text(v)
     remote.wait_for_server()
@@ -207,7 +213,18 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) 
                          "is not a whole dump")
     sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
     kept = remote.run(finish_command(directory, sent), timeout=REASSEMBLE_TIMEOUT_S)
-    return RemoteDump(directory, kept.decode().strip() or "vmcore.flat", sent)
+    dump = RemoteDump(directory, kept.decode().strip() or "vmcore.flat", sent)
+    dump.record = SaveRecord(
+        options.dump_level, result.dump_level, f"at -d {options.dump_level} over ssh",
+        options.format if dump.vmcore == "vmcore" else "flat",
+        options.compress if options.format == "kdump" else "none", True,
+        round(time.monotonic() - started, 3), sent, dump.vmcore,
+        warnings=list(result.stats.warnings))
+    try:
+        remote.run(write_command(directory, RECORD_NAME), dump.record.to_json().encode())
+    except KdumpError as e:  # the dump is whole: a missing record is only a warning
+        print(f"kdumpctl-py: warning: {RECORD_NAME} not written: {e}", file=sys.stderr)
+    return dump
 
 
 def apply_retention(remote: Remote, path: str, keep: int) -> retention.Retention:

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +21,24 @@ import pytest
 from kdumpctl_py.config.settings import SshTarget
 
 SSHD = "/usr/sbin/sshd"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class Server:
     target: SshTarget
     key: str  # the client's private key; known_hosts beside it
+    host_key: str  # the server's public host key line
     authorized_keys: Path
     bin_dir: Path  # first on the sessions' PATH
     proc: subprocess.Popen[bytes]
+
+    def install_kdumpctl(self) -> None:
+        """kdumpctl-py on the sessions' PATH: this checkout's."""
+        wrapper = self.bin_dir / "kdumpctl-py"
+        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "
+                           '"$@"\n')
+        wrapper.chmod(0o755)
 
 
 def _keygen(path: Path) -> str:
@@ -91,7 +101,7 @@ SetEnv PATH={bin_dir}:/usr/bin:/bin
                         from None
                 time.sleep(0.05)
         yield Server(SshTarget(getpass.getuser(), "127.0.0.1", port), str(client / "id"),
-                     auth, bin_dir, proc)
+                     host_pub, auth, bin_dir, proc)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -33,14 +34,6 @@ def ssh_config(server: Server, path: Path, **kw: object) -> Config:
                                path=str(path), **kw)  # type: ignore[arg-type]
 
 
-def install_kdumpctl(server: Server) -> None:
-    """kdumpctl-py on the server's PATH: this checkout's."""
-    wrapper = server.bin_dir / "kdumpctl-py"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "
-                       '"$@"\n')
-    wrapper.chmod(0o755)
-
-
 def test_argv_never_prompts_and_bounds_every_wait() -> None:
     argv = ssh_argv(SshTarget("kdump", "::1", 2222), "/k/id", "true")
     assert argv[:4] == ["ssh", "-T", "-i", "/k/id"]
@@ -64,7 +57,7 @@ def test_listing_keeps_only_real_dump_directories() -> None:
 
 
 def test_saved_on_the_server_and_reassembled_there(tmp_path: Path, server: Server) -> None:
-    install_kdumpctl(server)
+    server.install_kdumpctl()
     vmcore, _ = make_vmcore(tmp_path)
     dumps = tmp_path / "remote" / "crash"
     local = run_capture(dataclasses.replace(Config(), path=str(tmp_path / "local"),
@@ -76,7 +69,11 @@ def test_saved_on_the_server_and_reassembled_there(tmp_path: Path, server: Serve
     assert out.saved and out.error is None and m.calls == [("act", "reboot")]
     (d,) = dumps.iterdir()
     assert out.dump == f"{server.target.user}@127.0.0.1:{d}"
-    assert sorted(p.name for p in d.iterdir()) == ["vmcore", "vmcore-dmesg.txt"]
+    assert sorted(p.name for p in d.iterdir()) == ["save.json", "vmcore", "vmcore-dmesg.txt"]
+    record = json.loads((d / "save.json").read_text())
+    assert (record["how"], record["format"], record["vmcore"], record["complete"]) == \
+        ("at -d 1 over ssh", "kdump", "vmcore", True)
+    assert out.record is not None and out.record.level_written == 1
     assert (d / "vmcore").read_bytes() == (Path(local.dump or "") / "vmcore").read_bytes()
     assert (d / "vmcore-dmesg.txt").read_bytes() == \
         (Path(local.dump or "") / "vmcore-dmesg.txt").read_bytes()
@@ -91,7 +88,9 @@ def test_flat_file_stays_without_kdumpctl_on_the_server(tmp_path: Path,
     assert out.saved and again.saved and again.retention is not None
     (d,) = dumps.iterdir()  # keep 1: the older complete one went
     assert again.dump and again.dump.endswith(d.name) and again.retention.deleted
-    assert sorted(p.name for p in d.iterdir()) == ["vmcore-dmesg.txt", "vmcore.flat"]
+    assert sorted(p.name for p in d.iterdir()) == ["save.json", "vmcore-dmesg.txt",
+                                                   "vmcore.flat"]
+    assert json.loads((d / "save.json").read_text())["format"] == "flat"
     rebuilt = tmp_path / "rebuilt"
     subprocess.run([sys.executable, "-m", "kdumpctl_py", "reassemble", str(d / "vmcore.flat"),
                     str(rebuilt)], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
