@@ -377,21 +377,37 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
                      base: int = 0) -> Carry:
     """Decide on one section's pages from its struct pages; clear what goes from `keep`
     (which holds pfns from `base` on) and return the exclusion that runs past it."""
-    n = len(in_segs)
+    total = len(in_segs)
     size = layout.sizeof_page
     num = layout.numbers
 
-    def field(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
+    def whole(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
         if offset is None:
-            return np.zeros(n, dtype=dtype)
-        return _field(raw_bytes, size, page * size + offset, dtype, n)
+            return np.zeros(total, dtype=dtype)
+        return _field(raw_bytes, size, page * size + offset, dtype, total)
+
+    # Only pages with something set can be excluded: no flag, no anonymous mapping and a
+    # _mapcount of -1 or 0 (no page type) passes every test below, and so does a tail
+    # page or one outside the segments. Most of an idle machine's struct pages are such
+    # (inside free blocks), so the tests run on the rest only.
+    mapcount_all = whole(layout.mapcount, "<i4")
+    busy = (whole(layout.flags, "<u8") != 0) | ((whole(layout.mapping, "<u8") & np.uint64(1)) != 0)
+    busy |= (mapcount_all != -1) & (mapcount_all != 0)
+    busy &= (whole(layout.compound_head, "<u8") & np.uint64(1)) == 0
+    busy &= in_segs
+    at = np.flatnonzero(busy)
+    n = len(at)
+    if not n:
+        return carry
+
+    def field(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
+        return whole(offset, dtype, page)[at]
 
     flags = field(layout.flags, "<u8")
     mapping = field(layout.mapping, "<u8")
     mapcount = field(layout.mapcount, "<i4")
     private = field(layout.private, "<u8")
-    chead = field(layout.compound_head, "<u8")
-    pfn = np.arange(start, start + n, dtype=np.int64)
+    pfn = start + at.astype(np.int64)
 
     def bit(name: str) -> npt.NDArray[np.bool_]:
         b = num.get(name)
@@ -407,7 +423,7 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     # Compound heads: order and destructor sit in the first tail page.
     head = (flags & np.uint64(num.get("PG_head_mask", 0))) != 0
     head &= (pfn % PGMM_CACHED) != PGMM_CACHED - 1
-    head[-1] = False  # its tail page is in the next section; heads are order-aligned
+    head &= at != total - 1  # its tail page is in the next block; heads are order-aligned
     order = np.zeros(n, dtype=np.int64)
     hugetlb = np.zeros(n, dtype=bool)
     if "PAGE_HUGETLB_MAPCOUNT_VALUE" in num or "PG_hugetlb" in num:
@@ -439,8 +455,7 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     # The if/else chain of makedumpfile, as one label per page (0 = keep).
     kind = np.zeros(n, dtype=np.int8)
     nr_pages = np.left_shift(np.int64(1), order)
-    undecided = (chead & np.uint64(1)) == 0  # tail pages are never decided on their own
-    undecided &= in_segs
+    undecided = np.ones(n, dtype=bool)  # tail pages and pages outside segments: not in `at`
 
     def decide(mask: npt.NDArray[np.bool_], label: int) -> None:
         nonlocal undecided
@@ -474,11 +489,12 @@ def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes:
     if "PAGE_OFFLINE_MAPCOUNT_VALUE" in num:
         decide(~slab & mapcount_is("PAGE_OFFLINE_MAPCOUNT_VALUE"), 6)
 
-    at = np.flatnonzero(kind)
-    first = pfn[at]
-    active = _walk(first, first + nr_pages[at], carry.until)
-    return exclude_ranges(first[active], (first + nr_pages[at])[active], kind[at][active], keep,
-                          base, carry, stats)
+    chosen = np.flatnonzero(kind)
+    first = pfn[chosen]
+    end = first + nr_pages[chosen]
+    active = _walk(first, end, carry.until)
+    return exclude_ranges(first[active], end[active], kind[chosen][active], keep, base, carry,
+                          stats)
 
 
 def _walk(first: npt.NDArray[np.int64], end: npt.NDArray[np.int64], until: int) -> Bits:

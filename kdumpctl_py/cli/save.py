@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="memory saving may use (K/M/G); the page bitmaps are handled in windows "
                    "that fit (default: the configuration's memory_limit, half of "
-                   "MemAvailable, at least 48M)")
+                   "MemAvailable, at least 56M)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
                    help="write even when the free space looks too small for the estimate")

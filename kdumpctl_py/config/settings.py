@@ -152,12 +152,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Per-page compression of the kdump-compressed format.", ("compress",)),
     Setting(("format",), "|".join(FORMATS), "kdump",
             "kdump-compressed (as makedumpfile writes) or ELF (uncompressed).", ("format",)),
-    Setting(("memory_limit",), "SIZE|auto", "auto (half of MemAvailable, at least 48M)",
+    Setting(("memory_limit",), "SIZE|auto", "auto (half of MemAvailable, at least 56M)",
             "Memory saving may use, in bytes or with K, M or G: the page bitmaps are "
             "decided and held one window of pages at a time, and the window is sized to "
             "fit, so a dump of any size saves in it (as makedumpfile's cyclic mode). auto "
             "takes half of what /proc/meminfo's MemAvailable says in the capture kernel, at "
-            "least 48M (Python with numpy alone takes about 31M). "
+            "least 56M (Python with numpy alone takes about 31-35M). "
             "save --memory-limit overrides it.", ("memory_limit",)),
     Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
             "What the capture kernel does when saving fails: reboot, halt or power off; "
