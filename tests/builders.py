@@ -309,3 +309,29 @@ def small_ring() -> Ring:
     ring.add(b"Kernel panic - not syncing: sysrq triggered crash\nsecond line", ts=17_079_585_123,
              level=0, caller=168)
     return ring
+
+
+class FakeMachine:
+    """The capture service's machine, recording each call instead of making it."""
+
+    def __init__(self, rc: int = 0, device: bool = True) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.rc, self.device = rc, device
+
+    def run(self, argv: list[str]) -> int:
+        self.calls.append(("run", *argv))
+        return self.rc if "pre" in argv[0] else 0
+
+    def wait_for(self, path: str, seconds: float = 0) -> bool:
+        self.calls.append(("wait", path))
+        return self.device
+
+    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
+        self.calls.append(("mount", fstype, device, mountpoint, *filter(None, [options])))
+        Path(mountpoint).mkdir(parents=True, exist_ok=True)
+
+    def umount(self, mountpoint: str) -> None:
+        self.calls.append(("umount", mountpoint))
+
+    def act(self, action: str) -> None:
+        self.calls.append(("act", action))

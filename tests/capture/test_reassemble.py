@@ -12,7 +12,7 @@ from kdumpctl_py.capture.reassemble import reassemble
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.errors import KdumpError
 from tests.analyse.dumps import DumpOf
-from tests.capture.test_save import make_vmcore
+from tests.builders import make_vmcore
 
 
 def makedumpfile_r(flat: Path, out: Path) -> bytes:

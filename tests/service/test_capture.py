@@ -11,31 +11,7 @@ from kdumpctl_py.config import Config, Target, parse_text
 from kdumpctl_py.service.actions import action_argv
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.testid import status_name
-from tests.builders import make_vmcore
-
-
-class FakeMachine:
-    def __init__(self, rc: int = 0, device: bool = True) -> None:
-        self.calls: list[tuple[str, ...]] = []
-        self.rc, self.device = rc, device
-
-    def run(self, argv: list[str]) -> int:
-        self.calls.append(("run", *argv))
-        return self.rc if "pre" in argv[0] else 0
-
-    def wait_for(self, path: str, seconds: float = 0) -> bool:
-        self.calls.append(("wait", path))
-        return self.device
-
-    def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
-        self.calls.append(("mount", fstype, device, mountpoint, *filter(None, [options])))
-        Path(mountpoint).mkdir(parents=True, exist_ok=True)
-
-    def umount(self, mountpoint: str) -> None:
-        self.calls.append(("umount", mountpoint))
-
-    def act(self, action: str) -> None:
-        self.calls.append(("act", action))
+from tests.builders import FakeMachine, make_vmcore
 
 
 def config(tmp_path: Path, **kw: object) -> Config:

@@ -16,9 +16,8 @@ from kdumpctl_py.config.settings import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
-from tests.capture.test_save import make_vmcore
+from tests.builders import FakeMachine, make_vmcore
 from tests.service.sshd import Server, sshd
-from tests.service.test_capture import FakeMachine
 
 ROOT = Path(__file__).resolve().parents[2]
 
