@@ -20,7 +20,7 @@ from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget, Target
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
 from kdumpctl_py.service.ssh import ROUTE_WAIT_S, Remote, apply_retention, save_over_ssh
-from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, under
+from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, shown, under
 
 # Soft, so that a server that goes away fails the writes (the dump stays
 # -incomplete, failure_action follows) instead of hanging the capture kernel.
@@ -94,7 +94,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
     _result(out, test_id, NETWORK_RESULTS if is_network(cfg) else out.dump or dump_root,
-            (out.dump or "") if out.saved else (out.error or "unknown failure"))
+            shown(cfg, out.dump or "", mountpoint) if out.saved else
+            (out.error or "unknown failure"))
     if mounted:
         machine.umount(mountpoint)
     if out.saved:

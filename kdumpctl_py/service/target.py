@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.config.render import device_path
-from kdumpctl_py.config.settings import Config, Target
+from kdumpctl_py.config.settings import Config, NfsTarget, Target
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -55,3 +55,10 @@ def is_network(cfg: Config) -> bool:
 def first_kernel_results(cfg: Config, view: SystemView) -> str | None:
     """Where `status` looks for a test's result."""
     return NETWORK_RESULTS if is_network(cfg) else first_kernel_dump_dir(cfg, view)
+
+
+def shown(cfg: Config, path: str, mountpoint: str = MOUNT_POINT) -> str:
+    """A path under the NFS mount as the server's export names it (host:/export/...)."""
+    if isinstance(cfg.target, NfsTarget) and (path + "/").startswith(mountpoint + "/"):
+        return cfg.target.export.rstrip("/") + path[len(mountpoint):]
+    return path

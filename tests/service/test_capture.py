@@ -195,3 +195,24 @@ def test_page_filter_failing_mid_save_still_leaves_a_dump(
     prog = drgn.Program()
     prog.set_core_dump(str(Path(out.dump or "") / "vmcore"))
     assert prog.read(700 * PAGE, PAGE, True) == mem.page(700)
+
+
+def test_nfs_target_is_mounted_as_nfs4_and_named_by_its_export(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from kdumpctl_py.service import capture, target
+
+    vmcore, _ = make_vmcore(tmp_path)
+    results = tmp_path / "results"
+    monkeypatch.setattr(capture, "NETWORK_RESULTS", str(results))
+    cfg = parse_text("nfs srv:/dumps vers=4.2\npath /crash\n", "f")
+    m = FakeMachine()
+    mnt = str(tmp_path / "mnt")
+    out = run_capture(cfg, m, str(vmcore), "kdumpctl_py.test_id=T9", mountpoint=mnt)
+    assert out.saved and out.dump and out.dump.startswith(f"{mnt}/crash/")
+    assert m.calls[0] == ("mount", "nfs4", "srv:/dumps", mnt,
+                          "vers=4,soft,timeo=100,retrans=3,vers=4.2")
+    assert ("umount", mnt) in m.calls
+    name = Path(out.dump).name
+    assert (results / status_name("T9")).read_text() == f"saved srv:/dumps/crash/{name}\n"
+    assert target.shown(cfg, "/elsewhere", mnt) == "/elsewhere"

@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kdumpctl_py.config import Config
@@ -16,7 +20,8 @@ from kdumpctl_py.config.settings import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
-from tests.builders import FakeMachine, make_vmcore
+from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore
+from tests.elfwriter import note, vmcore_bytes
 from tests.service.sshd import Server, sshd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +151,46 @@ def test_dump_to_rootfs_saves_locally_when_the_server_fails(tmp_path: Path,
     cfg = ssh_config(server, tmp_path / "local", failure_action="dump_to_rootfs")
     out = run_capture(cfg, FakeMachine(), str(vmcore))
     assert out.saved and out.dump and (Path(out.dump) / "vmcore").exists()
+
+
+def big_vmcore(tmp_path: Path, mib: int) -> Path:
+    """A vmcore with `mib` MiB of incompressible memory: a stream that lasts a while."""
+    low = bytearray(8 * PAGE)
+    low[:len(UTS)] = UTS
+    high = np.random.default_rng(0).integers(0, 256, mib << 20, dtype=np.uint8).tobytes()
+    segs = [(LINEAR, 0, bytes(low), 8 * PAGE), (LINEAR + 0x100000, 0x100000, high, len(high))]
+    path = tmp_path / "vmcore"
+    path.write_bytes(vmcore_bytes(segs, note(b"CORE", 1, bytes(336)) + note(b"VMCOREINFO", 0,
+                                                                            INFO)))
+    return path
+
+
+def test_a_dropped_connection_leaves_no_complete_looking_dump(tmp_path: Path,
+                                                              server: Server) -> None:
+    vmcore = big_vmcore(tmp_path, 192)
+    dumps = tmp_path / "remote"
+
+    def drop_once_streaming() -> None:
+        """Kill the server's sessions (its children) once the dump is being written."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            partial = list(dumps.glob("*/vmcore-incomplete"))
+            if partial and partial[0].stat().st_size > (1 << 20):
+                children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+                for pid in children.read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=drop_once_streaming)
+    killer.start()
+    m = FakeMachine()
+    out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0,
+                                 failure_action="halt"), m, str(vmcore), route_wait=2)
+    killer.join()
+    assert not out.saved and out.error and "vmcore-incomplete there is not a whole dump" in \
+        out.error, out.error
+    assert m.calls[-1] == ("act", "halt")
+    (d,) = dumps.iterdir()
+    names = {p.name for p in d.iterdir()}
+    assert "vmcore-incomplete" in names and not {"vmcore", "vmcore.flat"} & names
