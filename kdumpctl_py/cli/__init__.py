@@ -30,6 +30,7 @@ COMMANDS = (
     "load",
     "save",
     "reassemble",
+    "propagate",
     "get-default-crashkernel",
     "crashkernel",
     "showmem",

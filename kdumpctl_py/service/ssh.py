@@ -59,6 +59,33 @@ def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:
     return argv + ["--", target.host, command]
 
 
+def keygen_argv(key: str) -> list[str]:
+    """An ed25519 key without a passphrase: the capture kernel has nobody to type one."""
+    return ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+            f"kdumpctl-py@{socket.gethostname()}", "-f", key]
+
+
+def install_command(public: str) -> str:
+    """Add the public key to ~/.ssh/authorized_keys unless it is there, as ssh-copy-id
+    does (a missing final newline is added first)."""
+    q = shlex.quote(public)
+    return ('cd "$HOME" && umask 077 && mkdir -p .ssh && touch .ssh/authorized_keys && '
+            f"if ! grep -qxF {q} .ssh/authorized_keys; then "
+            '{ [ -z "$(tail -c1 .ssh/authorized_keys)" ] || echo; '
+            f"printf '%s\\n' {q}; }} >> .ssh/authorized_keys; fi")
+
+
+def install_key_argv(target: SshTarget, key: str, public: str) -> list[str]:
+    """ssh as the user would log in (password or agent, asked once), recording the
+    server's host key beside the key, running install_command."""
+    argv = ["ssh", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={known_hosts(key)}", "-l", target.user]
+    if target.port:
+        argv += ["-p", str(target.port)]
+    return argv + ["--", target.host, install_command(public)]
+
+
 def where(target: SshTarget, path: str) -> str:
     """How people see a remote directory: user@host:/path."""
     host = f"[{target.host}]" if ":" in target.host else target.host

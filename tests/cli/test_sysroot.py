@@ -27,6 +27,7 @@ ARGS: dict[str, list[str]] = {
     "load": [], "start": [], "restart": [], "reload": [], "unload": [], "stop": [],
     "save": ["--vmcore", "OUT/none"],
     "reassemble": ["OUT/none", "OUT/out"],
+    "propagate": [],
     "get-default-crashkernel": [],
     "crashkernel eval": ["256M", "--ram", "4G"],
     "showmem": [],

@@ -29,7 +29,7 @@ class Server:
     target: SshTarget
     key: str  # the client's private key; known_hosts beside it
     host_key: str  # the server's public host key line
-    authorized_keys: Path
+    authorized_keys: Path  # sshd also reads home/.ssh/authorized_keys
     bin_dir: Path  # first on the sessions' PATH
     proc: subprocess.Popen[bytes]
 
@@ -71,13 +71,15 @@ def sshd(tmp: Path) -> Iterator[Server]:
     (client / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
+    home = tmp / "home"  # the sessions' $HOME: what propagate installs goes here
+    home.mkdir()
     config = tmp / "sshd_config"
     config.write_text(f"""\
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {tmp}/host_key
 PidFile {tmp}/sshd.pid
-AuthorizedKeysFile {auth}
+AuthorizedKeysFile {auth} {home}/.ssh/authorized_keys
 AuthenticationMethods publickey
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -85,7 +87,7 @@ PermitRootLogin prohibit-password
 AllowUsers {getpass.getuser()}
 StrictModes no
 UsePAM no
-SetEnv PATH={bin_dir}:/usr/bin:/bin
+SetEnv PATH={bin_dir}:/usr/bin:/bin HOME={home}
 """)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                             stderr=open(tmp / "sshd.log", "wb"))  # noqa: SIM115
