@@ -2,13 +2,16 @@
 
 An ssh target is checked as the capture kernel will use it: the key alone,
 no prompt, bounded waits; the directory created if missing and a file made
-and removed in it; the free space there read with df. An NFS export is not
-mounted from the first kernel: the check says so rather than guess.
+and removed in it; the free space there read with df; the interface and
+address this kernel reaches the server through. An NFS export is not mounted
+from the first kernel: the check says so rather than guess.
 """
 
 from __future__ import annotations
 
 import shlex
+import socket
+import subprocess
 from dataclasses import dataclass
 
 from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget
@@ -23,9 +26,34 @@ class TargetCheck:
     target: str  # as people read it: user@host:/path
     ok: bool | None  # None: not checked from here
     detail: str  # one line: what was found, or why it fails
+    route: str | None = None  # the interface (and address) the server is reached through
 
     def to_json(self) -> dict[str, object]:
-        return {"target": self.target, "ok": self.ok, "detail": self.detail}
+        return {"target": self.target, "ok": self.ok, "detail": self.detail,
+                "route": self.route}
+
+
+def parse_route(text: str) -> str | None:
+    """`ip -o route get` output as `dev (src)`."""
+    words = text.split()
+
+    def after(key: str) -> str | None:
+        return words[words.index(key) + 1] if key in words[:-1] else None
+
+    dev, src = after("dev"), after("src")
+    return f"{dev} ({src})" if dev and src else dev
+
+
+def route_to(host: str) -> str | None:
+    """How this kernel reaches `host`. The capture kernel boots the same network
+    configuration, so it is the best guess of what the capture kernel will use."""
+    try:
+        addr = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+        r = subprocess.run(["ip", "-o", "route", "get", str(addr)], capture_output=True,
+                           text=True, timeout=CHECK_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_route(r.stdout) if r.returncode == 0 else None
 
 
 def probe_command(path: str) -> str:
@@ -47,12 +75,15 @@ def check_target(cfg: Config) -> TargetCheck | None:
         except KdumpError as e:
             return TargetCheck(where, False, f"ssh target {where} fails: {e}")
         free = f", {format_bytes(int(free_kib) * 1024)} free" if free_kib.isdigit() else ""
+        route = route_to(cfg.target.host)
         return TargetCheck(where, True, f"ssh target {where}: reachable with {cfg.sshkey}, "
-                           f"writable{free}")
+                           f"writable{free}" + (f", through {route}" if route else ""), route)
     if isinstance(cfg.target, NfsTarget):
         where = f"{cfg.target.export}{cfg.path}"
+        route = route_to(cfg.target.export.rpartition(":")[0].strip("[]"))
         return TargetCheck(where, None, f"nfs target {where}: not mounted from the first "
-                           "kernel; the capture kernel mounts it")
+                           "kernel; the capture kernel mounts it"
+                           + (f" (through {route} here)" if route else ""), route)
     return None
 
 

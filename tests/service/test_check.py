@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from kdumpctl_py.config import Config, parse_text
-from kdumpctl_py.service.check import TargetCheck, arm_decision, check_target
+from kdumpctl_py.service.check import TargetCheck, arm_decision, check_target, parse_route
 from tests.service.sshd import Server, sshd
 
 
@@ -21,6 +21,7 @@ def test_a_reachable_writable_server_passes(tmp_path: Path) -> None:
     assert check is not None and check.ok is True, check
     assert "reachable with" in check.detail and "writable" in check.detail
     assert "free" in check.detail and (tmp_path / "dumps").is_dir()
+    assert check.route == "lo (127.0.0.1)" and check.detail.endswith("through lo (127.0.0.1)")
     assert list((tmp_path / "dumps").iterdir()) == []  # the probe file is gone
 
 
@@ -51,3 +52,10 @@ def test_local_and_nfs_targets() -> None:
     assert check_target(Config()) is None
     nfs = check_target(parse_text("nfs srv:/export\npath /d\n", "f"))
     assert nfs is not None and nfs.ok is None and nfs.target == "srv:/export/d"
+
+
+def test_route_is_read_from_ip_route_get() -> None:
+    assert parse_route("10.0.2.100 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0 \\    cache")\
+        == "eth0 (192.0.2.2)"
+    assert parse_route("local 127.0.0.1 dev lo table local") == "lo"
+    assert parse_route("") is None
