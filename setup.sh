@@ -13,7 +13,7 @@ apt-get install -y -q --no-install-recommends \
     qemu-system-x86 qemu-system-arm qemu-utils \
     busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
     device-tree-compiler makedumpfile crash mandoc systemd binutils-aarch64-linux-gnu \
-    mmdebstrap ovmf qemu-efi-aarch64 openssh-client openssh-server \
+    mmdebstrap ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \
     gcc-aarch64-linux-gnu make flex bison bc patch perl libssl-dev libelf-dev
 
 # Debian's own interpreter, so the venv matches what the distribution runs.

@@ -41,6 +41,7 @@ from harness.errors import HarnessError  # noqa: E402
 from harness.guestroot import Entry, Tree  # noqa: E402
 from harness.proc import run  # noqa: E402
 from harness.qemu import Vm, VmSpec  # noqa: E402
+from network import NfsGuest, SshGuest  # noqa: E402
 
 log = logging.getLogger("systemd-cycle")
 
@@ -50,7 +51,8 @@ ARCH = ARCHES["x86_64"]
 # The guest's packages: systemd as init, the interpreter and kdumpctl-py's dependencies
 # as Debian packages. mmdebstrap's "essential" variant adds only Essential: yes packages.
 ROOT_PACKAGES = ("systemd", "systemd-sysv", "udev", "python3", "python3-libfdt",
-                 "python3-pyelftools", "python3-numpy", "python3-zstandard", "python3-systemd")
+                 "python3-pyelftools", "python3-numpy", "python3-zstandard", "python3-systemd",
+                 "openssh-client", "nfs-common")
 # root mode, but with no mounts at all (/dev, /proc, /sys are not mounted into the
 # directory): nothing of the host can be reached through the tree, even if a run dies.
 MMDEBSTRAP_OPTIONS = ("--mode=root", "--variant=essential", "--skip=chroot/mount")
@@ -206,11 +208,13 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors) -> Path:
     return final / "root"
 
 
-def guest_initrd(kernel_dir: Path, release: str, busybox_dir: Path, path: Path) -> None:
+def guest_initrd(kernel_dir: Path, release: str, busybox_dir: Path, path: Path,
+                 extra_modules: tuple[str, ...] = ()) -> None:
     """busybox, the virtio modules, and /init that mounts /dev/vda and runs systemd."""
     tree = Tree()
     tree.add_package(busybox_dir)
-    modules, _builtin = guestroot.kernel_modules(kernel_dir, release, ARCH.virtio_modules)
+    modules, _builtin = guestroot.kernel_modules(kernel_dir, release,
+                                                 ARCH.virtio_modules + extra_modules)
     for _name, guest_path, data in modules:
         tree.add(guest_path, Entry("file", perm=0o644, data=data))
     init = INIT.replace("@MODULES@", " ".join("/" + p for _, p, _ in modules))
@@ -227,14 +231,22 @@ def write(root: Path, rel: str, text: str | bytes, mode: int = 0o644) -> None:
 
 
 def customise(root: Path, project: wheel.ProjectWheel, vmlinuz: Path, initrd: Path,
-              release: str) -> None:
+              release: str, net: SshGuest | NfsGuest | None = None) -> None:
     """What makes the cached root this run's guest: kdumpctl-py and the test's units."""
     for rel, entry in wheel.guest_files(project).items():
         write(root, rel, entry.read(), entry.perm)
     # kdumpctl-py's own installer puts the units, rules, man pages and config in place.
     run([wheel.host_python(REPO), "-m", "kdumpctl_py", "install", "--prefix", root,
          "--bindir", "/usr/bin"], cwd=REPO)
-    write(root, "/etc/kdumpctl-py/kdump.conf", GUEST_CONFIG)
+    if net is None:
+        write(root, "/etc/kdumpctl-py/kdump.conf", GUEST_CONFIG)
+    else:
+        write(root, "/etc/kdumpctl-py/kdump.conf",
+              GUEST_CONFIG.replace("path /var/crash\n", f"path {net.path}\n" + net.config()))
+        for rel, (data, mode) in net.files().items():
+            write(root, rel, data, mode)
+        run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service",
+             "systemd-networkd-wait-online.service"])
     write(root, "/usr/local/bin/kdumpctl-vm-hook", HOOK, 0o755)
     write(root, "/etc/systemd/system/kdumpctl-vm-crash.service", CRASH_UNIT)
     write(root, "/etc/systemd/system/kdumpctl-vm-report.service", REPORT_UNIT)
@@ -278,8 +290,9 @@ def boot(spec: VmSpec, out: Path, name: str, timeout: float) -> tuple[int | None
     return rc, text
 
 
-def run_cycle(out: Path) -> Result:
-    """Build (or reuse) everything, boot twice, read the disk back."""
+def run_cycle(out: Path, net: SshGuest | NfsGuest | None = None) -> Result:
+    """Build (or reuse) everything, boot twice, read the disk back; with `net`, the dump
+    goes to the test's ssh or NFS server through the guest's NIC."""
     out.mkdir(parents=True, exist_ok=True)
     res = Result(out)
     cache = cache_root()
@@ -287,14 +300,14 @@ def run_cycle(out: Path) -> Result:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        _cycle(res, cache, work)
+        _cycle(res, cache, work, net)
     except HarnessError as e:
         res.error = str(e)
     (out / "result.json").write_text(json.dumps(res.as_dict(), indent=2, default=str) + "\n")
     return res
 
 
-def _cycle(res: Result, cache: Path, work: Path) -> None:
+def _cycle(res: Result, cache: Path, work: Path, net: SshGuest | NfsGuest | None) -> None:
     out = res.out
     with Step(res, "apt"):
         mirrors = aptsources.find_mirrors(aptsources.machine_entries())
@@ -316,23 +329,25 @@ def _cycle(res: Result, cache: Path, work: Path) -> None:
     with Step(res, "image"):
         vmlinuz = kernel_dir / "boot" / f"vmlinuz-{kernel.release}"
         initrd = work / f"initrd.img-{kernel.release}"
-        guest_initrd(kernel_dir, kernel.release, busybox_dir, initrd)
+        guest_initrd(kernel_dir, kernel.release, busybox_dir, initrd,
+                     net.modules if net else ())
         root = work / "root"
         run(["cp", "-a", "--reflink=auto", cached_root, root])
-        customise(root, project, vmlinuz, initrd, kernel.release)
+        customise(root, project, vmlinuz, initrd, kernel.release, net)
         image = work / "root.img"
         run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "kdumpvm-root", "-d", root, image,
              f"{DISK_MIB}M"])
         shutil.rmtree(root)
+    nic = net.nic() if net else ()
     spec = VmSpec(arch=ARCH, kernel=vmlinuz, initrd=initrd, append=append("crash"),
-                  disk=image, mem_mib=MEM_MIB, smp=1)
+                  disk=image, mem_mib=MEM_MIB, smp=1, nic=nic)
     try:
         with Step(res, "run1-crash-capture"):
             _, text = boot(spec, out, "run1", RUN1_TIMEOUT_S)
             res.console = text
             _run1_checks(text)
         spec = VmSpec(arch=ARCH, kernel=vmlinuz, initrd=initrd, append=append("report"),
-                      disk=image, mem_mib=MEM_MIB, smp=1)
+                      disk=image, mem_mib=MEM_MIB, smp=1, nic=nic)
         with Step(res, "run2-status"):
             _, text = boot(spec, out, "run2", RUN2_TIMEOUT_S)
             res.console += text

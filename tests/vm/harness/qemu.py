@@ -29,6 +29,7 @@ class VmSpec:
     mem_mib: int
     smp: int
     uefi: bool = False  # through Debian's UEFI firmware (arm64: with ACPI, no device tree)
+    nic: tuple[str, ...] = ()  # QEMU's network options; none: no network at all
 
 
 def argv(spec: VmSpec) -> list[str]:
@@ -46,7 +47,7 @@ def argv(spec: VmSpec) -> list[str]:
         "-device", f"{spec.arch.disk_device},drive=dump",
         "-nographic",
         "-no-reboot",
-        "-nic", "none",
+        *(spec.nic or ("-nic", "none")),
         "-monitor", "none",
         "-serial", "stdio",
     ]

@@ -1,0 +1,89 @@
+"""A user-space NFS v4 server on 127.0.0.1 for the nfs target's VM cycle: Debian's
+nfs-ganesha with its VFS backend, its own configuration, pid file and log in a
+temporary directory, TCP only, NFS v4 only, an unprivileged port (the kernel of
+the machine running the tests has no nfsd)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+GANESHA = "/usr/bin/ganesha.nfsd"
+PSEUDO = "/dumps"
+
+
+@dataclass
+class Server:
+    port: int
+    export: Path  # the directory behind PSEUDO
+    proc: subprocess.Popen[bytes]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def nfsd(tmp: Path) -> Iterator[Server]:
+    if not os.path.exists(GANESHA):
+        pytest.skip("nfs-ganesha is not installed (setup.sh installs it)")
+    if os.geteuid() != 0:
+        pytest.skip("nfs-ganesha's VFS backend runs as root")
+    tmp.mkdir(parents=True, exist_ok=True)
+    export = tmp / "export"
+    export.mkdir()
+    port = _free_port()
+    config = tmp / "ganesha.conf"
+    config.write_text(f"""\
+NFS_CORE_PARAM {{
+    Protocols = 4;
+    NFS_Port = {port};
+    Bind_addr = 127.0.0.1;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+}}
+NFSV4 {{ Graceless = true; }}
+EXPORT {{
+    Export_Id = 1;
+    Path = {export};
+    Pseudo = {PSEUDO};
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    Protocols = 4;
+    Transports = TCP;
+    SecType = sys;
+    FSAL {{ Name = VFS; }}
+}}
+""")
+    proc = subprocess.Popen([GANESHA, "-F", "-f", str(config), "-L", str(tmp / "ganesha.log"),
+                             "-p", str(tmp / "ganesha.pid"), "-N", "NIV_WARN"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("nfs-ganesha did not start: "
+                                       + (tmp / "ganesha.log").read_text()[-2000:]) from None
+                time.sleep(0.2)
+        yield Server(port, export, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,101 @@
+"""VM tier: the systemd crash cycle with an ssh and with an NFS target (tests/vm/network.py).
+
+The test's own server (OpenSSH's sshd, nfs-ganesha) listens on 127.0.0.1; the
+guest reaches it only through QEMU's user-mode network with restrict=on and one
+guestfwd. The capture kernel starts the guest's network and saves the dump on
+the server (over ssh the server's kdumpctl-py, this checkout, reassembles it);
+the next boot's status shows the test's result with the dump's location.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import systemd_cycle  # noqa: E402
+from network import SERVER, NfsGuest, SshGuest  # noqa: E402
+from nfsd import PSEUDO, nfsd  # noqa: E402
+
+from tests.service.sshd import sshd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def logged(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "systemd-cycle.log")
+    logging.getLogger("systemd-cycle").addHandler(handler)
+    logging.getLogger("systemd-cycle").setLevel(logging.INFO)
+    return handler
+
+
+def analysed(vmcore: Path) -> dict[str, object]:
+    """kdumpctl-py analyse --json (drgn; no DWARF needed for the panic message)."""
+    report = subprocess.run(
+        [sys.executable, "-m", "kdumpctl_py", "analyse", str(vmcore), "--json"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    data: dict[str, object] = json.loads(report.stdout)
+    return data
+
+
+@pytest.mark.vm
+def test_systemd_cycle_to_an_ssh_server(tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = tmp_path_factory.mktemp("systemd-ssh-cycle")
+    handler = logged(out)
+    dumps = out / "server-dumps"
+    try:
+        with sshd(out / "sshd") as server:
+            server.install_kdumpctl()
+            guest = SshGuest(server.target.port or 22, Path(server.key), server.host_key,
+                             str(dumps), server.target.user)
+            res = systemd_cycle.run_cycle(out, guest)
+    finally:
+        logging.getLogger("systemd-cycle").removeHandler(handler)
+    print(json.dumps(res.timings))
+    assert res.error is None, res.error
+    (d,) = dumps.iterdir()
+    assert sorted(p.name for p in d.iterdir()) == ["save.json", "vmcore", "vmcore-dmesg.txt"]
+    assert json.loads((d / "save.json").read_text())["how"] == "at -d 31 over ssh"
+    assert "sysrq triggered crash" in (d / "vmcore-dmesg.txt").read_text()
+    st = res.status
+    assert st is not None, "run 2 wrote no status.json"
+    assert st["operational"] and st["loaded"], st["reason"]
+    check = st["target_check"]
+    assert check["ok"] is True and check["target"] == f"{guest.user}@{SERVER}:{dumps}"
+    assert st["last_test"] and f": dump created, {guest.user}@{SERVER}:{d}" in st["last_test"]
+    line = next(x for x in res.console.splitlines() if "KDUMPCTL-VM: capture cmdline:" in x)
+    assert "systemd.wants=network-online.target" in line.split()
+    assert "sysrq triggered crash" in str(analysed(d / "vmcore")["panic_message"])
+
+
+@pytest.mark.vm
+def test_systemd_cycle_to_an_nfs_server(tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = tmp_path_factory.mktemp("systemd-nfs-cycle")
+    handler = logged(out)
+    try:
+        with nfsd(out / "nfsd") as server:
+            guest = NfsGuest(server.port, PSEUDO)
+            res = systemd_cycle.run_cycle(out, guest)
+    finally:
+        logging.getLogger("systemd-cycle").removeHandler(handler)
+    print(json.dumps(res.timings))
+    assert res.error is None, res.error
+    (d,) = (server.export / guest.path.lstrip("/")).iterdir()
+    names = {p.name for p in d.iterdir()}
+    assert {"vmcore", "vmcore-dmesg.txt", "save.json"} <= names and \
+        not any(n.endswith("-incomplete") for n in names)
+    st = res.status
+    assert st is not None, "run 2 wrote no status.json"
+    assert st["operational"] and st["loaded"], st["reason"]
+    assert st["target_check"]["ok"] is None  # not mounted from the first kernel
+    assert st["last_test"] and f": dump created, {SERVER}:{PSEUDO}/crash/{d.name}" \
+        in st["last_test"]
+    assert "sysrq triggered crash" in str(analysed(d / "vmcore")["panic_message"])
