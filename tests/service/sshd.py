@@ -7,10 +7,8 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.config.settings import SshTarget
+from tests.localserver import free_port, wait_listening
 
 SSHD = "/usr/sbin/sshd"
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +46,6 @@ def _keygen(path: Path) -> str:
     return Path(f"{path}.pub").read_text().strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def sshd(tmp: Path) -> Iterator[Server]:
     if not os.path.exists(SSHD) or shutil.which("ssh") is None:
@@ -67,7 +60,7 @@ def sshd(tmp: Path) -> Iterator[Server]:
     client_pub = _keygen(client / "id")
     auth = tmp / "authorized_keys"
     auth.write_text(client_pub + "\n")
-    port = _free_port()
+    port = free_port()
     (client / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
@@ -92,16 +85,7 @@ SetEnv PATH={bin_dir}:/usr/bin:/bin HOME={home}
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                             stderr=open(tmp / "sshd.log", "wb"))  # noqa: SIM115
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd did not start: {(tmp / 'sshd.log').read_text()}") \
-                        from None
-                time.sleep(0.05)
+        wait_listening(port, proc, tmp / "sshd.log", "sshd")
         yield Server(SshTarget(getpass.getuser(), "127.0.0.1", port), str(client / "id"),
                      host_pub, auth, bin_dir, proc)
     finally:

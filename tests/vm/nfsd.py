@@ -6,15 +6,15 @@ the machine running the tests has no nfsd)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.localserver import free_port, wait_listening
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 PSEUDO = "/dumps"
@@ -27,12 +27,6 @@ class Server:
     proc: subprocess.Popen[bytes]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def nfsd(tmp: Path) -> Iterator[Server]:
     if not os.path.exists(GANESHA):
@@ -42,7 +36,7 @@ def nfsd(tmp: Path) -> Iterator[Server]:
     tmp.mkdir(parents=True, exist_ok=True)
     export = tmp / "export"
     export.mkdir()
-    port = _free_port()
+    port = free_port()
     config = tmp / "ganesha.conf"
     config.write_text(f"""\
 NFS_CORE_PARAM {{
@@ -69,16 +63,7 @@ EXPORT {{
                              "-p", str(tmp / "ganesha.pid"), "-N", "NIV_WARN"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nfs-ganesha did not start: "
-                                       + (tmp / "ganesha.log").read_text()[-2000:]) from None
-                time.sleep(0.2)
+        wait_listening(port, proc, tmp / "ganesha.log", "nfs-ganesha")
         yield Server(port, export, proc)
     finally:
         proc.terminate()
