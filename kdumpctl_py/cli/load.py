@@ -68,8 +68,10 @@ def check_before_arming(view: Any) -> None:
     from kdumpctl_py.service.check import arm_decision, check_target
 
     cfg = read_config(view)
-    check = check_target(cfg)
+    check = check_target(cfg, view)
     decision = arm_decision(cfg, check)
+    if check is not None and check.warning:
+        print(f"kdumpctl-py: warning: {check.warning}", file=sys.stderr)
     if decision is not None and decision.startswith("error: "):
         raise KdumpError(decision.removeprefix("error: "))
     if decision is not None:

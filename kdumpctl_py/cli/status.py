@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = assess(view, dump_dir or cfg.path)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)))
-    check = check_target(cfg) if view.live else None
+    check = check_target(cfg, view) if view.live else None
     if check is not None:
         st = replace(st, target=check.target, free_bytes=None)
         if check.ok is False and st.operational:
@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
         print("\n".join(origin_line(header(view)["snapshot"]) + [render(st)]
-                        + ([f"  target check  {check.detail}"] if check else [])))
+                        + ([f"  target check  {check.detail}"] if check else [])
+                        + ([f"  warning       {check.warning}"] if check and check.warning
+                           else [])))
     return 0 if st.operational else NOT_OPERATIONAL
 
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 import shlex
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.network import boot_network
 from kdumpctl_py.units import format_bytes
+
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
 
 CHECK_TIMEOUT_S = 30
 
@@ -27,10 +32,13 @@ class TargetCheck:
     ok: bool | None  # None: not checked from here
     detail: str  # one line: what was found, or why it fails
     route: str | None = None  # the interface (and address) the server is reached through
+    boot_network: str | None = None  # what brings the network up at boot; None: nothing
+    warning: str | None = None  # one line: no network configuration starts at boot
 
     def to_json(self) -> dict[str, object]:
         return {"target": self.target, "ok": self.ok, "detail": self.detail,
-                "route": self.route}
+                "route": self.route, "boot_network": self.boot_network,
+                "warning": self.warning}
 
 
 def parse_route(text: str) -> str | None:
@@ -63,8 +71,22 @@ def probe_command(path: str) -> str:
             "&& rm -f -- \"$t\" && df -Pk . | awk 'NR==2 {print $4}'")
 
 
-def check_target(cfg: Config) -> TargetCheck | None:
-    """The network target's check; None for local targets (status shows their space)."""
+NO_BOOT_NETWORK = ("no network configuration starts at boot here (systemd-networkd, "
+                   "NetworkManager, netplan or ifupdown): the capture kernel will have no "
+                   "network to reach the target")
+
+
+def check_target(cfg: Config, view: SystemView | None = None) -> TargetCheck | None:
+    """The network target's check (with `view`, also whether the network comes up at
+    boot); None for local targets (status shows their space)."""
+    check = _check(cfg)
+    if check is None or view is None:
+        return check
+    found = boot_network(view)
+    return replace(check, boot_network=found, warning=None if found else NO_BOOT_NETWORK)
+
+
+def _check(cfg: Config) -> TargetCheck | None:
     if isinstance(cfg.target, SshTarget):
         from kdumpctl_py.service.ssh import Remote
 

@@ -59,3 +59,14 @@ def test_route_is_read_from_ip_route_get() -> None:
         == "eth0 (192.0.2.2)"
     assert parse_route("local 127.0.0.1 dev lo table local") == "lo"
     assert parse_route("") is None
+
+
+def test_a_system_without_boot_network_is_warned_about(tmp_path: Path) -> None:
+    from kdumpctl_py.facts.view import SystemView
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root/kdumpctl-snapshot.json").write_text("{}")
+    with sshd(tmp_path / "server") as server:
+        check = check_target(ssh_config(server, tmp_path / "dumps"), SystemView(tmp_path / "root"))
+    assert check is not None and check.ok is True and check.boot_network is None
+    assert check.warning and "no network configuration starts at boot" in check.warning
