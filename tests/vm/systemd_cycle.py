@@ -175,20 +175,21 @@ class Step:
 # -- the root file system ---------------------------------------------------------------
 
 
-def root_key(apt: AptState) -> tuple[str, list[str]]:
-    """A cache key from the versions apt would install for ROOT_PACKAGES."""
-    closure = apt.resolve(list(ROOT_PACKAGES))
+def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES) -> tuple[str, list[str]]:
+    """A cache key from the versions apt would install for `packages`."""
+    closure = apt.resolve(list(packages))
     versions = sorted(p.key for p in closure)
-    data = json.dumps({"packages": versions, "roots": ROOT_PACKAGES,
+    data = json.dumps({"packages": versions, "roots": packages,
                        "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES},
                       sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16], versions
 
 
-def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors) -> Path:
-    """The mmdebstrap'd root, cached by package versions."""
-    key, versions = root_key(apt)
-    final = cache / "systemd-root" / f"{SUITE}-{ARCH.debian}-{key}"
+def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
+               packages: tuple[str, ...] = ROOT_PACKAGES, name: str = "systemd-root") -> Path:
+    """The mmdebstrap'd root of `packages` for apt's architecture, cached by versions."""
+    key, versions = root_key(apt, packages)
+    final = cache / name / f"{SUITE}-{apt.arch.debian}-{key}"
     if (final / "root" / "usr" / "bin" / "python3").exists():
         return final / "root"
     if shutil.which("mmdebstrap") is None:
@@ -200,9 +201,9 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors) -> Path:
         sources.append(f"deb {mirrors.security} {SUITE}-security main")
     with building_dir(final) as tmp:
         run(["mmdebstrap", *MMDEBSTRAP_OPTIONS, "--quiet",
-             f"--include={','.join(ROOT_PACKAGES)}",
+             f"--include={','.join(packages)}",
              *[f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES],
-             f"--architectures={ARCH.debian}", SUITE, tmp / "root", *sources],
+             f"--architectures={apt.arch.debian}", SUITE, tmp / "root", *sources],
             timeout=3600)
         (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
     return final / "root"

@@ -56,8 +56,9 @@ def argv(spec: VmSpec) -> list[str]:
 class Vm:
     """A running QEMU; a context manager that never leaves the process behind."""
 
-    def __init__(self, spec: VmSpec, console_log: Path, stderr_log: Path) -> None:
-        self.argv = argv(spec)
+    def __init__(self, spec: VmSpec | list[str], console_log: Path, stderr_log: Path) -> None:
+        """Boot `spec`, or run a whole QEMU command line (a firmware boot has no -kernel)."""
+        self.argv = argv(spec) if isinstance(spec, VmSpec) else list(spec)
         (console_log.parent / "qemu-argv.txt").write_text(shlex.join(self.argv) + "\n")
         log.debug("$ %s", shlex.join(self.argv))
         self._stderr = open(stderr_log, "wb")
@@ -68,7 +69,7 @@ class Vm:
             )
         except FileNotFoundError as e:
             self._stderr.close()
-            raise HarnessError(f"{spec.arch.qemu} not found",
+            raise HarnessError(f"{self.argv[0]} not found",
                                hint="install qemu-system-arm / qemu-system-x86") from e
         assert self.proc.stdout is not None
         self.console = Console(self.proc.stdout, console_log)

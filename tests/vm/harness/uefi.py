@@ -3,6 +3,7 @@
 arm64 runs `-machine virt,acpi=on`: the firmware hands the kernel ACPI tables and
 no device tree, as on servers, so the kernel's EFI stub makes the small tree
 (/chosen with `linux,uefi-*`) that kdumpctl-py then builds the capture DTB from.
+A whole disk boots through the firmware with virtio-blk on PCI, which both drive.
 """
 
 from __future__ import annotations
@@ -28,3 +29,12 @@ def machine(arch: Arch) -> list[str]:
                            hint=f"apt-get install {PACKAGES[arch.name]} (setup.sh does)")
     return [*MACHINE[arch.name], "-bios", str(firmware)]
 
+
+def argv(arch: Arch, disk: Path, mem_mib: int, smp: int) -> list[str]:
+    """QEMU under TCG booting `disk` through the firmware, console on stdio, no network."""
+    return [arch.qemu, *machine(arch), "-accel", "tcg",
+            "-m", str(mem_mib), "-smp", str(smp),
+            "-drive", f"file={disk},format=raw,if=none,id=disk",
+            "-device", "virtio-blk-pci,drive=disk",
+            "-nographic", "-no-reboot", "-nic", "none", "-monitor", "none",
+            "-serial", "stdio"]
