@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import aptsources, cpio, elf, guestinit, stages, uefi  # noqa: E402
+from harness import aptsources, cpio, efidisk, elf, guestinit, stages, uefi  # noqa: E402
 from harness.analysis import choose_analyser, find_vmcore  # noqa: E402
 from harness.cli import parse_args  # noqa: E402
 from harness.config import ARCHES  # noqa: E402
@@ -239,3 +240,33 @@ def test_uefi_boot_argv() -> None:
     assert "-kernel" in line  # the firmware starts the kernel's EFI stub
     plain = argv(dataclasses.replace(spec, uefi=False))
     assert "-bios" not in plain and plain[plain.index("-machine") + 1] == "virt"
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("sfdisk", "mkfs.vfat", "mcopy",
+                                                      "mke2fs", "debugfs")),
+                    reason="needs fdisk, dosfstools, mtools and e2fsprogs")
+def test_efi_disk_is_assembled_without_mounts(tmp_path: Path) -> None:
+    """GPT with the ESP (GRUB at the removable path) and the root, both read back."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/hostname").write_text("kdumpvm\n")
+    efi = tmp_path / "BOOTX64.EFI"
+    efi.write_bytes(b"MZ" + bytes(100))
+    esp, root, disk = tmp_path / "esp.img", tmp_path / "root.img", tmp_path / "disk.img"
+    efidisk.make_esp(esp, efi, "BOOTX64.EFI")
+    efidisk.make_root(root, tree, 16)
+    efidisk.assemble(disk, "amd64", esp, root)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True,
+                                      check=True, text=True).stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    parts = [(p["start"], p["size"], p["type"]) for p in table["partitions"]]
+    assert parts == [(2048, 64 * 2048, efidisk.ESP_TYPE),
+                     (2048 + 64 * 2048, 16 * 2048, efidisk.ROOT_TYPES["amd64"])]
+    listing = subprocess.run(["mdir", "-b", "-i", f"{disk}@@1M", "::/EFI/BOOT"],
+                             capture_output=True, check=True, text=True).stdout
+    assert "BOOTX64.EFI" in listing
+    back = tmp_path / "back.img"
+    efidisk.extract_root(disk, efidisk.ESP_MIB, back)
+    cat = subprocess.run(["debugfs", "-R", "cat /etc/hostname", str(back)],
+                         capture_output=True, check=True, text=True).stdout
+    assert cat == "kdumpvm\n"
