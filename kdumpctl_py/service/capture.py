@@ -19,7 +19,12 @@ from kdumpctl_py.capture.record import SaveRecord, summary
 from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget, Target
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
-from kdumpctl_py.service.ssh import ROUTE_WAIT_S, Remote, apply_retention, save_over_ssh
+from kdumpctl_py.service.ssh import (
+    ROUTE_WAIT_S,
+    Remote,
+    apply_retention,
+    save_with_fallback_over_ssh,
+)
 from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, shown, under
 
 # Soft, so that a server that goes away fails the writes (the dump stays
@@ -161,7 +166,7 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=True,
                           format=cfg.format, threads=cfg.threads, progress=False)
-    dump = save_over_ssh(remote, cfg.path, vmcore, options)
+    dump = save_with_fallback_over_ssh(remote, cfg.path, vmcore, options)
     out.saved, out.dump, out.error = True, remote.where(dump.directory), None
     out.record = dump.record
     note = ("" if dump.vmcore == "vmcore" else

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from kdumpctl_py.capture.record import NAME as RECORD_NAME
-from kdumpctl_py.capture.record import SaveRecord
+from kdumpctl_py.capture.record import Attempt, SaveRecord
+from kdumpctl_py.capture.save import TargetError
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
 from kdumpctl_py.config.settings import SshTarget
 from kdumpctl_py.errors import KdumpError
@@ -145,6 +146,10 @@ def dumps_from_listing(listing: bytes) -> list[retention.Dump]:
     return retention.dumps_in({d: files.get(d, set()) for d in dirs})
 
 
+class RemoteError(TargetError):
+    """ssh or the server failed: saving again there, with less filtering, would too."""
+
+
 @dataclass
 class Remote:
     """Runs the commands of one ssh target; errors carry ssh's or the server's last line."""
@@ -163,7 +168,7 @@ class Remote:
                 return
             except OSError as e:
                 if time.monotonic() >= deadline:
-                    raise KdumpError(f"ssh {self.where('')}: the server did not answer in "
+                    raise RemoteError(f"ssh {self.where('')}: the server did not answer in "
                                      f"{self.route_wait:.0f} s: {e.strerror or e}") from None
                 time.sleep(1)
 
@@ -173,9 +178,9 @@ class Remote:
             r = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
                                check=False)
         except subprocess.TimeoutExpired:
-            raise KdumpError(f"ssh {self.where('')}: no answer in {timeout:.0f} s") from None
+            raise RemoteError(f"ssh {self.where('')}: no answer in {timeout:.0f} s") from None
         if r.returncode != 0:
-            raise KdumpError(f"ssh {self.where('')}: {_last_line(r.stderr, r.returncode)}")
+            raise RemoteError(f"ssh {self.where('')}: {_last_line(r.stderr, r.returncode)}")
         return r.stdout
 
     def where(self, path: str) -> str:
@@ -200,11 +205,22 @@ class RemoteDump:
     record: SaveRecord | None = None  # save.json, also written beside the dump there
 
 
-def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) -> RemoteDump:
-    """The dump under PATH on the server, compressed here and streamed flattened."""
+class AttemptFailed(KdumpError):
+    """Saving failed here (not ssh, not the server); `directory` on the server holds what
+    the attempt left."""
+
+    def __init__(self, message: str, directory: str) -> None:
+        super().__init__(message)
+        self.directory = directory
+
+
+def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
+                  how: str = "", failed: list[Attempt] | None = None) -> RemoteDump:
+    """The dump under PATH on the server, compressed here and streamed flattened; its
+    record (save.json) is made, and written by the caller."""
     from dataclasses import replace
 
-    from kdumpctl_py.capture.save import dmesg_text, dump_name, save_vmcore
+    from kdumpctl_py.capture.save import IncompleteDump, dmesg_text, dump_name, save_vmcore
     from kdumpctl_py.capture.vmcore import Vmcore
 
     started = time.monotonic()
@@ -213,7 +229,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) 
     remote.wait_for_server()
     created = remote.run(mkdir_command(path, name)).decode().strip()
     if not created or "/" in created:
-        raise KdumpError(f"ssh {remote.where(path)}: no dump directory was created")
+        raise RemoteError(f"ssh {remote.where(path)}: no dump directory was created")
     directory = f"{path.rstrip('/')}/{created}"
     # The log first, as on a local disk: it survives a stream that breaks.
     remote.run(write_command(directory, "vmcore-dmesg.txt"), dmesg.encode())
@@ -222,36 +238,82 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions) 
     try:
         result = save_vmcore(vmcore, "-", replace(options, flat=True, check_space=False),
                              cast(BinaryIO, proc.stdin))
-    except (OSError, KdumpError) as e:
+    except IncompleteDump as e:  # unreadable pages: the stream is whole and says so
+        result = e.result
+    except BaseException as e:
+        broken = isinstance(e, OSError) or proc.poll() is not None
         proc.kill()
         _, err = proc.communicate()
-        raise KdumpError(f"streaming to {remote.where(directory)} broke "
-                         f"({_last_line(err, proc.returncode)}; {e}); "
-                         "vmcore-incomplete there is not a whole dump") from None
+        if broken:
+            raise RemoteError(f"streaming to {remote.where(directory)} broke "
+                              f"({_last_line(err, proc.returncode)}; {e}); "
+                              "vmcore-incomplete there is not a whole dump") from None
+        if not isinstance(e, Exception):
+            raise
+        text = str(e) if isinstance(e, KdumpError) else f"{type(e).__name__}: {e}"
+        raise AttemptFailed(text, directory) from e
     try:
         _, err = proc.communicate(timeout=COMMAND_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise KdumpError(f"ssh {remote.where(directory)} did not finish after the stream; "
-                         "vmcore-incomplete there is not known to be whole") from None
+        raise RemoteError(f"ssh {remote.where(directory)} did not finish after the stream; "
+                          "vmcore-incomplete there is not known to be whole") from None
     if proc.returncode != 0:
-        raise KdumpError(f"streaming to {remote.where(directory)} failed "
-                         f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "
-                         "is not a whole dump")
+        raise RemoteError(f"streaming to {remote.where(directory)} failed "
+                          f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "
+                          "is not a whole dump")
     sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
     kept = remote.run(finish_command(directory, sent), timeout=REASSEMBLE_TIMEOUT_S)
     dump = RemoteDump(directory, kept.decode().strip() or "vmcore.flat", sent)
     dump.record = SaveRecord(
-        options.dump_level, result.dump_level, f"at -d {options.dump_level} over ssh",
+        options.dump_level, result.dump_level, how or f"at -d {options.dump_level} over ssh",
         options.format if dump.vmcore == "vmcore" else "flat",
-        options.compress if options.format == "kdump" else "none", True,
-        round(time.monotonic() - started, 3), sent, dump.vmcore,
+        options.compress if options.format == "kdump" else "none", not result.unreadable,
+        round(time.monotonic() - started, 3), sent, dump.vmcore, list(failed or []),
         warnings=list(result.stats.warnings))
-    try:
-        remote.run(write_command(directory, RECORD_NAME), dump.record.to_json().encode())
-    except KdumpError as e:  # the dump is whole: a missing record is only a warning
-        print(f"kdumpctl-py: warning: {RECORD_NAME} not written: {e}", file=sys.stderr)
     return dump
+
+
+def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
+                                options: SaveOptions) -> RemoteDump:
+    """capture.fallback's chain over ssh: less and less filtering until a dump is
+    written, the plain copy as an unfiltered ELF stream; ssh or the server failing
+    (RemoteError) ends it. A failed attempt's directory goes once one succeeds, then
+    save.json is written beside the dump."""
+    from dataclasses import replace
+
+    from kdumpctl_py.capture.fallback import SaveFailed, plan_steps
+
+    failed: list[Attempt] = []
+    for step in plan_steps(options):
+        attempt = step.options or replace(options, format="elf", compress="none",
+                                          dump_level=0, struct_pages=False)
+        how = f"{step.how} over ssh"
+        try:
+            dump = save_over_ssh(remote, path, vmcore, attempt, how, failed)
+        except AttemptFailed as e:
+            failed.append(Attempt(step.how, attempt.dump_level if step.options else None,
+                                  str(e), e.directory))
+            print(f"kdumpctl-py: warning: saving {how} failed: {e}", file=sys.stderr,
+                  flush=True)
+            continue
+        left = [a.directory for a in failed if a.directory]
+        if left:
+            try:
+                remote.run("rm -rf -- " + " ".join(shlex.quote(d) for d in left))
+                for a in failed:
+                    a.removed = bool(a.directory)
+            except RemoteError as e:  # the dump is saved; what is left is only clutter
+                print(f"kdumpctl-py: warning: {e}", file=sys.stderr)
+        assert dump.record is not None
+        try:
+            remote.run(write_command(dump.directory, RECORD_NAME),
+                       dump.record.to_json().encode())
+        except RemoteError as e:  # the dump is whole: a missing record is only a warning
+            print(f"kdumpctl-py: warning: {RECORD_NAME} not written: {e}", file=sys.stderr)
+        return dump
+    raise SaveFailed("no dump could be written: " + "; ".join(
+        f"{a.how}: {a.error}" for a in failed), failed)
 
 
 def apply_retention(remote: Remote, path: str, keep: int) -> retention.Retention:

@@ -194,3 +194,35 @@ def test_a_dropped_connection_leaves_no_complete_looking_dump(tmp_path: Path,
     (d,) = dumps.iterdir()
     names = {p.name for p in d.iterdir()}
     assert "vmcore-incomplete" in names and not {"vmcore", "vmcore.flat"} & names
+
+
+@pytest.mark.parametrize("breaks,how,fmt", [
+    (lambda o: o.dump_level == 31, "at -d 1 without struct pages over ssh", "kdump"),
+    (lambda o: o.format == "kdump", "as a plain copy over ssh", "elf"),
+])
+def test_filtering_that_fails_falls_back_as_on_a_local_disk(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+        breaks: object, how: str, fmt: str) -> None:
+    from kdumpctl_py.capture import save as save_mod
+
+    real = save_mod.save_vmcore
+
+    def flaky(vmcore: str, target: str, options: save_mod.SaveOptions,
+              stream: object = None) -> save_mod.SaveResult:
+        if breaks(options):  # type: ignore[operator]
+            raise ValueError("the page filter broke")
+        return real(vmcore, target, options, stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(save_mod, "save_vmcore", flaky)
+    server.install_kdumpctl()
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    assert out.saved and out.record is not None, out.error
+    (d,) = dumps.iterdir()  # the failed attempts' directories are gone
+    record = json.loads((d / "save.json").read_text())
+    assert record["how"] == how and record["format"] == fmt and record["vmcore"] == "vmcore"
+    assert record["failed"] and all(a["removed"] and a["error"] ==
+                                    "ValueError: the page filter broke"
+                                    for a in record["failed"])
+    assert (d / "vmcore").read_bytes()[:4] == (b"\x7fELF" if fmt == "elf" else b"KDUM")
