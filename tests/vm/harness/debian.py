@@ -66,12 +66,14 @@ class Kernel:
 class AptState:
     """apt-get/apt-cache against a private state directory for one suite and arch."""
 
-    def __init__(self, root: Path, suite: str, arch: Arch, mirrors: Mirrors) -> None:
+    def __init__(self, root: Path, suite: str, arch: Arch, mirrors: Mirrors,
+                 sources: str | None = None) -> None:
+        """`sources` replaces the suite's usual deb822 text (suite, -updates, -security)."""
         self.dir = root / "apt" / f"{suite}-{arch.debian}"
         self.suite = suite
         self.arch = arch
         self.mirrors = mirrors
-        if prepare_private(self.dir, private_sources(mirrors, suite)):
+        if prepare_private(self.dir, sources or private_sources(mirrors, suite)):
             (self.dir / "updated").unlink(missing_ok=True)
 
     def options(self) -> list[str]:
