@@ -13,6 +13,7 @@ from .analysis import ANALYSERS
 from .config import ARCHES, DEFAULT_CRASHKERNEL, DEFAULT_MEM_MIB, DEFAULT_SMP, DEFAULT_SUITE, SUITES
 from .cycle import EXIT_HARNESS, Options, run_cycle
 from .errors import HarnessError
+from .kernels import KERNEL_SUITES
 from .stages import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -57,8 +58,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", required=True, type=Path, metavar="DIR",
                     help="directory for the run's results (created; earlier results in it "
                          "are replaced)")
-    ap.add_argument("--suite", default=DEFAULT_SUITE, choices=sorted(SUITES),
-                    help=f"Debian suite the guest is built from (default {DEFAULT_SUITE})")
+    ap.add_argument("--suite", choices=sorted(SUITES),
+                    help=f"Debian suite the guest is built from (default: the kernel "
+                         f"suite's userland, else {DEFAULT_SUITE})")
+    ap.add_argument("--kernel-suite", choices=sorted(KERNEL_SUITES), metavar="SUITE",
+                    help="boot the cloud kernel of this Debian suite ("
+                         + ", ".join(sorted(KERNEL_SUITES)) + ") with the userland of "
+                         "--suite; bullseye's 5.10 boots with bookworm's userland, since "
+                         "kdumpctl-py needs Python 3.11")
+    ap.add_argument("--busy", action="store_true",
+                    help="before the crash, fill memory with page cache, shmem, slab, "
+                         "anonymous and hugetlb pages (harness/busy.py)")
+    ap.add_argument("--whole-copy", action="store_true",
+                    help="after the save, copy /proc/vmcore whole to dumps/whole/copy.elf, "
+                         "for comparing page filters on the host")
     ap.add_argument("--smp", type=int, default=DEFAULT_SMP, metavar="N",
                     help=f"guest CPUs (default {DEFAULT_SMP})")
     ap.add_argument("--mem", type=int, default=DEFAULT_MEM_MIB, metavar="MiB",
@@ -109,7 +122,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--smp must be at least 1 and --mem at least 256")
     if not re.fullmatch(r"[0-9A-Za-z@:,\-]+", args.crashkernel):
         ap.error(f"--crashkernel {args.crashkernel!r} is not a crashkernel= value")
+    if args.suite is None:
+        args.suite = (KERNEL_SUITES[args.kernel_suite].userland if args.kernel_suite
+                      else DEFAULT_SUITE)
     if args.kernel_image is not None:
+        if args.kernel_suite is not None:
+            ap.error("--kernel-suite and --kernel-image exclude each other")
         args.kernel_image = args.kernel_image.resolve()
         args.vmlinux = (args.vmlinux or args.kernel_image.with_name("vmlinux")).resolve()
         for path in (args.kernel_image, args.vmlinux):
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
         kernel_image=args.kernel_image, vmlinux=args.vmlinux, dtb_marker=args.dtb_marker,
         check_script=args.check_script, uefi=args.firmware == "uefi",
+        kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
     )
     try:
         return run_cycle(opts)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import aptsources, debuginfo, disk, guestinit, initramfs, wheel
+from . import aptsources, debuginfo, disk, guestinit, initramfs, kernels, wheel
 from .analysis import analyse, choose_analyser, find_vmcore
 from .cache import cache_root
 from .config import EXCLUDED_PACKAGES, Arch, Suite
@@ -34,6 +34,7 @@ OUTPUTS = (
     "timings.json", "result.json", "report.json", "analysis.log", "init.sh", "guest.env", "work",
 )
 READ_BACK = ["status.json", "snapshot.tar.gz", "dumps", "results"]
+BUSY_SCRIPT = Path(__file__).with_name("busy.py")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Options:
     dtb_marker: str | None = None  # --dtb-marker
     check_script: Path | None = None  # --check-script
     uefi: bool = False  # --firmware uefi
+    # --kernel-suite: the Debian suite the kernel comes from, when not the userland's.
+    kernel_suite: str | None = None
+    busy: bool = False  # --busy: page cache, shmem, slab, anonymous and hugetlb pages
+    whole_copy: bool = False  # --whole-copy: /proc/vmcore copied whole beside the dump
 
 
 @dataclass
@@ -89,7 +94,8 @@ def run_cycle(opts: Options) -> int:
     st.result.update(
         ok=False, arch=opts.arch.name, suite=opts.suite.name, smp=opts.smp,
         mem_mib=opts.mem_mib, crashkernel=opts.crashkernel, dump_level=opts.dump_level,
-        extra_append=list(opts.append), dtb_marker=opts.dtb_marker, failed_stage=None,
+        extra_append=list(opts.append), dtb_marker=opts.dtb_marker, busy=opts.busy,
+        whole_copy=opts.whole_copy, failed_stage=None,
         failure=None,
     )
     dbg: dict[str, Any] = {}
@@ -131,9 +137,14 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         mirrors = aptsources.find_mirrors(aptsources.machine_entries())
         apt = AptState(cache, opts.suite.name, opts.arch, mirrors)
         apt.update(force=opts.refresh)
+        kapt = apt
+        if opts.kernel_suite not in (None, opts.suite.name):
+            kapt = kernels.apt_state(cache, opts.kernel_suite, opts.arch, mirrors)
+            kapt.update(force=opts.refresh)
     custom = opts.kernel_image
     with t.step("resolve"):
-        kernel = apt.kernel() if custom is None else custom_kernel(custom, opts.arch)
+        kernel = kapt.kernel() if custom is None else custom_kernel(custom, opts.arch)
+        kernel_pkgs = kernels.kernel_parts(kapt, kernel) if custom is None else []
         roots = list(opts.suite.package_roots())
         missing_optional = []
         for name in opts.suite.optional_roots:
@@ -145,7 +156,8 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         closure = apt.resolve(roots)
         kept = [p for p in closure if p.name not in EXCLUDED_PACKAGES]
     res["kernel"] = {"package": kernel.image.name, "version": kernel.image.version,
-                     "release": kernel.release}
+                     "release": kernel.release, "suite": kapt.suite,
+                     "parts": [p.key for p in kernel_pkgs]}
     if custom is not None:
         res["kernel"]["image"] = str(custom)
     res["packages"] = [p.key for p in kept]
@@ -154,15 +166,15 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     log.info("kernel %s (%s), %d packages", kernel.release, kernel.image.version, len(kept))
 
     if custom is None:
-        _start_vmlinux_fetch(apt, kernel, cache, t, dbg)
+        _start_vmlinux_fetch(kapt, kernel, cache, t, dbg)
     else:
         dbg["path"] = opts.vmlinux
 
     with t.step("download"):
-        debs = apt.download([kernel.image, *kept] if custom is None else kept,
-                            cache / "debs" / f"{opts.suite.name}-{opts.arch.debian}")
+        debs = apt.download(kept, cache / "debs" / f"{opts.suite.name}-{opts.arch.debian}")
+        kdebs = kapt.download(kernel_pkgs, cache / "debs" / f"{kapt.suite}-{opts.arch.debian}")
     with t.step("extract"):
-        kernel_dir = extract(debs[kernel.image], kernel.image, cache) if custom is None else None
+        kernel_dir = kernels.kernel_tree(cache, kernel, kdebs) if custom is None else None
         extracted = {p: extract(debs[p], p, cache) for p in kept}
     with t.step("initramfs-base"):
         base = initramfs.build_base(cache, opts.arch, opts.suite.name, extracted, kernel,
@@ -195,6 +207,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
             "results": Entry("dir"),
             **wheel.guest_files(project),
         }
+        if opts.busy:
+            files["etc/kdumpctl-vm/busy.py"] = Entry("file", perm=0o644,
+                                                     data=BUSY_SCRIPT.read_bytes())
         if opts.check_script is not None:
             files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
                                                       data=opts.check_script.read_bytes())
@@ -315,6 +330,8 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str]) -> dict[str, s
         "CHECK_SCRIPT": "/etc/kdumpctl-vm/check.py" if opts.check_script else "",
         "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
         else "",
+        "BUSY": "1" if opts.busy else "",
+        "WHOLE_COPY": "1" if opts.whole_copy else "",
     }
 
 

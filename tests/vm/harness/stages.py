@@ -61,6 +61,17 @@ _COPY_VMCORE = (
 # The crashing task names itself so the dump can be checked for it (drgn's vmtest
 # does the same). The shell's builtins write both files from the one process.
 _CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
+# --impl save=capture: what kdumpctl-py-capture.service runs, with a configuration
+# that saves under the dump disk; zlib, which every suite's crash and makedumpfile read.
+_CAPTURE = (
+    "printf 'path /mnt/dumps\\ncompress zlib\\n' > /tmp/kdump.conf && "
+    "KDUMPCTL_CONFIG=/tmp/kdump.conf $KDUMPCTL_PY capture --no-action"
+)
+# --whole-copy: every page of /proc/vmcore, for comparing page filters on the host.
+_WHOLE_COPY = (
+    '[ -z "$WHOLE_COPY" ] || { set -e; d=/mnt/dumps/whole; mkdir -p $d; '
+    "dd if=/proc/vmcore of=$d/copy-incomplete bs=1M; mv $d/copy-incomplete $d/copy.elf; }"
+)
 # --dtb-marker: the boot DTB plus /chosen/kdumpctl-py,marker, for `kdumpctl-py start --dtb`.
 _MARKER_DTB = (
     '[ -z "$DTB_MARKER" ] || python3 -c \''
@@ -98,6 +109,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("status-loaded", FIRST, False, 600,
           {"kdumpctl-py": "$KDUMPCTL_PY status --json"},
           notes="kdump operational now; the probes left the loaded kernel alone"),
+    Stage("busy", FIRST, True, 600,
+          {"sh": '[ -z "$BUSY" ] || python3 /etc/kdumpctl-vm/busy.py'},
+          notes="--busy: page cache, shmem, slab, anonymous and hugetlb pages (busy.py)"),
     Stage("sync", FIRST, True, 120,
           {"sh": "persist && sync && mount -o remount,ro /mnt"}),
     Stage("crash", FIRST, True, 120, {"sh": _CRASH},
@@ -111,8 +125,10 @@ STAGES: tuple[Stage, ...] = (
           {
               "copy": _COPY_VMCORE,
               "kdumpctl-py": "$KDUMPCTL_PY save --target /mnt/dumps $DUMP_LEVEL_ARGS",
+              "capture": _CAPTURE,
           },
           default="auto", needs_subcommand="save"),
+    Stage("whole-copy", CAPTURE, True, 1800, {"sh": _WHOLE_COPY}),
     Stage("capture-dmesg", CAPTURE, False, 120, {"sh": "dmesg > $R/capture-dmesg.txt"}),
     Stage("finish", CAPTURE, True, 120, {"sh": "persist && sync && umount /mnt"}),
 )
