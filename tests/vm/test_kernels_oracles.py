@@ -39,9 +39,9 @@ def test_split_kernel_packages_are_found() -> None:
     image = Package(f"linux-image-{rel}", "7.3.4-1", "amd64")
     apt = FakeApt(f"dracut | initramfs-tools, linux-base-{rel} (= 7.3.4-1), "
                   f"linux-binary-{rel} (= 7.3.4-1), linux-modules-{rel} (= 7.3.4-1)",
-                  {f"linux-binary-{rel}", f"linux-modules-{rel}"})
+                  {f"linux-base-{rel}", f"linux-binary-{rel}", f"linux-modules-{rel}"})
     parts = kernel_parts(apt, Kernel(image, rel))  # type: ignore[arg-type]
-    assert [p.name for p in parts] == [image.name, f"linux-binary-{rel}",
+    assert [p.name for p in parts] == [image.name, f"linux-base-{rel}", f"linux-binary-{rel}",
                                        f"linux-modules-{rel}"]
     old = Kernel(Package("linux-image-6.1.0-57-cloud-amd64", "6.1.192-3", "amd64"),
                  "6.1.0-57-cloud-amd64")

@@ -3,8 +3,10 @@
 kdumpctl-py needs Python 3.11, which bullseye lacks: its 5.10 kernel boots with
 bookworm's userland. The newest kernels come from a backports suite, whose apt
 state names only that suite. From Linux 7.x Debian splits a kernel into
-linux-image-REL (a metapackage), linux-binary-REL (/boot) and linux-modules-REL;
-the guest gets them merged into one tree.
+linux-image-REL (a metapackage), linux-binary-REL (the image, as
+/usr/lib/modules/REL/vmlinuz), linux-modules-REL and linux-base-REL
+(modules.builtin); the guest gets them merged into one tree with
+/boot/vmlinuz-REL, as the packages' hooks would install it.
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def apt_state(cache: Path, suite: str, arch: Arch, mirrors: Mirrors) -> AptState
 
 
 def kernel_parts(apt: AptState, kernel: Kernel) -> list[Package]:
-    """The image package and, for split kernels, its linux-binary and linux-modules."""
+    """The image package and, for split kernels, its linux-binary, -modules and -base."""
     parts = [kernel.image]
     deps = apt.depends(kernel.image.name)
-    for name in sorted(set(re.findall(r"\b(linux-(?:binary|modules)-[^\s,(|]+)", deps))):
+    for name in sorted(set(re.findall(r"\b(linux-(?:base|binary|modules)-[^\s,(|]+)", deps))):
         if not name.endswith(kernel.release):
             continue
         pkg = apt.candidate(name)
@@ -85,4 +87,8 @@ def kernel_tree(cache: Path, kernel: Kernel, debs: dict[Package, Path]) -> Path:
     with building_dir(final) as tmp:
         for p in parts:
             run(["dpkg-deb", "-x", debs[p], tmp])
+        boot = tmp / "boot" / f"vmlinuz-{kernel.release}"
+        if not boot.exists():
+            boot.parent.mkdir(exist_ok=True)
+            boot.symlink_to(f"../usr/lib/modules/{kernel.release}/vmlinuz")
     return final
