@@ -49,10 +49,9 @@ KERNEL_SUITES: dict[str, KernelSuite] = {
     "trixie": KernelSuite("trixie", userland="trixie", tools="trixie"),
     # The newest kernel Debian ships (7.3 on 2026-12-01: newer than sid's 7.2).
     # Backports have no makedumpfile or crash of their own: trixie's are the
-    # same suite's; forky's are the newest (see tests/vm/README.md).
+    # same suite's (see tests/vm/README.md for what they cannot read).
     "trixie-backports": KernelSuite("trixie-backports", userland="trixie", tools="trixie",
                                     suites=("trixie-backports",)),
-    "forky": KernelSuite("forky", userland="trixie", tools="forky", suites=("forky",)),
 }
 
 
