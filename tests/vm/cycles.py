@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from kdumpctl_py.capture.save import SaveOptions
 from tests.vm.harness.cache import cache_root
 
 CRASH_CYCLE = Path(__file__).resolve().with_name("crash-cycle")
@@ -34,6 +35,15 @@ REFERENCE_X86 = ("--arch", "x86_64", "--loader", "kexec-tools", "--impl", "save=
                  "--impl", "analyse=drgn-script")
 ARM64_WHOLE = ("--arch", "arm64", "--impl", "save=copy")
 DUMP_CYCLES = {"x86": REFERENCE_X86, "arm64": ARM64_WHOLE}
+# The save formats drgn and crash must open: save options -> output name.
+FORMATS = {  # save options -> output name
+    "kdump-zlib": (SaveOptions(31, "zlib", progress=False), "vmcore"),
+    "kdump-zstd": (SaveOptions(31, "zstd", progress=False), "vmcore"),
+    "kdump-lzo": (SaveOptions(31, "lzo", progress=False), "vmcore"),
+    "kdump-none": (SaveOptions(31, "none", progress=False), "vmcore"),
+    "elf": (SaveOptions(31, format="elf", progress=False), "vmcore"),
+    "flat": (SaveOptions(31, "zlib", flat=True, progress=False), "vmcore.flat"),
+}
 ISSUE_7 = ("issue 7: no capture-kernel loader works on Debian 12 arm64 without "
            "kdumpctl-py start; Debian's kexec-tools 2.0.25 fails there (tests/vm/README.md)")
 

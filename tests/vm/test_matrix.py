@@ -25,9 +25,9 @@ import pytest
 
 from kdumpctl_py.capture.filter import dumpable_pages
 from kdumpctl_py.capture.kdumpfile import read_kdump
-from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+from kdumpctl_py.capture.save import save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
-from tests.vm.cycles import PANIC, Cycle, assert_good_dump
+from tests.vm.cycles import FORMATS, PANIC, Cycle, assert_good_dump
 from tests.vm.harness import aptsources
 from tests.vm.harness.cache import cache_root
 from tests.vm.harness.config import ARCHES
@@ -151,14 +151,6 @@ def test_kernel_matrix(cycles: Callable[..., Cycle], tools: Callable[[str, str],
         assert diff["only_ours"] == diff["only_theirs"] == 0, f"-d {level}: {record}"
 
 
-FORMATS = {  # save options -> output name, as test_oracles.py's FORMATS for x86_64
-    "kdump-zlib": (SaveOptions(31, "zlib", progress=False), "vmcore"),
-    "kdump-zstd": (SaveOptions(31, "zstd", progress=False), "vmcore"),
-    "kdump-lzo": (SaveOptions(31, "lzo", progress=False), "vmcore"),
-    "kdump-none": (SaveOptions(31, "none", progress=False), "vmcore"),
-    "elf": (SaveOptions(31, format="elf", progress=False), "vmcore"),
-    "flat": (SaveOptions(31, "zlib", flat=True, progress=False), "vmcore.flat"),
-}
 # Each is a crash start under qemu-user (about a minute): CI opens the ELF dump
 # besides the matrix's kdump file, the full matrix every format.
 ARM64_FORMATS = sorted(FORMATS) if os.environ.get("KDUMPCTL_VM_MATRIX") == "all" else ["elf"]

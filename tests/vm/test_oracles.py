@@ -26,7 +26,7 @@ from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
-from tests.vm.cycles import ARM64_WHOLE, REFERENCE_X86, Cycle, assert_good_dump
+from tests.vm.cycles import ARM64_WHOLE, FORMATS, REFERENCE_X86, Cycle, assert_good_dump
 
 NT_PRSTATUS = 1
 
@@ -117,16 +117,6 @@ def test_status_after_start_and_harmless_probes(cycles: Callable[..., Cycle], ar
     assert after["operational"] is True and after["loaded"] is True and after["reason"] is None
     assert before["load_paths"] == after["load_paths"]
     assert after["load_paths"]["extended"] == "missing" and after["method"] == method
-
-
-FORMATS = {  # save options -> output name
-    "kdump-zlib": (SaveOptions(31, "zlib", progress=False), "vmcore"),
-    "kdump-zstd": (SaveOptions(31, "zstd", progress=False), "vmcore"),
-    "kdump-lzo": (SaveOptions(31, "lzo", progress=False), "vmcore"),
-    "kdump-none": (SaveOptions(31, "none", progress=False), "vmcore"),
-    "elf": (SaveOptions(31, format="elf", progress=False), "vmcore"),
-    "flat": (SaveOptions(31, "zlib", flat=True, progress=False), "vmcore.flat"),
-}
 
 
 @pytest.fixture(scope="module")
