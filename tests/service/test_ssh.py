@@ -129,8 +129,10 @@ def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault:
         server.authorized_keys.write_text("")
     else:  # a small tmpfs: the log fits, the dump does not
         dumps.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(dumps)],
-                       check=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(dumps)],
+                           capture_output=True, text=True, check=False)
+        if r.returncode != 0:  # a container without CAP_SYS_ADMIN
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
         m = FakeMachine()
         out = run_capture(ssh_config(server, dumps, failure_action="poweroff"), m,
