@@ -11,6 +11,7 @@ the dump's build ID.
 from __future__ import annotations
 
 import functools
+import platform
 import re
 import shutil
 import subprocess
@@ -93,22 +94,41 @@ def dump_getter(config: pytest.Config, cycles: Callable[..., Cycle]) -> Callable
     return get
 
 
+@functools.cache
+def _makedumpfile(arch: str) -> tuple[str, ...]:
+    """argv of a makedumpfile that reads `arch`'s dumps: this host's for its own
+    architecture, else Debian 12's for that one under qemu-user (harness/oracles.py)."""
+    from tests.vm.harness import aptsources
+    from tests.vm.harness.config import ARCHES as HARNESS_ARCHES
+    from tests.vm.harness.oracles import oracles
+
+    args = DUMP_CYCLES[arch]
+    machine = args[args.index("--arch") + 1]
+    if machine == platform.machine():
+        return ("makedumpfile",)
+    mirrors = aptsources.find_mirrors(aptsources.machine_entries())
+    return tuple(oracles(cache_root(), "bookworm", HARNESS_ARCHES[machine], mirrors)
+                 .command("makedumpfile"))
+
+
+def makedumpfile(dump: Dump, *args: str) -> None:
+    """Run Debian 12's makedumpfile for the dump's architecture on it; it must succeed."""
+    argv = _makedumpfile(dump.arch)
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} is not installed (setup.sh installs it)")
+    r = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, f"makedumpfile {' '.join(args)}: {r.stdout[-300:]}{r.stderr[-300:]}"
+
+
 def dump_as(dump: Dump, fmt: str, into: Path) -> Path:
     """The dump in format `fmt`: as saved, or an ELF one copied by makedumpfile -c -d 31
-    (kdump-compressed, zlib); skips when that cannot be had."""
+    (kdump-compressed, zlib, filtered), made once per directory."""
     if dump.format == fmt:
         return dump.vmcore
-    if fmt != "kdump-compressed":
-        pytest.skip(f"the {dump.arch} dump was saved {dump.format}; no {fmt} copy is made")
-    if shutil.which("makedumpfile") is None:
-        pytest.skip("makedumpfile is not installed")
+    assert fmt == "kdump-compressed" and dump.format == "ELF", (dump.format, fmt)
     out = into / f"{dump.arch}.kdump"
     if not out.exists():
-        r = subprocess.run(["makedumpfile", "-c", "-d", "31", str(dump.vmcore), str(out)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:  # makedumpfile reads only its own host's arch
-            pytest.skip(f"makedumpfile cannot compress the {dump.arch} dump: "
-                        f"{r.stdout.strip()[-200:]}")
+        makedumpfile(dump, "-c", "-d", "31", str(dump.vmcore), str(out))
     return out
 
 

@@ -8,8 +8,6 @@ build ID for drgn.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from kdumpctl_py.capture.dmesg import (
 )
 from kdumpctl_py.capture.vmcore import MissingMemory
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
-from tests.analyse.dumps import ARCHES, Dump, DumpOf
+from tests.analyse.dumps import ARCHES, Dump, DumpOf, dump_as, makedumpfile
 
 CONSOLE_LINE = re.compile(r"\[\s*\d+\.\d{6}\] .*")
 
@@ -58,16 +56,11 @@ def test_log_is_whole_and_of_the_crashed_kernel(crash_dump: DumpOf, arch: str) -
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_same_text_as_makedumpfile(crash_dump: DumpOf, arch: str, tmp_path: Path) -> None:
-    vmcore = crash_dump(arch, vmlinux=False).vmcore
-    if shutil.which("makedumpfile") is None:
-        pytest.skip("makedumpfile is not installed")
+    dump = crash_dump(arch, vmlinux=False)
     out = tmp_path / "dmesg.txt"
-    run = subprocess.run(["makedumpfile", "--dump-dmesg", str(vmcore), str(out)],
-                         capture_output=True, text=True, timeout=300)
-    if run.returncode != 0 or not out.exists():
-        pytest.skip(f"makedumpfile cannot read this vmcore: {run.stdout.strip()[-200:]}")
+    makedumpfile(dump, "--dump-dmesg", str(dump.vmcore), str(out))
     # makedumpfile (1.7.2) skips data-less records, which dmesg shows as empty lines.
-    ours = "".join(format_record(r) for r in log_of(vmcore).records if r.text)
+    ours = "".join(format_record(r) for r in log_of(dump.vmcore).records if r.text)
     assert ours == out.read_text(errors="surrogateescape")
 
 
@@ -140,14 +133,7 @@ def test_same_records_from_a_filtered_compressed_copy(crash_dump: DumpOf, arch: 
                                                       tmp_path: Path) -> None:
     """makedumpfile -c -d 31 drops free, cache and user pages, never the printk buffer;
     read through another KernelMemory, the log is the same."""
-    vmcore = crash_dump(arch, vmlinux=False).vmcore
-    if shutil.which("makedumpfile") is None:
-        pytest.skip("makedumpfile is not installed")
-    kdump = tmp_path / "dump.kdump"
-    run = subprocess.run(["makedumpfile", "-c", "-d", "31", str(vmcore), str(kdump)],
-                         capture_output=True, text=True, timeout=600)
-    if run.returncode != 0:
-        pytest.skip(f"makedumpfile cannot compress this vmcore: {run.stdout.strip()[-200:]}")
-    log = read_kernel_log(DrgnCore(kdump))
+    dump = crash_dump(arch, vmlinux=False)
+    log = read_kernel_log(DrgnCore(dump_as(dump, "kdump-compressed", tmp_path)))
     assert log.warnings == []
-    assert records(log) == records(log_of(vmcore))
+    assert records(log) == records(log_of(dump.vmcore))
