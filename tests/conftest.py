@@ -1,6 +1,6 @@
 """Test tiers: plain `pytest` runs the quick tier; `pytest --vm` adds QEMU crash cycles.
 
-With `--vm` and KDUMPCTL_TEST_NO_SKIP=1 a skipped test fails, as
+With `--vm` and KDUMPCTL_TEST_NO_SKIP=1 (as .ci/run sets it) a skipped test fails, as
 drgn's CI does: what the VM tier cannot run is a failure there, never a silent gap.
 """
 
