@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import shutil
@@ -12,7 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import aptsources, debuginfo, disk, guestinit, initramfs, kernels, wheel
+from . import (
+    aptsources,
+    captureroot,
+    debuginfo,
+    disk,
+    guestinit,
+    initramfs,
+    kernels,
+    memory,
+    wheel,
+)
 from .analysis import analyse, choose_analyser, find_vmcore
 from .cache import cache_root
 from .config import EXCLUDED_PACKAGES, Arch, Suite
@@ -214,8 +225,31 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
             files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
                                                       data=opts.check_script.read_bytes())
         overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
-        initrd = work / f"initrd.img-{kernel.release}"
+        initrd = work / "initrd.img"
         initramfs.concatenate([base, overlay], initrd)
+    # The capture kernel's own, smaller initramfs (captureroot.py); without a wheel
+    # there is nothing to select for, and the capture kernel gets the first one.
+    capture_initrd = work / f"initrd.img-{kernel.release}"
+    capture: dict[str, Any] = {}
+    if project is None:
+        shutil.copy(initrd, capture_initrd)
+    else:
+        with t.step("initramfs-capture"):
+            own, _external = captureroot.project_modules(project.unpacked)
+            cbase = initramfs.build_capture(cache, opts.arch, opts.suite, extracted, kernel,
+                                            kernel_dir, wheel.host_python(opts.repo),
+                                            project.unpacked)
+            cfiles = {p: e for p, e in files.items() if not p.startswith(wheel.DIST_PACKAGES)}
+            cfiles.update(captureroot.bytecode(wheel.guest_files(project, own), opts.suite.python))
+            coverlay = initramfs.build_overlay(cfiles, work / "capture-overlay.cpio.xz", xz=True)
+            initramfs.concatenate([cbase, coverlay], capture_initrd)
+        capture = {"total_bytes": capture_initrd.stat().st_size,
+                   "base_compressed": cbase.compressed, "base_uncompressed": cbase.uncompressed,
+                   "overlay_compressed": coverlay.compressed,
+                   "overlay_uncompressed": coverlay.uncompressed, "compression": "xz"}
+        log.info("capture initramfs %.1f MiB (%.1f MiB unpacked)",
+                 capture["total_bytes"] / 2**20,
+                 (cbase.uncompressed + coverlay.uncompressed) / 2**20)
     res["initramfs"] = {
         "total_bytes": initrd.stat().st_size,
         "base_compressed": base.compressed,
@@ -224,6 +258,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         "overlay_uncompressed": overlay.uncompressed,
         "builtin_modules": base.info["builtin_modules"],
         "modules": modules,
+        "capture": capture,
     }
     log.info("initramfs %.1f MiB (%.1f MiB unpacked)", initrd.stat().st_size / 2**20,
              (base.uncompressed + overlay.uncompressed) / 2**20)
@@ -237,7 +272,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         (content / "boot").mkdir(parents=True)
         (content / "dumps").mkdir()
         shutil.copy(vmlinuz, content / "boot" / f"vmlinuz-{kernel.release}")
-        shutil.copy(initrd, content / "boot" / initrd.name)
+        shutil.copy(capture_initrd, content / "boot" / capture_initrd.name)
         disk.make(image, content, _disk_mib(opts))
         shutil.rmtree(content)
 
@@ -394,6 +429,9 @@ def _run_guest(st: Run, spec: VmSpec) -> None:
         finally:
             vm.stop()
             _split(out)
+            st.result["memory"] = memory.parse((out / "console-capture.log").read_bytes())
+            for line in memory.table(st.result["memory"]):
+                log.info("capture memory: %s", line)
 
 
 def _wait_crash(st: Run, vm: Vm, pos: int, last: float) -> tuple[int, float]:
@@ -449,6 +487,12 @@ def _collect(st: Run, image: Path) -> None:
             shutil.move(str(staging / name), str(out / name))
     st.result["read_back"] = present
     st.result["guest_results"] = guest_results(out / "results")
+    estimate = out / "results" / "first" / "estimate.out"
+    if estimate.exists():
+        try:
+            st.result["estimate_needed"] = json.loads(estimate.read_text())["needed"]
+        except (ValueError, KeyError):
+            log.warning("estimate --json printed no `needed`: %s", estimate)
     for stage, info in st.result["guest_results"].items():
         if info["rc"] and stage in st.stage_status:
             st.stage_status[stage]["stderr_tail"] = info["stderr_tail"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from .stages import CAPTURE, FIRST, STAGES
 
 MARKER = "KDUMPCTL-VM:"
+MEM_MARKER = "KDUMPCTL-VM-MEM:"
 
 _PRELUDE = f"""\
 #!/bin/busybox sh
@@ -23,10 +24,39 @@ mount -t proc proc /proc
 . /etc/kdumpctl-vm/env
 R=/results
 mkdir -p $R
+exec 3>&1  # the console, for memstat while a stage's output goes to its files
 
 marker() {{
     up=$(cut -d' ' -f1 /proc/uptime 2>/dev/null)
     echo "{MARKER} $* t=$up"
+}}
+
+# memstat LABEL [k=v...]: /proc/meminfo's main lines (kB) on the console, for memory.py.
+memstat() {{
+    label=$1; shift
+    awk -v l="$label" -v x="$*" '
+        /^(MemTotal|MemFree|MemAvailable|Buffers|Cached|Shmem|Slab|KernelStack|PageTables):/ {{
+            sub(":", "", $1); s = s " " $1 "=" $2
+        }}
+        END {{print "{MEM_MARKER} " l s (x == "" ? "" : " " x)}}' /proc/meminfo >&3
+}}
+
+# memwatch PID: each second MemFree, MemAvailable (kB), and PID's VmHWM and RssAnon.
+memwatch() {{
+    while :; do
+        awk '/^MemFree:/ {{f = $2}} /^MemAvailable:/ {{a = $2}} /^VmHWM:/ {{h = $2}}
+             /^RssAnon:/ {{r = $2}} END {{print f, a, h, r}}' \
+            /proc/meminfo /proc/$1/status 2>/dev/null
+        sleep 1
+    done
+}}
+
+# memsummary: memwatch's lines as the lowest free memory and the highest RSS.
+memsummary() {{
+    awk 'NR == 1 || $1 < f {{f = $1}} NR == 1 || $2 < a {{a = $2}}
+         $3 > h {{h = $3}} $4 > r {{r = $4}}
+         END {{print "min_free_kb=" f+0, "min_available_kb=" a+0,
+                    "VmHWM_kb=" h+0, "RssAnon_kb=" r+0}}'
 }}
 
 # Copy the stage results to the dump disk while it is mounted read-write.

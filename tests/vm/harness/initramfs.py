@@ -12,12 +12,14 @@ import gzip
 import hashlib
 import json
 import logging
+import lzma
 import shutil
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from . import config, cpio, elf, guestroot
+from . import captureroot, config, cpio, elf, guestroot
 from .cache import building_dir
 from .config import Arch
 from .debian import Kernel, Package
@@ -41,19 +43,25 @@ class Archive:
     info: dict[str, Any]
 
 
-def _builder_digest() -> str:
+def _builder_digest(extra: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in _BUILDER_SOURCES:
+    for name in _BUILDER_SOURCES + extra:
         h.update((here / name).read_bytes())
     return h.hexdigest()
 
 
-def write_archive(tree: Tree, path: Path) -> tuple[int, int]:
-    """Write `tree` as gzip'd newc; return (compressed, uncompressed) sizes."""
+def write_archive(tree: Tree, path: Path, xz: bool = False) -> tuple[int, int]:
+    """Write `tree` as gzip'd (or xz'd) newc; return (compressed, uncompressed) sizes."""
     with open(path, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
-            writer = cpio.NewcWriter(gz)  # type: ignore[arg-type]
+        stream: BinaryIO
+        if xz:
+            stream = lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
+                                   filters=captureroot.XZ_FILTERS)
+        else:
+            stream = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        with stream:
+            writer = cpio.NewcWriter(stream)
             tree.write(writer)
             writer.close()
     return path.stat().st_size, writer.written
@@ -84,6 +92,28 @@ def build_base(
         return Archive(final / "base.cpio.gz", info["compressed"], info["uncompressed"], info)
 
     log.info("building the base initramfs for %s/%s", suite, arch.name)
+    tree, modules, builtins = guest_tree(arch, packages, kernel, kernel_dir)
+    _check_machine(tree, arch)
+    with building_dir(final) as tmp:
+        compressed, uncompressed = write_archive(tree, tmp / "base.cpio.gz")
+        info = {
+            **key_data,
+            "modules": [{"name": n, "path": "/" + p} for n, p, _ in modules],
+            "builtin_modules": builtins,
+            "compressed": compressed,
+            "uncompressed": uncompressed,
+            "excluded_packages": sorted(config.EXCLUDED_PACKAGES),
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return Archive(final / "base.cpio.gz", compressed, uncompressed, info)
+
+
+def guest_tree(arch: Arch, packages: dict[Package, Path], kernel: Kernel,
+               kernel_dir: Path | None) -> tuple[Tree, list[tuple[str, str, bytes]], list[str]]:
+    """The first kernel's whole tree, checked: packages merged, virtio modules, skeleton.
+
+    Returns (tree, [(module name, guest path, bytes)], [built-in module names]).
+    """
     tree = Tree()
     for _pkg, pkg_dir in sorted(packages.items()):
         tree.add_package(pkg_dir)
@@ -107,19 +137,7 @@ def build_base(
             "the guest tree is missing shared libraries:\n  " + "\n  ".join(problems[:30]),
             hint="a package in config.EXCLUDED_PACKAGES is needed after all",
         )
-    _check_machine(tree, arch)
-    with building_dir(final) as tmp:
-        compressed, uncompressed = write_archive(tree, tmp / "base.cpio.gz")
-        info = {
-            **key_data,
-            "modules": [{"name": n, "path": "/" + p} for n, p, _ in modules],
-            "builtin_modules": builtins,
-            "compressed": compressed,
-            "uncompressed": uncompressed,
-            "excluded_packages": sorted(config.EXCLUDED_PACKAGES),
-        }
-        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return Archive(final / "base.cpio.gz", compressed, uncompressed, info)
+    return tree, modules, builtins
 
 
 def _check_machine(tree: Tree, arch: Arch) -> None:
@@ -133,12 +151,49 @@ def _check_machine(tree: Tree, arch: Arch) -> None:
                            f"not {arch.name} ({arch.elf_machine})")
 
 
-def build_overlay(files: dict[str, Entry], path: Path) -> Archive:
+def build_capture(cache: Path, arch: Arch, suite: config.Suite, packages: dict[Package, Path],
+                  kernel: Kernel, kernel_dir: Path | None, host_python: str,
+                  project: Path) -> Archive:
+    """The capture kernel's base archive (captureroot.py), xz, cached by what it holds.
+
+    `project` is the unpacked wheel whose capture and save imports decide the Python
+    modules; the project's own files come with the overlay.
+    """
+    _own, external = captureroot.project_modules(project)
+    loaded = captureroot.host_trace(host_python, project, external | set(_own))
+    key_data = {
+        "packages": sorted(p.key + ":" + p.arch for p in packages),
+        "kernel": kernel.image.key if kernel_dir is not None else None,
+        "modules": list(arch.virtio_modules) if kernel_dir is not None else [],
+        "builder": _builder_digest(("captureroot.py",)),
+        "loaded": sorted(n for n in loaded if not n.startswith(captureroot.PROJECT)),
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
+    final = cache / "initramfs" / f"{suite.name}-{arch.debian}-capture-{key}"
+    if (final / "capture.cpio.xz").exists():
+        info = json.loads((final / "info.json").read_text())
+        return Archive(final / "capture.cpio.xz", info["compressed"], info["uncompressed"],
+                       info)
+    log.info("building the capture initramfs for %s/%s", suite.name, arch.name)
+    full, modules, _builtins = guest_tree(arch, packages, kernel, kernel_dir)
+    extra = [p for _n, p, _d in modules]
+    lean = captureroot.capture_tree(full, suite.python, arch.triplet,
+                                    sysconfig.get_config_var("MULTIARCH") or "", loaded, extra)
+    with building_dir(final) as tmp:
+        compressed, uncompressed = write_archive(lean, tmp / "capture.cpio.xz", xz=True)
+        info = {"compressed": compressed, "uncompressed": uncompressed,
+                "files": sum(1 for e in lean.entries.values() if e.kind == "file")}
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "paths.txt").write_text("".join(f"{p}\n" for p in sorted(lean.entries)))
+    return Archive(final / "capture.cpio.xz", compressed, uncompressed, info)
+
+
+def build_overlay(files: dict[str, Entry], path: Path, xz: bool = False) -> Archive:
     """The per-run part: /init, its settings, the project wheel, the launcher."""
     tree = Tree()
     for guest_path, entry in files.items():
         tree.add(guest_path, entry)
-    compressed, uncompressed = write_archive(tree, path)
+    compressed, uncompressed = write_archive(tree, path, xz)
     return Archive(path, compressed, uncompressed, {"files": len(files)})
 
 

@@ -58,6 +58,26 @@ _COPY_VMCORE = (
     "dd if=/proc/vmcore of=$d/vmcore-incomplete bs=1M; "
     "mv $d/vmcore-incomplete $d/vmcore; dmesg > $d/capture-dmesg.txt; ls -l $d"
 )
+# The capture's memory (memory.py reads the KDUMPCTL-VM-MEM lines): what Python
+# holds once `kdumpctl-py save` has imported what it needs, and the save's peak.
+_IMPORTS = (
+    "t0=$(cut -d' ' -f1 /proc/uptime); python3 -X importtime -c '"
+    "import kdumpctl_py.cli as c; c.build_parser(); "
+    "import kdumpctl_py.capture.save, kdumpctl_py.service.capture, numpy, zstandard; "
+    'd = dict(line.split(":", 1) for line in open("/proc/self/status")); '
+    'print(*(k + "_kb=" + d[k].split()[0] for k in ("VmHWM", "RssAnon", "RssFile", "RssShmem")))'
+    "' > $R/imports.rss && t1=$(cut -d' ' -f1 /proc/uptime) && "
+    "memstat imported $(cat $R/imports.rss) seconds=$(awk \"BEGIN {print $t1 - $t0}\")"
+)
+# The save's peak: memwatch samples it and /proc/meminfo each second.
+_MEASURED_SAVE = (
+    "t0=$(cut -d' ' -f1 /proc/uptime); "
+    "$KDUMPCTL_PY save --target /mnt/dumps $DUMP_LEVEL_ARGS & p=$!; "
+    "memwatch $p > $R/save.memwatch & w=$!; wait $p; rc=$?; kill $w; "
+    "t1=$(cut -d' ' -f1 /proc/uptime); "
+    "memstat saved $(memsummary < $R/save.memwatch) seconds=$(awk \"BEGIN {print $t1 - $t0}\"); "
+    "exit $rc"
+)
 # The crashing task names itself so the dump can be checked for it (drgn's vmtest
 # does the same). The shell's builtins write both files from the one process.
 _CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
@@ -109,6 +129,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("status-loaded", FIRST, False, 600,
           {"kdumpctl-py": "$KDUMPCTL_PY status --json"},
           notes="kdump operational now; the probes left the loaded kernel alone"),
+    Stage("estimate", FIRST, False, 300,
+          {"kdumpctl-py": "$KDUMPCTL_PY estimate --json"},
+          notes="the reservation kdumpctl-py estimates for this guest and capture initramfs"),
     Stage("busy", FIRST, True, 600,
           {"sh": '[ -z "$BUSY" ] || python3 /etc/kdumpctl-vm/busy.py'},
           notes="--busy: page cache, shmem, slab, anonymous and hugetlb pages (busy.py)"),
@@ -116,15 +139,18 @@ STAGES: tuple[Stage, ...] = (
           {"sh": "persist && sync && mount -o remount,ro /mnt"}),
     Stage("crash", FIRST, True, 120, {"sh": _CRASH},
           notes="never prints ok: the next marker comes from the capture kernel"),
-    Stage("capture-boot", CAPTURE, True, 600, {"sh": _MOUNTS}),
+    Stage("capture-boot", CAPTURE, True, 600, {"sh": _MOUNTS + "; memstat unpacked"},
+          notes="memstat: after the kernel's init and the initramfs unpacking"),
     Stage("capture-modules", CAPTURE, True, 120, {"sh": _MODULES}),
     Stage("capture-disk", CAPTURE, True, 120, {"sh": _DISK}),
+    Stage("capture-imports", CAPTURE, False, 300, {"sh": _IMPORTS},
+          notes="Python with what save imports: peak RSS, import time (-X importtime)"),
     Stage("capture-dt", CAPTURE, False, 60,
           {"sh": '[ -z "$DTB_MARKER" ] || cat /proc/device-tree/chosen/kdumpctl-py,marker'}),
     Stage("save", CAPTURE, True, 1800,
           {
               "copy": _COPY_VMCORE,
-              "kdumpctl-py": "$KDUMPCTL_PY save --target /mnt/dumps $DUMP_LEVEL_ARGS",
+              "kdumpctl-py": _MEASURED_SAVE,
               "capture": _CAPTURE,
           },
           default="auto", needs_subcommand="save"),

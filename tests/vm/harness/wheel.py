@@ -117,14 +117,21 @@ def subcommands(wheel: ProjectWheel | None, repo: Path) -> frozenset[str]:
     return frozenset(found)
 
 
-def guest_files(wheel: ProjectWheel | None) -> dict[str, Entry]:
-    """Overlay entries: the unpacked wheel in dist-packages and /usr/bin/kdumpctl-py."""
+def guest_files(wheel: ProjectWheel | None,
+                modules: set[str] | None = None) -> dict[str, Entry]:
+    """Overlay entries: the unpacked wheel in dist-packages and /usr/bin/kdumpctl-py.
+
+    With `modules`, only those modules' files (the capture initramfs).
+    """
     if wheel is None:
         return {}
     files: dict[str, Entry] = {}
     with zipfile.ZipFile(wheel.path) as z:
         for info in z.infolist():
             if info.is_dir() or info.filename.split("/", 1)[0].endswith(".data"):
+                continue
+            name = info.filename.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+            if modules is not None and (not info.filename.endswith(".py") or name not in modules):
                 continue
             files[f"{DIST_PACKAGES}/{info.filename}"] = Entry(
                 "file", perm=0o644, data=z.read(info))
