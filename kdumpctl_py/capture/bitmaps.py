@@ -13,11 +13,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 
-Bits = npt.NDArray[np.bool_]
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
+
+Bits: TypeAlias = "npt.NDArray[np.bool_]"
 
 
 @dataclass(frozen=True)

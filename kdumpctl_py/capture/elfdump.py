@@ -14,14 +14,17 @@ PT_LOADs that cover only what was written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
+
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
 
 PT_LOAD, PT_NOTE, PF_RWX = 1, 4, 7
 ELF_INCOMPLETE = 1

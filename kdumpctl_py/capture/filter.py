@@ -25,15 +25,17 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 
 from kdumpctl_py.capture.pagetables import PageTables
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
 
 DL_ZERO, DL_CACHE, DL_CACHE_PRIVATE, DL_USER, DL_FREE = 1, 2, 4, 8, 16
 PGMM_CACHED = 512  # makedumpfile reads struct pages in blocks of 512
@@ -41,7 +43,7 @@ SECTION_MAP_MASK = ~((1 << 5) - 1) & ((1 << 64) - 1)  # SECTION_MAP_LAST_BIT = 1
 SECTION_MARKED_PRESENT = 1
 KERNEL_4_16 = (4, 16)
 
-Bits = npt.NDArray[np.bool_]
+Bits: TypeAlias = "npt.NDArray[np.bool_]"
 STRUCT_PAGE_LEVELS = DL_CACHE | DL_CACHE_PRIVATE | DL_USER | DL_FREE
 PAGE_TYPE_BASE = 0xF0000000  # Linux 4.16-6.11: a type is a cleared bit under this base
 

@@ -15,10 +15,9 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
 from kdumpctl_py.capture.compress import (
@@ -27,6 +26,9 @@ from kdumpctl_py.capture.compress import (
     DUMP_DH_COMPRESSED_ZSTD,
 )
 from kdumpctl_py.errors import UsageError
+
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
 
 SIGNATURE = b"KDUMP   "
 HEADER_VERSION = 6

@@ -24,10 +24,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import numpy.typing as npt
 
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
@@ -54,6 +53,9 @@ from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
+
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
 
 FORMATS = ("kdump", "elf")
 NT_PRSTATUS = 1
