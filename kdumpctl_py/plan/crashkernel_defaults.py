@@ -1,11 +1,15 @@
 """The crashkernel= value to write when the admin gives none, per architecture and page size.
 
-These start from Fedora's kdump-utils (kdump_get_arch_recommend_crashkernel,
-2025): a distribution's values, tested on its kernels with its dracut
-initramfs. kdumpctl-py's capture environment runs Python and numpy, which
-needs more than a busybox or dracut one (a 27 MB arm64 Image with a Python
-initramfs did not fit in 256M): change a row only with a measurement from the
-QEMU crash cycle (tests/vm/crash-cycle), and say which run it came from.
+x86_64 and arm64 (4K pages) up to 4 GiB of RAM: the smallest reservation with
+which the QEMU crash cycle saves a dump at -d 31 (tests/vm/test_capture_memory.py,
+Debian 12 cloud kernels, 1 GiB guests, the harness's lean capture initramfs:
+x86_64 144M, arm64 128M) plus a margin of 48M for what a real machine has and
+the guest has not (more drivers probing devices, firmware tables, a larger
+initramfs). Larger machines and other architectures keep Fedora's kdump-utils
+values (kdump_get_arch_recommend_crashkernel, 2025), tested on its kernels with
+its dracut initramfs, until the crash cycle measures them. `estimate` models one
+machine; change a row only with a measurement from the crash cycle, and say
+which run it came from.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ G = 1 << 30
 PAGE_4K = 4 << 10
 PAGE_64K = 64 << 10
 
+# Measured minimum plus this, for 1-4 GiB machines (module docstring).
+MARGIN = 48 * M
 # Fedora: x86_64 and s390x, since fe18f93 (2025; erofs initrds and NFS dumps needed 238M).
 _GENERIC: tuple[RangeRule, ...] = ((2 * G, 64 * G, 256 * M), (64 * G, None, 512 * M))
-# Fedora: aarch64 4K pages; 64K-page kernels add 100M to each size.
+_X86_64: tuple[RangeRule, ...] = (
+    (1 * G, 4 * G, 144 * M + MARGIN), (4 * G, 64 * G, 256 * M), (64 * G, None, 512 * M))
+# Fedora's above 4 GiB: aarch64 4K pages; 64K-page kernels add 100M to each size.
 _ARM64_4K: tuple[RangeRule, ...] = (
-    (2 * G, 4 * G, 256 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
+    (1 * G, 4 * G, 128 * M + MARGIN), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
 # Fedora: ppc64le kdump (not fadump), plus 1M for each of the capture kernel's 16 CPUs.
 _PPC64LE: tuple[RangeRule, ...] = tuple(
     (start, end, size + 16 * M) for start, end, size in (
@@ -36,7 +44,7 @@ _PPC64LE: tuple[RangeRule, ...] = tuple(
         (64 * G, 128 * G, 2 * G), (128 * G, None, 4 * G)))
 
 DEFAULTS: dict[tuple[str, int], tuple[RangeRule, ...]] = {
-    ("x86_64", PAGE_4K): _GENERIC,
+    ("x86_64", PAGE_4K): _X86_64,
     ("s390x", PAGE_4K): _GENERIC,
     # Fedora ships no riscv64 value; the generic one until the crash cycle measures it.
     ("riscv64", PAGE_4K): _GENERIC,

@@ -4,16 +4,19 @@ In the spirit of SUSE's kdumptool calibrate. The kernel image stays for the
 whole capture; on top of it the worst of two moments counts:
 
 - unpacking the initramfs: the compressed copy and the unpacked files, and
-  the rootfs tmpfs may fill only half of the memory the kernel sees, so the
-  unpacked size must fit twice (the failure measured at 224M on x86_64);
+  the rootfs tmpfs may fill only half of the memory the kernel sees besides
+  the compressed copy, so the unpacked size must fit twice next to it (the
+  failure measured at 224M on x86_64 with a 26 MiB gzip initramfs);
 - saving: the unpacked files, the kernel's own allocations, per-CPU areas,
   Python with numpy, I/O buffers and the page bitmaps.
 
 The kernel's in-memory size comes from its image header (arm64 image_size,
 x86 init_size); the initramfs from /boot; the rest are constants fitted to
 the QEMU crash cycles (tests/vm/crash-cycle, Debian 12, 1 GiB guests,
-kdumpctl-py loading and saving): x86_64 fails at 224M and works at 256M,
-arm64 works at 224M.
+kdumpctl-py loading and saving at -d 31, /proc/meminfo at each stage): with
+the harness's lean xz capture initramfs the smallest reservations that save
+are x86_64 144M and arm64 128M; with its earlier 26 MiB gzip one, 256M and
+224M.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ class Constants:
     kernel_fallback: int = 12 * MiB
     # Compressed initramfs assumed when /boot has none: Python 3, numpy and the saver.
     initrd_fallback: int = 48 * MiB
-    # Unpacked initramfs (tmpfs pages) per compressed byte (measured: 23.9 MiB of
-    # gzip unpack to 70.7 MiB for the crash cycle's arm64 initramfs).
-    initrd_unpack: float = 3.0
+    # Unpacked initramfs (tmpfs pages) per compressed byte (measured: 11.8 MiB of
+    # xz unpack to 38.7 MiB for the crash cycle's x86_64 capture initramfs, 9.9 to
+    # 33.6 on arm64; gzip, 26.4 to 73.3).
+    initrd_unpack: float = 3.3
     # The rootfs tmpfs takes at most this share of the capture kernel's memory.
     rootfs_share: float = 0.5
     # The capture kernel's own allocations whatever the image: page tables, slab,
@@ -64,11 +68,12 @@ class Constants:
     # CPUs the capture kernel runs (nr_cpus= on its command line).
     capture_cpus: int = 1
     # User space: init, the Python 3 interpreter with numpy imported and the
-    # saver's modules (resident set).
-    python: int = 64 * MiB
+    # saver's modules (measured: 18.6 MiB anonymous after the imports, 32-35 MiB
+    # at the save's peak; shared libraries are initramfs pages, counted above).
+    python: int = 32 * MiB
     # Reading /proc/vmcore in chunks, compression buffers, and the dirty page
     # cache of the dump file before writeback.
-    io_buffers: int = 16 * MiB
+    io_buffers: int = 8 * MiB
     # Page bitmaps for filtering: bits per first-kernel page frame (one "in RAM",
     # one "to dump", as makedumpfile keeps).
     bitmap_bits_per_page: int = 2
@@ -169,7 +174,7 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
 
     size = {p.name: p.bytes for p in parts}
     unpacking = size["initramfs"] + size["initramfs unpacked"]
-    rootfs = int(size["initramfs unpacked"] / c.rootfs_share)
+    rootfs = size["initramfs"] + int(size["initramfs unpacked"] / c.rootfs_share)
     saving = sum(size[n] for n in ("initramfs unpacked", "kernel runtime", "per-CPU",
                                    "user space", "I/O buffers", "page bitmaps"))
     worst = max(unpacking, rootfs, saving)

@@ -34,6 +34,6 @@ def test_default_below_the_need_is_said(tmp_path: Path, capsys: pytest.CaptureFi
     """The default line says when it is not enough here (issue 23, item 3)."""
     assert main(["--sysroot", str(synthetic_snapshot(tmp_path)), "estimate"]) == 0
     out = capsys.readouterr().out
-    assert out.split("\n")[1].startswith("needs about 368 MiB")
-    assert ("default: 2G-64G:256M,64G-:512M (256 MiB at this RAM): NOT ENOUGH here; use "
-            "reset-crashkernel --value 368M\n") in out
+    assert out.split("\n")[1].startswith("needs about 448 MiB")
+    assert ("default: 1G-4G:192M,4G-64G:256M,64G-:512M (256 MiB at this RAM): NOT ENOUGH here; "
+            "use reset-crashkernel --value 448M\n") in out

@@ -23,7 +23,7 @@ from tests.builders import (
 )
 
 RUNNING = "6.18.44-fc-v657"  # the release of the x86_64 fixture
-DEFAULT = "2G-64G:256M,64G-:512M"
+DEFAULT = "1G-4G:192M,4G-64G:256M,64G-:512M"
 
 
 def reset(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
@@ -71,14 +71,15 @@ def test_fedora_bls_running_kernel(tmp_path: Path, capsys: pytest.CaptureFixture
     entries = root / "boot/loader/entries"
     entries.mkdir(parents=True)
     mine = entries / f"abc-{RUNNING}.conf"
-    mine.write_text(FEDORA_ENTRY.replace(RELEASE, RUNNING))
+    before = FEDORA_ENTRY.replace(RELEASE, RUNNING).replace(f"crashkernel={DEFAULT}",
+                                                            "crashkernel=256M")
+    mine.write_text(before)
     other = entries / f"abc-{RELEASE}.conf"
     other.write_text(FEDORA_ENTRY)
     assert reset(capsys, root, "--force")[0] == 0
     assert f"crashkernel={DEFAULT}\n" in mine.read_text()
     assert other.read_text() == FEDORA_ENTRY
-    assert mine.with_name(mine.name + BACKUP_SUFFIX).read_text() == FEDORA_ENTRY.replace(
-        RELEASE, RUNNING)
+    assert mine.with_name(mine.name + BACKUP_SUFFIX).read_text() == before
 
 
 @pytest.mark.parametrize("grub,argv,code,why", [
@@ -112,8 +113,8 @@ def test_concurrent_edit_is_detected(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv,why", [
     (["--value", "64G-:512M"], "crashkernel=64G-:512M reserves nothing at this RAM (24.0 GiB): "),
-    ([], f"crashkernel={DEFAULT} reserves 256 MiB at this RAM (24.0 GiB), below the 368 MiB "
-         "that kdumpctl-py estimate says the capture kernel needs; give --value 368M, or "
+    ([], f"crashkernel={DEFAULT} reserves 256 MiB at this RAM (24.0 GiB), below the 448 MiB "
+         "that kdumpctl-py estimate says the capture kernel needs; give --value 448M, or "
          "--force to write it anyway"),
 ])
 def test_too_small_a_value_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -128,7 +129,7 @@ def test_too_small_a_value_needs_force(tmp_path: Path, capsys: pytest.CaptureFix
     code, out, err = reset(capsys, root, *argv, "--force")
     assert code == 0 and err.startswith(f"kdumpctl-py: warning: {why.split('; give')[0]}")
     assert "crashkernel=" in grub.read_text()
-    assert reset(capsys, root, "--value", "368M")[0] == 0
+    assert reset(capsys, root, "--value", "448M")[0] == 0
 
 
 def test_no_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,7 @@ def test_boot_files_and_verdicts(tmp_path: Path) -> None:
     parts = {p.name: p for p in small.parts}
     assert parts["kernel"].bytes == 40 * M and f"/boot/vmlinuz-{RELEASE}" in parts["kernel"].how
     assert parts["initramfs"].bytes == 60 * M and "kdump.img" in parts["initramfs"].how
-    assert parts["initramfs unpacked"].bytes == 180 * M
+    assert parts["initramfs unpacked"].bytes == int(60 * M * 3.3)
     assert small.reserved == 256 * M and small.too_small is True
     assert small.verdict.startswith("TOO SMALL: 256 MiB reserved")
     big = estimate(SystemView(synthetic_snapshot(
@@ -52,7 +52,7 @@ def test_the_sum(tmp_path: Path) -> None:
     saving = sum(parts[n] for n in ("initramfs unpacked", "kernel runtime", "per-CPU",
                                     "user space", "I/O buffers", "page bitmaps"))
     worst = max(parts["initramfs"] + parts["initramfs unpacked"],
-                int(parts["initramfs unpacked"] / c.rootfs_share), saving)
+                parts["initramfs"] + int(parts["initramfs unpacked"] / c.rootfs_share), saving)
     assert parts["worst moment"] == worst
     base = parts["kernel"] + worst
     assert e.needed == -(-int(base / (1 - 64 / 4096)) // M) * M
@@ -63,6 +63,9 @@ def test_the_sum(tmp_path: Path) -> None:
 
 
 MEASURED = {  # smallest crashkernel= with which the QEMU crash cycle saved a dump (32M steps)
+    # with these snapshots' initramfs (26.4 and 23.9 MiB gzip); the lean xz capture
+    # initramfs the harness builds now needs 144M and 128M (tests/vm/test_capture_memory.py
+    # checks estimate against those in the guest)
     "debian12-amd64": 256 * M,  # 224M: the capture kernel's rootfs filled up
     "debian12-arm64": 224 * M,  # 192M: "Initramfs unpacking failed: write error"
 }
