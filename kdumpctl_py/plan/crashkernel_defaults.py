@@ -3,7 +3,7 @@
 x86_64 and arm64 (4K pages) up to 4 GiB of RAM: the smallest reservation with
 which the QEMU crash cycle saves a dump at -d 31 (tests/vm/test_capture_memory.py,
 Debian 12 cloud kernels, 1 GiB guests, the harness's lean capture initramfs:
-x86_64 144M, arm64 128M) plus a margin of 48M for what a real machine has and
+x86_64 144M, arm64 112M) plus a margin of 48M for what a real machine has and
 the guest has not (more drivers probing devices, firmware tables, a larger
 initramfs). Larger machines and other architectures keep Fedora's kdump-utils
 values (kdump_get_arch_recommend_crashkernel, 2025), tested on its kernels with
@@ -36,7 +36,7 @@ _X86_64: tuple[RangeRule, ...] = (
     (1 * G, 4 * G, 144 * M + MARGIN), (4 * G, 64 * G, 256 * M), (64 * G, None, 512 * M))
 # Fedora's above 4 GiB: aarch64 4K pages; 64K-page kernels add 100M to each size.
 _ARM64_4K: tuple[RangeRule, ...] = (
-    (1 * G, 4 * G, 128 * M + MARGIN), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
+    (1 * G, 4 * G, 112 * M + MARGIN), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
 # Fedora: ppc64le kdump (not fadump), plus 1M for each of the capture kernel's 16 CPUs.
 _PPC64LE: tuple[RangeRule, ...] = tuple(
     (start, end, size + 16 * M) for start, end, size in (

@@ -15,7 +15,7 @@ x86 init_size); the initramfs from /boot; the rest are constants fitted to
 the QEMU crash cycles (tests/vm/crash-cycle, Debian 12, 1 GiB guests,
 kdumpctl-py loading and saving at -d 31, /proc/meminfo at each stage): with
 the harness's lean xz capture initramfs the smallest reservations that save
-are x86_64 144M and arm64 128M; with its earlier 26 MiB gzip one, 256M and
+are x86_64 144M and arm64 112M; with its earlier 26 MiB gzip one, 256M and
 224M.
 """
 
@@ -68,8 +68,9 @@ class Constants:
     # CPUs the capture kernel runs (nr_cpus= on its command line).
     capture_cpus: int = 1
     # User space: init, the Python 3 interpreter with numpy imported and the
-    # saver's modules (measured: 18.6 MiB anonymous after the imports, 32-35 MiB
-    # at the save's peak; shared libraries are initramfs pages, counted above).
+    # saver's modules (measured: 18.6 MiB anonymous after the imports, 24 MiB at
+    # the save's peak with windowed bitmaps, 32-35 MiB before them; shared
+    # libraries are initramfs pages, counted above).
     python: int = 32 * MiB
     # Reading /proc/vmcore in chunks, compression buffers, and the dirty page
     # cache of the dump file before writeback.

@@ -8,7 +8,7 @@ from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
 
 def test_explicit_arch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["get-default-crashkernel", "--arch", "aarch64", "--page-size", "64K"]) == 0
-    assert capsys.readouterr().out == "1G-4G:276M,4G-64G:420M,64G-:676M\n"
+    assert capsys.readouterr().out == "1G-4G:260M,4G-64G:420M,64G-:676M\n"
 
 
 @pytest.mark.parametrize("name", SNAPSHOT_NAMES)

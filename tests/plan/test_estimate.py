@@ -64,7 +64,7 @@ def test_the_sum(tmp_path: Path) -> None:
 
 MEASURED = {  # smallest crashkernel= with which the QEMU crash cycle saved a dump (32M steps)
     # with these snapshots' initramfs (26.4 and 23.9 MiB gzip); the lean xz capture
-    # initramfs the harness builds now needs 144M and 128M (tests/vm/test_capture_memory.py
+    # initramfs the harness builds now needs 144M and 112M (tests/vm/test_capture_memory.py
     # checks estimate against those in the guest)
     "debian12-amd64": 256 * M,  # 224M: the capture kernel's rootfs filled up
     "debian12-arm64": 224 * M,  # 192M: "Initramfs unpacking failed: write error"
