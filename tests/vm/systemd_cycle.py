@@ -221,7 +221,7 @@ def guest_initrd(kernel_dir: Path, release: str, busybox_dir: Path, path: Path,
     init = INIT.replace("@MODULES@", " ".join("/" + p for _, p, _ in modules))
     tree.add("init", Entry("file", perm=0o755, data=init.encode()))
     tree.add_skeleton()
-    initramfs.write_archive(tree, path)
+    initramfs.write_archive(tree, path, xz=True)  # xz, as captureroot.py says why
 
 
 def write(root: Path, rel: str, text: str | bytes, mode: int = 0o644) -> None:
