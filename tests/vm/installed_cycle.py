@@ -89,6 +89,7 @@ crash)
     echo report > {STATE}; sync
     systemctl enable --now kdumpctl-py.service || fail enable
     kdumpctl-py status || fail status
+    kdumpctl-py estimate
     kdumpctl-py test --yes || fail test ;;
 report)
     kdumpctl-py status --json > {STATUS}
