@@ -82,6 +82,20 @@ def test_select_maps_host_names_into_the_guest_and_closes_over_its_imports() -> 
     }
 
 
+def test_relative_imports_of_stdlib_packages_are_followed() -> None:
+    """3.13's pathlib is a package: `from ._abc import *` in its __init__."""
+    t = Tree()
+    std = "usr/lib/python3.13"
+    t.add(f"{std}/pathlib/__init__.py", Entry("file", data=b"from ._abc import *\n"
+                                                            b"from ._local import (Path,\n"))
+    t.add(f"{std}/pathlib/_abc.py", Entry("file", data=b"from .. import nothing\n"))
+    t.add(f"{std}/pathlib/_local.py", Entry("file", data=b""))
+    t.add(f"{std}/pathlib/_unused.py", Entry("file", data=b""))
+    keep = captureroot.select(t, "3.13", "x86_64-linux-gnu", "x86_64-linux-gnu", ["pathlib"])
+    assert keep == {f"{std}/pathlib/__init__.py", f"{std}/pathlib/_abc.py",
+                    f"{std}/pathlib/_local.py"}
+
+
 def test_bytecode_replaces_sources_only_for_the_hosts_python() -> None:
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     entries = {"usr/lib/python3/dist-packages/m.py": Entry("file", data=b"X = 6 * 7\n"),

@@ -57,7 +57,8 @@ BUSYBOX = "usr/bin/busybox"
 XZ_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": 1 << 20}]
 
 _C_NAME = re.compile(rb"(?<=\0)[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?=\0)")
-_TOP_IMPORT = re.compile(r"^(?:import\s+([\w., ]+)|from\s+([\w.]+)\s+import\b)", re.M)
+_TOP_IMPORT = re.compile(
+    r"^(?:import\s+([\w., ]+)|from\s+([\w.]+)\s+import\b[ \t(]*([\w., \t*]*))", re.M)
 
 
 def _module_file(pkg_root: Path, name: str) -> Path | None:
@@ -216,7 +217,8 @@ def select(tree: Tree, python: str, triplet: str, host_triplet: str,
             final = tree.entries.get(chain[-1])
             if final and final.kind == "file" and path.endswith(".py") and \
                     path.startswith(index.stdlib + "/"):
-                todo += _source_imports(final)
+                rel = path[len(index.stdlib) + 1:]
+                todo += _source_imports(final, posixpath.dirname(rel).replace("/", "."))
     return keep
 
 
@@ -225,13 +227,25 @@ def _c_strings(entry: Entry) -> set[str]:
     return {m.group(0).decode() for m in _C_NAME.finditer(entry.read())}
 
 
-def _source_imports(entry: Entry) -> list[str]:
+def _source_imports(entry: Entry, package: str = "") -> list[str]:
+    """Top-level imports of a module in `package` (relative ones resolved against it:
+    3.13's pathlib is a package whose __init__ imports `._abc` and `._local`)."""
     names: list[str] = []
     for m in _TOP_IMPORT.finditer(entry.read().decode(errors="replace")):
         if m.group(1):
             names += [n.strip().split(" ")[0] for n in m.group(1).split(",") if n.strip()]
         elif not m.group(2).startswith("."):
             names.append(m.group(2))
+        elif package:
+            dots = len(m.group(2)) - len(m.group(2).lstrip("."))
+            if dots > len(package.split(".")):
+                continue  # beyond the top-level package: not importable anyway
+            parts = package.split(".")[:len(package.split(".")) - dots + 1]
+            base = ".".join(parts + [m.group(2)[dots:]] if m.group(2)[dots:] else parts)
+            names.append(base)
+            imported = m.group(3) or ""
+            names += [f"{base}.{n.strip().split(' ')[0]}" for n in imported.split(",")
+                      if n.strip() and n.strip() != "*"]
     return names
 
 
