@@ -13,6 +13,7 @@ size of the dump.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
@@ -333,7 +334,9 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         raise UsageError(f"dump level {options.dump_level} is not between 0 and 31")
     if options.format not in FORMATS:
         raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
-    with Vmcore(vmcore_path, partial=True) as v:
+    # The dump directory's fd is closed on every way out: an fd left open by a failed
+    # attempt keeps the target busy, and capture unmounts it next.
+    with Vmcore(vmcore_path, partial=True) as v, contextlib.ExitStack() as cleanup:
         stats = FilterStats()
         threads = options.threads or os.cpu_count() or 1
         window = window_pages(options.memory_limit or DEFAULT_LIMIT, threads)
@@ -369,6 +372,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 _check_space(target, need)
             try:
                 result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
+                cleanup.callback(os.close, dir_fd)
                 # The log first: it is small and the first thing anyone reads, so a disk
                 # that fills up during the dump still leaves it behind.
                 _write_dmesg(v, dir_fd)
@@ -427,7 +431,6 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 lines = "".join(f"{pfn:#x}\n" for pfn in result.unreadable)
                 _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
             os.fsync(dir_fd)
-            os.close(dir_fd)
         result.seconds = time.monotonic() - started
         result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if not result.complete:

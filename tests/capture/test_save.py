@@ -129,6 +129,28 @@ def test_full_disk_leaves_a_readable_incomplete_dump(tmp_path: Path,
         assert read_page(str(d / "vmcore-incomplete"), dump, int(pfn)) == want[int(pfn)]
 
 
+@pytest.mark.parametrize("fail_at", [1, 12])
+def test_a_failed_save_leaves_no_fd_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         fail_at: int) -> None:
+    """An fd left behind would keep the target busy when capture unmounts it next."""
+    src, _ = make_vmcore(tmp_path)
+    real = FileSink.write_at
+    calls = {"n": 0}
+
+    def write_at(self: FileSink, offset: int, data: bytes | memoryview) -> None:
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise OSError(errno.EIO, "Input/output error")
+        real(self, offset, data)
+
+    monkeypatch.setattr(FileSink, "write_at", write_at)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(KdumpError):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False,
+                                                                  threads=1))
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
 def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     src, want = make_vmcore(tmp_path)
