@@ -24,16 +24,14 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from save import CACHE, checked, mdf_argv, ours_argv, ours_env  # noqa: E402
+from save import CACHE, checked, mdf_argv, ours_argv, ours_env, summarise  # noqa: E402
 
 from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
 from kdumpctl_py.units import parse_size  # noqa: E402
@@ -84,14 +82,6 @@ def one(vmcore: Path, tmp: Path, limit: int, extra: list[str]) -> tuple[
     return result
 
 
-def summary(rows: list[tuple[Measurement, int]]) -> dict[str, Any]:
-    secs = [m.seconds for m, _ in rows]
-    return {"seconds": round(statistics.median(secs), 3),
-            "range": [round(min(secs), 3), round(max(secs), 3)],
-            "cpu_seconds": round(statistics.median(m.cpu_seconds for m, _ in rows), 3),
-            "peak_rss": max(m.peak_rss for m, _ in rows), "bytes": rows[0][1]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4G,64G,256G,1T")
@@ -116,7 +106,7 @@ def main() -> None:
             mdf_rows.append(m)
             same, identical = same and s, identical and i
             load.append(round(load_average()[0], 2))
-        ours, mdf = summary(ours_rows), summary(mdf_rows)
+        ours, mdf = summarise(ours_rows), summarise(mdf_rows)
         sizes[size] = {"ours": ours, "makedumpfile": mdf, "bitmaps_equal": same,
                        "identical_files": identical,
                        "disk_bytes": vmcore.stat().st_blocks * 512}
