@@ -26,12 +26,13 @@ import json
 import logging
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import systemd_cycle  # noqa: E402
 from harness import aptsources, disk, efidisk, uefi, wheel  # noqa: E402
 from harness.cache import cache_root  # noqa: E402
 from harness.config import ARCHES, Arch  # noqa: E402
@@ -128,18 +129,11 @@ GRUB_TERMINAL=console
 
 
 @dataclass
-class Result:
-    out: Path
-    timings: dict[str, float] = field(default_factory=dict)
-    status: dict[str, Any] | None = None
-    dumps: list[str] = field(default_factory=list)
+class Result(systemd_cycle.Result):
     report: dict[str, Any] | None = None  # `kdumpctl-py analyse --json` of the dump
-    console: str = ""
-    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"timings": self.timings, "status": self.status, "dumps": self.dumps,
-                "report": self.report, "error": self.error}
+        return {**super().as_dict(), "report": self.report}
 
 
 def packages(arch: Arch) -> tuple[str, ...]:
