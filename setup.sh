@@ -21,6 +21,6 @@ apt-get install -y -q --no-install-recommends \
 # Debian's own interpreter, so the venv matches what the distribution runs.
 /usr/bin/python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[systemd,zstd,lzo,test]'
+.venv/bin/python -m pip install -q -e '.[analyse,systemd,lzo,test]'
 ln -sf "$PWD/.venv/bin/kdumpctl-py" /usr/local/bin/kdumpctl-py
 echo "set up: $(/usr/local/bin/kdumpctl-py --version)"

@@ -99,7 +99,7 @@ def import_drgn() -> Any:
         import drgn
     except ImportError:
         raise KdumpError("drgn is not installed: analysis needs it "
-                         "(pip install drgn, or Debian's python3-drgn)") from None
+                         "(pip install 'kdumpctl-py[analyse]', or Debian's python3-drgn)") from None
     return drgn
 
 
