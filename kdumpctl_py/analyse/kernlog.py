@@ -58,11 +58,12 @@ _CPU_LINE = re.compile(
     r"(?: Kdump: \S+)? (?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))(?: +\d|\s*$)"
 )
 _TRACE_START = re.compile(r"^\s*Call [Tt]race:\s*$")
-# " ? func+0x16/0x20 [module]", with the " [<ffffffff81000000>]" of older kernels.
+# " ? func+0x16/0x20 [module]", with the " [<ffffffff81000000>]" of older kernels; arm64
+# since 6.14 marks how each entry was found: " (C)" caller, " (P)" pc, " (L)" lr ...
 _FRAME = re.compile(
     r"^\s*(?P<unreliable>\?\s+)?(?:\[<[0-9a-f]+>\]\s+)?"
     r"(?P<func>[\w.$]+)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)"
-    r"(?:\s+\[(?P<module>[\w-]+)(?:\s+[0-9a-f]+)?\])?\s*$"
+    r"(?:\s+\[(?P<module>[\w-]+)(?:\s+[0-9a-f]+)?\])?(?:\s+\([A-Z^]+\))?\s*$"
 )
 # Where an oops happened, before its Call Trace: "RIP: 0010:func+0x11/0x20 [mod]" (x86),
 # "pc : func+0x24/0x30" (arm64). User-mode RIPs ("RIP: 0033:0x47b7a0") do not match.
@@ -126,7 +127,11 @@ class DrgnMemory:
 def _dmesg_log(opened: Opened) -> KernelLog:
     from kdumpctl_py.capture import dmesg
 
-    log: Any = dmesg.read_kernel_log(DrgnMemory(opened))
+    return from_records(dmesg.read_kernel_log(DrgnMemory(opened)))
+
+
+def from_records(log: Any) -> KernelLog:
+    """capture.dmesg's records as LogLines, its lost records as a warning."""
     lines = [LogLine(r.ts_nsec, r.text.decode("utf-8", "backslashreplace"), r.level)
              for r in log.records]
     warnings = list(log.warnings)

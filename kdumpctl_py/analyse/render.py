@@ -25,6 +25,7 @@ from kdumpctl_py.analyse.report import (
     TaskRef,
     TaskSummary,
 )
+from kdumpctl_py.analyse.signature import Signature
 from kdumpctl_py.units import format_bytes
 
 WIDTH = 80
@@ -104,6 +105,13 @@ def taint_json(t: Taint | None) -> dict[str, Any] | None:
     return {"flags": t.flags, "mask": t.mask, "meanings": list(t.meanings)}
 
 
+def signature_json(s: Signature | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {"id": s.id, "version": s.version, "kind": s.kind, "message": s.message,
+            "frames": list(s.frames)}
+
+
 def debuginfo_json(d: DebugInfo) -> dict[str, Any]:
     return {"dwarf": d.dwarf, "vmlinux": d.vmlinux, "origin": d.origin, "build_id": d.build_id,
             "verified": d.verified, "kallsyms": d.kallsyms,
@@ -144,6 +152,7 @@ def to_json(r: Report) -> dict[str, Any]:
         "cpus_online": r.cpus_online,
         "task_count": r.task_count,
         "panic_message": r.panic_message,
+        "signature": signature_json(r.signature),
         "taint": taint_json(r.taint),
         "crashed_thread": task_json(r.crashed_thread),
         "backtrace": [frame_json(f) for f in r.backtrace],
@@ -369,6 +378,9 @@ def render_text(r: Report) -> str:
     if r.memory is not None and r.memory.total is not None:
         out += field("MEMORY", format_bytes(r.memory.total * r.memory.page_size))
     out += field("PANIC", f'"{r.panic_message}"' if r.panic_message else "none found")
+    if r.signature is not None:
+        out += field("SIGNATURE", f"{r.signature.id} ({r.signature.kind}: "
+                     f"{' < '.join(r.signature.frames) or 'no frames'})")
     if r.taint is not None:
         out += field("TAINTED", "no" if not r.taint.flags else r.taint.flags.rstrip())
         for meaning in r.taint.meanings:

@@ -20,6 +20,7 @@ from kdumpctl_py.analyse.kernlog import LogLine
 
 if TYPE_CHECKING:
     from kdumpctl_py.analyse.program import Opened
+    from kdumpctl_py.analyse.signature import Signature
 
 SCHEMA = 1
 LOG_LINES = 50
@@ -161,6 +162,7 @@ class Report:
     missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     save: dict[str, Any] | None = None  # the save.json beside the dump: how it was saved
+    signature: Signature | None = None  # what identifies the bug (analyse.signature)
     schema: int = SCHEMA
     tool: str = ""
     drgn_version: str | None = None
@@ -212,7 +214,7 @@ def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
         build_id=opened.found.build_id,
         tool=f"kdumpctl-py {__version__}",
     )
-    report.save = _save_record(opened.path)
+    report.save = save_record(opened.path)
     try:
         import drgn
 
@@ -234,10 +236,37 @@ def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
         from kdumpctl_py.analyse import nodwarf
 
         nodwarf.gather(opened, report, lines)
+    sign(report, lines, opened)
     return report
 
 
-def _save_record(path: str) -> dict[str, Any] | None:
+def sign(report: Report, lines: list[LogLine], opened: Opened | None = None) -> None:
+    """The report's crash signature, from the whole log and the crashing task's trace as
+    the kernel logged it: its unwinder walks the module code that drgn cannot without the
+    module's debug info, and the same text is there with or without DWARF; the report's
+    own backtrace only when the log has none."""
+    from kdumpctl_py.analyse.signature import compute
+
+    frames = report.backtrace
+    if report.backtrace_source != "kernel log":
+        frames = report.attempt("logged trace", lambda: logged_trace(lines, opened)) or frames
+    report.signature = report.attempt(
+        "signature", lambda: compute([ln.text for ln in lines], report.panic_message, frames))
+
+
+def logged_trace(lines: list[LogLine], opened: Opened | None) -> list[Frame]:
+    """The crashing task's Call Trace from the log, return addresses fixed by the dump's
+    symbols when there are any (nodwarf.fix_return_addresses)."""
+    from kdumpctl_py.analyse import kernlog, nodwarf
+
+    ctx = kernlog.crash_context(lines)
+    frames = kernlog.call_trace(lines, ctx.line) if ctx is not None else []
+    if frames and opened is not None and (opened.dwarf or opened.kallsyms):
+        frames = nodwarf.fix_return_addresses(opened.prog, frames)
+    return frames
+
+
+def save_record(path: str) -> dict[str, Any] | None:
     """The dump's save.json, when it describes this very file."""
     import os
 

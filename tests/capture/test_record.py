@@ -70,8 +70,8 @@ def test_save_fallback_from_the_command_line(tmp_path: Path,
 
 
 def test_analyse_reads_the_record_of_that_very_file(tmp_path: Path) -> None:
-    from kdumpctl_py.analyse.report import _save_record
+    from kdumpctl_py.analyse.report import save_record
 
     write_record(str(tmp_path), FELL_BACK)
-    assert _save_record(str(tmp_path / "vmcore")) == dataclasses.asdict(FELL_BACK)
-    assert _save_record(str(tmp_path / "vmcore.elf")) is None
+    assert save_record(str(tmp_path / "vmcore")) == dataclasses.asdict(FELL_BACK)
+    assert save_record(str(tmp_path / "vmcore.elf")) is None
