@@ -335,3 +335,20 @@ class FakeMachine:
 
     def act(self, action: str) -> None:
         self.calls.append(("act", action))
+
+
+def panic_vmcore(path: Path, console: str, release: str = "6.1.0-57-cloud-amd64",
+                 build_id: str = "ab" * 20) -> Path:
+    """A small ELF vmcore whose kernel log holds `console`'s lines ("[  ts] text", as a
+    serial console shows them), with OSRELEASE and BUILD-ID in its VMCOREINFO: what the
+    log-only analysis and the crash signature read."""
+    from tests.capture.printk_rings import Ring, elf_vmcore
+
+    ring = Ring(count_bits=7, size_bits=14)
+    for line in console.strip("\n").splitlines():
+        m = re.match(r"\[\s*(\d+)\.(\d{6})\] ?(.*)$", line)
+        assert m, line
+        ring.add(m.group(3).encode(), ts=int(m.group(1)) * 10**9 + int(m.group(2)) * 1000)
+    info = ring.vmcoreinfo() + f"OSRELEASE={release}\nBUILD-ID={build_id}\n"
+    path.write_bytes(elf_vmcore(ring.memory(), info))
+    return path

@@ -245,32 +245,37 @@ def read_kernel_log(mem: KernelMemory) -> KernelLog:
 def read_vmcore_log(path: str) -> KernelLog:
     """The log of the dump at `path`: an ELF vmcore or a kdump-compressed file; one cut
     short gives what is there and a warning saying so."""
+    return read_vmcore(path)[0]
+
+
+def read_vmcore(path: str) -> tuple[KernelLog, VmcoreInfo, str]:
+    """The dump's log, its VMCOREINFO and its format (`ELF`, `kdump-compressed`)."""
     from kdumpctl_py.capture.dumpkind import readable_dump
     from kdumpctl_py.capture.extent import truncation
 
-    _fmt, magic = readable_dump(path)
+    fmt, magic = readable_dump(path)
     cut = truncation(path)
     try:
-        log = _read_log(path, magic)
+        log, info = _read_log(path, magic)
     except KdumpError as e:
         if cut is None:
             raise
         raise UsageError(f"{path} is {cut}; {e}") from None
     if cut is not None:
         log.warn(f"{path} is {cut}; what was past the end is missing")
-    return log
+    return log, info, fmt
 
 
-def _read_log(path: str, magic: bytes) -> KernelLog:
+def _read_log(path: str, magic: bytes) -> tuple[KernelLog, VmcoreInfo]:
     from kdumpctl_py.capture.vmcore import Vmcore
 
     if magic.startswith(b"KDUMP   "):
         from kdumpctl_py.capture.kdumpfile import KdumpMemory
 
         with KdumpMemory(path) as k:
-            return read_kernel_log(k)
+            return read_kernel_log(k), k.vmcoreinfo
     with Vmcore(path, partial=True) as v:
-        return read_kernel_log(v)
+        return read_kernel_log(v), v.vmcoreinfo
 
 
 class _Info:

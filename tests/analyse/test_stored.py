@@ -1,0 +1,72 @@
+"""analysis.json: made once, trusted while it describes the dump beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.analyse import stored
+from kdumpctl_py.analyse.signature import VERSION
+from tests.analyse import panics
+from tests.builders import panic_vmcore
+
+
+def test_made_once_then_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vmcore = str(panic_vmcore(tmp_path / "vmcore", panics.OOPS_X86_64))
+    data, made = stored.load_or_analyse(vmcore)
+    assert made and data["signature"]["kind"] == "oops"
+    assert data["dump_bytes"] == os.path.getsize(vmcore)
+    assert json.loads((tmp_path / stored.NAME).read_text()) == data
+    monkeypatch.setattr(stored, "analyse", lambda *a: pytest.fail("analysed twice"))
+    assert stored.load_or_analyse(vmcore) == (data, False)
+
+
+def test_stale_analyses_are_made_again(tmp_path: Path) -> None:
+    vmcore = str(panic_vmcore(tmp_path / "vmcore", panics.BOOKWORM_X86_64))
+    data = stored.analyse(vmcore)
+    stored.store(vmcore, {**data, "dump_bytes": data["dump_bytes"] + 1})  # another file
+    assert stored.load(vmcore) is None
+    stored.store(vmcore, {**data, "signature": {**data["signature"], "version": VERSION - 1}})
+    assert stored.load(vmcore) is None
+    stored.store(vmcore, {**data, "vmcore": "vmcore-incomplete"})
+    assert stored.load(vmcore) is None
+    (tmp_path / stored.NAME).write_text("{not json")
+    assert stored.load(vmcore) is None
+    stored.store(vmcore, data)
+    assert stored.load(vmcore) == data
+
+
+def test_a_read_only_tree_is_analysed_without_storing(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    vmcore = str(panic_vmcore(tmp_path / "vmcore", panics.BOOKWORM_X86_64))
+
+    def refuse(*_args: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(stored, "store", refuse)
+    data, made = stored.load_or_analyse(vmcore)
+    assert made and data["signature"] and not (tmp_path / stored.NAME).exists()
+
+
+def test_without_drgn_the_log_is_analysed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    import sys
+
+    from kdumpctl_py.analyse import logonly
+
+    monkeypatch.setitem(sys.modules, "drgn", None)  # import drgn raises ImportError
+    vmcore = str(panic_vmcore(tmp_path / "vmcore", panics.BOOKWORM_X86_64))
+    data = stored.analyse(vmcore)
+    assert logonly.MISSING in data["missing"] and data["signature"]["kind"] == "panic"
+    assert not any(w.startswith("drgn:") for w in data["warnings"])
+
+
+def test_a_dump_drgn_cannot_open_is_analysed_from_its_log(tmp_path: Path) -> None:
+    pytest.importorskip("drgn")
+    vmcore = str(panic_vmcore(tmp_path / "vmcore", panics.BOOKWORM_X86_64))
+    data = stored.analyse(vmcore)  # no kernel memory: drgn refuses it
+    assert any(w.startswith("drgn: ") for w in data["warnings"]), data["warnings"]
+    assert data["signature"]["frames"][0] == "sysrq_handle_crash"
