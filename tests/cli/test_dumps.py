@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from tests.analyse import panics
+from tests.builders import panic_vmcore
+
+
+def server(tmp_path: Path) -> Path:
+    """A dump server's tree: web's sysrq crash (analysed), db's oops (not yet)."""
+    root = tmp_path / "dumps"
+    for rel, text in (("web/web-2026-11-30-08:15:02", panics.BOOKWORM_X86_64),
+                      ("db/db-2026-12-01-09:00:00", panics.OOPS_X86_64)):
+        (root / rel).mkdir(parents=True)
+        panic_vmcore(root / rel / "vmcore", text)
+    (root / "web/web-2026-11-30-08:15:02/save.json").write_text(
+        json.dumps({"level_written": 31, "vmcore": "vmcore"}))
+    return root
+
+
+def test_lists_newest_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = server(tmp_path)
+    assert main(["triage", str(root / "web")]) == 0
+    capsys.readouterr()
+    assert main(["dumps", "--json", str(root)]) == 0
+    rows = json.loads(capsys.readouterr().out)["dumps"]
+    assert [(r["host"], r["analysed"], r["level_written"]) for r in rows] == [
+        ("db", False, None), ("web", True, 31)]
+    assert rows[1]["kernel"] == "6.1.0-57-cloud-amd64" and len(rows[1]["signature"]) == 16
+    assert rows[1]["panic_message"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert main(["dumps", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["DATE", "HOST", "KERNEL", "SIZE", "STATE", "LEVEL",
+                                "SIGNATURE", "PANIC"]
+    assert "not analysed" in lines[1] and lines[2].endswith("sysrq triggered crash")
+
+
+def test_the_configured_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = server(tmp_path)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {root}/db\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    assert main(["dumps", "--json"]) == 0
+    assert [r["host"] for r in json.loads(capsys.readouterr().out)["dumps"]] == ["db"]
+    conf.write_text("ssh kdump@dumps.example.org\n")
+    assert main(["dumps"]) == 2
+    assert "name the dump directories" in capsys.readouterr().err
