@@ -13,7 +13,12 @@ NOT_OPERATIONAL = 3  # as Fedora's kdumpctl status
 
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="show whether kdump is operational (exit 0) or not (3)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--prometheus", metavar="PATH",
+                     help="write node_exporter textfile-collector metrics to PATH (replaced "
+                     "atomically; e.g. /var/lib/prometheus/node-exporter/kdumpctl-py.prom) "
+                     "instead of printing")
     p.set_defaults(func=run)
 
 
@@ -38,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         st = replace(st, target=check.target, free_bytes=None)
         if check.ok is False and st.operational:
             st = replace(st, operational=False, reason=check.detail)
-    if args.json:
+    if args.prometheus:
+        write_metrics(args.prometheus, view, st, dump_dir or cfg.path)
+    elif args.json:
         report = {**header(view), **crash_memory(view), **st.to_json(),
                   "target_check": check.to_json() if check else None}
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -48,6 +55,24 @@ def run(args: argparse.Namespace) -> int:
                         + ([f"  warning       {check.warning}"] if check and check.warning
                            else [])))
     return 0 if st.operational else NOT_OPERATIONAL
+
+
+def write_metrics(path: str, view: Any, st: Any, dump_dir: str) -> None:
+    """The metrics file, replaced whole (node_exporter may read it at any moment)."""
+    from kdumpctl_py.errors import KdumpError
+    from kdumpctl_py.fileio import replace_atomically
+    from kdumpctl_py.metrics import Facts, render
+    from kdumpctl_py.plan.estimate import estimate
+
+    try:
+        needed: int | None = estimate(view).needed
+    except KdumpError:
+        needed = None
+    facts = Facts(operational=st.operational,
+                  crash_region_bytes=sum(r.size for r in st.regions) or st.reserved_bytes,
+                  loaded=st.loaded, dumps=view.dumps(dump_dir), last_test=st.last_test,
+                  reserved_bytes=st.reserved_bytes, needed_bytes=needed)
+    replace_atomically(path, render(facts).encode(), backup=False)
 
 
 def render(st: Any) -> str:

@@ -22,6 +22,7 @@ SHIPPED_BIN = "/usr/bin/kdumpctl-py"
 UNIT_DIR = "/usr/lib/systemd/system"
 PLACES = {
     ".service": (UNIT_DIR, 0o644),
+    ".timer": (UNIT_DIR, 0o644),
     ".rules": ("/usr/lib/udev/rules.d", 0o644),
     ".install": ("/usr/lib/kernel/install.d", 0o755),
 }

@@ -115,3 +115,22 @@ def test_snapshot_status_says_it_is_a_snapshot(capsys: pytest.CaptureFixture[str
         assert main(["--sysroot", str(SNAPSHOTS / "host-x86_64"), command]) in (0, 3)
         assert capsys.readouterr().out.startswith(
             "snapshot of vm taken 2026-11-26T11:01:52+00:00\n"), command
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_prometheus_metrics_of_fixture(name: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = expected_facts(name)
+    out = tmp_path / "kdumpctl-py.prom"
+    code = main(["--sysroot", str(SNAPSHOTS / name), "status", "--prometheus", str(out)])
+    assert code == (0 if want["operational"] else 3)
+    assert capsys.readouterr().out == ""
+    values = {s.name: s.value for f in text_string_to_metric_families(out.read_text())
+              for s in f.samples if not s.labels}
+    assert values["kdumpctl_py_operational"] == int(want["operational"])
+    if want["regions"]:
+        assert values["kdumpctl_py_crash_region_bytes"] == sum(
+            end - start + 1 for start, end in want["regions"])
+    assert not list(tmp_path.glob(".*.tmp"))  # written whole, nothing left beside it
