@@ -33,8 +33,10 @@ def test_systemd_analyze_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["install", "--prefix", str(tmp_path / "root"), "--bindir", str(bindir)]) == 0
     capsys.readouterr()
     unit_dir = tmp_path / "root/usr/lib/systemd/system"
-    units = sorted(str(p) for p in unit_dir.glob("*.service"))
-    assert len(units) == 2
+    units = sorted(str(p) for p in unit_dir.glob("kdumpctl-py*.*"))
+    assert [Path(u).name for u in units] == [
+        "kdumpctl-py-capture.service", "kdumpctl-py-metrics.service",
+        "kdumpctl-py-metrics.timer", "kdumpctl-py-report.service", "kdumpctl-py.service"]
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -48,6 +50,26 @@ def test_first_kernel_service() -> None:
     assert [s[k].split()[-1] for k in ("ExecStart", "ExecStop", "ExecReload")] == \
         ["start", "stop", "reload"]
     assert u["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_next_boot_report_is_off_the_critical_path() -> None:
+    """Pulled in by kdumpctl-py.service (multi-user.target would wait for a unit it wants
+    itself) and ordered after it, at idle priority."""
+    assert "kdumpctl-py-report.service" in unit("kdumpctl-py.service")["Unit"]["Wants"]
+    u = unit("kdumpctl-py-report.service")
+    assert "kdumpctl-py.service" in u["Unit"]["After"].split() and "Install" not in u
+    s = u["Service"]
+    assert s["Type"] == "oneshot" and s["ExecStart"].split()[-1] == "report"
+    assert (s["Nice"], s["CPUSchedulingPolicy"], s["IOSchedulingClass"]) == ("19", "idle",
+                                                                            "idle")
+
+
+def test_metrics_timer_runs_status_prometheus() -> None:
+    s = unit("kdumpctl-py-metrics.service")["Service"]
+    assert s["ExecStart"].split()[1:3] == ["status", "--prometheus"]
+    assert s["SuccessExitStatus"] == "3"  # not operational is a metric, not a failure
+    t = unit("kdumpctl-py-metrics.timer")
+    assert t["Timer"]["OnUnitActiveSec"] and t["Install"]["WantedBy"] == "timers.target"
 
 
 def test_capture_service_matches_the_capture_command_line() -> None:

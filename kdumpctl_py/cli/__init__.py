@@ -39,6 +39,9 @@ COMMANDS = (
     "reset-crashkernel",
     "dmesg",
     "analyse",
+    "dumps",
+    "triage",
+    "report",
     "debuginfo",
     "config",
     "capture",
@@ -139,13 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_sysroot(args: argparse.Namespace) -> None:
     """The one rule for --sysroot: it names facts to read, never a place to write.
 
-    A command that changes the machine (the state commands, and `install`) runs under it
-    only as a plan (--dry-run); one without a dry run refuses it. Commands that read
+    A command that changes the machine (the state commands, `install`, and `report`,
+    which writes beside the dumps) runs under it only as a plan (--dry-run); one without
+    a dry run refuses it. Commands that read
     accept it, and write nothing but an output named on their command line.
     """
     from kdumpctl_py.service.lock import STATE_COMMANDS
 
-    if not args.sysroot or args.command not in STATE_COMMANDS | {"install"}:
+    if not args.sysroot or args.command not in STATE_COMMANDS | {"install", "report"}:
         return
     if not hasattr(args, "dry_run"):
         raise UsageError(f"{args.command} acts on this machine, and --sysroot is only read; "

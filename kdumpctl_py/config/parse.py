@@ -152,6 +152,8 @@ def _parse_one(key: str, name: str, args: list[str], values: dict[str, Any]) -> 
         return {"keep": _int(_one(args), 0)}
     if key == "memory_limit":
         return {"memory_limit": _size(_one(args))}
+    if key == "debuginfo_fetch":
+        return {"debuginfo_fetch": _choice(args, ("yes", "no")) == "yes"}
     if key == "cmdline_append":
         return {key: values.get(key, ()) + tuple(args)}
     if key == "cmdline_remove":

@@ -61,6 +61,8 @@ def _value(s: Setting, cfg: Config) -> str | None:
         return f"core_collector {collector_line(cfg)}"
     if key == "memory_limit":
         return f"memory_limit {size_word(cfg.memory_limit)}"
+    if key == "debuginfo_fetch":
+        return f"debuginfo_fetch {'yes' if cfg.debuginfo_fetch else 'no'}"
     if key in ("kdump_pre", "kdump_post", "cmdline_append", "cmdline_remove"):
         words: tuple[str, ...] = getattr(cfg, key)
         return f"{key} {_words(words)}" if words else None

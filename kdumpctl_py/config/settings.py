@@ -88,6 +88,7 @@ class Config:
     kdump_post: tuple[str, ...] = ()
     method: str = "auto"
     keep: int = 0  # 0: keep every dump
+    debuginfo_fetch: bool = False  # the next boot's report may download debug info
     cmdline_append: tuple[str, ...] = ()
     cmdline_remove: tuple[str, ...] = ()
     source: str | None = None  # the file read; None: no file, the defaults
@@ -181,6 +182,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Keep the newest N complete dumps under path and delete older ones after each "
             "save. Incomplete dumps are never deleted and do not count towards N: they are "
             "listed as kept.", ("keep",)),
+    Setting(("debuginfo_fetch",), "yes|no", "no",
+            "Whether the next boot's report (kdumpctl-py-report.service) may download the "
+            "crashed kernel's debug info with kdumpctl-py debuginfo fetch (the network, "
+            "about 300 MB for a Debian kernel) when no matching vmlinux is installed; "
+            "without it the report comes from kallsyms and the kernel log.",
+            ("debuginfo_fetch",)),
     Setting(("cmdline_append",), "PARAM...", "none",
             "Kernel parameters added to the end of the capture kernel's command line, as "
             "KDUMP_COMMANDLINE_APPEND in Fedora's /etc/sysconfig/kdump.",

@@ -36,6 +36,7 @@ ARGS: dict[str, list[str]] = {
     "reset-crashkernel": [],
     "dmesg": ["OUT/none"],
     "analyse": ["OUT/none"], "analyze": ["OUT/none"],
+    "dumps": [], "triage": ["OUT"], "report": [],
     "debuginfo fetch": ["OUT/none", "--cache", "OUT/cache"],
     "debuginfo find": ["OUT/none"],
     "config check": [], "config show": [],
@@ -43,7 +44,7 @@ ARGS: dict[str, list[str]] = {
     "test": ["--yes"],
     "install": ["--prefix", "OUT/prefix"],
 }
-CHANGES_MACHINE = STATE_COMMANDS | {"install"}
+CHANGES_MACHINE = STATE_COMMANDS | {"install", "report"}
 
 
 def leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[str]:

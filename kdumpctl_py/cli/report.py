@@ -1,0 +1,64 @@
+"""`kdumpctl-py report`: what kdumpctl-py-report.service runs at boot after a crash."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="analyse the dumps not analysed yet and report each to the journal",
+        description="Analyse each dump under the configured dump directory that has no "
+        "current analysis.json (the dumps saved since the last report: after a crash, the "
+        "one saved before this boot), write analysis.json beside it and one journal "
+        "message per dump with MESSAGE_ID, DUMP_PATH, PANIC, SIGNATURE, KERNEL_RELEASE and "
+        "BUILD_ID (printed on standard output without systemd-python). Without drgn the "
+        "analysis is the kernel log's; with it, DWARF when a matching vmlinux is installed "
+        "(and fetched first with `debuginfo fetch` when the configuration says "
+        "`debuginfo_fetch yes`).")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py.analyse.stored import load_or_analyse
+    from kdumpctl_py.cli import open_view
+    from kdumpctl_py.config import read_config
+    from kdumpctl_py.service import notify
+    from kdumpctl_py.service.report import message, unreported
+    from kdumpctl_py.service.target import first_kernel_dump_dir, is_network
+    from kdumpctl_py.triage.found import find
+
+    view = open_view(args)
+    cfg = read_config(view)
+    where = first_kernel_dump_dir(cfg, view)
+    if where is None or is_network(cfg):
+        print("kdumpctl-py: the dumps are not on this machine (network target, or the "
+              "target is not mounted): nothing to report here")
+        return 0
+    todo = unreported(find([view.path(where).as_posix()]))
+    for dump in todo:
+        if cfg.debuginfo_fetch:
+            fetch_debuginfo(dump.vmcore)
+        try:
+            analysis, error = load_or_analyse(dump.vmcore)[0], None
+        except Exception as e:  # noqa: BLE001 - a dump that cannot be read is reported so
+            analysis, error = None, f"{type(e).__name__}: {e}"
+        m = message(dump, analysis, error)
+        if not notify.event(m.text, notify.DUMP_REPORT, m.priority, echo=False, **m.fields):
+            print(f"kdumpctl-py: {m.text}", flush=True)
+    if not todo:
+        print("kdumpctl-py: no dump to report")
+    return 0
+
+
+def fetch_debuginfo(vmcore: str) -> None:
+    """Debian's vmlinux with DWARF for the dump, into the cache analyse searches; a failure
+    leaves the analysis to kallsyms and the log, and says why."""
+    from kdumpctl_py.analyse.fetch import Fetcher, dump_kernel
+    from kdumpctl_py.errors import KdumpError
+
+    try:
+        Fetcher(None).fetch(dump_kernel(vmcore))
+    except (KdumpError, ImportError, OSError) as e:
+        print(f"kdumpctl-py: no debug info fetched for {vmcore}: {e}", flush=True)

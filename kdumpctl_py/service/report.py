@@ -1,0 +1,52 @@
+"""The next boot's report: each dump not analysed yet, analysed and told to the journal.
+
+A dump without a current analysis.json has not been reported: after a crash that is
+the dump saved before this boot (and, the first time, any older one). Each gets its
+analysis.json beside it, which also marks it reported, and one structured journal
+message (MESSAGE_ID=DUMP_REPORT, DUMP_PATH, PANIC, SIGNATURE, KERNEL_RELEASE,
+BUILD_ID) that monitoring can match on. Dumps on an ssh or NFS target are not on this
+machine; the server's `kdumpctl-py triage` analyses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kdumpctl_py.triage.found import Dump
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    fields: dict[str, str]
+    priority: int
+
+
+def message(dump: Dump, analysis: dict[str, Any] | None, error: str | None) -> Message:
+    """The journal entry for one dump: what crashed, and its signature."""
+    a = analysis or {}
+    sig = a.get("signature") or {}
+    panic = a.get("panic_message") or "no panic message found"
+    release = a.get("release") or "unknown kernel"
+    where = f"{dump.host or a.get('nodename') or 'this machine'} at {dump.date}Z"
+    if analysis is None:
+        text = f"dump {dump.vmcore} ({where}) could not be analysed: {error}"
+    else:
+        frames = " < ".join(sig.get("frames") or [])
+        text = (f"crash on {where}, kernel {release}: {panic}"
+                + (f" (signature {sig['id']}: {frames})" if sig.get("id") else "")
+                + f"; dump {dump.vmcore}")
+    fields = {"DUMP_PATH": dump.vmcore, "PANIC": a.get("panic_message") or "",
+              "SIGNATURE": sig.get("id") or "", "KERNEL_RELEASE": a.get("release") or "",
+              "BUILD_ID": a.get("build_id") or "",
+              "DUMP_COMPLETE": "1" if dump.complete else "0"}
+    return Message(text, fields, 4 if analysis is not None else 3)
+
+
+def unreported(dumps: Sequence[Dump]) -> list[Dump]:
+    """The dumps with no current analysis.json, oldest first (the order they happened)."""
+    from kdumpctl_py.analyse.stored import load
+
+    return [d for d in reversed(dumps) if load(d.vmcore) is None]

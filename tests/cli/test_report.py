@@ -1,0 +1,59 @@
+"""`kdumpctl-py report`, what kdumpctl-py-report.service runs at the next boot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli import main
+from tests.analyse import panics
+from tests.builders import panic_vmcore
+
+
+def test_reports_each_new_dump_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    crash = tmp_path / "crash"
+    (crash / "vm-2026-12-01-09:00:00").mkdir(parents=True)
+    vmcore = panic_vmcore(crash / "vm-2026-12-01-09:00:00" / "vmcore", panics.OOPS_X86_64)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {crash}\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)  # no journal: standard output
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kdumpctl-py: crash on vm at 2026-12-01T09:00:00Z, kernel "
+                          "6.1.0-57-cloud-amd64: BUG: kernel NULL pointer dereference")
+    assert f"; dump {vmcore}\n" in out and "kdumpctl_oops_write < kdumpctl_oops_init" in out
+    assert (vmcore.parent / "analysis.json").exists()
+    assert main(["report"]) == 0
+    assert capsys.readouterr().out == "kdumpctl-py: no dump to report\n"
+
+
+def test_journal_fields(tmp_path: Path) -> None:
+    from kdumpctl_py.analyse.stored import analyse
+    from kdumpctl_py.service.report import message
+    from kdumpctl_py.triage.found import find
+
+    (tmp_path / "d").mkdir()
+    panic_vmcore(tmp_path / "d" / "vmcore", panics.BOOKWORM_X86_64, build_id="cd" * 20)
+    (dump,) = find([str(tmp_path)])
+    analysis = analyse(dump.vmcore)
+    m = message(dump, analysis, None)
+    assert m.fields == {"DUMP_PATH": dump.vmcore,
+                        "PANIC": "Kernel panic - not syncing: sysrq triggered crash",
+                        "SIGNATURE": analysis["signature"]["id"],
+                        "KERNEL_RELEASE": "6.1.0-57-cloud-amd64", "BUILD_ID": "cd" * 20,
+                        "DUMP_COMPLETE": "1"}
+    failed = message(dump, None, "UsageError: truncated")
+    assert failed.priority == 3 and "could not be analysed: UsageError" in failed.text
+    assert failed.fields["SIGNATURE"] == ""
+
+
+def test_network_targets_are_not_here(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("ssh kdump@dumps.example.org\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    assert main(["report"]) == 0
+    assert "not on this machine" in capsys.readouterr().out
