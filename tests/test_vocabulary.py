@@ -27,6 +27,8 @@ RUNS: dict[str, list[str]] = {
                          "--json"],
     "config show": ["--sysroot", SNAP, "config", "show", "--json"],
     "dmesg": ["dmesg", "VMCORE", "--json"],
+    "dumps": ["dumps", "--json", "DIR"],
+    "triage": ["triage", "--json", "DIR"],
 }
 ELSEWHERE = {"analyse", "debuginfo find"}
 
@@ -64,7 +66,7 @@ def test_output_carries_schema_and_the_documented_keys(
     ring = small_ring()
     vmcore = tmp_path / "vmcore"
     vmcore.write_bytes(elf_vmcore(ring.memory(), ring.vmcoreinfo()))
-    argv = [str(vmcore) if a == "VMCORE" else a for a in RUNS[command]]
+    argv = [{"VMCORE": str(vmcore), "DIR": str(tmp_path)}.get(a, a) for a in RUNS[command]]
     assert main(argv) in (0, 3)
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] == 1
