@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kdumpctl_py.analyse.kernlog import LogLine
 from kdumpctl_py.facts.view import META, SystemView
 from kdumpctl_py.plan.elfcorehdr import EM_AARCH64
 from tests.capture.printk_rings import RESERVED, Ring
@@ -342,13 +343,21 @@ def panic_vmcore(path: Path, console: str, release: str = "6.1.0-57-cloud-amd64"
     """A small ELF vmcore whose kernel log holds `console`'s lines ("[  ts] text", as a
     serial console shows them), with OSRELEASE and BUILD-ID in its VMCOREINFO: what the
     log-only analysis and the crash signature read."""
-    from tests.capture.printk_rings import Ring, elf_vmcore
+    from tests.capture.printk_rings import elf_vmcore
 
     ring = Ring(count_bits=7, size_bits=14)
-    for line in console.strip("\n").splitlines():
-        m = re.match(r"\[\s*(\d+)\.(\d{6})\] ?(.*)$", line)
-        assert m, line
-        ring.add(m.group(3).encode(), ts=int(m.group(1)) * 10**9 + int(m.group(2)) * 1000)
+    for line in console_log(console):
+        ring.add(line.text.encode(), ts=line.timestamp_ns)
     info = ring.vmcoreinfo() + f"OSRELEASE={release}\nBUILD-ID={build_id}\n"
     path.write_bytes(elf_vmcore(ring.memory(), info))
     return path
+
+
+def console_log(text: str) -> list[LogLine]:
+    """Lines as `dmesg` and serial consoles print them: "[   17.079585] text"."""
+    out = []
+    for line in text.strip("\n").splitlines():
+        m = re.match(r"\[\s*(\d+)\.(\d{6})\] ?(.*)$", line)
+        assert m, line
+        out.append(LogLine(int(m.group(1)) * 10**9 + int(m.group(2)) * 1000, m.group(3)))
+    return out

@@ -1,8 +1,6 @@
 # ruff: noqa: E501  (log lines are pasted verbatim)
 from __future__ import annotations
 
-import re
-
 from kdumpctl_py.analyse.kernlog import (
     LogLine,
     call_trace,
@@ -11,17 +9,7 @@ from kdumpctl_py.analyse.kernlog import (
     panic_message,
     split_lines,
 )
-
-
-def log(text: str) -> list[LogLine]:
-    """Lines as `dmesg` prints them: "[   17.079585] text"."""
-    out = []
-    for line in text.strip("\n").splitlines():
-        m = re.match(r"\[\s*(\d+)\.(\d{6})\] ?(.*)$", line)
-        assert m, line
-        out.append(LogLine(int(m.group(1)) * 10**9 + int(m.group(2)) * 1000, m.group(3)))
-    return out
-
+from tests.builders import console_log as log
 
 # The x86_64 crash-cycle dump: `echo c > /proc/sysrq-trigger` by a task named kdumpcrasher.
 SYSRQ = log("""

@@ -20,7 +20,7 @@ from kdumpctl_py.analyse.signature import (
     top_frames,
 )
 from tests.analyse import panics
-from tests.analyse.test_kernlog import log
+from tests.builders import console_log as log
 
 SYSRQ_FRAMES = ("sysrq_handle_crash", "__handle_sysrq", "write_sysrq_trigger")
 
