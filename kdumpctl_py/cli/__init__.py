@@ -62,9 +62,11 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
 
-    def add_subparsers(self, **kwargs: Any) -> Any:
-        kwargs.setdefault("action", _GlobalsEverywhere)
-        return super().add_subparsers(**kwargs)
+    def add_subparsers(self, **kwargs: Any) -> Commands:
+        kwargs.setdefault("action", Commands)
+        sub = super().add_subparsers(**kwargs)
+        assert isinstance(sub, Commands)
+        return sub
 
 
 def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -82,11 +84,12 @@ def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
-class _GlobalsEverywhere(argparse._SubParsersAction):  # type: ignore[type-arg]
-    """Sub-command parsers that know the global options."""
+class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The sub-commands, each given to its module's `register`; their parsers know the
+    global options."""
 
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        p = super().add_parser(name, **kwargs)
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         add_global_options(p, top=False)
         return p
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError, UsageError
 
+if TYPE_CHECKING:
+    from kdumpctl_py.analyse.program import Opened
+    from kdumpctl_py.cli import Commands
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser(
         "analyse",
         aliases=["analyze"],
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def shell(opened: Any) -> int:
+def shell(opened: Opened) -> int:
     """drgn's own REPL on the opened dump, with a banner saying what was loaded."""
     import drgn.cli
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
+    from kdumpctl_py.service.capture import Machine
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("capture", help="in the capture kernel: kdump_pre, save the dump, "
                        "retention, kdump_post, then the final or failure action")
     p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = Config()
     if not cfg.memory_limit:  # auto: half of what the capture kernel has available
         cfg = replace(cfg, memory_limit=default_limit(view.meminfo))
-    machine: Any = _Printing() if args.no_action else System()
+    machine: Machine = _Printing() if args.no_action else System()
     out = run_capture(cfg, machine, args.vmcore, view.cmdline or "")
     if out.saved:
         print(f"dump saved in {out.dump}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("config", help="check or show the configuration (kdumpctl-py.conf(5))")
     cmds = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = cmds.add_parser("check", help="read a configuration file and report its first error")

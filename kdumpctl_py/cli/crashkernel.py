@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.arch import ARCH_HELP, ARCH_NAMES
 
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
+    from kdumpctl_py.plan.crashkernel import Reservation
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser("crashkernel", help="check crashkernel= values")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     e = actions.add_parser("eval", help="what the kernel reserves for a crashkernel= value")
@@ -62,7 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(r: Any) -> str:
+def describe(r: Reservation) -> str:
     from kdumpctl_py.units import format_bytes
 
     text = f"reserves {format_bytes(r.size)}"

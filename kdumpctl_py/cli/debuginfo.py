@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("debuginfo", help="find or download the vmlinux with DWARF for a dump")
     dsub = p.add_subparsers(dest="debuginfo_command", metavar="ACTION", required=True)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.cli import PROG
 
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser("dmesg", help="print the kernel log saved in a vmcore",
                        description="Print the crashed kernel's log from a vmcore, as dmesg "
                        "prints it, using only the VMCOREINFO in the dump.")

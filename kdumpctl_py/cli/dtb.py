@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.units import format_bytes, parse_range
@@ -17,10 +17,11 @@ RANGE_PROPERTIES = ("linux,usable-memory-range", "linux,elfcorehdr", "linux,ima-
 SEEDS = ("kaslr-seed", "rng-seed")
 
 if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
     from kdumpctl_py.plan.dtb import DtbSummary
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("dtb", help="build or show a capture kernel's device tree")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 

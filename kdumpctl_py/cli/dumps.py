@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.errors import UsageError
 
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser(
         "dumps", help="list the saved dumps, newest first",
         description="List the dumps under the configured target (or the given directories, "

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("elfcorehdr", help="build or decode the capture kernel's ELF core header")
     cmds = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = cmds.add_parser("build", help="build it from this machine's facts (or --sysroot)")

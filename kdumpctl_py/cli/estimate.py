@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
+    from kdumpctl_py.plan.estimate import Estimate
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("estimate", help="estimate the crashkernel reservation this machine needs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(e: Any) -> str:
+def render(e: Estimate) -> str:
     from kdumpctl_py.units import format_bytes
 
     width = max(len(p.name) for p in e.parts)

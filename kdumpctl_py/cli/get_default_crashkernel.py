@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.arch import ARCH_HELP, ARCH_NAMES
 
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser("get-default-crashkernel",
                        help="print the default crashkernel= value for an architecture")
     p.add_argument("--arch", choices=ARCH_NAMES, metavar="ARCH",

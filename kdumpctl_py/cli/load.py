@@ -7,12 +7,17 @@ The capture command line and the method come from the configuration
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
+    from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.plan.load import LoadPlan
 
 METHODS = ("auto", "extended", "file", "classic")
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     for name, helptext in (
         ("load", "load the capture kernel (replacing a loaded one)"),
         ("start", "load the capture kernel unless one is loaded"),
@@ -59,7 +64,7 @@ def run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_before_arming(view: Any) -> None:
+def check_before_arming(view: SystemView) -> None:
     """A network target that fails its check stops the load, unless dump_to_rootfs."""
     import sys
 
@@ -80,7 +85,7 @@ def check_before_arming(view: Any) -> None:
         print(check.detail)
 
 
-def show_last_test(view: Any) -> None:
+def show_last_test(view: SystemView) -> None:
     """As Fedora's kdumpctl start: say what became of the last `kdumpctl-py test`."""
     from kdumpctl_py.config import read_config
     from kdumpctl_py.service.target import first_kernel_results
@@ -92,8 +97,8 @@ def show_last_test(view: Any) -> None:
         print(f"last test: {line}")
 
 
-def plan_capture_load(view: Any, args: argparse.Namespace | None = None,
-                      extra_append: tuple[str, ...] = ()) -> Any:
+def plan_capture_load(view: SystemView, args: argparse.Namespace | None = None,
+                      extra_append: tuple[str, ...] = ()) -> LoadPlan:
     """The load plan: the command's options over the configuration's settings."""
     from kdumpctl_py.config import read_config
     from kdumpctl_py.config.render import machine_problems
@@ -122,7 +127,7 @@ def plan_capture_load(view: Any, args: argparse.Namespace | None = None,
     return plan_load(view, req)
 
 
-def carry_out(view: Any, plan: Any, replace: bool) -> None:
+def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:
     from kdumpctl_py.load.loader import load, unload
     from kdumpctl_py.service import notify
 
@@ -143,7 +148,7 @@ def run_unload(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(plan: Any) -> str:
+def describe(plan: LoadPlan) -> str:
     from kdumpctl_py.units import format_bytes
 
     packed = f", unpacked from {plan.packed}" if plan.packed else ""

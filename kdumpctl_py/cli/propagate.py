@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("propagate", help="make the ssh target's key if missing (ed25519, no "
                        "passphrase) and install it on the server, asking for the password once")
     p.set_defaults(func=run)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("reassemble", help="turn a flattened dump (save --flat, makedumpfile "
                        "-F) into the kdump-compressed or ELF file it describes, as "
                        "makedumpfile -R")

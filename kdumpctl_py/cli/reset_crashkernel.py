@@ -9,14 +9,15 @@ own tool run (grubby, update-grub or grub2-mkconfig).
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
     from kdumpctl_py.facts.view import SystemView
     from kdumpctl_py.plan.bootloader import BootPlan
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("reset-crashkernel",
                        help="write crashkernel= into the boot loader's kernel command line")
     p.add_argument("--kernel", metavar="PATH|ALL",

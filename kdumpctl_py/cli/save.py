@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 CODECS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, kept light to import
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("save", help="save /proc/vmcore (or an ELF vmcore file) as a dump")
     p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
                    help="the ELF vmcore to read (default: /proc/vmcore)")
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     view = open_view(args)
     cfg = read_config(view)
 
-    def given(value: Any, default: Any) -> Any:
+    def given(value: T | None, default: T) -> T:
         return default if value is None else value
 
     if args.sysroot and args.target is None:

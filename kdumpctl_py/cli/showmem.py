@@ -7,11 +7,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
     from kdumpctl_py.facts.view import SystemView
     from kdumpctl_py.plan.crashkernel import Reserved
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("showmem", help="show the crashkernel memory reserved and requested")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

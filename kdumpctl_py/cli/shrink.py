@@ -12,12 +12,15 @@ import argparse
 import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 KEXEC_CRASH_SIZE = "/sys/kernel/kexec_crash_size"
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("shrink", help="shrink the crashkernel reservation to SIZE")
     p.add_argument("size", metavar="SIZE", help="the new total size (e.g. 192M); 0 frees it all")
     p.add_argument("--dry-run", action="store_true",

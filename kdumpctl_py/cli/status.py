@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.units import format_bytes
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
+    from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.status import Status
 
 NOT_OPERATIONAL = 3  # as Fedora's kdumpctl status
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("status", help="show whether kdump is operational (exit 0) or not (3)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object")
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if st.operational else NOT_OPERATIONAL
 
 
-def write_metrics(path: str, view: Any, st: Any, dump_dir: str) -> None:
+def write_metrics(path: str, view: SystemView, st: Status, dump_dir: str) -> None:
     """The metrics file, replaced whole (node_exporter may read it at any moment)."""
     from kdumpctl_py.errors import KdumpError
     from kdumpctl_py.fileio import replace_atomically
@@ -75,7 +80,7 @@ def write_metrics(path: str, view: Any, st: Any, dump_dir: str) -> None:
     replace_atomically(path, render(facts).encode(), backup=False)
 
 
-def render(st: Any) -> str:
+def render(st: Status) -> str:
     head = "kdump is operational" if st.operational else f"kdump is NOT operational: {st.reason}"
     regions = ", ".join(
         f"{format_bytes(r.size)} at {r.start:#x}-{r.end:#x}" for r in st.regions

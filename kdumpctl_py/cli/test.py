@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
 SYSRQ_TRIGGER = "/proc/sysrq-trigger"
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     p = sub.add_parser("test", help="reload with a test id, then crash the machine on "
                        "purpose; status shows the result after the reboot")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.errors import UsageError
 
+if TYPE_CHECKING:
+    from kdumpctl_py.cli import Commands
 
-def register(sub: Any) -> None:
+
+def register(sub: Commands) -> None:
     p = sub.add_parser(
         "triage", help="group the dumps under directories by crash signature",
         description="Group the dumps under the directories by crash signature "
