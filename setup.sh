@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev gcc libc6-dev pkg-config libsystemd-dev liblzo2-dev \
-    qemu-system-x86 qemu-system-arm qemu-utils qemu-user-static \
+    qemu-system-x86 qemu-system-arm qemu-system-misc qemu-utils qemu-user-static \
     busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
     device-tree-compiler makedumpfile crash gdb mandoc systemd binutils-aarch64-linux-gnu \
     mmdebstrap ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \

@@ -169,6 +169,9 @@ def describe(plan: LoadPlan) -> str:
         for s in c.segments:
             lines.append(f"  {s.name:<11} {s.mem:#014x}-{s.end - 1:#014x}  "
                          f"{format_bytes(len(s.data)):>10} in {format_bytes(s.memsz)}")
-        lines.append(f"entry    {c.entry:#x} (purgatory: x0 = DTB, then the kernel)")
+        how = ("purgatory: x0 = DTB, then the kernel" if any(s.name == "purgatory"
+                                                            for s in c.segments)
+               else "the kernel, a1 = DTB (found by the kernel among the segments)")
+        lines.append(f"entry    {c.entry:#x} ({how})")
     lines += [f"note: {note}" for note in plan.notes]
     return "\n".join(lines)

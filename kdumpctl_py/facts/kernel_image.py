@@ -2,7 +2,8 @@
 
 arm64's kexec_file_load takes only a raw Image (arch/arm64/kernel/kexec_image.c),
 so Image.gz and EFI zboot files are unpacked first; the loader does that into
-a memfd. x86 takes a bzImage as it is.
+a memfd. x86 takes a bzImage as it is. Debian's riscv64 kernel is a raw Image
+with an EFI stub, installed as /boot/vmlinux-REL (arch/riscv/include/asm/image.h).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from kdumpctl_py.errors import UsageError
 ARM64_MAGIC = b"ARM\x64"
 ARM64_MAGIC_OFFSET = 0x38
 ARM64_HEADER = struct.Struct("<IIQQQQQQ4sI")  # struct arm64_image_header
+RISCV_MAGIC2 = b"RSC\x05"  # riscv_image_header.magic2, at the offset of arm64's magic
+RISCV_HEADER = struct.Struct("<IIQQQIIQQ4sI")  # struct riscv_image_header
 ZBOOT_MAGIC = b"zimg"  # at offset 4, after "MZ" (drivers/firmware/efi/libstub/zboot-header.S)
 X86_HDRS = b"HdrS"  # setup header signature at 0x202 (Documentation/arch/x86/boot.rst)
 ELF_MAGIC = b"\x7fELF"
@@ -29,10 +32,10 @@ MAX_IMAGE = 128 << 20
 
 @dataclass(frozen=True)
 class KernelImage:
-    format: str  # "arm64-image", "x86-bzimage", "elf"
+    format: str  # "arm64-image", "riscv-image", "x86-bzimage", "elf"
     machine: str  # uname name of the arch it boots on
     text_offset: int = 0
-    image_size: int = 0  # arm64: effective size including bss
+    image_size: int = 0  # arm64, riscv: effective size including bss
     page_size: int | None = None
     big_endian: bool = False
     protocol: int | None = None  # x86 boot protocol version, e.g. 0x20f
@@ -104,22 +107,30 @@ def probe(data: bytes, name: str = "kernel image") -> KernelImage:
         return KernelImage("arm64-image", "aarch64", text_offset, image_size,
                            PAGE_SIZES.get((flags >> 1) & 3), bool(flags & 1),
                            efi_stub=data[:2] == b"MZ")
+    if len(data) >= 64 and data[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == RISCV_MAGIC2:
+        _, _, text_offset, image_size, flags, *_ = RISCV_HEADER.unpack_from(data)
+        if image_size == 0:
+            raise UsageError(f"{name}: riscv Image without image_size cannot be loaded")
+        return KernelImage("riscv-image", "riscv64", text_offset, image_size,
+                           big_endian=bool(flags & 1), efi_stub=data[:2] == b"MZ")
     if len(data) >= 0x208 and data[0x202:0x206] == X86_HDRS:
         (protocol,) = struct.unpack_from("<H", data, 0x206)
         return KernelImage("x86-bzimage", "x86_64", protocol=protocol,
                            efi_stub=data[:2] == b"MZ")
     if data[:4] == ELF_MAGIC and len(data) >= 20:
         (machine,) = struct.unpack_from("<H", data, 18)
-        arch = {62: "x86_64", 183: "aarch64"}.get(machine, f"e_machine {machine}")
+        arch = {62: "x86_64", 183: "aarch64", 243: "riscv64"}.get(machine,
+                                                                  f"e_machine {machine}")
         return KernelImage("elf", arch)
-    raise UsageError(f"{name} is not a kernel image this tool knows (arm64 Image, Image.gz, "
-                     "EFI zboot, x86 bzImage, ELF vmlinux)")
+    raise UsageError(f"{name} is not a kernel image this tool knows (arm64 or riscv Image, "
+                     "Image.gz, EFI zboot, x86 bzImage, ELF vmlinux)")
 
 
 def memory_size(head: bytes) -> int | None:
     """The memory a kernel occupies once booted, from the first bytes of its file.
 
-    arm64: text_offset + image_size of the Image header (inside gzip too);
+    arm64: text_offset + image_size of the Image header (inside gzip too); riscv:
+    image_size (kexec places it at a 2 MiB boundary, text_offset is a boot loader's);
     x86: the setup header's init_size (boot protocol 2.10+), which covers the
     decompressed kernel with its bss. None when the header does not say.
     """
@@ -128,6 +139,8 @@ def memory_size(head: bytes) -> int | None:
     if len(head) >= 64 and head[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC:
         _, _, text_offset, image_size, *_ = ARM64_HEADER.unpack_from(head)
         return int(text_offset + image_size) or None
+    if len(head) >= 64 and head[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == RISCV_MAGIC2:
+        return int(RISCV_HEADER.unpack_from(head)[3]) or None
     if len(head) >= 0x264 and head[0x202:0x206] == X86_HDRS:
         (protocol,) = struct.unpack_from("<H", head, 0x206)
         if protocol >= 0x20A:

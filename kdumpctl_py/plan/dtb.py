@@ -162,6 +162,30 @@ def _reservations(fdt: Any) -> list[Extent]:
     return [tuple(fdt.get_mem_rsv(i)) for i in range(fdt.num_mem_rsv())]
 
 
+def firmware_memory(data: bytes, what: str = "DTB") -> list[Extent]:
+    """/reserved-memory regions that S-mode cannot read: OpenSBI's `mmode_resv*` (M-mode
+    memory, guarded by PMP, though older OpenSBI leaves it mapped) and `no-map` ones.
+
+    Reading one through /proc/vmcore fails with EFAULT, so they stay out of the dump.
+    """
+    fdt = _open(data, what)
+    parent = fdt.path_offset("/reserved-memory", quiet=(libfdt.NOTFOUND,))
+    if parent < 0:
+        return []
+    cells = (_getprop(fdt, parent, "#address-cells"), _getprop(fdt, parent, "#size-cells"))
+    acells, scells = (int.from_bytes(c, "big") if c and len(c) == 4 else d
+                      for c, d in zip(cells, _root_cells(fdt, what), strict=True))
+    out: list[Extent] = []
+    node = fdt.first_subnode(parent, quiet=(libfdt.NOTFOUND,))
+    while node >= 0:
+        reg = _getprop(fdt, node, "reg")
+        if reg and (fdt.get_name(node).startswith("mmode_resv")
+                    or _getprop(fdt, node, "no-map") is not None):
+            out += decode_ranges(reg, acells, scells)
+        node = fdt.next_subnode(node, quiet=(libfdt.NOTFOUND,))
+    return out
+
+
 def summarize(data: bytes, what: str = "DTB") -> DtbSummary:
     """Read the header, root cells, /chosen and the reservation map of a blob."""
     fdt = _open(data, what)

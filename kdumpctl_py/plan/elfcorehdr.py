@@ -30,7 +30,9 @@ HEADER_ALIGN = 4096  # ELF_CORE_HEADER_ALIGN
 MASK64 = (1 << 64) - 1
 EM_X86_64 = 62
 EM_AARCH64 = 183
-X86_KERNEL_TEXT = 0xFFFFFFFF80000000  # __START_KERNEL_map
+EM_RISCV = 243
+# x86_64's __START_KERNEL_map; riscv64's KERNEL_LINK_ADDR is the same address.
+KERNEL_TEXT_MAP = 0xFFFFFFFF80000000
 
 # sizeof(note_buf_t) when sysfs lacks crash_notes_size (before 4.x): two note
 # headers, "CORE" padded to 8, and elf_prstatus (336 bytes on x86_64, 392 on arm64).
@@ -79,15 +81,22 @@ def kernel_layout(view: SystemView) -> KernelLayout:
     kcore = view.kcore
     vmcoreinfo = view.vmcoreinfo
     physical = [s for s in kcore.loads if s.paddr != NO_PADDR] if kcore else []
-    # x86_64 maps the kernel image at -2 GiB (KCORE_TEXT); everything else with a
-    # physical address is the linear map (KCORE_RAM), one offset for all of it.
-    text = [s for s in physical if s.vaddr >= X86_KERNEL_TEXT]
-    offsets = {(s.vaddr - s.paddr) & MASK64 for s in physical if s.vaddr < X86_KERNEL_TEXT}
+    # x86_64 and riscv64 map the kernel image at -2 GiB (KCORE_TEXT); everything else
+    # with a physical address is the linear map (KCORE_RAM), one offset for all of it.
+    text = [s for s in physical if s.vaddr >= KERNEL_TEXT_MAP]
+    offsets = {(s.vaddr - s.paddr) & MASK64 for s in physical if s.vaddr < KERNEL_TEXT_MAP}
     linear: int | None = offsets.pop() if len(offsets) == 1 else None
-    if machine == EM_X86_64:
-        # KCORE_TEXT: vaddr _text, paddr __pa_symbol(_text), size _end - _text.
+    if machine == EM_RISCV and linear is None and vmcoreinfo is not None:
+        # __va(p) = p - phys_ram_base + PAGE_OFFSET (arch/riscv/include/asm/page.h)
+        page_offset, ram_base = vmcoreinfo.number("PAGE_OFFSET"), vmcoreinfo.number(
+            "phys_ram_base")
+        if page_offset is not None and ram_base is not None:
+            linear = (page_offset - ram_base) & MASK64
+    if machine in (EM_X86_64, EM_RISCV):
+        # KCORE_TEXT: vaddr _text, paddr __pa_symbol(_text), size _end - _text: the
+        # kernel-image PT_LOAD crash_prepare_elf64_headers() writes for both.
         _need(kcore, "/proc/kcore")
-        _need(linear, "the linear map (/proc/kcore RAM segments)")
+        _need(linear, "the linear map (/proc/kcore RAM segments, VMCOREINFO PAGE_OFFSET)")
         assert linear is not None
         if len(text) != 1:
             raise KdumpError("cannot build the elfcorehdr: /proc/kcore has no kernel-text segment")
@@ -121,7 +130,13 @@ def kernel_layout(view: SystemView) -> KernelLayout:
 
 
 def ram_ranges(view: SystemView) -> list[Range]:
-    """System RAM the capture kernel must dump: all of it but the crash regions."""
+    """System RAM the capture kernel must dump: all of it but the crash regions.
+
+    Reserved ranges inside System RAM stay in (the kernel's own kexec_file path
+    keeps them; kexec-tools leaves them out), except on riscv64 the firmware's
+    memory, which S-mode cannot read: with it, reading /proc/vmcore fails with
+    EFAULT at 0x80000000 under QEMU's OpenSBI (seen in the crash cycle).
+    """
     iomem = view.iomem
     if iomem is None or iomem.masked:
         raise KdumpError("cannot build the elfcorehdr: /proc/iomem is unreadable or masked "
@@ -129,6 +144,11 @@ def ram_ranges(view: SystemView) -> list[Range]:
     holes = list(iomem.crash_regions)
     if view.arch.elf_machine == EM_X86_64:
         holes.append(Range(0, (1 << 20) - 1))  # the kernel always reserves the low 1 MiB
+    if view.arch.elf_machine == EM_RISCV and view.fdt is not None:
+        from kdumpctl_py.plan.dtb import firmware_memory
+
+        holes += [Range(start, start + size - 1)
+                  for start, size in firmware_memory(view.fdt, "/sys/firmware/fdt")]
     ram = iomem.system_ram
     if view.arch.elf_machine != EM_X86_64:
         ram = _merge_adjacent(ram)  # other arches walk memblock, which has no seams

@@ -16,7 +16,7 @@ from kdumpctl_py.facts.kernel_image import KernelImage, memory_size, probe, unwr
 from kdumpctl_py.facts.view import BOOT_HEADER, SystemView
 from kdumpctl_py.plan.capture_cmdline import capture_cmdline
 from kdumpctl_py.plan.method import choose_method
-from kdumpctl_py.plan.segments import ClassicPlan, plan_arm64_classic
+from kdumpctl_py.plan.segments import IMAGE_FORMAT, ClassicPlan, plan_classic
 
 
 @dataclass(frozen=True)
@@ -155,11 +155,11 @@ def plan_load(view: SystemView, req: LoadRequest,
     dtb = _read(view, req.dtb, "DTB") if req.dtb else None
     classic = None
     if choice.method == "classic":
-        if view.arch.name != "aarch64":
-            raise KdumpError(f"kexec_load with user-space segments is built for arm64 only; "
-                             f"this {view.arch.name} kernel needs kexec_file_load")
+        if view.arch.name not in IMAGE_FORMAT:
+            raise KdumpError(f"kexec_load with user-space segments is built for arm64 and "
+                             f"riscv64 only; this {view.arch.name} kernel needs kexec_file_load")
         if not partial:
-            classic = plan_arm64_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
+            classic = plan_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
     elif choice.method == "extended" and dtb is None:
         dtb = view.fdt
     if classic is None:

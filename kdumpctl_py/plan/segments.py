@@ -1,11 +1,18 @@
-"""The kexec_load segment list for arm64, built entirely in user space.
+"""The kexec_load segment list for arm64 and riscv64, built entirely in user space.
 
-Debian's arm64 kernels have no KEXEC_FILE, so the capture kernel, its initrd,
-the capture DTB, the elfcorehdr and a purgatory are placed here, under the
-rules kernel/kexec_core.c sanity_check_segment_list() enforces for a crash
-image: page-aligned, no overlap, at most 16 segments, all inside crashk_res
-(the highest "Crash kernel" region; crashk_low_res is never accepted), entry
-point inside it too.
+Debian's arm64 and riscv64 kernels have no KEXEC_FILE, so the capture kernel, its
+initrd, the capture DTB, the elfcorehdr and (arm64 only) a purgatory are placed
+here, under the rules kernel/kexec_core.c sanity_check_segment_list() enforces
+for a crash image: page-aligned, no overlap, at most 16 segments, all inside
+crashk_res (the highest "Crash kernel" region; crashk_low_res is never
+accepted), entry point inside it too.
+
+riscv64 needs no purgatory: machine_kexec_prepare() (arch/riscv/kernel/
+machine_kexec.c, 6.12) takes the first segment longer than an FDT header whose
+first bytes pass fdt_check_header() as the DTB, and riscv_kexec_norelocate
+(kexec_relocate.S) enters the image at its first byte with a0 = the hart id and
+a1 = that DTB's address. So the entry point is the Image's start, and the kernel
+and initrd segments come before the DTB (neither starts with an FDT header).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from kdumpctl_py.plan.purgatory import arm64_purgatory
 from kdumpctl_py.units import format_bytes
 
 KEXEC_SEGMENT_MAX = 16
-KERNEL_ALIGN = 2 << 20  # arm64 MIN_KIMG_ALIGN
+KERNEL_ALIGN = 2 << 20  # arm64 MIN_KIMG_ALIGN; riscv64 PMD_SIZE (setup_vm() insists)
+# The Image format each architecture's kexec_load plan boots.
+IMAGE_FORMAT = {"aarch64": "arm64-image", "riscv64": "riscv-image"}
 INITRD_WINDOW = 32 << 30  # the initrd must lie below round_down(kernel, 1 GiB) + 32 GiB
 
 
@@ -69,12 +78,15 @@ def crash_regions(view: SystemView) -> tuple[Range, list[Range]]:
     return high, [high, *regions[:-1]]
 
 
-def plan_arm64_classic(view: SystemView, image: KernelImage, kernel: bytes,
-                       initrd: bytes | None, cmdline: str, base_dtb: bytes | None = None,
-                       randbytes: Callable[[int], bytes] = os.urandom) -> ClassicPlan:
+def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
+                 initrd: bytes | None, cmdline: str, base_dtb: bytes | None = None,
+                 randbytes: Callable[[int], bytes] = os.urandom) -> ClassicPlan:
     """Place every segment, build the DTB for those places, and check the kernel's rules."""
-    if image.format != "arm64-image":
-        raise UsageError(f"kexec_load on arm64 needs an arm64 Image, not {image.format}")
+    arch = view.arch.name
+    want = IMAGE_FORMAT[arch]
+    if image.format != want:
+        raise UsageError(f"kexec_load on {arch} needs {want.replace('-', ' ')}, "
+                         f"not {image.format}")
     if image.big_endian:
         raise UsageError("the capture kernel is big-endian; this kernel is little-endian")
     page = view.vmcoreinfo.page_size if view.vmcoreinfo and view.vmcoreinfo.page_size else 4096
@@ -90,14 +102,21 @@ def plan_arm64_classic(view: SystemView, image: KernelImage, kernel: bytes,
     header = plan_elfcorehdr(view).encode()
     elf_at = (top - len(header)) // page * page
 
+    # arm64 boots at text_offset above a 2 MiB boundary (booting.rst); riscv64's
+    # text_offset is only where boot loaders put it after firmware: the image runs
+    # from any 2 MiB boundary, and kexec-tools puts it at one too.
     kernel_base = _up(region.start, KERNEL_ALIGN)
-    kernel_at = kernel_base + image.text_offset
-    kernel_memsz = _up(max(image.image_size, len(kernel)), page)
+    kernel_at = kernel_base + (image.text_offset if arch == "aarch64" else 0)
+    # riscv64's setup_bootmem() (arch/riscv/mm/init.c) reserves the image up to the
+    # next 2 MiB boundary (STRICT_KERNEL_RWX) and drops an initrd that overlaps it.
+    kernel_memsz = _up(max(image.image_size, len(kernel)),
+                       KERNEL_ALIGN if arch == "riscv64" else page)
     cursor = kernel_at + kernel_memsz
     initrd_seg = None
     if initrd:
         initrd_seg = Segment("initrd", initrd, cursor, _up(len(initrd), page))
-        if initrd_seg.end > (kernel_at & ~((1 << 30) - 1)) + INITRD_WINDOW:
+        if arch == "aarch64" and \
+                initrd_seg.end > (kernel_at & ~((1 << 30) - 1)) + INITRD_WINDOW:
             raise KdumpError("the initrd would lie more than 32 GiB above the kernel")
         cursor = initrd_seg.end
 
@@ -110,18 +129,17 @@ def plan_arm64_classic(view: SystemView, image: KernelImage, kernel: bytes,
     if dtb_at is None:
         raise _too_small(region, need + len(header))
     dtb_seg = Segment("dtb", dtb, dtb_at, _up(len(dtb), page))
-    purgatory_at = dtb_seg.end
-    purgatory = arm64_purgatory(dtb_at, kernel_at)
-    segments = [
-        Segment("kernel", kernel, kernel_at, kernel_memsz),
-        *([initrd_seg] if initrd_seg else []),
-        dtb_seg,
-        Segment("purgatory", purgatory, purgatory_at, _up(len(purgatory), page)),
-        Segment("elfcorehdr", header, elf_at, _up(len(header), page)),
-    ]
-    if segments[-2].end > elf_at:
+    segments = [Segment("kernel", kernel, kernel_at, kernel_memsz),
+                *([initrd_seg] if initrd_seg else []), dtb_seg]
+    entry = kernel_at
+    if arch == "aarch64":
+        entry = dtb_seg.end
+        purgatory = arm64_purgatory(dtb_at, kernel_at)
+        segments.append(Segment("purgatory", purgatory, entry, _up(len(purgatory), page)))
+    if segments[-1].end > elf_at:
         raise _too_small(region, need + len(header))
-    plan = ClassicPlan(purgatory_at, tuple(segments), region, dtb)
+    segments.append(Segment("elfcorehdr", header, elf_at, _up(len(header), page)))
+    plan = ClassicPlan(entry, tuple(segments), region, dtb)
     check_segments(plan, page)
     return plan
 

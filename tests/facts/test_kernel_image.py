@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from kdumpctl_py.errors import UsageError
-from kdumpctl_py.facts.kernel_image import probe, unwrap
-from tests.builders import arm64_image, zboot
+from kdumpctl_py.facts.kernel_image import memory_size, probe, unwrap
+from tests.builders import arm64_image, riscv_image, zboot
 
 
 def test_arm64_header() -> None:
@@ -30,6 +30,14 @@ def test_unwrap(wrap, how) -> None:  # type: ignore[no-untyped-def]
     data, packed = unwrap(wrap(raw))
     assert data == raw and packed == how
     assert unwrap(raw) == (raw, None)
+
+
+def test_riscv64_header() -> None:
+    """Debian's riscv64 /boot/vmlinux-REL: an EFI-stub Image, magic2 "RSC\\x05" at 0x38."""
+    img = probe(riscv_image(0x1E6C000))
+    assert (img.format, img.machine, img.text_offset, img.image_size, img.efi_stub) == (
+        "riscv-image", "riscv64", 2 << 20, 0x1E6C000, True)
+    assert memory_size(riscv_image(0x1E6C000)) == 0x1E6C000
 
 
 def test_bzimage_and_elf() -> None:

@@ -16,6 +16,7 @@ from kdumpctl_py.plan.elfcorehdr import (
     plan_elfcorehdr,
 )
 from tests.builders import arm64_snapshot, cpu_files
+from tests.conftest import SNAPSHOTS
 from tests.elfwriter import kcore_bytes, note
 from tests.snapshots import make_snapshot
 
@@ -97,3 +98,18 @@ def test_unknown_facts_fail_with_a_reason(tmp_path: Path) -> None:
 def test_decode_rejects_garbage(data: bytes) -> None:
     with pytest.raises(UsageError):
         decode(data)
+
+
+def test_riscv64_as_the_kernel_builds_it_but_without_firmware_memory() -> None:
+    """prepare_elf_headers() (arch/riscv/kernel/machine_kexec_file.c): top-level System RAM
+    minus the crash region, Reserved children kept; the kernel-image PT_LOAD from
+    KCORE_TEXT; OpenSBI's mmode_resv0 (0x80000000+512K) left out, S-mode cannot read it."""
+    view = SystemView(SNAPSHOTS / "debian13-riscv64")
+    hdr = plan_elfcorehdr(view)
+    assert hdr.machine == 243
+    text, *ram = hdr.loads
+    assert (text.vaddr, text.paddr, text.memsz) == (0xFFFFFFFF80002000, 0x80202000, 31891456)
+    assert [(p.paddr, p.paddr + p.memsz - 1) for p in ram] == [
+        (0x80080000, 0xACBFFFFF), (0xBCC00000, 0xBFFFFFFF)]
+    page_offset, ram_base = 0xFF60000000000000, 0x80000000  # VMCOREINFO
+    assert all(p.vaddr == p.paddr - ram_base + page_offset for p in ram)

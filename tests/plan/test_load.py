@@ -12,7 +12,7 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
 from kdumpctl_py.plan.load import LoadRequest, plan_load
-from tests.builders import arm64_image
+from tests.builders import arm64_image, riscv_image
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
 
 GUESTS = [n for n in SNAPSHOT_NAMES if not n.startswith("host-")]
@@ -31,10 +31,17 @@ def with_boot(tmp_path: Path, name: str) -> SystemView:
     view = SystemView(root)
     release = view.uname.release
     (root / "boot").mkdir(exist_ok=True)
-    image = arm64_image(40 << 20) if view.arch.name == "aarch64" else bzimage()
-    (root / f"boot/vmlinuz-{release}").write_bytes(image)
+    image = {"aarch64": arm64_image(40 << 20), "riscv64": riscv_image(32 << 20)}.get(
+        view.arch.name, bzimage())
+    (root / kernel_name(view)).write_bytes(image)
     (root / f"boot/initrd.img-{release}").write_bytes(b"\x07" * (20 << 20))
     return SystemView(root)
+
+
+def kernel_name(view: SystemView) -> str:
+    """Where Debian installs the kernel: /boot/vmlinuz-REL, on riscv64 /boot/vmlinux-REL."""
+    stem = "vmlinux" if view.arch.name == "riscv64" else "vmlinuz"
+    return f"boot/{stem}-{view.uname.release}"
 
 
 @pytest.mark.parametrize("name", GUESTS)
@@ -44,7 +51,7 @@ def test_plan_on_fixture(tmp_path: Path, name: str) -> None:
     plan = plan_load(view, LoadRequest(), randbytes=lambda n: b"\x11" * n)
     assert plan.method == want["method"]
     assert "crashkernel=" not in plan.cmdline and "reset_devices" in plan.cmdline
-    assert plan.kernel_path == f"/boot/vmlinuz-{view.uname.release}"
+    assert plan.kernel_path == "/" + kernel_name(view)
     if plan.method != "classic":
         assert plan.classic is None
         return
@@ -100,9 +107,10 @@ def test_dry_run_on_a_snapshot_without_boot(name: str, capsys: pytest.CaptureFix
     release = view.uname.release
     assert main(["--sysroot", str(SNAPSHOTS / name), "load", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    size = view.boot_files[f"vmlinuz-{release}"]
-    assert f"kernel   /boot/vmlinuz-{release} (" in out and f"{size / (1 << 20):.1f} MiB)" in out
-    assert (f"note: the snapshot was taken without --with-boot: /boot/vmlinuz-{release}, "
+    kernel = kernel_name(view)
+    size = view.boot_files[kernel.removeprefix("boot/")]
+    assert f"kernel   /{kernel} (" in out and f"{size / (1 << 20):.1f} MiB)" in out
+    assert (f"note: the snapshot was taken without --with-boot: /{kernel}, "
             f"/boot/initrd.img-{release} known by name, size and header only") in out
 
 

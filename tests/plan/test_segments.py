@@ -6,21 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.kernel_image import probe
+from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import decode
 from kdumpctl_py.plan.purgatory import arm64_purgatory
-from kdumpctl_py.plan.segments import plan_arm64_classic
-from tests.builders import arm64_image, arm64_snapshot
-from tests.conftest import FIXTURES
+from kdumpctl_py.plan.segments import plan_classic
+from tests.builders import arm64_image, arm64_snapshot, riscv_image
+from tests.conftest import FIXTURES, SNAPSHOTS
 
 BASE_DTB = (FIXTURES / "dtb/qemu-virt-arm64.dtb").read_bytes()
 
 
 def plan(tmp_path: Path, initrd: bytes | None = b"\x07" * 5_000_000, image_size: int = 0x2000000):
     kernel = arm64_image(image_size)
-    return plan_arm64_classic(arm64_snapshot(tmp_path), probe(kernel), kernel, initrd,
-                              "console=ttyAMA0 reset_devices", BASE_DTB, lambda n: b"\x5a" * n)
+    return plan_classic(arm64_snapshot(tmp_path), probe(kernel), kernel, initrd,
+                        "console=ttyAMA0 reset_devices", BASE_DTB, lambda n: b"\x5a" * n)
 
 
 def test_layout_follows_the_kernel_rules(tmp_path: Path) -> None:
@@ -60,3 +61,26 @@ def test_dtb_points_at_the_segments(tmp_path: Path) -> None:
 def test_too_small_region_says_so(tmp_path: Path) -> None:
     with pytest.raises(KdumpError, match="crash region .* cannot hold"):
         plan(tmp_path, initrd=b"\0" * (250 << 20))
+
+
+def test_riscv64_has_no_purgatory_and_its_dtb_is_the_first_fdt(tmp_path: Path) -> None:
+    """machine_kexec_prepare() takes the first segment with an FDT header as the DTB and
+    enters the Image's first byte; setup_bootmem() reserves the Image to 2 MiB."""
+    view = SystemView(SNAPSHOTS / "debian13-riscv64")
+    kernel = riscv_image(0x1E6C000)
+    p = plan_classic(view, probe(kernel), kernel, b"\x07" * 5_000_000, "console=ttyS0",
+                     None, lambda n: b"\x5a" * n)
+    assert [s.name for s in p.segments] == ["kernel", "initrd", "dtb", "elfcorehdr"]
+    k = p.segment("kernel")
+    assert k.mem == p.region.start == 0xACC00000 == p.entry
+    assert k.memsz == 0x2000000  # 0x1E6C000 rounded up to 2 MiB
+    fdts = [s for s in p.segments if s.data[:4] == b"\xd0\x0d\xfe\xed"]
+    assert fdts[0].name == "dtb"
+    assert p.segment("initrd").mem == k.end
+
+
+def test_riscv64_wants_a_riscv_image(tmp_path: Path) -> None:
+    view = SystemView(SNAPSHOTS / "debian13-riscv64")
+    kernel = arm64_image()
+    with pytest.raises(UsageError, match="needs riscv image, not arm64-image"):
+        plan_classic(view, probe(kernel), kernel, None, "", None)

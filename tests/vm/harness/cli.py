@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .analysis import ANALYSERS
-from .config import ARCHES, DEFAULT_CRASHKERNEL, DEFAULT_MEM_MIB, DEFAULT_SMP, DEFAULT_SUITE, SUITES
+from .config import ARCHES, DEFAULT_CRASHKERNEL, DEFAULT_MEM_MIB, DEFAULT_SMP, SUITES
 from .cycle import EXIT_HARNESS, Options, run_cycle
 from .errors import HarnessError
 from .kernels import KERNEL_SUITES
@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="directory for the run's results (created; earlier results in it "
                          "are replaced)")
     ap.add_argument("--suite", choices=sorted(SUITES),
-                    help=f"Debian suite the guest is built from (default: the kernel "
-                         f"suite's userland, else {DEFAULT_SUITE})")
+                    help="Debian suite the guest is built from (default: the kernel "
+                         "suite's userland, else bookworm; trixie for riscv64)")
     ap.add_argument("--kernel-suite", choices=sorted(KERNEL_SUITES), metavar="SUITE",
                     help="boot the cloud kernel of this Debian suite ("
                          + ", ".join(sorted(KERNEL_SUITES)) + ") with the userland of "
@@ -124,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--crashkernel {args.crashkernel!r} is not a crashkernel= value")
     if args.suite is None:
         args.suite = (KERNEL_SUITES[args.kernel_suite].userland if args.kernel_suite
-                      else DEFAULT_SUITE)
+                      else ARCHES[args.arch].default_suite)
     if args.kernel_image is not None:
         if args.kernel_suite is not None:
             ap.error("--kernel-suite and --kernel-image exclude each other")

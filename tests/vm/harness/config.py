@@ -23,10 +23,15 @@ class Arch:
     # Added to the capture kernel's command line besides the common kdump additions.
     capture_extra: tuple[str, ...]
     elf_machine: int
+    # The kernel metapackage; Debian has a cloud flavour for amd64 and arm64 only.
+    flavour: str = "cloud-"
+    # The suite a guest is built from when --suite is not given (riscv64 is a
+    # release architecture from trixie on).
+    default_suite: str = "bookworm"
 
     @property
     def kernel_metapackage(self) -> str:
-        return f"linux-image-cloud-{self.debian}"
+        return f"linux-image-{self.flavour}{self.debian}"
 
 
 ARCHES: dict[str, Arch] = {
@@ -56,6 +61,25 @@ ARCHES: dict[str, Arch] = {
         capture_extra=("irqpoll",),
         elf_machine=62,
     ),
+    # OpenSBI (QEMU's own, qemu-system-data) starts the kernel in S-mode; virt's
+    # default CPU has Sv57, which the kernel takes unless told no5lvl or no4lvl.
+    "riscv64": Arch(
+        name="riscv64",
+        debian="riscv64",
+        triplet="riscv64-linux-gnu",
+        qemu="qemu-system-riscv64",
+        machine=("-machine", "virt", "-bios", "default"),
+        console="ttyS0",
+        disk_device="virtio-blk-device",
+        # Debian's riscv64 kernel has ext4 as a module too; its checksums need crc32c.
+        virtio_modules=("virtio_ring", "virtio", "virtio_mmio", "virtio_blk",
+                        "crc32c_generic", "ext4"),
+        kexec_tools_args=(),
+        capture_extra=(),
+        elf_machine=243,
+        flavour="",
+        default_suite="trixie",
+    ),
 }
 
 
@@ -75,11 +99,11 @@ class Suite:
             "python3-libfdt",
             "python3-numpy",
             "python3-pyelftools",
-            "kexec-tools",
         )
 
-    # Wanted when the suite has them; a suite without them still makes a guest.
-    optional_roots: tuple[str, ...] = ("python3-zstandard",)
+    # Wanted when the suite has them; a suite without them still makes a guest
+    # (trixie builds no kexec-tools for riscv64).
+    optional_roots: tuple[str, ...] = ("python3-zstandard", "kexec-tools")
 
 
 SUITES: dict[str, Suite] = {
@@ -111,4 +135,3 @@ EXCLUDED_PACKAGES: frozenset[str] = frozenset(
 DEFAULT_MEM_MIB = 1024
 DEFAULT_SMP = 2
 DEFAULT_CRASHKERNEL = "256M"
-DEFAULT_SUITE = "bookworm"

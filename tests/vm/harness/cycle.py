@@ -187,6 +187,10 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     with t.step("extract"):
         kernel_dir = kernels.kernel_tree(cache, kernel, kdebs) if custom is None else None
         extracted = {p: extract(debs[p], p, cache) for p in kept}
+    vmlinuz = (kernels.boot_image(kernel_dir, kernel.release) if kernel_dir is not None
+               else custom)
+    assert vmlinuz is not None
+    boot_name = vmlinuz.name if kernel_dir is not None else f"vmlinuz-{kernel.release}"
     with t.step("initramfs-base"):
         base = initramfs.build_base(cache, opts.arch, opts.suite.name, extracted, kernel,
                                     kernel_dir)
@@ -209,7 +213,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         modules = [m["path"] for m in base.info["modules"]]
         init_text = guestinit.render_init(impls)
         (opts.out / "init.sh").write_text(init_text)
-        env = guestinit.render_env(_guest_env(opts, kernel, modules))
+        env = guestinit.render_env(_guest_env(opts, kernel, modules, boot_name))
         (opts.out / "guest.env").write_text(env)
         files = {
             "init": Entry("file", perm=0o755, data=init_text.encode()),
@@ -263,15 +267,12 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     log.info("initramfs %.1f MiB (%.1f MiB unpacked)", initrd.stat().st_size / 2**20,
              (base.uncompressed + overlay.uncompressed) / 2**20)
 
-    vmlinuz = (kernel_dir / "boot" / f"vmlinuz-{kernel.release}" if kernel_dir is not None
-               else custom)
-    assert vmlinuz is not None
     with t.step("disk"):
         image = work / "disk.img"
         content = work / "disk-root"
         (content / "boot").mkdir(parents=True)
         (content / "dumps").mkdir()
-        shutil.copy(vmlinuz, content / "boot" / f"vmlinuz-{kernel.release}")
+        shutil.copy(vmlinuz, content / "boot" / boot_name)
         shutil.copy(capture_initrd, content / "boot" / capture_initrd.name)
         disk.make(image, content, _disk_mib(opts))
         shutil.rmtree(content)
@@ -351,10 +352,11 @@ def _start_vmlinux_fetch(apt: AptState, kernel: Kernel, cache: Path, t: Timings,
     thread.start()
 
 
-def _guest_env(opts: Options, kernel: Kernel, modules: list[str]) -> dict[str, str]:
+def _guest_env(opts: Options, kernel: Kernel, modules: list[str],
+               boot_name: str) -> dict[str, str]:
     return {
         "KREL": kernel.release,
-        "KERNEL": f"/boot/vmlinuz-{kernel.release}",
+        "KERNEL": f"/boot/{boot_name}",
         "INITRD": f"/boot/initrd.img-{kernel.release}",
         "CAPTURE_APPEND": _capture_append(opts),
         "MODULES": " ".join(modules),

@@ -19,6 +19,7 @@ from .aptsources import Mirrors
 from .cache import building_dir
 from .config import Arch
 from .debian import AptState, Kernel, Package, extract
+from .errors import HarnessError
 from .proc import run
 
 
@@ -72,6 +73,15 @@ def kernel_parts(apt: AptState, kernel: Kernel) -> list[Package]:
         if pkg is not None:
             parts.append(pkg)
     return parts
+
+
+def boot_image(kernel_dir: Path, release: str) -> Path:
+    """The bootable image as the package installs it: /boot/vmlinuz-REL, or on riscv64
+    /boot/vmlinux-REL (an uncompressed EFI-stub Image, despite its name)."""
+    for name in (f"vmlinuz-{release}", f"vmlinux-{release}"):
+        if (kernel_dir / "boot" / name).exists():
+            return kernel_dir / "boot" / name
+    raise HarnessError(f"no /boot/vmlinuz-{release} or vmlinux-{release} in {kernel_dir}")
 
 
 def kernel_tree(cache: Path, kernel: Kernel, debs: dict[Package, Path]) -> Path:

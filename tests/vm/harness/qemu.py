@@ -70,7 +70,8 @@ class Vm:
         except FileNotFoundError as e:
             self._stderr.close()
             raise HarnessError(f"{self.argv[0]} not found",
-                               hint="install qemu-system-arm / qemu-system-x86") from e
+                               hint="install qemu-system-arm / qemu-system-x86 / "
+                                    "qemu-system-misc (setup.sh does)") from e
         assert self.proc.stdout is not None
         self.console = Console(self.proc.stdout, console_log)
 
