@@ -37,8 +37,8 @@ from kdumpctl_py.capture.filter import (
     DL_ZERO,
     FilterStats,
     dumpable_windows,
+    fill_pages,
     max_mapnr,
-    zero_pages,
 )
 from kdumpctl_py.capture.kdumpfile import (
     PAGE_DESC,
@@ -243,19 +243,27 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int) -> tuple[bytes, li
 
 
 def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compressor | None,
-                flag: int, zero_shared: bool) -> _Chunk:
+                flag: int, zero_shared: bool, fills: dict[int, bytes]) -> _Chunk:
     """Read and compress pages pfn..pfn+count; unreadable pages get no descriptor at all."""
     ps = v.page_size
     data, bad = _read_pages(v, offset, count, pfn)
-    zeros = zero_pages(data, ps)
+    fill, filled = fill_pages(data, ps)
+    zeros = filled & (fill == 0)
     readable = np.ones(count, dtype=bool)
     readable[[b - pfn for b in bad]] = False
     shared = zeros[readable] if zero_shared else np.zeros(int(readable.sum()), dtype=bool)
     stored = np.flatnonzero(readable & ~(zeros & zero_shared))
-    # Per page only the codec call (C, without the GIL); a page it does not shrink is raw.
+    # Per page only the codec call (C, without the GIL), or for a page of one repeated
+    # word the stored form of an earlier page like it; a page the codec does not shrink
+    # is raw.
     offs = (stored * ps).tolist()
-    parts = ([_smaller(compressor(data, o, ps), data, o, ps) for o in offs] if compressor
-             else [data[o:o + ps] for o in offs])
+    if compressor:
+        parts = [fills.get(w) or _filled(fills, w, compressor, ps) if f
+                 else _smaller(compressor(data, o, ps), data, o, ps)
+                 for o, f, w in zip(offs, filled[stored].tolist(), fill[stored].tolist(),
+                                    strict=True)]
+    else:
+        parts = [data[o:o + ps] for o in offs]
     packed = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     raw = packed == ps
     descs = np.zeros(len(shared), dtype=PAGE_DESC_DTYPE)
@@ -269,6 +277,18 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
 
 def _smaller(out: bytes | None, data: bytes, offset: int, size: int) -> bytes:
     return out if out is not None and len(out) < size else data[offset:offset + size]
+
+
+FILLS_KEPT = 1024  # distinct words whose pages' stored form is kept: at most a few 100 KB
+
+
+def _filled(fills: dict[int, bytes], word: int, compressor: Compressor, size: int) -> bytes:
+    """The stored form of a page that is `word` over and over, made once and kept."""
+    page = word.to_bytes(8, "little") * (size // 8)
+    out = _smaller(compressor(page, 0, size), page, 0, size)
+    if len(fills) < FILLS_KEPT:
+        fills[word] = out
+    return out
 
 
 # -- the run ---------------------------------------------------------------------
@@ -501,6 +521,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
     pending: deque[Future[_Chunk]] = deque()
     index = 0
     compressors: dict[int, Compressor] = {}
+    fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word, by word
 
     def work(pfn: int, count: int, offset: int) -> _Chunk:
         import threading
@@ -509,7 +530,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         if comp and tid not in compressors:
             compressors[tid] = comp.make()
         return _make_chunk(v, pfn, count, offset, compressors.get(tid), comp.flag if comp else 0,
-                           zero_shared)
+                           zero_shared, fills)
 
     def drain_one() -> None:
         nonlocal index

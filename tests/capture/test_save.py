@@ -3,13 +3,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kdumpctl_py.capture import save as save_mod
-from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
+from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump, read_page
 from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
 from kdumpctl_py.capture.sink import FileSink
 from kdumpctl_py.capture.vmcore import Vmcore
@@ -217,3 +218,31 @@ def test_elf_format_reads_back(tmp_path: Path, level: int) -> None:
         assert v.core.machine == 62 and v.vmcoreinfo.osrelease == "6.1.0-test"
         for pfn, data in want.items():  # excluded zero pages still read as zeros
             assert v.read_phys(pfn * PAGE, PAGE) == data
+
+
+def test_pages_of_one_repeated_word_are_stored_as_compress2_stores_them(tmp_path: Path) -> None:
+    """Such pages are compressed once per word and reused: each stored page must still be
+    what zlib's compress2 at level 1 (makedumpfile's call) makes of it."""
+    src, _ = make_vmcore(tmp_path)
+    raw = bytearray(src.read_bytes())
+    dump_pages = [bytes(PAGE), b"\xcc" * PAGE, b"\xff" * PAGE, b"\xcc" * PAGE,
+                  (0x0123456789ABCDEF).to_bytes(8, "little") * (PAGE // 8),
+                  b"\xcc" * (PAGE - 1) + b"\xcd", b"\xff" * PAGE]
+    with Vmcore(str(src)) as v:
+        seg = v.core.loads[1]
+        for i, page in enumerate(dump_pages):
+            raw[seg.offset + i * PAGE:seg.offset + (i + 1) * PAGE] = page
+    src.write_bytes(bytes(raw))
+    result = save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(1, "zlib", progress=False))
+    path = str(Path(result.directory or "") / "vmcore")
+    dump = read_kdump(path)
+    with Vmcore(str(src)) as v:
+        first = v.core.loads[1].paddr // PAGE
+    for i, page in enumerate(dump_pages[1:], start=1):
+        assert read_page(path, dump, first + i) == page
+        index = int(np.count_nonzero(dump.bitmap2[:first + i]))
+        with open(path, "rb") as f:
+            f.seek(dump.descs_offset + 24 * index)
+            offset, size, flags, _ = np.frombuffer(f.read(24), PAGE_DESC_DTYPE)[0].tolist()
+            f.seek(offset)
+            assert f.read(size) == zlib.compress(page, 1) and flags == 1
