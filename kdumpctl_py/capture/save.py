@@ -545,7 +545,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         result.unreadable.extend(chunk.unreadable)
         progress.update(index)
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else _Inline() as pool:
         try:
             for pfn, count, offset in _runs(v, bitmaps.dumpable_windows()):
                 pending.append(pool.submit(work, pfn, count, offset))
@@ -556,6 +556,19 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         finally:
             for f in pending:
                 f.cancel()
+
+
+class _Inline(contextlib.AbstractContextManager["_Inline"]):
+    """The executor for one thread (the capture kernel's one CPU): each chunk is made where
+    it is submitted, without two thread switches per chunk."""
+
+    def submit(self, fn: Callable[..., _Chunk], *args: Any) -> Future[_Chunk]:
+        done: Future[_Chunk] = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink, written: Written) -> None:

@@ -119,6 +119,9 @@ def _describe(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # numpy's BLAS starts a thread per CPU when imported and nothing here multiplies
+    # matrices: they only cost start-up time, and a CPU the save's threads want.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = build_parser().parse_args(argv)

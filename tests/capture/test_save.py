@@ -246,3 +246,14 @@ def test_pages_of_one_repeated_word_are_stored_as_compress2_stores_them(tmp_path
             offset, size, flags, _ = np.frombuffer(f.read(24), PAGE_DESC_DTYPE)[0].tolist()
             f.seek(offset)
             assert f.read(size) == zlib.compress(page, 1) and flags == 1
+
+
+def test_one_thread_writes_what_a_pool_writes(tmp_path: Path) -> None:
+    """One thread makes each chunk inline, more use a pool: the same file either way."""
+    src, _ = make_vmcore(tmp_path)
+    files = []
+    for threads in (1, 3):
+        result = save_vmcore(str(src), str(tmp_path / f"t{threads}"),
+                             SaveOptions(31, "zlib", threads=threads, progress=False))
+        files.append((Path(result.directory or "") / "vmcore").read_bytes())
+    assert files[0] == files[1]
