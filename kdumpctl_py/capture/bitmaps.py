@@ -77,13 +77,23 @@ class PageBitmaps:
                 raw = np.packbits(bits, bitorder="little").tobytes()
             yield raw
 
-    def whole(self) -> tuple[Bits, Bits]:
-        """Both bitmaps unpacked whole, a byte per page (the ELF writer's plan needs them)."""
-        parts = list(self.windows())
-        if not parts:
-            return np.zeros(0, bool), np.zeros(0, bool)
-        return (np.concatenate([p for _, p, _ in parts]),
-                np.concatenate([k for _, _, k in parts]))
+    def runs(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        """(first, end) pfns of each run of dumpable pages within lo..hi, a run that crosses
+        a window's edge as one: work per run, one window unpacked at a time."""
+        pending: tuple[int, int] | None = None
+        for w in self._windows:
+            a, b = max(lo, w.first), min(hi, w.first + w.pages)
+            if a >= b or not w.dumpable:
+                continue
+            for s, e in true_runs(_unpack(w.packed2, w.pages)[a - w.first:b - w.first]):
+                if pending is not None and pending[1] == a + s:
+                    pending = (pending[0], a + e)
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = (a + s, a + e)
+        if pending is not None:
+            yield pending
 
     def nth_dumpable(self, ranks: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The pfns of the dumpable pages of the given sorted ranks (0 = the first)."""
@@ -96,6 +106,12 @@ class PageBitmaps:
                 out[sel] = w.first + idx[ranks[sel] - before]
             before += w.dumpable
         return out
+
+
+def true_runs(bits: Bits) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in `bits`: two numbers per run, not one per page."""
+    edges = np.flatnonzero(np.diff(bits.view(np.int8), prepend=0, append=0)).tolist()
+    return list(zip(edges[::2], edges[1::2], strict=True))
 
 
 def _pack(bits: Bits) -> bytes:

@@ -13,18 +13,14 @@ PT_LOADs that cover only what was written.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
-
+from kdumpctl_py.capture.bitmaps import PageBitmaps, true_runs
 from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
-
-if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
-    import numpy.typing as npt
 
 PT_LOAD, PT_NOTE, PF_RWX = 1, 4, 7
 ELF_INCOMPLETE = 1
@@ -44,17 +40,21 @@ class Run:
     memsz: int
 
 
-def _page_runs(mask: npt.NDArray[np.bool_]) -> list[tuple[bool, int]]:
-    """(value, length) of the runs of equal values in `mask`."""
-    if not len(mask):
-        return []
-    edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
-    starts = np.concatenate(([0], edges))
-    lengths = np.diff(np.concatenate((starts, [len(mask)])))
-    return [(bool(mask[i]), int(n)) for i, n in zip(starts, lengths, strict=True)]
+def _alternating(kept: Iterable[tuple[int, int]], first: int, end: int) -> Iterator[
+        tuple[bool, int]]:
+    """(kept or not, length) of the runs of pages first..end, from the runs of kept ones."""
+    pos = first
+    for a, b in kept:
+        if a > pos:
+            yield False, a - pos
+        yield True, b - a
+        pos = b
+    if end > pos:
+        yield False, end - pos
 
 
-def plan_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[Run]:
+def plan_runs(v: Vmcore, bitmaps: PageBitmaps) -> list[Run]:
+    """The output PT_LOADs, from the 2nd bitmap a window at a time."""
     ps = v.page_size
     runs: list[Run] = []
     for seg in v.core.loads:
@@ -62,12 +62,9 @@ def plan_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[Run]:
             if seg.filesz:  # not page-shaped: keep it whole
                 runs.append(Run(seg.offset, seg.paddr, seg.vaddr, seg.filesz, seg.memsz))
             continue
-        first = seg.paddr // ps
-        mask = np.zeros(seg.filesz // ps, dtype=bool)
-        inside = keep[first:first + len(mask)]
-        mask[:len(inside)] = inside
+        first, end = seg.paddr // ps, (seg.paddr + seg.filesz) // ps
         start, memsz, filesz, excluded = seg.paddr, 0, 0, 0
-        for kept, n in _page_runs(mask):
+        for kept, n in _alternating(bitmaps.runs(first, end), first, end):
             if not kept:
                 excluded += n
                 memsz += n * ps
@@ -85,20 +82,6 @@ def plan_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[Run]:
         runs.append(Run(seg.offset + start - seg.paddr, start, seg.vaddr + start - seg.paddr,
                         filesz, memsz))
     return runs
-
-
-def kept_page_runs(v: Vmcore, keep: npt.NDArray[np.bool_]) -> list[tuple[int, int, int]]:
-    """(input file offset, first pfn, page count) of each run of kept whole pages."""
-    ps = v.page_size
-    out = []
-    for seg in v.core.loads:
-        first, last = -(-seg.paddr // ps), (seg.paddr + seg.filesz) // ps
-        pos = first
-        for kept, n in _page_runs(keep[first:max(first, min(last, len(keep)))]):
-            if kept:
-                out.append((seg.offset + pos * ps - seg.paddr, pos, n))
-            pos += n
-    return out
 
 
 class ElfWriter:
@@ -134,16 +117,23 @@ class ElfWriter:
         self.sink.write_at(0, self._headers(incomplete=not complete))
 
 
-def without_zero_pages(v: Vmcore, keep: npt.NDArray[np.bool_], chunk: int) -> tuple[
-        npt.NDArray[np.bool_], int]:
-    """`keep` minus the pages that are all zeros, and how many those were."""
+def without_zero_pages(v: Vmcore, bitmaps: PageBitmaps, chunk: int) -> tuple[PageBitmaps, int]:
+    """The bitmaps without the kept pages that are all zeros, and how many those were; read
+    `chunk` pages at a time, a window at a time."""
     ps = v.page_size
-    out = keep.copy()
+    out = PageBitmaps(bitmaps.nr)
     zeros = 0
-    for src, pfn, count in kept_page_runs(v, keep):
-        for at in range(0, count, chunk):
-            n = min(chunk, count - at)
-            z = zero_pages(v.pread(n * ps, src + at * ps), ps)
-            out[pfn + at:pfn + at + len(z)] &= ~z
-            zeros += int(z.sum())
+    for first, present, keep in bitmaps.windows():
+        for seg in v.core.loads:
+            lo = max(-(-seg.paddr // ps), first)
+            hi = min((seg.paddr + seg.filesz) // ps, first + len(keep))
+            if lo >= hi:
+                continue
+            for a, b in true_runs(keep[lo - first:hi - first]):
+                for pfn in range(lo + a, lo + b, chunk):
+                    n = min(chunk, lo + b - pfn)
+                    z = zero_pages(v.pread(n * ps, seg.offset + pfn * ps - seg.paddr), ps)
+                    keep[pfn - first:pfn - first + len(z)] &= ~z
+                    zeros += int(z.sum())
+        out.add(first, present, keep)
     return out, zeros

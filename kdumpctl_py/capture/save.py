@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
+from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec
 from kdumpctl_py.capture.elfdump import ElfWriter, plan_runs, without_zero_pages
@@ -187,9 +187,7 @@ def _runs(v: Vmcore, windows: Iterable[tuple[int, npt.NDArray[np.bool_]]]) -> It
             if lo < hi:
                 # where runs of dumpable pages start and end: two numbers per run, not one
                 # per page; each run is cut into chunks
-                edges = np.flatnonzero(np.diff(keep[lo - ws:hi - ws].view(np.int8), prepend=0,
-                                               append=0)).tolist()
-                for a, b in zip(edges[::2], edges[1::2], strict=True):
+                for a, b in true_runs(keep[lo - ws:hi - ws]):
                     for i in range(a, b, chunk):
                         pfn = lo + i
                         yield pfn, min(chunk, b - i), offset + (pfn << shift) - paddr
@@ -369,18 +367,16 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                             dump_level=stats.level_written(options.dump_level))
         for warning in stats.warnings:
             print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
-        if options.format == "elf":  # its plan needs the bitmap whole: a byte per page
-            _, keep = bitmaps.whole()
-            if options.dump_level & DL_ZERO:
-                keep, result.pages_zero = without_zero_pages(v, keep, chunk_pages(v.page_size))
-                result.pages_dumped = int(keep.sum())
+        if options.format == "elf" and options.dump_level & DL_ZERO:  # found in a first pass
+            bitmaps, result.pages_zero = without_zero_pages(v, bitmaps, chunk_pages(v.page_size))
+            result.pages_dumped = bitmaps.dumpable
         kdump = None
         elf = None
         if options.format == "kdump":
             kdump = _kdump_layout(v, bitmaps, notes, vi_off, vi_size, comp, result.dump_level)
             need = kdump[1]
         else:
-            runs = plan_runs(v, keep)
+            runs = plan_runs(v, bitmaps)
             need = sum(r.filesz for r in runs) + len(notes) + 4096
         dir_fd = -1
         if stream is not None:

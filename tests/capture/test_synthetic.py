@@ -61,6 +61,19 @@ def test_flat_stream_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) 
     assert streams[0] == streams[1]
 
 
+def test_elf_format_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) -> None:
+    """The ELF plan and its zero-page pass go window by window too (makedumpfile -E's bytes
+    on a crash-cycle vmcore: tests/vm/test_oracles.py)."""
+    files = []
+    for limit in (1, 1 << 40):
+        result = save_vmcore(str(vmcore_4g), str(tmp_path / str(limit)),
+                             SaveOptions(31, format="elf", threads=1, progress=False,
+                                         memory_limit=limit))
+        files.append((Path(result.directory or "") / "vmcore").read_bytes())
+        assert result.pages_zero == 20990 and result.pages_dumped == 5654
+    assert files[0] == files[1]
+
+
 @pytest.mark.parametrize("gib", [1, 32])
 def test_peak_memory_stays_under_the_budget(tmp_path: Path, gib: int) -> None:
     vmcore = tmp_path / "vmcore"

@@ -87,8 +87,11 @@ def test_bitmaps_equal_makedumpfiles(cycles: Callable[..., Cycle], tmp_path: Pat
                                          (SaveOptions(31, "zlib", progress=False, memory_limit=1),
                                           ["-c"]),
                                          (SaveOptions(31, "lzo", progress=False), ["-l"]),
-                                         (SaveOptions(31, format="elf", progress=False), ["-E"])],
-                         ids=["kdump-zlib", "kdump-zlib-one-section-windows", "kdump-lzo", "elf"])
+                                         (SaveOptions(31, format="elf", progress=False), ["-E"]),
+                                         (SaveOptions(31, format="elf", progress=False,
+                                                      memory_limit=1), ["-E"])],
+                         ids=["kdump-zlib", "kdump-zlib-one-section-windows", "kdump-lzo", "elf",
+                              "elf-one-section-windows"])
 def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_path: Path,
                                           ours: SaveOptions, theirs: list[str]) -> None:
     vmcore = vmcore_of(cycles(*REFERENCE_X86))
