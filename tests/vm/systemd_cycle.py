@@ -7,8 +7,9 @@ Three kernel boots in two QEMU runs, no network, no mounts on the host:
          (enabled for the test only) runs `kdumpctl-py test --yes`; the panic boots the
          capture kernel with systemd.unit=kdumpctl-py-capture.service, which saves
          the dump and reboots (QEMU runs with -no-reboot, so it exits);
-  run 2  first kernel again: a oneshot unit writes `kdumpctl-py status --json` to the
-         disk and powers off.
+  run 2  first kernel again: kdumpctl-py-report.service reports the dump to the journal,
+         then a oneshot unit syncs the journal, writes `kdumpctl-py status --json` to
+         the disk and powers off.
 The host reads the disk back with debugfs.
 
 The root comes from Debian's packages through mmdebstrap (root mode without mounts,
@@ -103,13 +104,15 @@ WantedBy=multi-user.target
 REPORT_UNIT = f"""\
 [Unit]
 Description=crash-cycle: record kdumpctl-py status --json, then power off
-After=kdumpctl-py.service
+After=kdumpctl-py.service kdumpctl-py-report.service
 ConditionKernelCommandLine={STEP_PARAM}=report
 SuccessAction=poweroff-force
 FailureAction=poweroff-force
 
 [Service]
 Type=oneshot
+# The next-boot report's journal entry on disk before the forced power-off.
+ExecStartPre=/usr/bin/journalctl --sync
 ExecStart=/usr/bin/kdumpctl-py status --json
 SuccessExitStatus=3
 StandardOutput=file:/var/lib/kdumpctl-vm/status.json
@@ -152,10 +155,13 @@ class Result:
     dumps: list[str] = field(default_factory=list)
     console: str = ""
     error: str | None = None
+    # The journal entries of the next boot's report (MESSAGE_ID=DUMP_REPORT), read on the
+    # host from the guest's /var/log/journal with journalctl --directory.
+    reports: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"timings": self.timings, "status": self.status, "dumps": self.dumps,
-                "error": self.error}
+                "reports": self.reports, "error": self.error}
 
 
 class Step:
@@ -370,16 +376,29 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
     disk.check(image, res.out / "e2fsck.log")
     dest = work / "read-back"
     dest.mkdir(exist_ok=True)
-    for src in ("/var/lib/kdumpctl-vm/status.json", "/var/crash", "/var/lib/kdumpctl-py"):
+    for src in ("/var/lib/kdumpctl-vm/status.json", "/var/crash", "/var/lib/kdumpctl-py",
+                "/var/log/journal"):
         subprocess.run(["debugfs", "-R", f"rdump {src} {dest}", str(image)],
                        capture_output=True, check=False)
     status = dest / "status.json"
     if status.exists() and status.stat().st_size:
         res.status = json.loads(status.read_text())
+    if (dest / "journal").is_dir():
+        res.reports = journal_reports(dest / "journal")
     crash = dest / "crash"
     if crash.is_dir():
         res.dumps = sorted(str(p.relative_to(crash)) for p in crash.rglob("*") if p.is_file())
         shutil.copytree(crash, res.out / "crash", dirs_exist_ok=True)
+
+
+def journal_reports(directory: Path) -> list[dict[str, Any]]:
+    """The next-boot report's entries in a guest's journal files."""
+    from kdumpctl_py.service.notify import DUMP_REPORT
+
+    r = subprocess.run(["journalctl", f"--directory={directory}", "--output=json",
+                        f"MESSAGE_ID={DUMP_REPORT}"], capture_output=True, text=True,
+                       check=False)
+    return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 
 def main() -> int:

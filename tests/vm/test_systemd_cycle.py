@@ -48,6 +48,19 @@ def test_systemd_cycle(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert f"last test: {test_id}: dump created" in res.console
     dmesg = (out / "crash" / dump["name"] / "vmcore-dmesg.txt").read_text()
     assert "sysrq triggered crash" in dmesg
+    # The next boot's report: analysis.json beside the dump (without drgn, which Debian 12
+    # lacks: from the kernel log) and one journal entry with its fields.
+    assert f"{dump['name']}/analysis.json" in res.dumps
+    analysis = json.loads((out / "crash" / dump["name"] / "analysis.json").read_text())
+    signature = analysis["signature"]
+    assert signature["frames"] == ["sysrq_handle_crash", "__handle_sysrq",
+                                   "write_sysrq_trigger"], signature
+    (entry,) = res.reports
+    assert entry["DUMP_PATH"] == f"/var/crash/{dump['name']}/vmcore"
+    assert entry["PANIC"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert entry["SIGNATURE"] == signature["id"]
+    assert entry["KERNEL_RELEASE"] == analysis["release"] and entry["BUILD_ID"]
+    assert entry["_SYSTEMD_UNIT"] == "kdumpctl-py-report.service"
     console = res.console
     # kdump_pre and kdump_post ran as argument vectors, post with the status.
     assert "KDUMPCTL-VM: kdump_pre ran with: pre" in console

@@ -69,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--busy", action="store_true",
                     help="before the crash, fill memory with page cache, shmem, slab, "
                          "anonymous and hugetlb pages (harness/busy.py)")
+    ap.add_argument("--crash", choices=("sysrq", "oops"), default="sysrq",
+                    help="how the first kernel crashes: sysrq (echo c > /proc/sysrq-trigger, "
+                         "the default), or oops: panic_on_oops=1 and a module that writes "
+                         "through a NULL pointer when loaded, built against the guest "
+                         "kernel's headers (x86_64 guests on an x86_64 host; harness/oops.py)")
     ap.add_argument("--whole-copy", action="store_true",
                     help="after the save, copy /proc/vmcore whole to dumps/whole/copy.elf, "
                          "for comparing page filters on the host")
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel_image=args.kernel_image, vmlinux=args.vmlinux, dtb_marker=args.dtb_marker,
         check_script=args.check_script, uefi=args.firmware == "uefi",
         kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
+        crash=args.crash,
     )
     try:
         return run_cycle(opts)

@@ -22,6 +22,7 @@ from . import (
     initramfs,
     kernels,
     memory,
+    oops,
     wheel,
 )
 from .analysis import analyse, choose_analyser, find_vmcore
@@ -77,6 +78,7 @@ class Options:
     kernel_suite: str | None = None
     busy: bool = False  # --busy: page cache, shmem, slab, anonymous and hugetlb pages
     whole_copy: bool = False  # --whole-copy: /proc/vmcore copied whole beside the dump
+    crash: str = "sysrq"  # --crash: sysrq, or oops (harness/oops.py's module)
 
 
 @dataclass
@@ -106,7 +108,7 @@ def run_cycle(opts: Options) -> int:
         ok=False, arch=opts.arch.name, suite=opts.suite.name, smp=opts.smp,
         mem_mib=opts.mem_mib, crashkernel=opts.crashkernel, dump_level=opts.dump_level,
         extra_append=list(opts.append), dtb_marker=opts.dtb_marker, busy=opts.busy,
-        whole_copy=opts.whole_copy, failed_stage=None,
+        whole_copy=opts.whole_copy, crash=opts.crash, failed_stage=None,
         failure=None,
     )
     dbg: dict[str, Any] = {}
@@ -225,6 +227,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         if opts.busy:
             files["etc/kdumpctl-vm/busy.py"] = Entry("file", perm=0o644,
                                                      data=BUSY_SCRIPT.read_bytes())
+        if opts.crash == "oops":
+            files[oops.GUEST_PATH] = Entry("file", perm=0o644, data=oops.module(
+                cache, kapt, kernel, opts.arch).read_bytes())
         if opts.check_script is not None:
             files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
                                                       data=opts.check_script.read_bytes())
@@ -369,6 +374,8 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str],
         else "",
         "BUSY": "1" if opts.busy else "",
         "WHOLE_COPY": "1" if opts.whole_copy else "",
+        "CRASH": opts.crash,
+        "OOPS_MODULE": f"/{oops.GUEST_PATH}",
     }
 
 

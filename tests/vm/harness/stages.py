@@ -80,7 +80,12 @@ _MEASURED_SAVE = (
 )
 # The crashing task names itself so the dump can be checked for it (drgn's vmtest
 # does the same). The shell's builtins write both files from the one process.
-_CRASH = "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'"
+# --crash oops: the module oopses in its init, in insmod, and panic_on_oops panics.
+_CRASH = (
+    'if [ "$CRASH" = oops ]; then echo 1 > /proc/sys/kernel/panic_on_oops && '
+    'insmod "$OOPS_MODULE"; else '
+    "sh -c 'printf kdumpcrasher > /proc/self/comm && echo c > /proc/sysrq-trigger'; fi"
+)
 # --impl save=capture: what kdumpctl-py-capture.service runs, with a configuration
 # that saves under the dump disk; zlib, which every suite's crash and makedumpfile read.
 _CAPTURE = (
