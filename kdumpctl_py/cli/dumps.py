@@ -40,7 +40,8 @@ def dump_dirs(args: argparse.Namespace) -> list[str]:
     if where is None:
         raise UsageError("the configured target is not mounted here (or is a network "
                          "target): name the dump directories, e.g. kdumpctl-py dumps DIR")
-    return [view.path(where).as_posix()]
+    path = view.path(where)
+    return [path.as_posix()] if path.is_dir() else []  # nothing saved yet
 
 
 def row(d: Any, analysis: dict[str, Any] | None) -> dict[str, Any]:

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print("kdumpctl-py: the dumps are not on this machine (network target, or the "
               "target is not mounted): nothing to report here")
         return 0
-    todo = unreported(find([view.path(where).as_posix()]))
+    path = view.path(where)
+    todo = unreported(find([path.as_posix()])) if path.is_dir() else []
     for dump in todo:
         if cfg.debuginfo_fetch:
             fetch_debuginfo(dump.vmcore)

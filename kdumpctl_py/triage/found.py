@@ -61,9 +61,14 @@ def dump_in(directory: str, files: Iterable[str]) -> Dump | None:
 
 
 def find(roots: Iterable[str]) -> list[Dump]:
-    """Every dump under the roots, newest first."""
+    """Every dump under the roots, newest first; a root that is not a directory is an
+    error (a mistyped path must not read as "no dumps")."""
+    from kdumpctl_py.errors import UsageError
+
     out: dict[str, Dump] = {}
     for root in roots:
+        if not os.path.isdir(root):
+            raise UsageError(f"{root} is not a directory")
         for directory, dirs, files in os.walk(root):
             dump = dump_in(directory, files)
             if dump is not None:

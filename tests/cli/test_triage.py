@@ -34,5 +34,7 @@ def test_bad_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["triage", "--since", "yesterday", str(tmp_path)]) == 2
     assert "is not YYYY-MM-DD" in capsys.readouterr().err
     assert main(["triage", "--jobs", "0", str(tmp_path)]) == 2
+    assert main(["triage", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere is not a directory" in capsys.readouterr().err
     assert main(["triage", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "0 signatures in 0 dumps\n"
