@@ -13,7 +13,7 @@ def register(sub: Commands) -> None:
     p = sub.add_parser(
         "report", help="analyse the dumps not analysed yet and report each to the journal",
         description="Analyse each dump under the configured dump directory that has no "
-        "current analysis.json (the dumps saved since the last report: after a crash, the "
+        "analysis.json (the dumps saved since the last report: after a crash, the "
         "one saved before this boot), write analysis.json beside it and one journal "
         "message per dump with MESSAGE_ID, DUMP_PATH, PANIC, SIGNATURE, KERNEL_RELEASE and "
         "BUILD_ID (printed on standard output without systemd-python). Without drgn the "

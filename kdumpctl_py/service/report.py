@@ -1,7 +1,7 @@
 """The next boot's report: each dump not analysed yet, analysed and told to the journal.
 
-A dump without a current analysis.json has not been reported: after a crash that is
-the dump saved before this boot (and, the first time, any older one). Each gets its
+A dump without an analysis.json has not been reported: after a crash that is the
+dump saved before this boot (and, the first time, any older one). Each gets its
 analysis.json beside it, which also marks it reported, and one structured journal
 message (MESSAGE_ID=DUMP_REPORT, DUMP_PATH, PANIC, SIGNATURE, KERNEL_RELEASE,
 BUILD_ID) that monitoring can match on. Dumps on an ssh or NFS target are not on this
@@ -10,6 +10,7 @@ machine; the server's `kdumpctl-py triage` analyses them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,9 @@ def message(dump: Dump, analysis: dict[str, Any] | None, error: str | None) -> M
 
 
 def unreported(dumps: Sequence[Dump]) -> list[Dump]:
-    """The dumps with no current analysis.json, oldest first (the order they happened)."""
-    from kdumpctl_py.analyse.stored import load
+    """The dumps without an analysis.json, oldest first (the order they happened). One
+    whose analysis is only stale (older signature rules) was reported already: `triage`
+    and `dumps` bring it up to date, the journal does not hear of it twice."""
+    from kdumpctl_py.analyse.stored import NAME
 
-    return [d for d in reversed(dumps) if load(d.vmcore) is None]
+    return [d for d in reversed(dumps) if not os.path.exists(os.path.join(d.directory, NAME))]

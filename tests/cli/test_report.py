@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ def test_reports_each_new_dump_once(tmp_path: Path, capsys: pytest.CaptureFixtur
                           "6.1.0-57-cloud-amd64: BUG: kernel NULL pointer dereference")
     assert f"; dump {vmcore}\n" in out and "kdumpctl_oops_write < kdumpctl_oops_init" in out
     assert (vmcore.parent / "analysis.json").exists()
+    assert main(["report"]) == 0
+    assert capsys.readouterr().out == "kdumpctl-py: no dump to report\n"
+    stale = json.loads((vmcore.parent / "analysis.json").read_text())
+    stale["signature"]["version"] = 0  # older rules: triage updates it, no second report
+    (vmcore.parent / "analysis.json").write_text(json.dumps(stale))
     assert main(["report"]) == 0
     assert capsys.readouterr().out == "kdumpctl-py: no dump to report\n"
     conf.write_text(f"path {tmp_path}/never-made\n")  # nothing saved yet: not an error
