@@ -57,12 +57,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def fetch_debuginfo(vmcore: str) -> None:
-    """Debian's vmlinux with DWARF for the dump, into the cache analyse searches; a failure
-    leaves the analysis to kallsyms and the log, and says why."""
-    from kdumpctl_py.analyse.fetch import Fetcher, dump_kernel
+    """Debian's vmlinux with DWARF for the dump, into the cache analyse searches, unless a
+    matching one is installed; a failure (no drgn, no network, no such package) leaves
+    the analysis to kallsyms and the log, and says why."""
     from kdumpctl_py.errors import KdumpError
 
     try:
+        from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, find_vmlinux
+        from kdumpctl_py.analyse.fetch import Fetcher, dump_kernel
+        from kdumpctl_py.analyse.program import dump_arch, open_core
+
+        prog, _fmt, info = open_core(vmcore)
+        if find_vmlinux(info.build_id, info.osrelease, None, DEBUG_DIRS,
+                        arch=dump_arch(prog)).vmlinux:
+            return
         Fetcher(None).fetch(dump_kernel(vmcore))
     except (KdumpError, ImportError, OSError) as e:
         print(f"kdumpctl-py: no debug info fetched for {vmcore}: {e}", flush=True)

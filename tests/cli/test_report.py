@@ -66,3 +66,24 @@ def test_network_targets_are_not_here(tmp_path: Path, capsys: pytest.CaptureFixt
     monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
     assert main(["report"]) == 0
     assert "not on this machine" in capsys.readouterr().out
+
+
+def test_debuginfo_fetch_only_when_configured(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch that fails (here drgn cannot open the dump at all) is said, and the report
+    still comes from the log; without debuginfo_fetch nothing is tried."""
+    (tmp_path / "vm-2026-12-01-09:00:00").mkdir()
+    panic_vmcore(tmp_path / "vm-2026-12-01-09:00:00" / "vmcore", panics.BOOKWORM_X86_64)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {tmp_path}\ndebuginfo_fetch yes\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    assert main(["report"]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("kdumpctl-py: no debug info fetched for ")
+    assert "sysrq triggered crash (signature " in second
+    (tmp_path / "vm-2026-12-01-09:00:00" / "analysis.json").unlink()
+    conf.write_text(f"path {tmp_path}\n")
+    assert main(["report"]) == 0
+    assert "no debug info" not in capsys.readouterr().out
