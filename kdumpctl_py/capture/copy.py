@@ -36,16 +36,8 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
         src = os.open(vmcore_path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise UsageError(f"cannot open {vmcore_path}: {e.strerror}") from None
-    try:
-        v: Vmcore | None = Vmcore(vmcore_path, partial=True)
-    except Exception:  # noqa: BLE001 - a copy needs no parsing; the name falls back
-        v = None
-    try:
-        name = dump_name(v) if v else None
-    except Exception:  # noqa: BLE001
-        name = None
-    if name is None:
-        name = f"localhost-{datetime.datetime.now(datetime.UTC):%Y-%m-%d-%H:%M:%S}"
+    v = parsed(vmcore_path)
+    name = directory_name(v)
     dir_fd = -1
     try:
         directory, dir_fd = _make_dump_dir(target, name)
@@ -97,6 +89,24 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
     os.close(dir_fd)
     result.seconds = time.monotonic() - started
     return result
+
+
+def parsed(vmcore_path: str) -> Vmcore | None:
+    """The vmcore's headers, or None: a copy (or a record of failure) needs no parsing."""
+    try:
+        return Vmcore(vmcore_path, partial=True)
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, the name falls back
+        return None
+
+
+def directory_name(v: Vmcore | None) -> str:
+    """The dump directory's name as `save` makes it, else localhost and the time now."""
+    try:
+        if v is not None:
+            return dump_name(v)
+    except Exception:  # noqa: BLE001
+        pass
+    return f"localhost-{datetime.datetime.now(datetime.UTC):%Y-%m-%d-%H:%M:%S}"
 
 
 def _read(fd: int, size: int, offset: int, result: SaveResult) -> bytes:

@@ -9,7 +9,10 @@ the same target would fail again. A dump written with unreadable pages
 
 A failed attempt's directory (a vmcore-incomplete) is deleted once a later
 attempt has written the dump, and kept when none does; `save.json` beside the
-dump says which, and why each attempt failed.
+dump says which, and why each attempt failed. When no attempt wrote a dump
+(every step failed, or the target itself did), a `save.json` with `saved`
+false still goes into the last attempt's directory, or a new one, if the target
+takes anything at all: the crash leaves a trace and `status` says why.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from kdumpctl_py.capture.save import (
     SaveOptions,
     SaveResult,
     TargetError,
+    _make_dump_dir,
     save_vmcore,
 )
 from kdumpctl_py.errors import KdumpError
@@ -63,7 +67,8 @@ class SaveFailed(KdumpError):
 
 def save_with_fallback(vmcore: str, target: str,
                        options: SaveOptions) -> tuple[SaveResult, SaveRecord]:
-    """Save through the steps; write save.json beside the dump that was written."""
+    """Save through the steps; write save.json beside the dump that was written, or
+    beside what the failed attempts left when none wrote one."""
     from kdumpctl_py.capture.copy import copy_vmcore
 
     started = time.monotonic()
@@ -79,6 +84,7 @@ def save_with_fallback(vmcore: str, target: str,
             result = e.result
         except (TargetError, Interrupted, KeyboardInterrupt) as e:
             _leftovers(target, before, failed, step, e)
+            record_failure(vmcore, target, options, failed, time.monotonic() - started)
             raise
         except Exception as e:  # noqa: BLE001 - whatever broke, try with less filtering
             _leftovers(target, before, failed, step, e)
@@ -97,8 +103,43 @@ def save_with_fallback(vmcore: str, target: str,
                 print(f"kdumpctl-py: warning: cannot write {result.directory}/save.json: {e}",
                       file=sys.stderr, flush=True)
         return result, record
+    where = record_failure(vmcore, target, options, failed, time.monotonic() - started)
     raise SaveFailed("no dump could be written: " + "; ".join(
-        f"{a.how}: {a.error}" for a in failed), failed)
+        f"{a.how}: {a.error}" for a in failed)
+        + (f" (recorded in {where})" if where else ""), failed)
+
+
+def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[Attempt],
+                   seconds: float) -> str | None:
+    """Write save.json saying why no dump was written; its path, or None when the target
+    takes nothing (said on stderr, which the capture service's journal keeps)."""
+    from kdumpctl_py.capture.copy import directory_name, parsed
+
+    kept = [a.directory for a in failed if a.directory and os.path.isdir(a.directory)]
+    try:
+        if kept:
+            directory = kept[-1]
+        else:
+            v = parsed(vmcore)
+            name = directory_name(v)
+            if v is not None:
+                v.close()
+            directory, fd = _make_dump_dir(target, name)
+            os.close(fd)
+        left = [n for n in ("vmcore-incomplete", "vmcore.flat-incomplete")
+                if os.path.exists(os.path.join(directory, n))]
+        size = os.path.getsize(os.path.join(directory, left[0])) if left else 0
+        write_record(directory, SaveRecord(
+            options.dump_level, None, "not saved", "none", "none", False, round(seconds, 3),
+            size, left[0] if left else "", failed, saved=False))
+    except (OSError, KdumpError) as e:
+        print(f"kdumpctl-py: warning: no dump was saved, and no record of why could be "
+              f"written under {target}: {e}", file=sys.stderr, flush=True)
+        return None
+    path = os.path.join(directory, "save.json")
+    print(f"kdumpctl-py: warning: no dump was saved; {path} says why", file=sys.stderr,
+          flush=True)
+    return path
 
 
 def _entries(target: str) -> set[str]:

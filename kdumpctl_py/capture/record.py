@@ -3,7 +3,9 @@
 The record says the level asked and the level written, the format, every
 attempt that failed before the one that wrote the dump and why, and what
 became of each failed attempt's directory; `summary` turns it into the one
-line that `status`, the journal and `analyse` print.
+line that `status`, the journal and `analyse` print. When no attempt wrote a
+dump, a record with `saved` false still says why, in the directory the last
+attempt left (or a new one), so the target keeps a trace of the crash.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class SaveRecord:
     failed: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     schema: int = SCHEMA
+    saved: bool = True  # False: no attempt wrote a dump; `failed` says why
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -49,11 +52,14 @@ class SaveRecord:
 
 def summary(rec: dict[str, Any]) -> str:
     """One line: how the dump was saved, and why not as asked."""
+    failed = rec.get("failed") or []
+    if rec.get("saved") is False:
+        return "no dump saved: " + "; ".join(
+            f"{a.get('how', '')} failed: {a.get('error')}" for a in failed)
     level = rec.get("level_written")
     done = "copied whole (no filtering)" if level is None else f"saved at -d {level}"
     if not rec.get("complete", True):
         done += ", INCOMPLETE"
-    failed = rec.get("failed") or []
     if failed:
         first = failed[0]
         return f"{done} after saving {first.get('how', '')} failed: {first.get('error')}"

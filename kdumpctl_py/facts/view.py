@@ -442,13 +442,16 @@ class SystemView:
             if not d.is_dir() or d.is_symlink():
                 continue
             files = {f.name: f for f in d.iterdir() if f.is_file()}
-            if "vmcore" in files or "vmcore-incomplete" in files:
+            if "vmcore" in files or "vmcore-incomplete" in files or "save.json" in files:
                 from kdumpctl_py.capture.record import read_record, summary
 
                 complete = "vmcore" in files
-                size = files["vmcore" if complete else "vmcore-incomplete"].stat().st_size
+                vmcore = files.get("vmcore" if complete else "vmcore-incomplete")
                 rec = read_record(str(d))
-                out.append(DumpEntry(name, complete, size, summary(rec) if rec else None))
+                if vmcore is None and (rec is None or rec.get("saved") is not False):
+                    continue  # a save.json alone is a dump's only when it says none was saved
+                out.append(DumpEntry(name, complete, vmcore.stat().st_size if vmcore else 0,
+                                     summary(rec) if rec else None))
         return out
 
     def close(self) -> None:

@@ -139,9 +139,73 @@ def test_target_failures_are_not_retried(tmp_path: Path, mem: Memory,
     assert calls == [31]
 
 
-def test_nothing_written_at_all(tmp_path: Path) -> None:
-    with pytest.raises(SaveFailed, match="no dump could be written"):
+def test_nothing_written_at_all_still_leaves_a_record(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every attempt fails, the copy too: save.json in a directory named as the dump's
+    would be says why, and status shows it."""
+    from kdumpctl_py.capture import copy as copy_mod
+    from kdumpctl_py.facts.view import SystemView
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("nothing works")
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
+    monkeypatch.setattr(copy_mod, "copy_vmcore", broken)
+    src = build(mem, tmp_path / "vmcore")
+    target = tmp_path / "crash"
+    with pytest.raises(SaveFailed, match="no dump could be written") as e:
+        save_with_fallback(str(src), str(target), options())
+    (d,) = target.iterdir()
+    assert d.name.startswith("testhost-") and [p.name for p in d.iterdir()] == ["save.json"]
+    assert f"(recorded in {d / 'save.json'})" in str(e.value)
+    assert f"no dump was saved; {d / 'save.json'} says why" in capsys.readouterr().err
+    rec = read_record(str(d)) or {}
+    assert rec["saved"] is False and rec["level_written"] is None and not rec["complete"]
+    assert [a["how"] for a in rec["failed"]] == [s.how for s in plan_steps(options())]
+    want = "no dump saved: " + "; ".join(
+        f"{s.how} failed: RuntimeError: nothing works" for s in plan_steps(options()))
+    assert summary(rec) == want
+    (entry,) = SystemView("/").dumps(str(target))
+    assert (entry.name, entry.complete, entry.bytes, entry.saved) == (d.name, False, 0, want)
+
+
+def test_nothing_readable_still_leaves_a_record(tmp_path: Path) -> None:
+    with pytest.raises(SaveFailed, match="no dump could be written") as e:
         save_with_fallback(str(tmp_path / "missing"), str(tmp_path / "crash"), options())
+    (d,) = (tmp_path / "crash").iterdir()
+    assert d.name.startswith("localhost-") and str(d / "save.json") in str(e.value)
+    assert (read_record(str(d)) or {})["saved"] is False
+
+
+def test_a_target_failure_is_recorded_beside_what_it_left(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "crash"
+    left = target / "testhost-2026-09-21-14:13:20"
+
+    def full(vmcore: str, where: str, opts: SaveOptions) -> None:
+        left.mkdir(parents=True)
+        (left / "vmcore-incomplete").write_bytes(b"x" * 100)
+        raise TargetError("the disk filled up")
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", full)
+    src = build(mem, tmp_path / "vmcore")
+    with pytest.raises(TargetError, match="the disk filled up"):
+        save_with_fallback(str(src), str(target), options())
+    rec = read_record(str(left)) or {}
+    assert (rec["saved"], rec["vmcore"], rec["bytes"]) == (False, "vmcore-incomplete", 100)
+    assert summary(rec) == "no dump saved: at -d 31 failed: the disk filled up"
+    assert (left / "vmcore-incomplete").read_bytes() == b"x" * 100  # what was written stays
+
+
+def test_a_target_that_takes_nothing_gets_no_record(
+        tmp_path: Path, mem: Memory, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "crash"
+    blocker.write_bytes(b"a file where the target should be")
+    with pytest.raises(TargetError, match="is not a directory"):
+        save_with_fallback(str(build(mem, tmp_path / "vmcore")), str(blocker), options())
+    assert "no record of why could be written" in capsys.readouterr().err
+    assert blocker.read_bytes() == b"a file where the target should be"
 
 
 def test_the_copy_zero_fills_what_cannot_be_read(tmp_path: Path, mem: Memory,

@@ -40,13 +40,23 @@ def test_failing_pre_skips_the_dump(tmp_path: Path) -> None:
     assert m.calls == [("run", "/pre"), ("act", "reboot")]
 
 
-def test_failure_runs_post_with_1_and_the_failure_action(tmp_path: Path) -> None:
+def test_failure_runs_post_with_1_and_the_failure_action(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kdumpctl_py.capture.record import read_record, summary
+
     m = FakeMachine()
     out = run_capture(config(tmp_path, kdump_post=("/post",), failure_action="shell"), m,
                       str(tmp_path / "no-vmcore"), "kdumpctl_py.test_id=T2")
     assert not out.saved and out.error and out.action == "shell"
     assert m.calls == [("run", "/post", "1"), ("act", "shell")]
     assert (tmp_path / "crash" / status_name("T2")).read_text().startswith("failed: ")
+    # the target keeps a record of why, and the journal names it
+    (d,) = [p for p in (tmp_path / "crash").iterdir() if p.is_dir()]
+    rec = read_record(str(d)) or {}
+    assert summary(rec).startswith("no dump saved: at -d 31 failed: cannot open ")
+    err = capsys.readouterr().err
+    assert "saving the dump failed: no dump could be written: " in err
+    assert f"(recorded in {d / 'save.json'})" in out.error
 
 
 def test_target_is_mounted_privately_and_retention_runs(tmp_path: Path) -> None:
