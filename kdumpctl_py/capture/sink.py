@@ -26,6 +26,8 @@ class Sink(Protocol):
 
 
 class FileSink:
+    """A new, empty file: bytes past `size` (the end of what was written) read as zeros."""
+
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.size = 0
@@ -38,13 +40,22 @@ class FileSink:
         self.size = max(self.size, offset)
 
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
-        """`size` bytes at `offset`: the parts one after the other, zeros after them."""
+        """`size` bytes at `offset`: the parts one after the other, zeros after them.
+
+        Zeros past the end of what was written are left as a hole: the bitmaps of
+        RAM high in a sparse physical address space (arm64 above 2^48: 512 MiB each
+        with 64K pages) are almost all zeros, and cost no disk or write time."""
         end = offset + size
         for part in parts:
-            self.write_at(offset, part[:end - offset])
+            part = part[:end - offset]
+            if offset < self.size or part.count(0) != len(part):
+                self.write_at(offset, part)
             offset += len(part)
-        if offset < end:
-            self.write_at(offset, bytes(end - offset))
+        if offset < min(end, self.size):
+            self.write_at(offset, bytes(min(end, self.size) - offset))
+        if self.size < end:
+            os.ftruncate(self.fd, end)
+            self.size = end
 
     def sync(self) -> None:
         os.fsync(self.fd)
