@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kdumpctl_py.config.settings import COMPRESSIONS
 from kdumpctl_py.errors import UsageError
 
 # page_desc.flags and disk_dump_header.status bits (makedumpfile's diskdump_mod.h)
@@ -23,7 +24,6 @@ DUMP_DH_COMPRESSED_LZO = 0x2
 DUMP_DH_COMPRESSED_SNAPPY = 0x4
 DUMP_DH_COMPRESSED_ZSTD = 0x20
 
-CODECS = ("zstd", "zlib", "lzo", "none")
 # compress(data, offset, size): the page data[offset:offset+size] compressed, or None
 # when that is not smaller than the page (it is then stored raw).
 Compressor = Callable[[bytes, int, int], bytes | None]
@@ -63,7 +63,7 @@ def codec(name: str) -> Codec | None:
              "zstd": (DUMP_DH_COMPRESSED_ZSTD, _zstd, "zstandard"),
              "lzo": (DUMP_DH_COMPRESSED_LZO, _lzo, "lzo")}
     if name not in table:
-        raise UsageError(f"unknown compression {name!r} (choose from {', '.join(CODECS)})")
+        raise UsageError(f"unknown compression {name!r} (choose from {', '.join(COMPRESSIONS)})")
     flag, make, module = table[name]
     try:
         __import__(module)

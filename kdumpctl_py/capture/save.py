@@ -51,6 +51,7 @@ from kdumpctl_py.capture.kdumpfile import (
 )
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.config.settings import FORMATS
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
@@ -58,7 +59,6 @@ from kdumpctl_py.units import format_bytes
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
 
-FORMATS = ("kdump", "elf")
 NT_PRSTATUS = 1
 PT_NOTE = 4
 EM_AARCH64 = 183

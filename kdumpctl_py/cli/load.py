@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from kdumpctl_py.config.settings import METHODS
+
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
     from kdumpctl_py.facts.view import SystemView
     from kdumpctl_py.plan.load import LoadPlan
 
-METHODS = ("auto", "extended", "file", "classic")
 
 
 def register(sub: Commands) -> None:

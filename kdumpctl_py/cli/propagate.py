@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.config.settings import SshTarget
+    from kdumpctl_py.config.model import SshTarget
     from kdumpctl_py.errors import KdumpError, UsageError
     from kdumpctl_py.service.check import check_target
     from kdumpctl_py.service.ssh import install_key_argv, keygen_argv

@@ -10,12 +10,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TypeVar
 
+from kdumpctl_py.config.settings import COMPRESSIONS, FORMATS
+
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
 
-CODECS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, kept light to import
 
 
 def register(sub: Commands) -> None:
@@ -29,9 +30,9 @@ def register(sub: Commands) -> None:
     p.add_argument("--dump-level", type=int, default=None, metavar="0-31",
                    help="makedumpfile -d bits: 1 zero, 2 cache, 4 private cache, 8 user data, "
                    "16 free pages (default: the configuration's, 31)")
-    p.add_argument("--compress", choices=CODECS, default=None,
+    p.add_argument("--compress", choices=COMPRESSIONS, default=None,
                    help="per-page compression (default: the configuration's, zstd)")
-    p.add_argument("--format", choices=("kdump", "elf"), default=None,
+    p.add_argument("--format", choices=FORMATS, default=None,
                    help="kdump-compressed, as makedumpfile writes (the default), or ELF "
                    "(uncompressed; zero pages left out at dump level bit 1)")
     p.add_argument("--flat", action="store_true",

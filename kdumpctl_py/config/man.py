@@ -86,6 +86,8 @@ def render_man() -> str:
         parts.append(f".TP\n.BI \"{_roff(names)} \" \"{_roff(s.syntax)}\"\n")
         parts.append(_sentences(s.doc))
         parts.append(f"Default: {_roff(s.default)}.\n")
+        if s.options:
+            parts.append(_sentences(f"Overridden by {', '.join(s.options)}."))
     parts.append(TAIL)
     return "".join(parts)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shlex
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.settings import SETTINGS, Config, NfsTarget, Setting, SshTarget, Target
+from kdumpctl_py.config.model import Config, SshTarget, Target
+from kdumpctl_py.config.settings import SETTINGS
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -21,52 +21,6 @@ def device_path(device: str) -> str:
     if sep and key in BY_KEY:
         return f"/dev/disk/{BY_KEY[key]}/{value}"
     return device
-
-
-def _words(words: tuple[str, ...]) -> str:
-    return " ".join(shlex.quote(w) for w in words)
-
-
-def collector_line(cfg: Config) -> str:
-    flag = {"zlib": " -c", "lzo": " -l", "zstd": " -z", "none": ""}[cfg.compress]
-    line = "makedumpfile" + ("" if cfg.format == "elf" else flag)
-    line += " -E" if cfg.format == "elf" else ""
-    line += " -F" if cfg.flat else ""
-    line += f" -d {cfg.dump_level}"
-    return line + (f" --num-threads {cfg.threads}" if cfg.threads else "")
-
-
-def size_word(n: int) -> str:
-    """A byte count as the configuration writes it: auto for 0, else the largest whole unit."""
-    if not n:
-        return "auto"
-    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
-        if n % (1 << shift) == 0:
-            return f"{n >> shift}{suffix}"
-    return str(n)
-
-
-def _value(s: Setting, cfg: Config) -> str | None:
-    """The directive's line for `cfg`, or None when it has nothing to say."""
-    key = s.name
-    t = cfg.target
-    if key == "ext2":
-        return f"{t.fstype} {shlex.quote(t.device)}" if isinstance(t, Target) else None
-    if key == "ssh":
-        return f"ssh {t.spec}" if isinstance(t, SshTarget) else None  # no shell characters
-    if key == "nfs":
-        return (_words(("nfs", t.export) + ((t.options,) if t.options else ()))
-                if isinstance(t, NfsTarget) else None)
-    if key == "core_collector":
-        return f"core_collector {collector_line(cfg)}"
-    if key == "memory_limit":
-        return f"memory_limit {size_word(cfg.memory_limit)}"
-    if key == "debuginfo_fetch":
-        return f"debuginfo_fetch {'yes' if cfg.debuginfo_fetch else 'no'}"
-    if key in ("kdump_pre", "kdump_post", "cmdline_append", "cmdline_remove"):
-        words: tuple[str, ...] = getattr(cfg, key)
-        return f"{key} {_words(words)}" if words else None
-    return f"{key} {shlex.quote(str(getattr(cfg, key)))}"
 
 
 def show(cfg: Config, looked: str = "the configuration file") -> str:
@@ -84,7 +38,7 @@ def show(cfg: Config, looked: str = "the configuration file") -> str:
             continue
         if s.name in ("dump_level", "compress", "format") and collector:
             continue
-        line = _value(s, cfg)
+        line = s.show(cfg)
         is_given = bool(given & set(s.names))
         if line is None:
             out.append(f"# {s.name if len(s.names) == 1 else '|'.join(s.names)} "

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdumpctl_py.config import values as v
+from kdumpctl_py.config.model import DEFAULT_SSHKEY
+
 DEFAULT_PATH = "/etc/kdumpctl-py/kdump.conf"
 ENV_PATH = "KDUMPCTL_CONFIG"
 FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs")
 FAILURE_ACTIONS = ("reboot", "halt", "poweroff", "shell", "dump_to_rootfs")
 FINAL_ACTIONS = ("reboot", "halt", "poweroff")
-METHODS = ("auto", "extended", "file", "classic")
-COMPRESSIONS = ("zstd", "zlib", "lzo", "none")  # capture.compress.CODECS, without importing it
+LOAD_METHODS = ("extended", "file", "classic")  # the system calls (plan/method.py)
+METHODS = ("auto", *LOAD_METHODS)
+COMPRESSIONS = ("zstd", "zlib", "lzo", "none")  # capture/compress.py has a codec for each
 FORMATS = ("kdump", "elf")
 # Fedora kdump.conf directives kdumpctl-py knows of but does not do: named in the error,
 # since each changes where or whether a dump is written.
@@ -34,66 +38,6 @@ FEDORA_IGNORED = {
     "force_rebuild": "kdumpctl-py builds no kdump initramfs",
     "force_no_rebuild": "kdumpctl-py builds no kdump initramfs",
 }
-DEFAULT_SSHKEY = "/root/.ssh/kdump_id_ed25519"
-
-
-@dataclass(frozen=True)
-class Target:
-    """A local file system to mount in the capture kernel: `ext4 LABEL=dumps`."""
-
-    fstype: str
-    device: str  # /dev/..., LABEL=..., UUID=..., PARTUUID=... or PARTLABEL=...
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    """A directory on an ssh server: `ssh kdump@dumps.example.org` (port: `host:2222`)."""
-
-    user: str
-    host: str
-    port: int | None = None
-
-    @property
-    def spec(self) -> str:
-        """The kdump.conf word: user@host, user@host:port, user@[v6]:port."""
-        host = f"[{self.host}]" if ":" in self.host and self.port else self.host
-        return f"{self.user}@{host}" + (f":{self.port}" if self.port else "")
-
-
-@dataclass(frozen=True)
-class NfsTarget:
-    """An NFS v4 export mounted in the capture kernel: `nfs server:/dumps [OPTIONS]`."""
-
-    export: str  # host:/path
-    options: str = ""  # mount -o options, comma-separated, added to nfs4's defaults
-
-
-AnyTarget = Target | SshTarget | NfsTarget
-
-
-@dataclass(frozen=True)
-class Config:
-    path: str = "/var/crash"
-    target: AnyTarget | None = None
-    sshkey: str = DEFAULT_SSHKEY
-    dump_level: int = 31
-    compress: str = "zstd"
-    format: str = "kdump"
-    flat: bool = False
-    threads: int = 0
-    memory_limit: int = 0  # bytes saving may use; 0: half of MemAvailable
-    failure_action: str = "reboot"
-    final_action: str = "reboot"
-    kdump_pre: tuple[str, ...] = ()
-    kdump_post: tuple[str, ...] = ()
-    method: str = "auto"
-    keep: int = 0  # 0: keep every dump
-    debuginfo_fetch: bool = False  # the next boot's report may download debug info
-    cmdline_append: tuple[str, ...] = ()
-    cmdline_remove: tuple[str, ...] = ()
-    source: str | None = None  # the file read; None: no file, the defaults
-    lines: tuple[tuple[str, int], ...] = ()  # (directive, line number) as read
-    warnings: tuple[str, ...] = ()  # FILE:LINE: what was ignored and why
 
 
 @dataclass(frozen=True)
@@ -105,7 +49,10 @@ class Setting:
     default: str
     doc: str
     fields: tuple[str, ...]  # the Config fields it sets
+    parse: v.Parse  # its arguments as those fields
+    show: v.Show  # its line in `config show` for a Config
     repeat: bool = False  # may appear on several lines (arguments accumulate)
+    options: tuple[str, ...] = ()  # the command-line options that override it ("save --x")
 
     @property
     def name(self) -> str:
@@ -116,14 +63,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(("path",), "DIR", "/var/crash",
             "Directory that receives the dump directories. Without a target it is a "
             "directory of the root file system; with one it is relative to the target's "
-            "root, as in Fedora's kdump.conf.", ("path",)),
+            "root, as in Fedora's kdump.conf.", ("path",),
+            v.field("path", v.absolute), v.show_plain("path")),
     Setting(FILESYSTEMS, "DEVICE", "none (the root file system)",
             "Save the dump on a local file system of that type: DEVICE is a /dev path, "
             "LABEL=, UUID=, PARTUUID= or PARTLABEL=. The capture kernel mounts it at a "
             "private mount point under /run/kdumpctl-py and writes under path there; the "
             "first kernel only checks that the device exists. At most one target: a "
             "local file system, ssh or nfs.",
-            ("target",)),
+            ("target",),
+            v.local_target, v.show_local),
     Setting(("ssh",), "USER@HOST[:PORT]", "none",
             "Save the dump on an ssh server, under path there: the capture kernel streams "
             "the flattened format through ssh -i sshkey -o BatchMode=yes into "
@@ -131,71 +80,96 @@ SETTINGS: tuple[Setting, ...] = (
             "installed on the server, turns it into a kdump-compressed vmcore there "
             "(kdumpctl-py reassemble); else vmcore.flat stays. The key must be installed "
             "on the server (kdumpctl-py propagate). A port, or an IPv6 address in "
-            "brackets, follows a colon: kdump@[2001:db8::1]:2222.", ("target",)),
+            "brackets, follows a colon: kdump@[2001:db8::1]:2222.", ("target",),
+            v.ssh_target, v.show_ssh),
     Setting(("sshkey",), "PATH", DEFAULT_SSHKEY,
             "The private key ssh uses for an ssh target (ed25519, no passphrase; "
-            "kdumpctl-py propagate makes it when missing).", ("sshkey",)),
+            "kdumpctl-py propagate makes it when missing).", ("sshkey",),
+            v.field("sshkey", v.absolute), v.show_plain("sshkey")),
     Setting(("nfs",), "HOST:/EXPORT [OPTIONS]", "none",
             "Save the dump on an NFS v4 export: the capture kernel mounts it at "
             "/run/kdumpctl-py/target (OPTIONS are mount -o options added to nfs4's) and "
-            "writes under path there as on a local disk.", ("target",)),
+            "writes under path there as on a local disk.", ("target",),
+            v.nfs_target, v.show_nfs),
     Setting(("core_collector",), "makedumpfile OPTIONS", "makedumpfile -z -d 31",
             "Fedora's collector line, mapped onto kdumpctl-py's own writer: -c is zlib, "
             "-l lzo, -z zstd, none of them no compression, -E the ELF format, -F the "
             "flattened stream, -d N the dump level, --num-threads N the threads; "
             "--message-level is accepted and ignored. Any other option, or another "
             "collector, is an error. Excludes dump_level, compress and format.",
-            ("dump_level", "compress", "format", "flat", "threads")),
+            ("dump_level", "compress", "format", "flat", "threads"),
+            v.collector, v.show_collector,
+            options=("save --dump-level", "save --compress", "save --format", "save --flat",
+                     "save --threads")),
     Setting(("dump_level",), "N", "31",
             "makedumpfile's -d bit mask, 0 to 31: 1 zero pages, 2 page cache, 4 private "
-            "page cache, 8 user data, 16 free pages.", ("dump_level",)),
+            "page cache, 8 user data, 16 free pages.", ("dump_level",),
+            v.field("dump_level", lambda w: v.integer(w, 0, 31)), v.show_plain("dump_level"),
+            options=("save --dump-level",)),
     Setting(("compress",), "|".join(COMPRESSIONS), "zstd",
-            "Per-page compression of the kdump-compressed format.", ("compress",)),
+            "Per-page compression of the kdump-compressed format.", ("compress",),
+            v.choice("compress", COMPRESSIONS), v.show_plain("compress"),
+            options=("save --compress",)),
     Setting(("format",), "|".join(FORMATS), "kdump",
-            "kdump-compressed (as makedumpfile writes) or ELF (uncompressed).", ("format",)),
+            "kdump-compressed (as makedumpfile writes) or ELF (uncompressed).", ("format",),
+            v.choice("format", FORMATS), v.show_plain("format"),
+            options=("save --format",)),
     Setting(("memory_limit",), "SIZE|auto", "auto (half of MemAvailable, at least 56M)",
             "Memory saving may use, in bytes or with K, M or G: the page bitmaps are "
             "decided and held one window of pages at a time, and the window is sized to "
             "fit, so a dump of any size saves in it (as makedumpfile's cyclic mode). auto "
             "takes half of what /proc/meminfo's MemAvailable says in the capture kernel, at "
             "least 56M (Python with numpy alone takes about 31-35M). "
-            "save --memory-limit overrides it.", ("memory_limit",)),
+            "save --memory-limit overrides it.", ("memory_limit",),
+            v.field("memory_limit", v.size), v.show_size("memory_limit"),
+            options=("save --memory-limit",)),
     Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
             "What the capture kernel does when saving fails: reboot, halt or power off; "
             "shell starts emergency.target; dump_to_rootfs saves again under path on the "
             "root file system (useful with a target), then does final_action.",
-            ("failure_action",)),
+            ("failure_action",),
+            v.choice("failure_action", FAILURE_ACTIONS), v.show_plain("failure_action")),
     Setting(("final_action",), "|".join(FINAL_ACTIONS), "reboot",
-            "What the capture kernel does after the dump is saved.", ("final_action",)),
+            "What the capture kernel does after the dump is saved.", ("final_action",),
+            v.choice("final_action", FINAL_ACTIONS), v.show_plain("final_action")),
     Setting(("kdump_pre",), "PROGRAM [ARG...]", "none",
             "Run before saving, as an argument vector (never through a shell). A non-zero "
             "exit status skips the dump, as in Fedora: kdump_post is not run and "
             "final_action follows.",
-            ("kdump_pre",)),
+            ("kdump_pre",),
+            v.program("kdump_pre"), v.show_words("kdump_pre")),
     Setting(("kdump_post",), "PROGRAM [ARG...]", "none",
             "Run after saving (or failing to), as an argument vector with the status "
             "appended as the last argument ($1 for a script given alone): 0 saved, "
-            "1 failed.", ("kdump_post",)),
+            "1 failed.", ("kdump_post",),
+            v.program("kdump_post"), v.show_words("kdump_post")),
     Setting(("method",), "|".join(METHODS), "auto",
-            "The system call that loads the capture kernel, as load --method.", ("method",)),
+            "The system call that loads the capture kernel, as load --method.", ("method",),
+            v.choice("method", METHODS), v.show_plain("method"),
+            options=("load --method", "start --method")),
     Setting(("keep",), "N", "0 (keep every dump)",
             "Keep the newest N complete dumps under path and delete older ones after each "
             "save. Incomplete dumps are never deleted and do not count towards N: they are "
-            "listed as kept.", ("keep",)),
+            "listed as kept.", ("keep",),
+            v.field("keep", lambda w: v.integer(w, 0)), v.show_plain("keep")),
     Setting(("debuginfo_fetch",), "yes|no", "no",
             "Whether the next boot's report (kdumpctl-py-report.service) may download the "
             "crashed kernel's debug info with kdumpctl-py debuginfo fetch (the network, "
             "about 300 MB for a Debian kernel) when no matching vmlinux is installed; "
             "without it the report comes from kallsyms and the kernel log.",
-            ("debuginfo_fetch",)),
+            ("debuginfo_fetch",),
+            v.yes_no("debuginfo_fetch"), v.show_yes_no("debuginfo_fetch")),
     Setting(("cmdline_append",), "PARAM...", "none",
             "Kernel parameters added to the end of the capture kernel's command line, as "
             "KDUMP_COMMANDLINE_APPEND in Fedora's /etc/sysconfig/kdump.",
-            ("cmdline_append",), repeat=True),
+            ("cmdline_append",),
+            v.accumulate("cmdline_append"), v.show_words("cmdline_append"), repeat=True),
     Setting(("cmdline_remove",), "NAME...", "none",
             "Parameter names dropped from the running kernel's command line before it "
             "becomes the capture kernel's, as KDUMP_COMMANDLINE_REMOVE.",
-            ("cmdline_remove",), repeat=True),
+            ("cmdline_remove",),
+            v.accumulate("cmdline_remove", v.parameter_name), v.show_words("cmdline_remove"),
+            repeat=True),
 )
 
 

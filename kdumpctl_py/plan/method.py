@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdumpctl_py.config.settings import LOAD_METHODS
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.view import SystemView
 
-METHODS = ("extended", "file", "classic")
 PROBE_OF = {"extended": "extended", "file": "kexec_file_load", "classic": "kexec_load"}
 
 
@@ -27,8 +27,8 @@ class MethodChoice:
 def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
     probes = view.probes
     if wanted != "auto":
-        if wanted not in METHODS:
-            raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(METHODS)})")
+        if wanted not in LOAD_METHODS:
+            raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(LOAD_METHODS)})")
         state = probes.get(PROBE_OF[wanted], "unknown")
         if state in ("available", "unknown"):
             return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")

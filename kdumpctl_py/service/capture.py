@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kdumpctl_py.capture.record import SaveRecord, summary
-from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget, Target
+from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
 from kdumpctl_py.service.ssh import (

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.settings import Config, NfsTarget, SshTarget
+from kdumpctl_py.config.model import Config, NfsTarget, SshTarget
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.network import boot_network
 from kdumpctl_py.units import format_bytes

@@ -14,8 +14,9 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdumpctl_py.config.model import Config
 from kdumpctl_py.config.render import show
-from kdumpctl_py.config.settings import DEFAULT_PATH, Config
+from kdumpctl_py.config.settings import DEFAULT_PATH
 from kdumpctl_py.errors import KdumpError
 
 SHIPPED_BIN = "/usr/bin/kdumpctl-py"

@@ -27,7 +27,7 @@ from kdumpctl_py.capture.record import NAME as RECORD_NAME
 from kdumpctl_py.capture.record import Attempt, SaveRecord
 from kdumpctl_py.capture.save import TargetError
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
-from kdumpctl_py.config.settings import SshTarget
+from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import retention
 

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kdumpctl_py.cli import build_parser
 from kdumpctl_py.config import Config, ConfigError, Target, parse_text, read_config
-from kdumpctl_py.config.parse import parse_collector
-from kdumpctl_py.config.render import collector_line, device_path, machine_problems, show
+from kdumpctl_py.config.model import NfsTarget, SshTarget
+from kdumpctl_py.config.render import device_path, machine_problems, show
 from kdumpctl_py.config.settings import (
     COMPRESSIONS,
     DEFAULT_PATH,
@@ -19,9 +20,8 @@ from kdumpctl_py.config.settings import (
     FORMATS,
     METHODS,
     SETTINGS,
-    NfsTarget,
-    SshTarget,
 )
+from kdumpctl_py.config.values import collector_line, parse_collector
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.view import SystemView
 
@@ -194,6 +194,25 @@ def test_every_directive_is_documented_and_parsed() -> None:
     assert covered == fields
     for s in SETTINGS:
         assert s.doc.endswith(".") and s.syntax and s.default
+
+
+def test_each_option_a_directive_names_is_on_the_command_line() -> None:
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert isinstance(commands, dict)
+    for s in SETTINGS:
+        for option in s.options:
+            command, flag = option.split()
+            assert flag in commands[command]._option_string_actions, option
+
+
+def test_choices_are_the_tables() -> None:
+    """The command line offers exactly what the file takes, from the same constants."""
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert isinstance(commands, dict)
+    for option, choices in (("save --compress", COMPRESSIONS), ("save --format", FORMATS),
+                            ("load --method", METHODS), ("start --method", METHODS)):
+        command, flag = option.split()
+        assert commands[command]._option_string_actions[flag].choices is choices
 
 
 configs = st.builds(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.config.settings import SshTarget
+from kdumpctl_py.config.model import SshTarget
 from tests.localserver import free_port, wait_listening
 
 SSHD = "/usr/sbin/sshd"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.config import Config
-from kdumpctl_py.config.settings import SshTarget
+from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
