@@ -18,7 +18,7 @@ from __future__ import annotations
 MIB = 1 << 20
 # Python, numpy and kdumpctl-py imported: 31 MB on a Debian 12 host, about 3 MB more with
 # Debian's packages in the capture initramfs (16 GiB crash cycle: 48.8 MiB at the peak
-# with a window of 2^18 pages)
+# with a window of 2^18 pages, 36.5 MiB with 2^16)
 BASELINE = 36 * MIB
 CHUNK_BYTES = 1 * MIB  # page data per compression task
 STRUCT_BLOCK_BYTES = 4 * MIB  # a block of struct pages and the filter's temporaries
