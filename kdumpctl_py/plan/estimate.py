@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.errors import UsageError
+from kdumpctl_py.plan.bootfiles import find_initrd, find_kernel
 from kdumpctl_py.plan.crashkernel import (
     InvalidCrashkernel,
     evaluate_value,
@@ -89,11 +90,6 @@ class Constants:
 
 CONSTANTS = Constants()
 
-KERNEL_NAMES = ("vmlinuz-{}", "Image-{}", "bzImage-{}", "vmlinux-{}", "kernel-{}")
-# A kdump-specific initramfs first (Fedora's), then the system's own.
-INITRD_NAMES = ("initramfs-{}kdump.img", "initrd.img-{}", "initramfs-{}.img", "initrd-{}")
-
-
 @dataclass(frozen=True)
 class Part:
     name: str
@@ -125,23 +121,12 @@ class Estimate:
         }
 
 
-def boot_file(files: dict[str, int], patterns: tuple[str, ...],
-              release: str) -> tuple[str, int] | None:
-    """The first /boot file named after `release` by one of the patterns."""
-    for pattern in patterns:
-        name = pattern.format(release)
-        if name in files:
-            return name, files[name]
-    return None
-
-
 def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
     """The model applied to this machine, compared with what is reserved now."""
     release = view.uname.release
-    files = view.boot_files
     parts: list[Part] = []
 
-    kernel = boot_file(files, KERNEL_NAMES, release)
+    kernel = find_kernel(view, release)
     image, where = (kernel[1], f"/boot/{kernel[0]}") if kernel else (
         c.kernel_fallback, f"no kernel image for {release} in /boot; assumed")
     in_memory = _kernel_memory(view, kernel[0]) if kernel else None
@@ -151,7 +136,7 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
         parts.append(Part("kernel", int(image * c.kernel_inflate),
                           f"{where} {format_bytes(image)} x {c.kernel_inflate}"))
 
-    initrd = boot_file(files, INITRD_NAMES, release)
+    initrd = find_initrd(view, release)
     packed, where = (initrd[1], f"/boot/{initrd[0]}") if initrd else (
         c.initrd_fallback, f"no initramfs for {release} in /boot; assumed")
     parts.append(Part("initramfs", packed, f"{where} {format_bytes(packed)}, compressed"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.kernel_image import KernelImage, memory_size, probe, unwrap
 from kdumpctl_py.facts.view import BOOT_HEADER, SystemView
+from kdumpctl_py.plan.bootfiles import find_initrd, find_kernel
 from kdumpctl_py.plan.capture_cmdline import capture_cmdline
 from kdumpctl_py.plan.method import choose_method
 from kdumpctl_py.plan.segments import IMAGE_FORMAT, ClassicPlan, plan_classic
@@ -48,19 +49,15 @@ class LoadPlan:
 
 
 def default_kernel(view: SystemView) -> str:
-    release = view.uname.release
-    for name in (f"vmlinuz-{release}", f"Image-{release}", f"vmlinux-{release}"):
-        if name in view.boot_files:
-            return f"/boot/{name}"
-    raise KdumpError(f"no kernel image for {release} in /boot; give --kernel")
+    found = find_kernel(view, view.uname.release)
+    if found is None:
+        raise KdumpError(f"no kernel image for {view.uname.release} in /boot; give --kernel")
+    return f"/boot/{found[0]}"
 
 
 def default_initrd(view: SystemView) -> str | None:
-    release = view.uname.release
-    for name in (f"initrd.img-{release}", f"initramfs-{release}.img", f"initrd-{release}"):
-        if name in view.boot_files:
-            return f"/boot/{name}"
-    return None
+    found = find_initrd(view, view.uname.release)
+    return None if found is None else f"/boot/{found[0]}"
 
 
 def _read(view: SystemView, path: str, what: str) -> bytes:

@@ -28,12 +28,12 @@ def test_estimate_on_fixture(name: str) -> None:
 
 def test_boot_files_and_verdicts(tmp_path: Path) -> None:
     boot = {f"vmlinuz-{RELEASE}": 10 * M, f"initrd.img-{RELEASE}": 40 * M,
-            f"initramfs-{RELEASE}kdump.img": 60 * M, "vmlinuz-6.1.0-old": 99 * M}
+            f"kdumpctl-py-initrd-{RELEASE}.img": 60 * M, "vmlinuz-6.1.0-old": 99 * M}
     small = estimate(SystemView(synthetic_snapshot(
         tmp_path / "a", crash=((0x2F000000, 0x3EFFFFFF),), boot=boot)))
     parts = {p.name: p for p in small.parts}
     assert parts["kernel"].bytes == 40 * M and f"/boot/vmlinuz-{RELEASE}" in parts["kernel"].how
-    assert parts["initramfs"].bytes == 60 * M and "kdump.img" in parts["initramfs"].how
+    assert parts["initramfs"].bytes == 60 * M and "kdumpctl-py-initrd" in parts["initramfs"].how
     assert parts["initramfs unpacked"].bytes == int(60 * M * 3.3)
     assert small.reserved == 256 * M and small.too_small is True
     assert small.verdict.startswith("TOO SMALL: 256 MiB reserved")
