@@ -1,4 +1,4 @@
-"""units/: systemd-analyze verify, the udev rule's logic, the kernel-install plugin."""
+"""units/: systemd-analyze verify, the udev rule's logic, the kernel hooks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from kdumpctl_py.cli import main
 from kdumpctl_py.plan.capture_cmdline import CAPTURE_UNIT
+from kdumpctl_py.service.install import SHIPPED_BIN
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 
@@ -98,24 +99,54 @@ def test_udev_rule_reloads_on_hotplug_unless_the_kernel_does_it() -> None:
     ]
 
 
-def plugin(tmp_path: Path, *args: str) -> str:
-    """Run the kernel-install plugin with stand-ins for uname and systemctl."""
+def hook(tmp_path: Path, name: str, *args: str, **env: str) -> str:
+    """Run a kernel hook as installed (kdumpctl-py's path rewritten to a stand-in), with
+    stand-ins for uname and systemctl too; the calls they got, one a line."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     (bindir / "uname").write_text("#!/bin/sh\necho 6.1.0-test\n")
-    (bindir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\nexit 1\n')
+    for tool in ("systemctl", "kdumpctl-py"):
+        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> {tmp_path}/calls\nexit 1\n')
     for f in bindir.iterdir():
         f.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
-    r = subprocess.run([str(UNITS / "60-kdumpctl-py.install"), *args], env=env,
-                       capture_output=True, text=True, check=False)
+    script = tmp_path / name
+    script.write_text((UNITS / name).read_text().replace(SHIPPED_BIN, str(bindir / "kdumpctl-py")))
+    script.chmod(0o755)
+    r = subprocess.run([str(script), *args], capture_output=True, text=True, check=False,
+                       env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", **env))
     assert r.returncode == 0, r.stderr  # never fails a kernel installation
     calls = tmp_path / "calls"
-    return calls.read_text() if calls.exists() else ""
+    text = calls.read_text() if calls.exists() else ""
+    calls.unlink(missing_ok=True)
+    return text
 
 
-def test_kernel_install_plugin(tmp_path: Path) -> None:
-    assert plugin(tmp_path, "add", "6.2.0-other", "/boot/x") == ""
-    assert plugin(tmp_path, "remove", "6.1.0-test") == ""
-    assert plugin(tmp_path, "add", "6.1.0-test", "/boot/x") == \
-        "--no-block try-reload-or-restart kdumpctl-py.service\n"
+RELOAD = "systemctl --no-block try-reload-or-restart kdumpctl-py.service\n"
+
+
+def test_kernel_install_plugins(tmp_path: Path) -> None:
+    build = "kdumpctl-py initramfs build {}\n"
+    assert hook(tmp_path, "60-kdumpctl-py.install", "add", "6.2.0-other", "/boot/x") == \
+        build.format("6.2.0-other")
+    assert hook(tmp_path, "60-kdumpctl-py.install", "remove", "6.1.0-test") == \
+        "kdumpctl-py initramfs remove 6.1.0-test\n"
+    assert hook(tmp_path, "60-kdumpctl-py.install", "add", "6.1.0-test", "/boot/x") == \
+        build.format("6.1.0-test") + RELOAD
+    assert hook(tmp_path, "92-kdumpctl-py.install", "add", "6.2.0-other", "/d", "/x") == \
+        "kdumpctl-py reset-crashkernel --kernel /boot/vmlinuz-6.2.0-other --auto\n"
+    assert hook(tmp_path, "92-kdumpctl-py.install", "remove", "6.2.0-other") == ""
+
+
+def test_debian_kernel_hooks(tmp_path: Path) -> None:
+    """/etc/kernel/postinst.d and postrm.d: as a kernel package's maintainer scripts run them."""
+    added = ("kdumpctl-py initramfs build 6.2.0-new\n"
+             "kdumpctl-py reset-crashkernel --kernel /boot/vmlinuz-6.2.0-new --auto\n")
+    post = "kdumpctl-py.postinst"
+    assert hook(tmp_path, post, "6.2.0-new", "/boot/vmlinuz-6.2.0-new") == added
+    assert hook(tmp_path, post, "6.2.0-new", "/boot/vmlinuz-6.2.0-new",
+                DEB_MAINT_PARAMS="'configure' ''") == added
+    assert hook(tmp_path, post, "6.2.0-new", DEB_MAINT_PARAMS="'abort-upgrade'") == ""
+    assert hook(tmp_path, post, "6.1.0-test", "/boot/vmlinuz-6.1.0-test").endswith(RELOAD)
+    assert hook(tmp_path, "kdumpctl-py.postrm", "6.2.0-old", DEB_MAINT_PARAMS="'remove'") == \
+        "kdumpctl-py initramfs remove 6.2.0-old\n"
+    assert hook(tmp_path, "kdumpctl-py.postrm", "6.2.0-old", DEB_MAINT_PARAMS="'upgrade'") == ""

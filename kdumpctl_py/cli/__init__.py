@@ -37,6 +37,7 @@ COMMANDS = (
     "estimate",
     "shrink",
     "reset-crashkernel",
+    "initramfs",
     "dmesg",
     "analyse",
     "dumps",

@@ -10,8 +10,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
-    p = sub.add_parser("install", help="install the systemd units, udev rule, kernel-install "
-                       "plugin, man pages and a default configuration")
+    p = sub.add_parser("install", help="install the systemd units, udev rule, kernel hooks, man "
+                       "pages and a default configuration, and build the capture initramfs")
     p.add_argument("--prefix", default="/", metavar="P",
                    help="root directory to install into (default: /)")
     p.add_argument("--bindir", metavar="DIR",
@@ -28,5 +28,9 @@ def run(args: argparse.Namespace) -> int:
     for line in install(plan_install(bindir), args.prefix, args.dry_run):
         print(line)
     if not args.dry_run and args.prefix == "/":
+        from kdumpctl_py.cli import open_view
+        from kdumpctl_py.service.initramfs import refresh
+
+        refresh(open_view(args))  # what the kernel hooks would have built
         print("next: systemctl daemon-reload && systemctl enable --now kdumpctl-py.service")
     return 0

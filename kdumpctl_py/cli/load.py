@@ -53,6 +53,12 @@ def run_load(args: argparse.Namespace) -> int:
     if args.verb == "start" and view.kexec_crash_loaded and not args.dry_run:
         print("a capture kernel is already loaded (kdumpctl-py restart replaces it)")
         return 0
+    if args.verb in ("start", "restart") and not args.dry_run and view.live \
+            and not (args.kernel or args.initrd or args.no_initrd):
+        from kdumpctl_py.service.initramfs import refresh
+
+        refresh(view)
+        view = open_view(args)  # /boot may have changed
     plan = plan_capture_load(view, args)
     if not args.dry_run:
         check_before_arming(view)
@@ -135,7 +141,8 @@ def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:
     if replace:
         unload(view)
     load(view, plan)
-    message = f"capture kernel loaded with {plan.method}: {plan.kernel_path}"
+    message = (f"capture kernel loaded with {plan.method}: {plan.kernel_path}, initrd "
+               f"{plan.initrd_path or 'none'}")
     print(message)
     notify.status(message)
     notify.event(message, notify.CAPTURE_LOADED, echo=False, cmdline=plan.cmdline)

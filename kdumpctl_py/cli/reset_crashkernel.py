@@ -27,6 +27,10 @@ def register(sub: Commands) -> None:
     p.add_argument("--force", action="store_true",
                    help="write a value below what kdumpctl-py estimate says this machine "
                    "needs, or one that reserves nothing at its RAM")
+    p.add_argument("--auto", action="store_true",
+                   help="only if the crashkernel= in force is kdumpctl-py's default: write the "
+                   "default for the kernel given by --kernel (its page size decides), as the "
+                   "kernel hooks do for a kernel being installed; otherwise change nothing")
     p.add_argument("--dry-run", action="store_true",
                    help="print the change as a unified diff and write nothing")
     p.set_defaults(func=run)
@@ -34,15 +38,28 @@ def register(sub: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
-    from kdumpctl_py.plan.bootloader import plan_reset
+    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.plan.bootloader import ALL, plan_reset, shared_cmdline
     from kdumpctl_py.plan.crashkernel import check_value
     from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
 
     view = open_view(args)
-    value = args.value or default_crashkernel(view.arch, page_size(view))
+    kernel = args.kernel
+    if args.auto:
+        if args.value:
+            raise UsageError("--auto writes the default; it takes no --value")
+        auto = auto_value(view, kernel)
+        if auto is None:
+            print("the crashkernel= in force is not kdumpctl-py's default; left as it is")
+            return 0
+        value = auto
+        if shared_cmdline(view.root, view.live):
+            kernel = ALL  # one command line for every kernel
+    else:
+        value = args.value or default_crashkernel(view.arch, page_size(view))
     check_value(value, view.arch)
-    check_enough(view, value, args.force)
-    plan = plan_reset(view.root, value, args.kernel, view.uname.release, run_tools=view.live)
+    check_enough(view, value, args.force or args.auto)
+    plan = plan_reset(view.root, value, kernel, view.uname.release, run_tools=view.live)
     for note in plan.notes:
         print(f"note: {note}")
     if not plan.edits and not plan.commands:
@@ -55,6 +72,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         apply(plan)
     return 0
+
+
+def auto_value(view: SystemView, kernel: str | None) -> str | None:
+    """The default for `kernel` (an image path; None: the running kernel) when the value in
+    force is a default, else None."""
+    from pathlib import PurePath
+
+    from kdumpctl_py.facts.cmdline import param_values
+    from kdumpctl_py.plan.crashkernel_defaults import auto_reset, config_page_size, page_size
+    from kdumpctl_py.plan.initramfs import kernel_config
+
+    running = page_size(view)
+    name = PurePath(kernel).name if kernel else ""
+    release = name.split("-", 1)[1] if "-" in name else view.uname.release
+    config = kernel_config(view, release)
+    new = config_page_size(config) if config else running
+    return auto_reset(param_values(view.cmdline or "", "crashkernel"), view.arch, running, new)
 
 
 def check_enough(view: SystemView, value: str, force: bool) -> None:

@@ -178,6 +178,14 @@ class SystemView:
         value = self._int(rel)
         return None if value is None else value != 0
 
+    def mtime(self, rel: str) -> float | None:
+        """A file's modification time; None when it is missing (a snapshot keeps /boot's
+        files only with --with-boot, and an unpacked archive's times are its own)."""
+        try:
+            return self.path(rel).stat().st_mtime
+        except OSError:
+            return None
+
     def listdir(self, rel: str) -> list[str]:
         try:
             return sorted(os.listdir(self.path(rel)))

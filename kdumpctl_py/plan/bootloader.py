@@ -281,6 +281,12 @@ def _entry_matches(text: str, kernel: str | None, release: str) -> bool:
     return Path(linux).name == Path(kernel).name
 
 
+def shared_cmdline(root: Path, run_tools: bool) -> bool:
+    """Whether one command line serves every kernel (/etc/kernel/cmdline, /etc/default/grub)
+    rather than one per kernel (grubby, BLS entries)."""
+    return not ((run_tools and find_tool(root, "grubby")) or _bls_entries(root))
+
+
 def has_boot_config(root: Path) -> bool:
     """Whether reset-crashkernel finds a command line to edit under root."""
     return bool(find_tool(root, "grubby") or _bls_entries(root)

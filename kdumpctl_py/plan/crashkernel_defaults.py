@@ -75,16 +75,53 @@ def parse_page_size(text: str) -> int:
     return size
 
 
-def page_size(view: SystemView) -> int:
-    """The running kernel's base page size: its config, then VMCOREINFO, then its name."""
-    config = view.kernel_config or {}
+def config_page_size(config: dict[str, str]) -> int:
+    """The base page size a kernel configuration selects."""
     for key, size in (("CONFIG_ARM64_64K_PAGES", PAGE_64K), ("CONFIG_PPC_64K_PAGES", PAGE_64K),
                       ("CONFIG_ARM64_16K_PAGES", 16 << 10)):
         if config.get(key) == "y":
             return size
+    return PAGE_4K
+
+
+def page_size(view: SystemView) -> int:
+    """The running kernel's base page size: its config, then VMCOREINFO, then its name."""
+    config = view.kernel_config or {}
     if config:
-        return PAGE_4K
+        return config_page_size(config)
     info = view.vmcoreinfo
     if info is not None and info.page_size:
         return info.page_size
     return PAGE_64K if "64k" in view.uname.release.lower() else PAGE_4K
+
+
+# What kdumpctl-py wrote as its default before the rows above: a value in force that is
+# one of these is still the default, not the admin's choice (reset-crashkernel --auto).
+_FORMER: dict[tuple[str, int], tuple[tuple[RangeRule, ...], ...]] = {
+    ("x86_64", PAGE_4K): (_GENERIC,),
+    ("aarch64", PAGE_4K): (
+        ((2 * G, 4 * G, 256 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M)),
+        ((1 * G, 4 * G, 176 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))),
+}
+_FORMER[("aarch64", PAGE_64K)] = tuple(tuple((s, e, size + 100 * M) for s, e, size in rules)
+                                       for rules in _FORMER[("aarch64", PAGE_4K)])
+
+
+def is_default(value: str, arch: Arch, page_size: int = PAGE_4K) -> bool:
+    """Whether crashkernel=value is kdumpctl-py's default for this arch and page size, today's
+    or a former one."""
+    row = PAGE_64K if page_size >= PAGE_64K else PAGE_4K
+    try:
+        today = default_crashkernel(arch, page_size)
+    except UsageError:
+        return False
+    return value == today or value in {format_ranges(r) for r in _FORMER.get((arch.name, row), ())}
+
+
+def auto_reset(in_force: list[str], arch: Arch, running_page: int, new_page: int) -> str | None:
+    """The crashkernel= value for a newly installed kernel, as Fedora's auto_reset_crashkernel:
+    the default for its page size when the running kernel's value is a default; None (leave
+    it) when none is in force or it is the admin's own."""
+    if len(in_force) != 1 or not is_default(in_force[0], arch, running_page):
+        return None
+    return default_crashkernel(arch, new_page)

@@ -1,5 +1,6 @@
-"""`kdumpctl-py install`: the units, udev rule, kernel-install plugin, man pages and a
-default configuration, where the distribution looks for them.
+"""`kdumpctl-py install`: the units, udev rule, kernel hooks (kernel-install plugins and
+/etc/kernel/postinst.d, postrm.d), man pages and a default configuration, where the
+distribution looks for them.
 
 The files ship in the repository's units/ and man/ and, in a wheel, as data files
 under <prefix>/share/kdumpctl-py/. The units name /usr/bin/kdumpctl-py; install
@@ -26,7 +27,11 @@ PLACES = {
     ".timer": (UNIT_DIR, 0o644),
     ".rules": ("/usr/lib/udev/rules.d", 0o644),
     ".install": ("/usr/lib/kernel/install.d", 0o755),
+    # Debian's kernel packages run these directories' hooks; installed without the suffix.
+    ".postinst": ("/etc/kernel/postinst.d", 0o755),
+    ".postrm": ("/etc/kernel/postrm.d", 0o755),
 }
+HOOK_SUFFIXES = (".postinst", ".postrm")
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,8 @@ def plan_install(bindir: str) -> list[Item]:
             continue
         data = path.read_bytes().replace(SHIPPED_BIN.encode(),
                                          f"{bindir.rstrip('/')}/kdumpctl-py".encode())
-        items.append(Item(f"{place[0]}/{path.name}", data, place[1]))
+        name = path.stem if path.suffix in HOOK_SUFFIXES else path.name
+        items.append(Item(f"{place[0]}/{name}", data, place[1]))
     for path in sorted(data_dir("man").iterdir()):
         section = path.suffix.lstrip(".")
         if section.isdigit():

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 LOCK_PATH = "/run/kdumpctl-py.lock"
 ENV_LOCK = "KDUMPCTL_LOCK"
 STATE_COMMANDS = frozenset({"load", "start", "stop", "restart", "reload", "unload",
-                            "reset-crashkernel", "shrink", "test", "capture"})
+                            "reset-crashkernel", "shrink", "test", "capture",
+                            "initramfs"})
 
 
 def lock_path() -> str:

@@ -136,3 +136,33 @@ def test_no_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code, _, err = reset(capsys, synthetic_snapshot(tmp_path), "--force")
     assert code == 1 and "no boot loader configuration found" in err
     assert os.listdir(tmp_path / "snap/etc") == ["os-release"]
+
+
+def test_auto_follows_the_default_on_a_shared_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The kernel hooks' --auto: /etc/default/grub serves every kernel, so a new kernel's
+    default is written there when the value in force is a (former) default."""
+    root = synthetic_snapshot(tmp_path / "a", cmdline="ro crashkernel=2G-64G:256M,64G-:512M")
+    grub = debian(root)
+    code, out, err = reset(capsys, root, "--auto", "--kernel", "/boot/vmlinuz-7.0.0-new",
+                           "--dry-run")
+    assert code == 0 and f'+GRUB_CMDLINE_LINUX="crashkernel={DEFAULT}"' in out
+    root = synthetic_snapshot(tmp_path / "b", cmdline="ro crashkernel=384M")
+    debian(root)
+    code, out, err = reset(capsys, root, "--auto", "--kernel", "/boot/vmlinuz-7.0.0-new",
+                           "--dry-run")
+    assert (code, err) == (0, "")
+    assert out == "the crashkernel= in force is not kdumpctl-py's default; left as it is\n"
+    assert grub.read_text() == DEBIAN_GRUB
+    assert reset(capsys, root, "--auto", "--value", "512M", "--dry-run")[0] == 2
+
+
+def test_auto_edits_the_new_kernels_bls_entry(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = synthetic_snapshot(tmp_path, cmdline=f"ro crashkernel={DEFAULT}")
+    entries = root / "boot/loader/entries"
+    entries.mkdir(parents=True)
+    new = entries / f"abc-{RELEASE}.conf"
+    new.write_text(FEDORA_ENTRY.replace(f"crashkernel={DEFAULT}", "crashkernel=2G-64G:256M"))
+    assert reset(capsys, root, "--auto", "--kernel", f"/boot/vmlinuz-{RELEASE}")[0] == 0
+    assert new.read_text() == FEDORA_ENTRY

@@ -34,6 +34,7 @@ ARGS: dict[str, list[str]] = {
     "estimate": [],
     "shrink": ["128M"],
     "reset-crashkernel": [],
+    "initramfs build": [], "initramfs remove": ["6.1.0-gone"],
     "dmesg": ["OUT/none"],
     "analyse": ["OUT/none"], "analyze": ["OUT/none"],
     "dumps": [], "triage": ["OUT"], "report": [],

@@ -54,3 +54,23 @@ def test_parse_page_size() -> None:
 def test_page_size_of_fixtures(name: str) -> None:
     view = SystemView(SNAPSHOTS / name)
     assert page_size(view) in (4 << 10, 16 << 10, 64 << 10)
+
+
+def test_auto_reset_follows_a_default_only() -> None:
+    """Fedora's auto_reset_crashkernel: a new kernel gets its default only when the value in
+    force is a default, today's or a former one; an admin's own value is left alone."""
+    from kdumpctl_py.plan.crashkernel_defaults import auto_reset, is_default
+
+    x86, arm = get_arch("x86_64"), get_arch("aarch64")
+    today = default_crashkernel(x86)
+    assert is_default(today, x86) and is_default("2G-64G:256M,64G-:512M", x86)
+    assert not is_default("384M", x86) and not is_default(today, get_arch("s390x"))
+    assert auto_reset([today], x86, PAGE_4K, PAGE_4K) == today
+    assert auto_reset(["2G-64G:256M,64G-:512M"], x86, PAGE_4K, PAGE_4K) == today
+    assert auto_reset(["384M"], x86, PAGE_4K, PAGE_4K) is None
+    assert auto_reset([], x86, PAGE_4K, PAGE_4K) is None
+    assert auto_reset([today, "384M"], x86, PAGE_4K, PAGE_4K) is None
+    # A 64K-page kernel installed beside a 4K one gets the 64K default, and back.
+    arm4, arm64k = default_crashkernel(arm), default_crashkernel(arm, PAGE_64K)
+    assert auto_reset([arm4], arm, PAGE_4K, PAGE_64K) == arm64k
+    assert auto_reset(["2G-4G:356M,4G-64G:420M,64G-:676M"], arm, PAGE_64K, PAGE_4K) == arm4

@@ -19,6 +19,9 @@ def test_plan_places_every_file() -> None:
         "/usr/lib/systemd/system/kdumpctl-py-capture.service",
         "/usr/lib/udev/rules.d/98-kdumpctl-py.rules",
         "/usr/lib/kernel/install.d/60-kdumpctl-py.install",
+        "/usr/lib/kernel/install.d/92-kdumpctl-py.install",
+        "/etc/kernel/postinst.d/kdumpctl-py",
+        "/etc/kernel/postrm.d/kdumpctl-py",
         "/usr/share/man/man8/kdumpctl-py.8",
         "/usr/share/man/man5/kdumpctl-py.conf.5",
         "/etc/kdumpctl-py/kdump.conf",
@@ -26,6 +29,8 @@ def test_plan_places_every_file() -> None:
     unit = dests["/usr/lib/systemd/system/kdumpctl-py.service"].data.decode()
     assert "ExecStart=/opt/kd/bin/kdumpctl-py start" in unit and "/usr/bin/kdumpctl-py" not in unit
     assert dests["/usr/lib/kernel/install.d/60-kdumpctl-py.install"].mode == 0o755
+    hook = dests["/etc/kernel/postinst.d/kdumpctl-py"]
+    assert hook.mode == 0o755 and b"/opt/kd/bin/kdumpctl-py initramfs build" in hook.data
 
 
 def test_default_config_is_all_comments_and_parses() -> None:

@@ -44,7 +44,7 @@ def test_free_lock_is_silent(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_state_commands_take_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {"load", "start", "stop", "restart", "reload", "unload", "reset-crashkernel",
-            "shrink", "test", "capture"} == STATE_COMMANDS
+            "shrink", "test", "capture", "initramfs"} == STATE_COMMANDS
     lock = tmp_path / "lock"
     monkeypatch.setenv("KDUMPCTL_LOCK", str(lock))
     seen = []
