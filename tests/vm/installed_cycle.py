@@ -49,12 +49,17 @@ MEM_MIB = 2048  # get-default-crashkernel reserves nothing below 1G of RAM on ei
 ROOT_MIB = 3072
 # An installed system's kernel flavour, its initramfs generator and boot loader, and pip
 # to install the wheel (kdumpctl-py is not a Debian package).
+# xz-utils (priority standard, in every installer-made system) lets the capture initramfs
+# be xz; without it initramfs-tools has only gzip.
 EXTRA_PACKAGES = ("linux-image-{arch}", "initramfs-tools", "grub-efi-{arch}", "e2fsprogs",
-                  "python3-pip")
+                  "python3-pip", "xz-utils")
 BOOT_TIMEOUT_S = {"install": 900, "crash": 1500, "report": 600}
 STATE = "/var/lib/kdumpctl-vm/step"
 STATUS = "/var/lib/kdumpctl-vm/status.json"
 FORCED = "/var/lib/kdumpctl-vm/crashkernel"
+# When present, the test's capture kernel gets Debian's own initrd (to measure it):
+# kdumpctl-py's is removed before `test`, which loads what the finder finds then.
+SYSTEM_INITRD = "/var/lib/kdumpctl-vm/system-initrd"
 
 # Each boot's step; a failure powers off at once, so the host never waits one out.
 STEP_SCRIPT = f"""\
@@ -69,6 +74,7 @@ install)
     python3 -m pip install --no-index --no-deps --break-system-packages \\
         /root/kdumpctl-py/*.whl || fail pip
     kdumpctl-py install || fail install
+    ls -l /boot
     systemctl daemon-reload
     # As a new user: the default first; where kdumpctl-py says the default is too
     # small here, the value it names. A value given to the cycle (to measure the
@@ -90,6 +96,9 @@ crash)
     echo report > {STATE}; sync
     systemctl enable --now kdumpctl-py.service || fail enable
     kdumpctl-py status || fail status
+    if [ -e {SYSTEM_INITRD} ]; then
+        kdumpctl-py initramfs remove "$(uname -r)" || fail "initramfs remove"
+    fi
     kdumpctl-py estimate
     kdumpctl-py test --yes || fail test ;;
 report)
@@ -148,8 +157,8 @@ def kernel_release(root: Path) -> str:
     return kernels[0]
 
 
-def customise(root: Path, arch: Arch, project: wheel.ProjectWheel, crashkernel: str | None
-              ) -> None:
+def customise(root: Path, arch: Arch, project: wheel.ProjectWheel, crashkernel: str | None,
+              system_initrd: bool = False) -> None:
     """What an installer leaves, plus the wheel and the step unit; nothing of kdumpctl-py."""
     # root is a hard-linked copy of the cached tree: every file is unlinked before it
     # is written, so the cache never changes.
@@ -165,6 +174,8 @@ def customise(root: Path, arch: Arch, project: wheel.ProjectWheel, crashkernel: 
     (root / "var/lib/kdumpctl-vm").mkdir(parents=True, exist_ok=True)
     if crashkernel is not None:
         _put(root, FORCED, crashkernel + "\n")
+    if system_initrd:
+        _put(root, SYSTEM_INITRD, "")
     for unit in ("getty@.service", "serial-getty@.service", "getty.target",
                  "systemd-timesyncd.service", "apt-daily.timer", "apt-daily-upgrade.timer",
                  "e2scrub_all.timer", "fstrim.timer"):
@@ -179,22 +190,25 @@ def _put(root: Path, rel: str, text: str, mode: int = 0o644) -> None:
     write(root, rel, text, mode)
 
 
-def run_cycle(out: Path, arch_name: str = "x86_64", crashkernel: str | None = None) -> Result:
-    """The whole cycle; `crashkernel` forces that value instead of what a new user gets."""
+def run_cycle(out: Path, arch_name: str = "x86_64", crashkernel: str | None = None,
+              system_initrd: bool = False) -> Result:
+    """The whole cycle; `crashkernel` forces that value instead of what a new user gets,
+    `system_initrd` makes the capture kernel boot Debian's initrd instead of kdumpctl-py's."""
     out.mkdir(parents=True, exist_ok=True)
     res = Result(out)
     work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        _cycle(res, ARCHES[arch_name], cache_root(), work, crashkernel)
+        _cycle(res, ARCHES[arch_name], cache_root(), work, crashkernel, system_initrd)
     except HarnessError as e:
         res.error = str(e)
     (out / "result.json").write_text(json.dumps(res.as_dict(), indent=2, default=str) + "\n")
     return res
 
 
-def _cycle(res: Result, arch: Arch, cache: Path, work: Path, crashkernel: str | None) -> None:
+def _cycle(res: Result, arch: Arch, cache: Path, work: Path, crashkernel: str | None,
+           system_initrd: bool) -> None:
     out = res.out
     with Step(res, "apt"):
         mirrors = aptsources.find_mirrors(aptsources.machine_entries())
@@ -210,7 +224,7 @@ def _cycle(res: Result, arch: Arch, cache: Path, work: Path, crashkernel: str | 
         root = work / "root"
         run(["cp", "-al", cached_root, root])
         release = kernel_release(root)
-        customise(root, arch, project, crashkernel)
+        customise(root, arch, project, crashkernel, system_initrd)
         grub = efidisk.GRUB[arch.debian]
         efi = efidisk.install_grub(root, arch.debian, work, release,
                                    f"console={arch.console}")
@@ -284,9 +298,11 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    arch = sys.argv[1] if len(sys.argv) > 1 else "x86_64"
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else f"installed-cycle-{arch}").resolve()
-    res = run_cycle(out, arch, sys.argv[3] if len(sys.argv) > 3 else None)
+    args = [a for a in sys.argv[1:] if a != "--system-initrd"]
+    arch = args[0] if args else "x86_64"
+    out = Path(args[1] if len(args) > 1 else f"installed-cycle-{arch}").resolve()
+    res = run_cycle(out, arch, args[2] if len(args) > 2 else None,
+                    "--system-initrd" in sys.argv)
     print(json.dumps(res.as_dict(), indent=2, default=str))
     return 0 if res.error is None else 1
 

@@ -20,6 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import installed_cycle  # noqa: E402
 
+from kdumpctl_py.plan.bootfiles import OWN_INITRD  # noqa: E402
+
+OWN = OWN_INITRD.split("{}")[0]  # kdumpctl-py-initrd-, the release follows
+
 
 @pytest.mark.vm
 def test_installed_x86_64(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -42,9 +46,14 @@ def test_installed_x86_64(tmp_path_factory: pytest.TempPathFactory) -> None:
     crash_boot = (out / "console-crash.log").read_text(errors="replace")
     cmdline = re.search(r"KDUMPCTL-VM: cmdline: (.*)", crash_boot)
     assert cmdline and f"crashkernel={value.group(1)}" in cmdline.group(1).split()
-    # The capture kernel came up through Debian's initramfs-tools and systemd.
+    # The capture kernel came up through kdumpctl-py's own initramfs (initramfs-tools,
+    # MODULES=dep, xz: built by `kdumpctl-py install`) and the root's systemd: the memory
+    # the capture kernel frees after unpacking is that file's, in whole pages.
     capture = crash_boot.split("sysrq triggered crash", 1)[1]
     assert "Loading, please wait..." in capture
+    own = own_initrd_size(out)
+    freed = re.search(r"Freeing initrd memory: (\d+)K", capture)
+    assert freed and int(freed.group(1)) == -(-own // 4096) * 4, (freed, own)
     assert "systemd.unit=kdumpctl-py-capture.service" in capture
     assert "dump saved in" in capture
     st = res.status
@@ -56,3 +65,13 @@ def test_installed_x86_64(tmp_path_factory: pytest.TempPathFactory) -> None:
     assert st["last_test"] and ": dump created, /var/crash/" + dump["name"] in st["last_test"]
     assert res.report is not None
     assert "sysrq triggered crash" in (res.report["panic_message"] or "")
+
+
+def own_initrd_size(out: Path) -> int:
+    """The size of kdumpctl-py's capture initramfs, from the install boot's `ls -l /boot`."""
+    install = (out / "console-install.log").read_text(errors="replace")
+    assert "built /boot/" + OWN in install
+    sizes = re.findall(r"\s(\d+) \w{3} +\d+ +[\d:]+ " + re.escape(OWN),
+                       install)
+    assert sizes, "no capture initramfs in the install boot's /boot"
+    return int(sizes[-1])
