@@ -53,7 +53,8 @@ ROOT_MIB = 3072
 # be xz; without it initramfs-tools has only gzip.
 EXTRA_PACKAGES = ("linux-image-{arch}", "initramfs-tools", "grub-efi-{arch}", "e2fsprogs",
                   "python3-pip", "xz-utils")
-BOOT_TIMEOUT_S = {"install": 900, "crash": 1500, "report": 600}
+# The install boot builds the capture initramfs under TCG: 340 s of it at load 20.
+BOOT_TIMEOUT_S = {"install": 1500, "crash": 1500, "report": 600}
 STATE = "/var/lib/kdumpctl-vm/step"
 STATUS = "/var/lib/kdumpctl-vm/status.json"
 FORCED = "/var/lib/kdumpctl-vm/crashkernel"
