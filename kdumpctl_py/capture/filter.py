@@ -110,27 +110,26 @@ def max_mapnr(vmcore: Vmcore) -> int:
 
 
 def present_pages(vmcore: Vmcore, nr: int, first: int = 0) -> Bits:
-    """makedumpfile's 1st bitmap for pfns first..nr: pages any PT_LOAD covers, a partial
-    last page included."""
+    """makedumpfile's 1st bitmap for pfns first..nr (create_bitmap_from_memhole): the
+    pages from the one a PT_LOAD starts in up to the one it ends in, that one left out
+    unless it ends on a page boundary (docs/page-filter.md: a segment's partial pages)."""
     shift = vmcore.page_size.bit_length() - 1
     bits = np.zeros(nr - first, dtype=bool)
     for s in vmcore.core.loads:
-        end = s.paddr + s.memsz
-        last = (end >> shift) + (1 if end & (vmcore.page_size - 1) else 0)
-        _mark(bits, first, s.paddr >> shift, last)
+        _mark(bits, first, s.paddr >> shift, (s.paddr + s.memsz) >> shift)
     return bits
 
 
 def nodata_pages(vmcore: Vmcore, nr: int, first: int = 0) -> Bits:
-    """Pages past p_filesz of a segment (exclude_nodata_pages), which, as in makedumpfile,
-    includes a segment's partial last page; but not a page another segment holds whole."""
+    """Pages wholly past p_filesz of a segment (exclude_nodata_pages); but not a page
+    another segment holds whole, which makedumpfile would leave out."""
     ps = vmcore.page_size
     shift = ps.bit_length() - 1
     bits = np.zeros(nr - first, dtype=bool)
     whole = np.zeros(nr - first, dtype=bool)
     for s in vmcore.core.loads:
         end = s.paddr + s.memsz
-        _mark(bits, first, (s.paddr + s.filesz) >> shift, -(-end // ps))
+        _mark(bits, first, -(-(s.paddr + s.filesz) // ps), -(-end // ps))
         _mark(whole, first, -(-s.paddr // ps), (s.paddr + s.filesz) >> shift)
     return bits & ~whole
 

@@ -205,10 +205,13 @@ class _Chunk:
     unreadable: list[int]
 
 
-def _read_pages(v: Vmcore, offset: int, count: int, pfn: int) -> tuple[bytes, list[int]]:
-    """Pages from the file; a page that cannot be read (EIO) comes back as zeros, listed.
-    Offset -1: one page that segments cover only in part, the rest zero-filled."""
+def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
+                size: int | None = None) -> tuple[bytes, list[int]]:
+    """Pages from the file (`size` bytes of them: an ELF segment may end inside its last
+    page); a page that cannot be read (EIO) comes back as zeros, listed. Offset -1: one
+    page that segments cover only in part, the rest zero-filled."""
     ps = v.page_size
+    want = count * ps if size is None else size
     if offset < 0:
         try:
             return v.read_phys_filled(pfn * ps, ps), []
@@ -219,23 +222,24 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int) -> tuple[bytes, li
                 raise
             return bytes(ps), [pfn]
     try:
-        data = v.pread(count * ps, offset)
-        if len(data) == count * ps:
+        data = v.pread(want, offset)
+        if len(data) == want:
             return data, []
     except OSError as e:
         if e.errno != errno.EIO:
             raise
     out, bad = bytearray(), []
     for i in range(count):
+        n = min(ps, want - i * ps)
         try:
-            page = v.pread(ps, offset + i * ps)
+            page = v.pread(n, offset + i * ps)
         except OSError as e:
             if e.errno != errno.EIO:
                 raise
             page = b""
-        if len(page) != ps:
+        if len(page) != n:
             bad.append(pfn + i)
-            page = bytes(ps)
+            page = bytes(n)
         out += page
     return bytes(out), bad
 
@@ -499,7 +503,7 @@ def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResu
         step = chunk_pages(ps) * ps
         for at in range(0, r.filesz, step):
             n = min(step, r.filesz - at)
-            data, bad = _read_pages(v, r.src + at, -(-n // ps), (r.paddr + at) // ps)
+            data, bad = _read_pages(v, r.src + at, -(-n // ps), (r.paddr + at) // ps, n)
             result.unreadable.extend(bad)
             elf.add(i, at, data[:n])
             done += n

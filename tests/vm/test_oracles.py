@@ -102,6 +102,56 @@ def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_pat
     assert (Path(result.directory or "") / "vmcore").read_bytes() == mdf.read_bytes()
 
 
+def with_partial_pages(vmcore: Path, out: Path) -> tuple[int, int]:
+    """A copy of `vmcore` whose largest PT_LOAD starts 0x100 bytes into its first page
+    and ends 0x400 bytes before the end of its last (the program header edited, the
+    data where it was); the first and end byte of that segment now."""
+    import shutil
+    import struct
+
+    shutil.copyfile(vmcore, out)
+    with open(out, "r+b") as f:
+        head = f.read(64)
+        (phoff,), (phnum,) = struct.unpack_from("<Q", head, 32), struct.unpack_from("<H", head, 56)
+        phdrs = []
+        for i in range(phnum):
+            f.seek(phoff + 56 * i)
+            phdrs.append(list(struct.unpack("<IIQQQQQQ", f.read(56))))
+        i, ph = max(enumerate(phdrs), key=lambda e: e[1][6] if e[1][0] == 1 else -1)
+        ph[2], ph[3], ph[4] = ph[2] + 0x100, ph[3] + 0x100, ph[4] + 0x100
+        ph[5] = ph[6] = ph[6] - 0x500
+        f.seek(phoff + 56 * i)
+        f.write(struct.pack("<IIQQQQQQ", *ph))
+    return ph[4], ph[4] + ph[6]
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("level", [0, 31])
+def test_partial_pages_as_makedumpfile(cycles: Callable[..., Cycle], tmp_path: Path,
+                                       level: int) -> None:
+    """A segment that starts and ends inside a page (docs/page-filter.md): the kdump file is
+    makedumpfile's to the byte (its first page zero-filled before the start, its last page
+    in neither bitmap); the ELF dump keeps the last page's bytes, which makedumpfile's
+    -E leaves out of p_filesz."""
+    src = tmp_path / "partial.elf"
+    start, end = with_partial_pages(vmcore_of(cycles(*REFERENCE_X86)), src)
+    mdf = tmp_path / "mdf"
+    subprocess.run(["makedumpfile", "-c", "-d", str(level), str(src), str(mdf)], check=True,
+                   capture_output=True)
+    result = save_vmcore(str(src), str(tmp_path / "ours"), SaveOptions(level, "zlib",
+                                                                       progress=False))
+    assert (Path(result.directory or "") / "vmcore").read_bytes() == mdf.read_bytes()
+    theirs = read_kdump(str(mdf))
+    assert theirs.bitmap1[start >> 12] and not theirs.bitmap1[end >> 12]
+    mdf.unlink()
+    elf = save_vmcore(str(src), str(tmp_path / "elf"), SaveOptions(level, format="elf",
+                                                                   progress=False))
+    with Vmcore(str(src)) as v, Vmcore(str(Path(elf.directory or "") / "vmcore")) as ours:
+        tail = end & ~0xFFF
+        assert ours.read_phys_filled(tail, end - tail) == v.read_phys(tail, end - tail)
+        assert ours.read_phys_filled(start, 0x200) == v.read_phys(start, 0x200)
+
+
 @pytest.mark.vm
 @pytest.mark.parametrize("arch,method", [("x86_64", "file"), ("arm64", "classic")])
 def test_status_after_start_and_harmless_probes(cycles: Callable[..., Cycle], arch: str,
