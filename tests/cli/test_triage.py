@@ -38,3 +38,26 @@ def test_bad_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert "nowhere is not a directory" in capsys.readouterr().err
     assert main(["triage", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "0 signatures in 0 dumps\n"
+
+
+def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    (tmp_path / "a-2026-11-30-08:00:00").mkdir()
+    panic_vmcore(tmp_path / "a-2026-11-30-08:00:00" / "vmcore", panics.BOOKWORM_X86_64)
+    leader, follower = pty.openpty()
+    r = subprocess.run([sys.executable, "-m", "kdumpctl_py", "triage", str(tmp_path)],
+                       stdout=subprocess.PIPE, stderr=follower, check=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.getcwd()})
+    os.close(follower)
+    shown = os.read(leader, 4096).decode()
+    os.close(leader)
+    assert shown.endswith("] 1/1\r\n") and "\ranalysing dumps [" in shown, shown
+    assert r.stdout.decode().startswith("1 signature in 1 dump\n")
+    r = subprocess.run([sys.executable, "-m", "kdumpctl_py", "triage", str(tmp_path)],
+                       capture_output=True, check=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert r.stderr == b""  # not a terminal (and nothing left to analyse)
