@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
+    from kdumpctl_py.config.settings import Config
+
+# Where the report mounts an NFS target's export while it reads the dumps there.
+NFS_MOUNT = "/run/kdumpctl-py/report"
 
 
 def register(sub: Commands) -> None:
@@ -19,28 +23,51 @@ def register(sub: Commands) -> None:
         "BUILD_ID (printed on standard output without systemd-python). Without drgn the "
         "analysis is the kernel log's; with it, DWARF when a matching vmlinux is installed "
         "(and fetched first with `debuginfo fetch` when the configuration says "
-        "`debuginfo_fetch yes`).")
+        "`debuginfo_fetch yes`). An NFS target's export is mounted for the time it takes; "
+        "an ssh target's dumps are analysed on the server (triage).")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdumpctl_py.analyse.stored import load_or_analyse
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.service import notify
-    from kdumpctl_py.service.report import message, unreported
-    from kdumpctl_py.service.target import first_kernel_dump_dir, is_network
-    from kdumpctl_py.triage.found import find
+    from kdumpctl_py.config.settings import NfsTarget
+    from kdumpctl_py.service.target import first_kernel_dump_dir, is_network, under
 
     view = open_view(args)
     cfg = read_config(view)
+    if isinstance(cfg.target, NfsTarget):
+        from kdumpctl_py.service.actions import System
+        from kdumpctl_py.service.capture import mount_args
+
+        machine = System()
+        machine.mount(*mount_args(cfg.target, machine), NFS_MOUNT)
+        try:
+            return report(cfg, under(NFS_MOUNT, cfg.path), NFS_MOUNT)
+        finally:
+            machine.umount(NFS_MOUNT)
     where = first_kernel_dump_dir(cfg, view)
     if where is None or is_network(cfg):
-        print("kdumpctl-py: the dumps are not on this machine (network target, or the "
-              "target is not mounted): nothing to report here")
+        print("kdumpctl-py: the dumps are not on this machine (an ssh target's server "
+              "analyses them with triage, or the target is not mounted): nothing to report "
+              "here")
         return 0
-    path = view.path(where)
-    todo = unreported(find([path.as_posix()])) if path.is_dir() else []
+    return report(cfg, view.path(where).as_posix())
+
+
+def report(cfg: Config, directory: str, mountpoint: str | None = None) -> int:
+    """Analyse and report each dump under `directory` that has no analysis.json; under an
+    NFS `mountpoint`, the journal names the dump as the server's export does."""
+    import os
+
+    from kdumpctl_py.service.target import shown
+
+    from kdumpctl_py.analyse.stored import load_or_analyse
+    from kdumpctl_py.service import notify
+    from kdumpctl_py.service.report import message, unreported
+    from kdumpctl_py.triage.found import find
+
+    todo = unreported(find([directory])) if os.path.isdir(directory) else []
     for dump in todo:
         if cfg.debuginfo_fetch:
             fetch_debuginfo(dump.vmcore)
@@ -48,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             analysis, error = load_or_analyse(dump.vmcore)[0], None
         except Exception as e:  # noqa: BLE001 - a dump that cannot be read is reported so
             analysis, error = None, f"{type(e).__name__}: {e}"
-        m = message(dump, analysis, error)
+        m = message(dump, analysis, error,
+                    shown(cfg, dump.vmcore, mountpoint) if mountpoint else dump.vmcore)
         if not notify.event(m.text, notify.DUMP_REPORT, m.priority, echo=False, **m.fields):
             print(f"kdumpctl-py: {m.text}", flush=True)
     if not todo:

@@ -4,8 +4,9 @@ A dump without an analysis.json has not been reported: after a crash that is the
 dump saved before this boot (and, the first time, any older one). Each gets its
 analysis.json beside it, which also marks it reported, and one structured journal
 message (MESSAGE_ID=DUMP_REPORT, DUMP_PATH, PANIC, SIGNATURE, KERNEL_RELEASE,
-BUILD_ID) that monitoring can match on. Dumps on an ssh or NFS target are not on this
-machine; the server's `kdumpctl-py triage` analyses them.
+BUILD_ID) that monitoring can match on. An NFS target's export is mounted for the
+report; an ssh target's dumps are not on this machine, and the server's
+`kdumpctl-py triage` analyses them.
 """
 
 from __future__ import annotations
@@ -25,21 +26,24 @@ class Message:
     priority: int
 
 
-def message(dump: Dump, analysis: dict[str, Any] | None, error: str | None) -> Message:
-    """The journal entry for one dump: what crashed, and its signature."""
+def message(dump: Dump, analysis: dict[str, Any] | None, error: str | None,
+            path: str | None = None) -> Message:
+    """The journal entry for one dump: what crashed, and its signature; `path` names the
+    dump where its own path would not (an NFS export's, not this boot's mount point)."""
+    path = path or dump.vmcore
     a = analysis or {}
     sig = a.get("signature") or {}
     panic = a.get("panic_message") or "no panic message found"
     release = a.get("release") or "unknown kernel"
     where = f"{dump.host or a.get('nodename') or 'this machine'} at {dump.date}Z"
     if analysis is None:
-        text = f"dump {dump.vmcore} ({where}) could not be analysed: {error}"
+        text = f"dump {path} ({where}) could not be analysed: {error}"
     else:
         frames = " < ".join(sig.get("frames") or [])
         text = (f"crash on {where}, kernel {release}: {panic}"
                 + (f" (signature {sig['id']}: {frames})" if sig.get("id") else "")
-                + f"; dump {dump.vmcore}")
-    fields = {"DUMP_PATH": dump.vmcore, "PANIC": a.get("panic_message") or "",
+                + f"; dump {path}")
+    fields = {"DUMP_PATH": path, "PANIC": a.get("panic_message") or "",
               "SIGNATURE": sig.get("id") or "", "KERNEL_RELEASE": a.get("release") or "",
               "BUILD_ID": a.get("build_id") or "",
               "DUMP_COMPLETE": "1" if dump.complete else "0"}

@@ -87,3 +87,36 @@ def test_debuginfo_fetch_only_when_configured(tmp_path: Path,
     conf.write_text(f"path {tmp_path}\n")
     assert main(["report"]) == 0
     assert "no debug info" not in capsys.readouterr().out
+
+
+def test_an_nfs_export_is_mounted_for_the_report(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdumpctl_py.cli import report
+    from kdumpctl_py.service import actions
+
+    mnt = tmp_path / "mnt"
+    calls: list[tuple[str, ...]] = []
+
+    class Fake:
+        def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
+            calls.append(("mount", fstype, device, mountpoint))
+            (mnt / "crash" / "vm-2026-12-01-09:00:00").mkdir(parents=True)
+            panic_vmcore(mnt / "crash" / "vm-2026-12-01-09:00:00" / "vmcore",
+                         panics.BOOKWORM_X86_64)
+
+        def umount(self, mountpoint: str) -> None:
+            calls.append(("umount", mountpoint))
+
+    monkeypatch.setattr(actions, "System", Fake)
+    monkeypatch.setattr(report, "NFS_MOUNT", str(mnt))
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("nfs server.example:/dumps\npath /crash\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    assert main(["report"]) == 0
+    assert [c[0] for c in calls] == ["mount", "umount"]
+    assert calls[0][1:3] == ("nfs4", "server.example:/dumps")
+    out = capsys.readouterr().out  # the dump as the export names it, not the mount point
+    assert "; dump server.example:/dumps/crash/vm-2026-12-01-09:00:00/vmcore\n" in out
+    assert (mnt / "crash" / "vm-2026-12-01-09:00:00" / "analysis.json").exists()

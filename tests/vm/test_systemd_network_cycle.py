@@ -74,6 +74,7 @@ def test_systemd_cycle_to_an_ssh_server(tmp_path_factory: pytest.TempPathFactory
     line = next(x for x in res.console.splitlines() if "KDUMPCTL-VM: capture cmdline:" in x)
     assert "systemd.wants=network-online.target" in line.split()
     assert "sysrq triggered crash" in str(analysed(d / "vmcore")["panic_message"])
+    assert res.reports == []  # the next boot leaves an ssh target's dumps to the server
 
 
 @pytest.mark.vm
@@ -99,3 +100,10 @@ def test_systemd_cycle_to_an_nfs_server(tmp_path_factory: pytest.TempPathFactory
     assert st["last_test"] and f": dump created, {SERVER}:{PSEUDO}/crash/{d.name}" \
         in st["last_test"]
     assert "sysrq triggered crash" in str(analysed(d / "vmcore")["panic_message"])
+    # The next boot's report mounted the export: analysis.json beside the dump on the
+    # server, and the journal names the dump as the export does.
+    assert json.loads((d / "analysis.json").read_text())["signature"]["frames"][0] == \
+        "sysrq_handle_crash"
+    (entry,) = res.reports
+    assert entry["DUMP_PATH"] == f"{SERVER}:{PSEUDO}/crash/{d.name}/vmcore"
+    assert entry["PANIC"] == "Kernel panic - not syncing: sysrq triggered crash"
