@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
-    from kdumpctl_py.config.settings import Config
+    from kdumpctl_py.config.model import Config
 
 # Where the report mounts an NFS target's export while it reads the dumps there.
 NFS_MOUNT = "/run/kdumpctl-py/report"
@@ -31,7 +31,7 @@ def register(sub: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.config.settings import NfsTarget
+    from kdumpctl_py.config.model import NfsTarget
     from kdumpctl_py.service.target import first_kernel_dump_dir, is_network, under
 
     view = open_view(args)
@@ -60,11 +60,10 @@ def report(cfg: Config, directory: str, mountpoint: str | None = None) -> int:
     NFS `mountpoint`, the journal names the dump as the server's export does."""
     import os
 
-    from kdumpctl_py.service.target import shown
-
     from kdumpctl_py.analyse.stored import load_or_analyse
     from kdumpctl_py.service import notify
     from kdumpctl_py.service.report import message, unreported
+    from kdumpctl_py.service.target import shown
     from kdumpctl_py.triage.found import find
 
     todo = unreported(find([directory])) if os.path.isdir(directory) else []
