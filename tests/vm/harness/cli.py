@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--whole-copy", action="store_true",
                     help="after the save, copy /proc/vmcore whole to dumps/whole/copy.elf, "
                          "for comparing page filters on the host")
+    ap.add_argument("--gdb-index", action="store_true",
+                    help="while the guest runs, give the -dbg vmlinux a gdb index (beside it "
+                         "in the cache), so that crash on the host starts in seconds")
     ap.add_argument("--smp", type=int, default=DEFAULT_SMP, metavar="N",
                     help=f"guest CPUs (default {DEFAULT_SMP})")
     ap.add_argument("--mem", type=int, default=DEFAULT_MEM_MIB, metavar="MiB",
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         check_script=args.check_script, uefi=args.firmware == "uefi",
         kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
         crash=args.crash,
+        gdb_index=args.gdb_index,
     )
     try:
         return run_cycle(opts)

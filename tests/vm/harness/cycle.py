@@ -23,6 +23,7 @@ from . import (
     kernels,
     memory,
     oops,
+    oracles,
     wheel,
 )
 from .analysis import analyse, choose_analyser, find_vmcore
@@ -79,6 +80,7 @@ class Options:
     busy: bool = False  # --busy: page cache, shmem, slab, anonymous and hugetlb pages
     whole_copy: bool = False  # --whole-copy: /proc/vmcore copied whole beside the dump
     crash: str = "sysrq"  # --crash: sysrq, or oops (harness/oops.py's module)
+    gdb_index: bool = False  # --gdb-index: the vmlinux's gdb index made while the guest runs
 
 
 @dataclass
@@ -179,7 +181,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     log.info("kernel %s (%s), %d packages", kernel.release, kernel.image.version, len(kept))
 
     if custom is None:
-        _start_vmlinux_fetch(kapt, kernel, cache, t, dbg)
+        _start_vmlinux_fetch(kapt, kernel, cache, t, dbg, opts.arch, opts.gdb_index)
     else:
         dbg["path"] = opts.vmlinux
 
@@ -311,9 +313,9 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["failed_stage"] = None
 
     with t.step("vmlinux-wait"):
-        thread = dbg.get("thread")
-        if isinstance(thread, threading.Thread):
-            thread.join()
+        fetched = dbg.get("fetched")
+        if isinstance(fetched, threading.Event):
+            fetched.wait()
     if "error" in dbg:
         res["failed_stage"] = "analysis"
         raise dbg["error"]
@@ -341,8 +343,12 @@ def custom_kernel(image: Path, arch: Arch) -> Kernel:
 
 
 def _start_vmlinux_fetch(apt: AptState, kernel: Kernel, cache: Path, t: Timings,
-                         dbg: dict[str, Any]) -> None:
-    """Fetch the -dbg vmlinux while the guest runs (it is the largest download)."""
+                         dbg: dict[str, Any], arch: Arch, gdb_index: bool) -> None:
+    """Fetch the -dbg vmlinux while the guest runs (it is the largest download), then,
+    with `gdb_index`, give it the index crash starts from (oracles.with_gdb_index), on the
+    core the single-threaded guest leaves idle; `fetched` is set once the vmlinux is there."""
+    fetched = threading.Event()
+
     def fetch() -> None:
         try:
             with t.step("vmlinux-fetch"):
@@ -351,9 +357,16 @@ def _start_vmlinux_fetch(apt: AptState, kernel: Kernel, cache: Path, t: Timings,
             dbg["error"] = e
         except Exception as e:  # keep the main thread's report intact
             dbg["error"] = HarnessError(f"fetching the vmlinux failed: {e!r}")
+        fetched.set()
+        if gdb_index and "path" in dbg:
+            try:
+                with t.step("gdb-index"):
+                    oracles.with_gdb_index(dbg["path"], arch)
+            except (HarnessError, OSError) as e:  # crash makes it itself when it starts
+                log.warning("no gdb index for %s: %s", dbg["path"], e)
 
     thread = threading.Thread(target=fetch, name="vmlinux", daemon=True)
-    dbg["thread"] = thread
+    dbg["thread"], dbg["fetched"] = thread, fetched
     thread.start()
 
 
