@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sysroot:
         raise UsageError("propagate changes this machine and the server; it takes no --sysroot")
-    cfg = read_config(open_view(args))
+    view = open_view(args)
+    cfg = read_config(view)
     if not isinstance(cfg.target, SshTarget):
         raise UsageError(f"{cfg.source or 'the configuration'} has no ssh target; "
                          "propagate installs an ssh key")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         if subprocess.run(keygen_argv(cfg.sshkey), check=False).returncode != 0:
             raise KdumpError(f"ssh-keygen could not make {cfg.sshkey}")
         print(f"{cfg.sshkey}: made a new ed25519 key without a passphrase")
-    before = check_target(cfg)
+    before = check_target(cfg, view)
     assert before is not None
     if before.ok:
         print(f"the key already works: {before.detail}")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     rc = subprocess.run(install_key_argv(cfg.target, cfg.sshkey, public), check=False).returncode
     if rc != 0:
         raise KdumpError(f"installing the key on {where} failed (ssh exit status {rc})")
-    after = check_target(cfg)
+    after = check_target(cfg, view)
     assert after is not None
     if not after.ok:
         raise KdumpError(f"the key was installed but does not work yet: {after.detail}")

@@ -25,11 +25,14 @@ from kdumpctl_py.service.ssh import (
     apply_retention,
     save_with_fallback_over_ssh,
 )
-from kdumpctl_py.service.target import MOUNT_POINT, NETWORK_RESULTS, is_network, shown, under
-
-# Soft, so that a server that goes away fails the writes (the dump stays
-# -incomplete, failure_action follows) instead of hanging the capture kernel.
-NFS_OPTIONS = "vers=4,soft,timeo=100,retrans=3"
+from kdumpctl_py.service.target import (
+    MOUNT_POINT,
+    NETWORK_RESULTS,
+    NFS_OPTIONS,
+    is_network,
+    shown,
+    under,
+)
 
 
 class Machine(Protocol):
@@ -80,6 +83,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
                 machine.mount(*mount_args(cfg.target, machine), mountpoint)
                 mounted = True
                 dump_root = under(mountpoint, cfg.path)
+                if isinstance(cfg.target, NfsTarget):
+                    _say_route(cfg.target.export.rpartition(":")[0].strip("[]"))
             _save(cfg, vmcore, dump_root, out)
     except Exception as e:  # whatever broke, the machine must leave by an action
         out.error = str(e) if isinstance(e, (KdumpError, OSError)) else \
@@ -164,6 +169,8 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     from kdumpctl_py.capture.save import SaveOptions
 
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
+    remote.wait_for_server()
+    _say_route(remote.target.host)
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=True,
                           format=cfg.format, threads=cfg.threads, progress=False)
     dump = save_with_fallback_over_ssh(remote, cfg.path, vmcore, options)
@@ -175,6 +182,17 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     notify.event(f"dump saved in {out.dump}: {dump.vmcore}, {dump.bytes_sent} bytes sent"
                  + note, notify.DUMP_SAVED, dump_path=f"{out.dump}/{dump.vmcore}",
                  dump_bytes=str(dump.bytes_sent))
+
+
+def _say_route(host: str) -> None:
+    """The journal names the interface and address the server is reached through, as
+    `status` did in the first kernel."""
+    from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.service.check import route_to
+
+    route = route_to(host, SystemView())
+    notify.event(f"the server {host} is reached through {route}" if route else
+                 f"no route to the server {host} is known here", priority=6 if route else 4)
 
 
 def _report_retention(r: retention.Retention, directory: str) -> None:

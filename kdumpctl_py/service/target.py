@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 # The capture kernel's private mount point for the target.
 MOUNT_POINT = "/run/kdumpctl-py/target"
+# Soft, so that a server that goes away fails the writes (the dump stays
+# -incomplete, failure_action follows) instead of hanging the capture kernel.
+NFS_OPTIONS = "vers=4,soft,timeo=100,retrans=3"
 
 
 def under(mountpoint: str, path: str) -> str:

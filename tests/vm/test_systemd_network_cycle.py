@@ -4,7 +4,8 @@ The test's own server (OpenSSH's sshd, nfs-ganesha) listens on 127.0.0.1; the
 guest reaches it only through QEMU's user-mode network with restrict=on and one
 guestfwd. The capture kernel starts the guest's network and saves the dump on
 the server (over ssh the server's kdumpctl-py, this checkout, reassembles it);
-the next boot's status shows the test's result with the dump's location.
+the next boot's status shows the test's result with the dump's location, and its
+target check (the export mounted from the first kernel too) the guest's route.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import systemd_cycle  # noqa: E402
-from network import SERVER, NfsGuest, SshGuest  # noqa: E402
+from network import GUEST_ADDRESS, SERVER, NfsGuest, SshGuest  # noqa: E402
 from nfsd import PSEUDO, nfsd  # noqa: E402
 
 from tests.service.sshd import sshd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = GUEST_ADDRESS.split("/")[0]  # the route's source address, in both kernels
 
 
 def logged(out: Path) -> logging.Handler:
@@ -70,6 +72,8 @@ def test_systemd_cycle_to_an_ssh_server(tmp_path_factory: pytest.TempPathFactory
     assert st["operational"] and st["loaded"], st["reason"]
     check = st["target_check"]
     assert check["ok"] is True and check["target"] == f"{guest.user}@{SERVER}:{dumps}"
+    assert check["route"] and check["route"].endswith(f" ({ADDRESS})"), check
+    assert check["free_bytes"] > check["dump_bytes"] > 0 and check["warning"] is None
     assert st["last_test"] and f": dump created, {guest.user}@{SERVER}:{d}" in st["last_test"]
     line = next(x for x in res.console.splitlines() if "KDUMPCTL-VM: capture cmdline:" in x)
     assert "systemd.wants=network-online.target" in line.split()
@@ -96,7 +100,9 @@ def test_systemd_cycle_to_an_nfs_server(tmp_path_factory: pytest.TempPathFactory
     st = res.status
     assert st is not None, "run 2 wrote no status.json"
     assert st["operational"] and st["loaded"], st["reason"]
-    assert st["target_check"]["ok"] is None  # not mounted from the first kernel
+    check = st["target_check"]  # the first kernel mounted the export and wrote there
+    assert check["ok"] is True and "mountable, writable" in check["detail"], check
+    assert check["route"] and check["route"].endswith(f" ({ADDRESS})"), check
     assert st["last_test"] and f": dump created, {SERVER}:{PSEUDO}/crash/{d.name}" \
         in st["last_test"]
     assert "sysrq triggered crash" in str(analysed(d / "vmcore")["panic_message"])
