@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 DEFAULT_SSHKEY = "/root/.ssh/kdump_id_ed25519"
+
+
+def known_hosts(key: str) -> str:
+    """The server's host key is looked for beside the key (ssh's UserKnownHostsFile)."""
+    return os.path.join(os.path.dirname(key), "known_hosts")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.model import Config, SshTarget, Target
+from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target, known_hosts
 from kdumpctl_py.config.settings import SETTINGS
+from kdumpctl_py.facts.known_hosts import host_name, knows_host
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
+# Where the programs a network target needs are looked for (the capture kernel boots
+# the same root).
+PROGRAM_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
 BY_KEY = {"LABEL": "by-label", "UUID": "by-uuid", "PARTUUID": "by-partuuid",
           "PARTLABEL": "by-partlabel"}
 
@@ -48,6 +52,10 @@ def show(cfg: Config, looked: str = "the configuration file") -> str:
     return "\n".join(out)
 
 
+def _program(view: SystemView, name: str) -> bool:
+    return any(os.access(view.path(f"{d}/{name}"), os.X_OK) for d in PROGRAM_DIRS)
+
+
 def machine_problems(cfg: Config, view: SystemView) -> list[str]:
     """What the first kernel can check before a crash: the target and the programs."""
     problems = []
@@ -55,8 +63,18 @@ def machine_problems(cfg: Config, view: SystemView) -> list[str]:
         dev = device_path(cfg.target.device)
         if not view.path(dev).exists():
             problems.append(f"{cfg.target.fstype} {cfg.target.device}: no device {dev}")
-    if isinstance(cfg.target, SshTarget) and not view.path(cfg.sshkey).is_file():
-        problems.append(f"sshkey {cfg.sshkey}: no such key; run kdumpctl-py propagate")
+    if isinstance(cfg.target, SshTarget):
+        name = host_name(cfg.target.host, cfg.target.port)
+        if not view.path(cfg.sshkey).is_file():
+            problems.append(f"sshkey {cfg.sshkey}: no such key; run kdumpctl-py propagate")
+        elif not knows_host(view.text(known_hosts(cfg.sshkey)) or "", name):
+            problems.append(f"{known_hosts(cfg.sshkey)}: no host key for {name}, so ssh "
+                            "without a prompt refuses it; run kdumpctl-py propagate")
+        if not _program(view, "ssh"):
+            problems.append("ssh: the ssh client is not installed (openssh-client)")
+    if isinstance(cfg.target, NfsTarget) and not _program(view, "mount.nfs4"):
+        problems.append(f"nfs {cfg.target.export}: mount.nfs4 is not installed "
+                        "(nfs-common, or nfs-utils)")
     for key in ("kdump_pre", "kdump_post"):
         prog: tuple[str, ...] = getattr(cfg, key)
         if prog and not os.access(view.path(prog[0]), os.X_OK):

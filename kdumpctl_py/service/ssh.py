@@ -14,7 +14,6 @@ there.
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -27,7 +26,7 @@ from kdumpctl_py.capture.record import NAME as RECORD_NAME
 from kdumpctl_py.capture.record import Attempt, SaveRecord
 from kdumpctl_py.capture.save import TargetError
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
-from kdumpctl_py.config.model import SshTarget
+from kdumpctl_py.config.model import SshTarget, known_hosts
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import retention
 
@@ -42,10 +41,6 @@ REASSEMBLE_TIMEOUT_S = 3600
 # How long the capture kernel waits for the server to answer on its port: the
 # network may still be coming up when the capture service starts.
 ROUTE_WAIT_S = 90
-
-
-def known_hosts(key: str) -> str:
-    return os.path.join(os.path.dirname(key), "known_hosts")
 
 
 def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:

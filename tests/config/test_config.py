@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from kdumpctl_py.config.settings import (
 )
 from kdumpctl_py.config.values import collector_line, parse_collector
 from kdumpctl_py.errors import UsageError
+from kdumpctl_py.facts.known_hosts import host_name, knows_host
 from kdumpctl_py.facts.view import SystemView
 
 FULL = """\
@@ -152,13 +156,46 @@ def test_network_targets(line: str, target: object) -> None:
     assert f"\n{line}\n" in show(cfg) + "\n"
 
 
-def test_ssh_key_is_checked_on_the_machine(tmp_path: Path) -> None:
+def test_ssh_key_and_host_key_are_checked_on_the_machine(tmp_path: Path) -> None:
     (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
-    cfg = parse_text("ssh u@h\nsshkey /keys/id\n", "f")
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/ssh").write_text("")
+    (tmp_path / "usr/bin/ssh").chmod(0o755)
+    cfg = parse_text("ssh u@h:2222\nsshkey /keys/id\n", "f")
     assert machine_problems(cfg, SystemView(tmp_path)) == [
         "sshkey /keys/id: no such key; run kdumpctl-py propagate"]
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys/id").write_text("key")
+    assert machine_problems(cfg, SystemView(tmp_path)) == [
+        "/keys/known_hosts: no host key for [h]:2222, so ssh without a prompt refuses it; "
+        "run kdumpctl-py propagate"]
+    salt = b"0123456789abcdef0123"
+    hashed = hmac.new(salt, b"[h]:2222", hashlib.sha1).digest()
+    (tmp_path / "keys/known_hosts").write_text(
+        "h ssh-ed25519 AAAA\n"  # port 22 only
+        f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(hashed).decode()} "
+        "ssh-ed25519 AAAA\n")
+    assert machine_problems(cfg, SystemView(tmp_path)) == []
+    (tmp_path / "usr/bin/ssh").unlink()
+    assert machine_problems(cfg, SystemView(tmp_path)) == [
+        "ssh: the ssh client is not installed (openssh-client)"]
+
+
+def test_known_hosts_patterns() -> None:
+    text = "@revoked bad ssh-ed25519 A\n*.example.org,!x.example.org ssh-ed25519 A\n"
+    assert knows_host(text, "a.example.org") and not knows_host(text, "x.example.org")
+    assert not knows_host(text, "bad") and not knows_host("# h k A\nh\n", "h")
+    assert host_name("h", 22) == host_name("h", None) == "h"
+
+
+def test_nfs_needs_mount_nfs4_on_the_machine(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
+    cfg = parse_text("nfs srv:/export\n", "f")
+    assert machine_problems(cfg, SystemView(tmp_path)) == [
+        "nfs srv:/export: mount.nfs4 is not installed (nfs-common, or nfs-utils)"]
+    (tmp_path / "sbin").mkdir()
+    (tmp_path / "sbin/mount.nfs4").write_text("")
+    (tmp_path / "sbin/mount.nfs4").chmod(0o755)
     assert machine_problems(cfg, SystemView(tmp_path)) == []
 
 
