@@ -79,7 +79,10 @@ SETTINGS: tuple[Setting, ...] = (
             "HOST-DATE/vmcore-incomplete, renames it when whole and, when kdumpctl-py is "
             "installed on the server, turns it into a kdump-compressed vmcore there "
             "(kdumpctl-py reassemble); else vmcore.flat stays. The key must be installed "
-            "on the server (kdumpctl-py propagate). A port, or an IPv6 address in "
+            "on the server and the server's host key in known_hosts beside the key "
+            "(kdumpctl-py propagate does both; config check looks for them). Before "
+            "arming, start and status log in with the key, write a file there and compare "
+            "the free space with the dump's estimated size. A port, or an IPv6 address in "
             "brackets, follows a colon: kdump@[2001:db8::1]:2222.", ("target",),
             v.ssh_target, v.show_ssh),
     Setting(("sshkey",), "PATH", DEFAULT_SSHKEY,
@@ -88,9 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
             v.field("sshkey", v.absolute), v.show_plain("sshkey")),
     Setting(("nfs",), "HOST:/EXPORT [OPTIONS]", "none",
             "Save the dump on an NFS v4 export: the capture kernel mounts it at "
-            "/run/kdumpctl-py/target (OPTIONS are mount -o options added to nfs4's) and "
-            "writes under path there as on a local disk.", ("target",),
-            v.nfs_target, v.show_nfs),
+            "/run/kdumpctl-py/target (OPTIONS are mount -o options added to nfs4's: "
+            "vers=4,soft,timeo=100,retrans=3) and writes under path there as on a local "
+            "disk. Before arming, start and status mount it the same way (one try) on a "
+            "private directory, write a file there, compare the free space with the dump's "
+            "estimated size and unmount it; config check looks for mount.nfs4.",
+            ("target",), v.nfs_target, v.show_nfs),
     Setting(("core_collector",), "makedumpfile OPTIONS", "makedumpfile -z -d 31",
             "Fedora's collector line, mapped onto kdumpctl-py's own writer: -c is zlib, "
             "-l lzo, -z zstd, none of them no compression, -E the ELF format, -F the "

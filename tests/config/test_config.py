@@ -406,3 +406,10 @@ def test_check_names_the_file_it_looked_for(tmp_path: Path,
     assert main(["--sysroot", str(root), "config", "check"]) == 2  # as README says
     err = capsys.readouterr().err
     assert err.startswith(f"kdumpctl-py: error: {root}{DEFAULT_PATH}: kdump_post /no/such")
+
+
+def test_the_nfs_directive_names_the_capture_kernels_mount_options() -> None:
+    from kdumpctl_py.service.target import NFS_OPTIONS
+
+    (nfs,) = (s for s in SETTINGS if s.names == ("nfs",))
+    assert NFS_OPTIONS in nfs.doc
