@@ -1,5 +1,5 @@
 """What the tests' own servers share (tests/service/sshd.py, tests/vm/nfsd.py): a free
-port on 127.0.0.1, and waiting until the server listens there."""
+port on 127.0.0.1, waiting until the server listens there, and a small disk that fills."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
@@ -28,3 +30,12 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, name: st
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise RuntimeError(f"{name} did not start: {tail}") from None
             time.sleep(0.05)
+
+
+def tmpfs(directory: Path, size: str) -> None:
+    """A tmpfs of `size` on `directory` (umount it when done); a skip where the machine
+    cannot mount one (a container without CAP_SYS_ADMIN)."""
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")

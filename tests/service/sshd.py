@@ -7,8 +7,11 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +41,26 @@ class Server:
         wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "
                            '"$@"\n')
         wrapper.chmod(0o755)
+
+    def drop_when_streaming(self, dumps: Path, min_bytes: int = 1 << 20,
+                            seconds: float = 60) -> threading.Thread:
+        """A thread that kills the server's sessions (its children) once a
+        `vmcore-incomplete` under `dumps` holds `min_bytes`: a connection dropped
+        mid-stream. Join it after the save."""
+        def drop() -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                partial = list(dumps.glob("*/vmcore-incomplete"))
+                if partial and partial[0].stat().st_size >= min_bytes:
+                    pid = self.proc.pid
+                    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                        os.kill(int(child), signal.SIGKILL)
+                    return
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=drop, daemon=True)
+        thread.start()
+        return thread
 
 
 def _keygen(path: Path) -> str:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
 from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore
 from tests.elfwriter import note, vmcore_bytes
+from tests.localserver import tmpfs
 from tests.service.sshd import Server, sshd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,10 +127,7 @@ def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault:
         server.authorized_keys.write_text("")
     else:  # a small tmpfs: the log fits, the dump does not
         dumps.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(dumps)],
-                           capture_output=True, text=True, check=False)
-        if r.returncode != 0:  # a container without CAP_SYS_ADMIN
-            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        tmpfs(dumps, "48k")
     try:
         m = FakeMachine()
         out = run_capture(ssh_config(server, dumps, failure_action="poweroff"), m,
@@ -171,21 +166,7 @@ def test_a_dropped_connection_leaves_no_complete_looking_dump(tmp_path: Path,
                                                               server: Server) -> None:
     vmcore = big_vmcore(tmp_path, 192)
     dumps = tmp_path / "remote"
-
-    def drop_once_streaming() -> None:
-        """Kill the server's sessions (its children) once the dump is being written."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            partial = list(dumps.glob("*/vmcore-incomplete"))
-            if partial and partial[0].stat().st_size > (1 << 20):
-                children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-                for pid in children.read_text().split():
-                    os.kill(int(pid), signal.SIGKILL)
-                return
-            time.sleep(0.01)
-
-    killer = threading.Thread(target=drop_once_streaming)
-    killer.start()
+    killer = server.drop_when_streaming(dumps)
     m = FakeMachine()
     out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0,
                                  failure_action="halt"), m, str(vmcore), route_wait=2)

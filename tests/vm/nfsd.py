@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localserver import free_port, wait_listening
+from tests.localserver import free_port, tmpfs, wait_listening
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 PSEUDO = "/dumps"
@@ -28,7 +28,8 @@ class Server:
 
 
 @contextmanager
-def nfsd(tmp: Path) -> Iterator[Server]:
+def nfsd(tmp: Path, size: str | None = None) -> Iterator[Server]:
+    """The server; with `size`, its export is a tmpfs that small (a disk that fills)."""
     if not os.path.exists(GANESHA):
         pytest.skip("nfs-ganesha is not installed (setup.sh installs it)")
     if os.geteuid() != 0:
@@ -36,6 +37,8 @@ def nfsd(tmp: Path) -> Iterator[Server]:
     tmp.mkdir(parents=True, exist_ok=True)
     export = tmp / "export"
     export.mkdir()
+    if size is not None:
+        tmpfs(export, size)
     port = free_port()
     config = tmp / "ganesha.conf"
     config.write_text(f"""\
@@ -72,3 +75,5 @@ EXPORT {{
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if size is not None:
+            subprocess.run(["umount", str(export)], check=True)
