@@ -1,0 +1,40 @@
+"""`start` checks a network target before arming: one that fails stops it with one
+line, unless failure_action dump_to_rootfs (then it arms and warns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.cli.load import check_before_arming
+from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.facts.view import SystemView
+from tests.localserver import free_port
+
+
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> None:
+    conf = tmp_path / "kdump.conf"  # a server down: nothing listens on the port
+    conf.write_text(f"ssh kdump@127.0.0.1:{free_port()}\nsshkey {tmp_path}/id\n" + extra)
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+
+
+def test_an_unreachable_target_is_not_armed(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config(tmp_path, monkeypatch)
+    with pytest.raises(KdumpError) as e:
+        check_before_arming(SystemView())
+    line = str(e.value)
+    assert "\n" not in line and line.startswith("ssh target kdump@127.0.0.1:/var/crash fails")
+    assert "Connection refused" in line and line.endswith(
+        "not armed (fix the target, or set failure_action dump_to_rootfs to arm with the "
+        "root file system as fallback)")
+
+
+def test_dump_to_rootfs_arms_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config(tmp_path, monkeypatch, "failure_action dump_to_rootfs\n")
+    check_before_arming(SystemView())
+    err = capsys.readouterr().err
+    assert "kdumpctl-py: warning: ssh target kdump@127.0.0.1:/var/crash fails" in err
+    assert "armed anyway: failure_action dump_to_rootfs saves the dump under /var/crash" in err
