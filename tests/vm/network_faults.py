@@ -18,6 +18,7 @@ looks to the guest like a connection the server's side closes at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ SCRIPT = "/usr/local/bin/kdumpctl-vm-faults"
 class Fault:
     name: str
     config: str  # kdump.conf lines of its own
-    says: str  # in the journal's reason
+    says: str  # a regular expression the journal's reason matches
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,12 @@ class FaultGuest:
         ssh = f"ssh {self.user}@{SERVER}"
         nfs = f"nfs {SERVER}:{self.export}"
         return (
-            Fault("nfs-gone", f"{nfs} port={NFS_DOWN_PORT},retry=0\npath /crash\n", "mount"),
+            Fault("nfs-gone", f"{nfs} port={NFS_DOWN_PORT},retry=0\npath /crash\n",
+                  r"mount -t nfs4 .* failed"),
             Fault("nfs-full", f"{nfs}\npath /crash\n{RAW}", "free but the dump needs"),
+            # slirp closes or resets the guest's connection when the relay finds no server
             Fault("ssh-down", f"{ssh}:{SSH_DOWN_PORT}\npath {self.server_dir}/down\n",
-                  "closed"),
+                  rf"Connection (closed|reset) by {re.escape(SERVER)} port {SSH_DOWN_PORT}"),
             Fault("ssh-full", f"{ssh}\npath {self.server_dir}/full\n{RAW}",
                   "No space left on device"),
             Fault("ssh-drop", f"{ssh}\npath {self.server_dir}/drop\n{RAW}",
