@@ -102,8 +102,7 @@ class CheckMounts:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
                                stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
-            raise KdumpError(f"{argv[0]} {argv[-2]}: no answer in {CHECK_TIMEOUT_S} s") \
-                from None
+            raise KdumpError(f"{' '.join(argv)}: no answer in {CHECK_TIMEOUT_S} s") from None
         except OSError as e:
             raise KdumpError(f"{argv[0]}: {e.strerror or e}") from None
         if r.returncode != 0:
