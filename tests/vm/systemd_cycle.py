@@ -390,7 +390,9 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
     if status.exists() and status.stat().st_size:
         res.status = json.loads(status.read_text())
     if (dest / "journal").is_dir():
-        res.reports = journal_reports(dest / "journal")
+        from kdumpctl_py.service.notify import DUMP_REPORT
+
+        res.reports = journal(dest / "journal", f"MESSAGE_ID={DUMP_REPORT}")
     crash = dest / "crash"
     if crash.is_dir():
         res.dumps = sorted(str(p.relative_to(crash)) for p in crash.rglob("*") if p.is_file())
@@ -400,13 +402,11 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
             shutil.copytree(dest / name, res.out / name, dirs_exist_ok=True)
 
 
-def journal_reports(directory: Path) -> list[dict[str, Any]]:
-    """The next-boot report's entries in a guest's journal files."""
-    from kdumpctl_py.service.notify import DUMP_REPORT
-
-    r = subprocess.run(["journalctl", f"--directory={directory}", "--output=json",
-                        f"MESSAGE_ID={DUMP_REPORT}"], capture_output=True, text=True,
-                       check=False)
+def journal(directory: Path, *matches: str) -> list[dict[str, Any]]:
+    """The entries of a guest's journal files (both kernels') that journalctl's
+    matches select (FIELD=VALUE), oldest first."""
+    r = subprocess.run(["journalctl", f"--directory={directory}", "--output=json", *matches],
+                       capture_output=True, text=True, check=False)
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 

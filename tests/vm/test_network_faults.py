@@ -27,15 +27,6 @@ from tests.service.sshd import sshd  # noqa: E402
 COMPLETE = {"vmcore", "vmcore.flat"}
 
 
-def journal(directory: Path) -> list[dict[str, str]]:
-    """kdumpctl-py's entries in the guest's journal, both kernels', oldest first
-    (journalctl reads the files)."""
-    r = subprocess.run(["journalctl", f"--directory={directory}", "-o", "json",
-                        "SYSLOG_IDENTIFIER=kdumpctl-py"], capture_output=True, text=True,
-                       check=True)
-    return [json.loads(line) for line in r.stdout.splitlines()]
-
-
 @pytest.mark.vm
 def test_network_faults_end_in_the_failure_action(
         tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -72,7 +63,7 @@ def test_network_faults_end_in_the_failure_action(
         assert "no dump saved: " in block, (f.name, block[-2000:])
     assert f"KDUMPCTL-VM: fault {faults[-1].name} by the service" in text
     assert "kdumpctl-py: reboot: systemctl reboot -f" in text  # the real failure action
-    entries = journal(out / "journal")
+    entries = systemd_cycle.journal(out / "journal", "SYSLOG_IDENTIFIER=kdumpctl-py")
     failed = [e for e in entries if e.get("MESSAGE_ID") == DUMP_FAILED]
     reasons = [e["MESSAGE"] for e in failed]
     assert len(reasons) == len(faults), reasons
