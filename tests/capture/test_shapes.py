@@ -366,9 +366,10 @@ def read_back_sparse(path: Path) -> tuple[set[int], dict[int, bytes]]:
 
 
 def test_arm64_52_bit_whole_save_through_windows(tmp_path: Path) -> None:
-    """RAM above 2^48 saved at -d 31 in 16,384 windows of the 2^32-page bitmaps: the page
-    filter reads struct pages through tables above 2^48, every page reads back as it was,
-    and the bitmaps' zeros (512 MiB each) cost no disk."""
+    """RAM above 2^48 saved at -d 31 window by window over the 2^32-page bitmaps (65,536
+    windows of 2^16 pages): the page filter reads struct pages through tables above
+    2^48, every page reads back as it was, and the bitmaps' zeros (512 MiB each) cost
+    no disk."""
     src = tmp_path / "vmcore"
     pages, excluded = arm64_52_bit_vmcore(src)
     result = save(src, tmp_path, 31, memory_limit=64 << 20, threads=1)
