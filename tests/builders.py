@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.analyse.kernlog import LogLine
+from kdumpctl_py.elf import EM_AARCH64
 from kdumpctl_py.facts.view import META, SystemView
-from kdumpctl_py.plan.elfcorehdr import EM_AARCH64
 from tests.capture.printk_rings import RESERVED, Ring
 from tests.conftest import FIXTURES, SNAPSHOTS
 from tests.elfwriter import kcore_bytes, note, vmcore_bytes

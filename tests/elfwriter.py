@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import struct
 
-PT_LOAD = 1
-PT_NOTE = 4
+from kdumpctl_py.elf import PT_LOAD, PT_NOTE
 
 
 def note(name: bytes, ntype: int, desc: bytes) -> bytes:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from kdumpctl_py.elf import ELF_MAGIC, NT_GNU_BUILD_ID, notes_before_damage
 from kdumpctl_py.errors import KdumpError, UsageError
 
 DEBUG_DIRS: tuple[str, ...] = ("/usr/lib/debug",)
-NT_GNU_BUILD_ID = 3
 
 MATCH = "match"
 MISMATCH = "mismatch"
@@ -84,27 +83,6 @@ def normalise_build_id(text: str | None) -> str | None:
     return value or None
 
 
-def parse_notes(data: bytes, little_endian: bool = True) -> list[tuple[str, int, bytes]]:
-    """(name, type, desc) of each ELF note in `data` (4-byte aligned, as vmlinux has them)."""
-    order: Literal["little", "big"] = "little" if little_endian else "big"
-    out: list[tuple[str, int, bytes]] = []
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz = int.from_bytes(data[pos:pos + 4], order)
-        descsz = int.from_bytes(data[pos + 4:pos + 8], order)
-        ntype = int.from_bytes(data[pos + 8:pos + 12], order)
-        pos += 12
-        name_end = pos + namesz
-        desc_start = pos + ((namesz + 3) & ~3)
-        desc_end = desc_start + descsz
-        if desc_end > len(data):
-            break
-        out.append((data[pos:name_end].rstrip(b"\0").decode("ascii", "replace"), ntype,
-                    data[desc_start:desc_end]))
-        pos = desc_start + ((descsz + 3) & ~3)
-    return out
-
-
 def elf_build_id(path: str | os.PathLike[str]) -> str | None:
     """The GNU build ID of an ELF file (vmlinux or .debug), or None if it has none.
 
@@ -128,9 +106,9 @@ def elf_build_id(path: str | os.PathLike[str]) -> str | None:
             raise ValueError(f"not an ELF file: {e}") from None
         little = elf.little_endian
     for blob in blobs:
-        for name, ntype, desc in parse_notes(blob, little):
-            if name == "GNU" and ntype == NT_GNU_BUILD_ID and desc:
-                return desc.hex()
+        for note in notes_before_damage(blob, little):
+            if note.name == "GNU" and note.type == NT_GNU_BUILD_ID and note.desc:
+                return note.desc.hex()
     return None
 
 
@@ -193,7 +171,7 @@ def elf_arch(path: str) -> str:
 
     with open(path, "rb") as f:
         ident = f.read(20)
-    if len(ident) < 20 or not ident.startswith(b"\x7fELF"):
+    if len(ident) < 20 or not ident.startswith(ELF_MAGIC):
         return "not ELF"
     machine = int.from_bytes(ident[18:20], "little" if ident[5] == 1 else "big")
     return next((a.name for a in ARCHES if a.elf_machine == machine), f"ELF machine {machine}")

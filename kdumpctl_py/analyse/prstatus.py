@@ -18,13 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kdumpctl_py.facts.elfcore import Note
+from kdumpctl_py.elf import EM_AARCH64, EM_X86_64, NT_PRSTATUS, Note, notes_before_damage
 
-NT_PRSTATUS = 1
 PR_PID = 32
 PR_REG = 112
-EM_X86_64 = 62
-EM_AARCH64 = 183
 
 # ELF machine -> (word index of pc, of sp, number of words in pr_reg)
 REGISTERS = {
@@ -96,9 +93,6 @@ def kdump_notes(head: bytes, sub: bytes) -> tuple[int, int] | None:
 
 def read_kdump(path: str) -> list[CpuRegs]:
     """The CPU registers of a (little-endian, 64-bit) kdump-compressed file at `path`."""
-    from kdumpctl_py.analyse.debuginfo import parse_notes
-    from kdumpctl_py.facts.elfcore import Note
-
     with open(path, "rb") as f:
         head = f.read(4096)
         if len(head) < KDUMP_BLOCK_SIZE + 4:
@@ -113,8 +107,7 @@ def read_kdump(path: str) -> list[CpuRegs]:
             return []
         f.seek(where[0])
         data = f.read(where[1])
-    notes = [Note(name, ntype, desc) for name, ntype, desc in parse_notes(data)]
-    return cpu_registers(notes, machine)
+    return cpu_registers(notes_before_damage(data), machine)
 
 
 def read_registers(path: str, fmt: str) -> list[CpuRegs]:

@@ -3,6 +3,7 @@ not a dump: `dmesg`, `analyse` and `debuginfo` refuse the same input the same wa
 
 from __future__ import annotations
 
+from kdumpctl_py.elf import ELF_MAGIC
 from kdumpctl_py.errors import UsageError
 
 ELF = "ELF"
@@ -10,7 +11,7 @@ KDUMP = "kdump-compressed"
 FLATTENED = "makedumpfile flattened"
 
 MAGICS = (
-    (b"\x7fELF", ELF),
+    (ELF_MAGIC, ELF),
     (b"KDUMP   ", KDUMP),
     (b"makedumpfile", FLATTENED),
 )

@@ -20,9 +20,9 @@ from kdumpctl_py.capture.bitmaps import PageBitmaps, true_runs
 from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.elf import PF_RWX, PT_LOAD, PT_NOTE
 from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
 
-PT_LOAD, PT_NOTE, PF_RWX = 1, 4, 7
 ELF_INCOMPLETE = 1
 
 

@@ -21,9 +21,8 @@ from kdumpctl_py.capture.kdumpfile import (
     SIGNATURE,
     SUB_HEADER,
 )
-from kdumpctl_py.facts.elfcore import EHDR, PHDR, PT_NOTE
-
-ELF_MAGIC = b"\x7fELF\x02"  # 64-bit: the only class of vmcore written or read here
+from kdumpctl_py.elf import ELF_MAGIC, ELFCLASS64, PT_NOTE
+from kdumpctl_py.facts.elfcore import EHDR, PHDR
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def truncation(path: str) -> Truncation | None:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(8)
-            if head.startswith(ELF_MAGIC):
+            if head.startswith(ELF_MAGIC + bytes([ELFCLASS64])):  # no 32-bit vmcores here
                 need, exact, headers = _elf_extent(f.fileno(), size)
             elif head == SIGNATURE:
                 need, exact, headers = _kdump_extent(f.fileno(), size)

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kdumpctl_py.capture.vmcore import MissingMemory
+from kdumpctl_py.elf import EM_AARCH64, EM_X86_64
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
-EM_X86_64 = 62
-EM_AARCH64 = 183
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
 
 

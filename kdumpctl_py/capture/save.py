@@ -52,16 +52,13 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.config.settings import FORMATS
+from kdumpctl_py.elf import EM_AARCH64, NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
-
-NT_PRSTATUS = 1
-PT_NOTE = 4
-EM_AARCH64 = 183
 
 
 class Interrupted(KdumpError):

@@ -33,8 +33,9 @@ def build(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    from kdumpctl_py.elf import PT_LOAD, PT_NOTE
     from kdumpctl_py.errors import UsageError
-    from kdumpctl_py.plan.elfcorehdr import PT_LOAD, PT_NOTE, decode
+    from kdumpctl_py.plan.elfcorehdr import decode
     from kdumpctl_py.units import format_bytes
 
     try:

@@ -13,11 +13,19 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from kdumpctl_py.elf import (
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    ET_CORE,
+    PT_LOAD,
+    PT_NOTE,
+    Note,
+    iter_notes,
+)
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
 
-PT_LOAD = 1
-PT_NOTE = 4
 # Notes of /proc/kcore are a few KiB; refuse absurd sizes from a damaged file.
 MAX_NOTES = 1 << 20
 NO_PADDR = (1 << 64) - 1  # kcore marks non-linear segments with p_paddr = -1
@@ -43,19 +51,11 @@ PHDR = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr
 
 def pack_core(machine: int, segments: list[Segment], e_flags: int = 0) -> bytes:
     """An ELF64 little-endian ET_CORE header with its program headers right after it."""
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LSB, EV_CURRENT, SYSV
-    out = EHDR.pack(ident, 4, machine, 1, 0, EHDR.size, 0, e_flags, EHDR.size, PHDR.size,
+    ident = ELF_MAGIC + bytes([ELFCLASS64, ELFDATA2LSB, 1, 0]) + bytes(8)  # EV_CURRENT, SYSV
+    out = EHDR.pack(ident, ET_CORE, machine, 1, 0, EHDR.size, 0, e_flags, EHDR.size, PHDR.size,
                     len(segments), 0, 0, 0)
     return out + b"".join(PHDR.pack(p.type, p.flags, p.offset, p.vaddr, p.paddr, p.filesz,
                                     p.memsz, p.align) for p in segments)
-
-
-@dataclass(frozen=True)
-class Note:
-    name: str
-    type: int
-    desc: bytes
-    desc_offset: int = 0  # where desc starts in its note segment
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,12 @@ def parse_elf_core(stream: BinaryIO, what: str, read_notes: bool = True) -> ElfC
     same files back with it.
     """
     head = stream.read(EHDR.size)
-    if len(head) < EHDR.size or head[:4] != b"\x7fELF":
+    if len(head) < EHDR.size or head[:4] != ELF_MAGIC:
         raise UsageError(f"{what} is not an ELF file")
-    if head[4] != 2 or head[5] != 1:
+    if head[4] != ELFCLASS64 or head[5] != ELFDATA2LSB:
         raise UsageError(f"{what} is not a 64-bit little-endian ELF core file")
     _, e_type, machine, _, _, phoff, _, _, _, phentsize, phnum, _, _, _ = EHDR.unpack(head)
-    if e_type != 4:
+    if e_type != ET_CORE:
         raise UsageError(f"{what} is not an ELF core file (e_type {e_type})")
     if phnum and phentsize != PHDR.size:
         raise UsageError(f"{what}: program headers of {phentsize} bytes, not {PHDR.size}")
@@ -123,24 +123,8 @@ def parse_elf_core(stream: BinaryIO, what: str, read_notes: bool = True) -> ElfC
 
 
 def parse_notes(blob: bytes, what: str) -> list[Note]:
-    """ELF notes (Elf64_Nhdr, name and desc each padded to 4 bytes) from a bounded buffer.
-
-    Sizes come from the file, so each is checked against what is left before
-    anything is sliced; a zero header or the end of the buffer ends the list,
-    as the kernel's vmcore code reads them.
-    """
-    notes = []
-    off = 0
-    while off + 12 <= len(blob):
-        namesz, descsz, ntype = struct.unpack_from("<III", blob, off)
-        if namesz == 0 and descsz == 0 and ntype == 0:
-            break
-        name_at = off + 12
-        desc_at = name_at + (namesz + 3) // 4 * 4
-        end = desc_at + (descsz + 3) // 4 * 4
-        if desc_at + descsz > len(blob):
-            raise UsageError(f"{what}: a note runs past the end of its segment")
-        name = blob[name_at:name_at + namesz].split(b"\0", 1)[0].decode("ascii", "replace")
-        notes.append(Note(name, ntype, blob[desc_at:desc_at + descsz], desc_at))
-        off = end
-    return notes
+    """The notes of a vmcore or kcore note segment; one error line naming `what` if damaged."""
+    try:
+        return list(iter_notes(blob))
+    except ValueError as e:
+        raise UsageError(f"{what}: {e}") from None

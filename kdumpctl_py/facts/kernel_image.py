@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kdumpctl_py.elf import ELF_MAGIC
 from kdumpctl_py.errors import UsageError
 
 ARM64_MAGIC = b"ARM\x64"
@@ -23,7 +24,6 @@ RISCV_MAGIC2 = b"RSC\x05"  # riscv_image_header.magic2, at the offset of arm64's
 RISCV_HEADER = struct.Struct("<IIQQQIIQQ4sI")  # struct riscv_image_header
 ZBOOT_MAGIC = b"zimg"  # at offset 4, after "MZ" (drivers/firmware/efi/libstub/zboot-header.S)
 X86_HDRS = b"HdrS"  # setup header signature at 0x202 (Documentation/arch/x86/boot.rst)
-ELF_MAGIC = b"\x7fELF"
 GZIP_MAGIC = b"\x1f\x8b"
 PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}
 # A decompressed kernel is tens of MiB (Debian arm64 6.1: 31 MiB); refuse to inflate more.

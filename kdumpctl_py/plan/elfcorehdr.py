@@ -16,21 +16,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64, PF_RWX, PT_LOAD, PT_NOTE
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.elfcore import NO_PADDR, Segment, pack_core, parse_elf_core
 from kdumpctl_py.facts.iomem import Range, subtract
 from kdumpctl_py.facts.view import SystemView
 
-PT_LOAD = 1
-PT_NOTE = 4
-PF_RWX = 7
 EHDR_SIZE = 64
 PHDR_SIZE = 56
 HEADER_ALIGN = 4096  # ELF_CORE_HEADER_ALIGN
 MASK64 = (1 << 64) - 1
-EM_X86_64 = 62
-EM_AARCH64 = 183
-EM_RISCV = 243
 # x86_64's __START_KERNEL_map; riscv64's KERNEL_LINK_ADDR is the same address.
 KERNEL_TEXT_MAP = 0xFFFFFFFF80000000
 

@@ -15,22 +15,13 @@ from kdumpctl_py.analyse.debuginfo import (
     check,
     elf_build_id,
     find_vmlinux,
-    parse_notes,
 )
 from kdumpctl_py.errors import KdumpError, UsageError
 from tests.builders import elf_with_id
-from tests.elfwriter import note
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
 OTHER = "0123456789abcdef0123456789abcdef01234567"
 RELEASE = "6.1.0-56-cloud-amd64"
-
-
-def test_parse_notes_round_trips_and_stops_at_truncation() -> None:
-    blob = note(b"GNU", 3, b"\x01\x02\x03") + note(b"Linux", 256, b"")
-    assert parse_notes(blob) == [("GNU", 3, b"\x01\x02\x03"), ("Linux", 256, b"")]
-    assert parse_notes(blob[:18]) == []  # the first note is 20 bytes
-    assert parse_notes(b"") == []
 
 
 def test_elf_build_id(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from kdumpctl_py.analyse.prstatus import (
     read_elf,
     read_kdump,
 )
-from kdumpctl_py.facts.elfcore import Note
+from kdumpctl_py.elf import Note
 from tests.elfwriter import note, vmcore_bytes
 
 

@@ -4,8 +4,9 @@ import io
 
 import pytest
 
+from kdumpctl_py.elf import PT_LOAD, PT_NOTE
 from kdumpctl_py.errors import UsageError
-from kdumpctl_py.facts.elfcore import NO_PADDR, PT_LOAD, PT_NOTE, parse_elf_core
+from kdumpctl_py.facts.elfcore import NO_PADDR, parse_elf_core
 from tests.elfwriter import kcore_bytes, note
 
 

@@ -24,11 +24,10 @@ from kdumpctl_py.capture.filter import dumpable_pages
 from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.elf import NT_PRSTATUS
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
 from tests.vm.cycles import ARM64_WHOLE, FORMATS, REFERENCE_X86, Cycle, assert_good_dump
-
-NT_PRSTATUS = 1
 
 
 def vmcore_of(c: Cycle) -> Path:
