@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests check what holds, not how fast: on a host busy with TCG guests an
+# example can take seconds, and hypothesis's default 200 ms deadline failed them.
+settings.register_profile("kdumpctl", deadline=None)
+settings.load_profile("kdumpctl")
 
 if TYPE_CHECKING:
     from tests.analyse.dumps import Dump
