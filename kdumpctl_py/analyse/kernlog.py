@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from kdumpctl_py.errors import KdumpError
 
 if TYPE_CHECKING:
+    from kdumpctl_py.analyse.model import Frame
     from kdumpctl_py.analyse.program import Opened
-    from kdumpctl_py.analyse.report import Frame
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def call_trace(lines: Sequence[LogLine], start: int) -> list[Frame]:
     """The first "Call Trace:" at or after line `start`, as frames; "?" entries (words on
     the stack that the unwinder did not vouch for) are kept with reliable=False. An oops
     names the faulting function before the trace (RIP/pc): that becomes frame 0."""
-    from kdumpctl_py.analyse.report import Frame
+    from kdumpctl_py.analyse.model import Frame
 
     fault = None
     for i in range(start, min(len(lines), start + 64)):

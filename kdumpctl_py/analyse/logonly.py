@@ -12,7 +12,8 @@ caller that ended in a call as the next function at +0x0, which only kallsyms
 from __future__ import annotations
 
 from kdumpctl_py.analyse import kernlog, nodwarf
-from kdumpctl_py.analyse.report import LOG_LINES, DebugInfo, Log, Report, save_record, sign
+from kdumpctl_py.analyse.model import DebugInfo, Log, Report
+from kdumpctl_py.analyse.report import LOG_LINES, save_record, sign
 
 MISSING = ("drgn is not installed, so only the kernel log was read (no tasks, CPUs, memory "
            "or modules): install drgn (`pip install drgn`) and run analyse again")

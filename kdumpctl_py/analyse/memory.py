@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.analyse.report import Memory
+from kdumpctl_py.analyse.model import Memory
 
 if TYPE_CHECKING:
     import drgn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.analyse.report import Module
+from kdumpctl_py.analyse.model import Module
 
 if TYPE_CHECKING:
     from kdumpctl_py.analyse.program import Opened

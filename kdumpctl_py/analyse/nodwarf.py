@@ -23,17 +23,17 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from kdumpctl_py.analyse import kernlog
+from kdumpctl_py.analyse.model import CpuState, Frame, TaskRef
 from kdumpctl_py.analyse.prstatus import read_registers
-from kdumpctl_py.analyse.report import CpuState, Frame, TaskRef
 from kdumpctl_py.analyse.symsize import kernel_size
 
 if TYPE_CHECKING:
     import drgn
 
     from kdumpctl_py.analyse.kernlog import LogLine
+    from kdumpctl_py.analyse.model import Report
     from kdumpctl_py.analyse.program import Opened
     from kdumpctl_py.analyse.prstatus import CpuRegs
-    from kdumpctl_py.analyse.report import Report
 
 # The kernel's stack is THREAD_SIZE aligned: 16 KiB on x86_64 and arm64 (32 KiB with
 # KASAN); without DWARF THREAD_SIZE is unknown, so the scan stays in 16 KiB.

@@ -13,7 +13,7 @@ import textwrap
 from typing import Any
 
 from kdumpctl_py.analyse.kernlog import LogLine
-from kdumpctl_py.analyse.report import (
+from kdumpctl_py.analyse.model import (
     CpuState,
     DebugInfo,
     Frame,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdumpctl_py.analyse.kernlog import PANIC_PATTERNS
-from kdumpctl_py.analyse.report import Frame
+from kdumpctl_py.analyse.model import Frame
 
 VERSION = 1
 TOP_FRAMES = 3

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import drgn
 
     from kdumpctl_py.analyse.kernlog import LogLine
-    from kdumpctl_py.analyse.report import Report
+    from kdumpctl_py.analyse.model import Report
 
 
 def _utsname(prog: drgn.Program, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.analyse.report import Taint
+from kdumpctl_py.analyse.model import Taint
 
 if TYPE_CHECKING:
     import drgn

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from kdumpctl_py.analyse.report import BlockedTask, CpuState, Frame, TaskRef, TaskSummary
+from kdumpctl_py.analyse.model import BlockedTask, CpuState, Frame, TaskRef, TaskSummary
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdumpctl_py.analyse.kernlog import LogLine, call_trace, crash_context
+from kdumpctl_py.analyse.model import Frame
 from kdumpctl_py.analyse.nodwarf import fix_return_addresses, version_from_log
-from kdumpctl_py.analyse.report import Frame
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ def test_read_kdump(tmp_path: Path) -> None:
 
 
 def test_the_crashed_cpu_is_matched_by_pid_and_for_idle_by_cpu() -> None:
+    from kdumpctl_py.analyse.model import TaskRef
     from kdumpctl_py.analyse.nodwarf import is_crashed
-    from kdumpctl_py.analyse.report import TaskRef
 
     crashed = TaskRef(168, "kdumpcrasher", 1, source="kernel log")
     assert is_crashed(CpuRegs(1, 168, 0, 0), crashed)

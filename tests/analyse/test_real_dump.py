@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.analyse.report import Report
+from kdumpctl_py.analyse.model import Report
 from kdumpctl_py.errors import KdumpError
 from tests.analyse.dumps import ARCHES, Dump, DumpOf, assert_reads_like_the_kernel, dump_as
 

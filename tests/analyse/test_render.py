@@ -5,17 +5,7 @@ import re
 from pathlib import Path
 
 from kdumpctl_py.analyse.kernlog import LogLine
-from kdumpctl_py.analyse.render import (
-    WIDTH,
-    call,
-    duration,
-    frame_lines,
-    render_text,
-    short_path,
-    to_json,
-    wrap_path,
-)
-from kdumpctl_py.analyse.report import (
+from kdumpctl_py.analyse.model import (
     SCHEMA,
     BlockedTask,
     CpuState,
@@ -28,6 +18,16 @@ from kdumpctl_py.analyse.report import (
     Taint,
     TaskRef,
     TaskSummary,
+)
+from kdumpctl_py.analyse.render import (
+    WIDTH,
+    call,
+    duration,
+    frame_lines,
+    render_text,
+    short_path,
+    to_json,
+    wrap_path,
 )
 
 DOC = Path(__file__).parents[2] / "docs" / "analyse-json.md"

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from kdumpctl_py.analyse.debuginfo import Found
-from kdumpctl_py.analyse.report import Report, debuginfo_of
+from kdumpctl_py.analyse.model import Report
+from kdumpctl_py.analyse.report import debuginfo_of
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
 
@@ -41,3 +42,17 @@ def test_a_failing_part_becomes_a_warning() -> None:
     assert r.attempt("tasks", boom) is None
     assert r.attempt("ok", lambda: 3) == 3
     assert r.warnings == ["tasks: LookupError: could not find 'runqueues'"]
+
+
+def test_the_parts_of_a_report_do_not_import_what_gathers_them() -> None:
+    """analyse/ has no import cycle: the gatherers and render take the data from model."""
+    import subprocess
+    import sys
+
+    parts = ("kernlog", "memory", "modules", "nodwarf", "render", "signature", "system",
+             "taint", "tasks")
+    code = ("import sys\n"
+            f"for name in {parts!r}:\n"
+            "    __import__('kdumpctl_py.analyse.' + name)\n"
+            "assert 'kdumpctl_py.analyse.report' not in sys.modules, sorted(sys.modules)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from kdumpctl_py.analyse import kernlog
-from kdumpctl_py.analyse.report import Frame
+from kdumpctl_py.analyse.model import Frame
 from kdumpctl_py.analyse.signature import (
     VERSION,
     Signature,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kdumpctl_py.analyse.model import DebugInfo, Report
 from kdumpctl_py.analyse.render import render_text, to_json
-from kdumpctl_py.analyse.report import DebugInfo, Report
 from kdumpctl_py.capture.record import Attempt, SaveRecord, read_record, summary, write_record
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.view import SystemView
