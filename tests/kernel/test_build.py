@@ -28,24 +28,37 @@ def test_the_key_follows_version_fragment_and_patches(monkeypatch: pytest.Monkey
     fragment = tmp_path / "arm64.config"
     fragment.write_text("CONFIG_KEXEC_FILE=y\n")
     patches = tmp_path / "patches"
-    patches.mkdir()
-    (patches / "0001-a.patch").write_text("one\n")
+    (patches / "6.12").mkdir(parents=True)
+    (patches / "6.12" / "0001-a.patch").write_text("one\n")
     monkeypatch.setattr(kb, "FRAGMENT", fragment)
     monkeypatch.setattr(kb, "PATCHES", patches)
+    series = kb.SERIES["6.12"]
 
-    base = kb.build_key("6.12.118-1", "patched", GCC)
-    assert base == kb.build_key("6.12.118-1", "patched", GCC)
-    assert base != kb.build_key("6.12.119-1", "patched", GCC)
-    assert base != kb.build_key("6.12.118-1", "unpatched", GCC)
-    assert base != kb.build_key("6.12.118-1", "patched", GCC + " (other)")
-    unpatched = kb.build_key("6.12.118-1", "unpatched", GCC)
+    base = kb.build_key(series, "6.12.118-1", "patched", GCC)
+    assert base == kb.build_key(series, "6.12.118-1", "patched", GCC)
+    assert base != kb.build_key(series, "6.12.119-1", "patched", GCC)
+    assert base != kb.build_key(series, "6.12.118-1", "unpatched", GCC)
+    assert base != kb.build_key(series, "6.12.118-1", "patched", GCC + " (other)")
+    unpatched = kb.build_key(series, "6.12.118-1", "unpatched", GCC)
 
-    (patches / "0001-a.patch").write_text("two\n")
-    assert kb.build_key("6.12.118-1", "patched", GCC) != base
-    assert kb.build_key("6.12.118-1", "unpatched", GCC) == unpatched  # no patches in it
+    (patches / "6.12" / "0001-a.patch").write_text("two\n")
+    assert kb.build_key(series, "6.12.118-1", "patched", GCC) != base
+    assert kb.build_key(series, "6.12.118-1", "unpatched", GCC) == unpatched  # no patches
+    # Another series' patches are not this one's.
+    (patches / "7.3").mkdir()
+    (patches / "7.3" / "0001-b.patch").write_text("three\n")
+    assert kb.build_key(series, "6.12.118-1", "unpatched", GCC) == unpatched
 
     fragment.write_text("CONFIG_KEXEC_FILE=y\nCONFIG_EXT4_FS=y\n")
-    assert kb.build_key("6.12.118-1", "unpatched", GCC) != unpatched
+    assert kb.build_key(series, "6.12.118-1", "unpatched", GCC) != unpatched
+
+
+def test_each_series_has_its_patches_and_package() -> None:
+    assert list(kb.SERIES) == ["7.3", "6.12"]  # the newest, the default, first
+    for name, series in kb.SERIES.items():
+        assert series.package == f"linux-source-{name}"
+        assert series.patches(), name
+        assert all(p.parent.name == name for p in series.patches())
 
 
 def test_the_fragment_names_what_the_cycle_needs() -> None:
@@ -80,6 +93,25 @@ def test_check_config_reports_what_olddefconfig_dropped(tmp_path: Path) -> None:
         kb.check_config(tmp_path, "patched")
 
 
+def test_check_config_lets_symbols_the_release_dropped_go(tmp_path: Path) -> None:
+    """PROC_SYSCTL is gone after 6.12: not declared in the tree, so not required."""
+    tree = tmp_path / "tree"
+    (tree / "fs").mkdir(parents=True)
+    (tree / "fs" / "Kconfig").write_text("config EXT4_FS\n\tbool\n")
+    objdir = tmp_path / "o"
+    objdir.mkdir()
+    (objdir / ".config").write_text("CONFIG_EXT4_FS=y\n")
+    symbols = ["CONFIG_EXT4_FS=y", "CONFIG_PROC_SYSCTL=y"]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(kb, "fragment_symbols", lambda: symbols)
+        kb.check_config(objdir, "unpatched", tree)
+        with pytest.raises(kb.BuildError, match="PROC_SYSCTL"):
+            kb.check_config(objdir, "unpatched")
+        (objdir / ".config").write_text("")
+        with pytest.raises(kb.BuildError, match="EXT4_FS"):
+            kb.check_config(objdir, "unpatched", tree)
+
+
 @pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
 def test_patching_a_hard_linked_tree_leaves_the_source_alone(monkeypatch: pytest.MonkeyPatch,
                                                              tmp_path: Path) -> None:
@@ -91,10 +123,9 @@ def test_patching_a_hard_linked_tree_leaves_the_source_alone(monkeypatch: pytest
     patches.mkdir()
     (patches / "0001-x.patch").write_text(
         "--- a/kernel/a.c\n+++ b/kernel/a.c\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n")
-    monkeypatch.setattr(kb, "PATCHES", patches)
     tree = tmp_path / "tree"
     kb.hardlink_tree(source, tree)
-    kb.apply_patches(tree)
+    kb.apply_patches(tree, sorted(patches.glob("*.patch")))
     assert (tree / "kernel" / "a.c").read_text() == "one\nTWO\nthree\n"
     assert (source / "kernel" / "a.c").read_text() == "one\ntwo\nthree\n"
     assert os.stat(tree / "kernel" / "b.c").st_ino == os.stat(source / "kernel" / "b.c").st_ino
