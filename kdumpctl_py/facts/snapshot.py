@@ -32,6 +32,8 @@ FILES = (
     "/sys/kernel/kexec_loaded",
     "/sys/kernel/kexec_crash_loaded",
     "/sys/kernel/kexec_crash_size",
+    "/sys/kernel/kexec/file_fdset_types",
+    "/sys/kernel/kexec_file_fdset_types",
     "/sys/kernel/crash_elfcorehdr_size",
     "/sys/kernel/vmcoreinfo",
     "/sys/devices/system/cpu/possible",

@@ -259,6 +259,16 @@ class SystemView:
         return self._flag("/sys/kernel/kexec_crash_loaded")
 
     @cached_property
+    def kexec_file_fdset_types(self) -> str | None:
+        """The kernel's list of the fd types KEXEC_FILE_FDSET takes (its sysfs file)."""
+        from kdumpctl_py.load.extended import FDSET_TYPES_FILES
+
+        for rel in FDSET_TYPES_FILES:
+            if (line := self._first_line(rel)) is not None:
+                return line
+        return None
+
+    @cached_property
     def crash_hotplug(self) -> bool | None:
         """Whether the kernel updates the elfcorehdr itself on CPU/memory hotplug."""
         return self._flag("/sys/devices/system/memory/crash_hotplug")
@@ -377,11 +387,12 @@ class SystemView:
         """Which load system calls this kernel answers: available, missing, not-permitted."""
         if not self.live:
             return {k: str(v) for k, v in self.meta.get("probes", {}).items()}
-        from kdumpctl_py.load.extended import probe_extended
+        from kdumpctl_py.load.extended import extended_from_types, probe_extended
         from kdumpctl_py.load.syscalls import probe_kexec_file_load, probe_kexec_load
 
         return {
-            "extended": probe_extended(self.arch),
+            "extended": (extended_from_types(self.kexec_file_fdset_types)
+                         or probe_extended(self.arch)),
             "kexec_file_load": probe_kexec_file_load(self.arch),
             "kexec_load": probe_kexec_load(self.arch),
         }

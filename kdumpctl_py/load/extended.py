@@ -11,9 +11,12 @@ C layout (one definition, mirrored by the kernel patch in kernel/):
     kexec_file_load(-1, -1, cmdline_len, cmdline, flags | KEXEC_FILE_FDSET,
                     const struct kexec_fdset __user *fdset);
 
-Mainline kernels reject the flag with EINVAL (every bit above 0x20 is unknown
-to them), so probing is safe. A kernel that knows the flag reads the fd set
-before anything else, so a NULL fd set answers EFAULT and changes nothing.
+A kernel with the series lists the types it takes in sysfs
+(/sys/kernel/kexec/file_fdset_types; /sys/kernel/kexec_file_fdset_types on
+6.12), which is read first. Without the file the call is probed: mainline
+kernels reject the flag with EINVAL (every bit above 0x20 is unknown to them),
+and a kernel that knows the flag reads the fd set before anything else, so a
+NULL fd set answers EFAULT and changes nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ KEXEC_FILE_TYPE_KERNEL = 0
 KEXEC_FILE_TYPE_INITRD = 1
 KEXEC_FILE_TYPE_DTB = 2
 KEXEC_FDSET_MAX = 8  # the kernel refuses larger sets
+# Where the kernel lists the types, by name: 7.3 and later first, then 6.12's.
+FDSET_TYPES_FILES = ("/sys/kernel/kexec/file_fdset_types", "/sys/kernel/kexec_file_fdset_types")
 
 
 class KexecFileFd(ctypes.Structure):
@@ -54,6 +59,13 @@ def fdset(entries: list[tuple[int, int]]) -> ctypes.Structure:
     for i, (kind, fd) in enumerate(entries):
         out.fd[i] = KexecFileFd(kind, fd)
     return out
+
+
+def extended_from_types(line: str | None) -> Availability | None:
+    """What the kernel's list of fd types says; None without the list (then probe)."""
+    if line is None:
+        return None
+    return "available" if {"kernel", "dtb"} <= set(line.split()) else "missing"
 
 
 def probe_extended(arch: Arch) -> Availability:

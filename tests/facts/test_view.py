@@ -87,3 +87,13 @@ def test_lockdown_and_secure_boot(tmp_path: Path) -> None:
 def test_cpulist() -> None:
     assert cpulist("0-3,6,8-9\n") == [0, 1, 2, 3, 6, 8, 9]
     assert cpulist("0") == [0]
+
+
+@pytest.mark.parametrize("rel", ["sys/kernel/kexec/file_fdset_types",
+                                 "sys/kernel/kexec_file_fdset_types"])
+def test_fdset_types_from_either_sysfs_file(tmp_path: Path, rel: str) -> None:
+    root = minimal_snapshot(tmp_path)
+    assert SystemView(root).kexec_file_fdset_types is None
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text("kernel initrd dtb\n")
+    assert SystemView(root).kexec_file_fdset_types == "kernel initrd dtb"
