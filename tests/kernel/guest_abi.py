@@ -1,12 +1,14 @@
-"""Run in an arm64 guest before the capture kernel is loaded (crash-cycle --check-script).
+"""Run in an arm64 guest before and after the capture kernel is loaded (crash-cycle
+--check-script: stages check and check-loaded).
 
 Usage: guest_abi.py KERNEL INITRD
 
 Calls kexec_file_load with KEXEC_FILE_FDSET in every way the kernel must refuse and
-prints one JSON object: each case's errno name (or "ok"), and whether a capture
-kernel was loaded afterwards (it must not be: every refusal changes nothing).
-A kernel with the series answers as tests/kernel/test_cycle.py expects; a kernel
-without it answers EINVAL to all. Standard library only: it runs on Debian's Python.
+prints one JSON object: each case's errno name (or "ok"), whether a capture kernel
+was loaded before and after (every refusal changes nothing: a loaded one stays
+loaded), and the kernel's list of fd types in sysfs. A kernel with the series
+answers as tests/kernel/test_cycle.py expects; a kernel without it answers EINVAL
+to all. Standard library only: it runs on Debian's Python.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import ctypes
 import errno
 import json
 import os
+import struct
 import sys
 
 NR_KEXEC_FILE_LOAD = 294  # arm64 (asm-generic)
 UNLOAD, ON_CRASH, NO_INITRAMFS, FDSET = 0x1, 0x2, 0x4, 0x40
 KERNEL, INITRD, DTB = 0, 1, 2
+TYPES_FILES = ("/sys/kernel/kexec/file_fdset_types", "/sys/kernel/kexec_file_fdset_types")
+# A whole FDT whose root has no properties, so no #address-cells: header, an empty
+# reservation map, FDT_BEGIN_NODE "" FDT_END_NODE FDT_END, no strings.
+NO_CELLS = (struct.pack(">10I", 0xD00DFEED, 72, 56, 72, 40, 17, 16, 0, 0, 16)
+            + bytes(16) + struct.pack(">4I", 1, 0, 2, 9))
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -52,7 +60,23 @@ def memfd(name: str, data: bytes) -> int:
     return fd
 
 
+def crash_loaded() -> bool:
+    with open("/sys/kernel/kexec_crash_loaded") as f:
+        return f.read().strip() == "1"
+
+
+def types_line() -> str | None:
+    for path in TYPES_FILES:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def main() -> int:
+    loaded_before = crash_loaded()
     kernel = os.open(sys.argv[1], os.O_RDONLY)
     initrd = os.open(sys.argv[2], os.O_RDONLY)
     with open("/sys/firmware/fdt", "rb") as f:
@@ -60,6 +84,9 @@ def main() -> int:
     junk = memfd("junk-dtb", b"\xd0\x0d\xfe\xed" + b"\xff" * 60)
     big = memfd("big-dtb", fdt + b"\0" * (3 << 20))
     truncated = memfd("truncated-dtb", fdt[: len(fdt) // 2])
+    no_cells = memfd("no-cells-dtb", NO_CELLS)
+    closed = os.dup(junk)
+    os.close(closed)
     k, i = (KERNEL, kernel), (INITRD, initrd)
     crash = ON_CRASH | FDSET
     cases = {
@@ -73,14 +100,16 @@ def main() -> int:
         "with unload": call(-1, -1, UNLOAD | crash, fdset([k])),
         "no-initramfs with an initrd": call(-1, -1, NO_INITRAMFS | crash, fdset([k, i])),
         "negative fd": call(-1, -1, crash, fdset([k, (DTB, -5)])),
-        "closed fd": call(-1, -1, crash, fdset([k, (DTB, 1000)])),
+        "closed fd": call(-1, -1, crash, fdset([k, (DTB, closed)])),
+        "closed kernel fd": call(-1, -1, crash, fdset([(KERNEL, closed)])),
         "dtb not an fdt": call(-1, -1, crash, fdset([k, i, (DTB, junk)])),
         "dtb over 2 MiB": call(-1, -1, crash, fdset([k, i, (DTB, big)])),
         "dtb shorter than its totalsize": call(-1, -1, crash, fdset([k, i, (DTB, truncated)])),
+        "dtb root without cells": call(-1, -1, crash, fdset([k, i, (DTB, no_cells)])),
     }
-    with open("/sys/kernel/kexec_crash_loaded") as f:
-        loaded = f.read().strip() == "1"
-    json.dump({"cases": cases, "crash_loaded_after": loaded}, sys.stdout, indent=1)
+    json.dump({"cases": cases, "crash_loaded_before": loaded_before,
+               "crash_loaded_after": crash_loaded(), "types": types_line()},
+              sys.stdout, indent=1)
     print()
     return 0
 

@@ -1,12 +1,17 @@
-"""VM tier: crash cycles on kernel/build's arm64 kernels, with and without the series.
+"""VM tier: crash cycles on kernel/build's patched arm64 kernels, one per series.
 
-Both kernels are Debian's linux-source-6.12 built from one config fragment; the
-patched one has kernel/patches. kernel/build caches them (a cold build takes
-minutes, see kernel/README.md), the unpatched one first because the
-patched build starts from its objects. Each cycle boots the Image under QEMU with
-no modules, runs `kdumpctl-py status` and `start`, crashes, saves and analyses the
-dump with the build's vmlinux (no DWARF: the release, the panic message and the
-kernel's own Call Trace come from VMCOREINFO, kallsyms and the log).
+Each series (kernel/patches/7.3 on Debian's linux-source-7.3, kernel/patches/6.12
+on linux-source-6.12) is built from one config fragment with its patches and its
+kselftest. kernel/build caches the kernels (a cold build takes minutes, see
+kernel/README.md). Each cycle boots the Image under QEMU with no modules, runs
+`kdumpctl-py status`, guest_abi.py (stage `check`), `kdumpctl-py start --dtb`
+with a DTB carrying a marker and what the merge rules drop (marker_dtb.py), then,
+with that capture kernel loaded, guest_abi.py again (`check-loaded`) and the
+kselftest (`selftest`): every refusal must leave the loaded kernel loaded. Then it
+crashes: the capture kernel that boots is the one loaded first (its marker), and
+the dump is saved and analysed with the build's vmlinux (no DWARF: the release,
+the panic message and the kernel's own Call Trace come from VMCOREINFO, kallsyms
+and the log).
 
 Run with `pytest --vm tests/kernel`.
 """
@@ -14,12 +19,14 @@ Run with `pytest --vm tests/kernel`.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import libfdt
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,12 +35,14 @@ GUEST_ABI = Path(__file__).with_name("guest_abi.py")
 sys.path.insert(0, str(REPO / "tests" / "vm"))
 
 from cycles import CRASH_CYCLE, Cycle, assert_good_dump  # noqa: E402
+from harness.marker_dtb import MEMRESERVE  # noqa: E402
 
 BUILD_TIMEOUT_S = 60 * 60  # a cold build on a busy 2-core machine
 CYCLE_TIMEOUT_S = 20 * 60
-MARKER = "issue-12.capture-dtb"
+MARKER = "issue-19.capture-dtb"
+SERIES = ("7.3", "6.12")
 
-# What the patched kernel answers to each refusal in guest_abi.py.
+# What a kernel with the series answers to each refusal in guest_abi.py.
 REFUSALS = {
     "null set (the probe)": "EFAULT",
     "more than 8 entries": "EINVAL",
@@ -46,21 +55,23 @@ REFUSALS = {
     "no-initramfs with an initrd": "EINVAL",
     "negative fd": "EBADF",
     "closed fd": "EBADF",
+    "closed kernel fd": "EBADF",
     "dtb not an fdt": "EINVAL",
     "dtb over 2 MiB": "EFBIG",
     "dtb shorter than its totalsize": "EINVAL",
+    "dtb root without cells": "EINVAL",
 }
 
 
 @pytest.fixture(scope="session")
 def kernels() -> dict[str, Path]:
-    """variant -> built Image (its vmlinux and build.json beside it)."""
+    """series -> built patched Image (its vmlinux, kselftest and build.json beside it)."""
     images = {}
-    for variant in ("unpatched", "patched"):  # in this order: see the module doc
-        r = subprocess.run([sys.executable, str(BUILD), f"--{variant}"], capture_output=True,
-                           text=True, timeout=BUILD_TIMEOUT_S, check=False)
-        assert r.returncode == 0, f"kernel/build --{variant} failed:\n{r.stderr[-3000:]}"
-        images[variant] = Path(r.stdout.strip().splitlines()[-1])
+    for series in SERIES:
+        r = subprocess.run([sys.executable, str(BUILD), "--series", series, "--patched"],
+                           capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+        assert r.returncode == 0, f"kernel/build --series {series} failed:\n{r.stderr[-3000:]}"
+        images[series] = Path(r.stdout.strip().splitlines()[-1])
     return images
 
 
@@ -69,21 +80,21 @@ def kernel_cycles(tmp_path_factory: pytest.TempPathFactory,
                   kernels: dict[str, Path]) -> Callable[[str], Cycle]:
     done: dict[str, Cycle] = {}
 
-    def get(variant: str) -> Cycle:
-        if variant not in done:
-            out = tmp_path_factory.mktemp(f"kernel-{variant}")
-            args = ["--arch", "arm64", "--kernel-image", str(kernels[variant]),
-                    "--check-script", str(GUEST_ABI)]
-            if variant == "patched":
-                args += ["--dtb-marker", MARKER]
+    def get(series: str) -> Cycle:
+        if series not in done:
+            out = tmp_path_factory.mktemp(f"kernel-{series}")
+            image = kernels[series]
+            args = ["--arch", "arm64", "--kernel-image", str(image),
+                    "--check-script", str(GUEST_ABI), "--dtb-marker", MARKER,
+                    "--selftest", str(image.with_name("test_kexec_fdset"))]
             with open(out / "crash-cycle.log", "wb") as log:
                 rc = subprocess.run([sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
                                     stdout=log, stderr=subprocess.STDOUT,
                                     timeout=CYCLE_TIMEOUT_S, check=False).returncode
             result_path = out / "result.json"
             result = json.loads(result_path.read_text()) if result_path.exists() else {}
-            done[variant] = Cycle(out, rc, result)
-        return done[variant]
+            done[series] = Cycle(out, rc, result)
+        return done[series]
 
     return get
 
@@ -103,32 +114,10 @@ def build_info(image: Path) -> dict[str, Any]:
 
 
 @pytest.mark.vm
-def test_unpatched_kernel_dumps_through_kexec_file_load(
-        kernel_cycles: Callable[[str], Cycle], kernels: dict[str, Path]) -> None:
-    c = kernel_cycles("unpatched")
-    assert_good_dump(c)
-    s = status(c)
-    assert s["load_paths"]["extended"] == "missing"
-    assert s["load_paths"]["kexec_file_load"] == "available"
-    assert s["method"] == "file"
-    assert "capture kernel loaded with file" in first_out(c, "load")
-    assert c.report["release"] == build_info(kernels["unpatched"])["release"]
-
-
-@pytest.mark.vm
-def test_unpatched_kernel_rejects_the_flag(kernel_cycles: Callable[[str], Cycle]) -> None:
-    """Mainline behaviour: KEXEC_FILE_FDSET is an unknown flag, whatever else is passed."""
-    c = kernel_cycles("unpatched")
-    assert c.guest("check").get("rc") == 0, c.explain()
-    abi = json.loads(first_out(c, "check"))
-    assert set(abi["cases"].values()) == {"EINVAL"}, abi
-    assert abi["crash_loaded_after"] is False
-
-
-@pytest.mark.vm
+@pytest.mark.parametrize("series", SERIES)
 def test_patched_kernel_dumps_through_the_extended_call_with_our_dtb(
-        kernel_cycles: Callable[[str], Cycle], kernels: dict[str, Path]) -> None:
-    c = kernel_cycles("patched")
+        series: str, kernel_cycles: Callable[[str], Cycle], kernels: dict[str, Path]) -> None:
+    c = kernel_cycles(series)
     assert_good_dump(c)
     s = status(c)
     assert s["load_paths"]["extended"] == "available"
@@ -137,14 +126,68 @@ def test_patched_kernel_dumps_through_the_extended_call_with_our_dtb(
     # The capture kernel booted with the DTB the guest passed: /chosen has the marker.
     marker = (c.out / "results" / "capture" / "capture-dt.out").read_bytes()
     assert marker.rstrip(b"\0\n") == MARKER.encode(), marker
-    assert c.report["release"] == build_info(kernels["patched"])["release"]
+    assert c.report["release"] == build_info(kernels[series])["release"]
 
 
 @pytest.mark.vm
+@pytest.mark.parametrize("series", SERIES)
 def test_patched_kernel_refuses_bad_sets_and_changes_nothing(
-        kernel_cycles: Callable[[str], Cycle]) -> None:
-    c = kernel_cycles("patched")
+        series: str, kernel_cycles: Callable[[str], Cycle]) -> None:
+    c = kernel_cycles(series)
     assert c.guest("check").get("rc") == 0, c.explain()
     abi = json.loads(first_out(c, "check"))
     assert abi["cases"] == REFUSALS
-    assert abi["crash_loaded_after"] is False
+    assert abi["crash_loaded_before"] is False and abi["crash_loaded_after"] is False
+    assert abi["types"] == "kernel initrd dtb"
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("series", SERIES)
+def test_refused_loads_leave_the_loaded_capture_kernel_working(
+        series: str, kernel_cycles: Callable[[str], Cycle]) -> None:
+    """Each bad extended load with a capture kernel loaded: refused, the kernel stays
+    loaded, and it is the one that boots at the crash (its DTB's marker)."""
+    c = kernel_cycles(series)
+    assert c.guest("check-loaded").get("rc") == 0, c.explain()
+    abi = json.loads(first_out(c, "check-loaded"))
+    assert abi["cases"] == REFUSALS
+    assert abi["crash_loaded_before"] is True and abi["crash_loaded_after"] is True
+    assert_good_dump(c)
+    marker = (c.out / "results" / "capture" / "capture-dt.out").read_bytes()
+    assert marker.rstrip(b"\0\n") == MARKER.encode(), marker
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("series", SERIES)
+def test_the_kselftest_passes_in_the_guest(series: str,
+                                           kernel_cycles: Callable[[str], Cycle]) -> None:
+    c = kernel_cycles(series)
+    tap = first_out(c, "selftest")
+    assert c.guest("selftest").get("rc") == 0, tap
+    plan = re.search(r"^1\.\.(\d+)$", tap, re.M)
+    assert plan, tap
+    oks = re.findall(r"^ok \d+ (.*)$", tap, re.M)
+    assert len(oks) == int(plan.group(1)) and "not ok" not in tap, tap
+    assert "# SKIP" not in tap, tap
+    assert any("still loaded" in line for line in oks), tap
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("series", SERIES)
+def test_the_capture_dtb_keeps_what_only_the_running_kernel_knows(
+        series: str, kernel_cycles: Callable[[str], Cycle]) -> None:
+    """marker_dtb.py put a UEFI system table, an IMA buffer, a /reserved-memory
+    node and a reservation of its own into the DTB; the running tree has none of
+    them, so the capture kernel's DTB has none either, and keeps the marker."""
+    c = kernel_cycles(series)
+    fdt = libfdt.Fdt((c.out / "results" / "capture" / "capture.dtb").read_bytes())
+    chosen = fdt.path_offset("/chosen")
+    quiet = [libfdt.NOTFOUND]
+    assert fdt.getprop(chosen, "kdumpctl-py,marker").as_str() == MARKER
+    for name in ("linux,uefi-system-table", "linux,ima-kexec-buffer"):
+        assert fdt.getprop(chosen, name, quiet) == -libfdt.NOTFOUND, name
+    assert fdt.path_offset("/reserved-memory", quiet) == -libfdt.NOTFOUND
+    reservations = [tuple(fdt.get_mem_rsv(i)) for i in range(fdt.num_mem_rsv())]
+    assert MEMRESERVE not in reservations, reservations
+    # What the kernel writes itself is there.
+    assert fdt.getprop(chosen, "linux,elfcorehdr", quiet) != -libfdt.NOTFOUND

@@ -1,4 +1,5 @@
-"""The kernel series in kernel/patches: its ABI equals kdumpctl_py.load.extended's, its form.
+"""The kernel series in kernel/patches/SERIES: their ABI equals kdumpctl_py.load.extended's,
+their form.
 
 The numbers and the struct layouts are parsed out of the patch text (the lines it
 adds to include/uapi/linux/kexec.h), so the two sides cannot drift apart silently.
@@ -19,7 +20,9 @@ from kdumpctl_py.load import extended
 from tests.kernel import build_module
 
 REPO = Path(__file__).resolve().parents[2]
-PATCHES = sorted((REPO / "kernel" / "patches").glob("*.patch"))
+SERIES = {d.name: sorted(d.glob("*.patch"))
+          for d in sorted((REPO / "kernel" / "patches").iterdir()) if d.is_dir()}
+ALL = [(name, p) for name, patches in SERIES.items() for p in patches]
 MAN = REPO / "man" / "kdumpctl-py-kexec.7"
 UAPI = "include/uapi/linux/kexec.h"
 
@@ -28,11 +31,11 @@ C_TYPES = {"__u32": (4, False), "__s32": (4, True)}
 CTYPES = {ctypes.c_uint32: (4, False), ctypes.c_int32: (4, True)}
 
 
-def added_lines(path: str, context: bool = False) -> list[str]:
+def added_lines(series: str, path: str, context: bool = False) -> list[str]:
     """The lines the series adds to `path`, in order, without the leading '+'; with
     `context`, the hunks' context lines too (the post-image of each hunk)."""
     out: list[str] = []
-    for patch in PATCHES:
+    for patch in SERIES[series]:
         current = None
         for line in patch.read_text().splitlines():
             if line.startswith("+++ "):
@@ -44,15 +47,15 @@ def added_lines(path: str, context: bool = False) -> list[str]:
     return out
 
 
-def uapi_defines() -> dict[str, int]:
+def uapi_defines(series: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2), 0)
-            for line in added_lines(UAPI)
+            for line in added_lines(series, UAPI)
             if (m := re.match(r"#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", line))}
 
 
-def uapi_struct(name: str) -> list[tuple[str, str, bool]]:
+def uapi_struct(series: str, name: str) -> list[tuple[str, str, bool]]:
     """(C type, field name, is flexible array) for each field of `struct name` in the patch."""
-    text = "\n".join(added_lines(UAPI))
+    text = "\n".join(added_lines(series, UAPI))
     m = re.search(rf"struct {name} \{{(.*?)\}};", text, re.S)
     assert m, f"the series adds no struct {name} to {UAPI}"
     fields = []
@@ -95,18 +98,25 @@ def ctypes_layout(struct: type[ctypes.Structure]) -> list[tuple[str, int, int, b
     return out
 
 
-def test_the_series_is_numbered_and_signed_off() -> None:
-    assert [p.name[:5] for p in PATCHES] == [f"{i:04d}-" for i in range(1, len(PATCHES) + 1)]
-    for i, patch in enumerate(PATCHES, 1):
+def test_both_series_are_kept() -> None:
+    assert set(SERIES) == set(build_module().SERIES)
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_the_series_is_numbered_and_signed_off(series: str) -> None:
+    patches = SERIES[series]
+    assert [p.name[:5] for p in patches] == [f"{i:04d}-" for i in range(1, len(patches) + 1)]
+    for i, patch in enumerate(patches, 1):
         text = patch.read_text()
-        assert re.search(rf"^Subject: \[PATCH {i}/{len(PATCHES)}\] \S", text, re.M), patch.name
+        assert re.search(rf"^Subject: \[PATCH {i}/{len(patches)}\] \S", text, re.M), patch.name
         assert re.search(r"^Signed-off-by: .+ <[^>]+@[^>]+>$", text, re.M), patch.name
         message = text.split("\n---\n", 1)[0]
         assert len(message.split("\n\n")) >= 3, f"{patch.name}: no commit message body"
 
 
-def test_flag_and_types_equal_the_user_space_side() -> None:
-    defines = uapi_defines()
+@pytest.mark.parametrize("series", SERIES)
+def test_flag_and_types_equal_the_user_space_side(series: str) -> None:
+    defines = uapi_defines(series)
     assert defines["KEXEC_FILE_FDSET"] == extended.KEXEC_FILE_FDSET
     assert defines["KEXEC_FILE_TYPE_KERNEL"] == extended.KEXEC_FILE_TYPE_KERNEL
     assert defines["KEXEC_FILE_TYPE_INITRD"] == extended.KEXEC_FILE_TYPE_INITRD
@@ -114,34 +124,75 @@ def test_flag_and_types_equal_the_user_space_side() -> None:
     assert defines["KEXEC_FDSET_MAX"] == extended.KEXEC_FDSET_MAX
 
 
-def test_the_flag_is_a_bit_no_kernel_flag_uses() -> None:
-    flag = uapi_defines()["KEXEC_FILE_FDSET"]
+@pytest.mark.parametrize("series", SERIES)
+def test_the_flag_is_a_bit_no_kernel_flag_uses(series: str) -> None:
+    flag = uapi_defines(series)["KEXEC_FILE_FDSET"]
     assert flag & (flag - 1) == 0
-    # UNLOAD, ON_CRASH, NO_INITRAMFS, DEBUG (6.12); NO_CMA and FORCE_DTB (later mainline).
+    # UNLOAD, ON_CRASH, NO_INITRAMFS, DEBUG (6.12); NO_CMA and FORCE_DTB (6.17 on).
     assert flag not in (0x1, 0x2, 0x4, 0x8, 0x10, 0x20)
 
 
-def test_struct_layouts_equal_the_user_space_side() -> None:
-    assert c_layout(uapi_struct("kexec_file_fd")) == ctypes_layout(extended.KexecFileFd)
-    assert c_layout(uapi_struct("kexec_fdset")) == ctypes_layout(extended.fdset_type(3))
+@pytest.mark.parametrize("series", SERIES)
+def test_struct_layouts_equal_the_user_space_side(series: str) -> None:
+    assert c_layout(uapi_struct(series, "kexec_file_fd")) == ctypes_layout(extended.KexecFileFd)
+    assert c_layout(uapi_struct(series, "kexec_fdset")) == ctypes_layout(extended.fdset_type(3))
     assert ctypes.sizeof(extended.KexecFileFd) == 8
     filled = extended.fdset([(extended.KEXEC_FILE_TYPE_KERNEL, 5),
                              (extended.KEXEC_FILE_TYPE_DTB, -2)])
     assert bytes(filled) == bytes.fromhex("02000000" "00000000 05000000" "02000000 feffffff")
 
 
-def test_the_syscall_takes_the_set_as_its_sixth_argument() -> None:
-    text = "\n".join(added_lines("kernel/kexec_file.c", context=True))
+@pytest.mark.parametrize("series", SERIES)
+def test_the_syscall_reads_everything_before_touching_the_loaded_kernel(series: str) -> None:
+    text = "\n".join(added_lines(series, "kernel/kexec_file.c", context=True))
     assert re.search(r"SYSCALL_DEFINE6\(kexec_file_load,.*?"
                      r"const struct kexec_fdset __user \*, fdset\)", text, re.S)
-    # The probe's contract: the set is read before the lock is taken.
     body = text.split("SYSCALL_DEFINE6", 1)[1]
-    assert body.index("kexec_file_get_fdset(") < body.index("kexec_trylock()")
+    # The probe's contract: the set is read before anything else (the files, then
+    # the lock: below).
+    assert body.index("kexec_file_get_fdset(") < body.index("kimage_file_alloc_read(")
+    # The patch that moves the reads: the files (the DTB among them, read by
+    # kimage_file_read_input) are read and checked before the lock, and the old
+    # crash kernel is freed only after it, so a refused load leaves it loaded.
+    moving = [p for p in SERIES[series] if "+\tif (!kexec_trylock()) {" in p.read_text()]
+    assert len(moving) == 1
+    added = "\n".join(line for line in moving[0].read_text().splitlines()
+                      if line.startswith("+"))
+    assert (added.index("kimage_file_alloc_read(&image") < added.index("kexec_trylock()")
+            < added.index("kimage_file_init(image, flags)"))
+    assert "ret = kimage_file_read_dtb(image, dtb_fd);" in "\n".join(
+        added_lines(series, "kernel/kexec_file.c"))
 
 
-def test_the_man_page_states_the_same_numbers() -> None:
+@pytest.mark.parametrize("series", SERIES)
+def test_the_dtb_has_its_own_ima_hook_and_lsm_cases(series: str) -> None:
+    assert "\thook(KEXEC_DTB_CHECK, kexec_dtb)\t\t\\" in added_lines(
+        series, "security/integrity/ima/ima.h")
+    assert "\t[READING_KEXEC_DTB] = KEXEC_DTB_CHECK," in added_lines(
+        series, "security/integrity/ima/ima_main.c")
+    assert "\tcase READING_KEXEC_DTB:" in added_lines(series, "security/ipe/hooks.c")
+    if series != "6.12":  # 6.12's SELinux checks modules only, kexec files not at all
+        assert "\tcase READING_KEXEC_DTB:" in added_lines(series, "security/selinux/hooks.c")
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_the_merge_keeps_and_drops_what_the_issue_lists(series: str) -> None:
+    text = "\n".join(added_lines(series, "drivers/of/kexec.c"))
+    kept = text.split("kexec_chosen_kept[] = {", 1)[1].split("};", 1)[0]
+    owned = text.split("kexec_chosen_owned[] = {", 1)[1].split("};", 1)[0]
+    for name in ("linux,uefi-system-table", "linux,uefi-mmap-start", "linux,uefi-mmap-size",
+                 "linux,uefi-mmap-desc-size", "linux,uefi-mmap-desc-ver",
+                 "linux,ima-kexec-buffer"):
+        assert f'"{name}"' in kept, name
+    assert '"rng-seed"' in owned
+    assert '"/reserved-memory"' in text and "fdt_num_mem_rsv(running)" in text
+    assert '"#address-cells"' in text and '"#size-cells"' in text
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_the_man_page_states_the_same_numbers(series: str) -> None:
     text = MAN.read_text()
-    for name, value in uapi_defines().items():
+    for name, value in uapi_defines(series).items():
         if name.startswith(("KEXEC_FILE_FDSET", "KEXEC_FILE_TYPE_", "KEXEC_FDSET_MAX")):
             m = re.search(rf'#define {name}\s+(\S+?)"', text)
             assert m and int(m.group(1), 0) == value, name
@@ -153,8 +204,9 @@ def test_the_man_page_is_lint_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def cached_source() -> Path | None:
-    trees = sorted((build_module().cache_root() / "src").glob("*/linux-source-6.12"))
+def cached_source(series: str) -> Path | None:
+    package = f"linux-source-{series}"
+    trees = sorted((build_module().cache_root() / package / "src").glob(f"*/{package}"))
     trees = [t for t in trees if (t / "scripts" / "checkpatch.pl").exists()]
     return trees[-1] if trees else None
 
@@ -168,11 +220,11 @@ KNOWN_FALSE_POSITIVE = re.compile(
     r"\+\tid\(\w+, [\w-]+\)\t+\\\n[ \t]*\^\n")
 
 
-@pytest.mark.parametrize("patch", PATCHES, ids=[p.name[:4] for p in PATCHES])
-def test_checkpatch_strict(patch: Path) -> None:
-    source = cached_source()
+@pytest.mark.parametrize(("series", "patch"), ALL, ids=[f"{s}-{p.name[:4]}" for s, p in ALL])
+def test_checkpatch_strict(series: str, patch: Path) -> None:
+    source = cached_source(series)
     if source is None:
-        pytest.skip("no unpacked linux-source-6.12: run kernel/build first")
+        pytest.skip(f"no unpacked linux-source-{series}: run kernel/build --series {series}")
     if shutil.which("perl") is None:
         pytest.skip("perl is not installed")
     r = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--no-color", str(patch)],
@@ -184,18 +236,21 @@ def test_checkpatch_strict(patch: Path) -> None:
     assert (int(m.group(1)), int(m.group(2)), int(m.group(3)) - allowed) == (0, 0, 0), out
 
 
-def test_the_series_applies_to_the_cached_source(tmp_path: Path) -> None:
-    source = cached_source()
+@pytest.mark.parametrize("series", SERIES)
+def test_the_series_applies_to_the_cached_source(series: str, tmp_path: Path) -> None:
+    source = cached_source(series)
     if source is None:
-        pytest.skip("no unpacked linux-source-6.12: run kernel/build first")
+        pytest.skip(f"no unpacked linux-source-{series}: run kernel/build --series {series}")
     if shutil.which("patch") is None:
         pytest.skip("patch is not installed")
-    touched = sorted({f for p in PATCHES
+    patches = SERIES[series]
+    touched = sorted({f for p in patches
                       for f in re.findall(r"^\+\+\+ b/(\S+)", p.read_text(), re.M)})
     for f in touched:
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source / f, tmp_path / f)
-    for p in PATCHES:
+        if (source / f).exists():
+            (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / f, tmp_path / f)
+    for p in patches:
         r = subprocess.run(["patch", "-p1", "-s", "-N", "-i", str(p)], cwd=tmp_path,
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{p.name}: {r.stdout}{r.stderr}"

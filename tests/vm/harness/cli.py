@@ -108,12 +108,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "IMAGE's directory/vmlinux)")
     ap.add_argument("--dtb-marker", metavar="VALUE",
                     help="`kdumpctl-py start --dtb`: the guest's /sys/firmware/fdt plus "
-                         "/chosen/kdumpctl-py,marker = VALUE; the capture kernel's copy of "
-                         "the property goes to results/capture/capture-dt.out")
+                         "/chosen/kdumpctl-py,marker = VALUE and what the kernel must not "
+                         "take from user space (marker_dtb.py); the capture kernel's copy of "
+                         "the property goes to results/capture/capture-dt.out, the DTB it "
+                         "booted with to results/capture/capture.dtb")
     ap.add_argument("--check-script", type=Path, metavar="FILE",
                     help="a Python script the first kernel runs, with the capture kernel and "
-                         "initrd paths as arguments, before anything is loaded (optional "
-                         "stage `check`: results/first/check.out, .rc)")
+                         "initrd paths as arguments, before anything is loaded and again "
+                         "once the capture kernel is loaded (optional stages `check` and "
+                         "`check-loaded`: results/first/check.out, check-loaded.out, .rc)")
+    ap.add_argument("--selftest", type=Path, metavar="FILE",
+                    help="a static program (a kselftest) the first kernel runs with the "
+                         "capture kernel loaded, with its kernel and initrd paths as "
+                         "arguments (optional stage `selftest`: results/first/selftest.out)")
     ap.add_argument("--firmware", choices=("none", "uefi"), default="none",
                     help="uefi: boot the kernel through Debian's UEFI firmware (ovmf, "
                          "qemu-efi-aarch64; arm64 with -machine virt,acpi=on, so the guest "
@@ -145,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--vmlinux goes with --kernel-image")
     if args.check_script is not None and not args.check_script.is_file():
         ap.error(f"{args.check_script} does not exist")
+    if args.selftest is not None and not args.selftest.is_file():
+        ap.error(f"{args.selftest} does not exist")
     if args.dtb_marker is not None and not re.fullmatch(r"[\w.,:+-]+", args.dtb_marker):
         ap.error("--dtb-marker takes letters, digits and .,:+-_ only")
     choices = implementations()
@@ -191,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         impl=args.impl, dump_level=args.dump_level, keep=args.keep,
         append=tuple(args.append), refresh=args.refresh, timeout_scale=scale,
         kernel_image=args.kernel_image, vmlinux=args.vmlinux, dtb_marker=args.dtb_marker,
-        check_script=args.check_script, uefi=args.firmware == "uefi",
+        check_script=args.check_script, selftest=args.selftest, uefi=args.firmware == "uefi",
         kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
         crash=args.crash,
         gdb_index=args.gdb_index,

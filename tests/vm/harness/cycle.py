@@ -48,6 +48,7 @@ OUTPUTS = (
 )
 READ_BACK = ["status.json", "snapshot.tar.gz", "dumps", "results"]
 BUSY_SCRIPT = Path(__file__).with_name("busy.py")
+MARKER_DTB_SCRIPT = Path(__file__).with_name("marker_dtb.py")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Options:
     vmlinux: Path | None = None
     dtb_marker: str | None = None  # --dtb-marker
     check_script: Path | None = None  # --check-script
+    selftest: Path | None = None  # --selftest: a static binary run with the capture kernel loaded
     uefi: bool = False  # --firmware uefi
     # --kernel-suite: the Debian suite the kernel comes from, when not the userland's.
     kernel_suite: str | None = None
@@ -235,6 +237,12 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         if opts.check_script is not None:
             files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
                                                       data=opts.check_script.read_bytes())
+        if opts.selftest is not None:
+            files["etc/kdumpctl-vm/selftest"] = Entry("file", perm=0o755,
+                                                      data=opts.selftest.read_bytes())
+        if opts.dtb_marker is not None:
+            files["etc/kdumpctl-vm/marker_dtb.py"] = Entry(
+                "file", perm=0o644, data=MARKER_DTB_SCRIPT.read_bytes())
         overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
         initrd = work / "initrd.img"
         initramfs.concatenate([base, overlay], initrd)
@@ -383,6 +391,7 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str],
         "DTB_MARKER": opts.dtb_marker or "",
         "START_ARGS": "--dtb /tmp/capture.dtb" if opts.dtb_marker else "",
         "CHECK_SCRIPT": "/etc/kdumpctl-vm/check.py" if opts.check_script else "",
+        "SELFTEST": "/etc/kdumpctl-vm/selftest" if opts.selftest else "",
         "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
         else "",
         "BUSY": "1" if opts.busy else "",

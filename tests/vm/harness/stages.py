@@ -97,14 +97,16 @@ _WHOLE_COPY = (
     '[ -z "$WHOLE_COPY" ] || { set -e; d=/mnt/dumps/whole; mkdir -p $d; '
     "dd if=/proc/vmcore of=$d/copy-incomplete bs=1M; mv $d/copy-incomplete $d/copy.elf; }"
 )
-# --dtb-marker: the boot DTB plus /chosen/kdumpctl-py,marker, for `kdumpctl-py start --dtb`.
+# --dtb-marker: the boot DTB plus /chosen/kdumpctl-py,marker and what the kernel's
+# merge rules drop (marker_dtb.py), for `kdumpctl-py start --dtb`.
 _MARKER_DTB = (
-    '[ -z "$DTB_MARKER" ] || python3 -c \''
-    'import sys, libfdt; src, dst, value = sys.argv[1:]; '
-    'fdt = libfdt.Fdt(open(src, "rb").read()); fdt.resize(fdt.totalsize() + 4096); '
-    'fdt.setprop_str(fdt.path_offset("/chosen"), "kdumpctl-py,marker", value); fdt.pack(); '
-    'open(dst, "wb").write(fdt.as_bytearray())'
-    '\' /sys/firmware/fdt /tmp/capture.dtb "$DTB_MARKER"'
+    '[ -z "$DTB_MARKER" ] || '
+    'python3 /etc/kdumpctl-vm/marker_dtb.py /sys/firmware/fdt /tmp/capture.dtb "$DTB_MARKER"'
+)
+# --dtb-marker, in the capture kernel: the marker, and the DTB it booted with.
+_CAPTURE_DT = (
+    '[ -z "$DTB_MARKER" ] || { cat /proc/device-tree/chosen/kdumpctl-py,marker && '
+    "cp /sys/firmware/fdt $R/capture.dtb; }"
 )
 
 # --impl STAGE=skip for the first kernel's probes that a cycle does not look at (the
@@ -135,6 +137,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("loaded", FIRST, True, 60,
           {"sh": "cat /sys/kernel/kexec_crash_loaded; "
                  "[ \"$(cat /sys/kernel/kexec_crash_loaded)\" = 1 ]"}),
+    Stage("check-loaded", FIRST, False, 300,
+          {"sh": '[ -z "$CHECK_SCRIPT" ] || python3 "$CHECK_SCRIPT" "$KERNEL" "$INITRD"'},
+          notes="--check-script again, with the capture kernel loaded"),
+    Stage("selftest", FIRST, False, 300,
+          {"sh": '[ -z "$SELFTEST" ] || "$SELFTEST" "$KERNEL" "$INITRD"'},
+          notes="--selftest: a kselftest (TAP), with the capture kernel loaded"),
     Stage("status-loaded", FIRST, False, 600,
           {"kdumpctl-py": "$KDUMPCTL_PY status --json", **_SKIP},
           notes="kdump operational now; the probes left the loaded kernel alone"),
@@ -154,8 +162,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("capture-disk", CAPTURE, True, 120, {"sh": _DISK}),
     Stage("capture-imports", CAPTURE, False, 300, {"sh": _IMPORTS},
           notes="Python with what save imports: peak RSS, import time (-X importtime)"),
-    Stage("capture-dt", CAPTURE, False, 60,
-          {"sh": '[ -z "$DTB_MARKER" ] || cat /proc/device-tree/chosen/kdumpctl-py,marker'}),
+    Stage("capture-dt", CAPTURE, False, 60, {"sh": _CAPTURE_DT}),
     Stage("save", CAPTURE, True, 1800,
           {
               "copy": _COPY_VMCORE,
