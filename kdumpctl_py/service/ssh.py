@@ -307,8 +307,27 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
         except RemoteError as e:  # the dump is whole: a missing record is only a warning
             print(f"kdumpctl-py: warning: {RECORD_NAME} not written: {e}", file=sys.stderr)
         return dump
+    where = _record_failure(remote, options, failed)
     raise SaveFailed("no dump could be written: " + "; ".join(
-        f"{a.how}: {a.error}" for a in failed), failed)
+        f"{a.how}: {a.error}" for a in failed)
+        + (f" (recorded in {remote.where(where)})" if where else ""), failed)
+
+
+def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt]) -> str | None:
+    """save.json (saved false) in the last failed attempt's directory on the server, as
+    capture.fallback leaves one on a local disk; its path, or None."""
+    left = [a.directory for a in failed if a.directory]
+    if not left:
+        return None
+    record = SaveRecord(options.dump_level, None, "not saved", "none", "none", False, 0.0, 0,
+                        "", failed, saved=False)
+    try:
+        remote.run(write_command(left[-1], RECORD_NAME), record.to_json().encode())
+    except RemoteError as e:
+        print(f"kdumpctl-py: warning: no dump was saved, and {RECORD_NAME} could not be "
+              f"written either: {e}", file=sys.stderr, flush=True)
+        return None
+    return f"{left[-1]}/{RECORD_NAME}"
 
 
 def apply_retention(remote: Remote, path: str, keep: int) -> retention.Retention:

@@ -209,3 +209,26 @@ def test_filtering_that_fails_falls_back_as_on_a_local_disk(
                                     "ValueError: the page filter broke"
                                     for a in record["failed"])
     assert (d / "vmcore").read_bytes()[:4] == (b"\x7fELF" if fmt == "elf" else b"KDUM")
+
+
+def test_every_attempt_failing_leaves_a_record_on_the_server(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No attempt wrote a dump, ssh still works: save.json (saved false) on the server says
+    why, beside what the last attempt left, and the failure names it."""
+    from kdumpctl_py.capture import save as save_mod
+    from kdumpctl_py.capture.record import summary
+
+    def broken(*args: object, **kw: object) -> None:
+        raise ValueError("nothing saves today")
+
+    monkeypatch.setattr(save_mod, "save_vmcore", broken)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    assert not out.saved and out.error
+    records = list(dumps.glob("*/save.json"))
+    assert len(records) == 1 and f":{records[0]})" in out.error
+    record = json.loads(records[0].read_text())
+    assert record["saved"] is False and len(record["failed"]) == 4
+    assert summary(record).startswith(
+        "no dump saved: at -d 31 failed: ValueError: nothing saves today; ")
