@@ -7,7 +7,10 @@ pages), swapper_pg_dir on arm64 (4K, 16K or 64K granule, block mappings,
 52-bit physical addresses as MAX_PHYSMEM_BITS=52 says: FEAT_LPA with 64K pages
 keeps address bits 51:48 in descriptor bits 15:12, FEAT_LPA2 with 4K or 16K
 pages (on when the kernel runs with 52-bit virtual addresses) bits 51:50 in
-9:8, as the kernel's __pte_to_phys() reads them).
+9:8, as the kernel's __pte_to_phys() reads them), swapper_pg_dir on riscv64
+(Sv39, Sv48 or Sv57 as the kernel chose at boot, which VMCOREINFO's VA_BITS
+says: 39, 48 or 57; a PTE with any of R, W, X set is a leaf at any level, its
+PPN in bits 53:10; arch/riscv/include/asm/pgtable-64.h).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kdumpctl_py.capture.vmcore import MissingMemory
-from kdumpctl_py.elf import EM_AARCH64, EM_X86_64
+from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
+RISCV_LEVELS = {39: 3, 48: 4, 57: 5}  # Sv39, Sv48, Sv57
+RISCV_PPN = ((1 << 44) - 1) << 10  # _PAGE_PFN_MASK: bits 53:10
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
 
 
@@ -70,6 +75,16 @@ class PageTables:
             self._out = _arm64_output(self._shift, info.number("MAX_PHYSMEM_BITS") == 52,
                                       self._va_bits)
             self._walk = self._walk_arm64
+        elif machine == EM_RISCV:
+            pgd = info.symbol("swapper_pg_dir")
+            offset = info.number("va_kernel_pa_offset")
+            va_bits = info.number("VA_BITS")
+            if pgd is None or offset is None or va_bits not in RISCV_LEVELS:
+                raise KdumpError("VMCOREINFO lacks swapper_pg_dir, va_kernel_pa_offset or a "
+                                 "VA_BITS of 39, 48 or 57")
+            self._root = (pgd - offset) & ((1 << 64) - 1)  # swapper_pg_dir is in the image
+            self._levels = RISCV_LEVELS[va_bits]
+            self._walk = self._walk_riscv
         else:
             raise KdumpError(f"no page-table walker for ELF machine {machine}")
 
@@ -111,6 +126,20 @@ class PageTables:
             table = self._out(entry)
         page = 1 << shift
         return table + (vaddr & (page - 1)), page - (vaddr & (page - 1))
+
+    def _walk_riscv(self, vaddr: int) -> tuple[int, int]:
+        table = self._root
+        for level in range(self._levels, 0, -1):
+            shift = 12 + 9 * (level - 1)
+            entry = self._entry(table, (vaddr >> shift) & 0x1FF)
+            if not entry & 1:  # _PAGE_PRESENT
+                raise MissingMemory(f"virtual address {vaddr:#x} is not mapped")
+            base = (entry & RISCV_PPN) << 2
+            if entry & 0xE:  # R, W or X: a leaf (a 2 MiB, 1 GiB... page above level 1)
+                size = 1 << shift
+                return (base & ~(size - 1)) + (vaddr & (size - 1)), size - (vaddr & (size - 1))
+            table = base
+        raise MissingMemory(f"virtual address {vaddr:#x}: no leaf at the last level")
 
     def read(self, vaddr: int, size: int) -> bytes:
         """Read kernel virtual memory, page-table translated, across mappings."""
