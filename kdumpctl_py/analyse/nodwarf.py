@@ -71,8 +71,22 @@ def package_hint(path: str, release: str, version: str | None) -> str:
             f"(`kdumpctl-py debuginfo fetch {path}`), Fedora's kernel-debuginfo-{release}")
 
 
+# Where drgn raises "core dump stack unwinding is not supported for RISC-V 64
+# architecture" (drgn 0.0.3x), with DWARF or without.
+NO_UNWINDER = frozenset({"riscv64"})
+
+
+def no_unwinder_text(arch: str) -> str:
+    import drgn
+
+    return (f"drgn {drgn.__version__} cannot unwind {arch} stacks, so the backtrace is "
+            "the kernel's own Call Trace from its log")
+
+
 def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     report.missing.append(missing_text(opened, version_from_log(lines)))
+    if opened.arch in NO_UNWINDER:
+        report.missing.append(no_unwinder_text(opened.arch))
     report.machine = opened.arch
     version = version_from_log(lines)
     if version:

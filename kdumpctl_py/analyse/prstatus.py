@@ -6,7 +6,8 @@ that was running and whose pr_reg is the arch's elf_gregset_t. Only the
 fields kdumpctl-py needs are read: pid, program counter, stack pointer.
 Layouts (64-bit): pr_pid at 32, pr_reg at 112 (include/linux/elfcore.h);
 x86_64 pr_reg is struct user_regs_struct (rip 16th, rsp 19th word), arm64's
-is struct user_pt_regs (x0-x30, sp, pc).
+is struct user_pt_regs (x0-x30, sp, pc), riscv64's struct user_regs_struct
+(pc, ra, sp, then the other 29 registers).
 
 makedumpfile copies the same notes into a kdump-compressed file: its
 kdump_sub_header (one block after the disk_dump_header, header version 4 and
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kdumpctl_py.elf import EM_AARCH64, EM_X86_64, NT_PRSTATUS, Note, notes_before_damage
+from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64, NT_PRSTATUS, Note, notes_before_damage
 
 PR_PID = 32
 PR_REG = 112
@@ -27,6 +28,7 @@ PR_REG = 112
 REGISTERS = {
     EM_X86_64: (16, 19, 27),
     EM_AARCH64: (32, 31, 34),
+    EM_RISCV: (0, 2, 32),
 }
 
 
@@ -73,7 +75,7 @@ KDUMP_BLOCK_SIZE = 428  # int block_size, after signature, version, utsname, tim
 SUB_OFFSET_NOTE = 48  # off_t offset_note; unsigned long size_note
 MAX_NOTES = 1 << 20
 # struct utsname.machine of the disk_dump_header -> ELF machine
-KDUMP_MACHINES = {b"x86_64": EM_X86_64, b"aarch64": EM_AARCH64}
+KDUMP_MACHINES = {b"x86_64": EM_X86_64, b"aarch64": EM_AARCH64, b"riscv64": EM_RISCV}
 UTS_MACHINE = 12 + 4 * 65  # signature, version, then sysname..version of 65 bytes each
 
 

@@ -138,8 +138,12 @@ def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     report.attempt("panic message", lambda: system.fill_panic(prog, report, lines))
     report.taint = report.attempt("taint", lambda: taint.read(prog))
     crashed = report.attempt("crashed task", lambda: tasks.crashed(prog))
-    if crashed is not None:
-        report.crashed_thread, report.backtrace = crashed
+    if crashed is not None and crashed[1] is None:
+        from kdumpctl_py.analyse.nodwarf import no_unwinder_text
+
+        report.missing.append(no_unwinder_text(report.machine or opened.arch or "this"))
+    elif crashed is not None:
+        report.crashed_thread, report.backtrace = crashed[0], crashed[1] or []
         report.backtrace_source = "dwarf"
     notes = report.attempt("CPU registers",
                            lambda: read_registers(opened.path, opened.format)) or []
@@ -148,7 +152,7 @@ def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     report.tasks = report.attempt("tasks", lambda: tasks.summary(prog))
     report.memory = report.attempt("memory", lambda: memory.read(prog))
     report.modules = report.attempt("modules", lambda: modules.read(opened))
-    if report.crashed_thread is None and report.log is not None:
+    if not report.backtrace and report.log is not None:
         from kdumpctl_py.analyse import nodwarf
 
         nodwarf.from_log(report, lines)

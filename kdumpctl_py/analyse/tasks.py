@@ -100,14 +100,18 @@ def backtrace(prog: drgn.Program, task: Any) -> list[Frame]:
     return frames
 
 
-def crashed(prog: drgn.Program) -> tuple[TaskRef, list[Frame]] | None:
-    """The task that panicked and its backtrace, or None (a dump taken without a panic)."""
+def crashed(prog: drgn.Program) -> tuple[TaskRef, list[Frame] | None] | None:
+    """The task that panicked and its backtrace, or None (a dump taken without a panic);
+    the backtrace is None where drgn has no unwinder for the architecture (riscv64)."""
     try:
         thread = prog.crashed_thread()
     except ValueError:
         return None
     task = thread.object
-    return task_ref(task), backtrace(prog, task)
+    try:
+        return task_ref(task), backtrace(prog, task)
+    except NotImplementedError:
+        return task_ref(task), None
 
 
 def cpus(prog: drgn.Program, crashed: TaskRef | None,

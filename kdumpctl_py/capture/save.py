@@ -52,7 +52,7 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.config.settings import FORMATS
-from kdumpctl_py.elf import EM_AARCH64, NT_PRSTATUS, PT_NOTE
+from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.units import format_bytes
@@ -485,9 +485,10 @@ def _written(frontier: list[int], result: SaveResult) -> Written:
 
 def _phys_base(v: Vmcore) -> int:
     """The sub-header's phys_base as makedumpfile fills it: x86_64's NUMBER(phys_base),
-    arm64's NUMBER(PHYS_OFFSET) (crash translates linear-map addresses with it)."""
+    arm64's NUMBER(PHYS_OFFSET) (crash translates linear-map addresses with it),
+    riscv64's NUMBER(phys_ram_base) (makedumpfile's arch/riscv64.c)."""
     info = v.vmcoreinfo
-    name = "PHYS_OFFSET" if v.machine == EM_AARCH64 else "phys_base"
+    name = {EM_AARCH64: "PHYS_OFFSET", EM_RISCV: "phys_ram_base"}.get(v.machine, "phys_base")
     return info.number(name) or 0
 
 

@@ -391,3 +391,29 @@ def read_kdump_header_level(path: Path) -> int:
     with open(path, "rb") as f:
         f.seek(PAGE64)
         return int(SUB_HEADER.unpack(f.read(SUB_HEADER.size))[1])
+
+
+@pytest.mark.parametrize("va_bits", [39, 48, 57])
+@pytest.mark.parametrize("leaf_level", [1, 2])  # a 4 KiB page, a 2 MiB megapage
+def test_riscv64_sv39_sv48_sv57(va_bits: int, leaf_level: int) -> None:
+    """swapper_pg_dir's physical address is the symbol minus va_kernel_pa_offset; a PTE
+    with R, W or X is a leaf, its PPN in bits 53:10 (4 KiB units)."""
+    info = (f"NUMBER(VA_BITS)={va_bits}\nSYMBOL(swapper_pg_dir)=ffffffff81dcb000\n"
+            "NUMBER(va_kernel_pa_offset)=0xfffffffeffe00000\n")
+    mem = _Phys(4096, info)
+    mem.machine = 243
+    levels = {39: 3, 48: 4, 57: 5}[va_bits]
+    vaddr = (0xFF1C000000000000 if va_bits == 57 else -(1 << (va_bits - 1))) + 0x123456
+    vaddr &= (1 << 64) - 1
+    tables = [0x81FCB000, *(0x90000000 + i * 4096 for i in range(levels - 1))]
+    target = (1 << 40) + 0x600000  # 2 MiB aligned, above 2^32
+    for level, table in zip(range(levels, leaf_level - 1, -1), tables, strict=False):
+        index = (vaddr >> (12 + 9 * (level - 1))) & 0x1FF
+        if level == leaf_level:
+            mem.words[table + index * 8] = (target >> 12) << 10 | 0xCF  # V R W X A D
+        else:
+            mem.words[table + index * 8] = (tables[levels - level + 1] >> 12) << 10 | 1
+    pt = PageTables(mem)
+    paddr, left = pt.translate(vaddr)
+    size = 1 << (12 + 9 * (leaf_level - 1))
+    assert paddr == target + (vaddr & (size - 1)) and left == size - (vaddr & (size - 1))
