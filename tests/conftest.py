@@ -23,6 +23,7 @@ settings.load_profile("kdumpctl")
 if TYPE_CHECKING:
     from tests.analyse.dumps import Dump
     from tests.vm.cycles import Cycle
+    from tests.vm.harness.oracles import Oracles
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SNAPSHOTS = FIXTURES / "snapshots"
@@ -63,6 +64,25 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
     from tests.vm.cycles import make_cycles
 
     return make_cycles(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tools() -> Callable[[str, str], Oracles]:
+    """A suite's makedumpfile and crash for an architecture, unpacked once per session."""
+    from tests.vm.harness import aptsources
+    from tests.vm.harness.cache import cache_root
+    from tests.vm.harness.config import ARCHES
+    from tests.vm.harness.oracles import oracles
+
+    made: dict[tuple[str, str], Oracles] = {}
+
+    def get(suite: str, arch: str) -> Oracles:
+        if (suite, arch) not in made:
+            mirrors = aptsources.find_mirrors(aptsources.machine_entries())
+            made[suite, arch] = oracles(cache_root(), suite, ARCHES[arch], mirrors)
+        return made[suite, arch]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -95,12 +95,7 @@ def gather(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     if report.log is None:
         report.missing.append("the kernel log could not be read, so the panic message and "
                               "the kernel's own backtrace are missing too")
-    from_log(report, lines)
-    if opened.kallsyms and report.backtrace_source == "kernel log":
-        logged = report.backtrace
-        fixed = report.attempt("return addresses",
-                               lambda: fix_return_addresses(opened.prog, logged))
-        report.backtrace = fixed or logged
+    logged_backtrace(opened, report, lines, opened.kallsyms)
     regs = report.attempt("CPU registers", lambda: read_registers(opened.path, opened.format))
     if regs is None:
         return
@@ -144,6 +139,18 @@ def from_log(report: Report, lines: list[LogLine]) -> None:
     if frames:
         report.backtrace = frames
         report.backtrace_source = "kernel log"
+
+
+def logged_backtrace(opened: Opened, report: Report, lines: list[LogLine],
+                     symbols: bool) -> None:
+    """The crash as the kernel logged it, its frames after a noreturn call renamed when
+    the dump's `symbols` allow."""
+    from_log(report, lines)
+    if symbols and report.backtrace_source == "kernel log":
+        logged = report.backtrace
+        fixed = report.attempt("return addresses",
+                               lambda: fix_return_addresses(opened.prog, logged))
+        report.backtrace = fixed or logged
 
 
 def fix_return_addresses(prog: drgn.Program, frames: Sequence[Frame]) -> list[Frame]:

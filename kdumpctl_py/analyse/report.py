@@ -155,4 +155,4 @@ def _gather_dwarf(opened: Opened, report: Report, lines: list[LogLine]) -> None:
     if not report.backtrace and report.log is not None:
         from kdumpctl_py.analyse import nodwarf
 
-        nodwarf.from_log(report, lines)
+        nodwarf.logged_backtrace(opened, report, lines, symbols=True)

@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from kdumpctl_py.capture.filter import dumpable_pages
+from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions
+from kdumpctl_py.capture.vmcore import Vmcore
 from tests.vm.harness.cache import cache_root
+from tests.vm.harness.oracles import Oracles
 
 CRASH_CYCLE = Path(__file__).resolve().with_name("crash-cycle")
 PANIC = "sysrq triggered crash"
+LEVELS = (1, 2, 4, 8, 16, 31)  # the dump levels our bitmaps are compared with makedumpfile's at
 CRASHER = "kdumpcrasher"
 CYCLE_TIMEOUT_S = 40 * 60  # a cold cache downloads ~350 MB per arch, most of it -dbg
 REPO = Path(__file__).resolve().parents[2]
@@ -190,3 +196,25 @@ def assert_good_dump(cycle: Cycle) -> None:
     assert report["crashed_thread"]["comm"] == CRASHER
     capture_log = (cycle.out / "console-capture.log").read_bytes()
     assert b"Linux version" in capture_log and b"KDUMPCTL-VM: save ok" in capture_log
+
+
+def whole_copy(c: Cycle) -> Path:
+    path = c.out / "dumps" / "whole" / "copy.elf"
+    assert path.exists(), c.explain()
+    return path
+
+
+def compare_bitmaps(mdf: Oracles, whole: Path, level: int, scratch: Path,
+                    ignored: int = 0) -> dict[str, int]:
+    """Pages each side keeps that the other excludes: theirs at `level`, ours without
+    the `ignored` bits."""
+    out = scratch / f"makedumpfile-d{level}"
+    mdf.makedumpfile(["-d", str(level), str(whole), str(out)])
+    theirs = read_kdump(str(out))
+    out.unlink()
+    with Vmcore(str(whole)) as v:
+        present, keep = dumpable_pages(v, level & ~ignored)
+    assert (theirs.bitmap1 == present).all(), f"-d {level}: the 1st bitmaps differ"
+    return {"ours": int(np.count_nonzero(keep)), "theirs": int(np.count_nonzero(theirs.bitmap2)),
+            "only_ours": int(np.count_nonzero(keep & ~theirs.bitmap2)),
+            "only_theirs": int(np.count_nonzero(theirs.bitmap2 & ~keep))}

@@ -24,25 +24,26 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kdumpctl_py.capture.filter import dumpable_pages
 from kdumpctl_py.capture.kdumpfile import MACHINES, read_kdump
 from kdumpctl_py.capture.save import save_vmcore
-from kdumpctl_py.capture.vmcore import Vmcore
 from tests.elfwriter import vmcore_bytes
-from tests.vm.cycles import FORMATS, PANIC, Cycle, assert_good_dump
-from tests.vm.harness import aptsources
-from tests.vm.harness.cache import cache_root
-from tests.vm.harness.config import ARCHES
+from tests.vm.cycles import (
+    FORMATS,
+    LEVELS,
+    PANIC,
+    Cycle,
+    assert_good_dump,
+    compare_bitmaps,
+    whole_copy,
+)
 from tests.vm.harness.errors import HarnessError
 from tests.vm.harness.kernels import KERNEL_SUITES
-from tests.vm.harness.oracles import Oracles, oracles
+from tests.vm.harness.oracles import Oracles
 
 KERNELS = ("bullseye", "bookworm", "trixie", "trixie-backports")
 ARCH_NAMES = ("x86_64", "arm64")
-LEVELS = (1, 2, 4, 8, 16, 31)
 DL_FREE = 16
 MATRIX = [(k, a) for k in KERNELS for a in ARCH_NAMES]
 EVERY_CHECK = os.environ.get("KDUMPCTL_VM_MATRIX") == "all"
@@ -93,45 +94,9 @@ def matrix_cycle(cycles: Callable[..., Cycle], kernel_suite: str, arch: str) -> 
                   "--impl", "save=capture", *skip, *quirks)
 
 
-@pytest.fixture(scope="session")
-def tools() -> Callable[[str, str], Oracles]:
-    """A suite's makedumpfile and crash for an architecture, unpacked once per session."""
-    made: dict[tuple[str, str], Oracles] = {}
-
-    def get(suite: str, arch: str) -> Oracles:
-        if (suite, arch) not in made:
-            mirrors = aptsources.find_mirrors(aptsources.machine_entries())
-            made[suite, arch] = oracles(cache_root(), suite, ARCHES[arch], mirrors)
-        return made[suite, arch]
-
-    return get
-
-
-def whole_copy(c: Cycle) -> Path:
-    path = c.out / "dumps" / "whole" / "copy.elf"
-    assert path.exists(), c.explain()
-    return path
-
-
 def saved_dump(c: Cycle) -> Path:
     (path,) = [p for p in c.out.glob("dumps/*/vmcore") if p.parent.name != "whole"]
     return path
-
-
-def compare_bitmaps(mdf: Oracles, whole: Path, level: int, scratch: Path,
-                    ignored: int = 0) -> dict[str, int]:
-    """Pages each side keeps that the other excludes: theirs at `level`, ours without
-    the `ignored` bits."""
-    out = scratch / f"makedumpfile-d{level}"
-    mdf.makedumpfile(["-d", str(level), str(whole), str(out)])
-    theirs = read_kdump(str(out))
-    out.unlink()
-    with Vmcore(str(whole)) as v:
-        present, keep = dumpable_pages(v, level & ~ignored)
-    assert (theirs.bitmap1 == present).all(), f"-d {level}: the 1st bitmaps differ"
-    return {"ours": int(np.count_nonzero(keep)), "theirs": int(np.count_nonzero(theirs.bitmap2)),
-            "only_ours": int(np.count_nonzero(keep & ~theirs.bitmap2)),
-            "only_theirs": int(np.count_nonzero(theirs.bitmap2 & ~keep))}
 
 
 def crash_output(tool: Oracles, c: Cycle, dump: Path) -> str:
