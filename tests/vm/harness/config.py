@@ -28,6 +28,8 @@ class Arch:
     # The suite a guest is built from when --suite is not given (riscv64 is a
     # release architecture from trixie on).
     default_suite: str = "bookworm"
+    # Where kexec-tools comes from when the guest's suite has none for this arch.
+    kexec_tools_suite: str | None = None
 
     @property
     def kernel_metapackage(self) -> str:
@@ -79,6 +81,7 @@ ARCHES: dict[str, Arch] = {
         elf_machine=243,
         flavour="",
         default_suite="trixie",
+        kexec_tools_suite="forky",
     ),
 }
 

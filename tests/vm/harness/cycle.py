@@ -172,6 +172,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
                 roots.append(name)
         closure = apt.resolve(roots)
         kept = [p for p in closure if p.name not in EXCLUDED_PACKAGES]
+        borrowed = _borrowed_kexec_tools(opts, cache, mirrors, missing_optional)
     res["kernel"] = {"package": kernel.image.name, "version": kernel.image.version,
                      "release": kernel.release, "suite": kapt.suite,
                      "parts": [p.key for p in kernel_pkgs]}
@@ -180,6 +181,8 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["packages"] = [p.key for p in kept]
     res["packages_left_out"] = sorted(p.name for p in closure if p not in kept)
     res["optional_missing"] = missing_optional
+    if borrowed is not None:
+        res["kexec_tools_from"] = {"suite": borrowed[0].suite, "package": borrowed[1].key}
     log.info("kernel %s (%s), %d packages", kernel.release, kernel.image.version, len(kept))
 
     if custom is None:
@@ -193,6 +196,10 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     with t.step("extract"):
         kernel_dir = kernels.kernel_tree(cache, kernel, kdebs) if custom is None else None
         extracted = {p: extract(debs[p], p, cache) for p in kept}
+        if borrowed is not None:
+            kt_apt, kt = borrowed
+            kt_deb = kt_apt.download([kt], cache / "debs" / f"{kt_apt.suite}-{opts.arch.debian}")
+            extracted[kt] = extract(kt_deb[kt], kt, cache)
     vmlinuz = (kernels.boot_image(kernel_dir, kernel.release) if kernel_dir is not None
                else custom)
     assert vmlinuz is not None
@@ -337,6 +344,24 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["analyser"] = analyser
     log.info("dump saved and analysed: %s", opts.out / "report.json")
     return EXIT_OK
+
+
+def _borrowed_kexec_tools(opts: Options, cache: Path, mirrors: aptsources.Mirrors,
+                          missing: list[str]) -> tuple[AptState, Package] | None:
+    """kexec-tools from the arch's `kexec_tools_suite` when the guest's suite builds none
+    (trixie for riscv64: forky's), for `--loader kexec-tools`; its libraries must be the
+    guest's (the initramfs check says so if not)."""
+    suite = opts.arch.kexec_tools_suite
+    if "kexec-tools" not in missing or suite is None:
+        return None
+    kt_apt = kernels.apt_state(cache, suite, opts.arch, mirrors)
+    kt_apt.update(force=opts.refresh)
+    kt = kt_apt.candidate("kexec-tools")
+    if kt is None:
+        log.warning("%s has no kexec-tools for %s either", suite, opts.arch.debian)
+        return None
+    log.info("kexec-tools %s from %s", kt.version, suite)
+    return kt_apt, kt
 
 
 def custom_kernel(image: Path, arch: Arch) -> Kernel:
