@@ -5,6 +5,7 @@ from pathlib import Path
 
 from kdumpctl_py.analyse.prstatus import (
     EM_AARCH64,
+    EM_RISCV,
     EM_X86_64,
     CpuRegs,
     cpu_registers,
@@ -35,6 +36,13 @@ def test_x86_64_and_arm64_layouts() -> None:
                                                                0xFFFF800008003E90)
     assert parse_prstatus(X86_CPU1[:200], EM_X86_64, 0) is None  # short note
     assert parse_prstatus(X86_CPU1, 3, 0) is None  # an arch not known
+
+
+def test_riscv64_layout() -> None:
+    """struct user_regs_struct: pc first, then ra, sp (arch/riscv/include/uapi/asm/ptrace.h)."""
+    note = prstatus(247, {0: 0xFFFFFFFF80009A1E, 2: 0xFF2000000040BD30}, 32)
+    assert parse_prstatus(note, EM_RISCV, 1) == CpuRegs(1, 247, 0xFFFFFFFF80009A1E,
+                                                        0xFF2000000040BD30)
 
 
 def test_only_core_prstatus_notes_count_and_number_the_cpus() -> None:

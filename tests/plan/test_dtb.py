@@ -489,3 +489,27 @@ def test_place_dtb_finds_the_first_fit(size: int, lo: int, length: int, align: i
     fits = list(_candidates(size, lo, lo + length, align))
     want = (fits[-1] if top_down else fits[0]) if fits else None
     assert place_dtb(size, (lo, length), align=align, top_down=top_down) == want
+
+
+def test_firmware_memory_is_m_mode_and_no_map_reserved_memory() -> None:
+    """The riscv64 fixture's OpenSBI region, and a hand-made tree with one of each kind."""
+    from kdumpctl_py.plan.dtb import firmware_memory
+    from tests.conftest import SNAPSHOTS
+
+    fixture = (SNAPSHOTS / "debian13-riscv64/sys/firmware/fdt").read_bytes()
+    assert firmware_memory(fixture) == [(0x80000000, 0x80000)]
+    text = """/dts-v1/;
+/ { #address-cells = <2>; #size-cells = <2>;
+    reserved-memory { #address-cells = <1>; #size-cells = <1>; ranges;
+        mmode_resv1@80040000 { reg = <0x80040000 0x20000>; };
+        nomap@90000000 { reg = <0x90000000 0x1000>; no-map; };
+        shared@a0000000 { reg = <0xa0000000 0x1000>; };
+    };
+};
+"""
+    blob = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-"], input=text.encode(),
+                          capture_output=True, check=True).stdout
+    assert firmware_memory(blob) == [(0x80040000, 0x20000), (0x90000000, 0x1000)]
+    bare = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-"],
+                          input=b"/dts-v1/;\n/ { };\n", capture_output=True, check=True).stdout
+    assert firmware_memory(bare) == []
