@@ -29,6 +29,7 @@ class Status:
     reserved_bytes: int | None
     loaded: bool | None
     load_paths: dict[str, str]
+    load_paths_basis: str | None  # why they were not probed, when they were not
     method: str | None
     method_why: str
     lockdown: str | None
@@ -104,6 +105,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET) -> Status:
         reserved_bytes=reserved,
         loaded=loaded,
         load_paths=dict(view.probes),
+        load_paths_basis=view.probes_skipped,
         method=choice.method,
         method_why=choice.why,
         lockdown=view.lockdown,

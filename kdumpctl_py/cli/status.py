@@ -86,6 +86,8 @@ def render(st: Status) -> str:
         f"{format_bytes(r.size)} at {r.start:#x}-{r.end:#x}" for r in st.regions
     ) or (format_bytes(st.reserved_bytes) if st.reserved_bytes else "none")
     paths = ", ".join(f"{k} {v}" for k, v in st.load_paths.items())
+    if st.load_paths_basis:
+        paths += f" ({st.load_paths_basis})"
     dump = "none found"
     if st.newest_dump:
         d = st.newest_dump

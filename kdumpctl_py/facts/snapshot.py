@@ -29,6 +29,8 @@ FILES = (
     "/proc/cpuinfo",
     "/proc/modules",
     "/proc/sys/kernel/kexec_load_disabled",
+    "/proc/sys/kernel/kexec_load_limit_panic",
+    "/proc/sys/kernel/kexec_load_limit_reboot",
     "/sys/kernel/kexec_loaded",
     "/sys/kernel/kexec_crash_loaded",
     "/sys/kernel/kexec_crash_size",

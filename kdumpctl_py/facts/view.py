@@ -25,6 +25,14 @@ from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.elfcore import ElfCore, parse_elf_core
 from kdumpctl_py.facts.iomem import Iomem, parse_iomem
 from kdumpctl_py.facts.kconfig import parse_kconfig
+from kdumpctl_py.facts.kexec_calls import (
+    FDSET_TYPES_FILES,
+    LIMIT_FILES,
+    calls_from_evidence,
+    extended_from_types,
+    limits_set,
+    why_not_probed,
+)
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
@@ -261,8 +269,6 @@ class SystemView:
     @cached_property
     def kexec_file_fdset_types(self) -> str | None:
         """The kernel's list of the fd types KEXEC_FILE_FDSET takes (its sysfs file)."""
-        from kdumpctl_py.load.extended import FDSET_TYPES_FILES
-
         for rel in FDSET_TYPES_FILES:
             if (line := self._first_line(rel)) is not None:
                 return line
@@ -383,11 +389,29 @@ class SystemView:
         return parse_kconfig(text)
 
     @cached_property
+    def kexec_load_limits(self) -> dict[str, int]:
+        """kernel.kexec_load_limit_{panic,reboot} as far as the kernel has them (-1: none)."""
+        out = {}
+        for kind, rel in LIMIT_FILES.items():
+            if self.path(rel).exists() and (value := self._int(rel)) is not None:
+                out[kind] = value
+        return out
+
+    @cached_property
+    def probes_skipped(self) -> str | None:
+        """Why the load calls were judged without a probe; None when probed."""
+        return why_not_probed(self.kexec_load_limits)
+
+    @cached_property
     def probes(self) -> dict[str, str]:
         """Which load system calls this kernel answers: available, missing, not-permitted."""
+        if limits_set(self.kexec_load_limits):
+            return dict(calls_from_evidence(self.kexec_load_limits, self.kernel_config,
+                                            self.kexec_file_fdset_types,
+                                            self.kexec_load_disabled))
         if not self.live:
             return {k: str(v) for k, v in self.meta.get("probes", {}).items()}
-        from kdumpctl_py.load.extended import extended_from_types, probe_extended
+        from kdumpctl_py.load.extended import probe_extended
         from kdumpctl_py.load.syscalls import probe_kexec_file_load, probe_kexec_load
 
         return {

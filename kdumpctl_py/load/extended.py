@@ -26,15 +26,14 @@ import errno
 import os
 
 from kdumpctl_py.arch import Arch
-from kdumpctl_py.load.syscalls import Availability, raw_syscall
+from kdumpctl_py.facts.kexec_calls import Availability
+from kdumpctl_py.load.syscalls import raw_syscall
 
 KEXEC_FILE_FDSET = 0x40
 KEXEC_FILE_TYPE_KERNEL = 0
 KEXEC_FILE_TYPE_INITRD = 1
 KEXEC_FILE_TYPE_DTB = 2
 KEXEC_FDSET_MAX = 8  # the kernel refuses larger sets
-# Where the kernel lists the types, by name: 7.3 and later first, then 6.12's.
-FDSET_TYPES_FILES = ("/sys/kernel/kexec/file_fdset_types", "/sys/kernel/kexec_file_fdset_types")
 
 
 class KexecFileFd(ctypes.Structure):
@@ -59,13 +58,6 @@ def fdset(entries: list[tuple[int, int]]) -> ctypes.Structure:
     for i, (kind, fd) in enumerate(entries):
         out.fd[i] = KexecFileFd(kind, fd)
     return out
-
-
-def extended_from_types(line: str | None) -> Availability | None:
-    """What the kernel's list of fd types says; None without the list (then probe)."""
-    if line is None:
-        return None
-    return "available" if {"kernel", "dtb"} <= set(line.split()) else "missing"
 
 
 def probe_extended(arch: Arch) -> Availability:

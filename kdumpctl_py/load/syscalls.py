@@ -12,11 +12,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Literal
 
 from kdumpctl_py.arch import Arch
-
-Availability = Literal["available", "missing", "not-permitted", "unknown"]
+from kdumpctl_py.facts.kexec_calls import Availability
 
 # No kernel defines these flag bits (kexec_load's KEXEC_FLAGS is 0xf today,
 # kexec_file_load's KEXEC_FILE_FLAGS 0x3f): a kernel with the call says EINVAL.

@@ -50,6 +50,12 @@ def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
     if "not-permitted" in states:
         if view.kexec_load_disabled:
             return MethodChoice(None, "kexec is disabled (sysctl kernel.kexec_load_disabled=1)")
+        limits = view.kexec_load_limits
+        if limits.get("panic") == 0:
+            return MethodChoice(None, "no capture kernel loads are left until reboot "
+                                "(kernel.kexec_load_limit_panic=0, kernel.kexec_load_limit_reboot="
+                                f"{limits.get('reboot', 'unknown')}); each load counts against "
+                                "the panic limit, each other kexec call against the reboot limit")
         return MethodChoice(None, "kexec is not permitted (run as root; check lockdown)")
     if states == {"missing"}:
         return MethodChoice(None, "this kernel was built without kexec (CONFIG_KEXEC*)")

@@ -97,3 +97,54 @@ def test_fdset_types_from_either_sysfs_file(tmp_path: Path, rel: str) -> None:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_text("kernel initrd dtb\n")
     assert SystemView(root).kexec_file_fdset_types == "kernel initrd dtb"
+
+
+def limited_snapshot(tmp_path: Path, panic: int, reboot: int) -> Path:
+    """A snapshot whose kernel limits kexec loads, built with KEXEC_FILE and without KEXEC."""
+    root = minimal_snapshot(tmp_path)
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/kexec_load_limit_panic").write_text(f"{panic}\n")
+    (root / "proc/sys/kernel/kexec_load_limit_reboot").write_text(f"{reboot}\n")
+    (root / "boot").mkdir()
+    (root / "boot/config-6.1").write_text("CONFIG_KEXEC_FILE=y\n# CONFIG_KEXEC is not set\n")
+    return root
+
+
+def test_limited_loads_are_judged_from_config(tmp_path: Path) -> None:
+    view = SystemView(limited_snapshot(tmp_path, panic=8, reboot=4))
+    assert view.kexec_load_limits == {"panic": 8, "reboot": 4}
+    assert view.probes == {"extended": "missing", "kexec_file_load": "available",
+                           "kexec_load": "missing"}
+    assert view.probes_skipped is not None
+    assert "kexec_load_limit_panic=8" in view.probes_skipped
+    assert "kexec_load_limit_reboot=4" in view.probes_skipped
+
+
+def test_panic_limit_spent_is_not_permitted(tmp_path: Path) -> None:
+    view = SystemView(limited_snapshot(tmp_path, panic=0, reboot=-1))
+    assert view.probes["kexec_file_load"] == "not-permitted"
+
+
+def test_unlimited_snapshot_keeps_recorded_probes(tmp_path: Path) -> None:
+    view = SystemView(limited_snapshot(tmp_path, panic=-1, reboot=-1))
+    assert view.probes == {} and view.probes_skipped is None
+
+
+def test_live_probe_spends_no_load_when_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kexec_load_permitted() counts a probe as a load: with a limit, no call is made."""
+    import kdumpctl_py.load.syscalls as syscalls
+
+    calls: list[int] = []
+    monkeypatch.setattr(syscalls, "raw_syscall", lambda nr, *a: calls.append(nr) or 22)
+    import kdumpctl_py.load.extended as extended
+
+    monkeypatch.setattr(extended, "raw_syscall", syscalls.raw_syscall)
+    view = SystemView("/")
+    view.__dict__["kexec_load_limits"] = {"panic": 8, "reboot": 4}
+    view.__dict__["kexec_file_fdset_types"] = None
+    assert set(view.probes) == {"extended", "kexec_file_load", "kexec_load"}
+    assert calls == []
+    unlimited = SystemView("/")
+    unlimited.__dict__["kexec_load_limits"] = {"panic": -1, "reboot": -1}
+    unlimited.__dict__["kexec_file_fdset_types"] = None
+    assert unlimited.probes and calls  # the probe itself still runs when it costs nothing

@@ -44,3 +44,14 @@ def test_forced(tmp_path: Path) -> None:
     assert choose_method(v, "extended").method is None
     with pytest.raises(UsageError):
         choose_method(v, "bogus")
+
+
+def test_spent_panic_limit_names_both_sysctls(tmp_path: Path) -> None:
+    files = {"/proc/sys/kernel/kexec_load_limit_panic": "0\n",
+             "/proc/sys/kernel/kexec_load_limit_reboot": "4\n",
+             "/boot/config-6.1.0-test": "CONFIG_KEXEC_FILE=y\nCONFIG_KEXEC=y\n"}
+    v = SystemView(make_snapshot(tmp_path, "aarch64", files, probes={}))
+    choice = choose_method(v)
+    assert choice.method is None
+    assert "kernel.kexec_load_limit_panic=0" in choice.why
+    assert "kernel.kexec_load_limit_reboot=4" in choice.why
