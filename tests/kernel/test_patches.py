@@ -254,3 +254,19 @@ def test_the_series_applies_to_the_cached_source(series: str, tmp_path: Path) ->
         r = subprocess.run(["patch", "-p1", "-s", "-N", "-i", str(p)], cwd=tmp_path,
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{p.name}: {r.stdout}{r.stderr}"
+
+
+def test_the_cover_letter_names_the_series_and_answers_2017() -> None:
+    text = (REPO / "kernel" / "cover-letter.txt").read_text()
+    newest = SERIES[max(SERIES, key=lambda s: tuple(map(int, s.split("."))))]
+    assert re.search(rf"^Subject: \[PATCH 0/{len(newest)}\] ", text, re.M)
+    for patch in newest:
+        subject = re.search(r"^Subject: \[PATCH \d+/\d+\] (.+(?:\n .+)*)", patch.read_text(), re.M)
+        assert subject, patch.name
+        assert " ".join(subject.group(1).split()) in " ".join(text.split()), patch.name
+    # The objection that ended AKASHI's attempt, and what answers it.
+    assert "AKASHI" in text and "may not be allowed to specify a device tree" in text
+    for answer in ("Lockdown", "KEXEC_DTB_CHECK", "The merge", "Nothing is lost"):
+        assert answer in text, answer
+    assert "size field" in text  # the decision on an extensible struct, in writing
+    assert re.search(r"placeholder", text, re.I) and "No one has signed" in text
