@@ -27,7 +27,7 @@ import os
 
 from kdumpctl_py.arch import Arch
 from kdumpctl_py.facts.kexec_calls import Availability
-from kdumpctl_py.load.syscalls import raw_syscall
+from kdumpctl_py.load.syscalls import kexec_file_load_nr, raw_syscall
 
 KEXEC_FILE_FDSET = 0x40
 KEXEC_FILE_TYPE_KERNEL = 0
@@ -63,7 +63,10 @@ def fdset(entries: list[tuple[int, int]]) -> ctypes.Structure:
 def probe_extended(arch: Arch) -> Availability:
     if arch.name != os.uname().machine:
         return "unknown"
-    err = raw_syscall(arch.kexec_file_load_nr, -1, -1, 0, None, KEXEC_FILE_FDSET, None)
+    nr = kexec_file_load_nr(arch)
+    if nr is None:
+        return "missing"
+    err = raw_syscall(nr, -1, -1, 0, None, KEXEC_FILE_FDSET, None)
     if err == errno.EFAULT:
         return "available"
     if err in (errno.EINVAL, errno.ENOSYS):
