@@ -10,8 +10,10 @@ from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.load.syscalls import KexecCallError
 
 
-def explain(e: KexecCallError, view: SystemView, method: str) -> KdumpError:
-    """One line for a failed load: the cause and the next step."""
+def explain(e: KexecCallError, view: SystemView, method: str,
+            dtb: str | None = None) -> KdumpError:
+    """One line for a failed load: the cause and the next step; `dtb` is the device tree
+    handed to the extended call, named when lockdown may be what refused it."""
     err, call = e.errno, e.call
     if err == errno.EPERM:
         if view.kexec_load_disabled:
@@ -19,13 +21,18 @@ def explain(e: KexecCallError, view: SystemView, method: str) -> KdumpError:
         elif view.lockdown not in (None, "none") and call == "kexec_load":
             why = (f"kernel lockdown ({view.lockdown}) forbids kexec_load; use --method file "
                    "with a signed kernel")
+        elif view.lockdown not in (None, "none") and dtb is not None:
+            why = (f"kernel lockdown ({view.lockdown}) refuses the device tree {dtb} unless "
+                   "IMA appraises it with a signature (and the kernel image unless signed); "
+                   "use --method file to let the kernel build its own")
         elif view.lockdown not in (None, "none"):
             why = (f"kernel lockdown ({view.lockdown}) requires a signed kernel image that the "
                    "kernel's keyrings trust")
         elif os.geteuid() != 0:
             why = "loading a capture kernel needs root (CAP_SYS_BOOT)"
         else:
-            why = ("the kernel refused: check sysctl kernel.kexec_load_limit_panic and "
+            why = ("the kernel refused: check sysctls kernel.kexec_load_limit_panic (each "
+                   "capture kernel load counts), kernel.kexec_load_limit_reboot and "
                    "kernel.kexec_load_disabled")
     elif err == errno.ENODATA:
         why = "the kernel image is not signed and this kernel requires signatures"

@@ -65,7 +65,8 @@ def load(view: SystemView, plan: LoadPlan) -> None:
             flags = KEXEC_FILE_ON_CRASH | (KEXEC_FILE_NO_INITRAMFS if initrd_fd < 0 else 0)
             kexec_file_load(arch, kernel_fd, initrd_fd, plan.cmdline, flags)
     except KexecCallError as e:
-        raise explain(e, view, plan.method) from None
+        raise explain(e, view, plan.method,
+                      plan.dtb_path if plan.method == "extended" else None) from None
 
 
 def unload(view: SystemView) -> bool:

@@ -46,6 +46,7 @@ class LoadPlan:
     kernel_size: int  # as the file was (packed), even when only its size is known
     initrd_size: int | None
     notes: tuple[str, ...] = ()  # what a dry run on a snapshot could not know
+    dtb_path: str | None = None  # where `dtb` came from, for the messages
 
 
 def default_kernel(view: SystemView) -> str:
@@ -159,7 +160,9 @@ def plan_load(view: SystemView, req: LoadRequest,
             classic = plan_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
     elif choice.method == "extended" and dtb is None:
         dtb = view.fdt
+    dtb_path = req.dtb or ("/sys/firmware/fdt" if dtb is not None else None)
     if classic is None:
         check_fits(view, in_memory, initrd_size)
     return LoadPlan(choice.method, choice.why, kernel_path, initrd_path, cmdline, image, packed,
-                    kernel, initrd, dtb, classic, kernel_size, initrd_size, tuple(notes))
+                    kernel, initrd, dtb, classic, kernel_size, initrd_size, tuple(notes),
+                    dtb_path)

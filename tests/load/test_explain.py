@@ -48,3 +48,22 @@ def test_says_a_kernel_is_still_loaded(tmp_path: Path) -> None:
     v = view(tmp_path, sys__kernel__kexec_crash_loaded="1\n")
     assert str(explain(KexecCallError(errno.EBUSY, "kexec_load"), v, "classic")).endswith(
         "a capture kernel is loaded")
+
+
+def test_lockdown_names_the_refused_dtb(tmp_path: Path) -> None:
+    v = view(tmp_path, sys__kernel__security__lockdown="none [integrity] confidentiality\n")
+    message = str(explain(KexecCallError(errno.EPERM, "kexec_file_load"), v, "extended",
+                          "/etc/kdumpctl-py/capture.dtb"))
+    assert "device tree /etc/kdumpctl-py/capture.dtb" in message
+    assert "--method file" in message
+    # Without a DTB (the plain call) the kernel image is what lockdown refused.
+    plain = str(explain(KexecCallError(errno.EPERM, "kexec_file_load"), v, "file"))
+    assert "device tree" not in plain and "signed kernel" in plain
+
+
+def test_a_refusal_without_lockdown_names_both_limits(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    message = str(explain(KexecCallError(errno.EPERM, "kexec_file_load"), view(tmp_path), "file"))
+    assert "kernel.kexec_load_limit_panic" in message
+    assert "kernel.kexec_load_limit_reboot" in message

@@ -173,6 +173,17 @@ def test_a_refused_load_is_one_line_and_leaks_no_fd(tmp_path: Path, kernel: Kern
     assert len(kernel.calls) == 1 and _open_fds() == before
 
 
+def test_lockdown_refusing_the_extended_load_names_the_dtb(tmp_path: Path,
+                                                           kernel: Kernel) -> None:
+    kernel.err = errno.EPERM
+    root = _view(tmp_path).root
+    (root / "sys/kernel/security").mkdir(parents=True)
+    (root / "sys/kernel/security/lockdown").write_text("none [integrity] confidentiality\n")
+    plan = replace(_plan("extended", dtb=DTB), dtb_path="/root/board.dtb")
+    with pytest.raises(KdumpError, match=r"refuses the device tree /root/board\.dtb unless IMA"):
+        loader.load(SystemView(root), plan)
+
+
 @pytest.mark.parametrize("probes,nr,args", [
     ({"kexec_file_load": "available", "kexec_load": "available"}, X86.kexec_file_load_nr,
      (-1, -1, 1, UNLOAD | ON_CRASH)),
