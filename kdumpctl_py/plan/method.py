@@ -30,7 +30,8 @@ def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
         if wanted not in LOAD_METHODS:
             raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(LOAD_METHODS)})")
         state = probes.get(PROBE_OF[wanted], "unknown")
-        if state in ("available", "unknown"):
+        # Only the answer this method's kernel gives counts: "unknown" is not "available".
+        if state == "available":
             return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
         return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
     locked = view.lockdown not in (None, "none")

@@ -42,6 +42,9 @@ def test_forced(tmp_path: Path) -> None:
     v = view(tmp_path, {**ALL, "extended": "missing"})
     assert choose_method(v, "classic").method == "classic"
     assert choose_method(v, "extended").method is None
+    unknown = view(tmp_path / "unknown", {**ALL, "kexec_load": "unknown"})
+    refused = choose_method(unknown, "classic")
+    assert refused.method is None and "kexec_load is unknown" in refused.why
     with pytest.raises(UsageError):
         choose_method(v, "bogus")
 
