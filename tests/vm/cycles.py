@@ -218,3 +218,31 @@ def compare_bitmaps(mdf: Oracles, whole: Path, level: int, scratch: Path,
     return {"ours": int(np.count_nonzero(keep)), "theirs": int(np.count_nonzero(theirs.bitmap2)),
             "only_ours": int(np.count_nonzero(keep & ~theirs.bitmap2)),
             "only_theirs": int(np.count_nonzero(theirs.bitmap2 & ~keep))}
+
+
+def assert_efi_acpi_boot(console: str) -> None:
+    """A kernel's log of a boot through EFI with ACPI, never from a device tree's
+    machine description."""
+    assert re.search(r"^\[ *[\d.]+\] efi: EFI v[\d.]+ by EDK II", console, re.M)
+    assert re.search(r"^\[ *[\d.]+\] efi: .*ACPI 2\.0=0x", console, re.M)
+    assert re.search(r"^\[ *[\d.]+\] ACPI: RSDP 0x", console, re.M)
+    assert "Machine model:" not in console
+
+
+def assert_capture_memory_from_efi(capture: str, iomem: str) -> None:
+    """The EFI memory map gave the capture kernel its memory, which
+    linux,usable-memory-range then capped to the crash region (`Crash kernel` in the
+    crashed kernel's /proc/iomem): the other ranges of its memblock are the EFI map's
+    no-map regions (runtime services, firmware), which memblock_cap_memory_range keeps,
+    and none may be the crashed kernel's System RAM."""
+    nodes = re.findall(r"node   0: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\]", capture)
+    reserved = re.search(r"^ *([0-9a-f]+)-([0-9a-f]+) : Crash kernel$", iomem, re.M)
+    assert nodes and reserved
+    crash = (int(reserved.group(1), 16), int(reserved.group(2), 16))
+    ranges = [(int(a, 16), int(b, 16)) for a, b in nodes]
+    assert crash in ranges
+    ram = [(int(a, 16), int(b, 16)) for a, b in
+           re.findall(r"^([0-9a-f]+)-([0-9a-f]+) : System RAM$", iomem, re.M)]
+    for start, end in ranges:
+        if (start, end) != crash:
+            assert all(end < lo or start > hi for lo, hi in ram), (hex(start), hex(end))
