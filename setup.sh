@@ -15,7 +15,7 @@ apt-get install -y -q --no-install-recommends \
     qemu-system-x86 qemu-system-arm qemu-system-misc qemu-utils qemu-user-static \
     busybox-static cpio e2fsprogs zstd xz-utils dpkg-dev ca-certificates \
     device-tree-compiler makedumpfile crash gdb mandoc systemd binutils-aarch64-linux-gnu \
-    mmdebstrap ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \
+    mmdebstrap proot ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \
     grub-common dosfstools mtools fdisk \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross make flex bison bc patch perl libssl-dev \
     libelf-dev

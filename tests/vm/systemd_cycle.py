@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import aptsources, disk, guestroot, initramfs, wheel  # noqa: E402
+from harness import aptsources, disk, foreignroot, guestroot, initramfs, wheel  # noqa: E402
 from harness.cache import building_dir, cache_root  # noqa: E402
 from harness.config import ARCHES  # noqa: E402
 from harness.debian import AptState, extract  # noqa: E402
@@ -185,15 +185,18 @@ def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES) -> tuple[
     """A cache key from the versions apt would install for `packages`."""
     closure = apt.resolve(list(packages))
     versions = sorted(p.key for p in closure)
-    data = json.dumps({"packages": versions, "roots": packages,
-                       "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES},
-                      sort_keys=True)
+    key: dict[str, Any] = {"packages": versions, "roots": packages,
+                           "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES}
+    if apt.arch.debian != foreignroot.host_arch():
+        key["foreign"] = foreignroot.options()
+    data = json.dumps(key, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16], versions
 
 
 def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
                packages: tuple[str, ...] = ROOT_PACKAGES, name: str = "systemd-root") -> Path:
-    """The mmdebstrap'd root of `packages` for apt's architecture, cached by versions."""
+    """The mmdebstrap'd root of `packages` for apt's architecture, cached by versions;
+    another architecture's is configured under proot (harness/foreignroot.py)."""
     key, versions = root_key(apt, packages)
     final = cache / name / f"{SUITE}-{apt.arch.debian}-{key}"
     if (final / "root" / "usr" / "bin" / "python3").exists():
@@ -206,11 +209,15 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
     if mirrors.security:
         sources.append(f"deb {mirrors.security} {SUITE}-security main")
     with building_dir(final) as tmp:
-        run(["mmdebstrap", *MMDEBSTRAP_OPTIONS, "--quiet",
-             f"--include={','.join(packages)}",
-             *[f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES],
-             f"--architectures={apt.arch.debian}", SUITE, tmp / "root", *sources],
-            timeout=3600)
+        if apt.arch.debian == foreignroot.host_arch():
+            run(["mmdebstrap", *MMDEBSTRAP_OPTIONS, "--quiet",
+                 f"--include={','.join(packages)}",
+                 *[f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES],
+                 f"--architectures={apt.arch.debian}", SUITE, tmp / "root", *sources],
+                timeout=3600)
+        else:
+            foreignroot.build(tmp / "root", apt.arch.debian, SUITE, packages, sources,
+                              DPKG_EXCLUDES, tmp / "debs")
         (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
     return final / "root"
 
