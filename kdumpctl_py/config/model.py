@@ -70,3 +70,15 @@ class Config:
     source: str | None = None  # the file read; None: no file, the defaults
     lines: tuple[tuple[str, int], ...] = ()  # (directive, line number) as read
     warnings: tuple[str, ...] = ()  # FILE:LINE: what was ignored and why
+
+
+BY_KEY = {"LABEL": "by-label", "UUID": "by-uuid", "PARTUUID": "by-partuuid",
+          "PARTLABEL": "by-partlabel"}
+
+
+def device_path(device: str) -> str:
+    """The /dev path udev gives a LABEL=/UUID=/... spec (the spec itself if a path)."""
+    key, sep, value = device.partition("=")
+    if sep and key in BY_KEY:
+        return f"/dev/disk/{BY_KEY[key]}/{value}"
+    return device

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target, known_hosts
+from kdumpctl_py.config.model import (
+    Config,
+    NfsTarget,
+    SshTarget,
+    Target,
+    device_path,
+    known_hosts,
+)
 from kdumpctl_py.config.settings import SETTINGS
 from kdumpctl_py.facts.known_hosts import host_name, knows_host
 
@@ -15,18 +22,6 @@ if TYPE_CHECKING:
 # Where the programs a network target needs are looked for (the capture kernel boots
 # the same root).
 PROGRAM_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
-BY_KEY = {"LABEL": "by-label", "UUID": "by-uuid", "PARTUUID": "by-partuuid",
-          "PARTLABEL": "by-partlabel"}
-
-
-def device_path(device: str) -> str:
-    """The /dev path udev gives a LABEL=/UUID=/... spec (the spec itself if a path)."""
-    key, sep, value = device.partition("=")
-    if sep and key in BY_KEY:
-        return f"/dev/disk/{BY_KEY[key]}/{value}"
-    return device
-
-
 def show(cfg: Config, looked: str = "the configuration file") -> str:
     """Every directive with the value in force; `# default` marks what the file left out.
 

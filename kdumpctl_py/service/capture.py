@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kdumpctl_py.capture.record import SaveRecord, summary
-from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target
+from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target, device_path
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
 from kdumpctl_py.service.ssh import (
@@ -156,8 +156,6 @@ def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, 
     if isinstance(target, NfsTarget):
         notify.status(f"mounting {target.export}")
         return "nfs4", target.export, ",".join(filter(None, (NFS_OPTIONS, target.options)))
-    from kdumpctl_py.config.render import device_path
-
     dev = device_path(target.device)
     notify.status(f"waiting for {target.device}")
     if not machine.wait_for(dev):

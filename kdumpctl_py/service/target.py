@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.model import Config, NfsTarget, Target
-from kdumpctl_py.config.render import device_path
+from kdumpctl_py.config.model import Config, NfsTarget, Target, device_path
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView

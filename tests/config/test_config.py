@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from kdumpctl_py.cli import build_parser
 from kdumpctl_py.config import Config, ConfigError, Target, parse_text, read_config
-from kdumpctl_py.config.model import NfsTarget, SshTarget
-from kdumpctl_py.config.render import device_path, machine_problems, show
+from kdumpctl_py.config.model import NfsTarget, SshTarget, device_path
+from kdumpctl_py.config.render import machine_problems, show
 from kdumpctl_py.config.settings import (
     COMPRESSIONS,
     DEFAULT_PATH,
