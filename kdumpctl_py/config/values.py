@@ -63,7 +63,6 @@ def size(word: str) -> int:
     return value
 
 
-
 def field(key: str, convert: Callable[[str], object]) -> Parse:
     """A directive that takes one word and sets one field."""
     return lambda name, args, values: {key: convert(one(args))}
