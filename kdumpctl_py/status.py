@@ -40,6 +40,7 @@ class Status:
     free_bytes: int | None
     newest_dump: DumpEntry | None
     last_test: str | None
+    capture_cmdline: str | None = None  # what a load gives the capture kernel
 
     def to_json(self) -> dict[str, Any]:
         """The assessment's own keys; `requested`, `reserved` come from kdumpctl_py.vocabulary."""

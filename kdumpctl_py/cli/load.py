@@ -59,7 +59,7 @@ def run_load(args: argparse.Namespace) -> int:
 
         refresh(view)
         view = open_view(args)  # /boot may have changed
-    plan = plan_capture_load(view, args)
+    plan = plan_from_args(view, args)
     if not args.dry_run:
         check_before_arming(view)
     if args.dry_run:
@@ -104,34 +104,17 @@ def show_last_test(view: SystemView) -> None:
         print(f"last test: {line}")
 
 
-def plan_capture_load(view: SystemView, args: argparse.Namespace | None = None,
-                      extra_append: tuple[str, ...] = ()) -> LoadPlan:
-    """The load plan: the command's options over the configuration's settings."""
+def plan_from_args(view: SystemView, args: argparse.Namespace | None = None,
+                   extra_append: tuple[str, ...] = ()) -> LoadPlan:
+    """The command's options handed to the one planner, with the configuration in force."""
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.config.render import machine_problems
-    from kdumpctl_py.errors import KdumpError
-    from kdumpctl_py.plan.capture_cmdline import capture_cmdline
-    from kdumpctl_py.plan.load import LoadRequest, plan_load
-    from kdumpctl_py.service.target import is_network
+    from kdumpctl_py.plan.load import LoadRequest, plan_capture_load
 
-    cfg = read_config(view)
-    problems = machine_problems(cfg, view)
-    if problems:
-        raise KdumpError(f"{cfg.source}: {problems[0]}"
-                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    cmdline = getattr(args, "cmdline", None)
-    if cmdline is None:
-        if view.cmdline is None:
-            raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
-                             "give --cmdline")
-        cmdline = capture_cmdline(view.cmdline, view.arch.name, remove=cfg.cmdline_remove,
-                                  append=(*cfg.cmdline_append, *extra_append),
-                                  network=is_network(cfg))
     req = LoadRequest(getattr(args, "kernel", None), getattr(args, "initrd", None),
-                      getattr(args, "dtb", None), cmdline,
-                      getattr(args, "method", None) or cfg.method,
-                      bool(getattr(args, "no_initrd", False)))
-    return plan_load(view, req)
+                      getattr(args, "dtb", None), getattr(args, "cmdline", None),
+                      getattr(args, "method", None), bool(getattr(args, "no_initrd", False)),
+                      extra_append)
+    return plan_capture_load(view, read_config(view), req)
 
 
 def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:

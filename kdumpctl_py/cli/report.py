@@ -31,8 +31,8 @@ def register(sub: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.config.model import NfsTarget
-    from kdumpctl_py.service.target import first_kernel_dump_dir, is_network, under
+    from kdumpctl_py.config.model import NfsTarget, is_network
+    from kdumpctl_py.service.target import first_kernel_dump_dir, under
 
     view = open_view(args)
     cfg = read_config(view)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
+    from kdumpctl_py.plan.capture_cmdline import configured_cmdline
     from kdumpctl_py.service.check import check_target
     from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results
     from kdumpctl_py.service.testid import last_test
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = assess(view, dump_dir or cfg.path)
-    st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)))
+    st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)),
+                 capture_cmdline=None if view.cmdline is None else configured_cmdline(view, cfg))
     check = check_target(cfg, view) if view.live else None
     if check is not None:
         st = replace(st, target=check.target, free_bytes=None)
@@ -111,6 +113,7 @@ def render(st: Status) -> str:
         ("dump target", f"{st.target} ({format_bytes(st.free_bytes)} free)"),
         ("newest dump", dump),
         ("last test", st.last_test or "none recorded"),
+        ("capture cmdline", st.capture_cmdline or "unknown (/proc/cmdline is unreadable)"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join([head] + [f"  {k:<{width}}  {v}" for k, v in rows])

@@ -30,7 +30,7 @@ def crash_now(trigger: str = SYSRQ_TRIGGER) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
-    from kdumpctl_py.cli.load import carry_out, plan_capture_load
+    from kdumpctl_py.cli.load import carry_out, plan_from_args
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import KdumpError
     from kdumpctl_py.service import notify, testid
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                          "just reboot (kdumpctl-py status says why)")
     cfg = read_config(view)
     test_id = testid.new_id()
-    plan = plan_capture_load(view, extra_append=(f"{testid.PARAM}={test_id}",))
+    plan = plan_from_args(view, extra_append=(f"{testid.PARAM}={test_id}",))
     if not args.yes:
         print("kdumpctl-py test crashes this machine now: it reboots through the capture "
               "kernel and loses everything not saved.")

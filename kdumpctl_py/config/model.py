@@ -72,6 +72,11 @@ class Config:
     warnings: tuple[str, ...] = ()  # FILE:LINE: what was ignored and why
 
 
+def is_network(cfg: Config) -> bool:
+    """An ssh or nfs target: the capture kernel needs the network up."""
+    return cfg.target is not None and not isinstance(cfg.target, Target)
+
+
 BY_KEY = {"LABEL": "by-label", "UUID": "by-uuid", "PARTUUID": "by-partuuid",
           "PARTLABEL": "by-partlabel"}
 

@@ -4,7 +4,15 @@ kdump-tools), then the configuration's cmdline_remove and cmdline_append."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from kdumpctl_py.config.model import is_network
+from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.cmdline import split_cmdline
+
+if TYPE_CHECKING:
+    from kdumpctl_py.config.model import Config
+    from kdumpctl_py.facts.view import SystemView
 
 # Parameters whose every instance is dropped: they reserve or size memory the
 # capture kernel does not have, or silence the console we need to read.
@@ -51,3 +59,15 @@ def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
     drop = set(remove)
     line = [w for w in [*kept, *extra] if w.partition("=")[0] not in drop]
     return " ".join(_quote(w) for w in [*line, *append])
+
+
+def configured_cmdline(view: SystemView, cfg: Config, extra_append: tuple[str, ...] = ()) -> str:
+    """The line every load and `status` give the capture kernel unless --cmdline replaces
+    it: the running kernel's, made fit by `capture_cmdline` with the configuration's
+    cmdline_remove and cmdline_append (then `extra_append`, a test's id)."""
+    if view.cmdline is None:
+        raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
+                         "give --cmdline")
+    return capture_cmdline(view.cmdline, view.arch.name, remove=cfg.cmdline_remove,
+                           append=(*cfg.cmdline_append, *extra_append),
+                           network=is_network(cfg))

@@ -1,8 +1,8 @@
 """Everything about loading a capture kernel that can be decided without a system call.
 
-`plan_load` is a pure function of the system view and the user's choices:
-which method, which files, which command line, and for kexec_load the whole
-segment list. `kdumpctl_py.load.loader` carries a plan out.
+`plan_capture_load` is a pure function of the system view, the configuration and
+the command's options: which method, which files, which command line, and for
+kexec_load the whole segment list. `kdumpctl_py.load.loader` carries a plan out.
 """
 
 from __future__ import annotations
@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.kernel_image import KernelImage, memory_size, probe, unwrap
 from kdumpctl_py.facts.view import BOOT_HEADER, SystemView
 from kdumpctl_py.plan.bootfiles import find_initrd, find_kernel
-from kdumpctl_py.plan.capture_cmdline import capture_cmdline
+from kdumpctl_py.plan.capture_cmdline import configured_cmdline
 from kdumpctl_py.plan.method import choose_method
 from kdumpctl_py.plan.segments import IMAGE_FORMAT, ClassicPlan, plan_classic
+
+if TYPE_CHECKING:
+    from kdumpctl_py.config.model import Config
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,10 @@ class LoadRequest:
     kernel: str | None = None
     initrd: str | None = None
     dtb: str | None = None
-    cmdline: str | None = None
-    method: str = "auto"
+    cmdline: str | None = None  # None: /proc/cmdline and the configuration make it
+    method: str | None = None  # None: the configuration's
     no_initrd: bool = False
+    extra_append: tuple[str, ...] = ()  # after the configuration's cmdline_append
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,17 @@ def _kernel(view: SystemView, path: str) -> tuple[bytes, str | None, KernelImage
     return kernel, packed, image, size, in_memory
 
 
+def _initrd(view: SystemView, path: str | None) -> tuple[bytes | None, int | None]:
+    """The initrd and its size; the size alone when a snapshot has only that."""
+    if path is None:
+        return None, None
+    size = _known_size(view, path)
+    if size is not None:
+        return None, size
+    data = _read(view, path, "initrd")
+    return data, len(data)
+
+
 def check_image(view: SystemView, path: str, image: KernelImage, method: str) -> None:
     """An image the kernel's loader cannot boot is refused before the kernel refuses it."""
     if view.arch.name == "x86_64" and method in ("file", "extended") \
@@ -117,9 +133,22 @@ def check_fits(view: SystemView, in_memory: int, initrd_size: int | None) -> Non
                          f"than the {format_bytes(region)} crash region")
 
 
-def plan_load(view: SystemView, req: LoadRequest,
-              randbytes: Callable[[int], bytes] = os.urandom) -> LoadPlan:
-    choice = choose_method(view, req.method)
+def check_machine(view: SystemView, cfg: Config) -> None:
+    """What the configuration names but this machine lacks stops the load, in one line."""
+    from kdumpctl_py.config.render import machine_problems
+
+    problems = machine_problems(cfg, view)
+    if problems:
+        raise KdumpError(f"{cfg.source}: {problems[0]}"
+                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def plan_capture_load(view: SystemView, cfg: Config, req: LoadRequest = LoadRequest(),
+                      randbytes: Callable[[int], bytes] = os.urandom) -> LoadPlan:
+    """The one planner every load (start, test, --dry-run) goes through: the command's
+    options over the configuration's settings."""
+    check_machine(view, cfg)
+    choice = choose_method(view, req.method or cfg.method)
     if choice.method is None:
         raise KdumpError(f"cannot load a capture kernel: {choice.why}")
     kernel_path = req.kernel or default_kernel(view)
@@ -131,11 +160,7 @@ def plan_load(view: SystemView, req: LoadRequest,
     if image.machine != view.arch.name:
         raise UsageError(f"{kernel_path} is a {image.machine} kernel; this machine is "
                          f"{view.arch.name}")
-    initrd_size = _known_size(view, initrd_path) if initrd_path else None
-    initrd = None
-    if initrd_path and initrd_size is None:
-        initrd = _read(view, initrd_path, "initrd")
-        initrd_size = len(initrd)
+    initrd, initrd_size = _initrd(view, initrd_path)
     check_image(view, kernel_path, image, choice.method)
     partial = [p for p, data in ((kernel_path, kernel), (initrd_path, initrd))
                if p and not data]
@@ -143,13 +168,9 @@ def plan_load(view: SystemView, req: LoadRequest,
         notes.append(f"the snapshot was taken without --with-boot: {', '.join(partial)} "
                      "known by name, size and header only"
                      + ("; no segments planned" if choice.method == "classic" else ""))
-    if req.cmdline is not None:
-        cmdline = req.cmdline
-    elif view.cmdline is not None:
-        cmdline = capture_cmdline(view.cmdline, view.arch.name)
-    else:
-        raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
-                         "give --cmdline")
+    cmdline = req.cmdline
+    if cmdline is None:
+        cmdline = configured_cmdline(view, cfg, req.extra_append)
     dtb = _read(view, req.dtb, "DTB") if req.dtb else None
     classic = None
     if choice.method == "classic":

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kdumpctl_py.capture.record import SaveRecord, summary
-from kdumpctl_py.config.model import Config, NfsTarget, SshTarget, Target, device_path
+from kdumpctl_py.config.model import (
+    Config,
+    NfsTarget,
+    SshTarget,
+    Target,
+    device_path,
+    is_network,
+)
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
 from kdumpctl_py.service.ssh import (
@@ -29,7 +36,6 @@ from kdumpctl_py.service.target import (
     MOUNT_POINT,
     NETWORK_RESULTS,
     NFS_OPTIONS,
-    is_network,
     shown,
     under,
 )

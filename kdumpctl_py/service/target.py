@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.config.model import Config, NfsTarget, Target, device_path
+from kdumpctl_py.config.model import Config, NfsTarget, Target, device_path, is_network
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -48,10 +48,6 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
 # Where the capture kernel leaves a test's result when the dump went over the network:
 # the root file system, which the first kernel reads after the reboot.
 NETWORK_RESULTS = "/var/lib/kdumpctl-py"
-
-
-def is_network(cfg: Config) -> bool:
-    return cfg.target is not None and not isinstance(cfg.target, Target)
 
 
 def first_kernel_results(cfg: Config, view: SystemView) -> str | None:

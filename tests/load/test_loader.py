@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.arch import get_arch
+from kdumpctl_py.config.model import Config
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.iomem import Range
 from kdumpctl_py.facts.kernel_image import KernelImage
 from kdumpctl_py.facts.view import META, SystemView
 from kdumpctl_py.load import extended, loader, syscalls
-from kdumpctl_py.plan.load import LoadPlan, LoadRequest, plan_load
+from kdumpctl_py.plan.load import LoadPlan, LoadRequest, plan_capture_load
 from kdumpctl_py.plan.segments import ClassicPlan, Segment
 from tests.builders import synthetic_snapshot
 from tests.snapshots import make_snapshot
@@ -216,7 +217,7 @@ def test_unload_and_load_word_a_kernel_without_kexec_alike(tmp_path: Path) -> No
     (root / META).write_text(json.dumps(meta))
     view = SystemView(root)
     with pytest.raises(KdumpError) as loading:
-        plan_load(view, LoadRequest())
+        plan_capture_load(view, Config(), LoadRequest())
     with pytest.raises(KdumpError) as unloading:
         loader.unload(view)
     why = "this kernel was built without kexec (CONFIG_KEXEC*)"

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import main
+from kdumpctl_py.config.model import Config
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
-from kdumpctl_py.plan.load import LoadRequest, plan_load
+from kdumpctl_py.plan.load import LoadRequest, plan_capture_load
 from tests.builders import arm64_image, riscv_image
 from tests.conftest import SNAPSHOT_NAMES, SNAPSHOTS, expected_facts
 
@@ -48,7 +49,7 @@ def kernel_name(view: SystemView) -> str:
 def test_plan_on_fixture(tmp_path: Path, name: str) -> None:
     view = with_boot(tmp_path, name)
     want = expected_facts(name)
-    plan = plan_load(view, LoadRequest(), randbytes=lambda n: b"\x11" * n)
+    plan = plan_capture_load(view, Config(), LoadRequest(), randbytes=lambda n: b"\x11" * n)
     assert plan.method == want["method"]
     assert "crashkernel=" not in plan.cmdline and "reset_devices" in plan.cmdline
     assert plan.kernel_path == "/" + kernel_name(view)
@@ -90,14 +91,14 @@ def test_wrong_arch_kernel_is_refused(tmp_path: Path) -> None:
     view = with_boot(tmp_path, "debian12-arm64")
     (view.root / f"boot/vmlinuz-{view.uname.release}").write_bytes(bzimage())
     with pytest.raises(UsageError, match="is a x86_64 kernel"):
-        plan_load(SystemView(view.root), LoadRequest())
+        plan_capture_load(SystemView(view.root), Config(), LoadRequest())
 
 
 def test_region_too_small_says_so(tmp_path: Path) -> None:
     view = with_boot(tmp_path, "debian12-arm64")
     (view.root / f"boot/initrd.img-{view.uname.release}").write_bytes(bytes(230 << 20))
     with pytest.raises(KdumpError, match="cannot hold"):
-        plan_load(SystemView(view.root), LoadRequest())
+        plan_capture_load(SystemView(view.root), Config(), LoadRequest())
 
 
 @pytest.mark.parametrize("name", GUESTS)
@@ -135,7 +136,7 @@ def test_an_elf_vmlinux_is_not_for_x86_kexec_file_load(tmp_path: Path) -> None:
     (view.root / "boot/vmlinux").write_bytes(kcore_bytes([], b"", tail=0))
     with pytest.raises(UsageError, match="is an elf image; x86_64 kexec_file_load boots only a "
                        "bzImage"):
-        plan_load(view, LoadRequest(kernel="/boot/vmlinux"))
+        plan_capture_load(view, Config(), LoadRequest(kernel="/boot/vmlinux"))
 
 
 def test_a_kernel_larger_than_the_region_is_refused(tmp_path: Path) -> None:
@@ -145,4 +146,40 @@ def test_a_kernel_larger_than_the_region_is_refused(tmp_path: Path) -> None:
     (view.root / f"boot/vmlinuz-{view.uname.release}").write_bytes(big)
     with pytest.raises(KdumpError, match=r"the capture kernel \(240 MiB in memory\) and initrd "
                        r"\(20 MiB\) need 260 MiB, more than the 256 MiB crash region"):
-        plan_load(SystemView(view.root), LoadRequest())
+        plan_capture_load(SystemView(view.root), Config(), LoadRequest())
+
+
+@pytest.mark.parametrize("name", GUESTS)
+def test_one_capture_command_line_whichever_path(
+        tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """kexec_file_load's argument, kexec_load's DTB bootargs, `load --dry-run`, `status`
+    and `test` carry the one line, cmdline_remove and cmdline_append applied (issue 20)."""
+    import json
+
+    import libfdt
+
+    from kdumpctl_py.cli.load import plan_from_args
+
+    view = with_boot(tmp_path, name)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("cmdline_remove reset_devices console\n"
+                    "cmdline_append dyndbg=+p ignore_loglevel\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    plan = plan_from_args(view)
+    words = plan.cmdline.split()
+    assert "reset_devices" not in words and not any(w.startswith("console=") for w in words)
+    assert words[-2:] == ["dyndbg=+p", "ignore_loglevel"] and "nr_cpus=1" in words
+    if plan.classic is not None:  # kexec_load: the line is the DTB's /chosen/bootargs
+        fdt = libfdt.Fdt(plan.classic.segment("dtb").data)
+        bootargs = fdt.getprop(fdt.path_offset("/chosen"), "bootargs").as_str()
+        assert bootargs == plan.cmdline
+    else:  # kexec_file_load: the line itself (load/loader.py hands plan.cmdline over)
+        assert plan.method in ("file", "extended")
+    root = str(view.root)
+    assert main(["--sysroot", root, "load", "--dry-run"]) == 0
+    assert f"\ncmdline  {plan.cmdline}\n" in capsys.readouterr().out
+    main(["--sysroot", root, "status", "--json"])
+    assert json.loads(capsys.readouterr().out)["capture_cmdline"] == plan.cmdline
+    tested = plan_from_args(view, extra_append=("kdumpctl_py.test_id=T",))
+    assert tested.cmdline == f"{plan.cmdline} kdumpctl_py.test_id=T"

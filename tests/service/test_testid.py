@@ -89,7 +89,7 @@ def fake_test_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(testid, "RECORD", str(tmp_path / "test.json"))
     monkeypatch.setattr(cli, "open_view", lambda args: _View())
-    monkeypatch.setattr(load_mod, "plan_capture_load",
+    monkeypatch.setattr(load_mod, "plan_from_args",
                         lambda view, args=None, extra_append=(): calls.append(
                             ("plan", extra_append)) or "PLAN")
     monkeypatch.setattr(load_mod, "carry_out",
@@ -133,7 +133,7 @@ def test_start_shows_the_last_test(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     view.live = True  # as if this were the machine: start goes on to load
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(cli, "open_view", lambda args: view)
-    monkeypatch.setattr(load_mod, "plan_capture_load", lambda view, args=None: "PLAN")
+    monkeypatch.setattr(load_mod, "plan_from_args", lambda view, args=None: "PLAN")
     monkeypatch.setattr(load_mod, "carry_out", lambda view, plan, replace: None)
     monkeypatch.setattr(SystemView, "kexec_crash_loaded", False, raising=False)
     assert main(["start"]) == 0
