@@ -6,11 +6,13 @@ never from another test module.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,19 @@ def memory(seed: int, pages: int, zero_every: int = 3) -> bytes:
         else:
             out += (bytes([i % 251]) * 64) * (PAGE // 64)  # compressible
     return bytes(out)
+
+
+def fail_from(real: Callable[..., object], n: int) -> tuple[Callable[..., object], list[int]]:
+    """`real`, failing with EIO from its n-th call on (a function, so that in place of a
+    method it stays one), and the count of its calls."""
+    calls = [0]
+
+    def call(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] >= n:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(*args, **kwargs)
+    return call, calls
 
 
 def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:

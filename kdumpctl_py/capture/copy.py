@@ -9,20 +9,21 @@ left as vmcore-incomplete, as `save` leaves one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import os
 import time
 
-from kdumpctl_py.capture.save import (
-    TARGET_ERRNOS,
-    SaveResult,
-    TargetError,
-    _make_dump_dir,
-    _write_dmesg,
-    _write_file,
+from kdumpctl_py.capture.dumpdir import (
     dump_name,
+    make_dump_dir,
+    open_incomplete,
+    settle,
+    target_error,
+    write_dmesg,
 )
+from kdumpctl_py.capture.save import SaveResult
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import UsageError
 
@@ -31,64 +32,62 @@ PAGE = 4096
 
 
 def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
+    """Copy the vmcore whole into a new dump directory; every fd is closed on every way out."""
     started = time.monotonic()
-    try:
-        src = os.open(vmcore_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise UsageError(f"cannot open {vmcore_path}: {e.strerror}") from None
-    v = parsed(vmcore_path)
-    name = directory_name(v)
-    dir_fd = -1
-    try:
-        directory, dir_fd = _make_dump_dir(target, name)
-        if v is not None:
-            try:
-                _write_dmesg(v, dir_fd)
-            except Exception:  # noqa: BLE001 - the log is a bonus here, the copy is not
-                pass
-        out = os.open("vmcore-incomplete", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                      | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    except OSError as e:
-        os.close(src)
-        if dir_fd >= 0:
-            os.close(dir_fd)
-        if e.errno in TARGET_ERRNOS:
-            raise TargetError(f"cannot write under {target}: {e.strerror}") from None
-        raise
-    finally:
-        if v is not None:
-            v.close()
-    result = SaveResult(directory, "vmcore", False, 0, 0, 0, 0, 0.0)
-    try:
-        size = os.fstat(src).st_size
-        pos = 0
-        while pos < size:
-            data = _read(src, min(CHUNK, size - pos), pos, result)
-            if not data:
-                break
-            os.pwrite(out, data, pos)
-            pos += len(data)
-        os.fsync(out)
-        result.bytes_out = pos
-        result.pages_total = result.pages_dumped = -(-pos // PAGE)
-    except OSError as e:
-        if e.errno in TARGET_ERRNOS:
-            raise TargetError(f"writing {directory}/vmcore-incomplete failed: {e.strerror}; "
-                              "it holds what was copied so far") from None
-        raise
-    finally:
-        os.close(out)
-        os.close(src)
-    result.complete = not result.unreadable
-    if result.complete:
-        os.rename("vmcore-incomplete", "vmcore", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    else:
-        lines = "".join(f"file offset {off:#x}\n" for off in result.unreadable)
-        _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
-    os.fsync(dir_fd)
-    os.close(dir_fd)
+    with contextlib.ExitStack() as stack:
+        try:
+            src = os.open(vmcore_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise UsageError(f"cannot open {vmcore_path}: {e.strerror}") from None
+        stack.callback(os.close, src)
+        directory, dir_fd, out = _open_copy(stack, vmcore_path, target)
+        result = SaveResult(directory, "vmcore", False, 0, 0, 0, 0, 0.0)
+        try:
+            result.bytes_out = _copy(src, out, result)
+        except OSError as e:
+            raise target_error(e, f"writing {directory}/vmcore-incomplete failed",
+                               "; it holds what was copied so far") from None
+        result.pages_total = result.pages_dumped = -(-result.bytes_out // PAGE)
+        result.complete = not result.unreadable
+        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in result.unreadable))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
+               target: str) -> tuple[str, int, int]:
+    """The dump's directory (path and fd), with the log when the vmcore parses, and the fd
+    of its vmcore-incomplete; all closed by `stack`."""
+    v = parsed(vmcore_path)
+    if v is not None:
+        stack.callback(v.close)
+    try:
+        directory, dir_fd = make_dump_dir(target, directory_name(v))
+        stack.callback(os.close, dir_fd)
+        if v is not None:
+            try:
+                write_dmesg(v, dir_fd)
+            except Exception:  # noqa: BLE001 - the log is a bonus here, the copy is not
+                pass
+        out = open_incomplete(dir_fd, "vmcore")
+    except OSError as e:
+        raise target_error(e, f"cannot write under {target}") from None
+    stack.callback(os.close, out)
+    return directory, dir_fd, out
+
+
+def _copy(src: int, out: int, result: SaveResult) -> int:
+    """Bytes copied from `src` to `out`, fsync'd."""
+    size = os.fstat(src).st_size
+    pos = 0
+    while pos < size:
+        data = _read(src, min(CHUNK, size - pos), pos, result)
+        if not data:
+            break
+        os.pwrite(out, data, pos)
+        pos += len(data)
+    os.fsync(out)
+    return pos
 
 
 def parsed(vmcore_path: str) -> Vmcore | None:

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
+from kdumpctl_py.capture.dumpdir import TargetError, make_dump_dir
 from kdumpctl_py.capture.filter import DL_ZERO, STRUCT_PAGE_LEVELS
 from kdumpctl_py.capture.record import Attempt, SaveRecord, write_record
 from kdumpctl_py.capture.save import (
@@ -30,8 +31,6 @@ from kdumpctl_py.capture.save import (
     Interrupted,
     SaveOptions,
     SaveResult,
-    TargetError,
-    _make_dump_dir,
     save_vmcore,
 )
 from kdumpctl_py.errors import KdumpError
@@ -124,7 +123,7 @@ def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[
             name = directory_name(v)
             if v is not None:
                 v.close()
-            directory, fd = _make_dump_dir(target, name)
+            directory, fd = make_dump_dir(target, name)
             os.close(fd)
         left = [n for n in ("vmcore-incomplete", "vmcore.flat-incomplete")
                 if os.path.exists(os.path.join(directory, n))]

@@ -14,7 +14,6 @@ size of the dump.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import os
 import resource
@@ -32,7 +31,19 @@ import numpy as np
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec
-from kdumpctl_py.capture.elfdump import ElfWriter, plan_runs, without_zero_pages
+from kdumpctl_py.capture.dumpdir import (
+    TargetError,
+    check_space,
+    crash_time,
+    dump_name,
+    make_dump_dir,
+    open_incomplete,
+    settle,
+    target_error,
+    utsname,
+    write_dmesg,
+)
+from kdumpctl_py.capture.elfdump import ElfWriter, Run, plan_runs, without_zero_pages
 from kdumpctl_py.capture.filter import (
     DL_ZERO,
     FilterStats,
@@ -55,7 +66,6 @@ from kdumpctl_py.config.settings import FORMATS
 from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
-from kdumpctl_py.units import format_bytes
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
@@ -63,13 +73,6 @@ if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kern
 
 class Interrupted(KdumpError):
     """SIGTERM or SIGINT arrived while saving."""
-
-
-class TargetError(KdumpError):
-    """The target itself failed (full, read-only, I/O error): saving again there would too."""
-
-
-TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 class IncompleteDump(KdumpError):
@@ -121,37 +124,6 @@ def _note_blob(v: Vmcore) -> tuple[bytes, int, int]:
         if note.name == "VMCOREINFO":
             return blob, note.desc_offset, len(note.desc)
     return blob, 0, 0
-
-
-def _utsname(v: Vmcore) -> bytes:
-    info = v.vmcoreinfo
-    base = info.symbol("init_uts_ns")
-    if base is None:
-        return bytes(390)
-    # OFFSET(uts_namespace.name) is exported from 5.11; before it, the name follows
-    # the struct's leading kref (an int), as makedumpfile's check_release() assumes.
-    offset = info.offset("uts_namespace.name")
-    try:
-        return v.read_virt(base + (4 if offset is None else offset), 390)
-    except MissingMemory:
-        return bytes(390)
-
-
-def _uts_field(uts: bytes, index: int) -> str:
-    return uts[65 * index:65 * (index + 1)].split(b"\0", 1)[0].decode("ascii", "replace")
-
-
-def crash_time(v: Vmcore) -> int:
-    value = v.vmcoreinfo.get("CRASHTIME")
-    return int(value) if value and value.isdigit() else int(time.time())
-
-
-def dump_name(v: Vmcore) -> str:
-    host = _uts_field(_utsname(v), 1)
-    host = "localhost" if host in ("", "(none)") else host
-    host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host)[:64] or "localhost"
-    when = datetime.datetime.fromtimestamp(crash_time(v), datetime.UTC)
-    return f"{host}-{when:%Y-%m-%d-%H:%M:%S}"
 
 
 # -- reading pages ---------------------------------------------------------------
@@ -331,152 +303,194 @@ def _estimate(v: Vmcore, bitmaps: PageBitmaps, comp: Codec | None, meta: int) ->
     return meta + total * total_pages // len(sample)
 
 
-def _host_signals() -> Callable[[], None]:
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into an exception so the dump is closed as incomplete, not torn."""
     def handler(signum: int, frame: object) -> None:
         raise Interrupted(f"interrupted by signal {signum}; the dump is marked incomplete")
 
     old = signal.signal(signal.SIGTERM, handler)
-
-    def restore() -> None:
+    try:
+        yield
+    finally:
         signal.signal(signal.SIGTERM, old)
-
-    return restore
 
 
 def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
                 stream: BinaryIO | None = None) -> SaveResult:
-    """Save `vmcore_path` under `target` (or as a flattened stream to `stream`)."""
+    """Save `vmcore_path` under `target` (or as a flattened stream to `stream`).
+
+    Every fd and file it opens goes on one ExitStack, so a save that fails at any
+    step releases them all: an fd left open keeps the target busy, and capture
+    unmounts it next."""
     started = time.monotonic()
+    _check_options(options)
     comp = codec(options.compress) if options.format == "kdump" else None
+    with contextlib.ExitStack() as stack:
+        v = stack.enter_context(Vmcore(vmcore_path, partial=True))
+        result, layout = _plan(v, options, comp)
+        dir_fd = -1
+        if stream is None:
+            if options.check_space:
+                check_space(target, layout.need(v, comp))
+            dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
+        else:
+            sink = FlatSink(stream)
+        _write(v, layout, sink, comp, options, result, target)
+        if dir_fd >= 0:
+            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.unreadable))
+    result.seconds = time.monotonic() - started
+    result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if not result.complete:
+        raise IncompleteDump(
+            f"{len(result.unreadable)} pages could not be read from {vmcore_path} (listed in "
+            f"unreadable-pages.txt); {_where(result)} holds the rest, marked incomplete", result)
+    return result
+
+
+def _check_options(options: SaveOptions) -> None:
     if not 0 <= options.dump_level <= 31:
         raise UsageError(f"dump level {options.dump_level} is not between 0 and 31")
     if options.format not in FORMATS:
         raise UsageError(f"unknown format {options.format!r} (choose from {', '.join(FORMATS)})")
-    # The dump directory's fd is closed on every way out: an fd left open by a failed
-    # attempt keeps the target busy, and capture unmounts it next.
-    with Vmcore(vmcore_path, partial=True) as v, contextlib.ExitStack() as cleanup:
-        stats = FilterStats()
-        threads = options.threads or os.cpu_count() or 1
-        window = window_pages(options.memory_limit or DEFAULT_LIMIT, threads)
-        bitmaps = PageBitmaps(max_mapnr(v))
-        for first, present_w, keep_w in dumpable_windows(
-                v, options.dump_level, stats, options.struct_pages, options.tolerant, window):
-            bitmaps.add(first, present_w, keep_w)
-        notes, vi_off, vi_size = _note_blob(v)
-        result = SaveResult(None, "-", False, bitmaps.nr, bitmaps.dumpable, 0, 0, 0.0, stats,
-                            dump_level=stats.level_written(options.dump_level))
-        for warning in stats.warnings:
-            print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
-        if options.format == "elf" and options.dump_level & DL_ZERO:  # found in a first pass
-            bitmaps, result.pages_zero = without_zero_pages(v, bitmaps, chunk_pages(v.page_size))
-            result.pages_dumped = bitmaps.dumpable
-        kdump = None
-        elf = None
-        if options.format == "kdump":
-            kdump = _kdump_layout(v, bitmaps, notes, vi_off, vi_size, comp, result.dump_level)
-            need = kdump[1]
-        else:
-            runs = plan_runs(v, bitmaps)
-            need = sum(r.filesz for r in runs) + len(notes) + 4096
-        dir_fd = -1
-        if stream is not None:
-            sink: Sink = FlatSink(stream)
-        else:
-            if options.check_space:
-                if kdump is not None:
-                    need = _estimate(v, bitmaps, comp, need)
-                _check_space(target, need)
-            try:
-                result.directory, dir_fd = _make_dump_dir(target, dump_name(v))
-                cleanup.callback(os.close, dir_fd)
-                # The log first: it is small and the first thing anyone reads, so a disk
-                # that fills up during the dump still leaves it behind.
-                _write_dmesg(v, dir_fd)
-                result.vmcore = ("vmcore.flat" if options.flat else "vmcore")
-                fd = os.open(f"{result.vmcore}-incomplete", os.O_WRONLY | os.O_CREAT
-                             | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-            except OSError as e:
-                if e.errno in TARGET_ERRNOS:
-                    raise TargetError(f"cannot write under {target}: {e.strerror}") from None
-                raise
-            sink = FlatSink(os.fdopen(fd, "wb"), owned=True) if options.flat else FileSink(fd)
-        if kdump is not None:
-            writer: KdumpWriter | ElfWriter = KdumpWriter(
-                sink, *kdump[0], optimistic=isinstance(sink, FlatSink))
-        else:
-            writer = elf = ElfWriter(sink, v.core.machine, notes, runs)
-        restore = _host_signals()
-        frontier = [0]  # pages below it had their chunk written
+
+
+def _threads(options: SaveOptions) -> int:
+    return options.threads or os.cpu_count() or 1
+
+
+def _plan(v: Vmcore, options: SaveOptions,
+          comp: Codec | None) -> tuple[SaveResult, KdumpLayout | ElfLayout]:
+    """Decide the pages (window by window) and lay out the file that will hold them."""
+    stats = FilterStats()
+    window = window_pages(options.memory_limit or DEFAULT_LIMIT, _threads(options))
+    bitmaps = PageBitmaps(max_mapnr(v))
+    for first, present_w, keep_w in dumpable_windows(
+            v, options.dump_level, stats, options.struct_pages, options.tolerant, window):
+        bitmaps.add(first, present_w, keep_w)
+    result = SaveResult(None, "-", False, bitmaps.nr, bitmaps.dumpable, 0, 0, 0.0, stats,
+                        dump_level=stats.level_written(options.dump_level))
+    for warning in stats.warnings:
+        print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
+    notes, vi_off, vi_size = _note_blob(v)
+    if options.format == "kdump":
+        return result, _kdump_layout(v, bitmaps, notes, vi_off, vi_size, comp,
+                                     result.dump_level)
+    if options.dump_level & DL_ZERO:  # found in a first pass
+        bitmaps, result.pages_zero = without_zero_pages(v, bitmaps, chunk_pages(v.page_size))
+        result.pages_dumped = bitmaps.dumpable
+    return result, ElfLayout(v.core.machine, notes, plan_runs(v, bitmaps))
+
+
+def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
+               result: SaveResult) -> tuple[int, Sink]:
+    """The dump's directory (its fd) with the kernel log in it, and the sink of its
+    vmcore-incomplete; both closed by `stack`."""
+    try:
+        result.directory, dir_fd = make_dump_dir(target, dump_name(v))
+        stack.callback(os.close, dir_fd)
+        # The log first: it is small and the first thing anyone reads, so a disk
+        # that fills up during the dump still leaves it behind.
+        write_dmesg(v, dir_fd)
+        result.vmcore = "vmcore.flat" if flat else "vmcore"
+        fd = open_incomplete(dir_fd, result.vmcore)
+        if not flat:
+            stack.callback(os.close, fd)
+            return dir_fd, FileSink(fd)
+        return dir_fd, FlatSink(stack.enter_context(os.fdopen(fd, "wb")), owned=True)
+    except OSError as e:
+        raise target_error(e, f"cannot write under {target}") from None
+
+
+def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec | None,
+           options: SaveOptions, result: SaveResult, target: str) -> None:
+    """Write the dump through `sink`; one cut short is closed as incomplete, readable."""
+    frontier = [0]  # pages below it had their chunk written
+    writer = layout.writer(sink)
+    with _sigterm_raises():
         try:
             writer.begin()
-            if elf is not None:
-                _write_elf(v, elf, options, result)
-                elf.finish(not result.unreadable)
+            if isinstance(writer, ElfWriter):
+                _write_elf(v, writer, options, result)
+                writer.finish(not result.unreadable)
             else:
-                assert isinstance(writer, KdumpWriter)
-                _write_pages(v, bitmaps, writer, comp, options, result, frontier)
+                _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
                 writer.finish(not result.unreadable,
                               _written(frontier, result) if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
             sink.sync()
-            result.complete = not result.unreadable
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, _written(frontier, result))
-            where = (f"{result.directory}/{result.vmcore}-incomplete" if result.directory
-                     else "the stream")
-            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise TargetError(f"the disk under {target} filled up; {where} holds the pages "
-                                  "written so far, marked incomplete") from None
-            if isinstance(e, OSError) and e.errno in TARGET_ERRNOS:
-                raise TargetError(f"writing {where} failed: {e.strerror}; it holds the pages "
-                                  "written so far, marked incomplete") from None
-            if isinstance(e, OSError):
-                raise
-            raise Interrupted(f"interrupted; {where} holds an incomplete dump") from None
-        finally:
-            restore()
-            sink.close()
-        result.bytes_out = sink.size
-        if dir_fd >= 0:
-            if result.complete:
-                os.rename(f"{result.vmcore}-incomplete", result.vmcore, src_dir_fd=dir_fd,
-                          dst_dir_fd=dir_fd)
-            if result.unreadable:
-                lines = "".join(f"{pfn:#x}\n" for pfn in result.unreadable)
-                _write_file(dir_fd, "unreadable-pages.txt", lines.encode())
-            os.fsync(dir_fd)
-        result.seconds = time.monotonic() - started
-        result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        if not result.complete:
-            where = f"{result.directory}/{result.vmcore}-incomplete" if result.directory else \
-                "the stream"
-            raise IncompleteDump(
-                f"{len(result.unreadable)} pages could not be read from {vmcore_path} (listed in "
-                f"unreadable-pages.txt); {where} holds the rest, marked incomplete", result)
-        return result
+            raise _cut_short(e, _where(result), target) from None
+    result.complete = not result.unreadable
+    result.bytes_out = sink.size
 
 
-_KdumpArgs = tuple[DiskDumpHeader, SubHeader, bytes, PageBitmaps, bool]
+def _cut_short(e: BaseException, where: str, target: str) -> BaseException:
+    """What to raise when writing stopped: the target's failure, or the interruption."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TargetError(f"the disk under {target} filled up; {where} holds the pages "
+                           "written so far, marked incomplete")
+    if isinstance(e, OSError):
+        return target_error(e, f"writing {where} failed",
+                            "; it holds the pages written so far, marked incomplete")
+    return Interrupted(f"interrupted; {where} holds an incomplete dump")
+
+
+def _where(result: SaveResult) -> str:
+    return f"{result.directory}/{result.vmcore}-incomplete" if result.directory else "the stream"
+
+
+@dataclass(frozen=True)
+class KdumpLayout:
+    """A kdump-compressed file's headers and bitmaps, as KdumpWriter takes them."""
+
+    header: DiskDumpHeader
+    sub: SubHeader
+    notes: bytes
+    bitmaps: PageBitmaps
+    zero_page: bool  # zero pages share one stored page
+    meta: int  # bytes of everything but the page data
+
+    def writer(self, sink: Sink) -> KdumpWriter:
+        return KdumpWriter(sink, self.header, self.sub, self.notes, self.bitmaps, self.zero_page,
+                           optimistic=isinstance(sink, FlatSink))
+
+    def need(self, v: Vmcore, comp: Codec | None) -> int:
+        return _estimate(v, self.bitmaps, comp, self.meta)
+
+
+@dataclass(frozen=True)
+class ElfLayout:
+    """An ELF dump's notes and PT_LOAD runs, as ElfWriter takes them."""
+
+    machine: int
+    notes: bytes
+    runs: list[Run]
+
+    def writer(self, sink: Sink) -> ElfWriter:
+        return ElfWriter(sink, self.machine, self.notes, self.runs)
+
+    def need(self, v: Vmcore, comp: Codec | None) -> int:
+        return sum(r.filesz for r in self.runs) + len(self.notes) + 4096
 
 
 def _kdump_layout(v: Vmcore, bitmaps: PageBitmaps, notes: bytes, vi_off: int, vi_size: int,
-                  comp: Codec | None, dump_level: int) -> tuple[_KdumpArgs, int]:
-    """KdumpWriter arguments, and the bytes of everything but the page data."""
+                  comp: Codec | None, dump_level: int) -> KdumpLayout:
     ps = v.page_size
     nr = bitmaps.nr
     sub_blocks = -(-(SUB_HEADER.size + len(notes)) // ps)
     bm_blocks = bitmap_blocks(nr, ps)
     nr_cpus = sum(1 for n in v.core.notes if n.type == NT_PRSTATUS and n.name == "CORE")
-    header = DiskDumpHeader(_utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
+    header = DiskDumpHeader(utsname(v), (crash_time(v), 0), comp.flag if comp else 0, ps,
                             sub_blocks, bm_blocks, nr, nr_cpus)
     note_off = ps + SUB_HEADER.size
     sub = SubHeader(_phys_base(v), dump_level,
                     note_off + vi_off if vi_size else 0, vi_size, note_off, len(notes), 0, 0, nr)
     meta = (1 + sub_blocks + bm_blocks) * ps + PAGE_DESC.size * bitmaps.dumpable + ps
-    return (header, sub, notes, bitmaps, bool(dump_level & DL_ZERO)), meta
+    return KdumpLayout(header, sub, notes, bitmaps, bool(dump_level & DL_ZERO), meta)
 
 
 def _written(frontier: list[int], result: SaveResult) -> Written:
@@ -513,7 +527,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
                  frontier: list[int]) -> None:
     """Read, compress and write the dumpable pages in pfn order, chunks compressed on
     `threads` threads while this one writes; `frontier` follows what is written."""
-    threads = options.threads or os.cpu_count() or 1
+    threads = _threads(options)
     progress = _Progress(result.pages_dumped, v.page_size, options.progress)
     zero_shared = bool(options.dump_level & DL_ZERO)
     pending: deque[Future[_Chunk]] = deque()
@@ -579,78 +593,3 @@ def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink, written: Writ
         sink.sync()
     except OSError:
         pass
-
-
-def _target_directory(target: str) -> None:
-    """Create the target if needed; a file in its place is named, not reported as EEXIST."""
-    try:
-        os.makedirs(target, mode=0o700, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = target
-        while os.path.dirname(blocker) != blocker and not os.path.lexists(blocker):
-            blocker = os.path.dirname(blocker)
-        if blocker == target:
-            raise TargetError(f"the target {target} is not a directory") from None
-        raise TargetError(f"the target {target} cannot be created: {blocker} is not a "
-                          "directory") from None
-    except OSError as e:
-        if e.errno in TARGET_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
-            raise TargetError(f"cannot create the target {target}: {e.strerror}") from None
-        raise
-
-
-def _check_space(target: str, need: int) -> None:
-    _target_directory(target)
-    st = os.statvfs(target)
-    free = st.f_bavail * st.f_frsize
-    if free < need:
-        raise TargetError(f"{target} has {format_bytes(free)} free but the dump needs about "
-                          f"{format_bytes(need)}; free space or raise --dump-level")
-
-
-def _make_dump_dir(target: str, name: str) -> tuple[str, int]:
-    _target_directory(target)
-    tfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        for n in range(100):
-            candidate = name if n == 0 else f"{name}-{n}"
-            try:
-                os.mkdir(candidate, 0o700, dir_fd=tfd)
-            except FileExistsError:
-                continue
-            fd = os.open(candidate, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=tfd)
-            os.fsync(tfd)
-            return os.path.join(target, candidate), fd
-        raise KdumpError(f"{target} already holds 100 dumps named {name}")
-    finally:
-        os.close(tfd)
-
-
-def dmesg_text(v: Vmcore) -> str:
-    """vmcore-dmesg.txt: the crashed kernel's log, or why it could not be read."""
-    from kdumpctl_py.capture.dmesg import read_kernel_log
-
-    try:
-        return read_kernel_log(v).text()
-    except KdumpError as e:
-        return f"kdumpctl-py: the kernel log could not be read: {e}\n"
-
-
-def _write_dmesg(v: Vmcore, dir_fd: int) -> None:
-    _write_file(dir_fd, "vmcore-dmesg.txt", dmesg_text(v).encode())
-
-
-def _write_file(dir_fd: int, name: str, data: bytes) -> None:
-    fd = os.open(f"{name}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                 | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        os.unlink(f"{name}.tmp", dir_fd=dir_fd)
-        raise
-    os.rename(f"{name}.tmp", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-

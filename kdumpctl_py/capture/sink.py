@@ -22,7 +22,6 @@ class Sink(Protocol):
     def write_at(self, offset: int, data: bytes | memoryview) -> None: ...
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None: ...
     def sync(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class FileSink:
@@ -60,12 +59,11 @@ class FileSink:
     def sync(self) -> None:
         os.fsync(self.fd)
 
-    def close(self) -> None:
-        os.close(self.fd)
-
 
 class FlatSink:
-    """The flattened stream on `stream`; `owned` streams (a file of ours) are fsync'd and closed."""
+    """The flattened stream on `stream`; `owned` streams (a file of ours) are fsync'd.
+
+    Neither sink closes what it writes to: the save's ExitStack does, on every way out."""
 
     def __init__(self, stream: BinaryIO, owned: bool = False) -> None:
         self.stream, self.owned = stream, owned
@@ -102,7 +100,3 @@ class FlatSink:
         """The end record: a stream without it is known to be cut short."""
         self.stream.write(FLAT_RECORD.pack(FLAT_END, FLAT_END))
         self.stream.flush()
-
-    def close(self) -> None:
-        if self.owned:
-            self.stream.close()

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from kdumpctl_py.capture.dumpdir import TargetError, dmesg_text, dump_name
 from kdumpctl_py.capture.record import NAME as RECORD_NAME
 from kdumpctl_py.capture.record import Attempt, SaveRecord
-from kdumpctl_py.capture.save import TargetError
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
 from kdumpctl_py.config.model import SshTarget, known_hosts
 from kdumpctl_py.errors import KdumpError
@@ -215,7 +215,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     record (save.json) is made, and written by the caller."""
     from dataclasses import replace
 
-    from kdumpctl_py.capture.save import IncompleteDump, dmesg_text, dump_name, save_vmcore
+    from kdumpctl_py.capture.save import IncompleteDump, save_vmcore
     from kdumpctl_py.capture.vmcore import Vmcore
 
     started = time.monotonic()

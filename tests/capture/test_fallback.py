@@ -10,10 +10,11 @@ import pytest
 
 from kdumpctl_py.capture import fallback as fallback_mod
 from kdumpctl_py.capture import filter as filter_mod
+from kdumpctl_py.capture.dumpdir import TargetError
 from kdumpctl_py.capture.fallback import SaveFailed, plan_steps, save_with_fallback
 from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
 from kdumpctl_py.capture.record import read_record, summary
-from kdumpctl_py.capture.save import SaveOptions, TargetError
+from kdumpctl_py.capture.save import SaveOptions
 from kdumpctl_py.capture.vmcore import Vmcore
 from tests.capture.kernels import PAGE, Memory, build
 

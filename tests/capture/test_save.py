@@ -12,10 +12,10 @@ import pytest
 from kdumpctl_py.capture import save as save_mod
 from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump, read_page
 from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
-from kdumpctl_py.capture.sink import FileSink
+from kdumpctl_py.capture.sink import FileSink, FlatSink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError
-from tests.builders import PAGE, make_vmcore
+from tests.builders import PAGE, fail_from, make_vmcore
 
 
 @pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])
@@ -130,25 +130,41 @@ def test_full_disk_leaves_a_readable_incomplete_dump(tmp_path: Path,
         assert read_page(str(d / "vmcore-incomplete"), dump, int(pfn)) == want[int(pfn)]
 
 
-@pytest.mark.parametrize("fail_at", [1, 8])
-def test_a_failed_save_leaves_no_fd_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         fail_at: int) -> None:
+# Each step of a save that holds something open, made to fail at its n-th call (None:
+# the sink's class): the page filter, the space check, the dump's directory (the
+# target's fsync after it is made), the log, the dump's file, its first and a later
+# write, its fsync, its rename and the directory's fsync.
+FAILING_STEPS: dict[str, tuple[object | None, str, int]] = {
+    "filter": (save_mod, "dumpable_windows", 1),
+    "space": (save_mod, "check_space", 1),
+    "directory": (os, "fsync", 1),
+    "log": (save_mod, "write_dmesg", 1),
+    "open": (save_mod, "open_incomplete", 1),
+    "first write": (None, "write_at", 1),
+    "later write": (None, "write_at", 6),
+    "sync": (os, "fsync", 3),
+    "rename": (os, "rename", 2),
+    "directory fsync": (os, "fsync", 4),
+}
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["file", "flat"])
+@pytest.mark.parametrize("step", FAILING_STEPS)
+def test_a_save_failing_at_any_step_leaves_no_fd_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, flat: bool) -> None:
     """An fd left behind would keep the target busy when capture unmounts it next."""
     src, _ = make_vmcore(tmp_path)
-    real = FileSink.write_at
-    calls = {"n": 0}
-
-    def write_at(self: FileSink, offset: int, data: bytes | memoryview) -> None:
-        calls["n"] += 1
-        if calls["n"] == fail_at:
-            raise OSError(errno.EIO, "Input/output error")
-        real(self, offset, data)
-
-    monkeypatch.setattr(FileSink, "write_at", write_at)
+    where, name, n = FAILING_STEPS[step]
+    owner = where if where is not None else FlatSink if flat else FileSink
+    failing, calls = fail_from(getattr(owner, name), n)
     before = sorted(os.listdir("/proc/self/fd"))
-    with pytest.raises(KdumpError):
-        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False,
-                                                                  threads=1))
+    monkeypatch.setattr(owner, name, failing)
+    with pytest.raises((KdumpError, OSError)):
+        save_vmcore(str(src), str(tmp_path / "crash"),
+                    SaveOptions(0, "zlib", flat=flat, progress=False, threads=1,
+                                check_space=step == "space"))
+    monkeypatch.undo()
+    assert calls[0] >= n  # it failed where it was meant to
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 

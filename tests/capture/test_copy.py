@@ -1,0 +1,50 @@
+"""The plain copy, the fallback's last step: what a failure leaves open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.capture import copy as copy_mod
+from kdumpctl_py.capture.copy import copy_vmcore
+from kdumpctl_py.errors import KdumpError
+from tests.builders import fail_from, make_vmcore
+
+# Each step of the copy that holds something open, made to fail at its n-th call: the
+# dump's directory (the target's fsync after it is made), the dump's file, a write, its
+# fsync, its rename (the log's is the first) and the directory's fsync.
+FAILING_STEPS: dict[str, tuple[object, str, int]] = {
+    "directory": (os, "fsync", 1),
+    "open": (copy_mod, "open_incomplete", 1),
+    "write": (os, "pwrite", 1),
+    "sync": (os, "fsync", 3),
+    "rename": (os, "rename", 2),
+    "directory fsync": (os, "fsync", 4),
+}
+
+
+@pytest.mark.parametrize("step", FAILING_STEPS)
+def test_a_copy_failing_at_any_step_leaves_no_fd_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """An fd left behind would keep the target busy when capture unmounts it next."""
+    src, _ = make_vmcore(tmp_path)
+    where, name, n = FAILING_STEPS[step]
+    failing, calls = fail_from(getattr(where, name), n)
+    before = sorted(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(where, name, failing)
+    with pytest.raises((KdumpError, OSError)):
+        copy_vmcore(str(src), str(tmp_path / "crash"))
+    monkeypatch.undo()
+    assert calls[0] >= n  # it failed where it was meant to
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_whole_copy_is_renamed(tmp_path: Path) -> None:
+    src, _ = make_vmcore(tmp_path)
+    result = copy_vmcore(str(src), str(tmp_path / "crash"))
+    d = Path(result.directory or "")
+    assert result.complete and sorted(p.name for p in d.iterdir()) == ["vmcore",
+                                                                        "vmcore-dmesg.txt"]
+    assert (d / "vmcore").read_bytes() == src.read_bytes()
