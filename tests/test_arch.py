@@ -37,3 +37,19 @@ def test_every_arch_option_takes_debian_and_uname_names(name: str) -> None:
 
 def test_debian_names_are_the_same_arch() -> None:
     assert get_arch("amd64") is ARCHES[0] and get_arch("arm64").name == "aarch64"
+
+
+def test_no_architecture_branches_outside_the_table() -> None:
+    """Per-architecture facts are fields of Arch (issue 20), as drgn's platform tables:
+    no code tests an ELF machine number or an architecture's name."""
+    import re
+    from pathlib import Path
+
+    import kdumpctl_py
+
+    branch = re.compile(r"""(machine|\barch|arch\.name)\s*(==|!=|not in|in)\s*\(?(EM_|["'])""")
+    package = Path(kdumpctl_py.__file__).parent
+    found = [f"{path.relative_to(package)}:{n}: {line.strip()}"
+             for path in sorted(package.rglob("*.py")) if path.name != "arch.py"
+             for n, line in enumerate(path.read_text().splitlines(), 1) if branch.search(line)]
+    assert found == []

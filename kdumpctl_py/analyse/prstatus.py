@@ -19,17 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64, NT_PRSTATUS, Note, notes_before_damage
+from kdumpctl_py.arch import ELF_MACHINES, arch_for_machine
+from kdumpctl_py.elf import NT_PRSTATUS, Note, notes_before_damage
 
 PR_PID = 32
 PR_REG = 112
-
-# ELF machine -> (word index of pc, of sp, number of words in pr_reg)
-REGISTERS = {
-    EM_X86_64: (16, 19, 27),
-    EM_AARCH64: (32, 31, 34),
-    EM_RISCV: (0, 2, 32),
-}
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,8 @@ class CpuRegs:
 
 
 def parse_prstatus(desc: bytes, machine: int, cpu: int, little: bool = True) -> CpuRegs | None:
-    layout = REGISTERS.get(machine)
+    arch = arch_for_machine(machine)
+    layout = arch.prstatus_regs if arch else None
     if layout is None:
         return None
     pc_i, sp_i, nregs = layout
@@ -74,8 +69,6 @@ KDUMP_VERSION = 8  # int header_version
 KDUMP_BLOCK_SIZE = 428  # int block_size, after signature, version, utsname, timestamp, status
 SUB_OFFSET_NOTE = 48  # off_t offset_note; unsigned long size_note
 MAX_NOTES = 1 << 20
-# struct utsname.machine of the disk_dump_header -> ELF machine
-KDUMP_MACHINES = {b"x86_64": EM_X86_64, b"aarch64": EM_AARCH64, b"riscv64": EM_RISCV}
 UTS_MACHINE = 12 + 4 * 65  # signature, version, then sysname..version of 65 bytes each
 
 
@@ -100,7 +93,8 @@ def read_kdump(path: str) -> list[CpuRegs]:
         if len(head) < KDUMP_BLOCK_SIZE + 4:
             return []
         block = int.from_bytes(head[KDUMP_BLOCK_SIZE:KDUMP_BLOCK_SIZE + 4], "little")
-        machine = KDUMP_MACHINES.get(head[UTS_MACHINE:UTS_MACHINE + 65].split(b"\0")[0])
+        name = head[UTS_MACHINE:UTS_MACHINE + 65].split(b"\0")[0]
+        machine = ELF_MACHINES.get(name.decode("ascii", "replace"))
         if machine is None or not 0 < block <= 1 << 20:
             return []
         f.seek(block)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kdumpctl_py.arch import ELF_MACHINES
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written
 from kdumpctl_py.capture.compress import (
     DUMP_DH_COMPRESSED_LZO,
@@ -256,8 +257,6 @@ def _described_page(fd: int, dump: KdumpFile, index: int, path: str) -> bytes:
         raise MissingMemory(f"{path}: page {index} does not decompress ({e})") from None
 
 
-MACHINES = {"x86_64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "s390x": 22,
-            "riscv64": 243}
 _COUNT_BLOCK = 1 << 12  # pages per precomputed count of dumped pages
 
 
@@ -283,9 +282,9 @@ class KdumpMemory:
             raise UsageError(f"{path} has no VMCOREINFO note")
         self.vmcoreinfo = parse_vmcoreinfo(info.desc)
         machine = self.dump.header.utsname[260:325].split(b"\0", 1)[0].decode("ascii", "replace")
-        if machine not in MACHINES:
+        if machine not in ELF_MACHINES:
             raise UsageError(f"{path}: unknown machine {machine!r} in the dump header")
-        self.machine = MACHINES[machine]
+        self.machine = ELF_MACHINES[machine]
         counts = np.add.reduceat(self.dump.bitmap2.astype(np.int64),
                                  np.arange(0, max(len(self.dump.bitmap2), 1), _COUNT_BLOCK))
         self._before = np.concatenate(([0], np.cumsum(counts)))  # dumped pages before block i

@@ -19,14 +19,15 @@ import struct
 from collections.abc import Callable
 from typing import Protocol
 
+from kdumpctl_py.arch import KERNEL_TEXT_MAP, arch_for_machine
 from kdumpctl_py.capture.vmcore import MissingMemory
-from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 RISCV_LEVELS = {39: 3, 48: 4, 57: 5}  # Sv39, Sv48, Sv57
 RISCV_PPN = ((1 << 44) - 1) << 10  # _PAGE_PFN_MASK: bits 53:10
-X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
+MASK64 = (1 << 64) - 1
+Walk = Callable[[int], tuple[int, int]]
 
 
 class PhysicalMemory(Protocol):
@@ -48,45 +49,48 @@ class PageTables:
 
     def __init__(self, vmcore: PhysicalMemory) -> None:
         self.vmcore = vmcore
-        info = vmcore.vmcoreinfo
-        machine = vmcore.machine
-        self._walk: Callable[[int], tuple[int, int]]
-        if machine == EM_X86_64:
-            top = info.symbol("init_top_pgt")
-            phys_base = info.number("phys_base")
-            if top is None or phys_base is None:
-                raise KdumpError("VMCOREINFO lacks init_top_pgt or phys_base")
-            self._root = top - X86_START_KERNEL_MAP + phys_base
-            self._levels = 5 if info.number("pgtable_l5_enabled") else 4
-            sme = info.number("sme_mask") or 0
-            self._addr_mask = 0x000FFFFFFFFFF000 & ~sme
-            self._walk = self._walk_x86
-        elif machine == EM_AARCH64:
-            pgd = info.symbol("swapper_pg_dir")
-            voffset = info.number("kimage_voffset")
-            if pgd is None or voffset is None:
-                raise KdumpError("VMCOREINFO lacks swapper_pg_dir or kimage_voffset")
-            self._root = (pgd - voffset) & ((1 << 64) - 1)
-            self._shift = (vmcore.page_size - 1).bit_length()
-            t1sz = info.number("TCR_EL1_T1SZ")
-            self._va_bits = 64 - t1sz if t1sz else (info.number("VA_BITS") or 48)
-            stride = self._shift - 3
-            self._levels = -(-(self._va_bits - self._shift) // stride)
-            self._out = _arm64_output(self._shift, info.number("MAX_PHYSMEM_BITS") == 52,
-                                      self._va_bits)
-            self._walk = self._walk_arm64
-        elif machine == EM_RISCV:
-            pgd = info.symbol("swapper_pg_dir")
-            offset = info.number("va_kernel_pa_offset")
-            va_bits = info.number("VA_BITS")
-            if pgd is None or offset is None or va_bits not in RISCV_LEVELS:
-                raise KdumpError("VMCOREINFO lacks swapper_pg_dir, va_kernel_pa_offset or a "
-                                 "VA_BITS of 39, 48 or 57")
-            self._root = (pgd - offset) & ((1 << 64) - 1)  # swapper_pg_dir is in the image
-            self._levels = RISCV_LEVELS[va_bits]
-            self._walk = self._walk_riscv
-        else:
-            raise KdumpError(f"no page-table walker for ELF machine {machine}")
+        arch = arch_for_machine(vmcore.machine)
+        setup = _SETUP.get(arch.page_tables if arch else None)
+        if setup is None:
+            raise KdumpError(f"no page-table walker for ELF machine {vmcore.machine}")
+        self._walk: Walk = setup(self, vmcore.vmcoreinfo)
+
+    def _setup_x86(self, info: VmcoreInfo) -> Walk:
+        top = info.symbol("init_top_pgt")
+        phys_base = info.number("phys_base")
+        if top is None or phys_base is None:
+            raise KdumpError("VMCOREINFO lacks init_top_pgt or phys_base")
+        self._root = top - KERNEL_TEXT_MAP + phys_base
+        self._levels = 5 if info.number("pgtable_l5_enabled") else 4
+        sme = info.number("sme_mask") or 0
+        self._addr_mask = 0x000FFFFFFFFFF000 & ~sme
+        return self._walk_x86
+
+    def _setup_arm64(self, info: VmcoreInfo) -> Walk:
+        pgd = info.symbol("swapper_pg_dir")
+        voffset = info.number("kimage_voffset")
+        if pgd is None or voffset is None:
+            raise KdumpError("VMCOREINFO lacks swapper_pg_dir or kimage_voffset")
+        self._root = (pgd - voffset) & MASK64
+        self._shift = (self.vmcore.page_size - 1).bit_length()
+        t1sz = info.number("TCR_EL1_T1SZ")
+        self._va_bits = 64 - t1sz if t1sz else (info.number("VA_BITS") or 48)
+        stride = self._shift - 3
+        self._levels = -(-(self._va_bits - self._shift) // stride)
+        self._out = _arm64_output(self._shift, info.number("MAX_PHYSMEM_BITS") == 52,
+                                  self._va_bits)
+        return self._walk_arm64
+
+    def _setup_riscv(self, info: VmcoreInfo) -> Walk:
+        pgd = info.symbol("swapper_pg_dir")
+        offset = info.number("va_kernel_pa_offset")
+        va_bits = info.number("VA_BITS")
+        if pgd is None or offset is None or va_bits not in RISCV_LEVELS:
+            raise KdumpError("VMCOREINFO lacks swapper_pg_dir, va_kernel_pa_offset or a "
+                             "VA_BITS of 39, 48 or 57")
+        self._root = (pgd - offset) & MASK64  # swapper_pg_dir is in the image
+        self._levels = RISCV_LEVELS[va_bits]
+        return self._walk_riscv
 
     def _entry(self, table: int, index: int) -> int:
         (value,) = struct.unpack("<Q", self.vmcore.read_phys(table + index * 8, 8))
@@ -170,3 +174,11 @@ def _arm64_output(shift: int, pa52: bool, va_bits: int) -> Callable[[int], int]:
         return lambda entry: entry & mask
     low2 = ((1 << 50) - 1) & ~((1 << shift) - 1)
     return lambda entry: (entry & low2) | ((entry >> 8) & 0x3) << 50
+
+
+# Each walker's setup, by Arch.page_tables.
+_SETUP: dict[str | None, Callable[[PageTables, VmcoreInfo], Walk]] = {
+    "x86-64": PageTables._setup_x86,
+    "arm64": PageTables._setup_arm64,
+    "riscv": PageTables._setup_riscv,
+}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec
@@ -63,7 +64,7 @@ from kdumpctl_py.capture.kdumpfile import (
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.config.settings import FORMATS
-from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, NT_PRSTATUS, PT_NOTE
+from kdumpctl_py.elf import NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 
@@ -501,9 +502,8 @@ def _phys_base(v: Vmcore) -> int:
     """The sub-header's phys_base as makedumpfile fills it: x86_64's NUMBER(phys_base),
     arm64's NUMBER(PHYS_OFFSET) (crash translates linear-map addresses with it),
     riscv64's NUMBER(phys_ram_base) (makedumpfile's arch/riscv64.c)."""
-    info = v.vmcoreinfo
-    name = {EM_AARCH64: "PHYS_OFFSET", EM_RISCV: "phys_ram_base"}.get(v.machine, "phys_base")
-    return info.number(name) or 0
+    arch = arch_for_machine(v.machine)
+    return v.vmcoreinfo.number(arch.phys_base_name if arch else "phys_base") or 0
 
 
 def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResult) -> None:

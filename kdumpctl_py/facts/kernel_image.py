@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.elf import ELF_MAGIC
 from kdumpctl_py.errors import UsageError
 
@@ -119,9 +120,8 @@ def probe(data: bytes, name: str = "kernel image") -> KernelImage:
                            efi_stub=data[:2] == b"MZ")
     if data[:4] == ELF_MAGIC and len(data) >= 20:
         (machine,) = struct.unpack_from("<H", data, 18)
-        arch = {62: "x86_64", 183: "aarch64", 243: "riscv64"}.get(machine,
-                                                                  f"e_machine {machine}")
-        return KernelImage("elf", arch)
+        arch = arch_for_machine(machine)
+        return KernelImage("elf", arch.name if arch else f"e_machine {machine}")
     raise UsageError(f"{name} is not a kernel image this tool knows (arm64 or riscv Image, "
                      "Image.gz, EFI zboot, x86 bzImage, ELF vmlinux)")
 

@@ -1,6 +1,6 @@
 """The capture kernel's command line: the running one, minus what breaks a kdump boot, plus
-what a small, single-CPU capture kernel needs (after Fedora's kdump sysconfig and Debian's
-kdump-tools), then the configuration's cmdline_remove and cmdline_append."""
+what a small, single-CPU capture kernel needs (the architecture's `capture_options`), then
+the configuration's cmdline_remove and cmdline_append."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.cmdline import split_cmdline
 
 if TYPE_CHECKING:
+    from kdumpctl_py.arch import Arch
     from kdumpctl_py.config.model import Config
     from kdumpctl_py.facts.view import SystemView
 
@@ -22,13 +23,6 @@ REMOVE = (
     "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
     "systemd.unit", "systemd.wants", "kdumpctl_py.test_id",
 )
-COMMON = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory", "udev.children-max=2",
-          "panic=10", "novmcoredd", "cma=0", "hugetlb_cma=0", "kfence.sample_interval=0")
-APPEND = {
-    "x86_64": ("irqpoll", *COMMON, "mce=off", "numa=off", "acpi_no_memhotplug",
-               "transparent_hugepage=never", "nokaslr", "hest_disable", "pcie_ports=compat"),
-    "aarch64": ("irqpoll", *COMMON, "swiotlb=noforce"),
-}
 CAPTURE_UNIT = "systemd.unit=kdumpctl-py-capture.service"
 # With a network target the capture boot also starts the network: systemd's debug
 # generator makes the unit named by systemd.unit= want it.
@@ -40,7 +34,7 @@ def _quote(word: str) -> str:
     return f'{key}{sep}"{value}"' if " " in value else word
 
 
-def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
+def capture_cmdline(cmdline: str, arch: Arch, *, remove: tuple[str, ...] = (),
                     append: tuple[str, ...] = (), unit: bool = True,
                     network: bool = False) -> str:
     """Words of `cmdline` without REMOVE's, then the arch's additions and the capture
@@ -54,7 +48,7 @@ def capture_cmdline(cmdline: str, arch: str, *, remove: tuple[str, ...] = (),
     if "--" in words:
         words = words[:words.index("--")]
     kept = [w for w in words if w.partition("=")[0] not in REMOVE]
-    extra = [*APPEND.get(arch, COMMON), *([CAPTURE_UNIT] if unit else []),
+    extra = [*arch.capture_options, *([CAPTURE_UNIT] if unit else []),
              *([NETWORK_WANTS] if unit and network else [])]
     drop = set(remove)
     line = [w for w in [*kept, *extra] if w.partition("=")[0] not in drop]
@@ -68,6 +62,6 @@ def configured_cmdline(view: SystemView, cfg: Config, extra_append: tuple[str, .
     if view.cmdline is None:
         raise KdumpError("cannot read /proc/cmdline to derive the capture command line; "
                          "give --cmdline")
-    return capture_cmdline(view.cmdline, view.arch.name, remove=cfg.cmdline_remove,
+    return capture_cmdline(view.cmdline, view.arch, remove=cfg.cmdline_remove,
                            append=(*cfg.cmdline_append, *extra_append),
                            network=is_network(cfg))

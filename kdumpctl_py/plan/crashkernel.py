@@ -42,9 +42,6 @@ SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 IO_TLB_SHIFT = 11
 IO_TLB_SEGSIZE = 128
 DEFAULT_SWIOTLB = 64 * MiB
-# kernel/kexec_core.c rounds a new kexec_crash_size up to KEXEC_CRASH_MEM_ALIGN:
-# PAGE_SIZE, except s390 (arch/s390/include/asm/kexec.h: HPAGE_SIZE).
-S390_CRASH_MEM_ALIGN = 1 * MiB
 
 _DIGITS = "0123456789abcdef"
 _SUFFIX_LETTERS = "KMGTPEkmgtpe"
@@ -143,8 +140,8 @@ def swiotlb_size(cmdline: str) -> int:
 
 def default_low_size(arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> int | None:
     """DEFAULT_CRASH_KERNEL_LOW_SIZE: x86_64 max(swiotlb + 8 MiB, 256 MiB), else the arch's."""
-    if arch.name == "x86_64":
-        return max((swiotlb + 8 * MiB) & MASK64, 256 * MiB)
+    if arch.low_size_over_swiotlb is not None and arch.default_low_size is not None:
+        return max((swiotlb + arch.low_size_over_swiotlb) & MASK64, arch.default_low_size)
     return arch.default_low_size
 
 
@@ -428,7 +425,7 @@ def system_ram(view: SystemView) -> tuple[int | None, str]:
 
 def crash_mem_align(arch: Arch, page_size: int) -> int:
     """KEXEC_CRASH_MEM_ALIGN: what a new kexec_crash_size is rounded up to."""
-    return S390_CRASH_MEM_ALIGN if arch.name == "s390x" else page_size
+    return arch.crash_mem_align or page_size
 
 
 @dataclass(frozen=True)

@@ -16,23 +16,18 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64, PF_RWX, PT_LOAD, PT_NOTE
+from kdumpctl_py.arch import KERNEL_TEXT_MAP
+from kdumpctl_py.elf import PF_RWX, PT_LOAD, PT_NOTE
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.elfcore import NO_PADDR, Segment, pack_core, parse_elf_core
 from kdumpctl_py.facts.iomem import Range, subtract
 from kdumpctl_py.facts.view import SystemView
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 EHDR_SIZE = 64
 PHDR_SIZE = 56
 HEADER_ALIGN = 4096  # ELF_CORE_HEADER_ALIGN
 MASK64 = (1 << 64) - 1
-# x86_64's __START_KERNEL_map; riscv64's KERNEL_LINK_ADDR is the same address.
-KERNEL_TEXT_MAP = 0xFFFFFFFF80000000
-
-# sizeof(note_buf_t) when sysfs lacks crash_notes_size (before 4.x): two note
-# headers, "CORE" padded to 8, and elf_prstatus (336 bytes on x86_64, 392 on arm64).
-NOTE_BUF_SIZE = {EM_X86_64: 12 + 8 + 336 + 12, EM_AARCH64: 12 + 8 + 392 + 12}
-
 
 
 @dataclass(frozen=True)
@@ -72,56 +67,76 @@ def _need(value: object, what: str) -> None:
 
 
 def kernel_layout(view: SystemView) -> KernelLayout:
-    machine = view.arch.elf_machine
     kcore = view.kcore
-    vmcoreinfo = view.vmcoreinfo
     physical = [s for s in kcore.loads if s.paddr != NO_PADDR] if kcore else []
     # x86_64 and riscv64 map the kernel image at -2 GiB (KCORE_TEXT); everything else
     # with a physical address is the linear map (KCORE_RAM), one offset for all of it.
     text = [s for s in physical if s.vaddr >= KERNEL_TEXT_MAP]
     offsets = {(s.vaddr - s.paddr) & MASK64 for s in physical if s.vaddr < KERNEL_TEXT_MAP}
     linear: int | None = offsets.pop() if len(offsets) == 1 else None
-    if machine == EM_RISCV and linear is None and vmcoreinfo is not None:
-        # __va(p) = p - phys_ram_base + PAGE_OFFSET (arch/riscv/include/asm/page.h)
-        page_offset, ram_base = vmcoreinfo.number("PAGE_OFFSET"), vmcoreinfo.number(
-            "phys_ram_base")
-        if page_offset is not None and ram_base is not None:
-            linear = (page_offset - ram_base) & MASK64
-    if machine in (EM_X86_64, EM_RISCV):
-        # KCORE_TEXT: vaddr _text, paddr __pa_symbol(_text), size _end - _text: the
-        # kernel-image PT_LOAD crash_prepare_elf64_headers() writes for both.
-        _need(kcore, "/proc/kcore")
-        _need(linear, "the linear map (/proc/kcore RAM segments, VMCOREINFO PAGE_OFFSET)")
-        assert linear is not None
-        if len(text) != 1:
-            raise KdumpError("cannot build the elfcorehdr: /proc/kcore has no kernel-text segment")
-        return KernelLayout(text[0].vaddr, text[0].paddr, text[0].memsz, linear)
-    if machine == EM_AARCH64:
-        _need(vmcoreinfo, "VMCOREINFO (/proc/kcore notes)")
-        assert vmcoreinfo is not None
-        voffset = vmcoreinfo.number("kimage_voffset")
-        _need(voffset, "VMCOREINFO kimage_voffset")
-        assert voffset is not None
-        if linear is None:
-            va_bits, phys_offset = vmcoreinfo.number("VA_BITS"), vmcoreinfo.number("PHYS_OFFSET")
-            _need(va_bits, "VMCOREINFO VA_BITS")
-            _need(phys_offset, "VMCOREINFO PHYS_OFFSET")
-            assert va_bits is not None and phys_offset is not None
-            # __va(p) = (p - PHYS_OFFSET) | PAGE_OFFSET, PAGE_OFFSET = -(1 << VA_BITS)
-            linear = ((MASK64 - (1 << va_bits) + 1) - phys_offset) & MASK64
-        code = view.iomem.named("Kernel code") if view.iomem else []
-        data = view.iomem.named("Kernel data") if view.iomem else []
-        if len(code) != 1 or len(data) != 1:
-            raise KdumpError("cannot build the elfcorehdr: /proc/iomem lacks 'Kernel code' or "
-                             "'Kernel data' (run as root)")
-        # iomem's Kernel code starts at __pa(_stext), 64 KiB above _text; the image is
-        # loaded 2 MiB aligned (arm64 booting.rst), so _text is _stext rounded down.
-        text_paddr = code[0].start & ~((2 << 20) - 1)
-        return KernelLayout((text_paddr + voffset) & MASK64, text_paddr,
-                            data[0].end + 1 - text_paddr, linear)
+    if linear is None and view.arch.linear_map == "page-offset" and view.vmcoreinfo is not None:
+        linear = _linear_from_page_offset(view.vmcoreinfo, view.arch.phys_base_name)
+    if view.arch.kernel_image == "kcore-text":
+        return _kcore_text(kcore, text, linear)
+    if view.arch.kernel_image == "iomem":
+        return _iomem_image(view, linear)
     if linear is None:
         raise KdumpError(f"cannot build the elfcorehdr for {view.arch.name}: unknown linear map")
     return KernelLayout(None, None, None, linear)
+
+
+def _linear_from_page_offset(vmcoreinfo: VmcoreInfo, phys_base_name: str) -> int | None:
+    """__va(p) = p - phys_ram_base + PAGE_OFFSET (riscv64's arch/riscv/include/asm/page.h)."""
+    page_offset = vmcoreinfo.number("PAGE_OFFSET")
+    ram_base = vmcoreinfo.number(phys_base_name)
+    if page_offset is None or ram_base is None:
+        return None
+    return (page_offset - ram_base) & MASK64
+
+
+def _kcore_text(kcore: object, text: list[Segment], linear: int | None) -> KernelLayout:
+    """KCORE_TEXT: vaddr _text, paddr __pa_symbol(_text), size _end - _text: the
+    kernel-image PT_LOAD crash_prepare_elf64_headers() writes on x86_64 and riscv64."""
+    _need(kcore, "/proc/kcore")
+    _need(linear, "the linear map (/proc/kcore RAM segments, VMCOREINFO PAGE_OFFSET)")
+    assert linear is not None
+    if len(text) != 1:
+        raise KdumpError("cannot build the elfcorehdr: /proc/kcore has no kernel-text segment")
+    return KernelLayout(text[0].vaddr, text[0].paddr, text[0].memsz, linear)
+
+
+def _linear_from_va_bits(vmcoreinfo: VmcoreInfo, phys_base_name: str) -> int:
+    """__va(p) = (p - PHYS_OFFSET) | PAGE_OFFSET, PAGE_OFFSET = -(1 << VA_BITS) (arm64)."""
+    va_bits, phys_offset = vmcoreinfo.number("VA_BITS"), vmcoreinfo.number(phys_base_name)
+    _need(va_bits, "VMCOREINFO VA_BITS")
+    _need(phys_offset, f"VMCOREINFO {phys_base_name}")
+    assert va_bits is not None and phys_offset is not None
+    return ((MASK64 - (1 << va_bits) + 1) - phys_offset) & MASK64
+
+
+def _iomem_image(view: SystemView, linear: int | None) -> KernelLayout:
+    """The image from /proc/iomem and kimage_voffset, where /proc/kcore has no usable
+    KCORE_TEXT (arm64: its _text is not in /proc/kallsyms either)."""
+    vmcoreinfo = view.vmcoreinfo
+    _need(vmcoreinfo, "VMCOREINFO (/proc/kcore notes)")
+    assert vmcoreinfo is not None
+    voffset = vmcoreinfo.number("kimage_voffset")
+    _need(voffset, "VMCOREINFO kimage_voffset")
+    assert voffset is not None
+    if linear is None and view.arch.linear_map == "va-bits":
+        linear = _linear_from_va_bits(vmcoreinfo, view.arch.phys_base_name)
+    _need(linear, "the linear map (/proc/kcore RAM segments)")
+    assert linear is not None
+    code = view.iomem.named("Kernel code") if view.iomem else []
+    data = view.iomem.named("Kernel data") if view.iomem else []
+    if len(code) != 1 or len(data) != 1:
+        raise KdumpError("cannot build the elfcorehdr: /proc/iomem lacks 'Kernel code' or "
+                         "'Kernel data' (run as root)")
+    # iomem's Kernel code starts at __pa(_stext), 64 KiB above _text; the image is
+    # loaded 2 MiB aligned (arm64 booting.rst), so _text is _stext rounded down.
+    text_paddr = code[0].start & ~((2 << 20) - 1)
+    return KernelLayout((text_paddr + voffset) & MASK64, text_paddr,
+                        data[0].end + 1 - text_paddr, linear)
 
 
 def ram_ranges(view: SystemView) -> list[Range]:
@@ -137,16 +152,16 @@ def ram_ranges(view: SystemView) -> list[Range]:
         raise KdumpError("cannot build the elfcorehdr: /proc/iomem is unreadable or masked "
                          "(run as root)")
     holes = list(iomem.crash_regions)
-    if view.arch.elf_machine == EM_X86_64:
-        holes.append(Range(0, (1 << 20) - 1))  # the kernel always reserves the low 1 MiB
-    if view.arch.elf_machine == EM_RISCV and view.fdt is not None:
+    if view.arch.low_reserved:  # x86_64 always keeps the low 1 MiB
+        holes.append(Range(0, view.arch.low_reserved - 1))
+    if view.arch.firmware_in_dt and view.fdt is not None:
         from kdumpctl_py.plan.dtb import firmware_memory
 
         holes += [Range(start, start + size - 1)
                   for start, size in firmware_memory(view.fdt, "/sys/firmware/fdt")]
     ram = iomem.system_ram
-    if view.arch.elf_machine != EM_X86_64:
-        ram = _merge_adjacent(ram)  # other arches walk memblock, which has no seams
+    if view.arch.memblock_ram:
+        ram = _merge_adjacent(ram)  # the kernel walks memblock, which has no seams
     return subtract(ram, holes)
 
 
@@ -161,7 +176,6 @@ def _merge_adjacent(ranges: list[Range]) -> list[Range]:
 
 
 def plan_elfcorehdr(view: SystemView) -> CoreHeader:
-    machine = view.arch.elf_machine
     notes = view.crash_notes
     if not notes:
         raise KdumpError("cannot build the elfcorehdr: no /sys/devices/system/cpu/cpu*/crash_notes"
@@ -172,7 +186,7 @@ def plan_elfcorehdr(view: SystemView) -> CoreHeader:
     layout = kernel_layout(view)
     phdrs = []
     for n in notes:
-        size = n.size or NOTE_BUF_SIZE.get(machine, 1024)
+        size = n.size or view.arch.note_buf_size
         phdrs.append(Segment(PT_NOTE, n.address, 0, n.address, size, size))
     phdrs.append(Segment(PT_NOTE, vmcoreinfo[0], 0, vmcoreinfo[0], vmcoreinfo[1],
                                vmcoreinfo[1]))
@@ -183,7 +197,7 @@ def plan_elfcorehdr(view: SystemView) -> CoreHeader:
     for r in ram_ranges(view):
         phdrs.append(Segment(PT_LOAD, r.start, (r.start + layout.linear_offset) & MASK64,
                                    r.start, r.size, r.size, PF_RWX))
-    return CoreHeader(machine, tuple(phdrs))
+    return CoreHeader(view.arch.elf_machine, tuple(phdrs))
 
 
 def decode(data: bytes, what: str = "elfcorehdr") -> CoreHeader:

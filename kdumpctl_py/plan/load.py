@@ -18,7 +18,7 @@ from kdumpctl_py.facts.view import BOOT_HEADER, SystemView
 from kdumpctl_py.plan.bootfiles import find_initrd, find_kernel
 from kdumpctl_py.plan.capture_cmdline import configured_cmdline
 from kdumpctl_py.plan.method import choose_method
-from kdumpctl_py.plan.segments import IMAGE_FORMAT, ClassicPlan, plan_classic
+from kdumpctl_py.plan.segments import ClassicPlan, plan_classic
 
 if TYPE_CHECKING:
     from kdumpctl_py.config.model import Config
@@ -113,10 +113,10 @@ def _initrd(view: SystemView, path: str | None) -> tuple[bytes | None, int | Non
 
 def check_image(view: SystemView, path: str, image: KernelImage, method: str) -> None:
     """An image the kernel's loader cannot boot is refused before the kernel refuses it."""
-    if view.arch.name == "x86_64" and method in ("file", "extended") \
-            and image.format != "x86-bzimage":
-        raise UsageError(f"{path} is an {image.format} image; x86_64 kexec_file_load boots "
-                         "only a bzImage (/boot/vmlinuz-*)")
+    want = view.arch.file_image
+    if want is not None and method in ("file", "extended") and image.format != want[0]:
+        raise UsageError(f"{path} is an {image.format} image; {view.arch.name} kexec_file_load "
+                         f"boots only a {want[1]}")
 
 
 def check_fits(view: SystemView, in_memory: int, initrd_size: int | None) -> None:
@@ -174,10 +174,7 @@ def plan_capture_load(view: SystemView, cfg: Config, req: LoadRequest = LoadRequ
     dtb = _read(view, req.dtb, "DTB") if req.dtb else None
     classic = None
     if choice.method == "classic":
-        if view.arch.name not in IMAGE_FORMAT:
-            raise KdumpError(f"kexec_load with user-space segments is built for arm64 and "
-                             f"riscv64 only; this {view.arch.name} kernel needs kexec_file_load")
-        if not partial:
+        if view.arch.classic_image is None or not partial:  # the first: it says why not
             classic = plan_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
     elif choice.method == "extended" and dtb is None:
         dtb = view.fdt

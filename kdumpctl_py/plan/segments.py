@@ -33,9 +33,6 @@ from kdumpctl_py.units import format_bytes
 
 KEXEC_SEGMENT_MAX = 16
 KERNEL_ALIGN = 2 << 20  # arm64 MIN_KIMG_ALIGN; riscv64 PMD_SIZE (setup_vm() insists)
-# The Image format each architecture's kexec_load plan boots.
-IMAGE_FORMAT = {"aarch64": "arm64-image", "riscv64": "riscv-image"}
-INITRD_WINDOW = 32 << 30  # the initrd must lie below round_down(kernel, 1 GiB) + 32 GiB
 
 
 @dataclass(frozen=True)
@@ -82,10 +79,13 @@ def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
                  initrd: bytes | None, cmdline: str, base_dtb: bytes | None = None,
                  randbytes: Callable[[int], bytes] = os.urandom) -> ClassicPlan:
     """Place every segment, build the DTB for those places, and check the kernel's rules."""
-    arch = view.arch.name
-    want = IMAGE_FORMAT[arch]
+    arch = view.arch
+    want = arch.classic_image
+    if want is None:
+        raise KdumpError(f"kexec_load with user-space segments is built for arm64 and "
+                         f"riscv64 only; this {arch.name} kernel needs kexec_file_load")
     if image.format != want:
-        raise UsageError(f"kexec_load on {arch} needs {want.replace('-', ' ')}, "
+        raise UsageError(f"kexec_load on {arch.name} needs {want.replace('-', ' ')}, "
                          f"not {image.format}")
     if image.big_endian:
         raise UsageError("the capture kernel is big-endian; this kernel is little-endian")
@@ -106,17 +106,17 @@ def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
     # text_offset is only where boot loaders put it after firmware: the image runs
     # from any 2 MiB boundary, and kexec-tools puts it at one too.
     kernel_base = _up(region.start, KERNEL_ALIGN)
-    kernel_at = kernel_base + (image.text_offset if arch == "aarch64" else 0)
+    kernel_at = kernel_base + (image.text_offset if arch.at_text_offset else 0)
     # riscv64's setup_bootmem() (arch/riscv/mm/init.c) reserves the image up to the
     # next 2 MiB boundary (STRICT_KERNEL_RWX) and drops an initrd that overlaps it.
     kernel_memsz = _up(max(image.image_size, len(kernel)),
-                       KERNEL_ALIGN if arch == "riscv64" else page)
+                       KERNEL_ALIGN if arch.image_2m_end else page)
     cursor = kernel_at + kernel_memsz
     initrd_seg = None
     if initrd:
         initrd_seg = Segment("initrd", initrd, cursor, _up(len(initrd), page))
-        if arch == "aarch64" and \
-                initrd_seg.end > (kernel_at & ~((1 << 30) - 1)) + INITRD_WINDOW:
+        if arch.initrd_window is not None and \
+                initrd_seg.end > (kernel_at & ~((1 << 30) - 1)) + arch.initrd_window:
             raise KdumpError("the initrd would lie more than 32 GiB above the kernel")
         cursor = initrd_seg.end
 
@@ -132,7 +132,7 @@ def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
     segments = [Segment("kernel", kernel, kernel_at, kernel_memsz),
                 *([initrd_seg] if initrd_seg else []), dtb_seg]
     entry = kernel_at
-    if arch == "aarch64":
+    if arch.purgatory:
         entry = dtb_seg.end
         purgatory = arm64_purgatory(dtb_at, kernel_at)
         segments.append(Segment("purgatory", purgatory, entry, _up(len(purgatory), page)))

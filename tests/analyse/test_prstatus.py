@@ -4,16 +4,13 @@ import struct
 from pathlib import Path
 
 from kdumpctl_py.analyse.prstatus import (
-    EM_AARCH64,
-    EM_RISCV,
-    EM_X86_64,
     CpuRegs,
     cpu_registers,
     parse_prstatus,
     read_elf,
     read_kdump,
 )
-from kdumpctl_py.elf import Note
+from kdumpctl_py.elf import EM_AARCH64, EM_RISCV, EM_X86_64, Note
 from tests.elfwriter import note, vmcore_bytes
 
 

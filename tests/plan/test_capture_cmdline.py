@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from kdumpctl_py.arch import get_arch
 from kdumpctl_py.plan.capture_cmdline import CAPTURE_UNIT, capture_cmdline
+
+ARM64, X86_64 = get_arch("aarch64"), get_arch("x86_64")
 
 
 def test_removes_and_appends() -> None:
     line = ('BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet crashkernel=256M dyndbg="a b" '
             'nr_cpus=8 -- single')
-    out = capture_cmdline(line, "aarch64")
+    out = capture_cmdline(line, ARM64)
     words = out.split()
     assert words[:3] == ["root=UUID=1", "ro", 'dyndbg="a'] and 'b"' in words
     assert "quiet" not in words and not any(w.startswith("crashkernel=") for w in words)
@@ -16,7 +19,7 @@ def test_removes_and_appends() -> None:
 
 
 def test_x86_and_extras() -> None:
-    out = capture_cmdline("root=/dev/vda console=ttyS0", "x86_64", remove=("console",),
+    out = capture_cmdline("root=/dev/vda console=ttyS0", X86_64, remove=("console",),
                           append=("console=ttyS1",), unit=False)
     assert out.startswith("root=/dev/vda irqpoll reset_devices")
     assert "nokaslr" in out and out.endswith("console=ttyS1") and CAPTURE_UNIT not in out
@@ -24,21 +27,21 @@ def test_x86_and_extras() -> None:
 
 def test_configuration_removes_after_the_defaults_and_appends_last() -> None:
     line = "root=/dev/vda systemd.unit=rescue.target quiet step=crash"
-    out = capture_cmdline(line, "x86_64", remove=("irqpoll", "step"),
+    out = capture_cmdline(line, X86_64, remove=("irqpoll", "step"),
                           append=("dyndbg=file a.c +p", "kdumpctl_py.test_id=T"))
     words = out.split()
     assert "irqpoll" not in words and not any(w.startswith("step=") for w in words)
     assert words.count(CAPTURE_UNIT) == 1 and "systemd.unit=rescue.target" not in words
     assert out.endswith('dyndbg="file a.c +p" kdumpctl_py.test_id=T')
     # A test id on the running kernel's line never leaks into the capture kernel's.
-    assert "kdumpctl_py.test_id" not in capture_cmdline("kdumpctl_py.test_id=old", "x86_64")
+    assert "kdumpctl_py.test_id" not in capture_cmdline("kdumpctl_py.test_id=old", X86_64)
 
 
 def test_a_network_target_starts_the_network() -> None:
     line = "root=/dev/vda systemd.wants=foo.service"
-    assert capture_cmdline(line, "x86_64").split()[-1] == \
+    assert capture_cmdline(line, X86_64).split()[-1] == \
         "systemd.unit=kdumpctl-py-capture.service"
-    words = capture_cmdline(line, "x86_64", network=True).split()
+    words = capture_cmdline(line, X86_64, network=True).split()
     assert words[-2:] == ["systemd.unit=kdumpctl-py-capture.service",
                           "systemd.wants=network-online.target"]
     assert "systemd.wants=foo.service" not in words

@@ -6,15 +6,10 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from kdumpctl_py.elf import EM_X86_64, PT_LOAD, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import SystemView
-from kdumpctl_py.plan.elfcorehdr import (
-    EM_X86_64,
-    PT_LOAD,
-    PT_NOTE,
-    decode,
-    plan_elfcorehdr,
-)
+from kdumpctl_py.plan.elfcorehdr import decode, plan_elfcorehdr
 from tests.builders import arm64_snapshot, cpu_files
 from tests.conftest import SNAPSHOTS
 from tests.elfwriter import kcore_bytes, note

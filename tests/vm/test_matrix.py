@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.capture.kdumpfile import MACHINES, read_kdump
+from kdumpctl_py.arch import ELF_MACHINES
+from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import save_vmcore
 from tests.elfwriter import vmcore_bytes
 from tests.vm.cycles import (
@@ -109,7 +110,7 @@ def notes_only_elf(dump: Path, arch: str, out: Path) -> Path:
     page: enough for makedumpfile to decide whether it supports the kernel."""
     kd = read_kdump(str(dump))
     ram = vmcore_bytes([(0xFFF0000000000000, 0x40000000, bytes(4096), 4096)], kd.notes,
-                       machine=MACHINES[arch])
+                       machine=ELF_MACHINES[arch])
     out.write_bytes(ram)
     return out
 
