@@ -15,11 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kdumpctl_py.errors import UsageError
-
-MiB = 1 << 20
-GiB = 1 << 30
-TiB = 1 << 40
-
+from kdumpctl_py.units import GiB, MiB
 
 # x86_64's __START_KERNEL_map, where /proc/kcore's kernel-text segment (KCORE_TEXT)
 # starts; riscv64's KERNEL_LINK_ADDR is the same address.
@@ -113,7 +109,6 @@ ARCHES: tuple[Arch, ...] = (
 ARCH_NAMES: tuple[str, ...] = tuple(n for a in ARCHES for n in (a.name, *a.aliases))
 # The ELF machine of each name, as a dump's utsname.machine spells it.
 ELF_MACHINES = {n: a.elf_machine for a in ARCHES for n in (a.name, *a.aliases)}
-ARCH_HELP = ", ".join(f"{a.name} ({'/'.join(a.aliases)})" for a in ARCHES)
 
 
 def get_arch(name: str | None = None) -> Arch:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from kdumpctl_py.errors import UsageError
 
+MiB = 1 << 20
+GiB = 1 << 30
+MASK64 = (1 << 64) - 1  # u64 arithmetic wraps as the kernel's does
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -21,7 +25,7 @@ def format_bytes(n: int | None) -> str:
     return f"{value:.1f} {_UNITS[unit]}"
 
 
-_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SUFFIXES = {"K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}
 
 
 def parse_size(text: str) -> int:

@@ -15,20 +15,21 @@ alone takes most of that, and less would only make the budget a lie.
 
 from __future__ import annotations
 
-MIB = 1 << 20
+from kdumpctl_py.units import MiB
+
 # Python, numpy and kdumpctl-py imported: 31 MB on a Debian 12 host, about 3 MB more with
 # Debian's packages in the capture initramfs (16 GiB crash cycle: 48.8 MiB at the peak
 # with a window of 2^18 pages, 36.5 MiB with 2^16)
-BASELINE = 36 * MIB
-CHUNK_BYTES = 1 * MIB  # page data per compression task
-STRUCT_BLOCK_BYTES = 4 * MIB  # a block of struct pages and the filter's temporaries
+BASELINE = 36 * MiB
+CHUNK_BYTES = 1 * MiB  # page data per compression task
+STRUCT_BLOCK_BYTES = 4 * MiB  # a block of struct pages and the filter's temporaries
 WINDOW_BYTES_PER_PAGE = 24  # the filter's and the writer's arrays per page of a window
 # More buys nothing but memory: windows of 256 MiB of 4K pages saved a 64 GiB synthetic
 # vmcore in the same CPU time as windows of 1 GiB, with 3 MB less at the peak.
 MAX_WINDOW_PAGES = 1 << 16
-DEFAULT_LIMIT = 256 * MIB  # when MemAvailable is not known
+DEFAULT_LIMIT = 256 * MiB  # when MemAvailable is not known
 DEFAULT_SHARE = 2  # the default is MemAvailable / DEFAULT_SHARE
-MIN_LIMIT = 56 * MIB  # the fixed costs, a whole window and some room
+MIN_LIMIT = 56 * MiB  # the fixed costs, a whole window and some room
 
 
 def default_limit(meminfo: dict[str, int]) -> int:

@@ -23,10 +23,10 @@ from kdumpctl_py.arch import KERNEL_TEXT_MAP, arch_for_machine
 from kdumpctl_py.capture.vmcore import MissingMemory
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+from kdumpctl_py.units import MASK64
 
 RISCV_LEVELS = {39: 3, 48: 4, 57: 5}  # Sv39, Sv48, Sv57
 RISCV_PPN = ((1 << 44) - 1) << 10  # _PAGE_PFN_MASK: bits 53:10
-MASK64 = (1 << 64) - 1
 Walk = Callable[[int], tuple[int, int]]
 
 

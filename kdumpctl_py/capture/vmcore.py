@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import ElfCore, Segment, parse_elf_core
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
-
-MASK64 = (1 << 64) - 1
+from kdumpctl_py.units import MASK64
 
 
 class MissingMemory(KdumpError):

@@ -85,6 +85,16 @@ def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
+def add_arch_option(parser: argparse.ArgumentParser) -> None:
+    """--arch, by uname's name or Debian's; the commands that take it default to this
+    machine's."""
+    from kdumpctl_py.arch import ARCH_NAMES, ARCHES
+
+    names = ", ".join(f"{a.name} ({'/'.join(a.aliases)})" for a in ARCHES)
+    parser.add_argument("--arch", choices=ARCH_NAMES, metavar="ARCH",
+                        help=f"architecture: {names} (default: the running one)")
+
+
 class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
     """The sub-commands, each given to its module's `register`; their parsers know the
     global options."""

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.arch import ARCH_HELP, ARCH_NAMES
+from kdumpctl_py.cli import add_arch_option
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
@@ -26,8 +26,7 @@ def register(sub: Commands) -> None:
                    help="the value after crashkernel= (with --cmdline: a whole command line)")
     e.add_argument("--ram", required=True, metavar="SIZE",
                    help="the kernel's memblock RAM total, unrounded (e.g. 16G)")
-    e.add_argument("--arch", choices=ARCH_NAMES, metavar="ARCH",
-                   help=f"architecture: {ARCH_HELP} (default: the running one)")
+    add_arch_option(e)
     e.add_argument("--cmdline", action="store_true", help="SPEC is a whole kernel command line")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.arch import ARCH_HELP, ARCH_NAMES
+from kdumpctl_py.cli import add_arch_option
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
@@ -14,8 +14,7 @@ if TYPE_CHECKING:
 def register(sub: Commands) -> None:
     p = sub.add_parser("get-default-crashkernel",
                        help="print the default crashkernel= value for an architecture")
-    p.add_argument("--arch", choices=ARCH_NAMES, metavar="ARCH",
-                   help=f"architecture: {ARCH_HELP} (default: the running one)")
+    add_arch_option(p)
     p.add_argument("--page-size", metavar="4K|64K",
                    help="base page size (default: the running kernel's; 4K with --arch)")
     p.set_defaults(func=run)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.plan.crashkernel import PARAM
 
 ALL = "ALL"
-PARAM = "crashkernel="
 BLS_DIRS = ("boot/loader/entries", "efi/loader/entries", "boot/efi/loader/entries")
 KERNEL_CMDLINE = "etc/kernel/cmdline"
 DEFAULT_GRUB = "etc/default/grub"

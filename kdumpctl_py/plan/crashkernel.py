@@ -24,14 +24,12 @@ from kdumpctl_py.arch import Arch
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.cmdline import param_values
 from kdumpctl_py.facts.iomem import Range
-from kdumpctl_py.units import format_bytes
+from kdumpctl_py.units import MASK64, MiB, format_bytes
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
-MiB = 1 << 20
-MASK64 = (1 << 64) - 1  # unsigned long long
-NAME = "crashkernel="
+PARAM = "crashkernel="
 # parse_crashkernel_mem rounds the RAM total up to this before matching ranges.
 RAM_ROUND = 128 * MiB
 # 6.12's suffix_tbl; ",cma" came in 6.16, so 6.12 treats "X,cma" as a plain value.
@@ -152,7 +150,7 @@ def _last(cmdline: str, suffix: str | None) -> int | None:
     with one, the last that ends in it. A word ends at the next space.
     """
     found = None
-    p = cmdline.find(NAME)
+    p = cmdline.find(PARAM)
     while p != -1:
         end = cmdline.find(" ", p)
         word = cmdline[p: end if end != -1 else len(cmdline)]
@@ -161,8 +159,8 @@ def _last(cmdline: str, suffix: str | None) -> int | None:
                 found = p
         elif word.endswith(suffix):
             found = p
-        p = cmdline.find(NAME, p + 1)
-    return None if found is None else found + len(NAME)
+        p = cmdline.find(PARAM, p + 1)
+    return None if found is None else found + len(PARAM)
 
 
 def _parse_ranges(s: str, pos: int, ram: int) -> tuple[int, int] | None:
@@ -290,7 +288,7 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> 
 
 def evaluate_value(value: str, ram: int, arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> Reservation:
     """What the kernel reserves for crashkernel=value alone on the command line."""
-    return evaluate(NAME + value, ram, arch, swiotlb)
+    return evaluate(PARAM + value, ram, arch, swiotlb)
 
 
 # -- the reverse: values as strings --------------------------------------------
@@ -318,9 +316,9 @@ def format_reservation(r: Reservation) -> str:
     """crashkernel= words that make the kernel reserve exactly `r`."""
     if not r.high:
         at = f"@{format_size(r.offset)}" if r.offset else ""
-        return f"{NAME}{format_size(r.size)}{at}"
-    low = f" {NAME}{format_size(r.low_size)},low" if r.low_size is not None else ""
-    return f"{NAME}{format_size(r.size)},high{low}"
+        return f"{PARAM}{format_size(r.size)}{at}"
+    low = f" {PARAM}{format_size(r.low_size)},low" if r.low_size is not None else ""
+    return f"{PARAM}{format_size(r.size)},high{low}"
 
 
 def check_value(value: str, arch: Arch) -> None:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 from kdumpctl_py.arch import Arch
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.plan.crashkernel import RangeRule, format_ranges, parse_size
+from kdumpctl_py.units import GiB as G
+from kdumpctl_py.units import MiB as M
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
-M = 1 << 20
-G = 1 << 30
 PAGE_4K = 4 << 10
 PAGE_64K = 64 << 10
 

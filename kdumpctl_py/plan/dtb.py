@@ -25,14 +25,13 @@ from typing import Any
 import libfdt
 
 from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.units import format_bytes
+from kdumpctl_py.units import MASK64, format_bytes
 
 Extent = tuple[int, int]  # (start, size) in bytes
 
 FDT_MAGIC = 0xD00DFEED
 HEADER_SIZE = 40  # struct fdt_header, version 17
 LAST_VERSION = 17  # the newest format libfdt reads (FDT_LAST_SUPPORTED_VERSION)
-U64_MAX = (1 << 64) - 1
 
 # drivers/of/of_private.h: OF_ROOT_NODE_{ADDR,SIZE}_CELLS_DEFAULT, used by
 # early_init_dt_scan_root() when the root lacks the property. libfdt's own
@@ -94,7 +93,7 @@ def decode_ranges(value: bytes, address_cells: int, size_cells: int) -> list[Ext
 
 def read_number(value: bytes) -> int:
     """of_read_number(prop, len / 4): all whole cells, big-endian, kept to 64 bits."""
-    return int.from_bytes(value[: len(value) // 4 * 4], "big") & U64_MAX
+    return int.from_bytes(value[: len(value) // 4 * 4], "big") & MASK64
 
 
 def _open(data: bytes, what: str) -> Any:
@@ -220,7 +219,7 @@ def _encode_ranges(name: str, extents: Sequence[Extent], cells: tuple[int, int])
 def _check_extent(name: str, extent: Extent) -> None:
     """Non-empty, and its end fits 64 bits (linux,initrd-end holds the end itself)."""
     start, size = extent
-    if size <= 0 or start < 0 or start + size > U64_MAX:
+    if size <= 0 or start < 0 or start + size > MASK64:
         raise UsageError(f"{name} {start:#x}+{size:#x} is not a non-empty range "
                          "ending below 2^64")
 
@@ -325,7 +324,7 @@ def _drop_old_initrd(fdt: Any, chosen: int, reservations: list[Extent], page_siz
     if end is None:
         raise UsageError(f"{what}: /chosen has {INITRD_START} but no {INITRD_END}")
     old_start = read_number(start)
-    size = (read_number(end) - old_start) & U64_MAX
+    size = (read_number(end) - old_start) & MASK64
     if not _remove_first(reservations, (old_start, size)):
         _remove_first(reservations, (old_start, -(-size // page_size) * page_size))
 

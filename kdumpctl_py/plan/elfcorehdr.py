@@ -23,11 +23,9 @@ from kdumpctl_py.facts.elfcore import NO_PADDR, Segment, pack_core, parse_elf_co
 from kdumpctl_py.facts.iomem import Range, subtract
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+from kdumpctl_py.units import MASK64
 
-EHDR_SIZE = 64
-PHDR_SIZE = 56
 HEADER_ALIGN = 4096  # ELF_CORE_HEADER_ALIGN
-MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,12 @@ from kdumpctl_py.plan.crashkernel import (
     system_ram,
 )
 from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
-from kdumpctl_py.units import format_bytes
+from kdumpctl_py.units import MiB, format_bytes
 
 if TYPE_CHECKING:
     from kdumpctl_py.arch import Arch
     from kdumpctl_py.facts.view import SystemView
 
-MiB = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.plan.dtb import (
     ELFCOREHDR,
     MAX_FDT_SIZE,
-    U64_MAX,
     USABLE,
     build_capture_dtb,
     dtb_placement_problem,
@@ -31,6 +30,7 @@ from kdumpctl_py.plan.dtb import (
     read_number,
     summarize,
 )
+from kdumpctl_py.units import MASK64
 from tests.builders import QEMU_DTB, board, cells, chosen_props, dts, memreserve
 from tests.conftest import FIXTURES
 
@@ -414,13 +414,13 @@ def _crash_setup(draw: st.DrawFn) -> tuple[tuple[int, int], list[tuple[int, int]
                                            tuple[int, int], tuple[int, int] | None]:
     root_cells = draw(st.sampled_from(sorted(CELL_LINES)))
     max_size = (1 << (32 * root_cells[1])) - 1
-    max_start = min((1 << (32 * root_cells[0])) - 1, U64_MAX - 1)  # room for one byte
+    max_start = min((1 << (32 * root_cells[0])) - 1, MASK64 - 1)  # room for one byte
     extent = st.integers(0, max_start).flatmap(
-        lambda start: st.tuples(st.just(start), st.integers(1, min(max_size, U64_MAX - start))))
+        lambda start: st.tuples(st.just(start), st.integers(1, min(max_size, MASK64 - start))))
     ranges = draw(st.lists(extent, min_size=1, max_size=2))
     elf = draw(extent)
     initrd = draw(st.none() | st.integers(1, 1 << 63).flatmap(
-        lambda start: st.tuples(st.just(start), st.integers(1, U64_MAX - start))))
+        lambda start: st.tuples(st.just(start), st.integers(1, MASK64 - start))))
     return root_cells, ranges, elf, initrd
 
 
