@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,22 @@ if TYPE_CHECKING:
 FIXTURES = Path(__file__).parent / "fixtures"
 SNAPSHOTS = FIXTURES / "snapshots"
 SNAPSHOT_NAMES = sorted(p.name for p in SNAPSHOTS.iterdir() if p.is_dir())
+
+
+@pytest.fixture
+def fake_systemd(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """systemd-python's daemon.notify and journal.send, recording what they are given."""
+    sent: dict[str, list[Any]] = {"notify": [], "journal": []}
+    pkg = types.ModuleType("systemd")
+    daemon = types.ModuleType("systemd.daemon")
+    journal = types.ModuleType("systemd.journal")
+    daemon.notify = lambda text: sent["notify"].append(text)  # type: ignore[attr-defined]
+    journal.send = lambda msg, **f: sent["journal"].append((msg, f))  # type: ignore[attr-defined]
+    pkg.daemon, pkg.journal = daemon, journal  # type: ignore[attr-defined]
+    for name, mod in (("systemd", pkg), ("systemd.daemon", daemon),
+                      ("systemd.journal", journal)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    return sent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -34,6 +33,7 @@ from kdumpctl_py.capture.save import (
     save_vmcore,
 )
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.journal import warn
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ def save_with_fallback(vmcore: str, target: str,
             raise
         except Exception as e:  # noqa: BLE001 - whatever broke, try with less filtering
             _leftovers(target, before, failed, step, e)
-            print(f"kdumpctl-py: warning: saving {step.how} failed: {failed[-1].error}",
-                  file=sys.stderr, flush=True)
+            warn(f"saving {step.how} failed: {failed[-1].error}")
             continue
         for attempt in failed:
             if attempt.directory:
@@ -99,8 +98,7 @@ def save_with_fallback(vmcore: str, target: str,
             try:
                 write_record(result.directory, record)
             except OSError as e:
-                print(f"kdumpctl-py: warning: cannot write {result.directory}/save.json: {e}",
-                      file=sys.stderr, flush=True)
+                warn(f"cannot write {result.directory}/save.json: {e}")
         return result, record
     where = record_failure(vmcore, target, options, failed, time.monotonic() - started)
     raise SaveFailed("no dump could be written: " + "; ".join(
@@ -132,12 +130,10 @@ def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[
             options.dump_level, None, "not saved", "none", "none", False, round(seconds, 3),
             size, left[0] if left else "", failed, saved=False))
     except (OSError, KdumpError) as e:
-        print(f"kdumpctl-py: warning: no dump was saved, and no record of why could be "
-              f"written under {target}: {e}", file=sys.stderr, flush=True)
+        warn(f"no dump was saved, and no record of why could be written under {target}: {e}")
         return None
     path = os.path.join(directory, "save.json")
-    print(f"kdumpctl-py: warning: no dump was saved; {path} says why", file=sys.stderr,
-          flush=True)
+    warn(f"no dump was saved; {path} says why")
     return path
 
 

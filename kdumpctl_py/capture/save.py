@@ -67,6 +67,7 @@ from kdumpctl_py.config.settings import FORMATS
 from kdumpctl_py.elf import NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
+from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
@@ -372,7 +373,7 @@ def _plan(v: Vmcore, options: SaveOptions,
     result = SaveResult(None, "-", False, bitmaps.nr, bitmaps.dumpable, 0, 0, 0.0, stats,
                         dump_level=stats.level_written(options.dump_level))
     for warning in stats.warnings:
-        print(f"kdumpctl-py: warning: {warning}", file=sys.stderr, flush=True)
+        warn(warning)
     notes, vi_off, vi_size = _note_blob(v)
     if options.format == "kdump":
         return result, _kdump_layout(v, bitmaps, notes, vi_off, vi_size, comp,

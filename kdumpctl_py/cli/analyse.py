@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:
     from kdumpctl_py.analyse.program import Opened
@@ -61,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise UsageError(f"{args.vmcore} is {cut}; {e}") from None
     if cut is not None:
-        print(f"kdumpctl-py: warning: {args.vmcore} is {cut}; the report shows what is "
-              "there", file=sys.stderr)
+        warn(f"{args.vmcore} is {cut}; the report shows what is there")
     if args.shell:
         for note in opened.found.notes:  # the report carries them otherwise
             print(f"kdumpctl-py: {note}", file=sys.stderr)

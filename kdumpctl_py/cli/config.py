@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from kdumpctl_py.journal import warn
+
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
 
@@ -25,8 +27,6 @@ def register(sub: Commands) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    import sys
-
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.config.parse import default_location
@@ -37,7 +37,7 @@ def run_check(args: argparse.Namespace) -> int:
     cfg = read_config(view, args.file)
     where = cfg.source or f"{default_location(view)} does not exist: the defaults"
     for warning in cfg.warnings:
-        print(f"kdumpctl-py: warning: {warning}", file=sys.stderr)
+        warn(warning)
     if args.file is None:
         problems = machine_problems(cfg, view)
         if problems:  # a configuration the machine cannot honour is bad input: exit 2

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from kdumpctl_py.cli import PROG
+from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
                 out.write(format_record(rec, caller=args.caller, decode=args.decode))
         out.flush()
         for warning in log.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+            warn(warning)
     return 0

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.config.settings import METHODS
+from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
@@ -83,7 +84,7 @@ def check_before_arming(view: SystemView) -> None:
     check = check_target(cfg, view)
     decision = arm_decision(cfg, check)
     if check is not None and check.warning:
-        print(f"kdumpctl-py: warning: {check.warning}", file=sys.stderr)
+        warn(check.warning)
     if decision is not None and decision.startswith("error: "):
         raise KdumpError(decision.removeprefix("error: "))
     if decision is not None:
@@ -118,6 +119,7 @@ def plan_from_args(view: SystemView, args: argparse.Namespace | None = None,
 
 
 def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:
+    from kdumpctl_py import journal
     from kdumpctl_py.load.loader import load, unload
     from kdumpctl_py.service import notify
 
@@ -128,7 +130,7 @@ def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:
                f"{plan.initrd_path or 'none'}")
     print(message)
     notify.status(message)
-    notify.event(message, notify.CAPTURE_LOADED, echo=False, cmdline=plan.cmdline)
+    journal.event(message, notify.CAPTURE_LOADED, echo=False, cmdline=plan.cmdline)
 
 
 def run_unload(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ def report(cfg: Config, directory: str, mountpoint: str | None = None) -> int:
     NFS `mountpoint`, the journal names the dump as the server's export does."""
     import os
 
+    from kdumpctl_py import journal
     from kdumpctl_py.analyse.stored import load_or_analyse
     from kdumpctl_py.service import notify
     from kdumpctl_py.service.report import message, unreported
@@ -76,7 +77,7 @@ def report(cfg: Config, directory: str, mountpoint: str | None = None) -> int:
             analysis, error = None, f"{type(e).__name__}: {e}"
         m = message(dump, analysis, error,
                     shown(cfg, dump.vmcore, mountpoint) if mountpoint else dump.vmcore)
-        if not notify.event(m.text, notify.DUMP_REPORT, m.priority, echo=False, **m.fields):
+        if not journal.event(m.text, notify.DUMP_REPORT, m.priority, echo=False, **m.fields):
             print(f"kdumpctl-py: {m.text}", flush=True)
     if not todo:
         print("kdumpctl-py: no dump to report")

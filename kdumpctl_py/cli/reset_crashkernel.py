@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from kdumpctl_py.journal import warn
+
 if TYPE_CHECKING:
     from kdumpctl_py.cli import Commands
     from kdumpctl_py.facts.view import SystemView
@@ -93,8 +95,6 @@ def auto_value(view: SystemView, kernel: str | None) -> str | None:
 
 def check_enough(view: SystemView, value: str, force: bool) -> None:
     """A value below the estimate, or one reserving nothing here, only with --force."""
-    import sys
-
     from kdumpctl_py.errors import UsageError
     from kdumpctl_py.plan.estimate import estimate, shortfall
 
@@ -105,7 +105,7 @@ def check_enough(view: SystemView, value: str, force: bool) -> None:
     if not force:
         raise UsageError(f"{problem}; give --value {-(-e.needed // (1 << 20))}M, or --force "
                          "to write it anyway")
-    print(f"kdumpctl-py: warning: {problem}", file=sys.stderr)
+    warn(problem)
 
 
 def apply(plan: BootPlan) -> None:

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, TypeVar
 
 from kdumpctl_py.config.settings import COMPRESSIONS, FORMATS
+from kdumpctl_py.journal import warn
 
 T = TypeVar("T")
 
@@ -106,6 +107,5 @@ def run(args: argparse.Namespace) -> int:
           f"{format_bytes(result.peak_rss)} (budget {format_bytes(options.memory_limit)})",
           file=sys.stderr if stream else sys.stdout)
     if result.unreadable:
-        print(f"kdumpctl-py: warning: {len(result.unreadable)} pages could not be read; listed "
-              "in unreadable-pages.txt", file=sys.stderr)
+        warn(f"{len(result.unreadable)} pages could not be read; listed in unreadable-pages.txt")
     return 0

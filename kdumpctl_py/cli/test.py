@@ -29,6 +29,7 @@ def crash_now(trigger: str = SYSRQ_TRIGGER) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kdumpctl_py import journal
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.cli.load import carry_out, plan_from_args
     from kdumpctl_py.config import read_config
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         testid.forget(test_id)  # no crash happens: no test is pending
         raise
-    notify.event(f"test {test_id}: crashing on purpose; the result is in "
-                 f"{record} and, after the reboot, kdumpctl-py status",
-                 notify.TEST_STARTED, test_id=test_id)
+    journal.event(f"test {test_id}: crashing on purpose; the result is in "
+                  f"{record} and, after the reboot, kdumpctl-py status",
+                  notify.TEST_STARTED, test_id=test_id)
     crash_now()
     raise KdumpError("writing c to /proc/sysrq-trigger returned: the kernel did not panic")

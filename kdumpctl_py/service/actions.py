@@ -12,6 +12,7 @@ import sys
 import time
 
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.journal import warn
 
 HOOK_TIMEOUT_S = 600
 DEVICE_WAIT_S = 60
@@ -36,14 +37,13 @@ class System:
             return subprocess.run(argv, stdin=subprocess.DEVNULL, timeout=HOOK_TIMEOUT_S,
                                   check=False).returncode
         except FileNotFoundError:
-            print(f"kdumpctl-py: {argv[0]}: not found", file=sys.stderr)
+            warn(f"{argv[0]}: not found")
             return 127
         except OSError as e:  # not executable, and the like: a hook must not stop the run
-            print(f"kdumpctl-py: {argv[0]}: {e.strerror or e}", file=sys.stderr)
+            warn(f"{argv[0]}: {e.strerror or e}")
             return 126
         except subprocess.TimeoutExpired:
-            print(f"kdumpctl-py: {argv[0]}: still running after {HOOK_TIMEOUT_S} s, "
-                  "killed", file=sys.stderr)
+            warn(f"{argv[0]}: still running after {HOOK_TIMEOUT_S} s, killed")
             return 124
 
     def wait_for(self, path: str, seconds: float = DEVICE_WAIT_S) -> bool:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kdumpctl_py import journal
 from kdumpctl_py.capture.record import SaveRecord, summary
 from kdumpctl_py.config.model import (
     Config,
@@ -73,8 +74,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
         if rc != 0:
             out.skipped = True
             out.action = cfg.final_action
-            notify.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
-                         notify.DUMP_SKIPPED, 4)
+            journal.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
+                          notify.DUMP_SKIPPED, 4)
             _result(out, test_id, cfg.path, f"kdump_pre exited {rc}, dump skipped")
             return _finish(out, machine)
     mounted = False
@@ -95,7 +96,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
     except Exception as e:  # whatever broke, the machine must leave by an action
         out.error = str(e) if isinstance(e, (KdumpError, OSError)) else \
             f"internal error: {type(e).__name__}: {e}"
-        notify.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
+        journal.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
     if out.saved and cfg.keep:
         try:
             if remote is not None:
@@ -105,7 +106,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
                 out.retention = retention.apply(dump_root, cfg.keep)
                 _report_retention(out.retention, dump_root)
         except (OSError, KdumpError) as e:
-            notify.event(f"retention under {dump_root} failed: {e}", priority=4)
+            journal.warn(f"retention under {dump_root} failed: {e}")
     if cfg.kdump_post:
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
@@ -122,8 +123,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             try:
                 _save(cfg, vmcore, cfg.path, out)
             except Exception as e:  # likewise
-                notify.event(f"saving to the root file system failed too: {e}",
-                             notify.DUMP_FAILED, 3)
+                journal.event(f"saving to the root file system failed too: {e}",
+                              notify.DUMP_FAILED, 3)
         out.action = cfg.final_action
     else:
         out.action = cfg.failure_action
@@ -145,16 +146,16 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
     out.saved, out.dump, out.error, out.record = True, result.directory, None, record
     how = summary(asdict(record))
     lowered = bool(record.failed) or not record.complete or bool(record.warnings)
-    notify.event(f"dump saved in {result.directory} ({how}): {result.pages_dumped} of "
-                 f"{result.pages_total} pages, {result.bytes_out} bytes, "
-                 f"{result.seconds:.1f} s, peak memory {result.peak_rss >> 20} MiB of "
-                 f"{options.memory_limit >> 20} MiB", notify.DUMP_SAVED, 4 if lowered else 6,
-                 dump_path=os.path.join(result.directory, record.vmcore),
-                 dump_bytes=str(result.bytes_out),
-                 dump_level=str(record.level_written if record.level_written is not None
-                                else "copy"),
-                 dump_level_asked=str(record.level_asked), dump_complete=str(int(record.complete)),
-                 dump_fallback="; ".join(f"{a.how}: {a.error}" for a in record.failed))
+    journal.event(f"dump saved in {result.directory} ({how}): {result.pages_dumped} of "
+                  f"{result.pages_total} pages, {result.bytes_out} bytes, "
+                  f"{result.seconds:.1f} s, peak memory {result.peak_rss >> 20} MiB of "
+                  f"{options.memory_limit >> 20} MiB", notify.DUMP_SAVED, 4 if lowered else 6,
+                  dump_path=os.path.join(result.directory, record.vmcore),
+                  dump_bytes=str(result.bytes_out),
+                  dump_level=str(record.level_written if record.level_written is not None
+                                 else "copy"),
+                  dump_level_asked=str(record.level_asked), dump_complete=str(int(record.complete)),
+                  dump_fallback="; ".join(f"{a.how}: {a.error}" for a in record.failed))
 
 
 def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, str]:
@@ -183,9 +184,9 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     note = ("" if dump.vmcore == "vmcore" else
             "; kdumpctl-py is not installed there (or could not reassemble it): "
             "vmcore.flat stays flattened, run kdumpctl-py reassemble on it")
-    notify.event(f"dump saved in {out.dump}: {dump.vmcore}, {dump.bytes_sent} bytes sent"
-                 + note, notify.DUMP_SAVED, dump_path=f"{out.dump}/{dump.vmcore}",
-                 dump_bytes=str(dump.bytes_sent))
+    journal.event(f"dump saved in {out.dump}: {dump.vmcore}, {dump.bytes_sent} bytes sent"
+                  + note, notify.DUMP_SAVED, dump_path=f"{out.dump}/{dump.vmcore}",
+                  dump_bytes=str(dump.bytes_sent))
 
 
 def _say_route(host: str) -> None:
@@ -195,17 +196,17 @@ def _say_route(host: str) -> None:
     from kdumpctl_py.service.check import route_to
 
     route = route_to(host, SystemView())
-    notify.event(f"the server {host} is reached through {route}" if route else
-                 f"no route to the server {host} is known here", priority=6 if route else 4)
+    journal.event(f"the server {host} is reached through {route}" if route else
+                  f"no route to the server {host} is known here", priority=6 if route else 4)
 
 
 def _report_retention(r: retention.Retention, directory: str) -> None:
     if r.deleted:
-        notify.event(f"keep: deleted {len(r.deleted)} older dumps under {directory}: "
-                     + ", ".join(r.deleted))
+        journal.event(f"keep: deleted {len(r.deleted)} older dumps under {directory}: "
+                      + ", ".join(r.deleted))
     if r.incomplete:
-        notify.event(f"keep: {len(r.incomplete)} incomplete dumps kept, not counted: "
-                     + ", ".join(r.incomplete), priority=4)
+        journal.warn(f"keep: {len(r.incomplete)} incomplete dumps kept, not counted: "
+                     + ", ".join(r.incomplete))
 
 
 def _result(out: Outcome, test_id: str | None, directory: str, detail: str) -> None:
@@ -215,8 +216,8 @@ def _result(out: Outcome, test_id: str | None, directory: str, detail: str) -> N
         os.makedirs(directory, mode=0o700, exist_ok=True)
         out.test_status = testid.write_result(directory, test_id, out.saved, detail)
     except OSError as e:
-        notify.event(f"test {test_id}: cannot write the result under {directory}: {e}",
-                     priority=3)
+        journal.event(f"test {test_id}: cannot write the result under {directory}: {e}",
+                      priority=3)
 
 
 def _finish(out: Outcome, machine: Machine) -> Outcome:

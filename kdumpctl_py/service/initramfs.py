@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.fileio import fsync_dir
+from kdumpctl_py.journal import warn
 from kdumpctl_py.plan.bootfiles import own_initrd_path
 from kdumpctl_py.plan.initramfs import (
     INITRAMFS_TOOLS_CONF,
@@ -80,6 +80,5 @@ def refresh(view: SystemView, release: str | None = None) -> None:
     try:
         print(build(plan))
     except KdumpError as e:
-        print(f"kdumpctl-py: warning: {e}; the capture kernel gets "
-              f"{'the previous one' if Path(plan.output).exists() else 'the system initrd'}",
-              file=sys.stderr)
+        warn(f"{e}; the capture kernel gets "
+             f"{'the previous one' if Path(plan.output).exists() else 'the system initrd'}")

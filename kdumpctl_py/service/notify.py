@@ -1,13 +1,13 @@
-"""What systemd and the journal hear: sd_notify STATUS= and structured journal entries.
+"""What systemd hears: sd_notify STATUS=, and the MESSAGE_IDs of journal entries
+(`kdumpctl_py.journal.event` sends them).
 
-systemd-python is optional and imported inside the functions: without it, or
-outside a service, messages go to stderr as plain lines.
+systemd-python is optional and imported inside the function: without it, or
+outside a service, there is no STATUS=.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 # MESSAGE_ID= values, so `journalctl MESSAGE_ID=...` finds every such event.
 DUMP_SAVED = "20d3aca9586c4e8a84720044d953b868"
@@ -27,26 +27,3 @@ def status(text: str) -> None:
     except ImportError:
         return
     daemon.notify(f"STATUS={text}")
-
-
-def event(message: str, message_id: str | None = None, priority: int = 6, *,
-          echo: bool = True, **fields: str) -> bool:
-    """One journal entry with structured fields (DUMP_PATH=...) when the journal is
-    this process's stderr and systemd-python is there; else one stderr line (none
-    with echo=False, for callers that print the message themselves). True when the
-    journal got it."""
-    if os.environ.get("JOURNAL_STREAM"):
-        try:
-            from systemd import journal
-        except ImportError:
-            pass
-        else:
-            extra = {k.upper(): v for k, v in fields.items()}
-            if message_id:
-                extra["MESSAGE_ID"] = message_id
-            journal.send(message, PRIORITY=str(priority), SYSLOG_IDENTIFIER="kdumpctl-py",
-                         **extra)
-            return True
-    if echo:
-        print(f"kdumpctl-py: {message}", file=sys.stderr, flush=True)
-    return False

@@ -17,7 +17,6 @@ from __future__ import annotations
 import shlex
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -28,6 +27,7 @@ from kdumpctl_py.capture.record import Attempt, SaveRecord
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
 from kdumpctl_py.config.model import SshTarget, known_hosts
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.journal import warn
 from kdumpctl_py.service import retention
 
 if TYPE_CHECKING:
@@ -289,8 +289,7 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
         except AttemptFailed as e:
             failed.append(Attempt(step.how, attempt.dump_level if step.options else None,
                                   str(e), e.directory))
-            print(f"kdumpctl-py: warning: saving {how} failed: {e}", file=sys.stderr,
-                  flush=True)
+            warn(f"saving {how} failed: {e}")
             continue
         left = [a.directory for a in failed if a.directory]
         if left:
@@ -299,13 +298,13 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
                 for a in failed:
                     a.removed = bool(a.directory)
             except RemoteError as e:  # the dump is saved; what is left is only clutter
-                print(f"kdumpctl-py: warning: {e}", file=sys.stderr)
+                warn(str(e))
         assert dump.record is not None
         try:
             remote.run(write_command(dump.directory, RECORD_NAME),
                        dump.record.to_json().encode())
         except RemoteError as e:  # the dump is whole: a missing record is only a warning
-            print(f"kdumpctl-py: warning: {RECORD_NAME} not written: {e}", file=sys.stderr)
+            warn(f"{RECORD_NAME} not written: {e}")
         return dump
     where = _record_failure(remote, options, failed)
     raise SaveFailed("no dump could be written: " + "; ".join(
@@ -324,8 +323,7 @@ def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt])
     try:
         remote.run(write_command(left[-1], RECORD_NAME), record.to_json().encode())
     except RemoteError as e:
-        print(f"kdumpctl-py: warning: no dump was saved, and {RECORD_NAME} could not be "
-              f"written either: {e}", file=sys.stderr, flush=True)
+        warn(f"no dump was saved, and {RECORD_NAME} could not be written either: {e}")
         return None
     return f"{left[-1]}/{RECORD_NAME}"
 
