@@ -64,7 +64,8 @@ def signature_policy(view: SystemView) -> str:
     return "not checked"
 
 
-def assess(view: SystemView, target: str = DEFAULT_TARGET) -> Status:
+def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto") -> Status:
+    """`method` is the configuration's: status answers for the method `start` would use."""
     iomem = view.iomem
     regions = []
     if iomem is not None and not iomem.masked:
@@ -73,7 +74,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET) -> Status:
     if reserved is None and regions:
         reserved = sum(r.size for r in regions)
     requested = param_values(view.cmdline or "", "crashkernel")
-    choice = choose_method(view)
+    choice = choose_method(view, method)
     dumps = view.dumps(target)
     loaded = view.kexec_crash_loaded
 

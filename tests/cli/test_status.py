@@ -134,3 +134,22 @@ def test_prometheus_metrics_of_fixture(name: str, tmp_path: Path,
         assert values["kdumpctl_py_crash_region_bytes"] == sum(
             end - start + 1 for start, end in want["regions"])
     assert not list(tmp_path.glob(".*.tmp"))  # written whole, nothing left beside it
+
+
+def test_status_answers_for_the_configured_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The method and command line status shows are those `start` would use (issue 20)."""
+    root = str(SNAPSHOTS / "debian12-amd64")
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("method classic\ncmdline_append ignore_loglevel\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    main(["--sysroot", root, "status", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "classic" and report["method_why"].startswith("forced by")
+    assert report["capture_cmdline"].endswith(" ignore_loglevel")
+    conf.write_text("method extended\n")
+    main(["--sysroot", root, "status", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] is None and not report["operational"]
+    assert report["reason"] == ("no capture kernel can be loaded: extended was asked for but "
+                                "extended is missing")
