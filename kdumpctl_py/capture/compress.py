@@ -6,14 +6,18 @@ makedumpfile does. zlib runs at level 1 (makedumpfile's Z_BEST_SPEED, through
 compress2: a fresh stream per page), zstd at level 1; both release the GIL, so
 chunks compress on several threads. Python's zlib.compress makes the same
 bytes as compress2 and, measured per page, costs no more than a stream reused
-through deflateReset: deflate itself is the cost.
+through deflateReset: deflate itself is the cost. So the pages of a chunk go
+through the codec by map(), which calls it from C: no Python frame per page.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from kdumpctl_py.config.settings import COMPRESSIONS
 from kdumpctl_py.errors import UsageError
@@ -24,9 +28,8 @@ DUMP_DH_COMPRESSED_LZO = 0x2
 DUMP_DH_COMPRESSED_SNAPPY = 0x4
 DUMP_DH_COMPRESSED_ZSTD = 0x20
 
-# compress(data, offset, size): the page data[offset:offset+size] compressed, or None
-# when that is not smaller than the page (it is then stored raw).
-Compressor = Callable[[bytes, int, int], bytes | None]
+# compress(page): the page compressed (maybe larger than the page: see stored_forms)
+Compressor = Callable[[memoryview], bytes]
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Codec:
 
 
 def _zlib() -> Compressor:
-    return lambda data, offset, size: zlib.compress(memoryview(data)[offset:offset + size], 1)
+    return functools.partial(zlib.compress, level=1)
 
 
 def _zstd() -> Compressor:
@@ -45,14 +48,27 @@ def _zstd() -> Compressor:
 
     # No frame checksum, no content size: as makedumpfile's ZSTD_compressCCtx at level 1.
     cctx = zstandard.ZstdCompressor(level=1, write_content_size=True)
-    return lambda data, offset, size: cctx.compress(memoryview(data)[offset:offset + size])
+    compress: Compressor = cctx.compress
+    return compress
 
 
 def _lzo() -> Compressor:
     import lzo
 
     # python-lzo prefixes its own 5-byte header; the format wants the raw lzo1x stream.
-    return lambda data, offset, size: lzo.compress(data[offset:offset + size], 1, False)
+    return lambda page: lzo.compress(bytes(page), 1, False)
+
+
+def stored_forms(data: bytes, offsets: list[int], size: int,
+                 compressor: Compressor) -> list[bytes]:
+    """The stored form of each page data[offset:offset+size]: compressed, or the page
+    itself when compression does not make it smaller (makedumpfile's rule)."""
+    view = memoryview(data)
+    parts = list(map(compressor, [view[o:o + size] for o in offsets]))
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    for i in np.flatnonzero(lengths >= size).tolist():
+        parts[i] = data[offsets[i]:offsets[i] + size]
+    return parts
 
 
 def codec(name: str) -> Codec | None:

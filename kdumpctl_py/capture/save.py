@@ -31,7 +31,7 @@ import numpy as np
 from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
-from kdumpctl_py.capture.compress import Codec, Compressor, codec
+from kdumpctl_py.capture.compress import Codec, Compressor, codec, stored_forms
 from kdumpctl_py.capture.dumpdir import (
     TargetError,
     check_space,
@@ -226,17 +226,17 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
     readable[[b - pfn for b in bad]] = False
     shared = zeros[readable] if zero_shared else np.zeros(int(readable.sum()), dtype=bool)
     stored = np.flatnonzero(readable & ~(zeros & zero_shared))
-    # Per page only the codec call (C, without the GIL), or for a page of one repeated
-    # word the stored form of an earlier page like it; a page the codec does not shrink
-    # is raw.
-    offs = (stored * ps).tolist()
+    # Per page only the codec, called from C by map() (without the GIL); a page of one
+    # repeated word takes the stored form of an earlier page like it.
     if compressor:
-        parts = [fills.get(w) or _filled(fills, w, compressor, ps) if f
-                 else _smaller(compressor(data, o, ps), data, o, ps)
-                 for o, f, w in zip(offs, filled[stored].tolist(), fill[stored].tolist(),
-                                    strict=True)]
+        one_word = filled[stored]
+        parts = stored_forms(data, (stored[~one_word] * ps).tolist(), ps, compressor)
+        # positions in ascending order: each insert leaves the earlier ones in place
+        for i, word in zip(np.flatnonzero(one_word).tolist(), fill[stored[one_word]].tolist(),
+                           strict=True):
+            parts.insert(i, fills.get(word) or _filled(fills, word, compressor, ps))
     else:
-        parts = [data[o:o + ps] for o in offs]
+        parts = [data[o:o + ps] for o in (stored * ps).tolist()]
     packed = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     raw = packed == ps
     descs = np.zeros(len(shared), dtype=PAGE_DESC_DTYPE)
@@ -248,17 +248,13 @@ def _make_chunk(v: Vmcore, pfn: int, count: int, offset: int, compressor: Compre
     return _Chunk(pfn, count, descs, b"".join(parts), int(zeros[readable].sum()), bad)
 
 
-def _smaller(out: bytes | None, data: bytes, offset: int, size: int) -> bytes:
-    return out if out is not None and len(out) < size else data[offset:offset + size]
-
-
 FILLS_KEPT = 1024  # distinct words whose pages' stored form is kept: at most a few 100 KB
 
 
 def _filled(fills: dict[int, bytes], word: int, compressor: Compressor, size: int) -> bytes:
     """The stored form of a page that is `word` over and over, made once and kept."""
     page = word.to_bytes(8, "little") * (size // 8)
-    out = _smaller(compressor(page, 0, size), page, 0, size)
+    (out,) = stored_forms(page, [0], size, compressor)
     if len(fills) < FILLS_KEPT:
         fills[word] = out
     return out
@@ -300,8 +296,7 @@ def _estimate(v: Vmcore, bitmaps: PageBitmaps, comp: Codec | None, meta: int) ->
             page = v.read_phys(pfn * ps, ps)
         except (MissingMemory, OSError):
             page = bytes(ps)
-        out = compressor(page, 0, ps) if compressor else None
-        total += min(len(out), ps) if out is not None else ps
+        total += min(len(compressor(memoryview(page))), ps) if compressor else ps
     return meta + total * total_pages // len(sample)
 
 

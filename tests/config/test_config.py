@@ -389,7 +389,7 @@ def test_the_lzo_binding_is_installed_with_the_tool() -> None:
                          if "pip install" in line and "-e" in line)
     assert "liblzo2-dev" in (root / "setup.sh").read_text()
     lzo = codec("lzo")
-    assert lzo is not None and lzo.make()(bytes(4096), 0, 4096)
+    assert lzo is not None and lzo.make()(memoryview(bytes(4096)))
 
 
 def test_check_names_the_file_it_looked_for(tmp_path: Path,
