@@ -205,7 +205,11 @@ def fill_pages(chunk: bytes, page_size: int) -> tuple[npt.NDArray[np.uint64], Bi
     but that word repeated (a zero page is 0 repeated): such pages are compressed once."""
     words = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, page_size // 8)
     first = words[:, 0].copy()
-    return first, np.asarray((words == first[:, None]).all(axis=1))
+    # The last word first: most pages differ there, and only the rest are read whole.
+    same = words[:, -1] == first
+    maybe = np.flatnonzero(same)
+    same[maybe] = (words[maybe] == first[maybe, None]).all(axis=1)
+    return first, same
 
 
 @dataclass

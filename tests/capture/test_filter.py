@@ -16,6 +16,7 @@ from kdumpctl_py.capture.filter import (
     PageLayout,
     _exclude_section,
     _walk,
+    fill_pages,
 )
 
 SIZEOF = 64
@@ -160,3 +161,26 @@ def test_walk_is_makedumpfiles_sequential_walk(blocks: list[tuple[int, int]], un
         want.append(p >= cover)
         cover = e if p >= cover else cover
     assert _walk(first, end, until).tolist() == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1),
+                          st.sampled_from(["fill", "last", "mid", "any"]), st.integers(1, 510)),
+                min_size=1, max_size=12))
+def test_fill_pages_finds_exactly_the_pages_of_one_repeated_word(
+        specs: list[tuple[int, str, int]]) -> None:
+    """Checked against the plain definition, with pages that differ only in their last
+    word or in one word inside (the fast path looks at the last word first)."""
+    words = np.zeros((len(specs), 512), dtype=np.uint64)
+    rng = np.random.default_rng(len(specs))
+    for i, (word, kind, at) in enumerate(specs):
+        words[i] = word
+        if kind == "last":
+            words[i, -1] ^= np.uint64(1)
+        elif kind == "mid":
+            words[i, at] ^= np.uint64(1 << 63)
+        elif kind == "any":
+            words[i] = rng.integers(0, 2**63, 512, dtype=np.uint64)
+    first, same = fill_pages(words.tobytes(), 4096)
+    assert first.tolist() == words[:, 0].tolist()
+    assert same.tolist() == [bool((row == row[0]).all()) for row in words]
