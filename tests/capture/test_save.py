@@ -141,7 +141,7 @@ FAILING_STEPS: dict[str, tuple[object | None, str, int]] = {
     "log": (save_mod, "write_dmesg", 1),
     "open": (save_mod, "open_incomplete", 1),
     "first write": (None, "write_at", 1),
-    "later write": (None, "write_at", 6),
+    "later write": (None, "write_at", 5),  # the page data, after its descriptors
     "sync": (os, "fsync", 3),
     "rename": (os, "rename", 2),
     "directory fsync": (os, "fsync", 4),
