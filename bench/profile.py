@@ -96,10 +96,10 @@ def category(frames: list[tuple[str, str]]) -> str:
         return ("libc from makedumpfile (memcpy, memset)" if "makedumpfile" in caller else
                 "libc from Python or numpy" if caller else
                 "libc, caller not unwound (memset, memcpy, malloc)")
-    if "python3" in dso:
-        return "Python: interpreter"
-    if "_multiarray" in dso or "numpy" in dso or "_umath" in dso:
+    if "/numpy/" in dso or "/numpy.libs/" in dso:
         return "numpy"
+    if os.path.basename(dso).startswith("python3"):
+        return "Python: interpreter"
     if "makedumpfile" in dso:
         return "makedumpfile itself"
     return f"other: {os.path.basename(dso)}"
