@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,7 +88,15 @@ def checked(m: Measurement, what: str) -> Measurement:
     return m
 
 
-def summarise(rows: list[tuple[Measurement, int]]) -> dict[str, object]:
+class Summary(TypedDict):
+    seconds: float  # median wall
+    range: list[float]
+    cpu_seconds: float  # median user + sys
+    bytes_out: int
+    peak_rss: int
+
+
+def summarise(rows: list[tuple[Measurement, int]]) -> Summary:
     secs = [m.seconds for m, _ in rows]
     return {"seconds": round(statistics.median(secs), 3),
             "range": [round(min(secs), 3), round(max(secs), 3)],

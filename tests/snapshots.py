@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from kdumpctl_py.facts.view import META
 
 
-def make_snapshot(root: Path, machine: str, files: dict[str, str | bytes],
+def make_snapshot(root: Path, machine: str, files: Mapping[str, str | bytes],
                   release: str = "6.1.0-test", **meta: object) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / META).write_text(json.dumps(

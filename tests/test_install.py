@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.capture.kdumpfile import DUMP_DH_COMPRESSED_ZSTD, read_kdump
+from kdumpctl_py.capture.compress import DUMP_DH_COMPRESSED_ZSTD
+from kdumpctl_py.capture.kdumpfile import read_kdump
 from tests.synthetic_vmcore import write_vmcore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize(
     "argv",
-    [["ruff", "check", "kdumpctl_py", "tests"], ["mypy"]],
+    [["ruff", "check", "kdumpctl_py", "tests", "bench"], ["mypy"]],
     ids=["ruff", "mypy"],
 )
 def test_linter(argv: list[str]) -> None:

@@ -23,7 +23,7 @@ def status(text: str) -> None:
     if not os.environ.get("NOTIFY_SOCKET"):
         return
     try:
-        from systemd import daemon  # type: ignore[import-not-found,unused-ignore]
+        from systemd import daemon
     except ImportError:
         return
     daemon.notify(f"STATUS={text}")

@@ -7,7 +7,7 @@ import numpy as np
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 
 
-def filled(windows: int, size: int, seed: int = 0) -> tuple[PageBitmaps, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def filled(windows: int, size: int, seed: int = 0) -> tuple[PageBitmaps, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     present = rng.random(windows * size - 3) < 0.9
     keep = present & (rng.random(len(present)) < 0.3)

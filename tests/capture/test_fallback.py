@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from kdumpctl_py.capture import fallback as fallback_mod
 from kdumpctl_py.capture import filter as filter_mod
 from kdumpctl_py.capture.dumpdir import TargetError
 from kdumpctl_py.capture.fallback import SaveFailed, plan_steps, save_with_fallback
+from kdumpctl_py.capture.filter import Carry, PageLayout
 from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
 from kdumpctl_py.capture.record import read_record, summary
 from kdumpctl_py.capture.save import SaveOptions
@@ -74,10 +76,10 @@ def test_one_section_failing_keeps_only_its_pages(
         tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
     real = filter_mod._exclude_section
 
-    def broken(layout: object, level: int, start: int, *rest: object) -> int:
+    def broken(layout: PageLayout, level: int, start: int, *rest: Any) -> Carry:
         if start == 256:
             raise IndexError("section 1 is odd")
-        return real(layout, level, start, *rest)  # type: ignore[arg-type]
+        return real(layout, level, start, *rest)
 
     monkeypatch.setattr(filter_mod, "_exclude_section", broken)
     src = build(mem, tmp_path / "vmcore")

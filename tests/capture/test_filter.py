@@ -30,18 +30,18 @@ LAYOUT = PageLayout(4096, SIZEOF, flags=0, mapping=24, mapcount=48, private=40, 
 BUDDY, OFFLINE = -129, -257
 
 
-def pages(n: int) -> np.ndarray:  # type: ignore[type-arg]
+def pages(n: int) -> np.ndarray:
     raw = np.zeros((n, SIZEOF), dtype=np.uint8)
     raw[:, 48:52] = np.frombuffer(np.int32(-1).tobytes(), np.uint8)  # _mapcount = -1
     return raw
 
 
-def put(raw: np.ndarray, i: int, off: int, value: int, fmt: str = "<u8") -> None:  # type: ignore[type-arg]
+def put(raw: np.ndarray, i: int, off: int, value: int, fmt: str = "<u8") -> None:
     raw[i, off:off + np.dtype(fmt).itemsize] = np.frombuffer(np.array(value, fmt).tobytes(),
                                                              np.uint8)
 
 
-def run(raw: np.ndarray, level: int, start: int = 0) -> tuple[np.ndarray, FilterStats]:  # type: ignore[type-arg]
+def run(raw: np.ndarray, level: int, start: int = 0) -> tuple[np.ndarray, FilterStats]:
     n = len(raw)
     keep = np.ones(start + n, dtype=bool)
     stats = FilterStats()

@@ -12,10 +12,12 @@ import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from kdumpctl_py.capture.filter import Carry, PageLayout
 from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
 from kdumpctl_py.capture.pagetables import PageTables
 from kdumpctl_py.capture.save import SaveOptions, SaveResult, save_vmcore
@@ -117,10 +119,10 @@ def test_a_section_that_raises_is_kept_only_when_tolerant(
 
     real = filter_mod._exclude_section
 
-    def broken(layout: object, level: int, start: int, *rest: object) -> int:
+    def broken(layout: PageLayout, level: int, start: int, *rest: Any) -> Carry:
         if start == 256:
             raise ValueError("a bug in the page filter")
-        return real(layout, level, start, *rest)  # type: ignore[arg-type]
+        return real(layout, level, start, *rest)
 
     monkeypatch.setattr(filter_mod, "_exclude_section", broken)
     mem = Memory(768, "6.1")
@@ -205,6 +207,9 @@ class _Phys:
     def read_phys(self, paddr: int, size: int) -> bytes:
         return b"".join(struct.pack("<Q", self.words.get(a, 0))
                         for a in range(paddr, paddr + size, 8))
+
+    def read_phys_into(self, paddr: int, buf: memoryview) -> None:
+        buf[:] = self.read_phys(paddr, len(buf))
 
 
 @pytest.mark.parametrize(("page_size", "t1sz", "encode"), [

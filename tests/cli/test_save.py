@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ def test_the_flat_output_rule_is_documented_and_kept(
     (saved,) = (tmp_path / "t").glob("*/vmcore.flat")
     out = capsys.readouterr().out
     assert f"saved {saved}: 27 of 296 pages written (13 zero pages left out)" in out
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    flat = next(a for a in sub.choices["save"]._actions if a.dest == "flat")  # type: ignore[attr-defined]
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flat = next(a for a in sub.choices["save"]._actions if a.dest == "flat")
     readme = " ".join((ROOT / "README.md").read_text().split())
     man = (ROOT / "man" / "kdumpctl-py.8").read_text()
     for text in (flat.help or "", readme, man):

@@ -135,7 +135,12 @@ def test_live_probe_spends_no_load_when_limited(monkeypatch: pytest.MonkeyPatch)
     import kdumpctl_py.load.syscalls as syscalls
 
     calls: list[int] = []
-    monkeypatch.setattr(syscalls, "raw_syscall", lambda nr, *a: calls.append(nr) or 22)
+
+    def raw_syscall(nr: int, *args: int | None) -> int:
+        calls.append(nr)
+        return 22
+
+    monkeypatch.setattr(syscalls, "raw_syscall", raw_syscall)
     import kdumpctl_py.load.extended as extended
 
     monkeypatch.setattr(extended, "raw_syscall", syscalls.raw_syscall)

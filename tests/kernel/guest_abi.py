@@ -41,7 +41,8 @@ def fdset(entries: list[tuple[int, int]]) -> ctypes.Array[ctypes.c_uint32]:
     return (ctypes.c_uint32 * len(words))(*words)
 
 
-def call(kernel_fd: int, initrd_fd: int, flags: int, fds: object) -> str:
+def call(kernel_fd: int, initrd_fd: int, flags: int,
+         fds: ctypes.Array[ctypes.c_uint32] | None) -> str:
     cmdline = b"console=ttyAMA0\0"
     ret = libc.syscall(ctypes.c_long(NR_KEXEC_FILE_LOAD), ctypes.c_long(kernel_fd),
                        ctypes.c_long(initrd_fd), ctypes.c_long(len(cmdline)),

@@ -29,13 +29,12 @@ from typing import Any
 import libfdt
 import pytest
 
+from tests.vm.cycles import CRASH_CYCLE, Cycle, assert_good_dump
+from tests.vm.harness.marker_dtb import MEMRESERVE
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "kernel" / "build"
 GUEST_ABI = Path(__file__).with_name("guest_abi.py")
-sys.path.insert(0, str(REPO / "tests" / "vm"))
-
-from cycles import CRASH_CYCLE, Cycle, assert_good_dump  # noqa: E402
-from harness.marker_dtb import MEMRESERVE  # noqa: E402
 
 BUILD_TIMEOUT_S = 60 * 60  # a cold build on a busy 2-core machine
 CYCLE_TIMEOUT_S = 20 * 60

@@ -59,18 +59,20 @@ class Kernel:
     def __call__(self, nr: int, *args: int | None) -> int:
         call = Call(nr, args, {})
         if len(args) >= 5 and args[2]:  # kexec_file_load: kernel_fd, initrd_fd, len, cmdline
-            assert args[0] is not None and args[1] is not None and args[3] is not None
-            call.files = {fd: _contents(fd) for fd in args[:2] if fd >= 0}
+            kernel_fd, initrd_fd = args[0], args[1]
+            assert kernel_fd is not None and initrd_fd is not None and args[3] is not None
+            call.files = {fd: _contents(fd) for fd in (kernel_fd, initrd_fd) if fd >= 0}
             call.cmdline = ctypes.string_at(args[3], args[2])
             if len(args) == 6 and args[5]:
                 n = ctypes.c_uint32.from_address(args[5]).value
-                table = (extended.KexecFileFd * n).from_address(args[5] + 4)
-                call.fdset = [(e.type, _contents(e.fd)) for e in table]
-                call.files.update({e.fd: _contents(e.fd) for e in table})
+                fds = (extended.KexecFileFd * n).from_address(args[5] + 4)
+                call.fdset = [(e.type, _contents(e.fd)) for e in fds]
+                call.files.update({e.fd: _contents(e.fd) for e in fds})
         elif len(args) == 4 and args[2]:  # kexec_load: entry, nr_segments, segments, flags
             assert args[1] is not None
-            table = (syscalls.KexecSegment * args[1]).from_address(args[2])
-            call.segments = [(ctypes.string_at(s.buf, s.bufsz), s.mem, s.memsz) for s in table]
+            segments = (syscalls.KexecSegment * args[1]).from_address(args[2])
+            call.segments = [(ctypes.string_at(s.buf, s.bufsz), s.mem, s.memsz)
+                             for s in segments]
         self.calls.append(call)
         return self.err
 

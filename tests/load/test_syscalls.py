@@ -39,7 +39,12 @@ def test_numbers_per_abi() -> None:
 
 def test_a_32_bit_interpreter_calls_the_compat_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(syscalls, "raw_syscall", lambda nr, *a: calls.append(nr) or errno.EINVAL)
+
+    def raw_syscall(nr: int, *args: int | None) -> int:
+        calls.append(nr)
+        return errno.EINVAL
+
+    monkeypatch.setattr(syscalls, "raw_syscall", raw_syscall)
     monkeypatch.setattr(syscalls, "_numbers",
                         lambda arch: syscalls.syscall_numbers(arch, "arm"))
     monkeypatch.setattr(extended, "raw_syscall", syscalls.raw_syscall)

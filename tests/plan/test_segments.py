@@ -11,14 +11,15 @@ from kdumpctl_py.facts.kernel_image import probe
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import decode
 from kdumpctl_py.plan.purgatory import arm64_purgatory
-from kdumpctl_py.plan.segments import plan_classic
+from kdumpctl_py.plan.segments import ClassicPlan, plan_classic
 from tests.builders import arm64_image, arm64_snapshot, riscv_image
 from tests.conftest import FIXTURES, SNAPSHOTS
 
 BASE_DTB = (FIXTURES / "dtb/qemu-virt-arm64.dtb").read_bytes()
 
 
-def plan(tmp_path: Path, initrd: bytes | None = b"\x07" * 5_000_000, image_size: int = 0x2000000):
+def plan(tmp_path: Path, initrd: bytes | None = b"\x07" * 5_000_000,
+         image_size: int = 0x2000000) -> ClassicPlan:
     kernel = arm64_image(image_size)
     return plan_classic(arm64_snapshot(tmp_path), probe(kernel), kernel, initrd,
                         "console=ttyAMA0 reset_devices", BASE_DTB, lambda n: b"\x5a" * n)

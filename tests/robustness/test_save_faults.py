@@ -40,8 +40,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def cli(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kdumpctl_py", *argv], capture_output=True,
-                          text=True, **kw)  # type: ignore[call-overload, no-any-return]
+    out: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        [sys.executable, "-m", "kdumpctl_py", *argv], capture_output=True, text=True, **kw)
+    return out
 
 
 def dumps_in(target: Path) -> list[Path]:

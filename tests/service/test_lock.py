@@ -47,9 +47,13 @@ def test_state_commands_take_the_lock(tmp_path: Path, monkeypatch: pytest.Monkey
             "shrink", "test", "capture", "initramfs"} == STATE_COMMANDS
     lock = tmp_path / "lock"
     monkeypatch.setenv("KDUMPCTL_LOCK", str(lock))
-    seen = []
+    seen: list[str] = []
     import kdumpctl_py.cli.load as load_mod
 
-    monkeypatch.setattr(load_mod, "run_unload", lambda args: seen.append(lock.read_text()) or 0)
+    def run_unload(args: object) -> int:
+        seen.append(lock.read_text())
+        return 0
+
+    monkeypatch.setattr(load_mod, "run_unload", run_unload)
     assert main(["unload"]) == 0
     assert seen == [f"pid {__import__('os').getpid()}: unload\n"]

@@ -89,9 +89,12 @@ def fake_test_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(testid, "RECORD", str(tmp_path / "test.json"))
     monkeypatch.setattr(cli, "open_view", lambda args: _View())
-    monkeypatch.setattr(load_mod, "plan_from_args",
-                        lambda view, args=None, extra_append=(): calls.append(
-                            ("plan", extra_append)) or "PLAN")
+    def plan_from_args(view: object, args: object = None,
+                       extra_append: tuple[str, ...] = ()) -> str:
+        calls.append(("plan", extra_append))
+        return "PLAN"
+
+    monkeypatch.setattr(load_mod, "plan_from_args", plan_from_args)
     monkeypatch.setattr(load_mod, "carry_out",
                         lambda view, plan, replace: calls.append(("load", replace)))
     monkeypatch.setattr(test_cmd, "crash_now", lambda: calls.append(

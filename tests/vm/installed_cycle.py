@@ -30,17 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import systemd_cycle  # noqa: E402
-from harness import aptsources, disk, efidisk, uefi, wheel  # noqa: E402
-from harness.cache import cache_root  # noqa: E402
-from harness.config import ARCHES, Arch  # noqa: E402
-from harness.debian import AptState  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.proc import run  # noqa: E402
-from harness.qemu import Vm  # noqa: E402
-from systemd_cycle import ROOT_PACKAGES, SUITE, Step, build_root, write  # noqa: E402
+from tests.vm import systemd_cycle
+from tests.vm.harness import aptsources, disk, efidisk, uefi, wheel
+from tests.vm.harness.cache import cache_root
+from tests.vm.harness.config import ARCHES, Arch
+from tests.vm.harness.debian import AptState
+from tests.vm.harness.errors import HarnessError
+from tests.vm.harness.proc import run
+from tests.vm.harness.qemu import Vm
+from tests.vm.systemd_cycle import ROOT_PACKAGES, SUITE, Step, build_root, write
 
 log = logging.getLogger("systemd-cycle")
 

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from network import NIC_MODULES, SERVER, nic, ssh_files
+from tests.vm.network import NIC_MODULES, SERVER, nic, ssh_files
 
 SSH_DOWN_PORT = 2222  # guest-side ports forwarded to nothing
 NFS_DOWN_PORT = 2050

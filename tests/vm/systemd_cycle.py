@@ -32,17 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import aptsources, disk, foreignroot, guestroot, initramfs, wheel  # noqa: E402
-from harness.cache import building_dir, cache_root  # noqa: E402
-from harness.config import ARCHES  # noqa: E402
-from harness.debian import AptState, extract  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.guestroot import Entry, Tree  # noqa: E402
-from harness.proc import run  # noqa: E402
-from harness.qemu import Vm, VmSpec  # noqa: E402
-from network import Guest  # noqa: E402
+from tests.vm.harness import aptsources, disk, foreignroot, guestroot, initramfs, wheel
+from tests.vm.harness.cache import building_dir, cache_root
+from tests.vm.harness.config import ARCHES
+from tests.vm.harness.debian import AptState, extract
+from tests.vm.harness.errors import HarnessError
+from tests.vm.harness.guestroot import Entry, Tree
+from tests.vm.harness.proc import run
+from tests.vm.harness.qemu import Vm, VmSpec
+from tests.vm.network import Guest
 
 log = logging.getLogger("systemd-cycle")
 

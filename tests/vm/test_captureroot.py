@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import captureroot, guestinit, memory  # noqa: E402
-from harness.guestroot import Entry, Tree  # noqa: E402
+from tests.vm.harness import captureroot, guestinit, memory
+from tests.vm.harness.guestroot import Entry, Tree
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:

@@ -17,17 +17,15 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import aptsources, cpio, efidisk, elf, guestinit, stages, uefi  # noqa: E402
-from harness.analysis import choose_analyser, find_vmcore  # noqa: E402
-from harness.cli import parse_args  # noqa: E402
-from harness.config import ARCHES  # noqa: E402
-from harness.console import Console, split_console  # noqa: E402
-from harness.debian import Package, _control_fields  # noqa: E402
-from harness.guestroot import Entry, Tree, canonical  # noqa: E402
-from harness.qemu import VmSpec, argv  # noqa: E402
-from harness.wheel import launcher  # noqa: E402
+from tests.vm.harness import aptsources, cpio, efidisk, elf, guestinit, stages, uefi
+from tests.vm.harness.analysis import choose_analyser, find_vmcore
+from tests.vm.harness.cli import parse_args
+from tests.vm.harness.config import ARCHES
+from tests.vm.harness.console import Console, split_console
+from tests.vm.harness.debian import Package, _control_fields
+from tests.vm.harness.guestroot import Entry, Tree, canonical
+from tests.vm.harness.qemu import VmSpec, argv
+from tests.vm.harness.wheel import launcher
 
 
 def _archive(tree: Tree) -> bytes:
@@ -208,8 +206,8 @@ def test_launcher_calls_the_console_script() -> None:
 
 
 def test_apt_answers_are_kept_until_the_lists_change(tmp_path: Path) -> None:
-    from harness.config import ARCHES
-    from harness.debian import AptState
+    from tests.vm.harness.config import ARCHES
+    from tests.vm.harness.debian import AptState
 
     mirrors = aptsources.Mirrors("http://mirror.example/debian", aptsources.DEFAULT_KEYRING,
                                  None, aptsources.DEFAULT_KEYRING)

@@ -11,16 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import installed_cycle  # noqa: E402
-
-from kdumpctl_py.plan.bootfiles import OWN_INITRD  # noqa: E402
+from kdumpctl_py.plan.bootfiles import OWN_INITRD
+from tests.vm import installed_cycle
 
 OWN = OWN_INITRD.split("{}")[0]  # kdumpctl-py-initrd-, the release follows
 

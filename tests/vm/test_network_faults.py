@@ -8,21 +8,17 @@ import json
 import logging
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import systemd_cycle  # noqa: E402
-from network import GUEST_ADDRESS, SERVER  # noqa: E402
-from network_faults import FaultGuest  # noqa: E402
-from nfsd import PSEUDO, nfsd  # noqa: E402
-
-from kdumpctl_py.service.notify import DUMP_FAILED  # noqa: E402
-from tests.localserver import free_port, tmpfs  # noqa: E402
-from tests.service.sshd import sshd  # noqa: E402
+from kdumpctl_py.service.notify import DUMP_FAILED
+from tests.localserver import free_port, tmpfs
+from tests.service.sshd import sshd
+from tests.vm import systemd_cycle
+from tests.vm.network import GUEST_ADDRESS, SERVER
+from tests.vm.network_faults import FaultGuest
+from tests.vm.nfsd import PSEUDO, nfsd
 
 COMPLETE = {"vmcore", "vmcore.flat"}
 

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import systemd_cycle  # noqa: E402
+from tests.vm import systemd_cycle
 
 
 @pytest.mark.vm

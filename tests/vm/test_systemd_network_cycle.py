@@ -19,13 +19,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import systemd_cycle  # noqa: E402
-from network import GUEST_ADDRESS, SERVER, NfsGuest, SshGuest  # noqa: E402
-from nfsd import PSEUDO, nfsd  # noqa: E402
-
-from tests.service.sshd import sshd  # noqa: E402
+from tests.service.sshd import sshd
+from tests.vm import systemd_cycle
+from tests.vm.network import GUEST_ADDRESS, SERVER, NfsGuest, SshGuest
+from tests.vm.nfsd import PSEUDO, nfsd
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = GUEST_ADDRESS.split("/")[0]  # the route's source address, in both kernels

@@ -10,14 +10,8 @@ failure into the harness's error.
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
-from .errors import HarnessError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
-
-from kdumpctl_py.analyse.apt import (  # noqa: E402
+from kdumpctl_py.analyse.apt import (
     DEFAULT_KEYRING,
     Mirrors,
     SourceEntry,
@@ -29,7 +23,9 @@ from kdumpctl_py.analyse.apt import (  # noqa: E402
     private_options,
     private_sources,
 )
-from kdumpctl_py.errors import KdumpError  # noqa: E402
+from kdumpctl_py.errors import KdumpError
+
+from .errors import HarnessError
 
 __all__ = ["DEFAULT_KEYRING", "Mirrors", "SourceEntry", "find_mirrors", "machine_entries",
            "parse_deb822", "parse_one_line", "prepare_private", "private_options",

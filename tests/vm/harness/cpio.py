@@ -7,7 +7,7 @@ owned by 0:0 and carries a fixed mtime, so equal inputs give equal archives.
 from __future__ import annotations
 
 import stat
-from typing import BinaryIO
+from typing import Protocol
 
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
@@ -18,10 +18,16 @@ def _pad4(n: int) -> bytes:
     return b"\0" * (-n % 4)
 
 
+class Writable(Protocol):
+    """What the archive goes to: a file, or a compressor's stream (gzip, xz)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class NewcWriter:
     """Append entries to a binary stream; parents must be added before children."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Writable) -> None:
         self.out = out
         self.ino = 0
         self.written = 0  # uncompressed bytes, for size reports

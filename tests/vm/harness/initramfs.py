@@ -17,7 +17,7 @@ import shutil
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from . import captureroot, config, cpio, elf, guestroot
 from .cache import building_dir
@@ -54,7 +54,7 @@ def _builder_digest(extra: tuple[str, ...] = ()) -> str:
 def write_archive(tree: Tree, path: Path, xz: bool = False) -> tuple[int, int]:
     """Write `tree` as gzip'd (or xz'd) newc; return (compressed, uncompressed) sizes."""
     with open(path, "wb") as raw:
-        stream: BinaryIO
+        stream: lzma.LZMAFile | gzip.GzipFile
         if xz:
             stream = lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
                                    filters=captureroot.XZ_FILTERS)
