@@ -21,6 +21,7 @@ from typing import Literal
 
 from kdumpctl_py.arch import ELF_MACHINES, arch_for_machine
 from kdumpctl_py.elf import NT_PRSTATUS, Note, notes_before_damage
+from kdumpctl_py.errors import UsageError
 
 PR_PID = 32
 PR_REG = 112
@@ -64,46 +65,21 @@ def cpu_registers(notes: tuple[Note, ...] | list[Note], machine: int,
     return out
 
 
-KDUMP_SIGNATURE = b"KDUMP   "
-KDUMP_VERSION = 8  # int header_version
-KDUMP_BLOCK_SIZE = 428  # int block_size, after signature, version, utsname, timestamp, status
-SUB_OFFSET_NOTE = 48  # off_t offset_note; unsigned long size_note
-MAX_NOTES = 1 << 20
-UTS_MACHINE = 12 + 4 * 65  # signature, version, then sysname..version of 65 bytes each
-
-
-def kdump_notes(head: bytes, sub: bytes) -> tuple[int, int] | None:
-    """(offset, size) of the ELF notes of a kdump-compressed file, from its two headers."""
-    if not head.startswith(KDUMP_SIGNATURE) or len(head) < KDUMP_BLOCK_SIZE + 4:
-        return None
-    version = int.from_bytes(head[KDUMP_VERSION:KDUMP_VERSION + 4], "little")
-    if version < 4 or len(sub) < SUB_OFFSET_NOTE + 16:
-        return None
-    offset = int.from_bytes(sub[SUB_OFFSET_NOTE:SUB_OFFSET_NOTE + 8], "little")
-    size = int.from_bytes(sub[SUB_OFFSET_NOTE + 8:SUB_OFFSET_NOTE + 16], "little")
-    if not 0 < size <= MAX_NOTES:
-        return None
-    return offset, size
-
-
 def read_kdump(path: str) -> list[CpuRegs]:
-    """The CPU registers of a (little-endian, 64-bit) kdump-compressed file at `path`."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-        if len(head) < KDUMP_BLOCK_SIZE + 4:
-            return []
-        block = int.from_bytes(head[KDUMP_BLOCK_SIZE:KDUMP_BLOCK_SIZE + 4], "little")
-        name = head[UTS_MACHINE:UTS_MACHINE + 65].split(b"\0")[0]
-        machine = ELF_MACHINES.get(name.decode("ascii", "replace"))
-        if machine is None or not 0 < block <= 1 << 20:
-            return []
-        f.seek(block)
-        where = kdump_notes(head, f.read(SUB_OFFSET_NOTE + 16))
-        if where is None:
-            return []
-        f.seek(where[0])
-        data = f.read(where[1])
-    return cpu_registers(notes_before_damage(data), machine)
+    """The CPU registers of a (little-endian, 64-bit) kdump-compressed file at `path`.
+
+    Only the headers and the notes are read: a dump cut short after them still has them."""
+    from kdumpctl_py.capture.kdumpfile import read_headers
+
+    try:
+        with open(path, "rb") as f:
+            header, sub = read_headers(f, path)
+            f.seek(sub.offset_note)
+            data = f.read(sub.size_note)
+    except UsageError:
+        return []
+    machine = ELF_MACHINES.get(header.machine)
+    return [] if machine is None else cpu_registers(notes_before_damage(data), machine)
 
 
 def read_registers(path: str, fmt: str) -> list[CpuRegs]:

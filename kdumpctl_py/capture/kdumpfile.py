@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -71,6 +71,10 @@ class DiskDumpHeader:
     def release(self) -> str:
         return self.utsname[130:195].split(b"\0", 1)[0].decode("ascii", "replace")
 
+    @property
+    def machine(self) -> str:
+        return self.utsname[260:325].split(b"\0", 1)[0].decode("ascii", "replace")
+
 
 @dataclass(frozen=True)
 class SubHeader:
@@ -116,46 +120,57 @@ class KdumpFile:
         return bool(self.header.status & DUMP_DH_COMPRESSED_INCOMPLETE)
 
 
-def read_kdump(path: str) -> KdumpFile:
-    """Read the headers and bitmaps of a kdump-compressed file (not the pages)."""
-    with open(path, "rb") as f:
-        head = f.read(DISK_DUMP_HEADER_SIZE)
-        if head[:8] != SIGNATURE:
-            raise UsageError(f"{path} is not a kdump-compressed file (no KDUMP signature)")
-        if len(head) < DISK_DUMP_HEADER.size:
-            raise UsageError(f"{path} is a kdump-compressed file cut short in its header")
-        (_, version, uts, sec, usec, status, block_size, sub_blocks, bm_blocks, mapnr32, _, _,
-         _, _, nr_cpus) = DISK_DUMP_HEADER.unpack_from(head)
-        if version < 6 or block_size <= 0 or block_size & (block_size - 1) or block_size > 1 << 20:
-            raise UsageError(f"{path}: unsupported header (version {version}, block size "
-                             f"{block_size})")
-        f.seek(block_size)
-        sub_raw = f.read(SUB_HEADER.size)
-        if len(sub_raw) < SUB_HEADER.size:
-            raise UsageError(f"{path} is truncated in its sub-header")
-        (phys_base, level, _, _, _, off_vi, size_vi, off_note, size_note, off_erase, size_erase,
-         _, _, mapnr) = SUB_HEADER.unpack(sub_raw)
-        if (size_note > sub_blocks * block_size or bm_blocks % 2
-                or mapnr > bm_blocks * block_size * 4):
-            raise UsageError(f"{path}: header sizes do not agree with each other")
-        half = bm_blocks * block_size // 2
-        size = os.fstat(f.fileno()).st_size
-        if off_note + size_note > size or (1 + sub_blocks) * block_size + 2 * half > size:
-            raise UsageError(f"{path} is truncated before the end of its bitmaps")
-        f.seek(off_note)
-        notes = f.read(size_note)
-        f.seek((1 + sub_blocks) * block_size)
-        raw = f.read(2 * half)
-        if len(raw) < 2 * half:
-            raise UsageError(f"{path} is truncated in its bitmaps")
-    bm1 = np.unpackbits(np.frombuffer(raw[:half], np.uint8), bitorder="little")[:mapnr]
-    bm2 = np.unpackbits(np.frombuffer(raw[half:], np.uint8), bitorder="little")[:mapnr]
+def read_headers(f: BinaryIO, path: str) -> tuple[DiskDumpHeader, SubHeader]:
+    """The two headers of the kdump-compressed file open as `f`, checked against each other.
+
+    Nothing past the sub-header is read, so a dump cut short later still gives its notes."""
+    head = f.read(DISK_DUMP_HEADER_SIZE)
+    if head[:8] != SIGNATURE:
+        raise UsageError(f"{path} is not a kdump-compressed file (no KDUMP signature)")
+    if len(head) < DISK_DUMP_HEADER.size:
+        raise UsageError(f"{path} is a kdump-compressed file cut short in its header")
+    (_, version, uts, sec, usec, status, block_size, sub_blocks, bm_blocks, _, _, _,
+     _, _, nr_cpus) = DISK_DUMP_HEADER.unpack_from(head)
+    if version < 6 or block_size <= 0 or block_size & (block_size - 1) or block_size > 1 << 20:
+        raise UsageError(f"{path}: unsupported header (version {version}, block size "
+                         f"{block_size})")
+    f.seek(block_size)
+    sub_raw = f.read(SUB_HEADER.size)
+    if len(sub_raw) < SUB_HEADER.size:
+        raise UsageError(f"{path} is truncated in its sub-header")
+    (phys_base, level, _, _, _, off_vi, size_vi, off_note, size_note, off_erase, size_erase,
+     _, _, mapnr) = SUB_HEADER.unpack(sub_raw)
+    if (size_note > sub_blocks * block_size or bm_blocks % 2
+            or mapnr > bm_blocks * block_size * 4):
+        raise UsageError(f"{path}: header sizes do not agree with each other")
     header = DiskDumpHeader(uts, (sec, usec), status, block_size, sub_blocks, bm_blocks, mapnr,
                             nr_cpus, version)
     sub = SubHeader(phys_base, level, off_vi, size_vi, off_note, size_note, off_erase, size_erase,
                     mapnr)
+    return header, sub
+
+
+def read_kdump(path: str) -> KdumpFile:
+    """Read the headers and bitmaps of a kdump-compressed file (not the pages)."""
+    with open(path, "rb") as f:
+        header, sub = read_headers(f, path)
+        block_size, sub_blocks = header.block_size, header.sub_hdr_size
+        half = header.bitmap_blocks * block_size // 2
+        size = os.fstat(f.fileno()).st_size
+        if (sub.offset_note + sub.size_note > size
+                or (1 + sub_blocks) * block_size + 2 * half > size):
+            raise UsageError(f"{path} is truncated before the end of its bitmaps")
+        f.seek(sub.offset_note)
+        notes = f.read(sub.size_note)
+        f.seek((1 + sub_blocks) * block_size)
+        raw = f.read(2 * half)
+        if len(raw) < 2 * half:
+            raise UsageError(f"{path} is truncated in its bitmaps")
+    mapnr = header.max_mapnr
+    bm1 = np.unpackbits(np.frombuffer(raw[:half], np.uint8), bitorder="little")[:mapnr]
+    bm2 = np.unpackbits(np.frombuffer(raw[half:], np.uint8), bitorder="little")[:mapnr]
     return KdumpFile(header, sub, notes, bm1.astype(bool), bm2.astype(bool),
-                     (1 + sub_blocks + bm_blocks) * block_size)
+                     (1 + sub_blocks + header.bitmap_blocks) * block_size)
 
 
 class KdumpWriter:

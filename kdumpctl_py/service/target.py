@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.config.model import Config, NfsTarget, Target, device_path, is_network
+from kdumpctl_py.service.testid import STATE_DIR
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
@@ -47,7 +48,7 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
 
 # Where the capture kernel leaves a test's result when the dump went over the network:
 # the root file system, which the first kernel reads after the reboot.
-NETWORK_RESULTS = "/var/lib/kdumpctl-py"
+NETWORK_RESULTS = STATE_DIR
 
 
 def first_kernel_results(cfg: Config, view: SystemView) -> str | None:
