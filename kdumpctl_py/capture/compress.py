@@ -59,7 +59,7 @@ def _lzo() -> Compressor:
     return lambda page: lzo.compress(bytes(page), 1, False)
 
 
-def stored_forms(data: bytes, offsets: list[int], size: int,
+def stored_forms(data: bytes | bytearray, offsets: list[int], size: int,
                  compressor: Compressor) -> list[bytes]:
     """The stored form of each page data[offset:offset+size]: compressed, or the page
     itself when compression does not make it smaller (makedumpfile's rule)."""
@@ -67,7 +67,7 @@ def stored_forms(data: bytes, offsets: list[int], size: int,
     parts = list(map(compressor, [view[o:o + size] for o in offsets]))
     lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     for i in np.flatnonzero(lengths >= size).tolist():
-        parts[i] = data[offsets[i]:offsets[i] + size]
+        parts[i] = bytes(view[offsets[i]:offsets[i] + size])
     return parts
 
 

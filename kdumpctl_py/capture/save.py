@@ -231,19 +231,47 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
     return bytes(out), bad
 
 
+def _gather(v: Vmcore, runs: list[PageRun]) -> tuple[bytes | bytearray, list[int],
+                                                    list[int]]:
+    """The pages of `runs` in one buffer, each run read straight into its place (one run:
+    its own read); the pfns of the pages that could not be read, and their positions."""
+    if len(runs) == 1:
+        pfn, n, offset = runs[0]
+        data, bad = _read_pages(v, offset, n, pfn)
+        return data, bad, [b - pfn for b in bad]
+    ps = v.page_size
+    buf = bytearray(sum(n for _, n, _ in runs) * ps)
+    view = memoryview(buf)
+    unreadable: list[int] = []
+    where: list[int] = []
+    at = 0
+    for pfn, n, offset in runs:
+        part = view[at * ps:(at + n) * ps]
+        if offset < 0 or not _read_whole(v, part, offset):
+            piece, unread = _read_pages(v, offset, n, pfn)
+            part[:] = piece
+            unreadable += unread
+            where += [at + b - pfn for b in unread]
+        at += n
+    return buf, unreadable, where
+
+
+def _read_whole(v: Vmcore, part: memoryview, offset: int) -> bool:
+    """Whether `part` could be filled from the file at `offset` in one read."""
+    try:
+        return v.pread_into(part, offset) == len(part)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        return False
+
+
 def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
                 flag: int, zero_shared: bool, fills: dict[int, bytes]) -> _Chunk:
     """Read and compress the pages of `runs`; unreadable pages get no descriptor at all."""
     ps = v.page_size
-    pieces, bad, where = [], [], []  # where: the positions of the unreadable pages
-    count = 0
-    for pfn, n, offset in runs:
-        piece, unread = _read_pages(v, offset, n, pfn)
-        pieces.append(piece)
-        bad += unread
-        where += [count + b - pfn for b in unread]
-        count += n
-    data = b"".join(pieces)  # one run: the piece itself, not a copy
+    data, bad, where = _gather(v, runs)
+    count = len(data) // ps
     fill, filled = fill_pages(data, ps)
     zeros = filled & (fill == 0)
     readable = np.ones(count, dtype=bool)
@@ -260,7 +288,7 @@ def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
                            strict=True):
             parts.insert(i, fills.get(word) or _filled(fills, word, compressor, ps))
     else:
-        parts = [data[o:o + ps] for o in (stored * ps).tolist()]
+        parts = [bytes(data[o:o + ps]) for o in (stored * ps).tolist()]
     packed = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     raw = packed == ps
     descs = np.zeros(len(shared), dtype=PAGE_DESC_DTYPE)

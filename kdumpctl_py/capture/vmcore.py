@@ -89,6 +89,10 @@ class Vmcore:
         """Bytes of the file itself; short only at end of file."""
         return os.pread(self._file.fileno(), size, offset)
 
+    def pread_into(self, buf: memoryview, offset: int) -> int:
+        """Bytes of the file straight into `buf`; fewer only at end of file."""
+        return os.preadv(self._file.fileno(), [buf], offset)
+
     def __enter__(self) -> Vmcore:
         return self
 

@@ -179,7 +179,14 @@ def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path,
             raise OSError(errno.EIO, "Input/output error")
         return real(self, size, offset)
 
+    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
+        if offset <= bad_offset < offset + len(buf):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_into(self, buf, offset)
+
+    real_into = Vmcore.pread_into
     monkeypatch.setattr(Vmcore, "pread", pread)
+    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
     with pytest.raises(IncompleteDump, match="1 pages could not be read") as info:
         save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
     d = Path(info.value.result.directory or "")
