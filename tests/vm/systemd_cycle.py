@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.vm.harness import aptsources, disk, foreignroot, guestroot, initramfs, wheel
+from tests.vm.harness import aptsources, disk, firstboot, foreignroot, rootinitrd, wheel
 from tests.vm.harness.cache import building_dir, cache_root
 from tests.vm.harness.config import ARCHES
 from tests.vm.harness.debian import AptState, extract
 from tests.vm.harness.errors import HarnessError
-from tests.vm.harness.guestroot import Entry, Tree
 from tests.vm.harness.proc import run
 from tests.vm.harness.qemu import Vm, VmSpec
 from tests.vm.network import Guest
@@ -49,9 +48,10 @@ SUITE = "bookworm"
 ARCH = ARCHES["x86_64"]
 # The guest's packages: systemd as init, the interpreter and kdumpctl-py's dependencies
 # as Debian packages. mmdebstrap's "essential" variant adds only Essential: yes packages.
-ROOT_PACKAGES = ("systemd", "systemd-sysv", "udev", "python3", "python3-libfdt",
-                 "python3-pyelftools", "python3-numpy", "python3-zstandard", "python3-systemd",
-                 "openssh-client", "nfs-common")
+BASE_PACKAGES = ("systemd", "systemd-sysv", "udev", "python3", "python3-libfdt",
+                 "python3-pyelftools", "python3-numpy", "python3-zstandard", "python3-systemd")
+# The ssh and NFS targets' clients, for the network cycles.
+ROOT_PACKAGES = BASE_PACKAGES + ("openssh-client", "nfs-common")
 # root mode, but with no mounts at all (/dev, /proc, /sys are not mounted into the
 # directory): nothing of the host can be reached through the tree, even if a run dies.
 MMDEBSTRAP_OPTIONS = ("--mode=root", "--variant=essential", "--skip=chroot/mount")
@@ -127,23 +127,13 @@ DefaultStandardError=journal+console
 ShowStatus=yes
 """
 
+# After rootinitrd.PROLOGUE: the root read-only, then systemd.
 INIT = """\
-#!/bin/busybox sh
-# Mount the Debian root (virtio disk) and hand over to systemd.
-bb=/bin/busybox
-$bb mkdir -p /proc /sys /dev /root
-$bb mount -t proc proc /proc
-$bb mount -t sysfs sysfs /sys
-$bb mount -t devtmpfs devtmpfs /dev
-for m in @MODULES@; do $bb insmod "$m" || echo "insmod $m failed"; done
-n=0
-while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do $bb sleep 0.1; n=$((n + 1)); done
 $bb mount -t ext4 -o ro /dev/vda /root || { echo "cannot mount /dev/vda"; $bb sh; }
 $bb umount /proc /sys
 $bb mount --move /dev /root/dev
 exec $bb switch_root /root /sbin/init
 """
-
 
 @dataclass
 class Result:
@@ -186,7 +176,7 @@ def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES) -> tuple[
     key: dict[str, Any] = {"packages": versions, "roots": packages,
                            "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES}
     if apt.arch.debian != foreignroot.host_arch():
-        key["foreign"] = foreignroot.options()
+        key["foreign"] = {**foreignroot.options(), **firstboot.options()}
     data = json.dumps(key, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16], versions
 
@@ -194,7 +184,8 @@ def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES) -> tuple[
 def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
                packages: tuple[str, ...] = ROOT_PACKAGES, name: str = "systemd-root") -> Path:
     """The mmdebstrap'd root of `packages` for apt's architecture, cached by versions;
-    another architecture's is configured under proot (harness/foreignroot.py)."""
+    another architecture's is configured under proot (harness/foreignroot.py) and
+    gets its initramfs at a first boot (harness/firstboot.py)."""
     key, versions = root_key(apt, packages)
     final = cache / name / f"{SUITE}-{apt.arch.debian}-{key}"
     if (final / "root" / "usr" / "bin" / "python3").exists():
@@ -216,23 +207,26 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
         else:
             foreignroot.build(tmp / "root", apt.arch.debian, SUITE, packages, sources,
                               DPKG_EXCLUDES, tmp / "debs")
+            firstboot.make_initramfs(tmp / "root", apt.arch, busybox_dir(cache, apt),
+                                     tmp / "first-boot")
         (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
     return final / "root"
+
+
+def busybox_dir(cache: Path, apt: AptState) -> Path:
+    """Debian's busybox-static for apt's architecture, unpacked in the cache."""
+    busybox = apt.candidate("busybox-static")
+    if busybox is None:
+        raise HarnessError(f"{SUITE} has no busybox-static")
+    debs = apt.download([busybox], cache / "debs" / f"{SUITE}-{apt.arch.debian}")
+    return extract(debs[busybox], busybox, cache)
 
 
 def guest_initrd(kernel_dir: Path, release: str, busybox_dir: Path, path: Path,
                  extra_modules: tuple[str, ...] = ()) -> None:
     """busybox, the virtio modules, and /init that mounts /dev/vda and runs systemd."""
-    tree = Tree()
-    tree.add_package(busybox_dir)
-    modules, _builtin = guestroot.kernel_modules(kernel_dir, release,
-                                                 ARCH.virtio_modules + extra_modules)
-    for _name, guest_path, data in modules:
-        tree.add(guest_path, Entry("file", perm=0o644, data=data))
-    init = INIT.replace("@MODULES@", " ".join("/" + p for _, p, _ in modules))
-    tree.add("init", Entry("file", perm=0o755, data=init.encode()))
-    tree.add_skeleton()
-    initramfs.write_archive(tree, path, xz=True)  # xz, as captureroot.py says why
+    # xz, as captureroot.py says why
+    rootinitrd.write(ARCH, kernel_dir, release, busybox_dir, INIT, path, extra_modules, xz=True)
 
 
 def write(root: Path, rel: str, text: str | bytes, mode: int = 0o644) -> None:
@@ -330,12 +324,9 @@ def _cycle(res: Result, cache: Path, work: Path, net: Guest | None,
         apt = AptState(cache, SUITE, ARCH, mirrors)
         apt.update()
         kernel = apt.kernel()
-        busybox = apt.candidate("busybox-static")
-        if busybox is None:
-            raise HarnessError(f"{SUITE} has no busybox-static")
-        debs = apt.download([kernel.image, busybox], cache / "debs" / f"{SUITE}-{ARCH.debian}")
+        debs = apt.download([kernel.image], cache / "debs" / f"{SUITE}-{ARCH.debian}")
         kernel_dir = extract(debs[kernel.image], kernel.image, cache)
-        busybox_dir = extract(debs[busybox], busybox, cache)
+        busybox = busybox_dir(cache, apt)
     with Step(res, "root"):
         cached_root = build_root(cache, apt, mirrors)
     with Step(res, "wheel"):
@@ -345,7 +336,7 @@ def _cycle(res: Result, cache: Path, work: Path, net: Guest | None,
     with Step(res, "image"):
         vmlinuz = kernel_dir / "boot" / f"vmlinuz-{kernel.release}"
         initrd = work / f"initrd.img-{kernel.release}"
-        guest_initrd(kernel_dir, kernel.release, busybox_dir, initrd,
+        guest_initrd(kernel_dir, kernel.release, busybox, initrd,
                      net.modules if net else ())
         root = work / "root"
         run(["cp", "-a", "--reflink=auto", cached_root, root])

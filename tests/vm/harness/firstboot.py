@@ -1,0 +1,85 @@
+"""Debian's own initramfs for a root configured under proot, made in a TCG guest.
+
+A foreign root (foreignroot.py) comes out of proot with its kernel but no
+initramfs. update-initramfs there would pay qemu-user's start-up (its dynamic
+loader and libc translated again) for each of the thousands of programs
+mkinitramfs runs with initramfs-tools' default MODULES=most; a TCG guest keeps its
+translations across processes. So the root's own kernel boots once, straight from
+QEMU, with a busybox initramfs that mounts the root read-write and runs
+`update-initramfs -c -k all` in it by chroot, as an installer does in its target;
+the host reads the initramfs back with debugfs (initramfs-tools 0.142 keeps no other
+state for it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import disk, efidisk, rootinitrd
+from .config import Arch
+from .errors import HarnessError
+from .proc import run
+from .qemu import Vm, VmSpec
+
+# The virtio disk, and ext4, which Debian's generic arm64 kernel builds as a module.
+MODULES = ("crc32c_generic", "ext4")
+DONE = "KDUMPCTL-VM: initramfs built"
+# After rootinitrd.PROLOGUE: the root read-write, update-initramfs in it, power off.
+INIT = f"""\
+$bb mount -t ext4 /dev/vda /root || $bb poweroff -f
+$bb mount -t proc proc /root/proc
+$bb mount -t sysfs sysfs /root/sys
+$bb mount -t devtmpfs devtmpfs /root/dev
+$bb chroot /root /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \\
+    update-initramfs -c -k all && echo "{DONE}"
+$bb umount /root/proc /root/sys /root/dev
+$bb mount -o remount,ro /root
+$bb sync
+$bb poweroff -f
+"""
+MEM_MIB = 2048
+DISK_MIB = 3072
+TIMEOUT_S = 3600
+
+
+def options() -> dict[str, str]:
+    """What this step adds to the root, for its cache key."""
+    return {"first_boot_init": rootinitrd.PROLOGUE + INIT}
+
+
+def release(root: Path) -> str | None:
+    """The release of the root's one kernel, if it has one."""
+    kernels = sorted(p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*"))
+    if len(kernels) > 1:
+        raise HarnessError(f"more than one kernel in the root's /boot: {kernels}")
+    return kernels[0] if kernels else None
+
+
+def make_initramfs(root: Path, arch: Arch, busybox: Path, work: Path) -> None:
+    """Boot `root`'s kernel once so that its update-initramfs makes /boot/initrd.img-REL."""
+    rel = release(root)
+    if rel is None or (root / "boot" / f"initrd.img-{rel}").exists():
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    initrd, image = work / "initrd.img", work / "root.img"
+    rootinitrd.write(arch, root, rel, busybox, INIT, initrd, MODULES)
+    efidisk.make_root(image, root, DISK_MIB)
+    spec = VmSpec(arch=arch, kernel=root / "boot" / f"vmlinuz-{rel}", initrd=initrd,
+                  append=f"console={arch.console} panic=-1", disk=image, mem_mib=MEM_MIB,
+                  smp=2)
+    with Vm(spec, work / "console.log", work / "qemu.stderr") as vm:
+        rc = vm.wait_exit(TIMEOUT_S)
+        text = vm.console.text().decode(errors="replace")
+    if rc is None or DONE not in text:
+        tail = "\n".join(text.splitlines()[-40:])
+        raise HarnessError(f"the first boot made no initramfs (console: {work}/console.log)"
+                           f"\n{tail}")
+    disk.check(image, work / "e2fsck.log")
+    back = work / "read-back"
+    back.mkdir()
+    made = f"/boot/initrd.img-{rel}"
+    run(["debugfs", "-R", f"dump -p {made} {root}{made}", image])
+    if not (root / made.lstrip("/")).is_file():
+        raise HarnessError(f"the first boot left no {made}")
+    shutil.rmtree(work)
