@@ -64,8 +64,10 @@ def signature_policy(view: SystemView) -> str:
     return "not checked"
 
 
-def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto") -> Status:
-    """`method` is the configuration's: status answers for the method `start` would use."""
+def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
+           dtb: str | None = None) -> Status:
+    """`method` and `dtb` are the configuration's: status answers for the method `start`
+    would use (auto takes the extended call only with a device tree)."""
     iomem = view.iomem
     regions = []
     if iomem is not None and not iomem.masked:
@@ -74,7 +76,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto")
     if reserved is None and regions:
         reserved = sum(r.size for r in regions)
     requested = param_values(view.cmdline or "", "crashkernel")
-    choice = choose_method(view, method)
+    choice = choose_method(view, method, with_dtb=dtb is not None)
     dumps = view.dumps(target)
     loaded = view.kexec_crash_loaded
 

@@ -32,7 +32,10 @@ def register(sub: Commands) -> None:
         p.add_argument("--initrd", metavar="PATH", help="initrd (default: the running kernel's)")
         p.add_argument("--no-initrd", action="store_true", help="boot without an initrd")
         p.add_argument("--dtb", metavar="PATH",
-                       help="base device tree (default: /sys/firmware/fdt)")
+                       help="device tree for the capture kernel, handed over by the extended "
+                       "kexec_file_load (default: the configuration's dtb; without one, "
+                       "auto uses plain kexec_file_load and the kernel builds its own; "
+                       "kexec_load starts from /sys/firmware/fdt)")
         p.add_argument("--cmdline", metavar="STR",
                        help="capture kernel command line (default: /proc/cmdline less what "
                        "breaks a capture kernel, plus the capture options and the "
@@ -125,9 +128,11 @@ def carry_out(view: SystemView, plan: LoadPlan, replace: bool) -> None:
 
     if replace:
         unload(view)
-    load(view, plan)
-    message = (f"capture kernel loaded with {plan.method}: {plan.kernel_path}, initrd "
-               f"{plan.initrd_path or 'none'}")
+    fell_back = load(view, plan)
+    if fell_back:
+        journal.warn(fell_back)
+    message = (f"capture kernel loaded with {'file' if fell_back else plan.method}: "
+               f"{plan.kernel_path}, initrd {plan.initrd_path or 'none'}")
     print(message)
     notify.status(message)
     journal.event(message, notify.CAPTURE_LOADED, echo=False, cmdline=plan.cmdline)
@@ -153,7 +158,7 @@ def describe(plan: LoadPlan) -> str:
         + (f" ({format_bytes(plan.initrd_size)})" if plan.initrd_size is not None else ""),
         f"cmdline  {plan.cmdline}",
     ]
-    if plan.dtb is not None and plan.classic is None:
+    if plan.dtb is not None and plan.method == "extended":
         lines.append(f"dtb      {format_bytes(len(plan.dtb))}")
     if plan.classic is not None:
         c = plan.classic

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     view = open_view(args)
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
-    st = assess(view, dump_dir or cfg.path, cfg.method)
+    st = assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)),
                  capture_cmdline=None if view.cmdline is None else configured_cmdline(view, cfg))
     check = check_target(cfg, view) if view.live else None

@@ -63,6 +63,7 @@ class Config:
     kdump_pre: tuple[str, ...] = ()
     kdump_post: tuple[str, ...] = ()
     method: str = "auto"
+    dtb: str | None = None  # the capture kernel's device tree, for the extended call
     keep: int = 0  # 0: keep every dump
     debuginfo_fetch: bool = False  # the next boot's report may download debug info
     cmdline_append: tuple[str, ...] = ()

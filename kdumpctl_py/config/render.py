@@ -70,6 +70,8 @@ def machine_problems(cfg: Config, view: SystemView) -> list[str]:
     if isinstance(cfg.target, NfsTarget) and not _program(view, "mount.nfs4"):
         problems.append(f"nfs {cfg.target.export}: mount.nfs4 is not installed "
                         "(nfs-common, or nfs-utils)")
+    if cfg.dtb is not None and not view.path(cfg.dtb).is_file():
+        problems.append(f"dtb {cfg.dtb}: no such file")
     for key in ("kdump_pre", "kdump_post"):
         prog: tuple[str, ...] = getattr(cfg, key)
         if prog and not os.access(view.path(prog[0]), os.X_OK):

@@ -153,6 +153,15 @@ SETTINGS: tuple[Setting, ...] = (
             "The system call that loads the capture kernel, as load --method.", ("method",),
             v.choice("method", METHODS), v.show_plain("method"),
             options=("load --method", "start --method")),
+    Setting(("dtb",), "PATH", "none",
+            "A device tree for the capture kernel, as load --dtb: with it, method auto "
+            "uses the extended kexec_file_load where the kernel offers it, which hands "
+            "this tree over (the kernel sets /chosen and the reservations in it; "
+            "kdumpctl-py-kexec(7)); without it, plain kexec_file_load, whose device tree "
+            "the kernel builds from its own. An extended load refused with EPERM or "
+            "EACCES (IMA appraisal, LoadPin) falls back to the plain call and says so.",
+            ("dtb",), v.field("dtb", v.absolute), v.show_plain("dtb"),
+            options=("load --dtb", "start --dtb")),
     Setting(("keep",), "N", "0 (keep every dump)",
             "Keep the newest N complete dumps under path and delete older ones after each "
             "save. Incomplete dumps are never deleted and do not count towards N: they are "

@@ -241,7 +241,11 @@ def size_word(n: int) -> str:
 
 
 def show_plain(key: str) -> Show:
-    return lambda cfg: f"{key} {shlex.quote(str(getattr(cfg, key)))}"
+    """The value as one word; nothing to say when it is unset (None)."""
+    def show(cfg: Config) -> str | None:
+        value = getattr(cfg, key)
+        return None if value is None else f"{key} {shlex.quote(str(value))}"
+    return show
 
 
 def show_size(key: str) -> Show:

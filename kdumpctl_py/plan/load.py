@@ -52,6 +52,7 @@ class LoadPlan:
     initrd_size: int | None
     notes: tuple[str, ...] = ()  # what a dry run on a snapshot could not know
     dtb_path: str | None = None  # where `dtb` came from, for the messages
+    chosen: bool = False  # by auto, not forced: a refused extended call may fall back to file
 
 
 def default_kernel(view: SystemView) -> str:
@@ -148,7 +149,9 @@ def plan_capture_load(view: SystemView, cfg: Config, req: LoadRequest = LoadRequ
     """The one planner every load (start, test, --dry-run) goes through: the command's
     options over the configuration's settings."""
     check_machine(view, cfg)
-    choice = choose_method(view, req.method or cfg.method)
+    method = req.method or cfg.method
+    dtb_file = req.dtb or cfg.dtb
+    choice = choose_method(view, method, with_dtb=dtb_file is not None)
     if choice.method is None:
         raise KdumpError(f"cannot load a capture kernel: {choice.why}")
     kernel_path = req.kernel or default_kernel(view)
@@ -171,16 +174,16 @@ def plan_capture_load(view: SystemView, cfg: Config, req: LoadRequest = LoadRequ
     cmdline = req.cmdline
     if cmdline is None:
         cmdline = configured_cmdline(view, cfg, req.extra_append)
-    dtb = _read(view, req.dtb, "DTB") if req.dtb else None
+    dtb = _read(view, dtb_file, "DTB") if dtb_file else None
     classic = None
     if choice.method == "classic":
         if view.arch.classic_image is None or not partial:  # the first: it says why not
             classic = plan_classic(view, image, kernel, initrd, cmdline, dtb, randbytes)
     elif choice.method == "extended" and dtb is None:
         dtb = view.fdt
-    dtb_path = req.dtb or ("/sys/firmware/fdt" if dtb is not None else None)
+    dtb_path = dtb_file or ("/sys/firmware/fdt" if dtb is not None else None)
     if classic is None:
         check_fits(view, in_memory, initrd_size)
     return LoadPlan(choice.method, choice.why, kernel_path, initrd_path, cmdline, image, packed,
                     kernel, initrd, dtb, classic, kernel_size, initrd_size, tuple(notes),
-                    dtb_path)
+                    dtb_path, chosen=method == "auto")

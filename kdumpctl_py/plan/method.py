@@ -1,10 +1,10 @@
 """Which way to load the capture kernel on this machine, and why.
 
-Preference: the extended kexec_file_load (a DTB of ours, the kernel checks
-signatures), then plain kexec_file_load (the kernel builds the elfcorehdr and
-DTB itself; the only call allowed under lockdown), then kexec_load with
-segments built in user space (kernels without KEXEC_FILE, e.g. every Debian
-arm64 kernel up to 6.12).
+Preference: the extended kexec_file_load when a device tree was given (the
+only thing it adds over the plain call), then plain kexec_file_load (the
+kernel builds the elfcorehdr and DTB itself; the only call allowed under
+lockdown), then kexec_load with segments built in user space (kernels without
+KEXEC_FILE, e.g. every Debian arm64 kernel up to 6.12).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class MethodChoice:
     why: str
 
 
-def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
+def choose_method(view: SystemView, wanted: str = "auto", with_dtb: bool = False) -> MethodChoice:
+    """`with_dtb`: a device tree was given (--dtb or the configuration's dtb)."""
     probes = view.probes
     if wanted != "auto":
         if wanted not in LOAD_METHODS:
@@ -35,14 +36,20 @@ def choose_method(view: SystemView, wanted: str = "auto") -> MethodChoice:
             return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
         return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
     locked = view.lockdown not in (None, "none")
-    if probes.get("extended") == "available" and not (
-            locked and probes.get("kexec_file_load") == "available"):
-        return MethodChoice("extended", "the kernel offers the extended kexec_file_load")
-    if probes.get("kexec_file_load") == "available":
-        if locked and probes.get("extended") == "available":
+    extended = probes.get("extended", "unknown")
+    file_load = probes.get("kexec_file_load") == "available"
+    if extended == "available" and (with_dtb or not file_load) and not (locked and file_load):
+        return MethodChoice("extended", "a device tree was given and the kernel offers the "
+                            "extended kexec_file_load")
+    if file_load:
+        if with_dtb and locked and extended == "available":
             return MethodChoice("file", f"lockdown ({view.lockdown}) refuses a DTB from user "
                                 "space unless IMA appraises it; the kernel builds its own")
-        return MethodChoice("file", "kexec_file_load is available; the kernel builds the headers")
+        if with_dtb:
+            return MethodChoice("file", f"the extended kexec_file_load is {extended}, so the "
+                                "device tree given is not used; the kernel builds its own")
+        return MethodChoice("file", "kexec_file_load is available; the kernel builds the headers "
+                            "and the device tree (no device tree given)")
     if probes.get("kexec_load") == "available":
         if locked:
             return MethodChoice(None, f"kexec_load is blocked by lockdown ({view.lockdown})")

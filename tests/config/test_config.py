@@ -270,6 +270,7 @@ configs = st.builds(
     final_action=st.sampled_from(FINAL_ACTIONS),
     kdump_pre=st.sampled_from([(), ("/bin/true",), ("/x", "a b", "$1")]),
     method=st.sampled_from(METHODS),
+    dtb=st.sampled_from([None, "/boot/board.dtb"]),
     keep=st.integers(0, 9),
     memory_limit=st.sampled_from([0, 96 << 20, 1 << 30, 12345]),
     cmdline_append=st.sampled_from([(), ("a=1", "b")]),
@@ -311,6 +312,17 @@ def test_machine_checks(tmp_path: Path) -> None:
     (tmp_path / "usr/bin/post").write_text("#!/bin/sh\n")
     (tmp_path / "usr/bin/post").chmod(0o755)
     assert machine_problems(cfg, SystemView(tmp_path)) == []
+
+
+def test_dtb_is_a_file_on_the_machine(tmp_path: Path) -> None:
+    (tmp_path / "kdumpctl-snapshot.json").write_text(json.dumps({}))
+    cfg = parse_text("dtb /boot/board.dtb\n", "f")
+    assert cfg.dtb == "/boot/board.dtb" and Config().dtb is None
+    assert machine_problems(cfg, SystemView(tmp_path)) == ["dtb /boot/board.dtb: no such file"]
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot/board.dtb").write_bytes(b"\xd0\x0d\xfe\xed")
+    assert machine_problems(cfg, SystemView(tmp_path)) == []
+    assert "# dtb PATH  # none" in show(Config())
 
 
 directive_words = st.sampled_from([s.names[0] for s in SETTINGS] + ["raw", "x", "#", '"'])

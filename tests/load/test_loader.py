@@ -187,6 +187,67 @@ def test_lockdown_refusing_the_extended_load_names_the_dtb(tmp_path: Path,
         loader.load(SystemView(root), plan)
 
 
+class Refuses:
+    """A kernel that refuses the extended call with `err` and takes the plain one."""
+
+    def __init__(self, err: int) -> None:
+        self.kernel = Kernel()
+        self.err = err
+
+    def __call__(self, nr: int, *args: int | None) -> int:
+        self.kernel(nr, *args)
+        return self.err if len(args) == 6 else 0
+
+
+@pytest.mark.parametrize("err", [errno.EPERM, errno.EACCES], ids=["EPERM", "EACCES"])
+def test_a_refused_extended_load_falls_back_to_the_plain_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int) -> None:
+    """IMA appraisal (EACCES) or LoadPin (EPERM) refusing the DTB's memfd: auto loads with
+    plain kexec_file_load, which hands over no DTB, and says why."""
+    refuses = Refuses(err)
+    monkeypatch.setattr(syscalls, "raw_syscall", refuses)
+    before = _open_fds()
+    plan = replace(_plan("extended", dtb=DTB), dtb_path="/root/board.dtb", chosen=True)
+    why = loader.load(_view(tmp_path), plan)
+    first, second = refuses.kernel.calls
+    assert len(first.args) == 6 and first.fdset is not None
+    assert len(second.args) == 5 and second.args[4] == ON_CRASH
+    assert second.files[second.args[0] or 0] == KERNEL
+    assert why is not None and "\n" not in why
+    assert f"refused with {errno.errorcode[err]}" in why and "/root/board.dtb" in why
+    assert "loaded with plain kexec_file_load" in why
+    assert _open_fds() == before
+
+
+def test_a_forced_extended_load_does_not_fall_back(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    refuses = Refuses(errno.EACCES)
+    monkeypatch.setattr(syscalls, "raw_syscall", refuses)
+    with pytest.raises(KdumpError, match=r"^kexec_file_load \(extended\) failed"):
+        loader.load(_view(tmp_path), _plan("extended", dtb=DTB))
+    assert len(refuses.kernel.calls) == 1
+
+
+def test_no_fall_back_when_kexec_is_disabled(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    refuses = Refuses(errno.EPERM)
+    monkeypatch.setattr(syscalls, "raw_syscall", refuses)
+    view = _view(tmp_path)
+    (view.root / "proc/sys/kernel").mkdir(parents=True)
+    (view.root / "proc/sys/kernel/kexec_load_disabled").write_text("1\n")
+    with pytest.raises(KdumpError, match="kexec_load_disabled=1"):
+        loader.load(view, replace(_plan("extended", dtb=DTB), chosen=True))
+    assert len(refuses.kernel.calls) == 1
+
+
+def test_the_plain_call_refused_too_says_both(tmp_path: Path, kernel: Kernel) -> None:
+    kernel.err = errno.EACCES
+    with pytest.raises(KdumpError, match=r"^kexec_file_load \(file, after extended was "
+                                         r"refused with EACCES\) failed"):
+        loader.load(_view(tmp_path), replace(_plan("extended", dtb=DTB), chosen=True))
+    assert len(kernel.calls) == 2
+
+
 @pytest.mark.parametrize("probes,nr,args", [
     ({"kexec_file_load": "available", "kexec_load": "available"}, X86.kexec_file_load_nr,
      (-1, -1, 1, UNLOAD | ON_CRASH)),

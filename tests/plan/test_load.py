@@ -183,3 +183,33 @@ def test_one_capture_command_line_whichever_path(
     assert json.loads(capsys.readouterr().out)["capture_cmdline"] == plan.cmdline
     tested = plan_from_args(view, extra_append=("kdumpctl_py.test_id=T",))
     assert tested.cmdline == f"{plan.cmdline} kdumpctl_py.test_id=T"
+
+
+@pytest.mark.parametrize("config,option,method", [
+    ("", None, "file"),
+    ("dtb /boot/board.dtb\n", None, "extended"),
+    ("", "/boot/board.dtb", "extended"),
+], ids=["no-dtb", "config-dtb", "option-dtb"])
+def test_auto_takes_the_extended_call_only_with_a_dtb(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        config: str, option: str | None, method: str) -> None:
+    """A kernel with the extended call: without a device tree, auto loads by plain
+    kexec_file_load, which hands over nothing the kernel does not build itself."""
+    import json
+
+    from kdumpctl_py.facts.view import META
+
+    view = with_boot(tmp_path, "debian12-amd64")
+    meta = json.loads((view.root / META).read_text())
+    meta["probes"] = {"extended": "available", "kexec_file_load": "available",
+                      "kexec_load": "available"}
+    (view.root / META).write_text(json.dumps(meta))
+    (view.root / "boot/board.dtb").write_bytes(b"\xd0\x0d\xfe\xed-board")
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(config)
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    args = ["--sysroot", str(view.root), "start", "--dry-run"]
+    assert main(args + (["--dtb", option] if option else [])) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"method   {method}: ")
+    assert ("dtb      " in out) == (method == "extended")

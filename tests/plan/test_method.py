@@ -21,21 +21,29 @@ def view(tmp_path: Path, probes: dict[str, str], lockdown: str | None = None) ->
     return SystemView(make_snapshot(tmp_path, "aarch64", files, probes=probes))
 
 
-@pytest.mark.parametrize("probes,lockdown,method", [
-    (ALL, None, "extended"),
-    (ALL, "integrity", "file"),  # the kernel refuses a user-space DTB under lockdown
-    ({**ALL, "kexec_file_load": "missing"}, "integrity", "extended"),
-    ({**ALL, "extended": "missing"}, None, "file"),
+@pytest.mark.parametrize("probes,lockdown,dtb,method", [
+    (ALL, None, True, "extended"),
+    (ALL, None, False, "file"),  # the extended call adds nothing without a device tree
+    (ALL, "integrity", True, "file"),  # the kernel refuses a user-space DTB under lockdown
+    ({**ALL, "kexec_file_load": "missing"}, "integrity", True, "extended"),
+    ({**ALL, "extended": "missing"}, None, True, "file"),
+    ({**ALL, "extended": "missing"}, None, False, "file"),
     ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "available"}, None,
-     "classic"),
+     False, "classic"),
     ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "available"},
-     "integrity", None),
-    ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "missing"}, None, None),
+     "integrity", False, None),
+    ({"extended": "missing", "kexec_file_load": "missing", "kexec_load": "missing"}, None,
+     False, None),
 ])
-def test_auto(tmp_path: Path, probes: dict[str, str], lockdown: str | None,
+def test_auto(tmp_path: Path, probes: dict[str, str], lockdown: str | None, dtb: bool,
               method: str | None) -> None:
-    choice = choose_method(view(tmp_path, probes, lockdown))
+    choice = choose_method(view(tmp_path, probes, lockdown), with_dtb=dtb)
     assert choice.method == method and choice.why
+
+
+def test_auto_says_a_given_dtb_goes_unused(tmp_path: Path) -> None:
+    choice = choose_method(view(tmp_path, {**ALL, "extended": "missing"}), with_dtb=True)
+    assert choice.method == "file" and "device tree given is not used" in choice.why
 
 
 def test_forced(tmp_path: Path) -> None:
