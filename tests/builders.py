@@ -164,7 +164,7 @@ def as_if_live(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     own files they are: how the acting paths are tested without touching this one."""
     from kdumpctl_py.facts.view import SystemView
 
-    monkeypatch.setattr("kdumpctl_py.cli.open_view", lambda args: SystemView(root))
+    monkeypatch.setattr("kdumpctl_py.cli.open_view", lambda args, probe=False: SystemView(root))
     monkeypatch.setenv("KDUMPCTL_LOCK", str(root.parent / "lock"))
 
 

@@ -61,6 +61,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(autouse=True)
+def probe_cache(_run_dir: Path, request: pytest.FixtureRequest,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own probe cache for live views (made only when written): a test that
+    fakes the kernel's answers must leave them neither in this host's /run nor to
+    another test."""
+    import hashlib
+
+    from kdumpctl_py.load import probe
+
+    name = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    path = _run_dir / name / "probe.json"
+    monkeypatch.setattr(probe, "CACHE", str(path))
+    return path
+
+
 def no_skip(config: pytest.Config) -> bool:
     return bool(config.getoption("--vm")) and os.environ.get("KDUMPCTL_TEST_NO_SKIP") == "1"
 

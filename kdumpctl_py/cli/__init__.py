@@ -198,8 +198,14 @@ def _fail(message: str, code: int, debug: bool) -> int:
     return code
 
 
-def open_view(args: argparse.Namespace) -> SystemView:
-    """The SystemView for this invocation: the live machine or --sysroot."""
+def open_view(args: argparse.Namespace, probe: bool = False) -> SystemView:
+    """The SystemView for this invocation: the live machine or --sysroot; `probe`: with
+    the live kernel's answers to the load calls' probes (once per boot, kdumpctl_py.load.probe)."""
     from kdumpctl_py.facts.view import SystemView
 
-    return SystemView(args.sysroot or "/")
+    view = SystemView(args.sysroot or "/")
+    if not probe:
+        return view
+    from kdumpctl_py.load.probe import probed_view
+
+    return probed_view(view)

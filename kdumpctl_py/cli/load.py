@@ -53,7 +53,7 @@ def register(sub: Commands) -> None:
 def run_load(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
 
-    view = open_view(args)
+    view = open_view(args, probe=True)
     if args.verb == "start" and view.kexec_crash_loaded and not args.dry_run:
         print("a capture kernel is already loaded (kdumpctl-py restart replaces it)")
         return 0
@@ -62,7 +62,7 @@ def run_load(args: argparse.Namespace) -> int:
         from kdumpctl_py.service.initramfs import refresh
 
         refresh(view)
-        view = open_view(args)  # /boot may have changed
+        view = open_view(args, probe=True)  # /boot may have changed
     plan = plan_from_args(view, args)
     if not args.dry_run:
         check_before_arming(view)
@@ -142,7 +142,8 @@ def run_unload(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.load.loader import unload
 
-    print("capture kernel unloaded" if unload(open_view(args)) else "no capture kernel was loaded")
+    unloaded = unload(open_view(args, probe=True))
+    print("capture kernel unloaded" if unloaded else "no capture kernel was loaded")
     return 0
 
 

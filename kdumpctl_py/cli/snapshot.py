@@ -27,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
         from kdumpctl_py.errors import UsageError
 
         raise UsageError("snapshot reads the live machine; drop --sysroot")
-    out = take_snapshot(args.out, with_boot=args.with_boot)
+    from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.load.probe import probed_view
+
+    out = take_snapshot(args.out, probed_view(SystemView("/")), with_boot=args.with_boot)
     size = out.stat().st_size if out.is_file() else sum(
         p.stat().st_size for p in out.rglob("*") if p.is_file()
     )

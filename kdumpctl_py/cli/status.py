@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.status import assess
     from kdumpctl_py.vocabulary import crash_memory, header, origin_line
 
-    view = open_view(args)
+    view = open_view(args, probe=True)
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.service import notify, testid
     from kdumpctl_py.service.target import first_kernel_results
 
-    view = open_view(args)
+    view = open_view(args, probe=True)
     if not view.kexec_crash_size:
         raise KdumpError("no memory is reserved for a capture kernel: a crash now would "
                          "just reboot (kdumpctl-py status says why)")

@@ -59,8 +59,9 @@ OTHER_ARCHIVES = (".tar", ".tar.xz", ".tar.bz2", ".tar.zst", ".txz", ".tbz2", ".
                   ".gz", ".xz", ".bz2", ".zst", ".7z")
 
 
-def take_snapshot(out: str, with_boot: bool = False) -> Path:
-    """Write a snapshot of the live machine to directory `out`, or a .tar.gz if it ends so."""
+def take_snapshot(out: str, live: SystemView, with_boot: bool = False) -> Path:
+    """Write a snapshot of the live machine (`live`, its probes handed in by the shell) to
+    directory `out`, or a .tar.gz if it ends so."""
     as_tar = out.endswith((".tar.gz", ".tgz"))
     if not as_tar and out.lower().endswith(OTHER_ARCHIVES):
         raise UsageError(f"{out}: a snapshot is a directory or a .tar.gz, not "
@@ -68,7 +69,6 @@ def take_snapshot(out: str, with_boot: bool = False) -> Path:
     dest = Path(out)
     if dest.exists() and not (dest.is_dir() and not as_tar and not any(dest.iterdir())):
         raise KdumpError(f"{out} already exists; give a new name")
-    live = SystemView("/")
     with tempfile.TemporaryDirectory(prefix="kdumpctl-py-snap-") as tmp:
         work = Path(tmp) / (dest.name.removesuffix(".tar.gz").removesuffix(".tgz") or "snapshot")
         work.mkdir()

@@ -7,7 +7,9 @@ that is missing or unreadable becomes None (unknown) with its reason kept in
 
 A snapshot is a directory holding the same files at the same paths, plus
 `kdumpctl-snapshot.json` for the facts that are not files (uname, syscall
-probes, free space and dumps of the target).
+probes, free space and dumps of the target). Probing the live kernel is an
+act (a system call), so the shell does it (kdumpctl_py.load.probe) and hands
+the answers in; facts never import the layer that acts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from kdumpctl_py.arch import Arch, get_arch
 from kdumpctl_py.errors import UsageError
@@ -28,14 +30,15 @@ from kdumpctl_py.facts.kconfig import parse_kconfig
 from kdumpctl_py.facts.kexec_calls import (
     FDSET_TYPES_FILES,
     LIMIT_FILES,
+    Availability,
     calls_from_evidence,
-    extended_from_types,
     limits_set,
     why_not_probed,
 )
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from tarfile import TarFile
     from tempfile import TemporaryDirectory
 
@@ -103,7 +106,11 @@ def _extract_plain_files(tar: TarFile, dest: Path) -> None:
 
 
 class SystemView:
-    def __init__(self, root: str | os.PathLike[str] = "/") -> None:
+    def __init__(self, root: str | os.PathLike[str] = "/",
+                 probes: Mapping[str, Availability] | None = None) -> None:
+        """`probes`: the live kernel's answers to the load calls' probes, when the shell
+        probed (kdumpctl_py.load.probe); a snapshot's are in its metadata."""
+        self._probed = None if probes is None else dict(probes)
         path = Path(root)
         self._tmp: TemporaryDirectory[str] | None = None
         if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
@@ -403,23 +410,22 @@ class SystemView:
         return why_not_probed(self.kexec_load_limits)
 
     @cached_property
-    def probes(self) -> dict[str, str]:
-        """Which load system calls this kernel answers: available, missing, not-permitted."""
+    def probes(self) -> dict[str, Availability]:
+        """Which load system calls this kernel answers: available, missing, not-permitted,
+        unknown; empty when nobody probed (a live view the shell handed no answers)."""
         if limits_set(self.kexec_load_limits):
-            return dict(calls_from_evidence(self.kexec_load_limits, self.kernel_config,
-                                            self.kexec_file_fdset_types,
-                                            self.kexec_load_disabled))
-        if not self.live:
-            return {k: str(v) for k, v in self.meta.get("probes", {}).items()}
-        from kdumpctl_py.load.extended import probe_extended
-        from kdumpctl_py.load.syscalls import probe_kexec_file_load, probe_kexec_load
+            return calls_from_evidence(self.kexec_load_limits, self.kernel_config,
+                                       self.kexec_file_fdset_types, self.kexec_load_disabled)
+        if self.live:
+            return dict(self._probed or {})
+        known: tuple[str, ...] = get_args(Availability)
+        return {str(k): v if v in known else "unknown"
+                for k, v in self.meta.get("probes", {}).items()}
 
-        return {
-            "extended": (extended_from_types(self.kexec_file_fdset_types)
-                         or probe_extended(self.arch)),
-            "kexec_file_load": probe_kexec_file_load(self.arch),
-            "kexec_load": probe_kexec_load(self.arch),
-        }
+    @cached_property
+    def boot_id(self) -> str | None:
+        """This boot's random id, which keys what may be cached until the next boot."""
+        return self._first_line("/proc/sys/kernel/random/boot_id")
 
     # -- files the capture kernel is made of -----------------------------------
 

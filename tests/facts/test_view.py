@@ -130,8 +130,11 @@ def test_unlimited_snapshot_keeps_recorded_probes(tmp_path: Path) -> None:
     assert view.probes == {} and view.probes_skipped is None
 
 
-def test_live_probe_spends_no_load_when_limited(monkeypatch: pytest.MonkeyPatch) -> None:
-    """kexec_load_permitted() counts a probe as a load: with a limit, no call is made."""
+def test_a_live_view_probes_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probing is an act: the shell hands the answers in (load/probe.py), and no module
+    under facts/ imports the layer that acts."""
+    import ast
+
     import kdumpctl_py.load.syscalls as syscalls
 
     calls: list[int] = []
@@ -141,15 +144,25 @@ def test_live_probe_spends_no_load_when_limited(monkeypatch: pytest.MonkeyPatch)
         return 22
 
     monkeypatch.setattr(syscalls, "raw_syscall", raw_syscall)
-    import kdumpctl_py.load.extended as extended
-
-    monkeypatch.setattr(extended, "raw_syscall", syscalls.raw_syscall)
     view = SystemView("/")
-    view.__dict__["kexec_load_limits"] = {"panic": 8, "reboot": 4}
-    view.__dict__["kexec_file_fdset_types"] = None
-    assert set(view.probes) == {"extended", "kexec_file_load", "kexec_load"}
-    assert calls == []
-    unlimited = SystemView("/")
-    unlimited.__dict__["kexec_load_limits"] = {"panic": -1, "reboot": -1}
-    unlimited.__dict__["kexec_file_fdset_types"] = None
-    assert unlimited.probes and calls  # the probe itself still runs when it costs nothing
+    view.__dict__["kexec_load_limits"] = {"panic": -1, "reboot": -1}
+    assert view.probes == {} and calls == []
+    given = SystemView("/", probes={"extended": "missing", "kexec_file_load": "available",
+                                    "kexec_load": "available"})
+    given.__dict__["kexec_load_limits"] = {}
+    assert given.probes["kexec_file_load"] == "available" and calls == []
+    facts = Path(__file__).parents[2] / "kdumpctl_py" / "facts"
+    for module in facts.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("kdumpctl_py.load"), module
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("kdumpctl_py.load") for a in node.names), module
+
+
+def test_snapshot_probes_are_availabilities(tmp_path: Path) -> None:
+    root = minimal_snapshot(tmp_path)
+    meta = json.loads((root / META).read_text())
+    meta["probes"] = {"kexec_load": "available", "kexec_file_load": "sideways"}
+    (root / META).write_text(json.dumps(meta))
+    assert SystemView(root).probes == {"kexec_load": "available", "kexec_file_load": "unknown"}

@@ -88,7 +88,7 @@ def fake_test_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple
     calls: list[tuple[str, Any]] = []
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(testid, "RECORD", str(tmp_path / "test.json"))
-    monkeypatch.setattr(cli, "open_view", lambda args: _View())
+    monkeypatch.setattr(cli, "open_view", lambda args, probe=False: _View())
     def plan_from_args(view: object, args: object = None,
                        extra_append: tuple[str, ...] = ()) -> str:
         calls.append(("plan", extra_append))
@@ -135,7 +135,7 @@ def test_start_shows_the_last_test(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     view = SystemView(root)
     view.live = True  # as if this were the machine: start goes on to load
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
-    monkeypatch.setattr(cli, "open_view", lambda args: view)
+    monkeypatch.setattr(cli, "open_view", lambda args, probe=False: view)
     monkeypatch.setattr(load_mod, "plan_from_args", lambda view, args=None: "PLAN")
     monkeypatch.setattr(load_mod, "carry_out", lambda view, plan, replace: None)
     monkeypatch.setattr(SystemView, "kexec_crash_loaded", False, raising=False)
