@@ -198,6 +198,30 @@ def test_the_man_page_states_the_same_numbers(series: str) -> None:
             assert m and int(m.group(1), 0) == value, name
 
 
+@pytest.mark.parametrize("series", SERIES)
+def test_the_man_page_lists_what_the_merge_keeps_and_drops(series: str) -> None:
+    """Every /chosen property the kernel keeps from the running tree or writes itself,
+    as the patch's own arrays name them, is in kdumpctl-py-kexec(7)."""
+    page = MAN.read_text().replace("\\-", "-")
+    text = "\n".join(added_lines(series, "drivers/of/kexec.c"))
+    for array in ("kexec_chosen_kept", "kexec_chosen_owned"):
+        body = text.split(f"{array}[] = {{", 1)[1].split("};", 1)[0]
+        names = re.findall(r'"([^"]+)"', body)
+        assert names, array
+        for name in names:
+            assert f".BR {name} ," in page or f".B {name}\n" in page, name
+
+
+def test_the_man_page_tells_the_abi_facts_apart() -> None:
+    """Byte order, the two EBADF cases, and one story about lockdown and IMA."""
+    page = MAN.read_text().replace("\\-", "-")
+    assert "native byte order" in page
+    ebadf = page.split(".B EBADF\n", 2)[2].split(".TP", 1)[0]
+    assert "negative" in ebadf and "not open for reading" in ebadf
+    assert "func=KEXEC_DTB_CHECK" in page and "KEXEC_INITRAMFS_CHECK" not in page
+    assert "only call lockdown allows" not in page
+
+
 @pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc is not installed")
 def test_the_man_page_is_lint_clean() -> None:
     r = subprocess.run(["mandoc", "-Tlint", str(MAN)], capture_output=True, text=True)
