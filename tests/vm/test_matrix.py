@@ -75,6 +75,12 @@ CRASH_REFUSES: dict[tuple[str, str], str] = {
 }
 
 
+# The cycle whose first kernel also sets kexec load limits (Linux 6.6+; Debian 13's 6.12)
+# before kdumpctl-py loads: reboot 4, panic 8, as the issue's report had them.
+LIMITED = ("trixie", "x86_64")
+LIMITS = "4,8"
+
+
 def runs_crash(kernel_suite: str, arch: str) -> bool:
     """Whether the cycle's dump goes to crash: not where crash cannot read the kernel."""
     return EVERY_CHECK or (kernel_suite, arch) not in CRASH_REFUSES
@@ -91,8 +97,9 @@ def matrix_cycle(cycles: Callable[..., Cycle], kernel_suite: str, arch: str) -> 
     # The first kernel's status, snapshot and estimate probes are other tests' business.
     skip = [a for stage in ("status", "snapshot", "status-loaded", "estimate")
             for a in ("--impl", f"{stage}=skip")]
+    limits = ("--load-limits", LIMITS) if (kernel_suite, arch) == LIMITED else ()
     return cycles("--arch", arch, "--kernel-suite", kernel_suite, "--busy", *whole, *index,
-                  "--impl", "save=capture", *skip, *quirks)
+                  "--impl", "save=capture", *skip, *quirks, *limits)
 
 
 def saved_dump(c: Cycle) -> Path:
@@ -162,3 +169,26 @@ def test_arm64_crash_opens_every_format(cycles: Callable[..., Cycle],
     text = crash_output(tools("bookworm", "arm64"), c, Path(result.directory or "") / name)
     assert f'PANIC: "Kernel panic - not syncing: {PANIC}' in text, text[-3000:]
     assert "sysrq_handle_crash" in text and "read error" not in text, text[-3000:]
+
+
+@pytest.mark.vm
+def test_limited_loads_are_not_spent_by_probes(cycles: Callable[..., Cycle]) -> None:
+    """With kexec_load_limit_reboot=4 and _panic=8, status, status --json and start
+    --dry-run leave both counts alone (a probe would spend one), status says it judged
+    the calls without probing, and the load that follows spends one panic load."""
+    c = matrix_cycle(cycles, *LIMITED)
+    first = c.out / "results" / "first"
+    assert c.guest("limits").get("rc") == 0, c.explain()
+    counts = dict(line.split(" ", 1) for line in
+                  (first / "limits.out").read_text().splitlines() if line)
+    untouched = "reboot=4 panic=8"
+    assert counts == {"set": untouched, "status": untouched, "status-json": untouched,
+                      "dry-run": untouched}, counts
+    st = json.loads((first / "limits-status.json").read_text())
+    assert st["load_paths_basis"].startswith("not probed: "), st
+    assert st["load_paths"]["kexec_file_load"] == "available" and st["method"] == "file"
+    assert (first / "limits-dry-run.txt").read_text().startswith("method   file: ")
+    assert "capture kernel loaded with file" in (first / "load.out").read_text()
+    assert (first / "limits-loaded.out").read_text().split() == ["loaded", "reboot=4",
+                                                                 "panic=7"]
+    assert_good_dump(c)

@@ -121,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="a static program (a kselftest) the first kernel runs with the "
                          "capture kernel loaded, with its kernel and initrd paths as "
                          "arguments (optional stage `selftest`: results/first/selftest.out)")
+    ap.add_argument("--load-limits", metavar="REBOOT,PANIC",
+                    help="set kernel.kexec_load_limit_reboot and _panic (Linux 6.6+) before "
+                         "the load, run status, status --json and start --dry-run, and "
+                         "record the counts after each and after the load (optional stages "
+                         "`limits` and `limits-loaded`: results/first/limits.out, "
+                         "limits-loaded.out, limits-status.json); the disk's /boot gets the "
+                         "kernel's config, from which kdumpctl-py then judges the calls")
     ap.add_argument("--firmware", choices=("none", "uefi"), default="none",
                     help="uefi: boot the kernel through Debian's UEFI firmware (ovmf, "
                          "qemu-efi-aarch64; arm64 with -machine virt,acpi=on, so the guest "
@@ -156,6 +163,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"{args.selftest} does not exist")
     if args.dtb_marker is not None and not re.fullmatch(r"[\w.,:+-]+", args.dtb_marker):
         ap.error("--dtb-marker takes letters, digits and .,:+-_ only")
+    if args.load_limits is not None:
+        m = re.fullmatch(r"(\d+),(\d+)", args.load_limits)
+        if m is None:
+            ap.error("--load-limits takes REBOOT,PANIC, two counts")
+        args.load_limits = (int(m.group(1)), int(m.group(2)))
     choices = implementations()
     impl: dict[str, str] = {}
     for item in args.impl:
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         check_script=args.check_script, selftest=args.selftest, uefi=args.firmware == "uefi",
         kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
         crash=args.crash,
-        gdb_index=args.gdb_index,
+        gdb_index=args.gdb_index, load_limits=args.load_limits,
     )
     try:
         return run_cycle(opts)

@@ -83,6 +83,7 @@ class Options:
     whole_copy: bool = False  # --whole-copy: /proc/vmcore copied whole beside the dump
     crash: str = "sysrq"  # --crash: sysrq, or oops (harness/oops.py's module)
     gdb_index: bool = False  # --gdb-index: the vmlinux's gdb index made while the guest runs
+    load_limits: tuple[int, int] | None = None  # --load-limits: (reboot, panic)
 
 
 @dataclass
@@ -112,7 +113,8 @@ def run_cycle(opts: Options) -> int:
         ok=False, arch=opts.arch.name, suite=opts.suite.name, smp=opts.smp,
         mem_mib=opts.mem_mib, crashkernel=opts.crashkernel, dump_level=opts.dump_level,
         extra_append=list(opts.append), dtb_marker=opts.dtb_marker, busy=opts.busy,
-        whole_copy=opts.whole_copy, crash=opts.crash, failed_stage=None,
+        whole_copy=opts.whole_copy, crash=opts.crash, load_limits=opts.load_limits,
+        failed_stage=None,
         failure=None,
     )
     dbg: dict[str, Any] = {}
@@ -296,6 +298,10 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         (content / "dumps").mkdir()
         shutil.copy(vmlinuz, content / "boot" / boot_name)
         shutil.copy(capture_initrd, content / "boot" / capture_initrd.name)
+        config = (kernel_dir / "boot" / f"config-{kernel.release}" if kernel_dir is not None
+                  else None)
+        if opts.load_limits is not None and config is not None and config.is_file():
+            shutil.copy(config, content / "boot" / config.name)
         disk.make(image, content, _disk_mib(opts))
         shutil.rmtree(content)
 
@@ -423,6 +429,7 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str],
         "WHOLE_COPY": "1" if opts.whole_copy else "",
         "CRASH": opts.crash,
         "OOPS_MODULE": f"/{oops.GUEST_PATH}",
+        "LOAD_LIMITS": " ".join(map(str, opts.load_limits)) if opts.load_limits else "",
     }
 
 

@@ -109,6 +109,25 @@ _CAPTURE_DT = (
     "cp /sys/firmware/fdt $R/capture.dtb; }"
 )
 
+# --load-limits REBOOT PANIC: the kexec load limits set before the load, then status,
+# status --json and start --dry-run, each followed by the counts, which must not move:
+# a probe would spend a load (kexec_load_permitted() counts before it looks at flags).
+_LIMIT_COUNTS = (
+    'counts() { echo "$1 reboot=$(cat /proc/sys/kernel/kexec_load_limit_reboot) '
+    'panic=$(cat /proc/sys/kernel/kexec_load_limit_panic)"; }'
+)
+_LIMITS = (
+    '[ -z "$LOAD_LIMITS" ] || { set -- $LOAD_LIMITS; '
+    "echo $1 > /proc/sys/kernel/kexec_load_limit_reboot && "
+    "echo $2 > /proc/sys/kernel/kexec_load_limit_panic || exit 1; "
+    f"{_LIMIT_COUNTS}; counts set; "
+    "$KDUMPCTL_PY status > $R/limits-status.txt; counts status; "
+    "$KDUMPCTL_PY status --json > $R/limits-status.json; counts status-json; "
+    '$KDUMPCTL_PY start --dry-run --kernel "$KERNEL" --initrd "$INITRD" $START_ARGS '
+    "> $R/limits-dry-run.txt || exit 1; counts dry-run; }"
+)
+_LIMITS_LOADED = f'[ -z "$LOAD_LIMITS" ] || {{ {_LIMIT_COUNTS}; counts loaded; }}'
+
 # --impl STAGE=skip for the first kernel's probes that a cycle does not look at (the
 # kernel matrix): each is a Python start under TCG, 2-20 s of guest time.
 _SKIP = {"skip": "true"}
@@ -126,6 +145,8 @@ STAGES: tuple[Stage, ...] = (
           {"sh": '[ -z "$CHECK_SCRIPT" ] || python3 "$CHECK_SCRIPT" "$KERNEL" "$INITRD"'},
           notes="--check-script, before anything is loaded"),
     Stage("dtb", FIRST, True, 120, {"sh": _MARKER_DTB}),
+    Stage("limits", FIRST, False, 600, {"sh": _LIMITS},
+          notes="--load-limits: status, status --json, start --dry-run spend no load"),
     Stage("load", FIRST, True, 600,
           {
               "kexec-tools": 'kexec -p $KEXEC_TOOLS_ARGS "$KERNEL" --initrd="$INITRD" '
@@ -137,6 +158,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("loaded", FIRST, True, 60,
           {"sh": "cat /sys/kernel/kexec_crash_loaded; "
                  "[ \"$(cat /sys/kernel/kexec_crash_loaded)\" = 1 ]"}),
+    Stage("limits-loaded", FIRST, False, 60, {"sh": _LIMITS_LOADED},
+          notes="--load-limits: the load spent one panic load"),
     Stage("check-loaded", FIRST, False, 300,
           {"sh": '[ -z "$CHECK_SCRIPT" ] || python3 "$CHECK_SCRIPT" "$KERNEL" "$INITRD"'},
           notes="--check-script again, with the capture kernel loaded"),
