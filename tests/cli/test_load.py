@@ -1,5 +1,6 @@
 """`start` checks a network target before arming: one that fails stops it with one
-line, unless failure_action dump_to_rootfs (then it arms and warns)."""
+line, unless failure_action dump_to_rootfs (then it arms and warns); a load that fell
+back from the extended call to the plain one says so."""
 
 from __future__ import annotations
 
@@ -38,3 +39,20 @@ def test_dump_to_rootfs_arms_with_a_warning(tmp_path: Path, monkeypatch: pytest.
     err = capsys.readouterr().err
     assert "kdumpctl-py: warning: ssh target kdump@127.0.0.1:/var/crash fails" in err
     assert "armed anyway: failure_action dump_to_rootfs saves the dump under /var/crash" in err
+
+
+def test_a_fall_back_is_one_warning_and_names_the_call_used(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kdumpctl_py.cli.load import carry_out
+    from kdumpctl_py.load import loader
+    from kdumpctl_py.service import notify
+
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    monkeypatch.setattr(notify, "status", lambda message: None)
+    monkeypatch.setattr(loader, "load", lambda view, plan: "the extended call was refused")
+    plan = type("Plan", (), {"method": "extended", "kernel_path": "/boot/k",
+                             "initrd_path": None, "cmdline": "c"})()
+    carry_out(SystemView(), plan, replace=False)
+    out = capsys.readouterr()
+    assert out.err == "kdumpctl-py: warning: the extended call was refused\n"
+    assert out.out == "capture kernel loaded with file: /boot/k, initrd none\n"
