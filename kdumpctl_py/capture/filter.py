@@ -169,11 +169,11 @@ def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int
     extreme = roots == -(-(1 << (physmem_bits - section_bits)) // per_root)
     sizeof_page = info.size("page") or 64
 
-    def read_roots(addr: int) -> list[int]:
-        raw = vmcore.read_virt(addr, 8 * roots) if extreme else b""
-        return list(struct.unpack(f"<{roots}Q", raw)) if extreme else []
-
-    root_ptrs = read_roots(root_sym) if extreme else []
+    # Only the roots of sections below max_mapnr: riscv64's MAX_PHYSMEM_BITS of 56 makes the
+    # whole root array 2^22 pointers (32 MiB), which the capture kernel cannot spare.
+    wanted = min(roots, -(-nr_sections // per_root)) if extreme else 0
+    root_ptrs = list(struct.unpack(f"<{wanted}Q", vmcore.read_virt(root_sym, 8 * wanted))
+                     ) if wanted else []
     for sec in range(nr_sections):
         if extreme:
             root = root_ptrs[sec // per_root] if sec // per_root < len(root_ptrs) else 0

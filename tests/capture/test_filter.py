@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +20,12 @@ from kdumpctl_py.capture.filter import (
     _exclude_section,
     _walk,
     fill_pages,
+    max_mapnr,
+    mem_maps,
 )
+from kdumpctl_py.capture.pagetables import PageTables
+from kdumpctl_py.capture.vmcore import Vmcore
+from tests.synthetic_vmcore import write_vmcore
 
 SIZEOF = 64
 # Linux 6.1 x86_64 values (from a real VMCOREINFO)
@@ -184,3 +192,27 @@ def test_fill_pages_finds_exactly_the_pages_of_one_repeated_word(
     first, same = fill_pages(words.tobytes(), 4096)
     assert first.tolist() == words[:, 0].tolist()
     assert same.tolist() == [bool((row == row[0]).all()) for row in words]
+
+
+def test_mem_maps_reads_only_the_roots_below_max_mapnr(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SPARSEMEM_EXTREME root array is read only as far as the dump's pfns reach:
+    riscv64's (MAX_PHYSMEM_BITS 56) is 32 MiB."""
+    path = tmp_path / "vmcore"
+    write_vmcore(str(path), 1 << 30)
+    reads: list[tuple[int, int]] = []
+    with Vmcore(str(path)) as v:
+        real = v.read_virt
+
+        def spy(addr: int, size: int) -> bytes:
+            reads.append((addr, size))
+            return real(addr, size)
+
+        monkeypatch.setattr(v, "read_virt", spy)
+        nr = max_mapnr(v)
+        sections = list(mem_maps(v, PageTables(v), nr))
+        root_sym = v.vmcoreinfo.symbol("mem_section")
+        assert v.vmcoreinfo.length("mem_section") == 2048
+    assert [size for addr, size in reads if addr == root_sym] == [8]
+    assert [s[0] for s in sections] == [i << 15 for i in range(-(-nr >> 15))]
+    assert all(s[2] is not None for s in sections)
