@@ -53,6 +53,9 @@ def choose_method(view: SystemView, wanted: str = "auto", with_dtb: bool = False
     if probes.get("kexec_load") == "available":
         if locked:
             return MethodChoice(None, f"kexec_load is blocked by lockdown ({view.lockdown})")
+        if probes.get("kexec_file_load") == "missing":  # ENOSYS: built without KEXEC_FILE
+            return MethodChoice("classic", f"kexec_load is the only path: this {view.arch.name} "
+                                "kernel has no KEXEC_FILE; segments built here")
         return MethodChoice("classic", "the kernel lacks kexec_file_load; segments built here")
     states = {probes.get(p, "unknown") for p in ("kexec_file_load", "kexec_load")}
     if "not-permitted" in states:

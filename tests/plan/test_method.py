@@ -7,6 +7,7 @@ import pytest
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.method import choose_method
+from tests.conftest import SNAPSHOTS
 from tests.snapshots import make_snapshot
 
 ALL = {"extended": "available", "kexec_file_load": "available", "kexec_load": "available"}
@@ -66,3 +67,11 @@ def test_spent_panic_limit_names_both_sysctls(tmp_path: Path) -> None:
     assert choice.method is None
     assert "kernel.kexec_load_limit_panic=0" in choice.why
     assert "kernel.kexec_load_limit_reboot=4" in choice.why
+
+
+def test_riscv64_says_kexec_load_is_the_only_path() -> None:
+    """Debian's riscv64 kernel answers ENOSYS to kexec_file_load: status says why classic."""
+    choice = choose_method(SystemView(SNAPSHOTS / "debian13-riscv64"))
+    assert choice.method == "classic"
+    assert choice.why.startswith("kexec_load is the only path: this riscv64 kernel has no "
+                                 "KEXEC_FILE")
