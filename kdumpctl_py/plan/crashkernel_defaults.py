@@ -1,13 +1,17 @@
 """The crashkernel= value to write when the admin gives none, per architecture and page size.
 
-x86_64 and arm64 (4K pages) up to 4 GiB of RAM: the smallest reservation with
-which the QEMU crash cycle saves a dump at -d 31 (tests/vm/test_capture_memory.py,
+x86_64, arm64 (4K pages) and riscv64 up to 4 GiB of RAM: the smallest reservation
+with which the QEMU crash cycle saves a dump at -d 31 (tests/vm/test_capture_memory.py,
 Debian 12 cloud kernels, 1 GiB guests, the harness's lean capture initramfs:
-x86_64 144M, arm64 112M) plus a margin of 48M for what a real machine has and
+x86_64 144M, arm64 112M; riscv64 192M in 32M steps, Debian 13's kernel, Sv57 and
+Sv39, tests/vm/README.md) plus a margin of 48M for what a real machine has and
 the guest has not (more drivers probing devices, firmware tables, a larger
-initramfs). Larger machines and other architectures keep Fedora's kdump-utils
-values (kdump_get_arch_recommend_crashkernel, 2025), tested on its kernels with
-its dracut initramfs, until the crash cycle measures them. `estimate` models one
+initramfs). riscv64 needs more than arm64 because every boot of its kernel
+allocates 32 MiB of mem_section roots (MAX_PHYSMEM_BITS 56); above 4 GiB it takes
+arm64's rows, as Fedora ships none for it. Larger machines and other
+architectures keep Fedora's kdump-utils values (kdump_get_arch_recommend_crashkernel,
+2025), tested on its kernels with its dracut initramfs, until the crash cycle
+measures them. `estimate` models one
 machine; change a row only with a measurement from the crash cycle, and say
 which run it came from.
 """
@@ -37,6 +41,8 @@ _X86_64: tuple[RangeRule, ...] = (
 # Fedora's above 4 GiB: aarch64 4K pages; 64K-page kernels add 100M to each size.
 _ARM64_4K: tuple[RangeRule, ...] = (
     (1 * G, 4 * G, 112 * M + MARGIN), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))
+# Fedora has no riscv64 value: arm64's above 4 GiB.
+_RISCV64: tuple[RangeRule, ...] = ((1 * G, 4 * G, 192 * M + MARGIN), *_ARM64_4K[1:])
 # Fedora: ppc64le kdump (not fadump), plus 1M for each of the capture kernel's 16 CPUs.
 _PPC64LE: tuple[RangeRule, ...] = tuple(
     (start, end, size + 16 * M) for start, end, size in (
@@ -46,8 +52,7 @@ _PPC64LE: tuple[RangeRule, ...] = tuple(
 DEFAULTS: dict[tuple[str, int], tuple[RangeRule, ...]] = {
     ("x86_64", PAGE_4K): _X86_64,
     ("s390x", PAGE_4K): _GENERIC,
-    # Fedora ships no riscv64 value; the generic one until the crash cycle measures it.
-    ("riscv64", PAGE_4K): _GENERIC,
+    ("riscv64", PAGE_4K): _RISCV64,
     ("aarch64", PAGE_4K): _ARM64_4K,
     ("aarch64", PAGE_64K): tuple((s, e, size + 100 * M) for s, e, size in _ARM64_4K),
     ("ppc64le", PAGE_4K): _PPC64LE,
@@ -99,6 +104,7 @@ def page_size(view: SystemView) -> int:
 # one of these is still the default, not the admin's choice (reset-crashkernel --auto).
 _FORMER: dict[tuple[str, int], tuple[tuple[RangeRule, ...], ...]] = {
     ("x86_64", PAGE_4K): (_GENERIC,),
+    ("riscv64", PAGE_4K): (_GENERIC,),
     ("aarch64", PAGE_4K): (
         ((2 * G, 4 * G, 256 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M)),
         ((1 * G, 4 * G, 176 * M), (4 * G, 64 * G, 320 * M), (64 * G, None, 576 * M))),

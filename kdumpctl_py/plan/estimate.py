@@ -137,6 +137,11 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
         parts.append(Part("kernel", int(image * c.kernel_inflate),
                           f"{where} {format_bytes(image)} x {c.kernel_inflate}"))
 
+    roots = _section_roots(view)
+    if roots:
+        parts.append(Part("section roots", roots, "the capture kernel's own SPARSEMEM_EXTREME "
+                          "mem_section roots (VMCOREINFO LENGTH(mem_section) pointers)"))
+
     initrd = find_initrd(view, release)
     packed, where = (initrd[1], f"/boot/{initrd[0]}") if initrd else (
         c.initrd_fallback, f"no initramfs for {release} in /boot; assumed")
@@ -169,7 +174,7 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
                       f"largest of unpacking {format_bytes(unpacking)}, rootfs at "
                       f"{c.rootfs_share:.0%} {format_bytes(rootfs)}, saving "
                       f"{format_bytes(saving)}"))
-    subtotal = size["kernel"] + worst
+    subtotal = size["kernel"] + size.get("section roots", 0) + worst
     # The reservation also holds the struct pages describing itself.
     with_memmap = subtotal / (1 - c.struct_page / page)
     raw = with_memmap * (1 + c.margin)
@@ -220,6 +225,21 @@ def shortfall(e: Estimate, value: str, arch: Arch) -> str | None:
     return (f"crashkernel={value} reserves {format_bytes(size)} at this RAM "
             f"({format_bytes(e.ram)}), below the {format_bytes(e.needed)} that kdumpctl-py "
             "estimate says the capture kernel needs")
+
+
+def _section_roots(view: SystemView) -> int:
+    """Bytes of the mem_section root array every boot of this kernel allocates (memblock,
+    mm/sparse.c memory_present()) when SPARSEMEM_EXTREME: NR_SECTION_ROOTS pointers. 32 MiB
+    on riscv64 (MAX_PHYSMEM_BITS 56), 16 KiB on x86_64; a static array (not EXTREME, one
+    section a root) is in the image already."""
+    info = view.vmcoreinfo
+    if info is None:
+        return 0
+    roots, physmem, section = (info.length("mem_section"), info.number("MAX_PHYSMEM_BITS"),
+                               info.number("SECTION_SIZE_BITS"))
+    if not roots or not physmem or not section or roots >= 1 << (physmem - section):
+        return 0
+    return roots * 8
 
 
 def _kernel_memory(view: SystemView, name: str) -> int | None:

@@ -19,7 +19,8 @@ G, M = 1 << 30, 1 << 20
 
 
 def test_measured_then_fedora_values() -> None:
-    """Up to 4G the crash cycle's minimum plus 48M (x86_64 144M, arm64 112M), then Fedora's."""
+    """Up to 4G the crash cycle's minimum plus 48M (x86_64 144M, arm64 112M, riscv64 192M),
+    then Fedora's."""
     assert default_crashkernel(get_arch("x86_64")) == "1G-4G:192M,4G-64G:256M,64G-:512M"
     assert default_crashkernel(get_arch("s390x")) == "2G-64G:256M,64G-:512M"
     assert default_crashkernel(get_arch("aarch64")) == "1G-4G:160M,4G-64G:320M,64G-:576M"
@@ -27,6 +28,8 @@ def test_measured_then_fedora_values() -> None:
     assert default_crashkernel(get_arch("aarch64"), 16 << 10) == default_crashkernel(
         get_arch("aarch64"))
     assert default_crashkernel(get_arch("ppc64le")).startswith("2G-4G:400M,4G-16G:528M,")
+    # riscv64: 192M measured (Sv57 and Sv39) plus 48M, then arm64's rows
+    assert default_crashkernel(get_arch("riscv64")) == "1G-4G:240M,4G-64G:320M,64G-:576M"
 
 
 @pytest.mark.parametrize("arch", [a.name for a in ARCHES])
@@ -74,3 +77,15 @@ def test_auto_reset_follows_a_default_only() -> None:
     arm4, arm64k = default_crashkernel(arm), default_crashkernel(arm, PAGE_64K)
     assert auto_reset([arm4], arm, PAGE_4K, PAGE_64K) == arm64k
     assert auto_reset(["2G-4G:356M,4G-64G:420M,64G-:676M"], arm, PAGE_64K, PAGE_4K) == arm4
+
+
+def test_riscv64_fixture_default_and_former_one() -> None:
+    """get-default-crashkernel on the riscv64 guest's snapshot; the generic value it wrote
+    before is still recognised as a default (reset-crashkernel --auto)."""
+    from kdumpctl_py.plan.crashkernel_defaults import is_default
+
+    view = SystemView(SNAPSHOTS / "debian13-riscv64")
+    value = default_crashkernel(view.arch, page_size(view))
+    assert value == "1G-4G:240M,4G-64G:320M,64G-:576M"
+    assert evaluate_value(value, 1 * G, view.arch).size == 240 * M
+    assert is_default("2G-64G:256M,64G-:512M", view.arch)
