@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kdumpctl_py.capture.filter import dumpable_pages
+from kdumpctl_py.capture.filter import Bits, dumpable_pages
 from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions
 from kdumpctl_py.capture.vmcore import Vmcore
@@ -204,20 +204,34 @@ def whole_copy(c: Cycle) -> Path:
     return path
 
 
-def compare_bitmaps(mdf: Oracles, whole: Path, level: int, scratch: Path,
-                    ignored: int = 0) -> dict[str, int]:
-    """Pages each side keeps that the other excludes: theirs at `level`, ours without
-    the `ignored` bits."""
+def makedumpfile_bitmaps(mdf: Oracles, whole: Path, level: int,
+                         scratch: Path) -> tuple[Bits, Bits]:
+    """makedumpfile's 1st and 2nd bitmaps of `whole` at `level`."""
     out = scratch / f"makedumpfile-d{level}"
     mdf.makedumpfile(["-d", str(level), str(whole), str(out)])
     theirs = read_kdump(str(out))
     out.unlink()
+    return np.asarray(theirs.bitmap1, dtype=bool), np.asarray(theirs.bitmap2, dtype=bool)
+
+
+def bitmap_differences(ours: tuple[Bits, Bits], theirs: tuple[Bits, Bits],
+                       level: int) -> dict[str, int]:
+    """Pages each side keeps that the other excludes; the 1st bitmaps must be equal."""
+    (present, keep), (their_present, their_keep) = ours, theirs
+    assert (their_present == present).all(), f"-d {level}: the 1st bitmaps differ"
+    return {"ours": int(np.count_nonzero(keep)), "theirs": int(np.count_nonzero(their_keep)),
+            "only_ours": int(np.count_nonzero(keep & ~their_keep)),
+            "only_theirs": int(np.count_nonzero(their_keep & ~keep))}
+
+
+def compare_bitmaps(mdf: Oracles, whole: Path, level: int, scratch: Path,
+                    ignored: int = 0) -> dict[str, int]:
+    """Pages each side keeps that the other excludes: theirs at `level`, ours without
+    the `ignored` bits."""
+    theirs = makedumpfile_bitmaps(mdf, whole, level, scratch)
     with Vmcore(str(whole)) as v:
-        present, keep = dumpable_pages(v, level & ~ignored)
-    assert (theirs.bitmap1 == present).all(), f"-d {level}: the 1st bitmaps differ"
-    return {"ours": int(np.count_nonzero(keep)), "theirs": int(np.count_nonzero(theirs.bitmap2)),
-            "only_ours": int(np.count_nonzero(keep & ~theirs.bitmap2)),
-            "only_theirs": int(np.count_nonzero(theirs.bitmap2 & ~keep))}
+        ours = dumpable_pages(v, level & ~ignored)
+    return bitmap_differences(ours, theirs, level)
 
 
 def assert_efi_acpi_boot(console: str) -> None:
