@@ -21,10 +21,9 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -579,7 +578,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
     threads = _threads(options)
     progress = _Progress(result.pages_dumped, v.page_size, options.progress)
     zero_shared = bool(options.dump_level & DL_ZERO)
-    pending: deque[Future[_Chunk]] = deque()
+    pending: deque[_Pending] = deque()
     index = 0
     compressors: dict[int, Compressor] = {}
     fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word, by word
@@ -606,12 +605,22 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         result.unreadable.extend(chunk.unreadable)
         progress.update(index)
 
-    if threads > 1:
+    executor = None
+    if threads > 1:  # concurrent.futures imports logging: 10 ms the capture kernel never needs
+        from concurrent.futures import ThreadPoolExecutor
+
         _one_malloc_arena()
-    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else _Inline() as pool:
+        executor = ThreadPoolExecutor(max_workers=threads)
+
+    def submit(runs: list[PageRun]) -> _Pending:
+        """One thread (the capture kernel's one CPU) makes each chunk where it is
+        submitted, without two thread switches per chunk."""
+        return executor.submit(work, runs) if executor else _Done(work(runs))
+
+    with executor or contextlib.nullcontext():
         try:
             for runs in _grouped(_runs(v, bitmaps.dumpable_windows()), chunk_pages(v.page_size)):
-                pending.append(pool.submit(work, runs))
+                pending.append(submit(runs))
                 if len(pending) >= 2 * threads:
                     drain_one()
             while pending:
@@ -635,17 +644,23 @@ def _one_malloc_arena() -> None:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
 
 
-class _Inline(contextlib.AbstractContextManager["_Inline"]):
-    """The executor for one thread (the capture kernel's one CPU): each chunk is made where
-    it is submitted, without two thread switches per chunk."""
+class _Pending(Protocol):
+    """A chunk on its way: a concurrent.futures.Future, or one made already (_Done)."""
 
-    def submit(self, fn: Callable[..., _Chunk], *args: Any) -> Future[_Chunk]:
-        done: Future[_Chunk] = Future()
-        done.set_result(fn(*args))
-        return done
+    def result(self) -> _Chunk: ...
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def cancel(self) -> bool: ...
+
+
+@dataclass
+class _Done:
+    chunk: _Chunk
+
+    def result(self) -> _Chunk:
+        return self.chunk
+
+    def cancel(self) -> bool:
+        return False
 
 
 def _close_incomplete(writer: KdumpWriter | ElfWriter, sink: Sink, written: Written) -> None:
