@@ -171,8 +171,25 @@ def test_the_dtb_has_its_own_ima_hook_and_lsm_cases(series: str) -> None:
     assert "\t[READING_KEXEC_DTB] = KEXEC_DTB_CHECK," in added_lines(
         series, "security/integrity/ima/ima_main.c")
     assert "\tcase READING_KEXEC_DTB:" in added_lines(series, "security/ipe/hooks.c")
+    # The load ids come from the same list: LOADING_KEXEC_DTB exists too, and the
+    # hooks that switch on them (and SELinux's count of them) must know it.
+    assert "\tcase LOADING_KEXEC_DTB:" in added_lines(series, "security/ipe/hooks.c")
     if series != "6.12":  # 6.12's SELinux checks modules only, kexec files not at all
-        assert "\tcase READING_KEXEC_DTB:" in added_lines(series, "security/selinux/hooks.c")
+        selinux = added_lines(series, "security/selinux/hooks.c")
+        assert "\tcase READING_KEXEC_DTB:" in selinux and "\tcase LOADING_KEXEC_DTB:" in selinux
+        assert "\tBUILD_BUG_ON_MSG(READING_MAX_ID > 9," in selinux
+        assert "\tBUILD_BUG_ON_MSG(LOADING_MAX_ID > 9," in selinux
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_arm64_and_riscv_opt_in(series: str) -> None:
+    """Both build the next kernel's DTB with of_kexec_alloc_and_setup_fdt(); each
+    refuses a result larger than its boot protocol maps."""
+    for arch, limit in (("arm64", "SZ_2M"), ("riscv", "MAX_FDT_SIZE")):
+        kconfig = added_lines(series, f"arch/{arch}/Kconfig")
+        assert "config ARCH_SUPPORTS_KEXEC_FILE_FDSET" in kconfig, arch
+        code = "\n".join(added_lines(series, f"arch/{arch}/kernel/machine_kexec_file.c"))
+        assert re.search(rf"if \((dtb_len|fdt_totalsize\(fdt\)) > {limit}\)", code), arch
 
 
 @pytest.mark.parametrize("series", SERIES)
