@@ -17,7 +17,8 @@ apt-get install -y -q --no-install-recommends \
     device-tree-compiler makedumpfile crash gdb mandoc systemd binutils-aarch64-linux-gnu \
     mmdebstrap proot ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \
     grub-common dosfstools mtools fdisk \
-    gcc-aarch64-linux-gnu libc6-dev-arm64-cross make flex bison bc patch perl libssl-dev \
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu make flex bison bc patch \
+    perl libssl-dev \
     libelf-dev
 
 # Debian's own interpreter, so the venv matches what the distribution runs.

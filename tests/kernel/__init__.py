@@ -9,7 +9,32 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-BUILD = Path(__file__).resolve().parents[2] / "kernel" / "build"
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "kernel" / "build"
+# The guest's check script (crash-cycle --check-script) and the /chosen marker the
+# cycles' DTB carries (--dtb-marker).
+GUEST_ABI = Path(__file__).with_name("guest_abi.py")
+MARKER = "issue-19.capture-dtb"
+
+# What a kernel with the series answers to each refusal in guest_abi.py.
+REFUSALS = {
+    "null set (the probe)": "EFAULT",
+    "more than 8 entries": "EINVAL",
+    "unknown type": "EINVAL",
+    "kernel twice": "EINVAL",
+    "no kernel": "EINVAL",
+    "kernel_fd argument": "EINVAL",
+    "initrd_fd argument": "EINVAL",
+    "with unload": "EINVAL",
+    "no-initramfs with an initrd": "EINVAL",
+    "negative fd": "EBADF",
+    "closed fd": "EBADF",
+    "closed kernel fd": "EBADF",
+    "dtb not an fdt": "EINVAL",
+    "dtb over 2 MiB": "EFBIG",
+    "dtb shorter than its totalsize": "EINVAL",
+    "dtb root without cells": "EINVAL",
+}
 
 
 @cache

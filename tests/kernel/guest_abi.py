@@ -9,6 +9,13 @@ was loaded before and after (every refusal changes nothing: a loaded one stays
 loaded), and the kernel's list of fd types in sysfs. A kernel with the series
 answers as tests/kernel/test_cycle.py expects; a kernel without it answers EINVAL
 to all. Standard library only: it runs on Debian's Python.
+
+On a kernel with IMA (kernel/build --profile arm64-lsm) it then loads the boot DTB
+with the extended call: without a policy the load passes (and is undone when
+nothing was loaded before); with a capture kernel loaded it writes the policy
+`appraise func=KEXEC_DTB_CHECK` and loads again, which IMA must refuse (the memfd
+has no signature) while the loaded kernel stays loaded. The active LSMs and the
+kernel's LoadPin and IMA log lines go into the JSON too.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import errno
 import json
 import os
 import struct
+import subprocess
 import sys
 
 NR_KEXEC_FILE_LOAD = 294  # arm64 (asm-generic)
 UNLOAD, ON_CRASH, NO_INITRAMFS, FDSET = 0x1, 0x2, 0x4, 0x40
 KERNEL, INITRD, DTB = 0, 1, 2
+SECURITYFS = "/sys/kernel/security"
+IMA_POLICY_RULE = "appraise func=KEXEC_DTB_CHECK\n"
 TYPES_FILES = ("/sys/kernel/kexec/file_fdset_types", "/sys/kernel/kexec_file_fdset_types")
 # A whole FDT whose root has no properties, so no #address-cells: header, an empty
 # reservation map, FDT_BEGIN_NODE "" FDT_END_NODE FDT_END, no strings.
@@ -76,6 +86,30 @@ def types_line() -> str | None:
     return None
 
 
+def ima(kernel: int, initrd: int, fdt: bytes, loaded: bool) -> dict[str, object] | None:
+    """The extended load of the boot DTB, under the IMA policy when a capture kernel is
+    loaded (the policy cannot be taken back: it is set last), else without one."""
+    if not os.path.isdir(f"{SECURITYFS}/ima"):
+        subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS], check=False)
+    if not os.path.isdir(f"{SECURITYFS}/ima"):
+        return None
+    with open(f"{SECURITYFS}/lsm") as f:
+        lsms = f.read().strip()
+    dtb = memfd("boot-dtb", fdt)
+    k, i, d = (KERNEL, kernel), (INITRD, initrd), (DTB, dtb)
+    out: dict[str, object] = {"lsm": lsms, "policy": None}
+    if loaded:
+        with open(f"{SECURITYFS}/ima/policy", "w") as f:
+            f.write(IMA_POLICY_RULE)
+        out["policy"] = IMA_POLICY_RULE.strip()
+    out["extended_load_with_dtb"] = call(-1, -1, ON_CRASH | FDSET, fdset([k, i, d]))
+    out["crash_loaded_after"] = crash_loaded()
+    log = subprocess.run(["dmesg"], capture_output=True, text=True, check=False).stdout
+    out["log"] = [line for line in log.splitlines()
+                  if "LoadPin" in line or "kexec-dtb" in line or "ima" in line.lower()]
+    return out
+
+
 def main() -> int:
     loaded_before = crash_loaded()
     kernel = os.open(sys.argv[1], os.O_RDONLY)
@@ -108,8 +142,10 @@ def main() -> int:
         "dtb shorter than its totalsize": call(-1, -1, crash, fdset([k, i, (DTB, truncated)])),
         "dtb root without cells": call(-1, -1, crash, fdset([k, i, (DTB, no_cells)])),
     }
+    after = crash_loaded()
     json.dump({"cases": cases, "crash_loaded_before": loaded_before,
-               "crash_loaded_after": crash_loaded(), "types": types_line()},
+               "crash_loaded_after": after, "types": types_line(),
+               "ima": ima(kernel, initrd, fdt, loaded_before)},
               sys.stdout, indent=1)
     print()
     return 0

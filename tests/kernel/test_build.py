@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.kernel import build_module
+from tests.kernel.conftest import build
 
 kb = build_module()
 GCC = "aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0"
@@ -103,7 +105,7 @@ def test_check_config_lets_symbols_the_release_dropped_go(tmp_path: Path) -> Non
     (objdir / ".config").write_text("CONFIG_EXT4_FS=y\n")
     symbols = ["CONFIG_EXT4_FS=y", "CONFIG_PROC_SYSCTL=y"]
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(kb, "fragment_symbols", lambda: symbols)
+        m.setattr(kb, "fragment_symbols", lambda profile=None: symbols)
         kb.check_config(objdir, "unpatched", tree)
         with pytest.raises(kb.BuildError, match="PROC_SYSCTL"):
             kb.check_config(objdir, "unpatched")
@@ -135,3 +137,80 @@ def test_help_runs() -> None:
     with pytest.raises(SystemExit) as e:
         kb.main(["--help"])
     assert e.value.code == 0
+
+
+def test_the_profiles() -> None:
+    assert kb.DEFAULT is kb.PROFILES["arm64"]
+    for profile in kb.PROFILES.values():
+        assert all(path.exists() for path in profile.fragment_paths()), profile.name
+    assert kb.PROFILES["riscv64"].image is None  # the series' objects only
+    lsm = set(kb.fragment_symbols(kb.PROFILES["arm64-lsm"]))
+    assert {"CONFIG_IMA=y", "CONFIG_IMA_APPRAISE=y", "CONFIG_SECURITY_SELINUX=y",
+            "CONFIG_SECURITY_LOADPIN=y"} <= lsm
+    assert set(kb.fragment_symbols()) < lsm
+    riscv = set(kb.fragment_symbols(kb.PROFILES["riscv64"]))
+    assert "CONFIG_KEXEC_FILE=y" in riscv and "CONFIG_IMA=y" in riscv
+
+
+def test_each_profile_has_its_key() -> None:
+    series = kb.SERIES["7.3"]
+    keys = {kb.build_key(series, "7.3.4-1", "patched", GCC, p) for p in kb.PROFILES.values()}
+    assert len(keys) == len(kb.PROFILES)
+    # The arm64 profile's key is the one from before profiles: cached builds stay valid.
+    assert kb.build_key(series, "7.3.4-1", "patched", GCC) == kb.build_key(
+        series, "7.3.4-1", "patched", GCC, kb.DEFAULT)
+
+
+def test_the_profile_without_an_image_has_no_unpatched_build(tmp_path: Path) -> None:
+    with pytest.raises(kb.BuildError, match="objects only"):
+        kb.build(tmp_path, kb.SERIES["7.3"], "7.3.4-1", "unpatched", 1, kb.PROFILES["riscv64"])
+
+
+@pytest.mark.parametrize("series", ["7.3", "6.12"])
+def test_touched_objects_are_the_series_c_files_of_this_architecture(series: str) -> None:
+    patches = kb.SERIES[series].patches()
+    arm64 = kb.touched_objects(patches, kb.PROFILES["arm64"])
+    riscv = kb.touched_objects(patches, kb.PROFILES["riscv64"])
+    common = {"kernel/kexec_file.o", "drivers/of/kexec.o", "security/integrity/ima/ima_main.o",
+              "security/integrity/ima/ima_policy.o", "security/ipe/hooks.o"}
+    assert common | {"arch/arm64/kernel/machine_kexec_file.o"} <= set(arm64)
+    assert common | {"arch/riscv/kernel/machine_kexec_file.o"} <= set(riscv)
+    assert not any(o.startswith(("tools/", "arch/riscv/")) for o in arm64)
+    assert not any(o.startswith(("tools/", "arch/arm64/")) for o in riscv)
+
+
+def test_a_w1_warning_counts_only_on_a_line_the_series_adds(tmp_path: Path) -> None:
+    source, tree = tmp_path / "src", tmp_path / "tree"
+    for d, body in ((source, "a\nb\nc\n"), (tree, "a\nB\nc\nd\n")):
+        (d / "kernel").mkdir(parents=True)
+        (d / "kernel" / "x.c").write_text(body)
+    assert kb.added_lines(source, tree, "kernel/x.c") == {2, 4}
+    out = ("../kernel/x.c:2:5: warning: unused variable 'y' [-Wunused-variable]\n"
+           "  CC      kernel/x.o\n"
+           "../kernel/x.c:3: warning: Function parameter 'z' not described in 'f'\n")
+    found = [(m.group(1), int(m.group(2))) for m in kb.W1_WARNING.finditer(out)]
+    assert found == [("kernel/x.c", 2), ("kernel/x.c", 3)]
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("profile", ["arm64-lsm", "riscv64"])
+@pytest.mark.parametrize("series", ["7.3", "6.12"])
+def test_the_series_objects_compile_with_the_security_modules(series: str,
+                                                              profile: str) -> None:
+    """The objects the series touches (and LoadPin's, which counts the read ids), compiled
+    with IMA, IMA_APPRAISE, SELinux, LoadPin, IPE and lockdown: arm64 on tinyconfig,
+    riscv64 on defconfig with KEXEC_FILE, cross-compiled (1-4 minutes each, no Image);
+    kernel/build fails on a W=1 warning on a line the series adds."""
+    path = build("--series", series, "--profile", profile, "--objects-only")
+    info = json.loads(path.read_text())
+    assert info["profile"] == profile and info["image_bytes"] is None
+    arch = "riscv" if profile == "riscv64" else "arm64"
+    expected = {f"arch/{arch}/kernel/machine_kexec_file.o", "kernel/kexec_file.o",
+                "drivers/of/kexec.o", "security/integrity/ima/ima_main.o",
+                "security/integrity/ima/ima_policy.o", "security/ipe/hooks.o",
+                "security/loadpin/loadpin.o"}
+    if series != "6.12":  # 6.12's SELinux is untouched
+        expected.add("security/selinux/hooks.o")
+    assert expected <= set(info["w1_objects"])
+    config = path.with_name("config").read_text().splitlines()
+    assert {"CONFIG_IMA_APPRAISE=y", "CONFIG_SECURITY_SELINUX=y"} <= set(config)
