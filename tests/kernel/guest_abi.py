@@ -89,7 +89,7 @@ def types_line() -> str | None:
 def ima(kernel: int, initrd: int, fdt: bytes, loaded: bool) -> dict[str, object] | None:
     """The extended load of the boot DTB, under the IMA policy when a capture kernel is
     loaded (the policy cannot be taken back: it is set last), else without one."""
-    if not os.path.isdir(f"{SECURITYFS}/ima"):
+    if os.path.isdir(SECURITYFS) and not os.path.isdir(f"{SECURITYFS}/ima"):
         subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS], check=False)
     if not os.path.isdir(f"{SECURITYFS}/ima"):
         return None
