@@ -384,3 +384,17 @@ def console_log(text: str) -> list[LogLine]:
         assert m, line
         out.append(LogLine(int(m.group(1)) * 10**9 + int(m.group(2)) * 1000, m.group(3)))
     return out
+
+
+def assert_same_pages(ours: Path, theirs: Path) -> None:
+    """Two kdump-compressed files that may differ only in how each page is compressed (ISA-L
+    against makedumpfile's zlib): every byte before the page descriptors (headers, notes,
+    both bitmaps) the same, and every dumped page the same once decompressed."""
+    from kdumpctl_py.capture.kdumpfile import KdumpMemory
+
+    with KdumpMemory(str(ours)) as a, KdumpMemory(str(theirs)) as b:
+        head = a.dump.descs_offset
+        assert head == b.dump.descs_offset
+        assert ours.read_bytes()[:head] == theirs.read_bytes()[:head]
+        pfns = np.flatnonzero(a.dump.bitmap2).tolist()
+        assert pfns and all(a.page(pfn) == b.page(pfn) for pfn in pfns)

@@ -96,6 +96,7 @@ class SaveOptions:
     struct_pages: bool = True  # False: filter zero pages only, never read struct pages
     tolerant: bool = False  # keep the pages of a section whose page decisions raised
     memory_limit: int = 0  # bytes; 0: budget.DEFAULT_LIMIT
+    zlib_engine: str = "auto"  # capture/compress.py: zlib_engine
 
 
 @dataclass
@@ -374,7 +375,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
     unmounts it next."""
     started = time.monotonic()
     _check_options(options)
-    comp = codec(options.compress) if options.format == "kdump" else None
+    comp = codec(options.compress, options.zlib_engine) if options.format == "kdump" else None
     with contextlib.ExitStack() as stack:
         v = stack.enter_context(Vmcore(vmcore_path, partial=True))
         result, layout = _plan(v, options, comp)

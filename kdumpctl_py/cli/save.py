@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TypeVar
 
-from kdumpctl_py.config.settings import COMPRESSIONS, FORMATS
+from kdumpctl_py.config.settings import COMPRESSIONS, FORMATS, ZLIB_ENGINES
 from kdumpctl_py.journal import warn
 
 T = TypeVar("T")
@@ -33,6 +33,10 @@ def register(sub: Commands) -> None:
                    "16 free pages (default: the configuration's, 31)")
     p.add_argument("--compress", choices=COMPRESSIONS, default=None,
                    help="per-page compression (default: the configuration's, zstd)")
+    p.add_argument("--zlib-engine", choices=ZLIB_ENGINES, default=None,
+                   help="what writes zlib pages: isal (ISA-L, about five times cheaper), zlib "
+                   "(the system zlib, makedumpfile's bytes exactly) or auto, isal when "
+                   "installed (default: the configuration's zlib_engine, auto)")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="kdump-compressed, as makedumpfile writes (the default), or ELF "
                    "(uncompressed; zero pages left out at dump level bit 1)")
@@ -80,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.memory_limit is not None and not limit:
         raise UsageError("--memory-limit 0: give a size such as 96M")
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
-                          compress=given(args.compress, cfg.compress), flat=flat,
+                          compress=given(args.compress, cfg.compress),
+                          zlib_engine=given(args.zlib_engine, cfg.zlib_engine), flat=flat,
                           format=given(args.format, cfg.format),
                           threads=given(args.threads, cfg.threads),
                           progress=not args.no_progress,

@@ -54,6 +54,7 @@ class Config:
     sshkey: str = DEFAULT_SSHKEY
     dump_level: int = 31
     compress: str = "zstd"
+    zlib_engine: str = "auto"
     format: str = "kdump"
     flat: bool = False
     threads: int = 0

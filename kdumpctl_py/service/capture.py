@@ -138,7 +138,8 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
     from kdumpctl_py.capture.save import SaveOptions
 
     notify.status(f"saving {vmcore} under {dump_root}")
-    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=cfg.flat,
+    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress,
+                          zlib_engine=cfg.zlib_engine, flat=cfg.flat,
                           format=cfg.format, threads=cfg.threads, progress=False,
                           memory_limit=cfg.memory_limit)
     result, record = save_with_fallback(vmcore, dump_root, options)
@@ -176,7 +177,8 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
     remote.wait_for_server()
     _say_route(remote.target.host)
-    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress, flat=True,
+    options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress,
+                          zlib_engine=cfg.zlib_engine, flat=True,
                           format=cfg.format, threads=cfg.threads, progress=False)
     dump = save_with_fallback_over_ssh(remote, cfg.path, vmcore, options)
     out.saved, out.dump, out.error = True, remote.where(dump.directory), None

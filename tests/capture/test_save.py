@@ -256,7 +256,8 @@ def test_pages_of_one_repeated_word_are_stored_as_compress2_stores_them(tmp_path
         for i, page in enumerate(dump_pages):
             raw[seg.offset + i * PAGE:seg.offset + (i + 1) * PAGE] = page
     src.write_bytes(bytes(raw))
-    result = save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(1, "zlib", progress=False))
+    result = save_vmcore(str(src), str(tmp_path / "crash"),
+                         SaveOptions(1, "zlib", progress=False, zlib_engine="zlib"))
     path = str(Path(result.directory or "") / "vmcore")
     dump = read_kdump(path)
     with Vmcore(str(src)) as v:
