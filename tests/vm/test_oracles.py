@@ -8,8 +8,10 @@
   purgatory (kexec_load), its /proc/vmcore reads end to end (copied whole), and
   its PT_LOADs are ours.
 - makedumpfile: on the x86_64 reference vmcore, at each dump level, our bitmaps
-  equal makedumpfile's, and the zlib and lzo (Fedora's -l) kdump-compressed and the
-  ELF dumps are its bytes; drgn and crash open every output format.
+  equal makedumpfile's, and the zlib (through the system zlib) and lzo (Fedora's -l)
+  kdump-compressed and the ELF dumps are its bytes; a zlib dump through ISA-L has its
+  headers, bitmaps and pages, and makedumpfile re-filters it into its own dump to the
+  byte; drgn and crash open every output format.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.elf import NT_PRSTATUS
 from kdumpctl_py.facts.view import SystemView
 from kdumpctl_py.plan.elfcorehdr import plan_elfcorehdr
+from tests.builders import assert_same_pages
 from tests.vm.cycles import ARM64_WHOLE, FORMATS, REFERENCE_X86, Cycle, assert_good_dump
 
 
@@ -82,23 +85,45 @@ def test_bitmaps_equal_makedumpfiles(cycles: Callable[..., Cycle], tmp_path: Pat
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("ours,theirs", [(SaveOptions(31, "zlib", progress=False), ["-c"]),
-                                         (SaveOptions(31, "zlib", progress=False, memory_limit=1),
-                                          ["-c"]),
+@pytest.mark.parametrize("ours,theirs", [(SaveOptions(31, "zlib", progress=False,
+                                                      zlib_engine="zlib"), ["-c"]),
                                          (SaveOptions(31, "lzo", progress=False), ["-l"]),
                                          (SaveOptions(31, format="elf", progress=False), ["-E"]),
                                          (SaveOptions(31, format="elf", progress=False,
                                                       memory_limit=1), ["-E"])],
-                         ids=["kdump-zlib", "kdump-zlib-one-section-windows", "kdump-lzo", "elf",
-                              "elf-one-section-windows"])
+                         ids=["kdump-zlib", "kdump-lzo", "elf", "elf-one-section-windows"])
 def test_dump_is_makedumpfiles_to_the_byte(cycles: Callable[..., Cycle], tmp_path: Path,
                                           ours: SaveOptions, theirs: list[str]) -> None:
+    """zlib through the system zlib (zlib_engine zlib): makedumpfile's compress2 bytes."""
     vmcore = vmcore_of(cycles(*REFERENCE_X86))
     mdf = tmp_path / "mdf"
     subprocess.run(["makedumpfile", *theirs, "-d", "31", str(vmcore), str(mdf)], check=True,
                    capture_output=True)
     result = save_vmcore(str(vmcore), str(tmp_path / "ours"), ours)
     assert (Path(result.directory or "") / "vmcore").read_bytes() == mdf.read_bytes()
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("limit", [0, 1], ids=["one-window", "one-section-windows"])
+def test_makedumpfile_refilters_our_isal_dump_into_its_own(cycles: Callable[..., Cycle],
+                                                          tmp_path: Path, limit: int) -> None:
+    """ISA-L's zlib pages (the default engine) are not compress2's bytes, but the headers,
+    bitmaps and every page are makedumpfile's; and makedumpfile itself, reading every page of
+    our dump back (-c -d 31 again), writes exactly its own dump of the vmcore."""
+    vmcore = vmcore_of(cycles(*REFERENCE_X86))
+    mdf = tmp_path / "mdf"
+    subprocess.run(["makedumpfile", "-c", "-d", "31", str(vmcore), str(mdf)], check=True,
+                   capture_output=True)
+    result = save_vmcore(str(vmcore), str(tmp_path / "ours"),
+                         SaveOptions(31, "zlib", progress=False, memory_limit=limit,
+                                     zlib_engine="isal"))
+    ours = Path(result.directory or "") / "vmcore"
+    assert ours.read_bytes() != mdf.read_bytes()
+    assert_same_pages(ours, mdf)
+    again = tmp_path / "again"
+    subprocess.run(["makedumpfile", "-c", "-d", "31", str(ours), str(again)], check=True,
+                   capture_output=True)
+    assert again.read_bytes() == mdf.read_bytes()
 
 
 def with_partial_pages(vmcore: Path, out: Path) -> tuple[int, int]:
@@ -128,9 +153,9 @@ def with_partial_pages(vmcore: Path, out: Path) -> tuple[int, int]:
 @pytest.mark.parametrize("level", [0, 31])
 def test_partial_pages_as_makedumpfile(cycles: Callable[..., Cycle], tmp_path: Path,
                                        level: int) -> None:
-    """A segment that starts and ends inside a page (docs/page-filter.md): the kdump file is
-    makedumpfile's to the byte (its first page zero-filled before the start, its last page
-    in neither bitmap); the ELF dump keeps the last page's bytes, which makedumpfile's
+    """A segment that starts and ends inside a page (docs/page-filter.md): the kdump file has
+    makedumpfile's headers, bitmaps and pages (its first page zero-filled before the start,
+    its last page in neither bitmap); the ELF dump keeps the last page's bytes, which makedumpfile's
     -E leaves out of p_filesz."""
     src = tmp_path / "partial.elf"
     start, end = with_partial_pages(vmcore_of(cycles(*REFERENCE_X86)), src)
@@ -139,7 +164,7 @@ def test_partial_pages_as_makedumpfile(cycles: Callable[..., Cycle], tmp_path: P
                    capture_output=True)
     result = save_vmcore(str(src), str(tmp_path / "ours"), SaveOptions(level, "zlib",
                                                                        progress=False))
-    assert (Path(result.directory or "") / "vmcore").read_bytes() == mdf.read_bytes()
+    assert_same_pages(Path(result.directory or "") / "vmcore", mdf)  # ISA-L's zlib pages
     theirs = read_kdump(str(mdf))
     assert theirs.bitmap1[start >> 12] and not theirs.bitmap1[end >> 12]
     mdf.unlink()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import captureroot, config, cpio, elf, guestroot
+from . import captureroot, config, cpio, elf, guestroot, wheel
 from .cache import building_dir
 from .config import Arch
 from .debian import Kernel, Package
@@ -161,12 +161,14 @@ def build_capture(cache: Path, arch: Arch, suite: config.Suite, packages: dict[P
     """
     _own, external = captureroot.project_modules(project)
     loaded = captureroot.host_trace(host_python, project, external | set(_own))
+    isal = wheel.isal_files(cache / "wheels", arch.triplet.split("-")[0], suite.python)
     key_data = {
         "packages": sorted(p.key + ":" + p.arch for p in packages),
         "kernel": kernel.image.key if kernel_dir is not None else None,
         "modules": list(arch.virtio_modules) if kernel_dir is not None else [],
         "builder": _builder_digest(("captureroot.py",)),
         "loaded": sorted(n for n in loaded if not n.startswith(captureroot.PROJECT)),
+        "isal": sorted((p, hashlib.sha256(e.read()).hexdigest()) for p, e in isal.items()),
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
     final = cache / "initramfs" / f"{suite.name}-{arch.debian}-capture-{key}"
@@ -176,6 +178,8 @@ def build_capture(cache: Path, arch: Arch, suite: config.Suite, packages: dict[P
                        info)
     log.info("building the capture initramfs for %s/%s", suite.name, arch.name)
     full, modules, _builtins = guest_tree(arch, packages, kernel, kernel_dir)
+    for path, entry in isal.items():  # the modules `save` imports are taken as any others'
+        full.add(path, entry)
     extra = [p for _n, p, _d in modules]
     lean = captureroot.capture_tree(full, suite.python, arch.triplet,
                                     sysconfig.get_config_var("MULTIARCH") or "", loaded, extra)

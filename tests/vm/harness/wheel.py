@@ -138,3 +138,40 @@ def guest_files(wheel: ProjectWheel | None,
     files["usr/bin/kdumpctl-py"] = Entry("file", perm=0o755,
                                          data=launcher(wheel.entry).encode())
     return files
+
+
+# Wheels of the `isal` package (ISA-L's deflate, capture/compress.py) exist for these only;
+# elsewhere (riscv64) the guest has none and `--compress zlib` uses the system zlib.
+ISAL_MACHINES = ("x86_64", "aarch64")
+
+
+def isal_files(cache: Path, machine: str, python: str) -> dict[str, Entry]:
+    """The isal package for a guest's dist-packages (Debian has no package of it): its
+    Python modules and C extensions from the manylinux wheel of the version the host has,
+    for the guest's machine and Python, kept in `cache`; none where there is no wheel."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if machine not in ISAL_MACHINES:
+        return {}
+    try:
+        wanted = version("isal")
+    except PackageNotFoundError:
+        raise HarnessError("the host has no isal module to match the guest's",
+                           hint="setup.sh installs kdumpctl-py's dependencies") from None
+    tag = "cp" + python.replace(".", "")
+    cache.mkdir(parents=True, exist_ok=True)
+    pattern = f"isal-{wanted}-{tag}-{tag}-*_{machine}*.whl"
+    if not sorted(cache.glob(pattern)):
+        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "--platform", f"manylinux2014_{machine}", "--python-version",
+             python, "--implementation", "cp", "-d", cache, f"isal=={wanted}"], timeout=300)
+    found = sorted(cache.glob(pattern))
+    if not found:
+        raise HarnessError(f"pip downloaded no {pattern} into {cache}")
+    files: dict[str, Entry] = {}
+    with zipfile.ZipFile(found[0]) as z:
+        for info in z.infolist():
+            if info.filename.startswith("isal/") and info.filename.endswith((".py", ".so")):
+                files[f"{DIST_PACKAGES}/{info.filename}"] = Entry(
+                    "file", perm=0o644, data=z.read(info))
+    return files
