@@ -260,3 +260,30 @@ def assert_capture_memory_from_efi(capture: str, iomem: str) -> None:
     for start, end in ranges:
         if (start, end) != crash:
             assert all(end < lo or start > hi for lo, hi in ram), (hex(start), hex(end))
+
+
+def assert_isal_pages(dump: Path) -> None:
+    """The capture initramfs carries the isal wheel for the guest (harness/wheel.py), so the
+    capture kernel's zlib pages went through ISA-L: they decompress to whole pages and are
+    not what the system zlib makes of them (ISA-L's own output is not compared: it may
+    differ between its x86 and arm64 code)."""
+    import zlib
+
+    import numpy as np
+
+    from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump
+
+    kd = read_kdump(str(dump))
+    data = dump.read_bytes()
+    descs = np.frombuffer(data, PAGE_DESC_DTYPE, int(np.count_nonzero(kd.bitmap2)),
+                          kd.descs_offset)
+    compressed = descs[descs["flags"] == 1][:2000]
+    assert len(compressed) > 100
+    system = 0
+    for offset, size in zip(compressed["offset"].tolist(), compressed["size"].tolist(),
+                            strict=True):
+        stored = data[offset:offset + size]
+        page = zlib.decompress(stored)
+        assert len(page) == kd.header.block_size
+        system += stored == zlib.compress(page, 1)
+    assert system < len(compressed) // 10, f"{system} of {len(compressed)} pages are compress2's"

@@ -112,35 +112,3 @@ def test_x86_64_16g_guest_saves_within_its_budget(cycles: Callable[..., Cycle],
     print(f"16 GiB guest, crashkernel=256M: {out.strip()}")
     assert peak < budget, out
 
-
-@pytest.mark.vm
-@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-def test_capture_kernel_writes_zlib_pages_with_isal(cycles: Callable[..., Cycle],
-                                                    arch: str) -> None:
-    """The capture initramfs carries the isal wheel for the guest (harness/wheel.py), so the
-    capture kernel's `compress zlib` went through ISA-L: its pages decompress to the page,
-    and are not what the system zlib makes of it (ISA-L's output is not compared itself:
-    it may differ between its x86 and arm64 code)."""
-    import zlib
-
-    import numpy as np
-
-    from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump
-
-    c = cycles("--arch", arch)
-    assert_good_dump(c)
-    (dump,) = sorted(c.out.glob("dumps/*/vmcore"))
-    kd = read_kdump(str(dump))
-    count = int(np.count_nonzero(kd.bitmap2))
-    data = dump.read_bytes()
-    descs = np.frombuffer(data, PAGE_DESC_DTYPE, count, kd.descs_offset)
-    compressed = descs[descs["flags"] == 1][:2000]
-    assert len(compressed) > 100
-    system = 0
-    for offset, size in zip(compressed["offset"].tolist(), compressed["size"].tolist(),
-                            strict=True):
-        stored = data[offset:offset + size]
-        page = zlib.decompress(stored)
-        assert len(page) == kd.header.block_size
-        system += stored == zlib.compress(page, 1)
-    assert system < len(compressed) // 10, f"{system} of {len(compressed)} pages are compress2's"
