@@ -350,8 +350,35 @@ def _kernel_field(d: DebugInfo) -> list[str]:
 
 
 def render_text(r: Report) -> str:
-    out: list[str] = []
-    out += _kernel_field(r.debuginfo)
+    """crash's `sys`, `bt` and `log` in one 80-column report, section by section."""
+    out = _summary(r) + _crashed(r)
+    for text in r.missing:
+        out += heading("MISSING") if text is r.missing[0] else []
+        out += wrap(text, 2, "- ")
+    for text in r.debuginfo.notes:
+        out += wrap(text, 2, "note: ")
+    out += _backtrace(r) + _each_cpu(r) + _tasks(r)
+    if r.memory is not None:
+        out += heading("MEMORY (as crash's kmem -i)")
+        out += memory_lines(r.memory)
+    if r.modules is not None:
+        out += heading(f"MODULES ({len(r.modules)})")
+        out += module_lines(r.modules) if r.modules else ["  none loaded"]
+    if r.log is not None:
+        out += heading(f"KERNEL LOG (last {len(r.log.tail)} of {r.log.total} lines)")
+        out += log_lines(r.log.tail)
+        for w in r.log.warnings:
+            out += wrap(w, 2, "note: ")
+    if r.warnings:
+        out += heading("WARNINGS (parts of the report that could not be read)")
+        for w in r.warnings:
+            out += wrap(w, 2, "- ")
+    return "\n".join(out) + "\n"
+
+
+def _summary(r: Report) -> list[str]:
+    """crash's `sys`: the dump, the machine and the kernel, one field a line."""
+    out = _kernel_field(r.debuginfo)
     out += wrap_path(f"{r.vmcore}  [{r.format}]", f"{'DUMPFILE':>{LABEL}}: ", LABEL + 2)
     if r.save:
         from kdumpctl_py.capture.record import summary
@@ -369,15 +396,23 @@ def render_text(r: Report) -> str:
         out += field("LOAD AVERAGE", ", ".join(f"{v:.2f}" for v in r.load_average))
     if r.task_count is not None:
         out += field("TASKS", str(r.task_count))
-    if r.nodename:
-        out += field("NODENAME", r.nodename)
+    return out + _kernel(r)
+
+
+def _kernel(r: Report) -> list[str]:
+    out = field("NODENAME", r.nodename) if r.nodename else []
     out += field("RELEASE", r.release or "unknown")
     if r.version:
         out += field("VERSION", r.version)
     out += field("MACHINE", r.machine or r.arch or "unknown")
     if r.memory is not None and r.memory.total is not None:
         out += field("MEMORY", format_bytes(r.memory.total * r.memory.page_size))
-    out += field("PANIC", f'"{r.panic_message}"' if r.panic_message else "none found")
+    return out
+
+
+def _crashed(r: Report) -> list[str]:
+    """The panic, its signature and taint, and the task that crashed."""
+    out = field("PANIC", f'"{r.panic_message}"' if r.panic_message else "none found")
     if r.signature is not None:
         out += field("SIGNATURE", f"{r.signature.id} ({r.signature.kind}: "
                      f"{' < '.join(r.signature.frames) or 'no frames'})")
@@ -392,66 +427,53 @@ def render_text(r: Report) -> str:
         out += field("CPU", str(t.cpu) if t.cpu is not None else "unknown")
         if t.state:
             out += field("STATE", f"{t.state} (PANIC)")
-    for text in r.missing:
-        out += heading("MISSING") if text is r.missing[0] else []
-        out += wrap(text, 2, "- ")
-    for text in r.debuginfo.notes:
-        out += wrap(text, 2, "note: ")
+    return out
 
-    if t is not None or r.backtrace:
-        source = {"dwarf": "", "kernel log": ", as the kernel logged it",
-                  "stack scan": ", kernel text addresses found on its stack"}
-        what = _task_words(t) if t is not None else "the crashing task"
-        out += heading(f"BACKTRACE of {what}{source.get(r.backtrace_source or '', '')}")
-        out += backtrace_lines(r.backtrace) if r.backtrace else ["  (none)"]
 
-    others = [c for c in r.cpus if not (c.crashed and r.backtrace_source == "dwarf")]
-    if r.cpus:
-        out += heading("ACTIVE TASK ON EACH CPU")
-        for c in r.cpus:
-            who = _task_words(c.task, cpu=False) if c.task is not None else "unknown task"
-            tag = " (idle)" if c.idle else " (crashed)" if c.crashed else ""
-            out.append(f"CPU {c.cpu}: {who}{tag}")
-            if c not in others:
-                out.append("     (the backtrace above)")
-            elif c.error:
-                out += wrap(f"unwinding failed: {c.error}", 5, " " * 5)
-            else:
-                out += backtrace_lines(c.backtrace)
+def _backtrace(r: Report) -> list[str]:
+    t = r.crashed_thread
+    if t is None and not r.backtrace:
+        return []
+    source = {"dwarf": "", "kernel log": ", as the kernel logged it",
+              "stack scan": ", kernel text addresses found on its stack"}
+    what = _task_words(t) if t is not None else "the crashing task"
+    out = heading(f"BACKTRACE of {what}{source.get(r.backtrace_source or '', '')}")
+    return out + (backtrace_lines(r.backtrace) if r.backtrace else ["  (none)"])
 
-    if r.tasks is not None:
-        out += heading(f"TASKS BY STATE ({r.tasks.total} tasks, not counting idle)")
-        counts = ", ".join(f"{s} {STATE_NAMES.get(s, '?')}: {n}"
-                           for s, n in r.tasks.by_state.items())
-        out += wrap(counts, 2, "  ")
-        if r.tasks.blocked:
-            out += heading(f"TASKS IN D STATE ({len(r.tasks.blocked)})")
-            for b in r.tasks.blocked[:MAX_BLOCKED_TEXT]:
-                out.append(_task_words(b.task))
-                out += backtrace_lines(b.backtrace) if not b.error else wrap(b.error, 5, " " * 5)
-            if len(r.tasks.blocked) > MAX_BLOCKED_TEXT:
-                out.append(f"... and {len(r.tasks.blocked) - MAX_BLOCKED_TEXT} more "
-                           "(--json has them all)")
+
+def _each_cpu(r: Report) -> list[str]:
+    """crash's `bt -a`: each CPU's task; the crashing one's DWARF trace is not repeated."""
+    if not r.cpus:
+        return []
+    out = heading("ACTIVE TASK ON EACH CPU")
+    for c in r.cpus:
+        who = _task_words(c.task, cpu=False) if c.task is not None else "unknown task"
+        tag = " (idle)" if c.idle else " (crashed)" if c.crashed else ""
+        out.append(f"CPU {c.cpu}: {who}{tag}")
+        if c.crashed and r.backtrace_source == "dwarf":
+            out.append("     (the backtrace above)")
+        elif c.error:
+            out += wrap(f"unwinding failed: {c.error}", 5, " " * 5)
         else:
-            out.append("  no task in D state (uninterruptible sleep)")
+            out += backtrace_lines(c.backtrace)
+    return out
 
-    if r.memory is not None:
-        out += heading("MEMORY (as crash's kmem -i)")
-        out += memory_lines(r.memory)
 
-    if r.modules is not None:
-        out += heading(f"MODULES ({len(r.modules)})")
-        out += module_lines(r.modules) if r.modules else ["  none loaded"]
-
-    if r.log is not None:
-        shown = len(r.log.tail)
-        out += heading(f"KERNEL LOG (last {shown} of {r.log.total} lines)")
-        out += log_lines(r.log.tail)
-        for w in r.log.warnings:
-            out += wrap(w, 2, "note: ")
-
-    if r.warnings:
-        out += heading("WARNINGS (parts of the report that could not be read)")
-        for w in r.warnings:
-            out += wrap(w, 2, "- ")
-    return "\n".join(out) + "\n"
+def _tasks(r: Report) -> list[str]:
+    """Tasks by state, and the backtraces of those in D state."""
+    if r.tasks is None:
+        return []
+    out = heading(f"TASKS BY STATE ({r.tasks.total} tasks, not counting idle)")
+    counts = ", ".join(f"{s} {STATE_NAMES.get(s, '?')}: {n}"
+                       for s, n in r.tasks.by_state.items())
+    out += wrap(counts, 2, "  ")
+    if not r.tasks.blocked:
+        return out + ["  no task in D state (uninterruptible sleep)"]
+    out += heading(f"TASKS IN D STATE ({len(r.tasks.blocked)})")
+    for b in r.tasks.blocked[:MAX_BLOCKED_TEXT]:
+        out.append(_task_words(b.task))
+        out += backtrace_lines(b.backtrace) if not b.error else wrap(b.error, 5, " " * 5)
+    if len(r.tasks.blocked) > MAX_BLOCKED_TEXT:
+        out.append(f"... and {len(r.tasks.blocked) - MAX_BLOCKED_TEXT} more "
+                   "(--json has them all)")
+    return out

@@ -200,14 +200,7 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
     ps = v.page_size
     want = count * ps if size is None else size
     if offset < 0:
-        try:
-            return v.read_phys_filled(pfn * ps, ps), []
-        except MissingMemory:
-            return bytes(ps), [pfn]
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise
-            return bytes(ps), [pfn]
+        return _read_partial_page(v, pfn)
     try:
         data = v.pread(want, offset)
         if len(data) == want:
@@ -215,6 +208,25 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
     except OSError as e:
         if e.errno != errno.EIO:
             raise
+    return _read_page_by_page(v, offset, count, pfn, want)
+
+
+def _read_partial_page(v: Vmcore, pfn: int) -> tuple[bytes, list[int]]:
+    ps = v.page_size
+    try:
+        return v.read_phys_filled(pfn * ps, ps), []
+    except MissingMemory:
+        return bytes(ps), [pfn]
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        return bytes(ps), [pfn]
+
+
+def _read_page_by_page(v: Vmcore, offset: int, count: int, pfn: int,
+                       want: int) -> tuple[bytes, list[int]]:
+    """After a read of many pages failed: each page alone, so only the bad ones are lost."""
+    ps = v.page_size
     out, bad = bytearray(), []
     for i in range(count):
         n = min(ps, want - i * ps)
