@@ -68,16 +68,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
                 route_wait: float = ROUTE_WAIT_S) -> Outcome:
     out = Outcome()
     test_id = testid.from_cmdline(cmdline)
-    if cfg.kdump_pre:
-        notify.status("running kdump_pre")
-        rc = machine.run(list(cfg.kdump_pre))
-        if rc != 0:
-            out.skipped = True
-            out.action = cfg.final_action
-            journal.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
-                          notify.DUMP_SKIPPED, 4)
-            _result(out, test_id, cfg.path, f"kdump_pre exited {rc}, dump skipped")
-            return _finish(out, machine)
+    if not _kdump_pre(cfg, machine, out, test_id):
+        return _finish(out, machine)
     mounted = False
     dump_root = cfg.path
     remote = None
@@ -98,15 +90,7 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             f"internal error: {type(e).__name__}: {e}"
         journal.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
     if out.saved and cfg.keep:
-        try:
-            if remote is not None:
-                out.retention = apply_retention(remote, cfg.path, cfg.keep)
-                _report_retention(out.retention, remote.where(cfg.path))
-            else:
-                out.retention = retention.apply(dump_root, cfg.keep)
-                _report_retention(out.retention, dump_root)
-        except (OSError, KdumpError) as e:
-            journal.warn(f"retention under {dump_root} failed: {e}")
+        _keep(cfg, remote, dump_root, out)
     if cfg.kdump_post:
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
@@ -115,20 +99,54 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
             (out.error or "unknown failure"))
     if mounted:
         machine.umount(mountpoint)
-    if out.saved:
-        out.action = cfg.final_action
-    elif cfg.failure_action == "dump_to_rootfs":
-        if cfg.target is not None:
-            notify.status(f"saving again under {cfg.path} on the root file system")
-            try:
-                _save(cfg, vmcore, cfg.path, out)
-            except Exception as e:  # likewise
-                journal.event(f"saving to the root file system failed too: {e}",
-                              notify.DUMP_FAILED, 3)
-        out.action = cfg.final_action
-    else:
-        out.action = cfg.failure_action
+    out.action = _action(cfg, vmcore, out)
     return _finish(out, machine)
+
+
+def _kdump_pre(cfg: Config, machine: Machine, out: Outcome, test_id: str | None) -> bool:
+    """Run kdump_pre; False (the dump skipped, said and recorded) when it failed."""
+    if not cfg.kdump_pre:
+        return True
+    notify.status("running kdump_pre")
+    rc = machine.run(list(cfg.kdump_pre))
+    if rc == 0:
+        return True
+    out.skipped = True
+    out.action = cfg.final_action
+    journal.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
+                  notify.DUMP_SKIPPED, 4)
+    _result(out, test_id, cfg.path, f"kdump_pre exited {rc}, dump skipped")
+    return False
+
+
+def _keep(cfg: Config, remote: Remote | None, dump_root: str, out: Outcome) -> None:
+    """Retention after a dump was saved; its failure is only a warning."""
+    try:
+        if remote is not None:
+            out.retention = apply_retention(remote, cfg.path, cfg.keep)
+            _report_retention(out.retention, remote.where(cfg.path))
+        else:
+            out.retention = retention.apply(dump_root, cfg.keep)
+            _report_retention(out.retention, dump_root)
+    except (OSError, KdumpError) as e:
+        journal.warn(f"retention under {dump_root} failed: {e}")
+
+
+def _action(cfg: Config, vmcore: str, out: Outcome) -> str:
+    """final_action once a dump is saved; else failure_action, where dump_to_rootfs first
+    saves again on the root file system."""
+    if out.saved:
+        return cfg.final_action
+    if cfg.failure_action != "dump_to_rootfs":
+        return cfg.failure_action
+    if cfg.target is not None:
+        notify.status(f"saving again under {cfg.path} on the root file system")
+        try:
+            _save(cfg, vmcore, cfg.path, out)
+        except Exception as e:  # whatever broke, the machine must leave by an action
+            journal.event(f"saving to the root file system failed too: {e}",
+                          notify.DUMP_FAILED, 3)
+    return cfg.final_action
 
 
 def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
