@@ -170,51 +170,64 @@ def parse_collector(args: list[str]) -> dict[str, Any]:
         raise ValueError(f"only makedumpfile can be mapped, not {args[0]!r}")
     out: dict[str, Any] = {"compress": "none", "format": "kdump", "flat": False,
                            "dump_level": 0, "threads": 0}
-    codec = {"c": "zlib", "l": "lzo", "z": "zstd"}
-    chosen: list[str] = []
+    chosen: list[str] = []  # the compression flags given
     rest = list(args[1:])
     while rest:
         word = rest.pop(0)
         if word.startswith("--"):
-            opt, eq, value = word[2:].partition("=")
-            if opt not in ("message-level", "num-threads"):
-                raise ValueError(f"makedumpfile option --{opt} has no kdumpctl-py equivalent")
-            if not eq:
-                if not rest:
-                    raise ValueError(f"--{opt} needs a value")
-                value = rest.pop(0)
-            n = integer(value, 0)
-            if opt == "num-threads":
-                out["threads"] = n
-            continue
-        if not word.startswith("-") or word == "-":
+            _long_option(word[2:], rest, out)
+        elif word.startswith("-") and word != "-":
+            _short_options(word[1:], rest, out, chosen)
+        else:
             raise ValueError(f"unexpected argument {word!r} (kdumpctl-py names the files)")
-        flags = word[1:]
-        while flags:
-            flag, flags = flags[0], flags[1:]
-            if flag in codec:
-                chosen.append(flag)
-                out["compress"] = codec[flag]
-            elif flag == "E":
-                out["format"] = "elf"
-            elif flag == "F":
-                out["flat"] = True
-            elif flag == "d":
-                value = flags or (rest.pop(0) if rest else "")
-                flags = ""
-                if not value:
-                    raise ValueError("-d needs a dump level")
-                if "," in value:
-                    raise ValueError(f"-d {value}: retrying at several dump levels is not "
-                                     "supported; give one")
-                out["dump_level"] = integer(value, 0, 31)
-            else:
-                raise ValueError(f"makedumpfile option -{flag} has no kdumpctl-py equivalent")
     if len(chosen) > 1:
         raise ValueError(f"-{chosen[0]} and -{chosen[1]} choose two compressions")
     if chosen and out["format"] == "elf":
         raise ValueError(f"-E writes an uncompressed ELF dump; drop -{chosen[0]}")
     return out
+
+
+def _long_option(word: str, rest: list[str], out: dict[str, Any]) -> None:
+    """--num-threads N (kept) or --message-level N (ignored), `=N` or the next word."""
+    opt, eq, value = word.partition("=")
+    if opt not in ("message-level", "num-threads"):
+        raise ValueError(f"makedumpfile option --{opt} has no kdumpctl-py equivalent")
+    if not eq:
+        if not rest:
+            raise ValueError(f"--{opt} needs a value")
+        value = rest.pop(0)
+    n = integer(value, 0)
+    if opt == "num-threads":
+        out["threads"] = n
+
+
+def _short_options(flags: str, rest: list[str], out: dict[str, Any],
+                   chosen: list[str]) -> None:
+    """A word of one-letter options (-czF, -d31 or -d 31)."""
+    codec = {"c": "zlib", "l": "lzo", "z": "zstd"}
+    while flags:
+        flag, flags = flags[0], flags[1:]
+        if flag in codec:
+            chosen.append(flag)
+            out["compress"] = codec[flag]
+        elif flag == "E":
+            out["format"] = "elf"
+        elif flag == "F":
+            out["flat"] = True
+        elif flag == "d":
+            out["dump_level"] = _dump_level(flags or (rest.pop(0) if rest else ""))
+            return
+        else:
+            raise ValueError(f"makedumpfile option -{flag} has no kdumpctl-py equivalent")
+
+
+def _dump_level(value: str) -> int:
+    if not value:
+        raise ValueError("-d needs a dump level")
+    if "," in value:
+        raise ValueError(f"-d {value}: retrying at several dump levels is not supported; "
+                         "give one")
+    return integer(value, 0, 31)
 
 
 def words(line: tuple[str, ...]) -> str:
