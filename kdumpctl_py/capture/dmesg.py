@@ -482,6 +482,17 @@ class _Lockless(_Reader):
         seq = self.num(inf, self.info_seq, 8)
         return inf, (seq if seq % self.count == index else None)
 
+    def _facility_level(self, inf: bytes) -> tuple[int | None, int | None, int | None]:
+        """struct printk_info's facility, and its level and flags bitfields (which the
+        compiler packs from the other end on big-endian machines)."""
+        fac = self.info_fac
+        if fac is None:
+            return None, None, None
+        bits = inf[fac + 1]
+        if self.order == "little":
+            return inf[fac], bits >> 5, bits & 0x1F
+        return inf[fac], bits & 7, bits >> 3
+
     def _record(self, log: KernelLog, id_: int, is_head: bool) -> None:
         index = id_ & (self.count - 1)
         desc = self.descs.get(index)
@@ -521,13 +532,7 @@ class _Lockless(_Reader):
                           self.num(desc, self.desc_next, w), self.num(inf, self.info_text_len, 2))
         if text is None:
             return
-        fac = self.info_fac
-        facility = level = flags = None
-        if fac is not None:
-            facility = inf[fac]
-            bits = inf[fac + 1]
-            level, flags = ((bits >> 5, bits & 0x1F) if self.order == "little"
-                            else (bits & 7, bits >> 3))
+        facility, level, flags = self._facility_level(inf)
         dev = {name: _cstring(inf[off:off + n]) for name, off, n in self.dev_fields}
         log.records.append(Record(
             seq=seq,

@@ -14,6 +14,7 @@ from kdumpctl_py.config.settings import (
     ENV_PATH,
     FEDORA_IGNORED,
     FEDORA_ONLY,
+    Setting,
     setting,
 )
 from kdumpctl_py.errors import UsageError
@@ -45,18 +46,8 @@ def parse_text(text: str, source: str) -> Config:
             warnings.append(f"{where}: {name} is ignored: {FEDORA_IGNORED[name]}")
             continue
         if s is None:
-            if name in FEDORA_ONLY:
-                raise ConfigError(f"{where}: {name} is a Fedora kdump.conf directive that "
-                                  "kdumpctl-py does not support")
-            raise ConfigError(f"{where}: unknown directive {name!r}")
-        if not s.repeat:
-            for field in s.fields:
-                if field in seen:
-                    first = seen[field]
-                    raise ConfigError(f"{where}: {name} sets {field.replace('_', ' ')}, "
-                                      f"already set on line {first}")
-        for field in s.fields:
-            seen.setdefault(field, number)
+            raise ConfigError(f"{where}: {_unknown(name)}")
+        _set_once(s, name, where, number, seen)
         if not args:
             raise ConfigError(f"{where}: {name} needs {s.syntax}")
         try:
@@ -66,6 +57,24 @@ def parse_text(text: str, source: str) -> Config:
         lines.append((name, number))
     return replace(Config(), **values, source=source, lines=tuple(lines),
                    warnings=tuple(warnings))
+
+
+def _unknown(name: str) -> str:
+    if name in FEDORA_ONLY:
+        return f"{name} is a Fedora kdump.conf directive that kdumpctl-py does not support"
+    return f"unknown directive {name!r}"
+
+
+def _set_once(s: Setting, name: str, where: str, number: int, seen: dict[str, int]) -> None:
+    """Note the fields `name` sets on line `number`; one set before is an error unless the
+    directive may repeat."""
+    if not s.repeat:
+        for field in s.fields:
+            if field in seen:
+                raise ConfigError(f"{where}: {name} sets {field.replace('_', ' ')}, "
+                                  f"already set on line {seen[field]}")
+    for field in s.fields:
+        seen.setdefault(field, number)
 
 
 def read_config(view: SystemView | None = None, path: str | None = None) -> Config:
