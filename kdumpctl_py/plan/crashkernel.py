@@ -167,36 +167,13 @@ def _parse_ranges(s: str, pos: int, ram: int) -> tuple[int, int] | None:
     """parse_crashkernel_mem: (size, base), or None when no range matches."""
     total = round_ram(ram)
     cur = pos
-    base = 0
     while True:
-        start, tmp = memparse(s, cur)
-        if tmp == cur:
-            raise InvalidCrashkernel("a range must start with a memory value")
-        cur = tmp
-        if _at(s, cur) != "-":
-            raise InvalidCrashkernel(f"'-' expected after the range start at {s[pos:cur]!r}")
-        cur += 1
-        end = MASK64
-        if _at(s, cur) != ":":
-            end, tmp = memparse(s, cur)
-            if tmp == cur:
-                raise InvalidCrashkernel("a range end must be a memory value or nothing")
-            cur = tmp
-            if end <= start:
-                raise InvalidCrashkernel(f"range {s[pos:cur]!r} ends before it starts")
-        if _at(s, cur) != ":":
-            raise InvalidCrashkernel(f"':' expected after the range {s[pos:cur]!r}")
-        cur += 1
-        entry, tmp = memparse(s, cur)
-        if tmp == cur:
-            raise InvalidCrashkernel("a memory value must follow ':'")
-        cur = tmp
-        if entry >= total:
+        start, end, size, cur = _range(s, pos, cur)
+        if size >= total:
             raise InvalidCrashkernel(
-                f"size {format_bytes(entry)} is not below the RAM total rounded up to 128 MiB "
+                f"size {format_bytes(size)} is not below the RAM total rounded up to 128 MiB "
                 f"({format_bytes(total)})")
         if start <= total < end:
-            size = entry
             break
         cur += 1
         if _at(s, cur - 1) != ",":
@@ -205,11 +182,39 @@ def _parse_ranges(s: str, pos: int, ram: int) -> tuple[int, int] | None:
         return 0, 0
     while _at(s, cur) not in "\0 @":
         cur += 1
-    if _at(s, cur) == "@":
-        base, tmp = memparse(s, cur + 1)
-        if tmp == cur + 1:
-            raise InvalidCrashkernel("a memory value must follow '@'")
+    if _at(s, cur) != "@":
+        return size, 0
+    base, tmp = memparse(s, cur + 1)
+    if tmp == cur + 1:
+        raise InvalidCrashkernel("a memory value must follow '@'")
     return size, base
+
+
+def _range(s: str, pos: int, cur: int) -> tuple[int, int, int, int]:
+    """One `start-[end]:size` at `cur` (the list starting at `pos`): start, end (2^64 - 1
+    when open), size, and where it stops."""
+    start, tmp = memparse(s, cur)
+    if tmp == cur:
+        raise InvalidCrashkernel("a range must start with a memory value")
+    cur = tmp
+    if _at(s, cur) != "-":
+        raise InvalidCrashkernel(f"'-' expected after the range start at {s[pos:cur]!r}")
+    cur += 1
+    end = MASK64
+    if _at(s, cur) != ":":
+        end, tmp = memparse(s, cur)
+        if tmp == cur:
+            raise InvalidCrashkernel("a range end must be a memory value or nothing")
+        cur = tmp
+        if end <= start:
+            raise InvalidCrashkernel(f"range {s[pos:cur]!r} ends before it starts")
+    if _at(s, cur) != ":":
+        raise InvalidCrashkernel(f"':' expected after the range {s[pos:cur]!r}")
+    cur += 1
+    size, tmp = memparse(s, cur)
+    if tmp == cur:
+        raise InvalidCrashkernel("a memory value must follow ':'")
+    return start, end, size, tmp
 
 
 def _parse_simple(s: str, pos: int) -> tuple[int, int]:
@@ -261,21 +266,7 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> 
             raise InvalidCrashkernel("the size is zero")
         result = Reservation(size, base or None, False, None)
     elif arch.crash_high_low:
-        high = _last(cmdline, ",high")
-        if high is None:
-            if _last(cmdline, ",low") is not None:
-                raise InvalidCrashkernel(
-                    "crashkernel=...,low is only used with crashkernel=...,high")
-            raise InvalidCrashkernel("there is no crashkernel= on the command line")
-        size = _parse_suffix(cmdline, high, ",high")
-        if size == 0:
-            raise InvalidCrashkernel("the size is zero")
-        low = _last(cmdline, ",low")
-        if low is None:
-            low_size = default_low_size(arch, swiotlb_size(cmdline) if swiotlb is None else swiotlb)
-        else:
-            low_size = _parse_suffix(cmdline, low, ",low")
-        result = Reservation(size, None, True, low_size)
+        result = _high_low(cmdline, arch, swiotlb)
     else:
         if _last(cmdline, ",high") is not None or _last(cmdline, ",low") is not None:
             raise InvalidCrashkernel(f"the {arch.name} kernel has no crashkernel=...,high or ,low")
@@ -284,6 +275,24 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> 
         raise InvalidCrashkernel(
             f"size {format_bytes(result.size)} is not below the RAM total ({format_bytes(ram)})")
     return result
+
+
+def _high_low(cmdline: str, arch: Arch, swiotlb: int | None) -> Reservation:
+    """crashkernel=size,high and its ,low (or the architecture's default low size)."""
+    high = _last(cmdline, ",high")
+    if high is None:
+        if _last(cmdline, ",low") is not None:
+            raise InvalidCrashkernel("crashkernel=...,low is only used with crashkernel=...,high")
+        raise InvalidCrashkernel("there is no crashkernel= on the command line")
+    size = _parse_suffix(cmdline, high, ",high")
+    if size == 0:
+        raise InvalidCrashkernel("the size is zero")
+    low = _last(cmdline, ",low")
+    if low is None:
+        low_size = default_low_size(arch, swiotlb_size(cmdline) if swiotlb is None else swiotlb)
+    else:
+        low_size = _parse_suffix(cmdline, low, ",low")
+    return Reservation(size, None, True, low_size)
 
 
 def evaluate_value(value: str, ram: int, arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> Reservation:
@@ -335,14 +344,7 @@ def check_value(value: str, arch: Arch) -> None:
         raise UsageError(f"crashkernel={value}: '@' must be followed by a memory value only")
     for suffix in SUFFIXES:
         if base.endswith(suffix):
-            if at:
-                raise UsageError(f"crashkernel={value}: {suffix} takes no @offset")
-            if suffix == ",low":
-                raise UsageError(f"crashkernel={value}: ,low alone reserves nothing; "
-                                 "use size,high")
-            if not arch.crash_high_low:
-                raise UsageError(f"the {arch.name} kernel has no crashkernel=...,high")
-            _check_number(base.removesuffix(suffix), value, nonzero=True)
+            _check_suffixed(base, suffix, value, bool(at), arch)
             return
     if ":" not in base:
         _check_number(base, value, nonzero=True)
@@ -357,6 +359,17 @@ def check_value(value: str, arch: Arch) -> None:
         _check_number(size, value)
         if end is not None and end <= start:
             raise UsageError(f"crashkernel={value}: range {span!r} ends before it starts")
+
+
+def _check_suffixed(base: str, suffix: str, value: str, at: bool, arch: Arch) -> None:
+    """size,high (size,low alone reserves nothing), where the architecture has it."""
+    if at:
+        raise UsageError(f"crashkernel={value}: {suffix} takes no @offset")
+    if suffix == ",low":
+        raise UsageError(f"crashkernel={value}: ,low alone reserves nothing; use size,high")
+    if not arch.crash_high_low:
+        raise UsageError(f"the {arch.name} kernel has no crashkernel=...,high")
+    _check_number(base.removesuffix(suffix), value, nonzero=True)
 
 
 def _check_number(text: str, value: str, nonzero: bool = False) -> int:
