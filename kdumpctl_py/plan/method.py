@@ -9,6 +9,7 @@ KEXEC_FILE, e.g. every Debian arm64 kernel up to 6.12).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kdumpctl_py.config.settings import LOAD_METHODS
@@ -28,13 +29,7 @@ def choose_method(view: SystemView, wanted: str = "auto", with_dtb: bool = False
     """`with_dtb`: a device tree was given (--dtb or the configuration's dtb)."""
     probes = view.probes
     if wanted != "auto":
-        if wanted not in LOAD_METHODS:
-            raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(LOAD_METHODS)})")
-        state = probes.get(PROBE_OF[wanted], "unknown")
-        # Only the answer this method's kernel gives counts: "unknown" is not "available".
-        if state == "available":
-            return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
-        return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
+        return _forced(probes, wanted)
     locked = view.lockdown not in (None, "none")
     extended = probes.get("extended", "unknown")
     file_load = probes.get("kexec_file_load") == "available"
@@ -57,17 +52,32 @@ def choose_method(view: SystemView, wanted: str = "auto", with_dtb: bool = False
             return MethodChoice("classic", f"kexec_load is the only path: this {view.arch.name} "
                                 "kernel has no KEXEC_FILE; segments built here")
         return MethodChoice("classic", "the kernel lacks kexec_file_load; segments built here")
+    return MethodChoice(None, _none_available(view, probes))
+
+
+def _forced(probes: Mapping[str, str], wanted: str) -> MethodChoice:
+    if wanted not in LOAD_METHODS:
+        raise UsageError(f"unknown method {wanted!r} (auto, {', '.join(LOAD_METHODS)})")
+    state = probes.get(PROBE_OF[wanted], "unknown")
+    # Only the answer this method's kernel gives counts: "unknown" is not "available".
+    if state == "available":
+        return MethodChoice(wanted, f"forced by configuration ({PROBE_OF[wanted]}: {state})")
+    return MethodChoice(None, f"{wanted} was asked for but {PROBE_OF[wanted]} is {state}")
+
+
+def _none_available(view: SystemView, probes: Mapping[str, str]) -> str:
+    """Why no kexec call can load a capture kernel here."""
     states = {probes.get(p, "unknown") for p in ("kexec_file_load", "kexec_load")}
     if "not-permitted" in states:
         if view.kexec_load_disabled:
-            return MethodChoice(None, "kexec is disabled (sysctl kernel.kexec_load_disabled=1)")
+            return "kexec is disabled (sysctl kernel.kexec_load_disabled=1)"
         limits = view.kexec_load_limits
         if limits.get("panic") == 0:
-            return MethodChoice(None, "no capture kernel loads are left until reboot "
-                                "(kernel.kexec_load_limit_panic=0, kernel.kexec_load_limit_reboot="
-                                f"{limits.get('reboot', 'unknown')}); each load counts against "
-                                "the panic limit, each other kexec call against the reboot limit")
-        return MethodChoice(None, "kexec is not permitted (run as root; check lockdown)")
+            return ("no capture kernel loads are left until reboot "
+                    "(kernel.kexec_load_limit_panic=0, kernel.kexec_load_limit_reboot="
+                    f"{limits.get('reboot', 'unknown')}); each load counts against "
+                    "the panic limit, each other kexec call against the reboot limit")
+        return "kexec is not permitted (run as root; check lockdown)"
     if states == {"missing"}:
-        return MethodChoice(None, "this kernel was built without kexec (CONFIG_KEXEC*)")
-    return MethodChoice(None, "could not tell which kexec calls this kernel offers")
+        return "this kernel was built without kexec (CONFIG_KEXEC*)"
+    return "could not tell which kexec calls this kernel offers"
