@@ -241,6 +241,23 @@ def _random_seed(randbytes: Callable[[int], bytes]) -> bytes:
     raise KdumpError("the random source keeps returning zeros; no kaslr-seed can be made")
 
 
+def _check_inputs(usable: Sequence[Extent], elfcorehdr: Extent, initrd: Extent | None,
+                  cmdline: str | None) -> None:
+    """Refuse what of_kexec would misread: too many ranges, bad extents, an initrd at 0."""
+    if not 1 <= len(usable) <= MAX_USABLE_RANGES:
+        raise UsageError(f"give 1 to {MAX_USABLE_RANGES} usable memory ranges (crash region "
+                         f"first, low region last), not {len(usable)}")
+    for extent in usable:
+        _check_extent("usable memory range", extent)
+    _check_extent("elfcorehdr", elfcorehdr)
+    if initrd is not None:
+        _check_extent("initrd", initrd)
+        if initrd[0] == 0:
+            raise UsageError("an initrd at address 0 reads as none (of_kexec tests the address)")
+    if cmdline is not None and "\0" in cmdline:
+        raise UsageError("the command line contains a NUL byte")
+
+
 def build_capture_dtb(
     base: bytes,
     usable: Sequence[Extent],
@@ -261,19 +278,7 @@ def build_capture_dtb(
     of_kexec to find a page-rounded reservation of the old initrd.
     Everything outside /chosen and the reservation map is left as it was.
     """
-    if not 1 <= len(usable) <= MAX_USABLE_RANGES:
-        raise UsageError(f"give 1 to {MAX_USABLE_RANGES} usable memory ranges (crash region "
-                         f"first, low region last), not {len(usable)}")
-    for extent in usable:
-        _check_extent("usable memory range", extent)
-    _check_extent("elfcorehdr", elfcorehdr)
-    if initrd is not None:
-        _check_extent("initrd", initrd)
-        if initrd[0] == 0:
-            raise UsageError("an initrd at address 0 reads as none (of_kexec tests the address)")
-    if cmdline is not None and "\0" in cmdline:
-        raise UsageError("the command line contains a NUL byte")
-
+    _check_inputs(usable, elfcorehdr, initrd, cmdline)
     fdt = _open(base, what)
     try:
         cells = _root_cells(fdt, what)

@@ -75,10 +75,8 @@ def crash_regions(view: SystemView) -> tuple[Range, list[Range]]:
     return high, [high, *regions[:-1]]
 
 
-def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
-                 initrd: bytes | None, cmdline: str, base_dtb: bytes | None = None,
-                 randbytes: Callable[[int], bytes] = os.urandom) -> ClassicPlan:
-    """Place every segment, build the DTB for those places, and check the kernel's rules."""
+def _check_image(view: SystemView, image: KernelImage) -> int:
+    """Refuse an image this kernel's kexec_load cannot boot; the page size they share."""
     arch = view.arch
     want = arch.classic_image
     if want is None:
@@ -93,6 +91,15 @@ def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
     if image.page_size and image.page_size != page:
         raise UsageError(f"the capture kernel is built for {format_bytes(image.page_size)} "
                          f"pages; this kernel runs with {format_bytes(page)} pages")
+    return page
+
+
+def plan_classic(view: SystemView, image: KernelImage, kernel: bytes,
+                 initrd: bytes | None, cmdline: str, base_dtb: bytes | None = None,
+                 randbytes: Callable[[int], bytes] = os.urandom) -> ClassicPlan:
+    """Place every segment, build the DTB for those places, and check the kernel's rules."""
+    arch = view.arch
+    page = _check_image(view, image)
     base = base_dtb if base_dtb is not None else view.fdt
     if base is None:
         raise KdumpError("no boot DTB to start from (/sys/firmware/fdt unreadable; give --dtb)")
