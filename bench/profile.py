@@ -77,16 +77,7 @@ def category(frames: list[tuple[str, str]]) -> str:
                     "kernel: other")
     for s, d in frames:
         if "libz.so" in d:
-            if s.startswith("adler32"):
-                return "zlib: adler32"
-            if s in LZ77:
-                return "zlib: LZ77 (deflate_fast, longest_match, fill_window)"
-            if s in HUFFMAN:
-                return "zlib: Huffman trees and block output"
-            if s in SETUP or "libc.so" in dso:
-                return "zlib: stream set-up and teardown (deflateInit/End, CLEAR_HASH, malloc)"
-            return "zlib: no symbols (Debian's libz)" if s.startswith("[") or s.startswith(
-                "0x") else f"zlib: {s}"
+            return _zlib(s, dso)
         if "libc.so" not in d and "ld-linux" not in d:
             break
     if "ld-linux" in dso:
@@ -103,6 +94,21 @@ def category(frames: list[tuple[str, str]]) -> str:
     if "makedumpfile" in dso:
         return "makedumpfile itself"
     return f"other: {os.path.basename(dso)}"
+
+
+def _zlib(sym: str, dso: str) -> str:
+    """A sample in zlib (or in libc under it: `dso` is the leaf's) by what zlib was doing."""
+    if sym.startswith("adler32"):
+        return "zlib: adler32"
+    if sym in LZ77:
+        return "zlib: LZ77 (deflate_fast, longest_match, fill_window)"
+    if sym in HUFFMAN:
+        return "zlib: Huffman trees and block output"
+    if sym in SETUP or "libc.so" in dso:
+        return "zlib: stream set-up and teardown (deflateInit/End, CLEAR_HASH, malloc)"
+    if sym.startswith(("[", "0x")):
+        return "zlib: no symbols (Debian's libz)"
+    return f"zlib: {sym}"
 
 
 def profile(argv: list[str], env: dict[str, str], freq: int, tmp: Path) -> dict[str, float]:

@@ -42,13 +42,15 @@ def _header(data: bytes) -> tuple[int, ...]:
     return _EHDR.unpack_from(data, 0)
 
 
-def dynamic(data: bytes) -> Dynamic:
-    """Read PT_INTERP and the DT_NEEDED/RUNPATH strings of an executable or library."""
+def _program_headers(data: bytes) -> tuple[list[tuple[int, int, int]], str | None,
+                                           tuple[int, int] | None]:
+    """(vaddr, offset, filesz) of each PT_LOAD, the PT_INTERP path, and PT_DYNAMIC's
+    (offset, size)."""
     h = _header(data)
-    machine, phoff, phentsize, phnum = h[2], h[5], h[9], h[10]
+    phoff, phentsize, phnum = h[5], h[9], h[10]
     loads: list[tuple[int, int, int]] = []
     interp = None
-    dyn_off = dyn_size = None
+    dynamic_at = None
     for i in range(phnum):
         p_type, _flags, off, vaddr, _pa, filesz, _memsz, _al = _PHDR.unpack_from(
             data, phoff + i * phentsize
@@ -58,9 +60,17 @@ def dynamic(data: bytes) -> Dynamic:
         elif p_type == PT_INTERP:
             interp = data[off:off + filesz].split(b"\0", 1)[0].decode()
         elif p_type == PT_DYNAMIC:
-            dyn_off, dyn_size = off, filesz
-    if dyn_off is None or dyn_size is None:
+            dynamic_at = off, filesz
+    return loads, interp, dynamic_at
+
+
+def dynamic(data: bytes) -> Dynamic:
+    """Read PT_INTERP and the DT_NEEDED/RUNPATH strings of an executable or library."""
+    machine = _header(data)[2]
+    loads, interp, dynamic_at = _program_headers(data)
+    if dynamic_at is None:
         return Dynamic(interp, (), (), machine)
+    dyn_off, dyn_size = dynamic_at
     entries = [_DYN.unpack_from(data, dyn_off + i) for i in range(0, dyn_size, _DYN.size)]
     strtab_vaddr = next((v for t, v in entries if t == DT_STRTAB), None)
     if strtab_vaddr is None:
