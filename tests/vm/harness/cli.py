@@ -140,6 +140,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="log every host command")
     args = ap.parse_args(argv)
+    _check(ap, args)
+    args.impl = _impl(ap, args)
+    return args
+
+
+def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what argparse cannot: bounds, formats, files that must exist, pairs of
+    options; fill in the suite and the vmlinux."""
     if args.smp < 1 or args.mem < 256:
         ap.error("--smp must be at least 1 and --mem at least 256")
     if not re.fullmatch(r"[0-9A-Za-z@:,\-]+", args.crashkernel):
@@ -152,15 +160,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ap.error("--kernel-suite and --kernel-image exclude each other")
         args.kernel_image = args.kernel_image.resolve()
         args.vmlinux = (args.vmlinux or args.kernel_image.with_name("vmlinux")).resolve()
-        for path in (args.kernel_image, args.vmlinux):
-            if not path.is_file():
-                ap.error(f"{path} does not exist")
     elif args.vmlinux is not None:
         ap.error("--vmlinux goes with --kernel-image")
-    if args.check_script is not None and not args.check_script.is_file():
-        ap.error(f"{args.check_script} does not exist")
-    if args.selftest is not None and not args.selftest.is_file():
-        ap.error(f"{args.selftest} does not exist")
+    for path in (args.kernel_image, args.vmlinux, args.check_script, args.selftest):
+        if path is not None and not path.is_file():
+            ap.error(f"{path} does not exist")
     if args.dtb_marker is not None and not re.fullmatch(r"[\w.,:+-]+", args.dtb_marker):
         ap.error("--dtb-marker takes letters, digits and .,:+-_ only")
     if args.load_limits is not None:
@@ -168,6 +172,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if m is None:
             ap.error("--load-limits takes REBOOT,PANIC, two counts")
         args.load_limits = (int(m.group(1)), int(m.group(2)))
+
+
+def _impl(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """--impl STAGE=IMPL pairs (and --loader) as a dict, each checked against the stages."""
     choices = implementations()
     impl: dict[str, str] = {}
     for item in args.impl:
@@ -177,8 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         impl[stage] = name
     if args.loader:
         impl["load"] = args.loader
-    args.impl = impl
-    return args
+    return impl
 
 
 def implementations() -> dict[str, tuple[str, ...]]:
