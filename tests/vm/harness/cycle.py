@@ -147,6 +147,99 @@ def run_cycle(opts: Options) -> int:
     return status
 
 
+def _roots(opts: Options, apt: AptState) -> tuple[list[str], list[str]]:
+    """The guest's root packages, and the suite's optional ones it lacks (left out)."""
+    roots = list(opts.suite.package_roots())
+    missing = []
+    for name in opts.suite.optional_roots:
+        if apt.candidate(name) is None:
+            log.warning("%s has no %s: the guest goes without it", opts.suite.name, name)
+            missing.append(name)
+        else:
+            roots.append(name)
+    return roots, missing
+
+
+def _implementations(opts: Options, subs: frozenset[str]) -> dict[str, str]:
+    """Each stage's implementation, with a warning for options the choice ignores."""
+    impls = {s.name: choose(s, subs, opts.impl) for s in STAGES}
+    if opts.dump_level is not None and impls["save"] != "kdumpctl-py":
+        log.warning("--dump-level applies to `kdumpctl-py save` only; the plain copy ignores it")
+    if impls["load"] == "kdumpctl-py" and "start" not in subs:
+        log.warning("--loader kdumpctl-py, but this wheel has no `start` subcommand")
+    return impls
+
+
+def _option_files(opts: Options, cache: Path, kapt: AptState, kernel: Kernel) -> dict[str, Entry]:
+    """The guest files the options ask for: --busy, --crash oops, --check-script,
+    --selftest, --dtb-marker."""
+    files = {}
+    if opts.busy:
+        files["etc/kdumpctl-vm/busy.py"] = Entry("file", perm=0o644, data=BUSY_SCRIPT.read_bytes())
+    if opts.crash == "oops":
+        files[oops.GUEST_PATH] = Entry("file", perm=0o644, data=oops.module(
+            cache, kapt, kernel, opts.arch).read_bytes())
+    if opts.check_script is not None:
+        files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
+                                                  data=opts.check_script.read_bytes())
+    if opts.selftest is not None:
+        files["etc/kdumpctl-vm/selftest"] = Entry("file", perm=0o755,
+                                                  data=opts.selftest.read_bytes())
+    if opts.dtb_marker is not None:
+        files["etc/kdumpctl-vm/marker_dtb.py"] = Entry("file", perm=0o644,
+                                                       data=MARKER_DTB_SCRIPT.read_bytes())
+    return files
+
+
+def _capture_initramfs(opts: Options, cache: Path, extracted: dict[Package, Path],
+                       kernel: Kernel, kernel_dir: Path | None, project: wheel.ProjectWheel,
+                       files: dict[str, Entry], out: Path) -> dict[str, Any]:
+    """The capture kernel's own, smaller initramfs (captureroot.py) as `out`: the
+    project's modules as bytecode and the first one's files but its site-packages; what
+    it is made of, for result.json."""
+    own, _external = captureroot.project_modules(project.unpacked)
+    cbase = initramfs.build_capture(cache, opts.arch, opts.suite, extracted, kernel,
+                                    kernel_dir, wheel.host_python(opts.repo), project.unpacked)
+    cfiles = {p: e for p, e in files.items() if not p.startswith(wheel.DIST_PACKAGES)}
+    cfiles.update(captureroot.bytecode(wheel.guest_files(project, own), opts.suite.python))
+    coverlay = initramfs.build_overlay(cfiles, out.parent / "capture-overlay.cpio.xz", xz=True)
+    initramfs.concatenate([cbase, coverlay], out)
+    log.info("capture initramfs %.1f MiB (%.1f MiB unpacked)", out.stat().st_size / 2**20,
+             (cbase.uncompressed + coverlay.uncompressed) / 2**20)
+    return {"total_bytes": out.stat().st_size,
+            "base_compressed": cbase.compressed, "base_uncompressed": cbase.uncompressed,
+            "overlay_compressed": coverlay.compressed,
+            "overlay_uncompressed": coverlay.uncompressed, "compression": "xz"}
+
+
+def _boot_and_read_back(st: Run, spec: VmSpec) -> Path:
+    """Run the guest, read its disk back (even after a failed stage: the logs are on it),
+    and find the vmcore it saved."""
+    failure: StageError | None = None
+    with st.timings.step("vm"):
+        try:
+            _run_guest(st, spec)
+        except StageError as e:
+            failure = e
+    try:
+        _collect(st, spec.disk)
+    except HarnessError as e:
+        if failure is None:
+            raise
+        log.warning("reading the dump disk back failed too: %s", e)
+    if failure is not None:
+        raise failure
+    out = st.opts.out
+    vmcore = find_vmcore(out / "dumps")
+    if vmcore is None:
+        raise StageError("save", "failed", "the guest reported success but no vmcore is on "
+                         "the disk", "")
+    st.result["vmcore"] = str(vmcore.relative_to(out))
+    st.result["vmcore_bytes"] = vmcore.stat().st_size
+    st.result["failed_stage"] = None
+    return vmcore
+
+
 def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     opts, t, res = st.opts, st.timings, st.result
     cache = cache_root()
@@ -164,14 +257,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     with t.step("resolve"):
         kernel = kapt.kernel() if custom is None else custom_kernel(custom, opts.arch)
         kernel_pkgs = kernels.kernel_parts(kapt, kernel) if custom is None else []
-        roots = list(opts.suite.package_roots())
-        missing_optional = []
-        for name in opts.suite.optional_roots:
-            if apt.candidate(name) is None:
-                log.warning("%s has no %s: the guest goes without it", opts.suite.name, name)
-                missing_optional.append(name)
-            else:
-                roots.append(name)
+        roots, missing_optional = _roots(opts, apt)
         closure = apt.resolve(roots)
         kept = [p for p in closure if p.name not in EXCLUDED_PACKAGES]
         borrowed = _borrowed_kexec_tools(opts, cache, mirrors, missing_optional)
@@ -215,14 +301,10 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["kdumpctl_py_subcommands"] = sorted(subs)
     res["wheel"] = project.path.name if project else None
 
-    impls = {s.name: choose(s, subs, opts.impl) for s in STAGES}
+    impls = _implementations(opts, subs)
     analyser = choose_analyser(subs, opts.impl.get("analyse"))
     res["implementations"] = {**impls, "analyse": analyser}
     res["loader"] = impls["load"]
-    if opts.dump_level is not None and impls["save"] != "kdumpctl-py":
-        log.warning("--dump-level applies to `kdumpctl-py save` only; the plain copy ignores it")
-    if impls["load"] == "kdumpctl-py" and "start" not in subs:
-        log.warning("--loader kdumpctl-py, but this wheel has no `start` subcommand")
 
     with t.step("initramfs-overlay"):
         modules = [m["path"] for m in base.info["modules"]]
@@ -236,22 +318,8 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
             "boot": Entry("symlink", target="mnt/boot"),
             "results": Entry("dir"),
             **wheel.guest_files(project),
+            **_option_files(opts, cache, kapt, kernel),
         }
-        if opts.busy:
-            files["etc/kdumpctl-vm/busy.py"] = Entry("file", perm=0o644,
-                                                     data=BUSY_SCRIPT.read_bytes())
-        if opts.crash == "oops":
-            files[oops.GUEST_PATH] = Entry("file", perm=0o644, data=oops.module(
-                cache, kapt, kernel, opts.arch).read_bytes())
-        if opts.check_script is not None:
-            files["etc/kdumpctl-vm/check.py"] = Entry("file", perm=0o644,
-                                                      data=opts.check_script.read_bytes())
-        if opts.selftest is not None:
-            files["etc/kdumpctl-vm/selftest"] = Entry("file", perm=0o755,
-                                                      data=opts.selftest.read_bytes())
-        if opts.dtb_marker is not None:
-            files["etc/kdumpctl-vm/marker_dtb.py"] = Entry(
-                "file", perm=0o644, data=MARKER_DTB_SCRIPT.read_bytes())
         overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
         initrd = work / "initrd.img"
         initramfs.concatenate([base, overlay], initrd)
@@ -263,21 +331,8 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
         shutil.copy(initrd, capture_initrd)
     else:
         with t.step("initramfs-capture"):
-            own, _external = captureroot.project_modules(project.unpacked)
-            cbase = initramfs.build_capture(cache, opts.arch, opts.suite, extracted, kernel,
-                                            kernel_dir, wheel.host_python(opts.repo),
-                                            project.unpacked)
-            cfiles = {p: e for p, e in files.items() if not p.startswith(wheel.DIST_PACKAGES)}
-            cfiles.update(captureroot.bytecode(wheel.guest_files(project, own), opts.suite.python))
-            coverlay = initramfs.build_overlay(cfiles, work / "capture-overlay.cpio.xz", xz=True)
-            initramfs.concatenate([cbase, coverlay], capture_initrd)
-        capture = {"total_bytes": capture_initrd.stat().st_size,
-                   "base_compressed": cbase.compressed, "base_uncompressed": cbase.uncompressed,
-                   "overlay_compressed": coverlay.compressed,
-                   "overlay_uncompressed": coverlay.uncompressed, "compression": "xz"}
-        log.info("capture initramfs %.1f MiB (%.1f MiB unpacked)",
-                 capture["total_bytes"] / 2**20,
-                 (cbase.uncompressed + coverlay.uncompressed) / 2**20)
+            capture = _capture_initramfs(opts, cache, extracted, kernel, kernel_dir, project,
+                                         files, capture_initrd)
     res["initramfs"] = {
         "total_bytes": initrd.stat().st_size,
         "base_compressed": base.compressed,
@@ -310,29 +365,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["firmware"] = "uefi" if opts.uefi else "none"
     res["first_append"] = spec.append
     res["capture_append"] = _capture_append(opts)
-    failure: StageError | None = None
-    with t.step("vm"):
-        try:
-            _run_guest(st, spec)
-        except StageError as e:
-            failure = e
-    try:
-        _collect(st, image)
-    except HarnessError as e:
-        if failure is None:
-            raise
-        log.warning("reading the dump disk back failed too: %s", e)
-    if failure is not None:
-        raise failure
-
-    vmcore = find_vmcore(opts.out / "dumps")
-    if vmcore is None:
-        raise StageError("save", "failed", "the guest reported success but no vmcore is on "
-                         "the disk", "")
-    res["vmcore"] = str(vmcore.relative_to(opts.out))
-    res["vmcore_bytes"] = vmcore.stat().st_size
-    res["failed_stage"] = None
-
+    vmcore = _boot_and_read_back(st, spec)
     with t.step("vmlinux-wait"):
         fetched = dbg.get("fetched")
         if isinstance(fetched, threading.Event):
