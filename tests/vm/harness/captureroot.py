@@ -192,18 +192,9 @@ def select(tree: Tree, python: str, triplet: str, host_triplet: str,
     """Guest paths of the capture's Python: the loaded modules, closed over the guest's
     own top-level imports, with THIRD_PARTY packages whole."""
     index = ModuleIndex(tree, python)
-    keep: set[str] = set()
-    todo = [n.replace(host_triplet, triplet) for n in loaded]
+    keep, todo = _third_party(tree, index)
+    todo += [n.replace(host_triplet, triplet) for n in loaded]
     seen: set[str] = set()
-    dist = "usr/lib/python3/dist-packages/"
-    for pkg in THIRD_PARTY:
-        for path in tree.entries:
-            if path.startswith(f"{dist}{pkg}/") and not THIRD_PARTY_PRUNE.search(path):
-                keep.add(path)
-                if path.endswith(".py"):
-                    todo += _source_imports(tree.entries[path])
-                elif path.endswith(".so"):  # Cython modules import by name from C
-                    todo += [n for n in _c_strings(tree.entries[path]) if index.is_stdlib(n)]
     while todo:
         name = todo.pop()
         if name in seen or name.split(".")[0] in THIRD_PARTY:
@@ -220,6 +211,23 @@ def select(tree: Tree, python: str, triplet: str, host_triplet: str,
                 rel = path[len(index.stdlib) + 1:]
                 todo += _source_imports(final, posixpath.dirname(rel).replace("/", "."))
     return keep
+
+
+def _third_party(tree: Tree, index: ModuleIndex) -> tuple[set[str], list[str]]:
+    """THIRD_PARTY packages' files (but what THIRD_PARTY_PRUNE drops), and the modules
+    they import."""
+    keep: set[str] = set()
+    todo: list[str] = []
+    dist = "usr/lib/python3/dist-packages/"
+    for pkg in THIRD_PARTY:
+        for path in tree.entries:
+            if path.startswith(f"{dist}{pkg}/") and not THIRD_PARTY_PRUNE.search(path):
+                keep.add(path)
+                if path.endswith(".py"):
+                    todo += _source_imports(tree.entries[path])
+                elif path.endswith(".so"):  # Cython modules import by name from C
+                    todo += [n for n in _c_strings(tree.entries[path]) if index.is_stdlib(n)]
+    return keep, todo
 
 
 def _c_strings(entry: Entry) -> set[str]:
@@ -251,7 +259,6 @@ def _source_imports(entry: Entry, package: str = "") -> list[str]:
 
 def elf_closure(tree: Tree, paths: set[str], triplet: str) -> set[str]:
     """`paths` plus the shared libraries (and loader) their ELF files need, transitively."""
-    from . import elf
 
     search = [f"usr/lib/{triplet}", "usr/lib", "usr/lib64"]
     keep = set(paths)
@@ -261,27 +268,32 @@ def elf_closure(tree: Tree, paths: set[str], triplet: str) -> set[str]:
         e = tree.entries.get(path)
         if e is None or e.kind != "file" or path.endswith(".ko"):
             continue
-        data = e.read()
-        if not elf.is_elf(data[:4]):
-            continue
-        try:
-            dyn = elf.dynamic(data)
-        except elf.NotElf64:
-            continue
-        wanted = [dyn.interp] if dyn.interp else []
-        for lib in dyn.needed:
-            for d in search:
-                if tree.resolve(f"{d}/{lib}"):
-                    wanted.append(f"{d}/{lib}")
-                    break
-            else:
-                raise HarnessError(f"capture initramfs: {path} needs {lib}, not in the guest")
-        for w in wanted:
+        for w in _needs(tree, path, e.read(), search):
             for p in with_links(tree, canonical(w)):
                 if p not in keep:
                     keep.add(p)
                     todo.append(p)
     return keep
+
+
+def _needs(tree: Tree, path: str, data: bytes, search: list[str]) -> list[str]:
+    """The loader and the libraries (found along `search`) an ELF file needs; none for
+    another file."""
+    from . import elf
+
+    if not elf.is_elf(data[:4]):
+        return []
+    try:
+        dyn = elf.dynamic(data)
+    except elf.NotElf64:
+        return []
+    wanted = [dyn.interp] if dyn.interp else []
+    for lib in dyn.needed:
+        found = next((f"{d}/{lib}" for d in search if tree.resolve(f"{d}/{lib}")), None)
+        if found is None:
+            raise HarnessError(f"capture initramfs: {path} needs {lib}, not in the guest")
+        wanted.append(found)
+    return wanted
 
 
 def with_links(tree: Tree, path: str) -> list[str]:

@@ -230,13 +230,9 @@ def kernel_modules(kernel_dir: Path, release: str, wanted: tuple[str, ...]
     """
     mod_root = module_root(kernel_dir, release)
     builtin_file = mod_root / "modules.builtin"
-    builtin = set()
-    if builtin_file.exists():
-        for line in builtin_file.read_text().splitlines():
-            builtin.add(_mod_name(line))
-    index: dict[str, Path] = {}
-    for p in mod_root.rglob("*.ko*"):
-        index[_mod_name(p.name)] = p
+    builtin = ({_mod_name(line) for line in builtin_file.read_text().splitlines()}
+               if builtin_file.exists() else set())
+    index = {_mod_name(p.name): p for p in mod_root.rglob("*.ko*")}
     order: list[tuple[str, str, bytes]] = []
     seen: set[str] = set()
     builtins: list[str] = []
