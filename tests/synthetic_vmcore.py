@@ -243,94 +243,110 @@ def _choose(rng: np.random.Generator, table: tuple[tuple[str, int], ...], n: int
 Planned = tuple[npt.NDArray[np.void], list[tuple[int, bytes]]]
 
 
+class _Section:
+    """One section's struct pages being filled in, and (pfn, data) of its pages with data."""
+
+    def __init__(self, sec: int) -> None:
+        self.base = sec * SECTION_PAGES
+        self.pages = np.zeros(SECTION_PAGES, dtype=PAGE_DTYPE)
+        self.data: list[tuple[int, bytes]] = []
+        self.mapping_file = LINEAR + 0x10000000 + (sec << 12)
+        self.mapping_anon = LINEAR + 0x20000000 + (sec << 12) + 1
+
+    def vaddr(self, i: int) -> int:
+        return VMEMMAP + (self.base + i) * SIZEOF_PAGE
+
+    def buddy(self, i: int, order: int) -> None:
+        self.pages["mapcount"][i] = BUDDY
+        self.pages["private"][i] = order
+
+    def compound(self, i: int, order: int, flags: int, mapping: int, dtor: int,
+                 tails: bool) -> None:
+        pages = self.pages
+        pages["flags"][i] = flags | (1 << PG_HEAD)
+        pages["mapping"][i] = mapping
+        pages["mapcount"][i] = -1
+        pages["order"][i + 1] = order
+        pages["dtor"][i + 1] = dtor
+        pages["chead"][i + 1] = self.vaddr(i) | 1
+        if tails:
+            pages["chead"][i + 2:i + (1 << order)] = self.vaddr(i) | 1
+
+    def fill(self, i: int, pool: bytes, pools: _Pools, rng: np.random.Generator) -> None:
+        self.data.extend((self.base + i + k, pools.page(pool, rng)) for k in range(4))
+
+
 def _section(sec: int, rng: np.random.Generator, pools: _Pools,
              reserved: list[tuple[int, int]]) -> Planned:
     """The struct pages of one section, and (pfn, data) of its pages that hold data."""
-    base = sec * SECTION_PAGES
-    pages = np.zeros(SECTION_PAGES, dtype=PAGE_DTYPE)
-    data: list[tuple[int, bytes]] = []
-    mapping_file = LINEAR + 0x10000000 + (sec << 12)
-    mapping_anon = LINEAR + 0x20000000 + (sec << 12) + 1
-    minus1 = -1
-
-    def vaddr(i: int) -> int:
-        return VMEMMAP + (base + i) * SIZEOF_PAGE
-
-    def buddy(i: int, order: int) -> None:
-        pages["mapcount"][i] = BUDDY
-        pages["private"][i] = order
-
-    def compound(i: int, order: int, flags: int, mapping: int, dtor: int, tails: bool) -> None:
-        pages["flags"][i] = flags | (1 << PG_HEAD)
-        pages["mapping"][i] = mapping
-        pages["mapcount"][i] = minus1
-        pages["order"][i + 1] = order
-        pages["dtor"][i + 1] = dtor
-        pages["chead"][i + 1] = vaddr(i) | 1
-        if tails:
-            pages["chead"][i + 2:i + (1 << order)] = vaddr(i) | 1
-
-    pages["mapcount"][:256] = minus1
+    s = _Section(sec)
+    s.pages["mapcount"][:256] = -1
     for g, kind in enumerate(_choose(rng, MIX, 64)):
-        i = 4 * g
-        sl = slice(i, i + 4)
-        if kind == "cache":
-            private = rng.random(4) < 0.15
-            pages["flags"][sl] = (1 << PG_LRU) | np.where(private, 1 << PG_PRIVATE, 0)
-            pages["mapping"][sl] = mapping_file
-        elif kind == "anon":
-            pages["flags"][sl] = (1 << PG_LRU) | (1 << PG_SWAPBACKED)
-            pages["mapping"][sl] = mapping_anon
-        elif kind == "swapcache":
-            pages["flags"][sl] = (1 << PG_SWAPCACHE) | (1 << PG_SWAPBACKED)
-            pages["mapping"][sl] = mapping_anon
-        elif kind == "free2":
-            pages["mapcount"][sl] = 0  # inside the block: never looked at
-            buddy(i, 2)
-        elif kind == "slab_compound":
-            compound(i, 2, 1 << PG_SLAB, LINEAR + 0x30000000, COMPOUND_DTOR, True)
-            data.extend((base + i + k, pools.page(pools.slab, rng)) for k in range(4))
-        elif kind == "slab":
-            pages["flags"][sl] = 1 << PG_SLAB
-            pages["mapping"][sl] = LINEAR + 0x30000000
-            data.extend((base + i + k, pools.page(pools.slab, rng)) for k in range(4))
-        elif kind == "offline":
-            pages["mapcount"][sl] = OFFLINE
-        else:
-            pages["flags"][sl] = 1 << PG_RESERVED
-            pool = {"kernel_random": pools.random, "kernel_code": pools.code}.get(kind)
-            if pool is not None:
-                data.extend((base + i + k, pools.page(pool, rng)) for k in range(4))
+        _small(s, 4 * g, kind, rng, pools)
     # free buddy blocks of every order
-    buddy(256, 8)
-    buddy(512, 9)
+    s.buddy(256, 8)
+    s.buddy(512, 9)
     at = 1024
     for order in (9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0):
-        buddy(at, order)
+        s.buddy(at, order)
         at += 1 << order
     for u, kind in enumerate(_choose(rng, BULK, (SECTION_PAGES - 2048) // 1024)):
-        i = 2048 + 1024 * u
-        if kind == "free10":
-            buddy(i, 10)
-        elif kind == "cache_folio":
-            for h in (i, i + 512):
-                compound(h, 9, 1 << PG_LRU, mapping_file, COMPOUND_DTOR, False)
-        elif kind == "thp":
-            for h in (i, i + 512):
-                compound(h, 9, (1 << PG_LRU) | (1 << PG_SWAPBACKED), mapping_anon, THP_DTOR,
-                         False)
-        else:
-            for h in (i, i + 512):
-                compound(h, 9, 0, LINEAR + 0x40000000, HUGETLB_DTOR, False)
+        _bulk(s, 2048 + 1024 * u, kind)
     # kernel memory (image, vmemmap): reserved, whatever the plan says
+    base, pages = s.base, s.pages
     for start, end in reserved:
         lo, hi = max(start, base) - base, min(end, base + SECTION_PAGES) - base
         if lo < hi:
             pages[lo:hi] = np.zeros(1, dtype=PAGE_DTYPE)
             pages["flags"][lo:hi] = 1 << PG_RESERVED
-            pages["mapcount"][lo:hi] = minus1
-            data = [(p, d) for p, d in data if not base + lo <= p < base + hi]
-    return pages, data
+            pages["mapcount"][lo:hi] = -1
+            s.data = [(p, d) for p, d in s.data if not base + lo <= p < base + hi]
+    return pages, s.data
+
+
+def _small(s: _Section, i: int, kind: str, rng: np.random.Generator, pools: _Pools) -> None:
+    """Four pages from i of one MIX kind."""
+    pages, sl = s.pages, slice(i, i + 4)
+    if kind == "cache":
+        private = rng.random(4) < 0.15
+        pages["flags"][sl] = (1 << PG_LRU) | np.where(private, 1 << PG_PRIVATE, 0)
+        pages["mapping"][sl] = s.mapping_file
+    elif kind == "anon":
+        pages["flags"][sl] = (1 << PG_LRU) | (1 << PG_SWAPBACKED)
+        pages["mapping"][sl] = s.mapping_anon
+    elif kind == "swapcache":
+        pages["flags"][sl] = (1 << PG_SWAPCACHE) | (1 << PG_SWAPBACKED)
+        pages["mapping"][sl] = s.mapping_anon
+    elif kind == "free2":
+        pages["mapcount"][sl] = 0  # inside the block: never looked at
+        s.buddy(i, 2)
+    elif kind == "slab_compound":
+        s.compound(i, 2, 1 << PG_SLAB, LINEAR + 0x30000000, COMPOUND_DTOR, True)
+        s.fill(i, pools.slab, pools, rng)
+    elif kind == "slab":
+        pages["flags"][sl] = 1 << PG_SLAB
+        pages["mapping"][sl] = LINEAR + 0x30000000
+        s.fill(i, pools.slab, pools, rng)
+    elif kind == "offline":
+        pages["mapcount"][sl] = OFFLINE
+    else:
+        pages["flags"][sl] = 1 << PG_RESERVED
+        pool = {"kernel_random": pools.random, "kernel_code": pools.code}.get(kind)
+        if pool is not None:
+            s.fill(i, pool, pools, rng)
+
+
+def _bulk(s: _Section, i: int, kind: str) -> None:
+    """1024 pages from i of one BULK kind: free, or two order-9 compounds."""
+    if kind == "free10":
+        s.buddy(i, 10)
+        return
+    flags, mapping, dtor = {
+        "cache_folio": (1 << PG_LRU, s.mapping_file, COMPOUND_DTOR),
+        "thp": ((1 << PG_LRU) | (1 << PG_SWAPBACKED), s.mapping_anon, THP_DTOR),
+    }.get(kind, (0, LINEAR + 0x40000000, HUGETLB_DTOR))
+    for h in (i, i + 512):
+        s.compound(h, 9, flags, mapping, dtor, False)
 
 
 def _write_sparse(fd: int, offset: int, buf: bytes | memoryview) -> None:
