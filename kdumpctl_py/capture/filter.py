@@ -385,9 +385,14 @@ class Carry:
     kind: int = 0
 
 
-def _exclude_section(layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes | memoryview,
-                     in_segs: Bits, keep: Bits, carry: Carry, stats: FilterStats,
-                     base: int = 0) -> Carry:
+# One vectorised pass of makedumpfile's __exclude_unnecessary_pages() over a section:
+# each branch below is a kernel version's way of telling one page kind (flags, page
+# types, compound order and destructor), and every mask feeds the one if/else chain of
+# decide() calls in makedumpfile's order; apart, a dozen arrays would travel between
+# functions and the chain would no longer read against makedumpfile's.
+def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one dispatch
+        layout: PageLayout, dump_level: int, start: int, raw_bytes: bytes | memoryview,
+        in_segs: Bits, keep: Bits, carry: Carry, stats: FilterStats, base: int = 0) -> Carry:
     """Decide on one section's pages from its struct pages; clear what goes from `keep`
     (which holds pfns from `base` on) and return the exclusion that runs past it."""
     total = len(in_segs)
