@@ -69,6 +69,8 @@ from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy.typing as npt
 
 
@@ -618,12 +620,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         result.unreadable.extend(chunk.unreadable)
         progress.update(index)
 
-    executor = None
-    if threads > 1:  # concurrent.futures imports logging: 10 ms the capture kernel never needs
-        from concurrent.futures import ThreadPoolExecutor
-
-        _one_malloc_arena()
-        executor = ThreadPoolExecutor(max_workers=threads)
+    executor = _pool(threads)
 
     def submit(runs: list[PageRun]) -> _Pending:
         """One thread (the capture kernel's one CPU) makes each chunk where it is
@@ -641,6 +638,16 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         finally:
             for f in pending:
                 f.cancel()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor | None:
+    """The compression threads; none for one thread, which makes each chunk itself."""
+    if threads < 2:  # concurrent.futures imports logging: 10 ms the capture kernel never needs
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    _one_malloc_arena()
+    return ThreadPoolExecutor(max_workers=threads)
 
 
 M_ARENA_MAX = -8  # glibc's malloc.h

@@ -51,6 +51,20 @@ def _program(view: SystemView, name: str) -> bool:
     return any(os.access(view.path(f"{d}/{name}"), os.X_OK) for d in PROGRAM_DIRS)
 
 
+def _ssh_problems(cfg: Config, target: SshTarget, view: SystemView) -> list[str]:
+    """The key, the server's host key beside it, and the ssh client."""
+    problems = []
+    name = host_name(target.host, target.port)
+    if not view.path(cfg.sshkey).is_file():
+        problems.append(f"sshkey {cfg.sshkey}: no such key; run kdumpctl-py propagate")
+    elif not knows_host(view.text(known_hosts(cfg.sshkey)) or "", name):
+        problems.append(f"{known_hosts(cfg.sshkey)}: no host key for {name}, so ssh "
+                        "without a prompt refuses it; run kdumpctl-py propagate")
+    if not _program(view, "ssh"):
+        problems.append("ssh: the ssh client is not installed (openssh-client)")
+    return problems
+
+
 def machine_problems(cfg: Config, view: SystemView) -> list[str]:
     """What the first kernel can check before a crash: the target and the programs."""
     problems = []
@@ -59,14 +73,7 @@ def machine_problems(cfg: Config, view: SystemView) -> list[str]:
         if not view.path(dev).exists():
             problems.append(f"{cfg.target.fstype} {cfg.target.device}: no device {dev}")
     if isinstance(cfg.target, SshTarget):
-        name = host_name(cfg.target.host, cfg.target.port)
-        if not view.path(cfg.sshkey).is_file():
-            problems.append(f"sshkey {cfg.sshkey}: no such key; run kdumpctl-py propagate")
-        elif not knows_host(view.text(known_hosts(cfg.sshkey)) or "", name):
-            problems.append(f"{known_hosts(cfg.sshkey)}: no host key for {name}, so ssh "
-                            "without a prompt refuses it; run kdumpctl-py propagate")
-        if not _program(view, "ssh"):
-            problems.append("ssh: the ssh client is not installed (openssh-client)")
+        problems += _ssh_problems(cfg, cfg.target, view)
     if isinstance(cfg.target, NfsTarget) and not _program(view, "mount.nfs4"):
         problems.append(f"nfs {cfg.target.export}: mount.nfs4 is not installed "
                         "(nfs-common, or nfs-utils)")

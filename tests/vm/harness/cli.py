@@ -155,13 +155,7 @@ def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.suite is None:
         args.suite = (KERNEL_SUITES[args.kernel_suite].userland if args.kernel_suite
                       else ARCHES[args.arch].default_suite)
-    if args.kernel_image is not None:
-        if args.kernel_suite is not None:
-            ap.error("--kernel-suite and --kernel-image exclude each other")
-        args.kernel_image = args.kernel_image.resolve()
-        args.vmlinux = (args.vmlinux or args.kernel_image.with_name("vmlinux")).resolve()
-    elif args.vmlinux is not None:
-        ap.error("--vmlinux goes with --kernel-image")
+    _kernel_image(ap, args)
     for path in (args.kernel_image, args.vmlinux, args.check_script, args.selftest):
         if path is not None and not path.is_file():
             ap.error(f"{path} does not exist")
@@ -172,6 +166,17 @@ def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if m is None:
             ap.error("--load-limits takes REBOOT,PANIC, two counts")
         args.load_limits = (int(m.group(1)), int(m.group(2)))
+
+
+def _kernel_image(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--kernel-image (not with --kernel-suite) and its --vmlinux, made absolute."""
+    if args.kernel_image is not None:
+        if args.kernel_suite is not None:
+            ap.error("--kernel-suite and --kernel-image exclude each other")
+        args.kernel_image = args.kernel_image.resolve()
+        args.vmlinux = (args.vmlinux or args.kernel_image.with_name("vmlinux")).resolve()
+    elif args.vmlinux is not None:
+        ap.error("--vmlinux goes with --kernel-image")
 
 
 def _impl(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
