@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import shutil
 import struct
@@ -21,6 +22,7 @@ import pytest
 
 from kdumpctl_py.analyse.kernlog import LogLine
 from kdumpctl_py.elf import EM_AARCH64
+from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.view import META, SystemView
 from tests.capture.printk_rings import RESERVED, Ring
 from tests.conftest import FIXTURES, SNAPSHOTS
@@ -237,17 +239,26 @@ def memory(seed: int, pages: int, zero_every: int = 3) -> bytes:
     return bytes(out)
 
 
-def fail_from(real: Callable[..., object], n: int) -> tuple[Callable[..., object], list[int]]:
-    """`real`, failing with EIO from its n-th call on (a function, so that in place of a
-    method it stays one), and the count of its calls."""
+def fails_closing_every_fd(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, n: int,
+                           run: Callable[[], object]) -> None:
+    """`run` with `owner.name` failing with EIO from its n-th call on: it fails, there,
+    and leaves no fd open (one left would keep the target busy when capture unmounts it)."""
+    real = getattr(owner, name)
     calls = [0]
 
-    def call(*args: object, **kwargs: object) -> object:
+    def failing(*args: object, **kwargs: object) -> object:  # a function: a method stays one
         calls[0] += 1
         if calls[0] >= n:
             raise OSError(errno.EIO, "Input/output error")
         return real(*args, **kwargs)
-    return call, calls
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(owner, name, failing)
+    with pytest.raises((KdumpError, OSError)):
+        run()
+    monkeypatch.undo()
+    assert calls[0] >= n  # it failed where it was meant to
+    assert sorted(os.listdir("/proc/self/fd")) == before
 
 
 def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:

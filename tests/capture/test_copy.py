@@ -9,8 +9,7 @@ import pytest
 
 from kdumpctl_py.capture import copy as copy_mod
 from kdumpctl_py.capture.copy import copy_vmcore
-from kdumpctl_py.errors import KdumpError
-from tests.builders import fail_from, make_vmcore
+from tests.builders import fails_closing_every_fd, make_vmcore
 
 # Each step of the copy that holds something open, made to fail at its n-th call: the
 # dump's directory (the target's fsync after it is made), the dump's file, a write, its
@@ -31,14 +30,8 @@ def test_a_copy_failing_at_any_step_leaves_no_fd_open(
     """An fd left behind would keep the target busy when capture unmounts it next."""
     src, _ = make_vmcore(tmp_path)
     where, name, n = FAILING_STEPS[step]
-    failing, calls = fail_from(getattr(where, name), n)
-    before = sorted(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(where, name, failing)
-    with pytest.raises((KdumpError, OSError)):
-        copy_vmcore(str(src), str(tmp_path / "crash"))
-    monkeypatch.undo()
-    assert calls[0] >= n  # it failed where it was meant to
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    fails_closing_every_fd(monkeypatch, where, name, n,
+                           lambda: copy_vmcore(str(src), str(tmp_path / "crash")))
 
 
 def test_a_whole_copy_is_renamed(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
 from kdumpctl_py.capture.sink import FileSink, FlatSink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError
-from tests.builders import PAGE, fail_from, make_vmcore
+from tests.builders import PAGE, fails_closing_every_fd, make_vmcore
 
 
 @pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])
@@ -156,16 +156,10 @@ def test_a_save_failing_at_any_step_leaves_no_fd_open(
     src, _ = make_vmcore(tmp_path)
     where, name, n = FAILING_STEPS[step]
     owner = where if where is not None else FlatSink if flat else FileSink
-    failing, calls = fail_from(getattr(owner, name), n)
-    before = sorted(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(owner, name, failing)
-    with pytest.raises((KdumpError, OSError)):
-        save_vmcore(str(src), str(tmp_path / "crash"),
-                    SaveOptions(0, "zlib", flat=flat, progress=False, threads=1,
-                                check_space=step == "space"))
-    monkeypatch.undo()
-    assert calls[0] >= n  # it failed where it was meant to
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    options = SaveOptions(0, "zlib", flat=flat, progress=False, threads=1,
+                          check_space=step == "space")
+    fails_closing_every_fd(monkeypatch, owner, name, n,
+                           lambda: save_vmcore(str(src), str(tmp_path / "crash"), options))
 
 
 def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path,
