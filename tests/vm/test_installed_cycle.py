@@ -22,9 +22,10 @@ from tests.vm import installed_cycle
 from tests.vm.cycles import assert_capture_memory_from_efi, assert_efi_acpi_boot
 
 OWN = OWN_INITRD.split("{}")[0]  # kdumpctl-py-initrd-, the release follows
-# The arm64 cycle (its root configured under proot, the install boot's initramfs build
-# under TCG at half x86_64's speed) does not fit in the CI's hour beside the rest of
-# the VM tier (tests/vm/README.md): it runs when KDUMPCTL_VM_INSTALLED_ARM64=1.
+# The arm64 cycle's root (configured under proot, then its initramfs made at a first
+# boot under TCG: about 40 minutes on a fresh machine) does not fit in the CI's hour
+# beside the rest of the VM tier (tests/vm/README.md): it runs when
+# KDUMPCTL_VM_INSTALLED_ARM64=1.
 ARCHES = ["x86_64"] + (["arm64"] if os.environ.get("KDUMPCTL_VM_INSTALLED_ARM64") == "1"
                        else [])
 
