@@ -2,6 +2,7 @@
 """Every save benchmark in one go: bench/save.py at one and two threads, then bench/scale.py.
 
     bench/all.py [--repeat 3] [--sizes 4G,64G,256G,1T] [--memory-limit 160M]
+                 [--ours-option=--zlib-engine=zlib ...]
 
 Each runs as it would alone (its own lines pass through); the last line is one JSON
 object with each one's summary: {"save_threads_1": {...}, "save_threads_2": {...},
@@ -40,8 +41,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="4G,64G,256G,1T")
     ap.add_argument("--memory-limit", default="160M")
+    ap.add_argument("--ours-option", action="append", default=[], metavar="OPT",
+                    help="extra option for kdumpctl-py save in every benchmark (repeatable)")
     args = ap.parse_args()
-    repeat = ["--repeat", str(args.repeat)]
+    repeat = ["--repeat", str(args.repeat), *(f"--ours-option={o}" for o in args.ours_option)]
     before = round(os.getloadavg()[0], 2)
     summary: dict[str, object] = {}
     for threads in (1, 2):

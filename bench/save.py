@@ -2,6 +2,7 @@
 """kdumpctl-py save against makedumpfile on the same vmcore, side by side in one run.
 
     bench/save.py [--vmcore PATH] [--threads 1] [--dump-level 31] [--compress zlib] [--repeat 3]
+                  [--ours-option=--zlib-engine=zlib ...]
 
 Both tools read the same ELF vmcore and write a kdump-compressed file with the
 same dump level and per-page compression (makedumpfile: -c zlib, -l lzo; Debian's
@@ -111,6 +112,8 @@ def main() -> None:
     ap.add_argument("--dump-level", type=int, default=31)
     ap.add_argument("--compress", choices=sorted(MDF_FLAG), default="zlib")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--ours-option", action="append", default=[], metavar="OPT",
+                    help="extra option for kdumpctl-py save (repeatable)")
     args = ap.parse_args()
     vmcore = args.vmcore or default_vmcore()
     n, level, comp = args.threads, args.dump_level, args.compress
@@ -121,7 +124,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kdumpctl-bench-") as tmp:
         for i in range(args.repeat):
             out = Path(tmp) / f"ours{i}"
-            m = checked(run(ours_argv(vmcore, out, level, comp, n), cpus=n, env=env),
+            m = checked(run(ours_argv(vmcore, out, level, comp, n, args.ours_option), cpus=n,
+                            env=env),
                         "kdumpctl-py")
             (dump,) = out.glob("*/vmcore")
             results["ours"].append((m, dump.stat().st_size))
@@ -151,6 +155,7 @@ def main() -> None:
     assert isinstance(ours, dict) and isinstance(mdf, dict)
     summary["input"] = {"vmcore": str(vmcore), "bytes": vmcore.stat().st_size,
                         "dump_level": level, "compress": comp, "threads": n,
+                        "ours_options": args.ours_option,
                         "makedumpfile_threaded_failures": threaded_failures,
                         "load_average": [round(x, 2) for x in load]}
     summary["ratio"] = {"speed": round(mdf["seconds"] / ours["seconds"], 3),
