@@ -11,7 +11,10 @@ makedumpfile's bytes (Z_BEST_SPEED through compress2: a fresh stream per page),
 but builds Huffman trees for every page, most of its cost; Intel's ISA-L
 deflate (the `isal` module) writes the same format, a zlib stream with its
 header and adler32 that every reader decompresses, in about a fifth of the CPU
-time, a little larger and not byte-identical to makedumpfile's.
+time, a little larger and not byte-identical to makedumpfile's. Nor to itself:
+the same page is not always the same bytes from one run to the next (about one
+page in 20,000 differed by a byte on the 2 GiB bench vmcore), so a file the same
+to the byte, windowed or not, threads or not, is the system zlib's promise only.
 """
 
 from __future__ import annotations

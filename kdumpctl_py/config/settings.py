@@ -120,10 +120,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(("zlib_engine",), "|".join(ZLIB_ENGINES), "auto",
             "What writes zlib pages (compress zlib or core_collector -c): isal, Intel's "
             "ISA-L deflate through the Python module isal (a kdumpctl-py dependency on "
-            "x86_64 and arm64), about five times cheaper in CPU than the system zlib and "
-            "about 3 % larger; zlib, the system zlib at level 1, which writes makedumpfile's "
-            "bytes exactly; auto, isal when it is installed, else zlib. Every reader of the "
-            "format (makedumpfile, crash, drgn) reads both.", ("zlib_engine",),
+            "x86_64 and arm64), about twice as cheap in CPU for a whole save as the system "
+            "zlib, a few per cent larger, and not always the same bytes from run to run; "
+            "zlib, the system zlib at level 1, which writes makedumpfile's bytes exactly; "
+            "auto, isal when it is installed, else zlib. Every reader of the format "
+            "(makedumpfile, crash, drgn) reads both.", ("zlib_engine",),
             v.choice("zlib_engine", ZLIB_ENGINES), v.show_plain("zlib_engine"),
             options=("save --zlib-engine",)),
     Setting(("format",), "|".join(FORMATS), "kdump",

@@ -43,10 +43,14 @@ def save(vmcore: Path, out: Path, limit: int, engine: str = "auto") -> Path:
 @pytest.mark.parametrize("engine", ["isal", "zlib"])
 def test_same_file_as_makedumpfile_in_any_window(vmcore_4g: Path, tmp_path: Path,
                                                  engine: str) -> None:
-    """The system zlib writes makedumpfile's bytes; ISA-L the same headers, bitmaps and pages."""
+    """The system zlib writes makedumpfile's bytes in any window; ISA-L the same headers,
+    bitmaps and pages (its bytes may differ from run to run)."""
     windowed = save(vmcore_4g, tmp_path / "one-section", 1, engine)  # a 128 MiB section each
     whole = save(vmcore_4g, tmp_path / "whole", 1 << 40, engine)  # one window
-    assert windowed.read_bytes() == whole.read_bytes()
+    if engine == "zlib":
+        assert windowed.read_bytes() == whole.read_bytes()
+    else:
+        assert_same_pages(windowed, whole)
     mdf = shutil.which("makedumpfile")
     if mdf is None:
         pytest.skip("makedumpfile is not installed (setup.sh installs it)")
@@ -65,7 +69,8 @@ def test_flat_stream_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) 
         out = io.BytesIO()
         save_vmcore(str(vmcore_4g), str(tmp_path), SaveOptions(31, "zlib", flat=True, threads=1,
                                                                progress=False,
-                                                               memory_limit=limit), out)
+                                                               memory_limit=limit,
+                                                               zlib_engine="zlib"), out)
         streams.append(out.getvalue())
     assert streams[0] == streams[1]
 

@@ -63,10 +63,12 @@ def test_saved_on_the_server_and_reassembled_there(tmp_path: Path, server: Serve
     vmcore, _ = make_vmcore(tmp_path)
     dumps = tmp_path / "remote" / "crash"
     local = run_capture(dataclasses.replace(Config(), path=str(tmp_path / "local"),
-                                            compress="zlib", dump_level=1),
+                                            compress="zlib", zlib_engine="zlib",
+                                            dump_level=1),
                         FakeMachine(), str(vmcore))
     m = FakeMachine()
-    out = run_capture(ssh_config(server, dumps, compress="zlib", dump_level=1), m,
+    out = run_capture(ssh_config(server, dumps, compress="zlib", zlib_engine="zlib",
+                                 dump_level=1), m,
                       str(vmcore))
     assert out.saved and out.error is None and m.calls == [("act", "reboot")]
     (d,) = dumps.iterdir()
