@@ -40,7 +40,8 @@ def utsname(v: Vmcore) -> bytes:
         return bytes(UTSNAME_SIZE)
 
 
-def _uts_field(uts: bytes, index: int) -> str:
+def uts_field(uts: bytes, index: int) -> str:
+    """Field `index` of a struct new_utsname (1 nodename, 2 release, 4 machine)."""
     return uts[65 * index:65 * (index + 1)].split(b"\0", 1)[0].decode("ascii", "replace")
 
 
@@ -50,7 +51,7 @@ def crash_time(v: Vmcore) -> int:
 
 
 def dump_name(v: Vmcore) -> str:
-    host = _uts_field(utsname(v), 1)
+    host = uts_field(utsname(v), 1)
     host = "localhost" if host in ("", "(none)") else host
     host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host)[:64] or "localhost"
     when = datetime.datetime.fromtimestamp(crash_time(v), datetime.UTC)

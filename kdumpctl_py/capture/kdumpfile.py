@@ -26,6 +26,7 @@ from kdumpctl_py.capture.compress import (
     DUMP_DH_COMPRESSED_ZLIB,
     DUMP_DH_COMPRESSED_ZSTD,
 )
+from kdumpctl_py.capture.dumpdir import uts_field
 from kdumpctl_py.errors import UsageError
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
@@ -69,11 +70,11 @@ class DiskDumpHeader:
 
     @property
     def release(self) -> str:
-        return self.utsname[130:195].split(b"\0", 1)[0].decode("ascii", "replace")
+        return uts_field(self.utsname, 2)
 
     @property
     def machine(self) -> str:
-        return self.utsname[260:325].split(b"\0", 1)[0].decode("ascii", "replace")
+        return uts_field(self.utsname, 4)
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,7 @@ class KdumpMemory:
         if info is None:
             raise UsageError(f"{path} has no VMCOREINFO note")
         self.vmcoreinfo = parse_vmcoreinfo(info.desc)
-        machine = self.dump.header.utsname[260:325].split(b"\0", 1)[0].decode("ascii", "replace")
+        machine = self.dump.header.machine
         if machine not in ELF_MACHINES:
             raise UsageError(f"{path}: unknown machine {machine!r} in the dump header")
         self.machine = ELF_MACHINES[machine]
