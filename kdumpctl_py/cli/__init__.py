@@ -1,6 +1,7 @@
 """The kdumpctl-py command line: global options, sub-commands, and one-line errors.
 
-Each sub-command lives in its own module here with `register(subparsers)`;
+Each sub-command lives in its own module here with `register(subparsers)`; a
+command line imports and registers only the module of the command it names, and
 modules import their heavy dependencies inside the command, so that
 `kdumpctl-py` starts fast and runs in a capture kernel without drgn.
 """
@@ -105,15 +106,31 @@ class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
         return p
 
 
-def build_parser() -> Parser:
+def build_parser(argv: Sequence[str] | None = None) -> Parser:
+    """The parser for `argv`: with only the command it names, when it names one (a save
+    in the capture kernel imports and builds one command's parser, not all of them);
+    without argv, every command."""
     parser = Parser(prog=PROG, description="Reserve, load, capture and analyse kernel crash dumps.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if argv is None else invoked(argv):
         importlib.import_module(f"kdumpctl_py.cli.{name.replace('-', '_')}").register(sub)
     _describe(sub)
     return parser
+
+
+def invoked(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command argv names, where argparse finds it: the first word after the global
+    options. Every command when the first word is another option (--help, --version) or
+    no command, so that the top-level help and the invalid-choice error list them all."""
+    words = iter(argv)
+    for word in words:
+        if word == "--sysroot":
+            next(words, None)
+        elif word != "--debug" and not word.startswith("--sysroot="):
+            return (word,) if word in COMMANDS else COMMANDS
+    return COMMANDS
 
 
 def _describe(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -133,9 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # numpy's BLAS starts a thread per CPU when imported and nothing here multiplies
     # matrices: they only cost start-up time, and a CPU the save's threads want.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except UsageError as e:
         return _fail(str(e), e.exit_code, False)  # a traceback of argparse helps nobody
     try:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
-from kdumpctl_py.cli import build_parser, main
+from kdumpctl_py.cli import COMMANDS, build_parser, invoked, main
 
 
 def test_bad_usage_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,3 +64,47 @@ def test_usage_error_has_no_traceback_with_debug(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err == ("kdumpctl-py: error: unrecognized arguments: --no-such-option "
                    "(see kdumpctl-py --help)\n")
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["save", "--vmcore", "x"], ("save",)),
+    (["--debug", "--sysroot", "S", "capture"], ("capture",)),
+    (["--sysroot=S", "config", "show"], ("config",)),
+    (["--sysroot", "save", "status"], ("status",)),  # the value of --sysroot is no command
+    (["--help"], COMMANDS),
+    (["--version", "save"], COMMANDS),
+    (["start"], COMMANDS),  # a module's second command (load's): every module
+    (["no-such-command"], COMMANDS),
+    ([], COMMANDS),
+])
+def test_a_command_line_builds_only_its_command(argv: list[str],
+                                               named: tuple[str, ...]) -> None:
+    assert invoked(argv) == named
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_each_command_parses_and_helps_as_with_every_command(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    every = _subcommands(build_parser())
+    for name, full in every.items():
+        alone = _subcommands(build_parser([name]))[name]
+        assert alone.format_help() == full.format_help(), name
+    assert vars(build_parser(["save", "--threads", "1"]).parse_args(
+        ["save", "--threads", "1"])) == vars(build_parser().parse_args(["save", "--threads", "1"]))
+
+
+@pytest.mark.parametrize("command", ["save", "capture"])
+def test_save_and_capture_import_no_other_command(command: str) -> None:
+    """The capture initramfs holds only these commands' cli modules
+    (tests/vm/harness/captureroot.py), and a save pays for no other parser."""
+    code = ("import sys; from kdumpctl_py.cli import build_parser; "
+            f"build_parser([{command!r}, '--help']); "
+            "print(sorted(m for m in sys.modules if m.startswith('kdumpctl_py.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == repr([f"kdumpctl_py.cli.{command}"])

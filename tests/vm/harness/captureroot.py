@@ -8,10 +8,10 @@ unpacked, so its archive keeps only busybox, the interpreter, the modules the
 save path imports, their shared libraries and the virtio modules, and is
 xz-compressed (every Debian kernel has CONFIG_RD_XZ).
 
-Which modules: the project's own by reading its import statements (every cli
-module is imported to build the parser, its lazy imports are not followed; the
-capture and save commands' imports are, wherever they are, except
-kdumpctl_py.analyse); the standard library's by importing all of those with
+Which modules: the project's own by reading its import statements (the cli
+package's and the capture and save commands', wherever they are, at any depth,
+except kdumpctl_py.analyse; a command line imports only its own command's cli
+module); the standard library's by importing all of those with
 the host's Python and naming what it loaded, then closing over the guest's own
 sources' top-level imports (a newer guest stdlib may import more); numpy and
 zstandard whole, less their tests, headers and build tools.
@@ -75,8 +75,8 @@ def _is_type_checking(node: ast.AST) -> bool:
         or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
 
 
-def _imports(tree: ast.Module, name: str, is_package: bool, deep: bool) -> list[str]:
-    """Dotted names a module imports: at run time (no TYPE_CHECKING), deep = in functions too."""
+def _imports(tree: ast.Module, name: str, is_package: bool) -> list[str]:
+    """Dotted names a module imports at run time (no TYPE_CHECKING), in functions too."""
     found: list[str] = []
     package = name if is_package else name.rpartition(".")[0]
 
@@ -94,8 +94,6 @@ def _imports(tree: ast.Module, name: str, is_package: bool, deep: bool) -> list[
                     base = ".".join(parts + ([base] if base else []))
                 found.append(base)
                 found.extend(f"{base}.{a.name}" for a in node.names)  # maybe submodules
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not deep:
-                continue
             visit(ast.iter_child_nodes(node))
 
     visit(tree.body)
@@ -107,28 +105,26 @@ def project_modules(pkg_root: Path) -> tuple[set[str], set[str]]:
 
     pkg_root holds the kdumpctl_py package (an unpacked wheel).
     """
-    cli = pkg_root / PROJECT / "cli"
-    shallow = {f"{PROJECT}.cli.{p.stem}" for p in cli.glob("*.py") if p.stem != "__init__"}
-    todo = [(m, True) for m in ENTRY_MODULES] + [(m, False) for m in sorted(shallow)]
-    done: dict[str, bool] = {}
+    todo = list(ENTRY_MODULES)
+    done: set[str] = set()
     external: set[str] = set()
     while todo:
-        name, deep = todo.pop()
-        if name.startswith(EXCLUDED_PROJECT) or done.get(name) in (True, deep):
+        name = todo.pop()
+        if name.startswith(EXCLUDED_PROJECT) or name in done:
             continue
         path = _module_file(pkg_root, name)
         if path is None:
             continue  # `from pkg import function`: not a module
-        done[name] = deep or done.get(name, False)
+        done.add(name)
         parts = name.split(".")
-        todo.extend((".".join(parts[:i]), True) for i in range(1, len(parts)))
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         tree = ast.parse(path.read_text(), str(path))
-        for imported in _imports(tree, name, path.name == "__init__.py", deep):
+        for imported in _imports(tree, name, path.name == "__init__.py"):
             if imported.split(".")[0] == PROJECT:
-                todo.append((imported, True))
+                todo.append(imported)
             elif imported:
                 external.add(imported)
-    return set(done), external
+    return done, external
 
 
 TRACE = """\

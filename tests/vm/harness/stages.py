@@ -62,7 +62,7 @@ _COPY_VMCORE = (
 # holds once `kdumpctl-py save` has imported what it needs, and the save's peak.
 _IMPORTS = (
     "t0=$(cut -d' ' -f1 /proc/uptime); python3 -X importtime -c '"
-    "import kdumpctl_py.cli as c; c.build_parser(); "
+    "import kdumpctl_py.cli as c; c.build_parser([\"save\"]); "
     "import kdumpctl_py.capture.save, kdumpctl_py.service.capture, numpy, zstandard; "
     'd = dict(line.split(":", 1) for line in open("/proc/self/status")); '
     'print(*(k + "_kb=" + d[k].split()[0] for k in ("VmHWM", "RssAnon", "RssFile", "RssShmem")))'
