@@ -20,6 +20,7 @@ import resource
 import signal
 import sys
 import time
+from _thread import get_ident  # threading's, without importing threading at one thread
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -599,9 +600,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
     fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word, by word
 
     def work(runs: list[PageRun]) -> _Chunk:
-        import threading
-
-        tid = threading.get_ident()
+        tid = get_ident()
         if comp and tid not in compressors:
             compressors[tid] = comp.make()
         return _make_chunk(v, runs, compressors.get(tid), comp.flag if comp else 0,

@@ -9,6 +9,7 @@ modules import their heavy dependencies inside the command, so that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
@@ -59,6 +60,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -69,6 +71,30 @@ class Parser(argparse.ArgumentParser):
         sub = super().add_subparsers(**kwargs)
         assert isinstance(sub, Commands)
         return sub
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's help, as wide as argparse makes it, but not through shutil, whose import
+    loads the bz2 and lzma libraries (half a MB of a save's peak RSS) only for the
+    terminal's width: argparse makes a formatter for each option it adds."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        kwargs.setdefault("width", terminal_columns() - 2)
+        super().__init__(prog, **kwargs)
+
+
+def terminal_columns() -> int:
+    """shutil.get_terminal_size()'s columns: $COLUMNS, else standard output's terminal's,
+    else 80."""
+    with contextlib.suppress(KeyError, ValueError):
+        if (columns := int(os.environ["COLUMNS"])) > 0:
+            return columns
+    if sys.__stdout__ is None:
+        return 80
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:

@@ -14,8 +14,6 @@ the answers in; facts never import the layer that acts.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -125,6 +123,8 @@ class SystemView:
         if not self.live:
             if not meta_path.is_file():
                 raise UsageError(f"{root} is not a kdumpctl-py snapshot (no {META})")
+            import json  # only a snapshot has metadata: a save reads the live machine
+
             try:
                 self.meta = json.loads(meta_path.read_text())
             except (OSError, ValueError) as e:
@@ -388,6 +388,8 @@ class SystemView:
             raw = self.data("/proc/config.gz")
             if raw is None:
                 return None
+            import gzip
+
             try:
                 text = gzip.decompress(raw).decode("utf-8", "replace")
             except (OSError, EOFError) as e:

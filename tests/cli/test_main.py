@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kdumpctl_py.cli import COMMANDS, build_parser, invoked, main
+from kdumpctl_py.cli import COMMANDS, build_parser, invoked, main, terminal_columns
 
 
 def test_bad_usage_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,10 +101,25 @@ def test_each_command_parses_and_helps_as_with_every_command(
 @pytest.mark.parametrize("command", ["save", "capture"])
 def test_save_and_capture_import_no_other_command(command: str) -> None:
     """The capture initramfs holds only these commands' cli modules
-    (tests/vm/harness/captureroot.py), and a save pays for no other parser."""
+    (tests/vm/harness/captureroot.py), and a save pays for no other parser, nor for
+    shutil's compression libraries."""
     code = ("import sys; from kdumpctl_py.cli import build_parser; "
             f"build_parser([{command!r}, '--help']); "
-            "print(sorted(m for m in sys.modules if m.startswith('kdumpctl_py.cli.')))")
+            "print(sorted(m for m in sys.modules if m.startswith('kdumpctl_py.cli.')), "
+            "'shutil' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == repr([f"kdumpctl_py.cli.{command}"])
+    assert out.strip() == f"{[f'kdumpctl_py.cli.{command}']!r} False"
+
+
+@pytest.mark.parametrize("columns", [None, "100", "0", "wide"])
+def test_help_is_as_wide_as_shutil_says(monkeypatch: pytest.MonkeyPatch,
+                                        columns: str | None) -> None:
+    """The width is found without importing shutil (and with it bz2 and lzma)."""
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
