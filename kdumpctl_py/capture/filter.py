@@ -150,9 +150,14 @@ def _mark(bits: Bits, first: int, lo: int, hi: int) -> None:
         bits[lo:hi] = True
 
 
-def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int, int | None]]:
+Section = tuple[int, int, int | None]  # first pfn, end pfn, address of its struct pages
+
+
+def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[Section]:
     """(first pfn, end pfn, virtual address of its struct pages) per present SPARSEMEM section;
-    None for the address where the section's own entry cannot be read."""
+    None for the address where the section's own entry cannot be read. What it needs (the
+    roots) is read now, and raises now; each section's entry is read as it is reached, so
+    nothing is held per section (a TiB has 8,192)."""
     info = vmcore.vmcoreinfo
     root_sym = info.symbol("mem_section")
     section_bits, physmem_bits = info.number("SECTION_SIZE_BITS"), info.number("MAX_PHYSMEM_BITS")
@@ -174,24 +179,28 @@ def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[tuple[int, int
     wanted = min(roots, -(-nr_sections // per_root)) if extreme else 0
     root_ptrs = list(struct.unpack(f"<{wanted}Q", vmcore.read_virt(root_sym, 8 * wanted))
                      ) if wanted else []
-    for sec in range(nr_sections):
-        if extreme:
-            root = root_ptrs[sec // per_root] if sec // per_root < len(root_ptrs) else 0
-            if not root:
+
+    def each() -> Iterator[Section]:
+        for sec in range(nr_sections):
+            if extreme:
+                root = root_ptrs[sec // per_root] if sec // per_root < len(root_ptrs) else 0
+                if not root:
+                    continue
+                addr = root + (sec % per_root) * size_sec
+            else:
+                addr = root_sym + sec * size_sec
+            start = sec * per_section
+            try:
+                (coded,) = struct.unpack("<Q", vmcore.read_virt(addr + off_map, 8))
+            except MissingMemory:
+                yield start, min(start + per_section, nr), None
                 continue
-            addr = root + (sec % per_root) * size_sec
-        else:
-            addr = root_sym + sec * size_sec
-        start = sec * per_section
-        try:
-            (coded,) = struct.unpack("<Q", vmcore.read_virt(addr + off_map, 8))
-        except MissingMemory:
-            yield start, min(start + per_section, nr), None
-            continue
-        if not coded & SECTION_MARKED_PRESENT:
-            continue
-        mem_map = ((coded & SECTION_MAP_MASK) + start * sizeof_page) & ((1 << 64) - 1)
-        yield start, min(start + per_section, nr), mem_map
+            if not coded & SECTION_MARKED_PRESENT:
+                continue
+            mem_map = ((coded & SECTION_MAP_MASK) + start * sizeof_page) & ((1 << 64) - 1)
+            yield start, min(start + per_section, nr), mem_map
+
+    return each()
 
 
 def zero_pages(chunk: bytes, page_size: int) -> Bits:
@@ -284,7 +293,8 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
     plan = _struct_page_plan(vmcore, dump_level, stats, struct_pages, nr)
     carry = Carry()
     failed: list[str] = []
-    index = 0
+    nfailed = 0
+    section = next(plan[2], None) if plan is not None else None
     for ws in range(0, max(nr, 1), step):
         we = min(ws + step, nr)
         present = present_pages(vmcore, we, ws)
@@ -293,9 +303,9 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
             layout, pt, sections = plan
             segs = in_segments(vmcore, we, ws)
             carry_into(keep, ws, carry, stats)
-            while index < len(sections) and sections[index][0] < we:
-                start, end, mem_map = sections[index]
-                index += 1
+            while section is not None and section[0] < we:
+                start, end, mem_map = section
+                section = next(sections, None)
                 lo, hi = start - ws, end - ws
                 try:
                     if mem_map is None:
@@ -311,15 +321,18 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
                     if not (tolerant or isinstance(e, MissingMemory)):
                         raise
                     stats.unfiltered += int(np.count_nonzero(keep[lo:hi]))
-                    failed.append(f"{start:#x}-{end - 1:#x} ({e})")
+                    nfailed += 1
+                    if len(failed) < FAILED_NAMED:
+                        failed.append(f"{start:#x}-{end - 1:#x} ({e})")
         yield ws, present, keep
-    if failed:
-        stats.warnings.append(f"struct pages of {len(failed)} sections could not be used, their "
-                              f"pages are kept: pfns {'; '.join(failed[:4])}"
-                              + ("; ..." if len(failed) > 4 else ""))
+    if nfailed:
+        stats.warnings.append(f"struct pages of {nfailed} sections could not be used, their "
+                              f"pages are kept: pfns {'; '.join(failed)}"
+                              + ("; ..." if nfailed > FAILED_NAMED else ""))
 
 
-_Plan = tuple[PageLayout, PageTables, list[tuple[int, int, int | None]]]
+FAILED_NAMED = 4  # sections whose failure the warning names
+_Plan = tuple[PageLayout, PageTables, Iterator[Section]]
 
 
 def _struct_page_plan(vmcore: Vmcore, dump_level: int, stats: FilterStats, struct_pages: bool,
@@ -339,7 +352,7 @@ def _struct_page_plan(vmcore: Vmcore, dump_level: int, stats: FilterStats, struc
     try:
         layout = page_layout(info)
         pt = PageTables(vmcore)
-        return layout, pt, list(mem_maps(vmcore, pt, nr))
+        return layout, pt, mem_maps(vmcore, pt, nr)
     except KdumpError as e:  # no layout, no page tables, unreadable section roots
         stats.struct_pages = False
         stats.warnings.append(f"{e}: every page but zero pages kept (-d {written})" if wanted

@@ -55,3 +55,36 @@ def test_runs_join_across_windows_and_clip() -> None:
     for first in range(0, 256, 64):
         whole.add(first, np.ones(64, bool), np.ones(64, bool))
     assert list(whole.runs(0, 256)) == [(0, 256)]
+
+
+def test_held_memory_does_not_grow_by_objects_per_window() -> None:
+    """A TiB of 4K pages is 4,096 windows of 2^16 pages: what they hold is their compressed
+    bits and 32 bytes each (a dataclass and two bytes objects per window held 0.1 MB per
+    64 GiB more, 1.6 MB per TiB); an all-present 1st bitmap holds nothing."""
+    import tracemalloc
+
+    size, windows = 1 << 16, 4096
+    present = np.ones(size, dtype=bool)
+    keep = np.zeros(size, dtype=bool)
+    keep[1000:1300] = keep[5000:5004] = keep[40000:41024] = True
+    tracemalloc.start()
+    try:
+        bm = PageBitmaps(size * windows)
+        for i in range(windows):
+            bm.add(i * size, present, keep)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_window = len(_pack_len(keep)) + 32
+    assert held < windows * per_window * 1.3, held
+    assert all(np.array_equal(p, present) for _, p, _ in bm.windows())
+    assert b"".join(bm.packed(False)) == np.packbits(np.ones(size * windows, bool),
+                                                     bitorder="little").tobytes()
+
+
+def _pack_len(bits: np.ndarray) -> bytes:
+    import zlib
+
+    from kdumpctl_py.capture.bitmaps import PACK_LEVEL
+
+    return zlib.compress(np.packbits(bits, bitorder="little").tobytes(), PACK_LEVEL)
