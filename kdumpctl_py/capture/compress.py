@@ -93,7 +93,7 @@ def _lzo() -> Compressor:
     return lambda page: lzo.compress(bytes(page), 1, False)
 
 
-def stored_forms(data: bytes | bytearray, offsets: list[int], size: int,
+def stored_forms(data: bytes | bytearray | memoryview, offsets: list[int], size: int,
                  compressor: Compressor) -> list[bytes]:
     """The stored form of each page data[offset:offset+size]: compressed, or the page
     itself when compression does not make it smaller (makedumpfile's rule)."""

@@ -209,7 +209,8 @@ def zero_pages(chunk: bytes, page_size: int) -> Bits:
     return np.asarray(~words.any(axis=1))
 
 
-def fill_pages(chunk: bytes | bytearray, page_size: int) -> tuple[npt.NDArray[np.uint64], Bits]:
+def fill_pages(chunk: bytes | bytearray | memoryview,
+               page_size: int) -> tuple[npt.NDArray[np.uint64], Bits]:
     """The first 8-byte word of each page of `chunk`, and True where the page is nothing
     but that word repeated (a zero page is 0 repeated): such pages are compressed once."""
     words = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, page_size // 8)

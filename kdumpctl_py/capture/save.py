@@ -246,17 +246,16 @@ def _read_page_by_page(v: Vmcore, offset: int, count: int, pfn: int,
     return bytes(out), bad
 
 
-def _gather(v: Vmcore, runs: list[PageRun]) -> tuple[bytes | bytearray, list[int],
-                                                    list[int]]:
-    """The pages of `runs` in one buffer, each run read straight into its place (one run:
-    its own read); the pfns of the pages that could not be read, and their positions."""
-    if len(runs) == 1:
-        pfn, n, offset = runs[0]
-        data, bad = _read_pages(v, offset, n, pfn)
-        return data, bad, [b - pfn for b in bad]
+def _gather(v: Vmcore, runs: list[PageRun], buf: bytearray) -> tuple[memoryview, list[int],
+                                                                     list[int]]:
+    """The pages of `runs` in `buf` (grown when too small, reused from chunk to chunk so
+    that no chunk costs fresh pages from the kernel), each run read straight into its
+    place; the pfns of the pages that could not be read, and their positions."""
     ps = v.page_size
-    buf = bytearray(sum(n for _, n, _ in runs) * ps)
-    view = memoryview(buf)
+    size = sum(n for _, n, _ in runs) * ps
+    if len(buf) < size:
+        buf.extend(bytes(size - len(buf)))
+    view = memoryview(buf)[:size]
     unreadable: list[int] = []
     where: list[int] = []
     at = 0
@@ -268,7 +267,7 @@ def _gather(v: Vmcore, runs: list[PageRun]) -> tuple[bytes | bytearray, list[int
             unreadable += unread
             where += [at + b - pfn for b in unread]
         at += n
-    return buf, unreadable, where
+    return view, unreadable, where
 
 
 def _read_whole(v: Vmcore, part: memoryview, offset: int) -> bool:
@@ -282,10 +281,11 @@ def _read_whole(v: Vmcore, part: memoryview, offset: int) -> bool:
 
 
 def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
-                flag: int, zero_shared: bool, fills: dict[int, bytes]) -> _Chunk:
-    """Read and compress the pages of `runs`; unreadable pages get no descriptor at all."""
+                flag: int, zero_shared: bool, fills: dict[int, bytes], buf: bytearray) -> _Chunk:
+    """Read and compress the pages of `runs` (read into `buf`, this thread's own);
+    unreadable pages get no descriptor at all."""
     ps = v.page_size
-    data, bad, where = _gather(v, runs)
+    data, bad, where = _gather(v, runs, buf)
     count = len(data) // ps
     fill, filled = fill_pages(data, ps)
     zeros = filled & (fill == 0)
@@ -597,6 +597,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
     pending: deque[_Pending] = deque()
     index = 0
     compressors: dict[int, Compressor] = {}
+    buffers: dict[int, bytearray] = {}  # each thread's read buffer
     fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word, by word
 
     def work(runs: list[PageRun]) -> _Chunk:
@@ -604,7 +605,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         if comp and tid not in compressors:
             compressors[tid] = comp.make()
         return _make_chunk(v, runs, compressors.get(tid), comp.flag if comp else 0,
-                           zero_shared, fills)
+                           zero_shared, fills, buffers.setdefault(tid, bytearray()))
 
     def drain_one() -> None:
         nonlocal index
