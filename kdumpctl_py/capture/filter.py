@@ -215,10 +215,15 @@ def fill_pages(chunk: bytes | bytearray | memoryview,
     but that word repeated (a zero page is 0 repeated): such pages are compressed once."""
     words = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, page_size // 8)
     first = words[:, 0].copy()
-    # The last word first: most pages differ there, and only the rest are read whole.
+    # The last word first: most pages of data differ there, and only the rest are read
+    # whole, by two reductions (a page is one word when its least word is its greatest):
+    # all of them when they are many (zero pages, on most machines), else a copy of those.
     same = words[:, -1] == first
     maybe = np.flatnonzero(same)
-    same[maybe] = (words[maybe] == first[maybe, None]).all(axis=1)
+    if 4 * len(maybe) > len(same):
+        return first, np.asarray(words.min(axis=1) == words.max(axis=1))
+    few = words[maybe]
+    same[maybe] = few.min(axis=1) == few.max(axis=1)
     return first, same
 
 
