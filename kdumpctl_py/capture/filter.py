@@ -298,6 +298,9 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
     stats = stats if stats is not None else FilterStats()
     plan = _struct_page_plan(vmcore, dump_level, stats, struct_pages, nr)
     carry = Carry()
+    # the struct pages of one block, read into the same pages each time (never resized:
+    # the previous block's views may still be alive)
+    buf = bytearray(STRUCT_PAGES_BLOCK * plan[0].sizeof_page if plan else 0)
     failed: list[str] = []
     nfailed = 0
     section = next(plan[2], None) if plan is not None else None
@@ -320,7 +323,7 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
                     for a in range(lo, hi, STRUCT_PAGES_BLOCK):
                         b = min(a + STRUCT_PAGES_BLOCK, hi)
                         raw = _struct_pages(pt, layout, mem_map + (a - lo) * layout.sizeof_page,
-                                            present[a:b])
+                                            present[a:b], buf)
                         carry = _exclude_section(layout, dump_level, ws + a, raw, segs[a:b],
                                                  keep, carry, stats, ws)
                 except Exception as e:  # noqa: BLE001 - the capture kernel keeps what it cannot decide
@@ -367,14 +370,15 @@ def _struct_page_plan(vmcore: Vmcore, dump_level: int, stats: FilterStats, struc
 
 
 def _struct_pages(pt: PageTables, layout: PageLayout, mem_map: int,
-                  covered: Bits) -> memoryview:
-    """A section's struct pages, read only for the pfns some PT_LOAD covers (zeros between),
-    straight into one buffer."""
+                  covered: Bits, buf: bytearray) -> memoryview:
+    """A block's struct pages, read only for the pfns some PT_LOAD covers (zeros between),
+    straight into `buf`, the walk's one buffer of a whole block."""
     size = layout.sizeof_page
-    view = memoryview(bytearray(len(covered) * size))
+    view = memoryview(buf)[:len(covered) * size]
     if covered.all():
         pt.read_into(mem_map, view)
         return view
+    np.frombuffer(view, dtype=np.uint8).fill(0)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.astype(np.int8), [0]))))
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
         pt.read_into(mem_map + a * size, view[a * size:b * size])
@@ -427,8 +431,13 @@ def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one disp
     # _mapcount of -1 or 0 (no page type) passes every test below, and so does a tail
     # page or one outside the segments. Most of an idle machine's struct pages are such
     # (inside free blocks), so the tests run on the rest only.
-    mapcount_all = whole(layout.mapcount, "<i4")
-    busy = (whole(layout.flags, "<u8") != 0) | ((whole(layout.mapping, "<u8") & np.uint64(1)) != 0)
+    # The fields tested on every page are copied out once (a pass over the struct pages
+    # each, whose cache lines are then not read again) and tested there.
+    flags_all = np.ascontiguousarray(whole(layout.flags, "<u8"))
+    mapping_all = np.ascontiguousarray(whole(layout.mapping, "<u8"))
+    mapcount_all = np.ascontiguousarray(whole(layout.mapcount, "<i4"))
+    busy = flags_all != 0
+    busy |= (mapping_all & np.uint64(1)) != 0
     busy |= (mapcount_all != -1) & (mapcount_all != 0)
     busy &= (whole(layout.compound_head, "<u8") & np.uint64(1)) == 0
     busy &= in_segs
@@ -440,9 +449,9 @@ def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one disp
     def field(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
         return whole(offset, dtype, page)[at]
 
-    flags = field(layout.flags, "<u8")
-    mapping = field(layout.mapping, "<u8")
-    mapcount = field(layout.mapcount, "<i4")
+    flags = flags_all[at]
+    mapping = mapping_all[at]
+    mapcount = mapcount_all[at]
     private = field(layout.private, "<u8")
     pfn = start + at.astype(np.int64)
 
@@ -562,18 +571,21 @@ def exclude_ranges(first: npt.NDArray[np.int64], end: npt.NDArray[np.int64],
     counting what each clears by kind; return the one that runs past `keep`, if any."""
     if not len(first):
         return carry
-    lo = np.clip(first - base, 0, len(keep))
-    hi = np.clip(end - base, 0, len(keep))
+    lo = np.minimum(np.maximum(first - base, 0), len(keep))
+    hi = np.minimum(np.maximum(end - base, 0), len(keep))
     a, b = int(lo[0]), int(hi.max())
-    label = np.zeros(b - a + 1, dtype=np.int16)
-    np.add.at(label, lo - a, kind.astype(np.int16))
-    np.add.at(label, hi - a, -kind.astype(np.int16))
-    label = np.cumsum(label[:-1], dtype=np.int16)
     part = keep[a:b]
-    counts = np.bincount(label[part], minlength=len(KINDS) + 1)
+    # What each range clears, counted per range from a running count of kept pages; the
+    # ranges are disjoint, so one running sum of +1 and -1 at their edges marks them.
+    kept = np.zeros(b - a + 1, dtype=np.int32)
+    np.cumsum(part, dtype=np.int32, out=kept[1:])
+    counts = np.bincount(kind, weights=kept[hi - a] - kept[lo - a], minlength=len(KINDS) + 1)
     for i, name in enumerate(KINDS, 1):
         setattr(stats, name, getattr(stats, name) + int(counts[i]))
-    part &= label == 0
+    edges = np.zeros(b - a + 1, dtype=np.int8)
+    np.add.at(edges, lo - a, 1)
+    np.add.at(edges, hi - a, -1)
+    part &= np.cumsum(edges[:-1], dtype=np.int8) == 0
     last = int(np.argmax(end))
     until = int(end[last])
     return Carry(until, int(kind[last])) if until > carry.until else carry
