@@ -245,14 +245,20 @@ class FilterStats:
 
 
 def _field(raw: bytes | memoryview, stride: int, offset: int, dtype: str,
-           n: int) -> npt.NDArray[Any]:
-    """Field at `offset` of each of n structs of `stride` bytes, a view without a copy;
-    zeros past the end of `raw` (the first tail page of the section's last page)."""
+           n: int, at: npt.NDArray[np.intp] | None = None) -> npt.NDArray[Any]:
+    """Field at `offset` of each of n structs of `stride` bytes, a view without a copy, or
+    of the structs `at` only, gathered; zeros past the end of `raw` (the first tail page
+    of the section's last page)."""
     fit = min(n, max(0, (len(raw) - offset - np.dtype(dtype).itemsize) // stride + 1))
     view = np.ndarray((fit,), dtype=dtype, buffer=raw, offset=offset, strides=(stride,))
     if fit == n:
-        return view
-    return np.concatenate((view, np.zeros(n - fit, dtype=dtype)))
+        return view if at is None else view[at]
+    if at is None:
+        return np.concatenate((view, np.zeros(n - fit, dtype=dtype)))
+    out = np.zeros(len(at), dtype=dtype)
+    inside = at < fit
+    out[inside] = view[at[inside]]
+    return out
 
 
 Window = tuple[int, Bits, Bits]  # first pfn, then the 1st and 2nd bitmaps from it on
@@ -447,7 +453,9 @@ def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one disp
         return carry
 
     def field(offset: int | None, dtype: str, page: int = 0) -> npt.NDArray[Any]:
-        return whole(offset, dtype, page)[at]
+        if offset is None:
+            return np.zeros(n, dtype=dtype)
+        return _field(raw_bytes, size, page * size + offset, dtype, total, at)
 
     flags = flags_all[at]
     mapping = mapping_all[at]
