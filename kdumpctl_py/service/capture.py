@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kdumpctl_py import journal
 from kdumpctl_py.capture.record import SaveRecord, summary
@@ -27,19 +27,17 @@ from kdumpctl_py.config.model import (
 )
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.service import notify, retention, testid
-from kdumpctl_py.service.ssh import (
-    ROUTE_WAIT_S,
-    Remote,
-    apply_retention,
-    save_with_fallback_over_ssh,
-)
 from kdumpctl_py.service.target import (
     MOUNT_POINT,
     NETWORK_RESULTS,
     NFS_OPTIONS,
+    ROUTE_WAIT_S,
     shown,
     under,
 )
+
+if TYPE_CHECKING:  # service.ssh (socket, subprocess) is imported for an ssh target only
+    from kdumpctl_py.service.ssh import Remote
 
 
 class Machine(Protocol):
@@ -75,6 +73,8 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
     remote = None
     try:
         if isinstance(cfg.target, SshTarget):
+            from kdumpctl_py.service.ssh import Remote
+
             remote = Remote(cfg.target, cfg.sshkey, route_wait)
             _save_ssh(cfg, vmcore, remote, out)
         else:
@@ -123,6 +123,8 @@ def _keep(cfg: Config, remote: Remote | None, dump_root: str, out: Outcome) -> N
     """Retention after a dump was saved; its failure is only a warning."""
     try:
         if remote is not None:
+            from kdumpctl_py.service.ssh import apply_retention
+
             out.retention = apply_retention(remote, cfg.path, cfg.keep)
             _report_retention(out.retention, remote.where(cfg.path))
         else:
@@ -191,6 +193,7 @@ def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, 
 
 def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     from kdumpctl_py.capture.save import SaveOptions
+    from kdumpctl_py.service.ssh import save_with_fallback_over_ssh
 
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
     remote.wait_for_server()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 
 NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
@@ -77,6 +76,8 @@ def plan(dumps: list[Dump], keep: int) -> Retention:
 
 
 def apply(directory: str, keep: int) -> Retention:
+    import shutil  # here: it loads the bz2 and lzma libraries, which only keep needs
+
     result = plan(scan(directory), keep)
     for name in result.deleted:
         shutil.rmtree(os.path.join(directory, name))

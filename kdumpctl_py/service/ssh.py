@@ -29,6 +29,7 @@ from kdumpctl_py.config.model import SshTarget, known_hosts
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.journal import warn
 from kdumpctl_py.service import retention
+from kdumpctl_py.service.target import ROUTE_WAIT_S
 
 if TYPE_CHECKING:
     from kdumpctl_py.capture.save import SaveOptions
@@ -38,9 +39,6 @@ ALIVE_INTERVAL_S = 10
 ALIVE_COUNT = 3
 COMMAND_TIMEOUT_S = 120
 REASSEMBLE_TIMEOUT_S = 3600
-# How long the capture kernel waits for the server to answer on its port: the
-# network may still be coming up when the capture service starts.
-ROUTE_WAIT_S = 90
 
 
 def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:

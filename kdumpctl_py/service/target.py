@@ -16,6 +16,9 @@ MOUNT_POINT = "/run/kdumpctl-py/target"
 # Soft, so that a server that goes away fails the writes (the dump stays
 # -incomplete, failure_action follows) instead of hanging the capture kernel.
 NFS_OPTIONS = "vers=4,soft,timeo=100,retrans=3"
+# How long the capture kernel waits for an ssh server to answer on its port: the
+# network may still be coming up when the capture service starts.
+ROUTE_WAIT_S = 90
 
 
 def under(mountpoint: str, path: str) -> str:
