@@ -15,6 +15,13 @@ time, a little larger and not byte-identical to makedumpfile's. Nor to itself:
 the same page is not always the same bytes from one run to the next (about one
 page in 20,000 differed by a byte on the 2 GiB bench vmcore), so a file the same
 to the byte, windowed or not, threads or not, is the system zlib's promise only.
+What decides is where ISA-L's stream state lies in memory: isal_deflate (ISA-L
+2.31 in python-isal 1.9.1) gives the same page other valid bytes when its
+struct isal_zstream moves by 64 KiB or more, and always the same bytes where
+it stays, whatever the contents of its level buffer, output buffer, the bytes
+around the page or the struct itself; python-isal keeps that struct on the
+calling thread's stack, which address-space randomisation puts elsewhere in
+every process and every thread. No call of the module lets us place it.
 """
 
 from __future__ import annotations
