@@ -15,13 +15,15 @@ time, a little larger and not byte-identical to makedumpfile's. Nor to itself:
 the same page is not always the same bytes from one run to the next (about one
 page in 20,000 differed by a byte on the 2 GiB bench vmcore), so a file the same
 to the byte, windowed or not, threads or not, is the system zlib's promise only.
-What decides is where ISA-L's stream state lies in memory: isal_deflate (ISA-L
-2.31 in python-isal 1.9.1) gives the same page other valid bytes when its
-struct isal_zstream moves by 64 KiB or more, and always the same bytes where
-it stays, whatever the contents of its level buffer, output buffer, the bytes
-around the page or the struct itself; python-isal keeps that struct on the
-calling thread's stack, which address-space randomisation puts elsewhere in
-every process and every thread. No call of the module lets us place it.
+The cause is in ISA-L (2.31, in python-isal 1.9.1): the assembly body of its
+levels 1 and 2 (igzip_icf_body_h1_gr_bt.asm), on a stream's first byte, takes
+the hash of the third byte's position from `rcx >> 16` while rcx still holds
+its argument, the address of the struct isal_zstream, not the input's bytes.
+That slot then offers, now and then, another (verified, so valid) match. The
+struct lies on the calling thread's stack in python-isal, which address-space
+randomisation moves in every process and thread; no call of the module lets
+us place it or skip that path, and level 3, whose body is another, costs 18 %
+more CPU (README). So ISA-L's bytes stay as they come.
 """
 
 from __future__ import annotations
