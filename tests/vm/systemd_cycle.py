@@ -35,6 +35,7 @@ from typing import Any
 from tests.vm.harness import aptsources, disk, firstboot, foreignroot, rootinitrd, wheel
 from tests.vm.harness.cache import building_dir, cache_root
 from tests.vm.harness.config import ARCHES
+from tests.vm.harness.costs import Costs
 from tests.vm.harness.debian import AptState, extract
 from tests.vm.harness.errors import HarnessError
 from tests.vm.harness.proc import run
@@ -205,10 +206,13 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
                  f"--architectures={apt.arch.debian}", SUITE, tmp / "root", *sources],
                 timeout=3600)
         else:
+            costs = Costs()
             foreignroot.build(tmp / "root", apt.arch.debian, SUITE, packages, sources,
-                              DPKG_EXCLUDES, tmp / "debs")
-            firstboot.make_initramfs(tmp / "root", apt.arch, busybox_dir(cache, apt),
-                                     tmp / "first-boot")
+                              DPKG_EXCLUDES, tmp / "debs", costs)
+            with costs.step("first-boot"):
+                firstboot.make_initramfs(tmp / "root", apt.arch, busybox_dir(cache, apt),
+                                         tmp / "first-boot")
+            costs.write(tmp / "build-costs.json")
         (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
     return final / "root"
 

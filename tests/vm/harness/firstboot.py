@@ -24,15 +24,20 @@ from .qemu import Vm, VmSpec
 
 # The virtio disk, and ext4, which Debian's generic arm64 kernel builds as a module.
 MODULES = ("crc32c_generic", "ext4")
-DONE = "KDUMPCTL-VM: initramfs built"
-# After rootinitrd.PROLOGUE: the root read-write, update-initramfs in it, power off.
+DONE = "initramfs built"
+# After rootinitrd.PROLOGUE: the root read-write; in it update-ca-certificates, which the
+# second stage left for here (foreignroot.py), and update-initramfs; power off.
 INIT = f"""\
 $bb mount -t ext4 /dev/vda /root || $bb poweroff -f
 $bb mount -t proc proc /root/proc
 $bb mount -t sysfs sysfs /root/sys
 $bb mount -t devtmpfs devtmpfs /root/dev
-$bb chroot /root /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \\
-    update-initramfs -c -k all && echo "{DONE}"
+say() {{ echo "KDUMPCTL-VM: at $($bb cut -d' ' -f1 /proc/uptime) s: $*"; }}
+in_root() {{ $bb chroot /root /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }}
+say "root mounted"
+{{ [ ! -e /root/usr/sbin/update-ca-certificates ] || in_root update-ca-certificates; }} &&
+    say "update-ca-certificates done" &&
+    in_root update-initramfs -c -k all && say "{DONE}"
 $bb umount /root/proc /root/sys /root/dev
 $bb mount -o remount,ro /root
 $bb sync
@@ -59,8 +64,8 @@ def release(root: Path) -> str | None:
 def make_initramfs(root: Path, arch: Arch, busybox: Path, work: Path) -> None:
     """Boot `root`'s kernel once so that its update-initramfs makes /boot/initrd.img-REL."""
     rel = release(root)
-    if rel is None or (root / "boot" / f"initrd.img-{rel}").exists():
-        return
+    if rel is None:
+        raise HarnessError("a foreign root needs a kernel: its first boot finishes it")
     work.mkdir(parents=True, exist_ok=True)
     initrd, image = work / "initrd.img", work / "root.img"
     rootinitrd.write(arch, root, rel, busybox, INIT, initrd, MODULES)
@@ -82,4 +87,6 @@ def make_initramfs(root: Path, arch: Arch, busybox: Path, work: Path) -> None:
     run(["debugfs", "-R", f"dump -p {made} {root}{made}", image])
     if not (root / made.lstrip("/")).is_file():
         raise HarnessError(f"the first boot left no {made}")
+    # The console, with the time each step ended, stays with the root.
+    shutil.copy(work / "console.log", work.parent / "first-boot.log")
     shutil.rmtree(work)

@@ -9,15 +9,24 @@ starts every foreign executable through qemu-user itself (`proot -q`): dpkg unpa
 every package into its database and configures them all, maintainer scripts, kernel
 postinst hooks (update-initramfs) and triggers included. Nothing is mounted: proot
 binds the host's /dev, /proc and /sys by path translation in its own process tree.
+
+Every program qemu-user starts pays its translation again, so what does not depend
+on the architecture is kept out of it: dpkg reads each package through the host's
+own dpkg-deb (proot runs a host ELF natively), the Python modules are byte-compiled
+by the host's Python of the same version, and update-ca-certificates (hundreds of
+small programs) waits for the first boot (firstboot.py), where a TCG guest keeps its
+translations from one program to the next.
 """
 
 from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .costs import Costs
 from .errors import HarnessError
 from .proc import run
 
@@ -35,24 +44,38 @@ MERGED_USR_HOOK = "/usr/share/mmdebstrap/hooks/merged-usr/setup00.sh"
 # not translate statx(), so its `stat` of a temporary file fails. What that script
 # would do here (grub-install, update-grub) the harness does (efidisk.install_grub)
 # and the guest's own update-grub does when reset-crashkernel runs it.
-SECOND_STAGE = """\
+# Set aside too, for the host or the first boot to do (above): py3compile (absent, the
+# python3-* postinsts skip it) and update-ca-certificates (true, its postinst and
+# trigger call it unconditionally). dpkg runs with mmdebstrap's --force-unsafe-io
+# (no fsync of each file: every system call crosses proot's ptrace).
+DEFERRED = {"/bin/systemd-tmpfiles": "/bin/true", "/usr/bin/py3compile": None,
+            "/usr/sbin/update-ca-certificates": "/bin/true"}
+HOST = "/debs/host"  # the host's dpkg-deb, its loader and libraries (stage_dpkg_deb)
+SECOND_STAGE = f"""\
 set -e
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive \\
-    DEBCONF_NONINTERACTIVE_SEEN=true
+export PATH={HOST}/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \\
+    DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true
 printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
-dpkg --force-depends --install /debs/base-passwd_*.deb
-dpkg --force-depends --install /debs/base-files_*.deb
-dpkg --force-depends --force-confold --unpack /debs/*.deb
-dpkg-divert --local --rename --add /bin/systemd-tmpfiles
-ln -s /bin/true /bin/systemd-tmpfiles
-dpkg --force-confold --configure -a || true
-left=$(dpkg-query -W -f '${Package} ${Status}\\n' | grep -v ' installed$' | cut -d' ' -f1)
-[ "$left" = grub-efi-$(dpkg --print-architecture) ] || [ -z "$left" ] || {
-    echo "not configured: $left"; exit 1; }
-rm /bin/systemd-tmpfiles
-dpkg-divert --local --rename --remove /bin/systemd-tmpfiles
+dpkg --force-depends --force-unsafe-io --install /debs/base-passwd_*.deb
+dpkg --force-depends --force-unsafe-io --install /debs/base-files_*.deb
+dpkg --force-depends --force-confold --force-unsafe-io --unpack /debs/*.deb
+for path in {" ".join(DEFERRED)}; do dpkg-divert --local --rename --add "$path"; done
+{"".join(f"ln -s {to} {path}{chr(10)}" for path, to in DEFERRED.items() if to)}\
+dpkg --force-confold --force-unsafe-io --configure -a || true
+left=$(dpkg-query -W -f '${{Package}} ${{Status}}\\n' | grep -v ' installed$' | cut -d' ' -f1)
+[ "$left" = grub-efi-$(dpkg --print-architecture) ] || [ -z "$left" ] || {{
+    echo "not configured: $left"; exit 1; }}
+for path in {" ".join(DEFERRED)}; do
+    rm -f "$path"; dpkg-divert --local --rename --remove "$path"
+done
 rm /usr/sbin/policy-rc.d
+"""
+# dpkg runs `dpkg-deb` from its PATH (--control, --fsys-tarfile): this one starts the
+# host's through the host's loader, so each package's decompression runs natively.
+DPKG_DEB_WRAPPER = f"""\
+#!/bin/sh
+exec {HOST}/lib/@LOADER@ --library-path {HOST}/lib {HOST}/dpkg-deb "$@"
 """
 
 
@@ -62,11 +85,12 @@ def host_arch() -> str:
 
 def options() -> dict[str, str]:
     """What makes a foreign root differ from a native one, for the cache key."""
-    return {"extract": "mmdebstrap --variant=extract", "second_stage": SECOND_STAGE}
+    return {"extract": "mmdebstrap --variant=extract", "second_stage": SECOND_STAGE,
+            "dpkg_deb": DPKG_DEB_WRAPPER, "byte_compile": "host compileall"}
 
 
 def build(root: Path, arch: str, suite: str, packages: Sequence[str], sources: Sequence[str],
-          excludes: Sequence[str], debs: Path) -> None:
+          excludes: Sequence[str], debs: Path, costs: Costs) -> None:
     """Extract the packages into `root` and configure them under proot and qemu-user;
     `debs` is scratch space for the downloaded packages."""
     qemu = QEMU_USER.get(arch)
@@ -76,6 +100,20 @@ def build(root: Path, arch: str, suite: str, packages: Sequence[str], sources: S
     if shutil.which("proot") is None:
         raise HarnessError("proot not found", hint="apt-get install proot (setup.sh does)")
     debs.mkdir(parents=True, exist_ok=True)
+    with costs.step("mmdebstrap-extract"):
+        _extract(root, arch, suite, packages, sources, excludes, debs)
+    (debs / "second-stage").write_text(SECOND_STAGE)
+    stage_dpkg_deb(debs / HOST.removeprefix("/debs/"))
+    with costs.step("second-stage"):
+        run(["proot", "-q", qemu, "-r", root, "-b", f"{debs}:/debs", "-b", "/dev", "-b",
+             "/proc", "-b", "/sys", "-w", "/", "/bin/sh", "/debs/second-stage"], timeout=7200)
+    shutil.rmtree(debs)
+    with costs.step("byte-compile"):
+        byte_compile(root)
+
+
+def _extract(root: Path, arch: str, suite: str, packages: Sequence[str],
+             sources: Sequence[str], excludes: Sequence[str], debs: Path) -> None:
     run(["mmdebstrap", "--mode=root", "--variant=extract", "--skip=download/empty", "--quiet",
          f"--setup-hook={MERGED_USR_HOOK}", "--include=?essential",
          "--include=usr-is-merged",
@@ -91,7 +129,43 @@ def build(root: Path, arch: str, suite: str, packages: Sequence[str], sources: S
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    (debs / "second-stage").write_text(SECOND_STAGE)
-    run(["proot", "-q", qemu, "-r", root, "-b", f"{debs}:/debs", "-b", "/dev", "-b", "/proc",
-         "-b", "/sys", "-w", "/", "/bin/sh", "/debs/second-stage"], timeout=7200)
-    shutil.rmtree(debs)
+
+
+def stage_dpkg_deb(dest: Path) -> None:
+    """The host's dpkg-deb, the libraries `ldd` names and its loader under `dest`, and
+    a `dpkg-deb` in dest/bin that starts it (a plain tar stream: the same bytes as the
+    root's own dpkg-deb would give)."""
+    exe = shutil.which("dpkg-deb")
+    if exe is None:
+        raise HarnessError("dpkg-deb not found on the host")
+    (dest / "lib").mkdir(parents=True)
+    (dest / "bin").mkdir()
+    shutil.copy(exe, dest / "dpkg-deb")
+    loader = None
+    for line in run(["ldd", exe]).stdout.splitlines():
+        fields = line.split()
+        if "=>" in fields and fields[2].startswith("/"):
+            shutil.copy(fields[2], dest / "lib" / fields[0])
+        elif fields and fields[0].startswith("/"):
+            loader = Path(fields[0]).name
+            shutil.copy(fields[0], dest / "lib" / loader)
+    if loader is None:
+        raise HarnessError(f"ldd named no loader for {exe}")
+    wrapper = dest / "bin" / "dpkg-deb"
+    wrapper.write_text(DPKG_DEB_WRAPPER.replace("@LOADER@", loader))
+    wrapper.chmod(0o755)
+
+
+def byte_compile(root: Path) -> None:
+    """What the python3-* postinsts' py3compile would have done (set aside in the second
+    stage), by the host's Python when it is the root's version: a .pyc depends on the
+    Python version, not on the architecture. Otherwise the guest's Python compiles each
+    module when it first imports it."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if not (root / "usr/lib" / version).is_dir():
+        return
+    for tree in ("usr/lib/python3/dist-packages", "usr/share/python3"):
+        # compileall's status is not checked: a package's file that does not compile
+        # (test data) is skipped, as py3compile skips it.
+        run([sys.executable, "-m", "compileall", "-q", "-j", "0", "-s", root, "-p", "/",
+             root / tree], check=False, timeout=1800)
