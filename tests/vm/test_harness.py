@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import io
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -17,7 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.harness import aptsources, cpio, efidisk, elf, guestinit, stages, uefi
+from tests.vm.harness import (
+    aptsources,
+    cpio,
+    efidisk,
+    elf,
+    firstboot,
+    foreignroot,
+    guestinit,
+    stages,
+    uefi,
+)
 from tests.vm.harness.analysis import choose_analyser, find_vmcore
 from tests.vm.harness.cli import parse_args
 from tests.vm.harness.config import ARCHES
@@ -268,3 +279,49 @@ def test_efi_disk_is_assembled_without_mounts(tmp_path: Path) -> None:
     cat = subprocess.run(["debugfs", "-R", "cat /etc/hostname", str(back)],
                          capture_output=True, check=True, text=True).stdout
     assert cat == "kdumpvm\n"
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="not a Debian host")
+def test_hosts_dpkg_deb_runs_from_its_staged_loader(tmp_path: Path) -> None:
+    """What the foreign root's dpkg runs as `dpkg-deb`: the host's, through its own loader
+    and libraries copied beside it, with nothing of the host's /lib needed."""
+    host = tmp_path / "host"
+    foreignroot.stage_dpkg_deb(host)
+    wrapper = (host / "bin/dpkg-deb").read_text()
+    loader = wrapper.split(f"{foreignroot.HOST}/lib/", 1)[1].split()[0]
+    assert (host / "lib" / loader).is_file() and (host / "lib/libc.so.6").is_file()
+    out = subprocess.run([host / "lib" / loader, "--library-path", host / "lib",
+                          host / "dpkg-deb", "--version"], capture_output=True, text=True,
+                         check=True, env={"LD_LIBRARY_PATH": ""}).stdout
+    assert "dpkg-deb" in out
+
+
+def test_second_stage_restores_what_it_set_aside(tmp_path: Path) -> None:
+    script = tmp_path / "second-stage"
+    script.write_text(foreignroot.SECOND_STAGE)
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    # set aside after the unpack, each put back after the configure
+    assert foreignroot.SECOND_STAGE.count(f"for path in {' '.join(foreignroot.DEFERRED)}") == 2
+    for path, placeholder in foreignroot.DEFERRED.items():
+        assert (f"ln -s {placeholder} {path}\n" in foreignroot.SECOND_STAGE) == bool(placeholder)
+    assert "update-ca-certificates" in firstboot.INIT  # left for the first boot
+
+
+def test_byte_compile_on_the_host_names_the_guests_paths(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / f"usr/lib/python{sys.version_info.major}.{sys.version_info.minor}").mkdir(parents=True)
+    pkg = root / "usr/lib/python3/dist-packages"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text("def f():\n    return 1\n")
+    foreignroot.byte_compile(root)
+    pyc = next((pkg / "__pycache__").glob("mod.*.pyc"))
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert code.co_filename == "/usr/lib/python3/dist-packages/mod.py"
+
+
+def test_byte_compile_leaves_another_pythons_root_alone(tmp_path: Path) -> None:
+    pkg = tmp_path / "usr/lib/python3/dist-packages"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text("x = 1\n")
+    foreignroot.byte_compile(tmp_path)  # no usr/lib/python3.N of the host's version
+    assert not (pkg / "__pycache__").exists()
