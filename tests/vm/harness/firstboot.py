@@ -25,6 +25,8 @@ from .qemu import Vm, VmSpec
 # The virtio disk, and ext4, which Debian's generic arm64 kernel builds as a module.
 MODULES = ("crc32c_generic", "ext4")
 DONE = "initramfs built"
+# update-ca-certificates fills CERTS (links and the bundle), read back with the initramfs.
+CERTS_TOOL, CERTS = "/usr/sbin/update-ca-certificates", "/etc/ssl/certs"
 # After rootinitrd.PROLOGUE: the root read-write; in it update-ca-certificates, which the
 # second stage left for here (foreignroot.py), and update-initramfs; power off.
 INIT = f"""\
@@ -35,7 +37,7 @@ $bb mount -t devtmpfs devtmpfs /root/dev
 say() {{ echo "KDUMPCTL-VM: at $($bb cut -d' ' -f1 /proc/uptime) s: $*"; }}
 in_root() {{ $bb chroot /root /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }}
 say "root mounted"
-{{ [ ! -e /root/usr/sbin/update-ca-certificates ] || in_root update-ca-certificates; }} &&
+{{ [ ! -e /root{CERTS_TOOL} ] || in_root update-ca-certificates; }} &&
     say "update-ca-certificates done" &&
     in_root update-initramfs -c -k all && say "{DONE}"
 $bb umount /root/proc /root/sys /root/dev
@@ -50,7 +52,7 @@ TIMEOUT_S = 3600
 
 def options() -> dict[str, str]:
     """What this step adds to the root, for its cache key."""
-    return {"first_boot_init": rootinitrd.PROLOGUE + INIT}
+    return {"first_boot_init": rootinitrd.PROLOGUE + INIT, "read_back": CERTS}
 
 
 def release(root: Path) -> str | None:
@@ -62,7 +64,8 @@ def release(root: Path) -> str | None:
 
 
 def make_initramfs(root: Path, arch: Arch, busybox: Path, work: Path) -> None:
-    """Boot `root`'s kernel once so that its update-initramfs makes /boot/initrd.img-REL."""
+    """Boot `root`'s kernel once so that its update-initramfs makes /boot/initrd.img-REL
+    (and update-ca-certificates /etc/ssl/certs); both are read back into `root`."""
     rel = release(root)
     if rel is None:
         raise HarnessError("a foreign root needs a kernel: its first boot finishes it")
@@ -81,12 +84,16 @@ def make_initramfs(root: Path, arch: Arch, busybox: Path, work: Path) -> None:
         raise HarnessError(f"the first boot made no initramfs (console: {work}/console.log)"
                            f"\n{tail}")
     disk.check(image, work / "e2fsck.log")
-    back = work / "read-back"
-    back.mkdir()
     made = f"/boot/initrd.img-{rel}"
     run(["debugfs", "-R", f"dump -p {made} {root}{made}", image])
     if not (root / made.lstrip("/")).is_file():
         raise HarnessError(f"the first boot left no {made}")
+    if (root / CERTS_TOOL.lstrip("/")).exists():
+        certs = root / CERTS.lstrip("/")
+        shutil.rmtree(certs, ignore_errors=True)
+        run(["debugfs", "-R", f"rdump {CERTS} {certs.parent}", image])
+        if not (certs / "ca-certificates.crt").is_file():
+            raise HarnessError(f"the first boot left no {CERTS}/ca-certificates.crt")
     # The console, with the time each step ended, stays with the root.
     shutil.copy(work / "console.log", work.parent / "first-boot.log")
     shutil.rmtree(work)
