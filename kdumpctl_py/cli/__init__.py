@@ -51,6 +51,9 @@ COMMANDS = (
     "test",
     "install",
 )
+# The commands a module registers besides its own name (a test keeps this true).
+OTHER_NAMES = {"start": "load", "restart": "load", "reload": "load", "unload": "load",
+               "stop": "load", "analyze": "analyse"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -147,15 +150,17 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
 
 
 def invoked(argv: Sequence[str]) -> tuple[str, ...]:
-    """The command argv names, where argparse finds it: the first word after the global
-    options. Every command when the first word is another option (--help, --version) or
-    no command, so that the top-level help and the invalid-choice error list them all."""
+    """The module of the command argv names, where argparse finds it: the first word after
+    the global options. Every module when the first word is another option (--help,
+    --version) or no command, so that the top-level help and the invalid-choice error
+    list them all."""
     words = iter(argv)
     for word in words:
         if word == "--sysroot":
             next(words, None)
         elif word != "--debug" and not word.startswith("--sysroot="):
-            return (word,) if word in COMMANDS else COMMANDS
+            module = OTHER_NAMES.get(word, word)
+            return (module,) if module in COMMANDS else COMMANDS
     return COMMANDS
 
 

@@ -6,7 +6,14 @@ import sys
 
 import pytest
 
-from kdumpctl_py.cli import COMMANDS, build_parser, invoked, main, terminal_columns
+from kdumpctl_py.cli import (
+    COMMANDS,
+    OTHER_NAMES,
+    build_parser,
+    invoked,
+    main,
+    terminal_columns,
+)
 
 
 def test_bad_usage_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +80,8 @@ def test_usage_error_has_no_traceback_with_debug(capsys: pytest.CaptureFixture[s
     (["--sysroot", "save", "status"], ("status",)),  # the value of --sysroot is no command
     (["--help"], COMMANDS),
     (["--version", "save"], COMMANDS),
-    (["start"], COMMANDS),  # a module's second command (load's): every module
+    (["start", "--dry-run"], ("load",)),
+    (["analyze", "vmcore"], ("analyse",)),
     (["no-such-command"], COMMANDS),
     ([], COMMANDS),
 ])
@@ -85,6 +93,13 @@ def test_a_command_line_builds_only_its_command(argv: list[str],
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return dict(sub.choices)
+
+
+def test_other_names_are_the_commands_their_modules_register() -> None:
+    for module in COMMANDS:
+        names = set(_subcommands(build_parser([module])))
+        assert names == {module} | {n for n, m in OTHER_NAMES.items() if m == module}
+    assert set(_subcommands(build_parser())) == set(COMMANDS) | set(OTHER_NAMES)
 
 
 def test_each_command_parses_and_helps_as_with_every_command(
