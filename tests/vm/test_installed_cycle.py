@@ -23,7 +23,8 @@ from tests.vm.cycles import assert_capture_memory_from_efi, assert_efi_acpi_boot
 
 OWN = OWN_INITRD.split("{}")[0]  # kdumpctl-py-initrd-, the release follows
 # The arm64 cycle's root (configured under proot, then its initramfs made at a first
-# boot under TCG: about 40 minutes on a fresh machine) does not fit in the CI's hour
+# boot under TCG: 20-25 CPU minutes, 41-52 wall at load 7-12, on a fresh machine,
+# nine tenths of it the first boot's update-initramfs) does not fit in the CI's hour
 # beside the rest of the VM tier (tests/vm/README.md): it runs when
 # KDUMPCTL_VM_INSTALLED_ARM64=1.
 ARCHES = ["x86_64"] + (["arm64"] if os.environ.get("KDUMPCTL_VM_INSTALLED_ARM64") == "1"
