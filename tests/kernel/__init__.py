@@ -15,6 +15,8 @@ BUILD = REPO / "kernel" / "build"
 # cycles' DTB carries (--dtb-marker).
 GUEST_ABI = Path(__file__).with_name("guest_abi.py")
 MARKER = "issue-19.capture-dtb"
+# The harness's architecture of each kernel/build profile the cycles boot.
+ARCH = {"arm64": "arm64", "arm64-lsm": "arm64", "riscv64-virt": "riscv64"}
 
 # What a kernel with the series answers to each refusal in guest_abi.py.
 REFUSALS = {

@@ -2,7 +2,9 @@
 
 The arm64-lsm cycle (test_lsm_cycle.py) is opt-in, KDUMPCTL_KERNEL_LSM=1: its kernel
 is built with the network, audit and five security modules, a build of its own
-(kernel/README.md has its cost), which the CI's hour has no room for.
+(kernel/README.md has its cost), which the CI's hour has no room for. So is the
+riscv64 cycle (test_cycle.py's riscv64-virt kernel), KDUMPCTL_KERNEL_RISCV64=1: a
+kernel built from scratch and a riscv64 guest under TCG.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel import BUILD, GUEST_ABI, MARKER
+from tests.kernel import ARCH, BUILD, GUEST_ABI, MARKER
 from tests.vm.cycles import CRASH_CYCLE, Cycle
 
 BUILD_TIMEOUT_S = 60 * 60  # a cold build on a busy 2-core machine
@@ -53,18 +55,18 @@ def kernels() -> Callable[..., Path]:
 def kernel_cycles(tmp_path_factory: pytest.TempPathFactory,
                   kernels: Callable[..., Path]) -> Callable[..., Cycle]:
     """(series, profile) -> the crash cycle on that kernel, run once per session. The
-    kselftest runs on the arm64 profile only: the arm64-lsm cycle sets an IMA policy
-    that refuses the selftest's device trees too."""
+    kselftest runs on every profile but arm64-lsm: its cycle sets an IMA policy that
+    refuses the selftest's device trees too."""
     done: dict[tuple[str, str], Cycle] = {}
 
     def get(series: str, profile: str = "arm64") -> Cycle:
         if (series, profile) not in done:
             out = tmp_path_factory.mktemp(f"kernel-{series}-{profile}")
             image = kernels(series, profile)
-            args = ["--arch", "arm64", "--kernel-image", str(image),
+            args = ["--arch", ARCH[profile], "--kernel-image", str(image),
                     "--check-script", str(GUEST_ABI), "--dtb-marker", MARKER,
                     *[a for stage in UNUSED_STAGES for a in ("--impl", f"{stage}=skip")]]
-            if profile == "arm64":
+            if profile != "arm64-lsm":
                 args += ["--selftest", str(image.with_name("test_kexec_fdset"))]
             with open(out / "crash-cycle.log", "wb") as log:
                 rc = subprocess.run([sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],

@@ -11,11 +11,14 @@ answers as tests/kernel/test_cycle.py expects; a kernel without it answers EINVA
 to all. Standard library only: it runs on Debian's Python.
 
 On a kernel with IMA (kernel/build --profile arm64-lsm) it then loads the boot DTB
-with the extended call: without a policy the load passes (and is undone when
-nothing was loaded before); with a capture kernel loaded it writes the policy
-`appraise func=KEXEC_DTB_CHECK` and loads again, which IMA must refuse (the memfd
-has no signature) while the loaded kernel stays loaded. The active LSMs and the
-kernel's LoadPin and IMA log lines go into the JSON too.
+with the extended call: without a policy (stage check) the load passes and is undone.
+With a capture kernel loaded (stage check-loaded) it enforces LoadPin, then writes the
+IMA policy `appraise func=KEXEC_DTB_CHECK`; under each the extended load must be
+refused (EPERM, EACCES: the DTB is a memfd, outside LoadPin's pinned root and without
+a signature) with the loaded kernel still loaded, the plain kexec_file_load of the same
+files must pass, and `kdumpctl-py restart --dtb` must fall back to it with one warning
+(so the capture kernel that boots at the crash is the plain call's, whose DTB the kernel
+built). The active LSMs and the kernel's LoadPin and IMA log lines go into the JSON too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ UNLOAD, ON_CRASH, NO_INITRAMFS, FDSET = 0x1, 0x2, 0x4, 0x40
 KERNEL, INITRD, DTB = 0, 1, 2
 SECURITYFS = "/sys/kernel/security"
 IMA_POLICY_RULE = "appraise func=KEXEC_DTB_CHECK\n"
+LOADPIN_ENFORCE = "/proc/sys/kernel/loadpin/enforce"
+CYCLE_DTB = "/tmp/capture.dtb"  # crash-cycle --dtb-marker's, which the load stage passed
 TYPES_FILES = ("/sys/kernel/kexec/file_fdset_types", "/sys/kernel/kexec_file_fdset_types")
 # A whole FDT whose root has no properties, so no #address-cells: header, an empty
 # reservation map, FDT_BEGIN_NODE "" FDT_END_NODE FDT_END, no strings.
@@ -86,24 +91,69 @@ def types_line() -> str | None:
     return None
 
 
-def ima(kernel: int, initrd: int, fdt: bytes, loaded: bool) -> dict[str, object] | None:
-    """The extended load of the boot DTB, under the IMA policy when a capture kernel is
-    loaded (the policy cannot be taken back: it is set last), else without one."""
+def plain_reboot_load(kernel: int, initrd: int) -> str:
+    """The plain kexec_file_load of the same files, for reboot (the loaded capture kernel
+    is left alone), undone again."""
+    cmdline = b"console=ttyAMA0\0"
+    ret = libc.syscall(ctypes.c_long(NR_KEXEC_FILE_LOAD), ctypes.c_long(kernel),
+                       ctypes.c_long(initrd), ctypes.c_long(len(cmdline)),
+                       ctypes.c_char_p(cmdline), ctypes.c_long(0), None)
+    if ret != 0:
+        return errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+    libc.syscall(ctypes.c_long(NR_KEXEC_FILE_LOAD), ctypes.c_long(-1), ctypes.c_long(-1),
+                 ctypes.c_long(0), None, ctypes.c_long(UNLOAD), None)
+    return "ok"
+
+
+def kdumpctl_py_restart() -> dict[str, object]:
+    """`kdumpctl-py restart` with the cycle's DTB: its extended load is refused as the raw
+    one was, so it loads again with the plain call and says so in one warning."""
+    r = subprocess.run(["kdumpctl-py", "restart", "--kernel", sys.argv[1], "--initrd",
+                        sys.argv[2], "--dtb", CYCLE_DTB], capture_output=True, text=True,
+                       check=False)
+    return {"rc": r.returncode, "stdout": r.stdout.splitlines(),
+            "stderr": r.stderr.splitlines(), "crash_loaded_after": crash_loaded()}
+
+
+def refused(kernel: int, initrd: int, fdt: bytes) -> dict[str, object]:
+    """Under a security module that refuses the memfd DTB: the extended load (the loaded
+    capture kernel stays), the plain one, then kdumpctl-py's fallback."""
+    dtb = memfd("boot-dtb", fdt)
+    out: dict[str, object] = {
+        "extended_load_with_dtb": call(-1, -1, ON_CRASH | FDSET,
+                                       fdset([(KERNEL, kernel), (INITRD, initrd), (DTB, dtb)])),
+        "crash_loaded_after": crash_loaded(),
+        "plain_load": plain_reboot_load(kernel, initrd),
+    }
+    os.close(dtb)
+    out["kdumpctl_py"] = kdumpctl_py_restart()
+    return out
+
+
+def security(kernel: int, initrd: int, fdt: bytes, loaded: bool) -> dict[str, object] | None:
+    """With nothing loaded, the extended load of the boot DTB under no policy. With the
+    capture kernel loaded, LoadPin enforced (the memfd is outside the pinned root), then
+    the IMA policy (it cannot be taken back: it is set last): each refuses the extended
+    load and not the plain one, and kdumpctl-py falls back."""
     if os.path.isdir(SECURITYFS) and not os.path.isdir(f"{SECURITYFS}/ima"):
         subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS], check=False)
     if not os.path.isdir(f"{SECURITYFS}/ima"):
         return None
     with open(f"{SECURITYFS}/lsm") as f:
-        lsms = f.read().strip()
-    dtb = memfd("boot-dtb", fdt)
-    k, i, d = (KERNEL, kernel), (INITRD, initrd), (DTB, dtb)
-    out: dict[str, object] = {"lsm": lsms, "policy": None}
-    if loaded:
+        out: dict[str, object] = {"lsm": f.read().strip()}
+    if not loaded:
+        dtb = memfd("boot-dtb", fdt)
+        out["extended_load_with_dtb"] = call(
+            -1, -1, ON_CRASH | FDSET, fdset([(KERNEL, kernel), (INITRD, initrd), (DTB, dtb)]))
+    else:
+        with open(LOADPIN_ENFORCE, "w") as f:
+            f.write("1\n")
+        out["loadpin"] = refused(kernel, initrd, fdt)
+        with open(LOADPIN_ENFORCE, "w") as f:
+            f.write("0\n")
         with open(f"{SECURITYFS}/ima/policy", "w") as f:
             f.write(IMA_POLICY_RULE)
-        out["policy"] = IMA_POLICY_RULE.strip()
-    out["extended_load_with_dtb"] = call(-1, -1, ON_CRASH | FDSET, fdset([k, i, d]))
-    out["crash_loaded_after"] = crash_loaded()
+        out["ima"] = {"policy": IMA_POLICY_RULE.strip(), **refused(kernel, initrd, fdt)}
     log = subprocess.run(["dmesg"], capture_output=True, text=True, check=False).stdout
     out["log"] = [line for line in log.splitlines()
                   if "LoadPin" in line or "kexec-dtb" in line or "ima" in line.lower()]
@@ -145,7 +195,7 @@ def main() -> int:
     after = crash_loaded()
     json.dump({"cases": cases, "crash_loaded_before": loaded_before,
                "crash_loaded_after": after, "types": types_line(),
-               "ima": ima(kernel, initrd, fdt, loaded_before)},
+               "security": security(kernel, initrd, fdt, loaded_before)},
               sys.stdout, indent=1)
     print()
     return 0

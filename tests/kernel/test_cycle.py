@@ -1,4 +1,5 @@
-"""VM tier: crash cycles on kernel/build's patched arm64 kernels, one per series.
+"""VM tier: crash cycles on kernel/build's patched arm64 kernels, one per series (and,
+opt-in with KDUMPCTL_KERNEL_RISCV64=1, the 7.3 series' riscv64-virt kernel).
 
 Each series (kernel/patches/7.3 on Debian's linux-source-7.3, kernel/patches/6.12
 on linux-source-6.12) is built from one config fragment with its patches and its
@@ -21,6 +22,7 @@ Run with `pytest --vm tests/kernel`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +31,15 @@ from typing import Any
 import libfdt
 import pytest
 
-from tests.kernel import MARKER, REFUSALS
+from tests.kernel import ARCH, MARKER, REFUSALS
 from tests.vm.cycles import Cycle, assert_good_dump
-from tests.vm.harness.marker_dtb import MEMRESERVE
+from tests.vm.harness.marker_dtb import MEMRESERVE, RESERVED_NODE
 
-SERIES = ("7.3", "6.12")
+# (series, kernel/build profile): both series on arm64, and with
+# KDUMPCTL_KERNEL_RISCV64=1 (opt-in, see conftest.py) 7.3 on riscv64.
+CYCLES = [pytest.param("7.3", "arm64", id="7.3"), pytest.param("6.12", "arm64", id="6.12")]
+if os.environ.get("KDUMPCTL_KERNEL_RISCV64") == "1":
+    CYCLES.append(pytest.param("7.3", "riscv64-virt", id="7.3-riscv64"))
 
 
 
@@ -52,11 +58,11 @@ def build_info(image: Path) -> dict[str, Any]:
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series,profile", CYCLES)
 def test_patched_kernel_dumps_through_the_extended_call_with_our_dtb(
-        series: str, kernel_cycles: Callable[..., Cycle],
+        series: str, profile: str, kernel_cycles: Callable[..., Cycle],
         kernels: Callable[..., Path]) -> None:
-    c = kernel_cycles(series)
+    c = kernel_cycles(series, profile)
     assert_good_dump(c)
     s = status(c)
     assert s["load_paths"]["extended"] == "available"
@@ -67,19 +73,20 @@ def test_patched_kernel_dumps_through_the_extended_call_with_our_dtb(
     # The capture kernel booted with the DTB the guest passed: /chosen has the marker.
     marker = (c.out / "results" / "capture" / "capture-dt.out").read_bytes()
     assert marker.rstrip(b"\0\n") == MARKER.encode(), marker
-    info = build_info(kernels(series))
+    info = build_info(kernels(series, profile))
     assert c.report["release"] == info["release"]
     # kernel/build compiled the series' objects again with W=1, with no warning on a
     # line the series adds (it fails the build otherwise).
+    arch = ARCH[profile].replace("riscv64", "riscv")
     assert {"kernel/kexec_file.o", "drivers/of/kexec.o",
-            "arch/arm64/kernel/machine_kexec_file.o"} <= set(info["w1_objects"])
+            f"arch/{arch}/kernel/machine_kexec_file.o"} <= set(info["w1_objects"])
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series,profile", CYCLES)
 def test_patched_kernel_refuses_bad_sets_and_changes_nothing(
-        series: str, kernel_cycles: Callable[..., Cycle]) -> None:
-    c = kernel_cycles(series)
+        series: str, profile: str, kernel_cycles: Callable[..., Cycle]) -> None:
+    c = kernel_cycles(series, profile)
     assert c.guest("check").get("rc") == 0, c.explain()
     abi = json.loads(first_out(c, "check"))
     assert abi["cases"] == REFUSALS
@@ -88,12 +95,12 @@ def test_patched_kernel_refuses_bad_sets_and_changes_nothing(
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series,profile", CYCLES)
 def test_refused_loads_leave_the_loaded_capture_kernel_working(
-        series: str, kernel_cycles: Callable[..., Cycle]) -> None:
+        series: str, profile: str, kernel_cycles: Callable[..., Cycle]) -> None:
     """Each bad extended load with a capture kernel loaded: refused, the kernel stays
     loaded, and it is the one that boots at the crash (its DTB's marker)."""
-    c = kernel_cycles(series)
+    c = kernel_cycles(series, profile)
     assert c.guest("check-loaded").get("rc") == 0, c.explain()
     abi = json.loads(first_out(c, "check-loaded"))
     assert abi["cases"] == REFUSALS
@@ -104,10 +111,10 @@ def test_refused_loads_leave_the_loaded_capture_kernel_working(
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("series", SERIES)
-def test_the_kselftest_passes_in_the_guest(series: str,
+@pytest.mark.parametrize("series,profile", CYCLES)
+def test_the_kselftest_passes_in_the_guest(series: str, profile: str,
                                            kernel_cycles: Callable[..., Cycle]) -> None:
-    c = kernel_cycles(series)
+    c = kernel_cycles(series, profile)
     tap = first_out(c, "selftest")
     assert c.guest("selftest").get("rc") == 0, tap
     plan = re.search(r"^1\.\.(\d+)$", tap, re.M)
@@ -119,20 +126,23 @@ def test_the_kselftest_passes_in_the_guest(series: str,
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series,profile", CYCLES)
 def test_the_capture_dtb_keeps_what_only_the_running_kernel_knows(
-        series: str, kernel_cycles: Callable[..., Cycle]) -> None:
+        series: str, profile: str, kernel_cycles: Callable[..., Cycle]) -> None:
     """marker_dtb.py put a UEFI system table, an IMA buffer, a /reserved-memory
     node and a reservation of its own into the DTB; the running tree has none of
     them, so the capture kernel's DTB has none either, and keeps the marker."""
-    c = kernel_cycles(series)
+    c = kernel_cycles(series, profile)
     fdt = libfdt.Fdt((c.out / "results" / "capture" / "capture.dtb").read_bytes())
     chosen = fdt.path_offset("/chosen")
     quiet = [libfdt.NOTFOUND]
     assert fdt.getprop(chosen, "kdumpctl-py,marker").as_str() == MARKER
     for name in ("linux,uefi-system-table", "linux,ima-kexec-buffer"):
         assert fdt.getprop(chosen, name, quiet) == -libfdt.NOTFOUND, name
-    assert fdt.path_offset("/reserved-memory", quiet) == -libfdt.NOTFOUND
+    # Our /reserved-memory child is gone; riscv64's running tree has the node (OpenSBI's).
+    assert fdt.path_offset(RESERVED_NODE, quiet) == -libfdt.NOTFOUND
+    if ARCH[profile] == "arm64":
+        assert fdt.path_offset("/reserved-memory", quiet) == -libfdt.NOTFOUND
     reservations = [tuple(fdt.get_mem_rsv(i)) for i in range(fdt.num_mem_rsv())]
     assert MEMRESERVE not in reservations, reservations
     # What the kernel writes itself is there.

@@ -5,7 +5,8 @@ Usage: marker_dtb.py SRC DST VALUE
 The boot DTB plus /chosen/kdumpctl-py,marker = VALUE, and what a kernel with
 the series must not take from user space (its merge rules): a /chosen
 linux,uefi-system-table, linux,ima-kexec-buffer and rng-seed of our own, a
-/reserved-memory node and a /memreserve/ entry the running tree does not have.
+/reserved-memory node (or a child of the running tree's) and a /memreserve/ entry
+the running tree does not have.
 The capture kernel's own DTB (results/capture/capture.dtb) shows what the kernel
 kept. Debian's python3-libfdt only; the reservation is written into the blob
 by hand, as libfdt's Python binding cannot add one.
@@ -20,6 +21,8 @@ import libfdt
 
 # A reservation no firmware makes: the first page of the virt board's flash.
 MEMRESERVE = (0x1000, 0x1000)
+# The /reserved-memory child of our own.
+RESERVED_NODE = "/reserved-memory/kdumpctl-py@2000"
 
 
 def with_reservation(blob: bytes, start: int, size: int) -> bytes:
@@ -41,11 +44,14 @@ def main() -> int:
     fdt.setprop_u64(chosen, "linux,uefi-system-table", 0xDEAD0000)
     fdt.setprop(chosen, "linux,ima-kexec-buffer", struct.pack(">QQ", 0xDEAD1000, 0x1000))
     fdt.setprop(chosen, "rng-seed", b"user-space seed")
-    rmem = fdt.add_subnode(0, "reserved-memory")
-    fdt.setprop_u32(rmem, "#address-cells", 2)
-    fdt.setprop_u32(rmem, "#size-cells", 2)
-    fdt.setprop(rmem, "ranges", b"")
-    child = fdt.add_subnode(rmem, "kdumpctl-py@2000")
+    # riscv64's running tree has one already (OpenSBI's own memory): the node goes there.
+    rmem = fdt.path_offset("/reserved-memory", [libfdt.NOTFOUND])
+    if rmem < 0:
+        rmem = fdt.add_subnode(0, "reserved-memory")
+        fdt.setprop_u32(rmem, "#address-cells", 2)
+        fdt.setprop_u32(rmem, "#size-cells", 2)
+        fdt.setprop(rmem, "ranges", b"")
+    child = fdt.add_subnode(rmem, RESERVED_NODE.rsplit("/", 1)[1])
     fdt.setprop(child, "reg", struct.pack(">QQ", 0x2000, 0x1000))
     fdt.setprop(child, "no-map", b"")
     fdt.pack()
