@@ -1,4 +1,4 @@
-"""Run in an arm64 guest before and after the capture kernel is loaded (crash-cycle
+"""Run in an arm64 or riscv64 guest before and after the capture kernel is loaded (crash-cycle
 --check-script: stages check and check-loaded).
 
 Usage: guest_abi.py KERNEL INITRD
@@ -31,7 +31,7 @@ import struct
 import subprocess
 import sys
 
-NR_KEXEC_FILE_LOAD = 294  # arm64 (asm-generic)
+NR_KEXEC_FILE_LOAD = 294  # arm64 and riscv64 (asm-generic)
 UNLOAD, ON_CRASH, NO_INITRAMFS, FDSET = 0x1, 0x2, 0x4, 0x40
 KERNEL, INITRD, DTB = 0, 1, 2
 SECURITYFS = "/sys/kernel/security"

@@ -150,6 +150,12 @@ def test_the_profiles() -> None:
     assert set(kb.fragment_symbols()) < lsm
     riscv = set(kb.fragment_symbols(kb.PROFILES["riscv64"]))
     assert "CONFIG_KEXEC_FILE=y" in riscv and "CONFIG_IMA=y" in riscv
+    # The riscv64 crash cycle's kernel: an Image with both kexec calls, no security modules.
+    virt = kb.PROFILES["riscv64-virt"]
+    assert virt.arch == "riscv" and virt.image == "arch/riscv/boot/Image"
+    symbols = set(kb.fragment_symbols(virt))
+    assert {"CONFIG_KEXEC=y", "CONFIG_KEXEC_FILE=y", "CONFIG_CRASH_DUMP=y", "CONFIG_FPU=y",
+            "CONFIG_MEMFD_CREATE=y"} <= symbols and "CONFIG_IMA=y" not in symbols
 
 
 def test_each_profile_has_its_key() -> None:
