@@ -1,9 +1,9 @@
 #!/bin/sh
 # Set up everything kdumpctl-py and its tests need on Debian 12 or 13, as root:
 # the system packages (QEMU and Debian's UEFI firmware for it, the tools that build
-# a GPT disk image without mounting it, the Debian reference tools, the arm64 cross
-# compiler and static C library kernel/build uses for the kernels and their
-# kselftest), a virtual environment
+# a GPT disk image without mounting it, the Debian reference tools, the arm64 and
+# riscv64 cross compilers and static C libraries kernel/build uses for the kernels
+# and their kselftest), a virtual environment
 # in .venv with kdumpctl-py and its extras, and /usr/local/bin/kdumpctl-py.
 set -eu
 cd "$(dirname "$0")"
@@ -17,7 +17,8 @@ apt-get install -y -q --no-install-recommends \
     device-tree-compiler makedumpfile crash gdb mandoc systemd binutils-aarch64-linux-gnu \
     mmdebstrap proot ovmf qemu-efi-aarch64 openssh-client openssh-server nfs-ganesha nfs-ganesha-vfs \
     grub-common dosfstools mtools fdisk \
-    gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu make flex bison bc patch \
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross \
+    make flex bison bc patch \
     perl libssl-dev \
     libelf-dev
 
