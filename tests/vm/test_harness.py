@@ -9,6 +9,7 @@ import json
 import marshal
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -325,3 +326,44 @@ def test_byte_compile_leaves_another_pythons_root_alone(tmp_path: Path) -> None:
     (pkg / "mod.py").write_text("x = 1\n")
     foreignroot.byte_compile(tmp_path)  # no usr/lib/python3.N of the host's version
     assert not (pkg / "__pycache__").exists()
+
+def _boot_fdt(reserved_memory: bool) -> bytes:
+    import libfdt
+
+    sw = libfdt.FdtSw()
+    sw.finish_reservemap()
+    with sw.add_node(""):
+        sw.property_u32("#address-cells", 2)
+        sw.property_u32("#size-cells", 2)
+        with sw.add_node("chosen"):
+            pass
+        if reserved_memory:
+            with sw.add_node("reserved-memory"):
+                sw.property_u32("#address-cells", 2)
+                sw.property_u32("#size-cells", 2)
+                sw.property("ranges", b"")
+                with sw.add_node("mmode_resv0@80000000"):
+                    sw.property("reg", struct.pack(">QQ", 0x80000000, 0x40000))
+    return bytes(sw.as_fdt().as_bytearray())
+
+
+@pytest.mark.parametrize("reserved_memory", [False, True], ids=["arm64", "riscv64-opensbi"])
+def test_marker_dtb_adds_its_node_beside_the_firmware_reserved_memory(
+        tmp_path: Path, reserved_memory: bool) -> None:
+    """riscv64's boot tree has a /reserved-memory node (OpenSBI's): marker_dtb.py adds its
+    child there instead of failing to make a second node."""
+    import libfdt
+
+    from tests.vm.harness import marker_dtb
+
+    src, dst = tmp_path / "boot.dtb", tmp_path / "capture.dtb"
+    src.write_bytes(_boot_fdt(reserved_memory))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "argv", ["marker_dtb.py", str(src), str(dst), "the-marker"])
+        assert marker_dtb.main() == 0
+    fdt = libfdt.Fdt(dst.read_bytes())
+    assert fdt.getprop(fdt.path_offset("/chosen"), "kdumpctl-py,marker").as_str() == "the-marker"
+    assert fdt.path_offset(marker_dtb.RESERVED_NODE) > 0
+    assert (fdt.path_offset("/reserved-memory/mmode_resv0@80000000", [libfdt.NOTFOUND]) > 0) \
+        is reserved_memory
+    assert tuple(fdt.get_mem_rsv(0)) == marker_dtb.MEMRESERVE
