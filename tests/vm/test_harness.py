@@ -327,6 +327,7 @@ def test_byte_compile_leaves_another_pythons_root_alone(tmp_path: Path) -> None:
     foreignroot.byte_compile(tmp_path)  # no usr/lib/python3.N of the host's version
     assert not (pkg / "__pycache__").exists()
 
+
 def _boot_fdt(reserved_memory: bool) -> bytes:
     import libfdt
 
