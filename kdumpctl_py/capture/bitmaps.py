@@ -71,8 +71,9 @@ class PageBitmaps:
         index = self._index
         for i in range(0, len(index), 4):
             pages, end1, end2, count = index[i:i + 4]
-            yield _Window(first, pages, bytes(self._packed[start:end1]),
-                          bytes(self._packed[end1:end2]), count)
+            with memoryview(self._packed) as packed:  # one copy each, not a slice's and bytes'
+                packed1, packed2 = bytes(packed[start:end1]), bytes(packed[end1:end2])
+            yield _Window(first, pages, packed1, packed2, count)  # no view held across add()
             first, start = first + pages, end2
 
     def windows(self) -> Iterator[tuple[int, Bits, Bits]]:
@@ -87,15 +88,16 @@ class PageBitmaps:
     def packed(self, second: bool, written: Written | None = None) -> Iterator[bytes]:
         """The bitmap's bytes window by window; the 2nd one cut to `written` if given."""
         for w in self._windows():
-            raw = (zlib.decompress(w.packed2) if second
-                   else _unpacked_bytes(w.packed1, w.pages))
-            if second and written is not None:
+            if not second:
+                yield _unpacked_bytes(w.packed1, w.pages)
+            elif written is None:
+                yield zlib.decompress(w.packed2)
+            else:  # decompressed once, as bits, not also as bytes that are thrown away
                 bits = _unpack(w.packed2, w.pages)
                 bits[max(written.frontier - w.first, 0):] = False
                 bad = np.array(written.unreadable, dtype=np.int64) - w.first
                 bits[bad[(bad >= 0) & (bad < w.pages)]] = False
-                raw = np.packbits(bits, bitorder="little").tobytes()
-            yield raw
+                yield np.packbits(bits, bitorder="little").tobytes()
 
     def runs(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(first, end) pfns of each run of dumpable pages within lo..hi, a run that crosses
