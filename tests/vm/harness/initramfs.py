@@ -161,7 +161,8 @@ def build_capture(cache: Path, arch: Arch, suite: config.Suite, packages: dict[P
     """
     _own, external = captureroot.project_modules(project)
     loaded = captureroot.host_trace(host_python, project, external | set(_own))
-    isal = wheel.isal_files(cache / "wheels", arch.triplet.split("-")[0], suite.python)
+    isal = wheel.isal_files(cache / "wheels", arch.triplet.split("-")[0], suite.python,
+                             host_python)
     key_data = {
         "packages": sorted(p.key + ":" + p.arch for p in packages),
         "kernel": kernel.image.key if kernel_dir is not None else None,

@@ -148,24 +148,25 @@ def guest_files(wheel: ProjectWheel | None,
 ISAL_MACHINES = ("x86_64",)
 
 
-def isal_files(cache: Path, machine: str, python: str) -> dict[str, Entry]:
+def isal_files(cache: Path, machine: str, python: str, host: str) -> dict[str, Entry]:
     """The isal package for a guest's dist-packages (Debian has no package of it): its
-    Python modules and C extensions from the manylinux wheel of the version the host has,
-    for the guest's machine and Python, kept in `cache`; none where there is no wheel."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    Python modules and C extensions from the manylinux wheel of the version the host
+    interpreter `host` (host_python: the one with the project's dependencies, not
+    necessarily the one running the harness) has, for the guest's machine and Python,
+    kept in `cache`; none where there is no wheel."""
     if machine not in ISAL_MACHINES:
         return {}
-    try:
-        wanted = version("isal")
-    except PackageNotFoundError:
-        raise HarnessError("the host has no isal module to match the guest's",
-                           hint="setup.sh installs kdumpctl-py's dependencies") from None
+    asked = run([host, "-c", "from importlib.metadata import version; print(version('isal'))"],
+                check=False)
+    if asked.returncode != 0:
+        raise HarnessError(f"{host} has no isal module to match the guest's",
+                           hint="setup.sh installs kdumpctl-py's dependencies")
+    wanted = asked.stdout.strip()
     tag = "cp" + python.replace(".", "")
     cache.mkdir(parents=True, exist_ok=True)
     pattern = f"isal-{wanted}-{tag}-{tag}-*_{machine}*.whl"
     if not sorted(cache.glob(pattern)):
-        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+        run([host, "-m", "pip", "download", "--quiet", "--no-deps",
              "--only-binary=:all:", "--platform", f"manylinux2014_{machine}", "--python-version",
              python, "--implementation", "cp", "-d", cache, f"isal=={wanted}"], timeout=300)
     found = sorted(cache.glob(pattern))
