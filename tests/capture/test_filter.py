@@ -14,11 +14,13 @@ from kdumpctl_py.capture.filter import (
     DL_CACHE_PRIVATE,
     DL_FREE,
     DL_USER,
+    KINDS,
     Carry,
     FilterStats,
     PageLayout,
     _exclude_section,
     _walk,
+    exclude_ranges,
     fill_pages,
     max_mapnr,
     mem_maps,
@@ -169,6 +171,36 @@ def test_walk_is_makedumpfiles_sequential_walk(blocks: list[tuple[int, int]], un
         want.append(p >= cover)
         cover = e if p >= cover else cover
     assert _walk(first, end, until).tolist() == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(1, 6)), min_size=1,
+                max_size=12),
+       st.integers(0, 30), st.integers(1, 200), st.integers(0, 2**32 - 1), st.integers(0, 120))
+def test_exclude_ranges_is_the_plain_page_by_page_clearing(
+        specs: list[tuple[int, int, int]], base: int, length: int, seed: int,
+        until: int) -> None:
+    """Disjoint ordered ranges, empty ones, ones that touch, that start before `keep` or end
+    past it: each clears its pages and counts the kept ones it cleared by kind."""
+    first, end, kind, at = [], [], [], base - 20
+    for gap, size, k in specs:
+        first.append(at + gap)
+        end.append(at + gap + size)
+        kind.append(k)
+        at = end[-1]
+    keep = np.random.default_rng(seed).random(length) < 0.7
+    want, counts = keep.copy(), dict.fromkeys(KINDS, 0)
+    for f, e, k in zip(first, end, kind, strict=True):
+        for pfn in range(max(f, base), min(e, base + length)):
+            counts[KINDS[k - 1]] += int(want[pfn - base])
+            want[pfn - base] = False
+    stats = FilterStats()
+    carry = exclude_ranges(np.array(first, np.int64), np.array(end, np.int64),
+                           np.array(kind, np.int8), keep, base, Carry(until, 2), stats)
+    assert keep.tolist() == want.tolist()
+    assert {k: getattr(stats, k) for k in KINDS} == counts
+    last = int(np.argmax(end))
+    assert carry == (Carry(end[last], kind[last]) if end[last] > until else Carry(until, 2))
 
 
 @settings(max_examples=200, deadline=None)
