@@ -263,7 +263,8 @@ def _field(raw: bytes | memoryview, stride: int, offset: int, dtype: str,
 
 Window = tuple[int, Bits, Bits]  # first pfn, then the 1st and 2nd bitmaps from it on
 SECTION_PAGES_DEFAULT = 1 << 15
-STRUCT_PAGES_BLOCK = 16 * PGMM_CACHED  # struct pages decided at once: 512 KiB of 64-byte ones
+STRUCT_PAGES_BLOCK = 16 * PGMM_CACHED  # struct pages read and decided at once: 512 KiB
+MAPPED_BLOCK = 64 * PGMM_CACHED  # mapped and decided at once: a section of 4K pages, 2 MiB
 
 
 def dumpable_pages(vmcore: Vmcore, dump_level: int, stats: FilterStats | None = None,
@@ -304,9 +305,9 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
     stats = stats if stats is not None else FilterStats()
     plan = _struct_page_plan(vmcore, dump_level, stats, struct_pages, nr)
     carry = Carry()
-    # the struct pages of one block, read into the same pages each time (never resized:
-    # the previous block's views may still be alive)
-    buf = bytearray(STRUCT_PAGES_BLOCK * plan[0].sizeof_page if plan else 0)
+    # the struct pages of a block that is not mapped, read into the same pages each time
+    # (never resized: the previous block's views may still be alive)
+    buf = bytearray()
     failed: list[str] = []
     nfailed = 0
     section = next(plan[2], None) if plan is not None else None
@@ -325,13 +326,10 @@ def dumpable_windows(vmcore: Vmcore, dump_level: int, stats: FilterStats | None 
                 try:
                     if mem_map is None:
                         raise MissingMemory("its mem_section entry is not in the dump")
-                    # in blocks of whole struct page caches, so temporaries stay small
-                    for a in range(lo, hi, STRUCT_PAGES_BLOCK):
-                        b = min(a + STRUCT_PAGES_BLOCK, hi)
-                        raw = _struct_pages(pt, layout, mem_map + (a - lo) * layout.sizeof_page,
-                                            present[a:b], buf)
-                        carry = _exclude_section(layout, dump_level, ws + a, raw, segs[a:b],
-                                                 keep, carry, stats, ws)
+                    for a, b, raw in _blocks(vmcore, pt, layout, mem_map, present[lo:hi], buf):
+                        carry = _exclude_section(layout, dump_level, start + a, raw,
+                                                 segs[lo + a:lo + b], keep, carry, stats, ws)
+                        del raw  # its mapping goes before the next block's is made
                 except Exception as e:  # noqa: BLE001 - the capture kernel keeps what it cannot decide
                     if not (tolerant or isinstance(e, MissingMemory)):
                         raise
@@ -375,19 +373,45 @@ def _struct_page_plan(vmcore: Vmcore, dump_level: int, stats: FilterStats, struc
         return None
 
 
-def _struct_pages(pt: PageTables, layout: PageLayout, mem_map: int,
-                  covered: Bits, buf: bytearray) -> memoryview:
-    """A block's struct pages, read only for the pfns some PT_LOAD covers (zeros between),
-    straight into `buf`, the walk's one buffer of a whole block."""
+def _blocks(vmcore: Vmcore, pt: PageTables, layout: PageLayout, mem_map: int, covered: Bits,
+            buf: bytearray) -> Iterator[tuple[int, int, memoryview]]:
+    """A section's struct pages block by block, (first, end, struct pages) with pfns from
+    the section's first: where one mapping of the dump holds MAPPED_BLOCK of them, a view
+    of it (no copy, and the decisions' numpy calls paid per larger block); else
+    STRUCT_PAGES_BLOCK, read into `buf` for the pfns some PT_LOAD covers (zeros between)."""
     size = layout.sizeof_page
+    a = 0
+    while a < len(covered):
+        b = min(a + MAPPED_BLOCK, len(covered))
+        raw = None
+        if covered[a:b].all():
+            raw = _mapped(vmcore, pt, mem_map + a * size, (b - a) * size)
+        if raw is None:
+            b = min(a + STRUCT_PAGES_BLOCK, len(covered))
+            raw = _read(pt, mem_map + a * size, covered[a:b], buf, size)
+        yield a, b, raw
+        a = b
+
+
+def _mapped(vmcore: Vmcore, pt: PageTables, vaddr: int, size: int) -> memoryview | None:
+    """`size` bytes at `vaddr` as a view of the mapped dump, if one mapping holds them."""
+    paddr, left = pt.translate(vaddr)
+    return vmcore.phys_view(paddr, size) if left >= size else None
+
+
+def _read(pt: PageTables, vaddr: int, covered: Bits, buf: bytearray, size: int) -> memoryview:
+    """The struct pages at `vaddr`, read for the pfns `covered` (zeros between) straight
+    into `buf`, the walk's one buffer of a whole block, made at its first use."""
+    if not buf:
+        buf.extend(bytes(STRUCT_PAGES_BLOCK * size))
     view = memoryview(buf)[:len(covered) * size]
     if covered.all():
-        pt.read_into(mem_map, view)
+        pt.read_into(vaddr, view)
         return view
     np.frombuffer(view, dtype=np.uint8).fill(0)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.astype(np.int8), [0]))))
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        pt.read_into(mem_map + a * size, view[a * size:b * size])
+        pt.read_into(vaddr + a * size, view[a * size:b * size])
     return view
 
 
@@ -437,15 +461,13 @@ def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one disp
     # _mapcount of -1 or 0 (no page type) passes every test below, and so does a tail
     # page or one outside the segments. Most of an idle machine's struct pages are such
     # (inside free blocks), so the tests run on the rest only.
-    # The fields tested on every page are copied out once (a pass over the struct pages
-    # each, whose cache lines are then not read again) and tested there.
-    flags_all = np.ascontiguousarray(whole(layout.flags, "<u8"))
-    mapping_all = np.ascontiguousarray(whole(layout.mapping, "<u8"))
-    mapcount_all = np.ascontiguousarray(whole(layout.mapcount, "<i4"))
-    busy = flags_all != 0
-    busy |= (mapping_all & np.uint64(1)) != 0
-    busy |= (mapcount_all != -1) & (mapcount_all != 0)
-    busy &= (whole(layout.compound_head, "<u8") & np.uint64(1)) == 0
+    # Each field is tested in place, one pass over the block's struct pages (read from
+    # memory by the first, from the cache by the others), with temporaries of a byte or
+    # four per page: the low byte of `mapping` and of `compound_head` holds the bit tested.
+    busy = whole(layout.flags, "<u8") != 0
+    busy |= (whole(layout.mapping, "u1") & 1).view(bool)
+    busy |= (whole(layout.mapcount, "<u4") + np.uint32(1)) > 1  # neither -1 nor 0
+    busy &= (whole(layout.compound_head, "u1") & 1) == 0
     busy &= in_segs
     at = np.flatnonzero(busy)
     n = len(at)
@@ -457,9 +479,9 @@ def _exclude_section(  # noqa: C901 - makedumpfile's decision chain, as one disp
             return np.zeros(n, dtype=dtype)
         return _field(raw_bytes, size, page * size + offset, dtype, total, at)
 
-    flags = flags_all[at]
-    mapping = mapping_all[at]
-    mapcount = mapcount_all[at]
+    flags = field(layout.flags, "<u8")
+    mapping = field(layout.mapping, "<u8")
+    mapcount = field(layout.mapcount, "<i4")
     private = field(layout.private, "<u8")
     pfn = start + at.astype(np.int64)
 

@@ -6,20 +6,33 @@ the kernel image, which is where every structure kdumpctl-py reads without
 debug info lives (the printk ring buffer, mem_section roots). Addresses no
 segment covers raise `MissingMemory`, never return made-up bytes.
 
-Reads use pread, not mmap: a page of /proc/vmcore the old kernel cannot give
-back fails with EIO, which can be handled, where an mmap read would SIGBUS.
+Page data is read with pread: a page that cannot be read fails with EIO,
+which the saver handles page by page, where a read through a mapping of a
+regular file on a failing disk would SIGBUS. Struct pages, which the filter
+reads by the megabyte (a GiB of them per 64 GiB of RAM), are read through a
+read-only mapping instead (`phys_view`), as makedumpfile reads everything,
+without a copy: /proc/vmcore's mmap (fs/proc/vmcore.c, mmap_vmcore) maps the
+old memory when mmap() is called, a pfn the kernel says is not RAM as the
+zero page (what a read of it returns too), so touching the mapping cannot
+fault, and a regular file is mapped only within its size. Where mmap is
+refused (a kernel without mmap_vmcore, a file system without mmap, a file
+that is not a regular file) the same bytes are read with pread.
 """
 
 from __future__ import annotations
 
 import bisect
+import mmap
 import os
+import stat
 from dataclasses import dataclass
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import ElfCore, Segment, parse_elf_core
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 from kdumpctl_py.units import MASK64
+
+PAGE = mmap.ALLOCATIONGRANULARITY  # what a mapping's offset is a multiple of
 
 
 class MissingMemory(KdumpError):
@@ -67,7 +80,8 @@ class Vmcore:
         except OSError as e:
             raise UsageError(f"cannot open {path}: {e.strerror}") from None
         self.core: ElfCore = parse_elf_core(self._file, path)
-        self.size = os.fstat(self._file.fileno()).st_size
+        st = os.fstat(self._file.fileno())
+        self.size = st.st_size
         loads = self.core.loads
         for s in loads:
             if s.offset + s.filesz > self.size and not partial:
@@ -81,6 +95,7 @@ class Vmcore:
         self.vmcoreinfo: VmcoreInfo = info
         self.page_size = info.page_size or 4096
         self.machine = self.core.machine
+        self._mappable = stat.S_ISREG(st.st_mode)
 
     def close(self) -> None:
         self._file.close()
@@ -154,6 +169,28 @@ class Vmcore:
                 raise MissingMemory(f"{self.path} ends inside physical address {lo:#x}")
             out[lo - paddr:hi - paddr] = data
         return bytes(out)
+
+    def phys_view(self, paddr: int, size: int) -> memoryview | None:
+        """`size` bytes of physical memory as a read-only view of the file mapped in memory,
+        without a copy; None where they are not one segment's file data inside the file's
+        whole pages, or mmap was refused (pread from then on, as makedumpfile does). The
+        mapping is the view's own, unmapped when the view goes."""
+        i = bisect.bisect_right(self._phys_keys, paddr) - 1
+        if not self._mappable or i < 0:
+            return None
+        sp = self._phys[i]
+        lo = sp.offset + paddr - sp.start
+        # /proc/vmcore refuses a mapping past its last whole page; a regular file SIGBUSes
+        if sp.offset < 0 or paddr + size > sp.end or lo + size > self.size - self.size % PAGE:
+            return None
+        start = lo - lo % PAGE
+        try:
+            mapped = mmap.mmap(self._file.fileno(), lo + size - start, flags=mmap.MAP_PRIVATE,
+                               prot=mmap.PROT_READ, offset=start)
+        except (OSError, ValueError):
+            self._mappable = False
+            return None
+        return memoryview(mapped)[lo - start:]
 
     def phys_ranges(self) -> list[tuple[int, int, int]]:
         """(paddr, size, file offset) of each PT_LOAD with file data, by address."""

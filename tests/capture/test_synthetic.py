@@ -3,7 +3,9 @@ saving stays inside its memory budget whatever the size of the dump (measured)."
 
 from __future__ import annotations
 
+import errno
 import io
+import mmap
 import os
 import shutil
 import subprocess
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from kdumpctl_py.capture.filter import dumpable_pages
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+from kdumpctl_py.capture.vmcore import Vmcore
 from tests.builders import assert_same_pages
 from tests.measure import run
 from tests.synthetic_vmcore import write_vmcore
@@ -86,6 +90,25 @@ def test_elf_format_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) -
         files.append((Path(result.directory or "") / "vmcore").read_bytes())
         assert result.pages_zero == 20990 and result.pages_dumped == 5654
     assert files[0] == files[1]
+
+
+def test_struct_pages_are_read_where_mmap_is_refused(vmcore_4g: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/vmcore of a kernel without mmap_vmcore, a file system without mmap: asked once,
+    then the struct pages are read with pread, into the same bitmaps."""
+    with Vmcore(str(vmcore_4g)) as v:
+        mapped = dumpable_pages(v, 31)
+    refusals = []
+
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        refusals.append(args)
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    with Vmcore(str(vmcore_4g)) as v:
+        read = dumpable_pages(v, 31)
+    assert len(refusals) == 1
+    assert all((a == b).all() for a, b in zip(mapped, read, strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,20 @@ def test_reads_by_physical_and_virtual_address(tmp_path: Path) -> None:
         assert v.phys_ranges()[0][:2] == (0x100000, 0x4000)
 
 
+def test_phys_view_maps_what_read_phys_reads(tmp_path: Path) -> None:
+    path = make(tmp_path)
+    with Vmcore(str(path)) as v:
+        view = v.phys_view(0x100000 + 100, 0x2000)
+        assert view is not None and view.readonly
+        assert bytes(view) == v.read_phys(0x100000 + 100, 0x2000)
+        assert v.phys_view(0x103000, 0x2000) is None  # past p_filesz: zeros, not file data
+        assert v.phys_view(0x108000, 1) is None  # no segment
+    path.write_bytes(path.read_bytes()[:-0x1800])  # the RAM segment's last 6 KiB are gone
+    with Vmcore(str(path), partial=True) as v:
+        assert v.phys_view(0x100000, 0x1000) is not None
+        assert v.phys_view(0x100000, 0x4000) is None  # never mapped past the file's end
+
+
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
     path = make(tmp_path)
     path.write_bytes(path.read_bytes()[:-100])
