@@ -56,6 +56,7 @@ class Codec:
 
 
 ISAL_LEVEL = 1  # of 0-3: 0 saves a third of the CPU but writes 36 % more (README's bench)
+# Per page ISA-L costs its block's Huffman tables, not the call: bench/page_codecs.py, README
 
 
 def zlib_engine(choice: str = "auto") -> str:
