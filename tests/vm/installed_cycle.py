@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.vm import systemd_cycle
-from tests.vm.harness import aptsources, disk, efidisk, uefi, wheel
+from tests.vm.harness import aptsources, disk, efidisk, firstboot, uefi, wheel
 from tests.vm.harness.cache import cache_root
 from tests.vm.harness.config import ARCHES, Arch
 from tests.vm.harness.debian import AptState
@@ -200,16 +200,19 @@ def _put(root: Path, rel: str, text: str, mode: int = 0o644) -> None:
 
 
 def run_cycle(out: Path, arch_name: str = "x86_64", crashkernel: str | None = None,
-              system_initrd: bool = False) -> Result:
+              system_initrd: bool = False, driver_policy: str = firstboot.TARGETED) -> Result:
     """The whole cycle; `crashkernel` forces that value instead of what a new user gets,
-    `system_initrd` makes the capture kernel boot Debian's initrd instead of kdumpctl-py's."""
+    `system_initrd` makes the capture kernel boot Debian's initrd instead of kdumpctl-py's,
+    `driver_policy` is the installer's answer for that initrd (a foreign root's only:
+    firstboot.py; the x86_64 root's is initramfs-tools' default, generic)."""
     out.mkdir(parents=True, exist_ok=True)
     res = Result(out)
     work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        _cycle(res, ARCHES[arch_name], cache_root(), work, crashkernel, system_initrd)
+        _cycle(res, ARCHES[arch_name], cache_root(), work, crashkernel, system_initrd,
+               driver_policy)
     except HarnessError as e:
         res.error = str(e)
     (out / "result.json").write_text(json.dumps(res.as_dict(), indent=2, default=str) + "\n")
@@ -217,14 +220,15 @@ def run_cycle(out: Path, arch_name: str = "x86_64", crashkernel: str | None = No
 
 
 def _cycle(res: Result, arch: Arch, cache: Path, work: Path, crashkernel: str | None,
-           system_initrd: bool) -> None:
+           system_initrd: bool, driver_policy: str) -> None:
     out = res.out
     with Step(res, "apt"):
         mirrors = aptsources.find_mirrors(aptsources.machine_entries())
         apt = AptState(cache, SUITE, arch, mirrors)
         apt.update()
     with Step(res, "root"):
-        cached_root = build_root(cache, apt, mirrors, packages(arch), "installed-root")
+        cached_root = build_root(cache, apt, mirrors, packages(arch), "installed-root",
+                                 driver_policy)
     with Step(res, "wheel"):
         project = wheel.build(REPO, work)
         if project is None:
@@ -307,11 +311,13 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = [a for a in sys.argv[1:] if a != "--system-initrd"]
+    flags = ("--system-initrd", "--generic")
+    args = [a for a in sys.argv[1:] if a not in flags]
     arch = args[0] if args else "x86_64"
     out = Path(args[1] if len(args) > 1 else f"installed-cycle-{arch}").resolve()
     res = run_cycle(out, arch, args[2] if len(args) > 2 else None,
-                    "--system-initrd" in sys.argv)
+                    "--system-initrd" in sys.argv,
+                    firstboot.GENERIC if "--generic" in sys.argv else firstboot.TARGETED)
     print(json.dumps(res.as_dict(), indent=2, default=str))
     return 0 if res.error is None else 1
 

@@ -170,24 +170,27 @@ class Step:
 # -- the root file system ---------------------------------------------------------------
 
 
-def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES) -> tuple[str, list[str]]:
+def root_key(apt: AptState, packages: tuple[str, ...] = ROOT_PACKAGES,
+             driver_policy: str = firstboot.TARGETED) -> tuple[str, list[str]]:
     """A cache key from the versions apt would install for `packages`."""
     closure = apt.resolve(list(packages))
     versions = sorted(p.key for p in closure)
     key: dict[str, Any] = {"packages": versions, "roots": packages,
                            "options": MMDEBSTRAP_OPTIONS, "excludes": DPKG_EXCLUDES}
     if apt.arch.debian != foreignroot.host_arch():
-        key["foreign"] = {**foreignroot.options(), **firstboot.options()}
+        key["foreign"] = {**foreignroot.options(), **firstboot.options(driver_policy)}
     data = json.dumps(key, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16], versions
 
 
 def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
-               packages: tuple[str, ...] = ROOT_PACKAGES, name: str = "systemd-root") -> Path:
+               packages: tuple[str, ...] = ROOT_PACKAGES, name: str = "systemd-root",
+               driver_policy: str = firstboot.TARGETED) -> Path:
     """The mmdebstrap'd root of `packages` for apt's architecture, cached by versions;
     another architecture's is configured under proot (harness/foreignroot.py) and
-    gets its initramfs at a first boot (harness/firstboot.py)."""
-    key, versions = root_key(apt, packages)
+    gets its initramfs at a first boot (harness/firstboot.py) with the installer's
+    `driver_policy`."""
+    key, versions = root_key(apt, packages, driver_policy)
     final = cache / name / f"{SUITE}-{apt.arch.debian}-{key}"
     if (final / "root" / "usr" / "bin" / "python3").exists():
         return final / "root"
@@ -211,7 +214,7 @@ def build_root(cache: Path, apt: AptState, mirrors: aptsources.Mirrors,
                               DPKG_EXCLUDES, tmp / "debs", costs)
             with costs.step("first-boot"):
                 firstboot.make_initramfs(tmp / "root", apt.arch, busybox_dir(cache, apt),
-                                         tmp / "first-boot")
+                                         tmp / "first-boot", driver_policy)
             costs.write(tmp / "build-costs.json")
         (tmp / "packages.txt").write_text("\n".join(versions) + "\n")
     return final / "root"

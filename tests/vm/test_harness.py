@@ -308,6 +308,21 @@ def test_second_stage_restores_what_it_set_aside(tmp_path: Path) -> None:
     assert "update-ca-certificates" in firstboot.INIT  # left for the first boot
 
 
+
+def test_first_boot_driver_policy_is_the_installers(tmp_path: Path) -> None:
+    """"targeted" is MODULES=dep in conf.d, which overrides initramfs.conf's MODULES=most;
+    "generic" leaves initramfs.conf alone; the two roots are cached apart."""
+    conf = tmp_path / "driver-policy"
+    conf.write_text(firstboot.POLICY_TEXT[firstboot.TARGETED] or "")
+    out = subprocess.run(["sh", "-c", f"MODULES=most; . {conf}; echo $MODULES"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "dep"
+    assert firstboot.POLICY_TEXT[firstboot.GENERIC] is None
+    assert firstboot.options(firstboot.TARGETED) != firstboot.options(firstboot.GENERIC)
+    # mkinitramfs's dep mode walks sysfs from the root's disk: the first boot's disk is on
+    # PCI as the installed system's is, and the busybox initramfs can drive it.
+    assert "virtio_pci" in firstboot.MODULES
+
 def test_byte_compile_on_the_host_names_the_guests_paths(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / f"usr/lib/python{sys.version_info.major}.{sys.version_info.minor}").mkdir(parents=True)
