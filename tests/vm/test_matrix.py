@@ -11,7 +11,8 @@ dump, and our page bitmaps of the whole copy are compared with that suite's
 makedumpfile at -d 1, 2, 4, 8, 16 and 31. The arm64 tools run under qemu-user
 (harness/oracles.py). tests/vm/README.md has the table of results.
 
-Every cycle runs in CI; each does only the checks whose tool can judge it: no
+CI runs six cycles, all but the two 52-bit arm64 kernels' (trixie, 7.3), which
+KDUMPCTL_VM_MATRIX=all adds; each does only the checks whose tool can judge it: no
 whole copy where the suite's makedumpfile refuses the kernel (its refusal is
 checked on a tiny ELF with the dump's own VMCOREINFO, in a second), no crash
 where the suite's crash cannot read the kernel at all. KDUMPCTL_VM_MATRIX=all
@@ -49,7 +50,6 @@ from tests.vm.harness.oracles import Oracles
 KERNELS = ("bullseye", "bookworm", "trixie", "trixie-backports")
 ARCH_NAMES = ("x86_64", "arm64")
 DL_FREE = 16
-MATRIX = [(k, a) for k in KERNELS for a in ARCH_NAMES]
 EVERY_CHECK = os.environ.get("KDUMPCTL_VM_MATRIX") == "all"
 
 # Kernel suite -> dump-level bits its makedumpfile does not apply, and why.
@@ -67,6 +67,12 @@ MAKEDUMPFILE_REFUSES: dict[tuple[str, str], str] = {
     ("trixie", "arm64"): "PAGE SIZE 0x1000 and VA Bits 52 not supported",
     ("trixie-backports", "arm64"): "PAGE SIZE 0x1000 and VA Bits 52 not supported",
 }
+# The 52-bit arm64 kernels' cycles only save through capture and have drgn read the
+# dump (neither tool of their suite reads it): CI leaves them to KDUMPCTL_VM_MATRIX=all
+# for the arm64 installed-system cycle's time (README.md, "What the VM tier proves").
+# The triage cycle still saves and analyses a trixie arm64 (52-bit) dump in CI.
+MATRIX = [(k, a) for k in KERNELS for a in ARCH_NAMES
+          if EVERY_CHECK or (k, a) not in MAKEDUMPFILE_REFUSES]
 # (kernel suite, arch) -> how the suite's crash refuses the kernel, whatever the dump
 # (it fails the same way on the whole ELF copy). No crash in Debian reads 7.3:
 # trixie's 8.0.6 stops at kmem_cache_s_num, forky's 9.0.2 at module_num_gpl_syms.
