@@ -8,9 +8,7 @@ depend on the window is counted first: the interpreter with numpy and
 kdumpctl-py, the chunks in flight (two per compression thread, each read
 buffer with its compressed copy, CHUNK_BYTES whatever the page size, so
 arm64's 64K pages cost the same) and one block of struct pages with its
-numpy temporaries. With more than one thread, chunks are compressed while the
-filter still decides the later windows (up to MAX_PREFETCH_CHUNKS of them,
-what the budget leaves after a whole window). The default budget is half of MemAvailable, but never
+numpy temporaries. The default budget is half of MemAvailable, but never
 below what a save needs with a small window (MIN_LIMIT): the interpreter
 alone takes most of that, and less would only make the budget a lie.
 """
@@ -32,10 +30,6 @@ MAX_WINDOW_PAGES = 1 << 16
 DEFAULT_LIMIT = 256 * MiB  # when MemAvailable is not known
 DEFAULT_SHARE = 2  # the default is MemAvailable / DEFAULT_SHARE
 MIN_LIMIT = 56 * MiB  # the fixed costs, a whole window and some room
-# Chunks made ahead while the filter runs, at two threads or more: 16 cover the 2 GiB bench
-# vmcore's 0.1 s filter (a chunk is about 5 ms of compression); each counted as CHUNK_BYTES,
-# though compressed it is a quarter of that on most dumps.
-MAX_PREFETCH_CHUNKS = 16
 
 
 def default_limit(meminfo: dict[str, int]) -> int:
@@ -48,22 +42,8 @@ def chunk_pages(page_size: int) -> int:
     return max(1, CHUNK_BYTES // page_size)
 
 
-def _fixed(threads: int) -> int:
-    return BASELINE + STRUCT_BLOCK_BYTES + 2 * threads * 2 * CHUNK_BYTES
-
-
 def window_pages(limit: int, threads: int) -> int:
     """Pages per filter window under `limit` bytes with `threads` compression threads; the
     filter rounds it to whole sections, so a budget too small still gets one section."""
-    return max(1, min(MAX_WINDOW_PAGES, (limit - _fixed(threads)) // WINDOW_BYTES_PER_PAGE))
-
-
-def prefetch_chunks(limit: int, threads: int) -> int:
-    """Chunks that may be compressed ahead while the filter runs: none at one thread (no
-    CPU to spare), else what `limit` leaves after the fixed costs, a whole window and the
-    read buffers of the threads - 1 that compress them."""
-    if threads < 2:
-        return 0
-    left = (limit - _fixed(threads) - MAX_WINDOW_PAGES * WINDOW_BYTES_PER_PAGE
-            - (threads - 1) * CHUNK_BYTES)
-    return max(0, min(MAX_PREFETCH_CHUNKS, left // CHUNK_BYTES))
+    fixed = BASELINE + STRUCT_BLOCK_BYTES + 2 * threads * 2 * CHUNK_BYTES
+    return max(1, min(MAX_WINDOW_PAGES, (limit - fixed) // WINDOW_BYTES_PER_PAGE))

@@ -8,9 +8,7 @@ O_NOFOLLOW so a symlink planted in the target is refused, not followed.
 
 Pages are read with pread in chunks, and compressed on a thread pool while
 the main thread writes, in order: memory use is a few chunks, whatever the
-size of the dump. With more than one thread the pool starts on the first
-windows' chunks while the filter still decides the later ones (`_Ahead`): the
-file's layout waits for the last window, the compression need not.
+size of the dump.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import sys
 import time
 from _thread import get_ident  # threading's, without importing threading at one thread
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -32,12 +30,7 @@ import numpy as np
 
 from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
-from kdumpctl_py.capture.budget import (
-    DEFAULT_LIMIT,
-    chunk_pages,
-    prefetch_chunks,
-    window_pages,
-)
+from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec, stored_forms
 from kdumpctl_py.capture.dumpdir import (
     TargetError,
@@ -400,8 +393,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
     comp = codec(options.compress, options.zlib_engine) if options.format == "kdump" else None
     with contextlib.ExitStack() as stack:
         v = stack.enter_context(Vmcore(vmcore_path, partial=True))
-        submit, ahead = _pipeline(stack, v, comp, options)
-        result, layout = _plan(v, options, comp, ahead)
+        result, layout = _plan(v, options, comp)
         dir_fd = -1
         if stream is None:
             if options.check_space:
@@ -409,7 +401,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
         else:
             sink = FlatSink(stream)
-        _write(v, layout, sink, options, result, target, submit, ahead)
+        _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
             settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.unreadable))
     result.seconds = time.monotonic() - started
@@ -432,18 +424,15 @@ def _threads(options: SaveOptions) -> int:
     return options.threads or os.cpu_count() or 1
 
 
-def _plan(v: Vmcore, options: SaveOptions, comp: Codec | None,
-          ahead: _Ahead | None = None) -> tuple[SaveResult, KdumpLayout | ElfLayout]:
-    """Decide the pages (window by window) and lay out the file that will hold them; each
-    window decided goes to `ahead` too, to be compressed before the layout is known."""
+def _plan(v: Vmcore, options: SaveOptions,
+          comp: Codec | None) -> tuple[SaveResult, KdumpLayout | ElfLayout]:
+    """Decide the pages (window by window) and lay out the file that will hold them."""
     stats = FilterStats()
     window = window_pages(options.memory_limit or DEFAULT_LIMIT, _threads(options))
     bitmaps = PageBitmaps(max_mapnr(v))
     for first, present_w, keep_w in dumpable_windows(
             v, options.dump_level, stats, options.struct_pages, options.tolerant, window):
         bitmaps.add(first, present_w, keep_w)
-        if ahead is not None:
-            ahead.feed(v, first, keep_w)
     result = SaveResult(None, "-", False, bitmaps.nr, bitmaps.dumpable, 0, 0, 0.0, stats,
                         dump_level=stats.level_written(options.dump_level))
     for warning in stats.warnings:
@@ -478,8 +467,8 @@ def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
         raise target_error(e, f"cannot write under {target}") from None
 
 
-def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, options: SaveOptions,
-           result: SaveResult, target: str, submit: _Submit, ahead: _Ahead | None) -> None:
+def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec | None,
+           options: SaveOptions, result: SaveResult, target: str) -> None:
     """Write the dump through `sink`; one cut short is closed as incomplete, readable."""
     frontier = [0]  # pages below it had their chunk written
     writer = layout.writer(sink)
@@ -490,7 +479,7 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, options: Save
                 _write_elf(v, writer, options, result)
                 writer.finish(not result.unreadable)
             else:
-                _write_pages(v, writer, options, result, frontier, submit, ahead)
+                _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
                 writer.finish(not result.unreadable,
                               _written(frontier, result) if result.unreadable else None)
@@ -597,16 +586,26 @@ def _write_elf(v: Vmcore, elf: ElfWriter, options: SaveOptions, result: SaveResu
             progress.update(done // ps)
 
 
-def _write_pages(v: Vmcore, writer: KdumpWriter, options: SaveOptions, result: SaveResult,
-                 frontier: list[int], submit: _Submit, ahead: _Ahead | None) -> None:
-    """Write the dumpable pages in pfn order: the chunks made ahead first, then the rest,
-    chunks compressed on `threads` threads while this one writes; `frontier` follows what
-    is written."""
+def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
+                 comp: Codec | None, options: SaveOptions, result: SaveResult,
+                 frontier: list[int]) -> None:
+    """Read, compress and write the dumpable pages in pfn order, chunks compressed on
+    `threads` threads while this one writes; `frontier` follows what is written."""
     threads = _threads(options)
     progress = _Progress(result.pages_dumped, v.page_size, options.progress)
     zero_shared = bool(options.dump_level & DL_ZERO)
-    pending = ahead.pending if ahead else deque()
+    pending: deque[_Pending] = deque()
     index = 0
+    compressors: dict[int, Compressor] = {}
+    buffers: dict[int, bytearray] = {}  # each thread's read buffer
+    fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word, by word
+
+    def work(runs: list[PageRun]) -> _Chunk:
+        tid = get_ident()
+        if comp and tid not in compressors:
+            compressors[tid] = comp.make()
+        return _make_chunk(v, runs, compressors.get(tid), comp.flag if comp else 0,
+                           zero_shared, fills, buffers.setdefault(tid, bytearray()))
 
     def drain_one() -> None:
         nonlocal index
@@ -621,108 +620,24 @@ def _write_pages(v: Vmcore, writer: KdumpWriter, options: SaveOptions, result: S
         result.unreadable.extend(chunk.unreadable)
         progress.update(index)
 
-    try:
-        windows = _windows_from(writer.bitmaps, ahead.resume if ahead else 0)
-        for runs in _grouped(_runs(v, windows), chunk_pages(v.page_size)):
-            while len(pending) >= 2 * threads:
-                drain_one()
-            pending.append(submit(runs))
-        while pending:
-            drain_one()
-    finally:
-        for f in pending:
-            f.cancel()
-
-
-def _windows_from(bitmaps: PageBitmaps, resume: int) -> Iterator[tuple[int, npt.NDArray[np.bool_]]]:
-    """The 2nd bitmap's windows without the pages before `resume` (made ahead already)."""
-    for first, keep in bitmaps.dumpable_windows():
-        if first + len(keep) <= resume:
-            continue
-        if first < resume:
-            keep = keep.copy()
-            keep[:resume - first] = False
-        yield first, keep
-
-
-_Submit = Callable[[list[PageRun]], "_Pending"]
-
-
-class _ChunkMaker:
-    """Makes the chunk of some runs on whichever thread calls it: each thread has its own
-    compressor and read buffer; the stored forms of one-word pages are shared."""
-
-    def __init__(self, v: Vmcore, comp: Codec | None, zero_shared: bool) -> None:
-        self.v, self.comp, self.zero_shared = v, comp, zero_shared
-        self.compressors: dict[int, Compressor] = {}
-        self.buffers: dict[int, bytearray] = {}  # each thread's read buffer
-        self.fills: dict[int, bytes] = {}  # the stored form of pages of one repeated word
-
-    def __call__(self, runs: list[PageRun]) -> _Chunk:
-        tid = get_ident()
-        if self.comp and tid not in self.compressors:
-            self.compressors[tid] = self.comp.make()
-        return _make_chunk(self.v, runs, self.compressors.get(tid),
-                           self.comp.flag if self.comp else 0, self.zero_shared, self.fills,
-                           self.buffers.setdefault(tid, bytearray()))
-
-
-@dataclass
-class _Ahead:
-    """Chunks submitted while the filter still decides later windows, at most `cap`: those
-    of the pages before `resume`, in order. The file's layout (where the page data starts)
-    needs the count of every window's dumpable pages, the chunks do not: their descriptors'
-    offsets are relative until KdumpWriter.add."""
-
-    submit: _Submit
-    cap: int
-    pending: deque[_Pending] = field(default_factory=deque)
-    resume: int = 0
-    full: bool = False
-
-    def feed(self, v: Vmcore, first: int, keep: npt.NDArray[np.bool_]) -> None:
-        """The next window decided: its chunks, until `cap` are on their way."""
-        if self.full:
-            return
-        for runs in _grouped(_runs(v, [(first, keep)]), chunk_pages(v.page_size)):
-            if len(self.pending) >= self.cap:
-                self.full = True
-                return
-            self.pending.append(self.submit(runs))
-            self.resume = runs[-1][0] + runs[-1][1]
-        self.resume = first + len(keep)
-
-
-def _pipeline(stack: contextlib.ExitStack, v: Vmcore, comp: Codec | None,
-              options: SaveOptions) -> tuple[_Submit, _Ahead | None]:
-    """How chunks are made (on a pool of `threads`, closed by `stack`, or inline at one
-    thread) and, for a kdump file with a pool, the chunks to make ahead of the layout."""
-    threads = _threads(options)
-    maker = _ChunkMaker(v, comp, bool(options.dump_level & DL_ZERO))
-    executor = _pool(threads) if options.format == "kdump" else None  # ELF: no compression
-    if executor is None:
-        # One thread (the capture kernel's one CPU) makes each chunk where it is submitted,
-        # without two thread switches per chunk.
-        return (lambda runs: _Done(maker(runs))), None
-    stack.enter_context(executor)
+    executor = _pool(threads)
 
     def submit(runs: list[PageRun]) -> _Pending:
-        return executor.submit(maker, runs)
+        """One thread (the capture kernel's one CPU) makes each chunk where it is
+        submitted, without two thread switches per chunk."""
+        return executor.submit(work, runs) if executor else _Done(work(runs))
 
-    cap = prefetch_chunks(options.memory_limit or DEFAULT_LIMIT, threads)
-    if not cap:
-        return submit, None
-    # The filter keeps one CPU: threads - 1 others compress ahead, so that the filter (on the
-    # way of everything after it) is not slowed by more threads than CPUs.
-    early = stack.enter_context(type(executor)(max_workers=threads - 1))
-    ahead = _Ahead(lambda runs: early.submit(maker, runs), cap)
-
-    @stack.callback
-    def cancel() -> None:  # the plan failed: the chunks not started are not made
-        for f in ahead.pending:
-            f.cancel()
-
-    return submit, ahead
+    with executor or contextlib.nullcontext():
+        try:
+            for runs in _grouped(_runs(v, bitmaps.dumpable_windows()), chunk_pages(v.page_size)):
+                pending.append(submit(runs))
+                if len(pending) >= 2 * threads:
+                    drain_one()
+            while pending:
+                drain_one()
+        finally:
+            for f in pending:
+                f.cancel()
 
 
 def _pool(threads: int) -> ThreadPoolExecutor | None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from kdumpctl_py.capture.budget import (
     DEFAULT_LIMIT,
-    MAX_PREFETCH_CHUNKS,
     MAX_WINDOW_PAGES,
     MIN_LIMIT,
     default_limit,
-    prefetch_chunks,
     window_pages,
 )
 
@@ -23,10 +21,3 @@ def test_window_grows_with_the_budget_and_shrinks_with_threads() -> None:
     assert window_pages(1, 1) == 1  # the filter rounds it up to one section
     assert window_pages(48 << 20, 1) > window_pages(48 << 20, 4) > 0
     assert window_pages(1 << 40, 1) == MAX_WINDOW_PAGES
-
-
-def test_chunks_ahead_only_with_a_cpu_to_spare_and_room_in_the_budget() -> None:
-    assert prefetch_chunks(1 << 40, 1) == 0
-    assert prefetch_chunks(1 << 40, 2) == MAX_PREFETCH_CHUNKS
-    assert 0 < prefetch_chunks(MIN_LIMIT, 2) < MAX_PREFETCH_CHUNKS
-    assert prefetch_chunks(48 << 20, 2) == 0

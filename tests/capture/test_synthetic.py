@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.capture import save as save_module
 from kdumpctl_py.capture.filter import dumpable_pages
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
@@ -78,22 +77,6 @@ def test_flat_stream_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) 
                                                                zlib_engine="zlib"), out)
         streams.append(out.getvalue())
     assert streams[0] == streams[1]
-
-
-@pytest.mark.parametrize("ahead", [1, 3, 1000])
-def test_chunks_made_ahead_of_the_layout_change_no_byte(vmcore_4g: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      ahead: int) -> None:
-    """At two threads chunks are compressed while the filter still runs: stopped after the
-    first chunk, inside a window (3), or never (every chunk made ahead), in windows of one
-    section, the file is the one thread's."""
-    one = save(vmcore_4g, tmp_path / "one", 1, "zlib").read_bytes()
-    monkeypatch.setattr(save_module, "prefetch_chunks", lambda limit, threads: ahead)
-    result = save_vmcore(str(vmcore_4g), str(tmp_path / "two"),
-                         SaveOptions(31, "zlib", threads=2, progress=False, memory_limit=1,
-                                     zlib_engine="zlib"))
-    assert (Path(result.directory or "") / "vmcore").read_bytes() == one
-    assert result.pages_dumped == 5654
 
 
 def test_elf_format_is_the_same_in_any_window(vmcore_4g: Path, tmp_path: Path) -> None:
