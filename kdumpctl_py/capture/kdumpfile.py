@@ -206,6 +206,7 @@ class KdumpWriter:
         if zero_page:
             self.zero_desc = (self.data_offset, bs, 0, 0)
             self.data_offset += bs
+        self.behind = self.data_offset  # page data from here on is written behind (add)
 
     def begin(self) -> None:
         first = self.header if self.optimistic else replace(
@@ -232,8 +233,13 @@ class KdumpWriter:
         if self.zero_desc is not None:
             descs[~nonzero] = self.zero_desc
         self.sink.write_at(self.descs_offset + PAGE_DESC.size * first_index, descs.tobytes())
-        self.sink.write_at(self.data_offset, data)
+        start = self.data_offset
+        self.sink.write_at(start, data)
         self.data_offset += len(data)
+        # page data is never written again: to disk while the next chunk is made, this
+        # chunk's and the last one's (written back by now, so dropped from the page cache)
+        self.sink.write_behind(self.behind, self.data_offset)
+        self.behind = start
 
     def finish(self, complete: bool, written: Written | None = None) -> None:
         if written is not None:

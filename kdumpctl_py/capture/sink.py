@@ -5,6 +5,8 @@ and a later record for the same offset wins when the stream is rebuilt
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import struct
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ class Sink(Protocol):
 
     def write_at(self, offset: int, data: bytes | memoryview) -> None: ...
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None: ...
+    def write_behind(self, start: int, end: int) -> None: ...
     def sync(self) -> None: ...
 
 
@@ -56,6 +59,17 @@ class FileSink:
             os.ftruncate(self.fd, end)
             self.size = end
 
+    def write_behind(self, start: int, end: int) -> None:
+        """Bytes start..end are final: the kernel starts writing their whole pages to disk
+        now and drops those already written back, so the last fsync waits for little and
+        the dump does not fill the page cache (a capture kernel has a few hundred MiB).
+        POSIX_FADV_DONTNEED starts writeback of dirty pages and drops only clean ones: the
+        caller asks again for what it asked last time (written back since)."""
+        lo, hi = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE, end // mmap.PAGESIZE * mmap.PAGESIZE
+        if lo < hi:
+            with contextlib.suppress(OSError):  # advice only
+                os.posix_fadvise(self.fd, lo, hi - lo, os.POSIX_FADV_DONTNEED)
+
     def sync(self) -> None:
         os.fsync(self.fd)
 
@@ -90,6 +104,9 @@ class FlatSink:
             left -= len(chunk)
         self.stream.write(bytes(left))
         self.size += FLAT_RECORD.size + size
+
+    def write_behind(self, start: int, end: int) -> None:
+        """Nothing: the stream's own offsets are not the dump's."""
 
     def sync(self) -> None:
         self.stream.flush()

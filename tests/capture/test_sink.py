@@ -1,0 +1,69 @@
+"""Writing behind: only whole pages of final page data are handed to the kernel."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import pytest
+
+from kdumpctl_py.capture.kdumpfile import read_kdump
+from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+from kdumpctl_py.capture.sink import FileSink
+from tests.builders import make_vmcore
+
+P = mmap.PAGESIZE
+
+
+def advised(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    calls: list[tuple[int, int]] = []
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        calls.append((offset, length))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    return calls
+
+
+def test_only_whole_pages_inside_the_range(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = advised(monkeypatch)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        sink = FileSink(fd)
+        sink.write_behind(1, 3 * P + 5)
+        sink.write_behind(P + 1, 2 * P - 1)  # no whole page
+        sink.write_behind(2 * P, 4 * P)
+    finally:
+        os.close(fd)
+    assert calls == [(P, 2 * P), (2 * P, 2 * P)]
+
+
+def test_advice_refused_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        FileSink(fd).write_behind(0, 8 * P)
+    finally:
+        os.close(fd)
+
+
+def test_a_save_writes_behind_only_page_data(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never a page that holds headers, bitmaps or descriptors (written again at the end)."""
+    src, _ = make_vmcore(tmp_path)
+    calls = advised(monkeypatch)
+    result = save_vmcore(str(src), str(tmp_path / "out"),
+                         SaveOptions(0, "none", threads=1, progress=False))
+    path = Path(result.directory or "") / "vmcore"
+    dump = read_kdump(str(path))
+    descs_end = dump.descs_offset + 24 * int(dump.bitmap2.sum())
+    assert calls
+    for offset, length in calls:
+        assert offset % P == 0 and length % P == 0 and length > 0
+        assert offset >= descs_end and offset + length <= path.stat().st_size
