@@ -1,3 +1,3 @@
-from kdumpctl_py.cli import main
+from kdumpctl_py.cli import program
 
-raise SystemExit(main())
+raise SystemExit(program())

@@ -177,7 +177,21 @@ def _describe(sub: argparse._SubParsersAction[Parser]) -> None:
                                    "other such command has finished (the state lock).")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# The commands whose process ends as soon as they succeed, without the interpreter's
+# teardown: freeing what numpy and every module hold took 10-15 ms of CPU, of the 0.45 s
+# of a 4 GiB machine's save; nothing a save leaves needs it (the dump is fsync'd and
+# renamed, its files closed; the output is flushed first).
+QUICK_EXIT = frozenset({"save"})
+
+
+def program() -> int:
+    """The `kdumpctl-py` command (and `python -m kdumpctl_py`)."""
+    return main(quick_exit=True)
+
+
+def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
+    """Run the command line `argv`; with `quick_exit` (the program, not a test calling
+    in) a QUICK_EXIT command's process ends here when it succeeds."""
     # numpy's BLAS starts a thread per CPU when imported and nothing here multiplies
     # matrices: they only cost start-up time, and a CPU the save's threads want.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -188,7 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         return _fail(str(e), e.exit_code, False)  # a traceback of argparse helps nobody
     try:
-        return _run_locked(args)
+        code = _run_locked(args)
+        # a --sysroot snapshot unpacked for the command is removed by the teardown
+        if quick_exit and not code and args.command in QUICK_EXIT and not args.sysroot:
+            _end_now()
+        return code
     except KdumpError as e:
         return _fail(str(e), e.exit_code, debug)
     except KeyboardInterrupt:
@@ -236,6 +254,13 @@ def _run_locked(args: argparse.Namespace) -> int:
     with state_lock(args.command):
         code = args.func(args)
         return code
+
+
+def _end_now() -> NoReturn:
+    """Exit 0 at once, once the output is out."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _fail(message: str, code: int, debug: bool) -> int:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.cli import (
     COMMANDS,
     OTHER_NAMES,
@@ -14,6 +18,10 @@ from kdumpctl_py.cli import (
     main,
     terminal_columns,
 )
+from tests.builders import make_vmcore
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "snapshots"
 
 
 def test_bad_usage_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,6 +40,48 @@ def test_debug_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--debug", "--sysroot", "/nonexistent", "status"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.endswith("snapshot\n")
+
+
+def test_the_program_ends_a_save_at_once_with_its_output_whole(tmp_path: Path) -> None:
+    """A save's process skips the interpreter's teardown: the flattened dump it streams on
+    standard output arrives whole, and exits 0."""
+    src, _ = make_vmcore(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "kdumpctl_py", "save", "--vmcore", str(src),
+                          "--target", "-", "--flat", "--compress", "zlib", "--zlib-engine",
+                          "zlib", "--dump-level", "1", "--no-progress"],
+                         capture_output=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stream = io.BytesIO()
+    save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False,
+                                           zlib_engine="zlib"), stream)
+    assert out.stdout == stream.getvalue()
+    assert out.stderr.startswith(b"saved standard output: ")
+
+
+@pytest.mark.parametrize(("quick", "sysroot", "ended"), [(True, False, True), (False, False, False),
+                                                         (True, True, False)])
+def test_quick_exit_only_for_the_program_and_without_a_sysroot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick: bool, sysroot: bool,
+        ended: bool) -> None:
+    """main() called in (a test, another program) returns; a --sysroot snapshot unpacked
+    for the command is left to the teardown that removes it."""
+    src, _ = make_vmcore(tmp_path)
+
+    class Ended(BaseException):  # as os._exit, nothing main() catches
+        pass
+
+    def end(code: int) -> None:
+        raise Ended(code)
+
+    monkeypatch.setattr(os, "_exit", end)
+    argv = [*(["--sysroot", str(FIXTURES / "debian12-amd64")] if sysroot else []), "save",
+            "--vmcore", str(src), "--target", str(tmp_path / "out"), "--compress", "zlib",
+            "--dump-level", "1", "--no-progress"]
+    if ended:
+        with pytest.raises(Ended, match="0"):
+            main(argv, quick_exit=quick)
+    else:
+        assert main(argv, quick_exit=quick) == 0
 
 
 def test_console_entry_point_runs() -> None:
