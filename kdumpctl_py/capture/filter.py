@@ -264,7 +264,7 @@ def _field(raw: bytes | memoryview, stride: int, offset: int, dtype: str,
 Window = tuple[int, Bits, Bits]  # first pfn, then the 1st and 2nd bitmaps from it on
 SECTION_PAGES_DEFAULT = 1 << 15
 STRUCT_PAGES_BLOCK = 16 * PGMM_CACHED  # struct pages read and decided at once: 512 KiB
-MAPPED_BLOCK = 64 * PGMM_CACHED  # mapped and decided at once: a section of 4K pages, 2 MiB
+MAPPED_BLOCK = 32 * PGMM_CACHED  # mapped and decided at once: 1 MiB (2 MiB: 2.5 MB more peak RSS)
 
 
 def dumpable_pages(vmcore: Vmcore, dump_level: int, stats: FilterStats | None = None,
