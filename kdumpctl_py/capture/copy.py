@@ -2,7 +2,7 @@
 what names the directory.
 
 When filtering failed at every level, this still writes a dump every tool
-reads (crash, drgn, `analyse`). A page the old kernel cannot give back (EIO)
+reads (crash, drgn, `analyse`). A page the old kernel cannot give back (EIO or EFAULT)
 is written as zeros and its file offset listed in unreadable-pages.txt, and the dump is then
 left as vmcore-incomplete, as `save` leaves one.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import os
 import time
 
@@ -24,7 +23,7 @@ from kdumpctl_py.capture.dumpdir import (
     write_dmesg,
 )
 from kdumpctl_py.capture.save import SaveResult
-from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.errors import UsageError
 
 CHUNK = 4 << 20
@@ -109,11 +108,11 @@ def directory_name(v: Vmcore | None) -> str:
 
 
 def _read(fd: int, size: int, offset: int, result: SaveResult) -> bytes:
-    """`size` bytes at `offset`; a page that fails with EIO becomes zeros (its offset listed)."""
+    """`size` bytes at `offset`; a page that cannot be read becomes zeros (its offset listed)."""
     try:
         return os.pread(fd, size, offset)
     except OSError as e:
-        if e.errno != errno.EIO:
+        if e.errno not in UNREADABLE_ERRNOS:
             raise
     out = bytearray()
     for at in range(offset, offset + size, PAGE):
@@ -121,7 +120,7 @@ def _read(fd: int, size: int, offset: int, result: SaveResult) -> bytes:
         try:
             out += os.pread(fd, n, at).ljust(n, b"\0")
         except OSError as e:
-            if e.errno != errno.EIO:
+            if e.errno not in UNREADABLE_ERRNOS:
                 raise
             result.unreadable.append(at)
             out += bytes(n)

@@ -60,7 +60,7 @@ MAX_STRUCT = 4096  # no printk structure comes near this
 DESC_CHUNK = 1024  # descriptors (and infos) read at a time
 MAX_WARNINGS = 20
 # What a read of a damaged or partial dump raises: MissingMemory (a KdumpError) for
-# memory the dump lacks, OSError (EIO) for a page /proc/vmcore cannot give back.
+# memory the dump lacks, OSError (EIO, EFAULT) for a page /proc/vmcore cannot give back.
 UNREADABLE = (KdumpError, OSError)
 
 # Descriptor states (enum desc_state) and special lpos values.

@@ -62,7 +62,7 @@ from kdumpctl_py.capture.kdumpfile import (
     bitmap_blocks,
 )
 from kdumpctl_py.capture.sink import FileSink, FlatSink, Sink
-from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
+from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, MissingMemory, Vmcore
 from kdumpctl_py.config.settings import FORMATS
 from kdumpctl_py.elf import NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
@@ -100,6 +100,10 @@ class SaveOptions:
     tolerant: bool = False  # keep the pages of a section whose page decisions raised
     memory_limit: int = 0  # bytes; 0: budget.DEFAULT_LIMIT
     zlib_engine: str = "auto"  # capture/compress.py: zlib_engine
+    # (start, size) of RAM that firmware keeps from the kernel (firmware_memory): pages
+    # there that cannot be read are left out and the dump stays complete, since the
+    # crashed kernel could not read them either.
+    firmware: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -114,6 +118,7 @@ class SaveResult:
     seconds: float
     stats: FilterStats = field(default_factory=FilterStats)
     unreadable: list[int] = field(default_factory=list)
+    withheld: int = 0  # of the unreadable pages, those in SaveOptions.firmware
     dump_level: int = 0  # the level written: lower than asked when struct pages went unread
     peak_rss: int = 0  # bytes, this process's high-water mark when saving ended
 
@@ -198,7 +203,7 @@ class _Chunk:
 def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
                 size: int | None = None) -> tuple[bytes, list[int]]:
     """Pages from the file (`size` bytes of them: an ELF segment may end inside its last
-    page); a page that cannot be read (EIO) comes back as zeros, listed. Offset -1: one
+    page); a page that cannot be read (EIO, EFAULT) comes back as zeros, listed. Offset -1: one
     page that segments cover only in part, the rest zero-filled."""
     ps = v.page_size
     want = count * ps if size is None else size
@@ -209,7 +214,7 @@ def _read_pages(v: Vmcore, offset: int, count: int, pfn: int,
         if len(data) == want:
             return data, []
     except OSError as e:
-        if e.errno != errno.EIO:
+        if e.errno not in UNREADABLE_ERRNOS:
             raise
     return _read_page_by_page(v, offset, count, pfn, want)
 
@@ -221,7 +226,7 @@ def _read_partial_page(v: Vmcore, pfn: int) -> tuple[bytes, list[int]]:
     except MissingMemory:
         return bytes(ps), [pfn]
     except OSError as e:
-        if e.errno != errno.EIO:
+        if e.errno not in UNREADABLE_ERRNOS:
             raise
         return bytes(ps), [pfn]
 
@@ -236,7 +241,7 @@ def _read_page_by_page(v: Vmcore, offset: int, count: int, pfn: int,
         try:
             page = v.pread(n, offset + i * ps)
         except OSError as e:
-            if e.errno != errno.EIO:
+            if e.errno not in UNREADABLE_ERRNOS:
                 raise
             page = b""
         if len(page) != n:
@@ -275,7 +280,7 @@ def _read_whole(v: Vmcore, part: memoryview, offset: int) -> bool:
     try:
         return v.pread_into(part, offset) == len(part)
     except OSError as e:
-        if e.errno != errno.EIO:
+        if e.errno not in UNREADABLE_ERRNOS:
             raise
         return False
 
@@ -401,14 +406,14 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
         else:
             sink = FlatSink(stream)
-        _write(v, layout, sink, comp, options, result, target)
+        lost = _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
-            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.unreadable))
+            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in lost))
     result.seconds = time.monotonic() - started
     result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if not result.complete:
         raise IncompleteDump(
-            f"{len(result.unreadable)} pages could not be read from {vmcore_path} (listed in "
+            f"{len(lost)} pages could not be read from {vmcore_path} (listed in "
             f"unreadable-pages.txt); {_where(result)} holds the rest, marked incomplete", result)
     return result
 
@@ -468,8 +473,9 @@ def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
 
 
 def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec | None,
-           options: SaveOptions, result: SaveResult, target: str) -> None:
-    """Write the dump through `sink`; one cut short is closed as incomplete, readable."""
+           options: SaveOptions, result: SaveResult, target: str) -> list[int]:
+    """Write the dump through `sink`; one cut short is closed as incomplete, readable.
+    The pfns that could not be read outside firmware memory: the dump lacks those."""
     frontier = [0]  # pages below it had their chunk written
     writer = layout.writer(sink)
     with _sigterm_raises():
@@ -477,11 +483,13 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
             writer.begin()
             if isinstance(writer, ElfWriter):
                 _write_elf(v, writer, options, result)
-                writer.finish(not result.unreadable)
+                lost = _lost(result, options.firmware, v.page_size)
+                writer.finish(not lost)
             else:
                 _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
+                lost = _lost(result, options.firmware, v.page_size)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
-                writer.finish(not result.unreadable,
+                writer.finish(not lost,
                               _written(frontier, result) if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
@@ -489,8 +497,24 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, _written(frontier, result))
             raise _cut_short(e, _where(result), target) from None
-    result.complete = not result.unreadable
+    result.complete = not lost
     result.bytes_out = sink.size
+    return lost
+
+
+def _lost(result: SaveResult, firmware: tuple[tuple[int, int], ...], ps: int) -> list[int]:
+    """The unreadable pfns outside `firmware`; those inside are counted as withheld and
+    said once (QEMU's OpenSBI before 1.3 leaves its PMP-guarded RAM in the kernel's
+    System RAM, so the elfcorehdr kexec_file_load builds covers it)."""
+    lost = [pfn for pfn in result.unreadable
+            if not any(start <= pfn * ps < start + size for start, size in firmware)]
+    result.withheld = len(result.unreadable) - len(lost)
+    if result.withheld:
+        warning = (f"{result.withheld} pages of firmware memory (/reserved-memory) could not "
+                   "be read and are left out; the crashed kernel could not read them either")
+        result.stats.warnings.append(warning)
+        warn(warning)
+    return lost
 
 
 def _cut_short(e: BaseException, where: str, target: str) -> BaseException:

@@ -6,15 +6,17 @@ the kernel image, which is where every structure kdumpctl-py reads without
 debug info lives (the printk ring buffer, mem_section roots). Addresses no
 segment covers raise `MissingMemory`, never return made-up bytes.
 
-Page data is read with pread: a page that cannot be read fails with EIO,
-which the saver handles page by page, where a read through a mapping of a
+Page data is read with pread: a page that cannot be read fails with one of
+UNREADABLE_ERRNOS, which the saver handles page by page, where a read through a mapping of a
 regular file on a failing disk would SIGBUS. Struct pages, which the filter
 reads by the megabyte (a GiB of them per 64 GiB of RAM), are read through a
 read-only mapping instead (`phys_view`), as makedumpfile reads everything,
 without a copy: /proc/vmcore's mmap (fs/proc/vmcore.c, mmap_vmcore) maps the
 old memory when mmap() is called, a pfn the kernel says is not RAM as the
 zero page (what a read of it returns too), so touching the mapping cannot
-fault, and a regular file is mapped only within its size. Where mmap is
+fault (struct pages are the old kernel's own allocations, never RAM that firmware
+withholds, which only pread may touch), and a regular file is mapped only within
+its size. Where mmap is
 refused (a kernel without mmap_vmcore, a file system without mmap, a file
 that is not a regular file) the same bytes are read with pread.
 """
@@ -22,17 +24,44 @@ that is not a regular file) the same bytes are read with pread.
 from __future__ import annotations
 
 import bisect
+import errno
 import mmap
 import os
 import stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import ElfCore, Segment, parse_elf_core
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
 from kdumpctl_py.units import MASK64
 
+if TYPE_CHECKING:
+    from kdumpctl_py.facts.view import SystemView
+
 PAGE = mmap.ALLOCATIONGRANULARITY  # what a mapping's offset is a multiple of
+
+
+# What a read of /proc/vmcore gives for old memory the capture kernel cannot copy:
+# fs/proc/vmcore.c's read_from_oldmem answers -EFAULT when copy_oldmem_page copies
+# less than asked (riscv64: RAM that M-mode firmware keeps behind PMP, such as
+# OpenSBI's at the start of RAM when a segment covers it), and a read of a saved
+# file on a failing disk, or an arch's copy_oldmem_page, gives EIO. Our buffers are
+# Python's own, so EFAULT never means a bad user buffer here.
+UNREADABLE_ERRNOS = frozenset({errno.EIO, errno.EFAULT})
+
+
+def firmware_memory_of(view: SystemView) -> tuple[tuple[int, int], ...]:
+    """RAM that firmware keeps from this machine's kernels, from its device tree's
+    /reserved-memory (riscv64: OpenSBI's), for SaveOptions.firmware; none elsewhere."""
+    if not view.arch.firmware_in_dt or view.fdt is None:
+        return ()
+    from kdumpctl_py.plan.dtb import firmware_memory
+
+    try:
+        return tuple(firmware_memory(view.fdt, "/sys/firmware/fdt"))
+    except KdumpError:
+        return ()  # a tree that cannot be read withholds nothing we can name
 
 
 class MissingMemory(KdumpError):

@@ -62,6 +62,7 @@ def register(sub: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.capture.budget import default_limit
     from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+    from kdumpctl_py.capture.vmcore import firmware_memory_of
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import UsageError
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                           threads=given(args.threads, cfg.threads),
                           progress=not args.no_progress,
                           check_space=not args.no_space_check,
-                          memory_limit=limit or default_limit(view.meminfo))
+                          memory_limit=limit or default_limit(view.meminfo),
+                          firmware=firmware_memory_of(view))
     stream = sys.stdout.buffer if args.target == "-" else None
     if args.fallback and stream is not None:
         raise UsageError("--fallback cannot save a stream again; give a --target directory")
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
           f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s, peak memory "
           f"{format_bytes(result.peak_rss)} (budget {format_bytes(options.memory_limit)})",
           file=sys.stderr if stream else sys.stdout)
-    if result.unreadable:
-        warn(f"{len(result.unreadable)} pages could not be read; listed in unreadable-pages.txt")
+    if len(result.unreadable) > result.withheld:
+        warn(f"{len(result.unreadable) - result.withheld} pages could not be read; listed in "
+             "unreadable-pages.txt")
     return 0

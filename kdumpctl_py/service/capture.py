@@ -156,12 +156,15 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
 
     from kdumpctl_py.capture.fallback import save_with_fallback
     from kdumpctl_py.capture.save import SaveOptions
+    from kdumpctl_py.capture.vmcore import firmware_memory_of
+    from kdumpctl_py.facts.view import SystemView
 
     notify.status(f"saving {vmcore} under {dump_root}")
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress,
                           zlib_engine=cfg.zlib_engine, flat=cfg.flat,
                           format=cfg.format, threads=cfg.threads, progress=False,
-                          memory_limit=cfg.memory_limit)
+                          memory_limit=cfg.memory_limit,
+                          firmware=firmware_memory_of(SystemView()))
     result, record = save_with_fallback(vmcore, dump_root, options)
     assert result.directory is not None
     out.saved, out.dump, out.error, out.record = True, result.directory, None, record
@@ -193,6 +196,8 @@ def mount_args(target: Target | NfsTarget, machine: Machine) -> tuple[str, str, 
 
 def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     from kdumpctl_py.capture.save import SaveOptions
+    from kdumpctl_py.capture.vmcore import firmware_memory_of
+    from kdumpctl_py.facts.view import SystemView
     from kdumpctl_py.service.ssh import save_with_fallback_over_ssh
 
     notify.status(f"saving {vmcore} to {remote.where(cfg.path)}")
@@ -200,7 +205,8 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     _say_route(remote.target.host)
     options = SaveOptions(dump_level=cfg.dump_level, compress=cfg.compress,
                           zlib_engine=cfg.zlib_engine, flat=True,
-                          format=cfg.format, threads=cfg.threads, progress=False)
+                          format=cfg.format, threads=cfg.threads, progress=False,
+                          firmware=firmware_memory_of(SystemView()))
     dump = save_with_fallback_over_ssh(remote, cfg.path, vmcore, options)
     out.saved, out.dump, out.error = True, remote.where(dump.directory), None
     out.record = dump.record

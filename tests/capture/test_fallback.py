@@ -211,8 +211,10 @@ def test_a_target_that_takes_nothing_gets_no_record(
     assert blocker.read_bytes() == b"a file where the target should be"
 
 
+@pytest.mark.parametrize("code", ["EIO", "EFAULT"])
 def test_the_copy_zero_fills_what_cannot_be_read(tmp_path: Path, mem: Memory,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 code: str) -> None:
     import errno
     import os
 
@@ -224,7 +226,7 @@ def test_the_copy_zero_fills_what_cannot_be_read(tmp_path: Path, mem: Memory,
 
     def pread(fd: int, n: int, offset: int) -> bytes:
         if os.fstat(fd).st_ino == inode and offset <= bad < offset + n:
-            raise OSError(errno.EIO, "Input/output error")
+            raise OSError(getattr(errno, code), code)
         return real(fd, n, offset)
 
     monkeypatch.setattr(os, "pread", pread)

@@ -64,3 +64,16 @@ def test_no_vmcoreinfo_is_refused(tmp_path: Path) -> None:
     path.write_bytes(vmcore_bytes([(0, 0, b"x" * 16, 16)], note(b"CORE", 1, bytes(8))))
     with pytest.raises(UsageError, match="VMCOREINFO"):
         Vmcore(str(path))
+
+
+@pytest.mark.parametrize(("machine", "want"), [("debian13-riscv64", ((0x80000000, 0x80000),)),
+                                                ("debian13-arm64", ()),
+                                                ("debian12-amd64", ())])
+def test_firmware_memory_of_a_machine(machine: str, want: tuple[tuple[int, int], ...]) -> None:
+    """OpenSBI's RAM on riscv64, which the save may find unreadable; none on the others
+    (arm64's no-map regions are outside System RAM there, so never in a dump)."""
+    from kdumpctl_py.capture.vmcore import firmware_memory_of
+    from kdumpctl_py.facts.view import SystemView
+    from tests.conftest import SNAPSHOTS
+
+    assert firmware_memory_of(SystemView(SNAPSHOTS / machine)) == want
