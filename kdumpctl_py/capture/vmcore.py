@@ -7,18 +7,18 @@ debug info lives (the printk ring buffer, mem_section roots). Addresses no
 segment covers raise `MissingMemory`, never return made-up bytes.
 
 Page data is read with pread: a page that cannot be read fails with one of
-UNREADABLE_ERRNOS, which the saver handles page by page, where a read through a mapping of a
-regular file on a failing disk would SIGBUS. Struct pages, which the filter
-reads by the megabyte (a GiB of them per 64 GiB of RAM), are read through a
-read-only mapping instead (`phys_view`), as makedumpfile reads everything,
-without a copy: /proc/vmcore's mmap (fs/proc/vmcore.c, mmap_vmcore) maps the
-old memory when mmap() is called, a pfn the kernel says is not RAM as the
-zero page (what a read of it returns too), so touching the mapping cannot
-fault (struct pages are the old kernel's own allocations, never RAM that firmware
-withholds, which only pread may touch), and a regular file is mapped only within
-its size. Where mmap is
-refused (a kernel without mmap_vmcore, a file system without mmap, a file
-that is not a regular file) the same bytes are read with pread.
+UNREADABLE_ERRNOS, which the saver handles page by page, where a read through a
+mapping of a regular file on a failing disk would SIGBUS. Struct pages, which
+the filter reads by the megabyte (a GiB of them per 64 GiB of RAM), are read
+through a read-only mapping instead (`phys_view`), as makedumpfile reads
+everything, without a copy: /proc/vmcore's mmap (fs/proc/vmcore.c, mmap_vmcore)
+maps the old memory when mmap() is called, a pfn the kernel says is not RAM as
+the zero page (what a read of it returns too), so touching the mapping cannot
+fault (struct pages are the old kernel's own allocations, never RAM that
+firmware withholds, which only pread may touch), and a regular file is mapped
+only within its size. Where mmap is refused (a kernel without mmap_vmcore, a
+file system without mmap, a file that is not a regular file) the same bytes are
+read with pread.
 """
 
 from __future__ import annotations
