@@ -53,15 +53,19 @@ UNREADABLE_ERRNOS = frozenset({errno.EIO, errno.EFAULT})
 
 def firmware_memory_of(view: SystemView) -> tuple[tuple[int, int], ...]:
     """RAM that firmware keeps from this machine's kernels, from its device tree's
-    /reserved-memory (riscv64: OpenSBI's), for SaveOptions.firmware; none elsewhere."""
-    if not view.arch.firmware_in_dt or view.fdt is None:
-        return ()
-    from kdumpctl_py.plan.dtb import firmware_memory
+    /reserved-memory (riscv64: OpenSBI's), for SaveOptions.firmware; none elsewhere.
 
+    Asked before every save in the capture kernel, so it never raises: an architecture
+    this project does not know, a tree or a libfdt that cannot be read withhold nothing
+    we can name (an unreadable page there then leaves the dump incomplete, as before)."""
     try:
+        if not view.arch.firmware_in_dt or view.fdt is None:
+            return ()
+        from kdumpctl_py.plan.dtb import firmware_memory
+
         return tuple(firmware_memory(view.fdt, "/sys/firmware/fdt"))
-    except KdumpError:
-        return ()  # a tree that cannot be read withholds nothing we can name
+    except (KdumpError, ImportError, OSError):
+        return ()
 
 
 class MissingMemory(KdumpError):

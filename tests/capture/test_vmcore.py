@@ -77,3 +77,18 @@ def test_firmware_memory_of_a_machine(machine: str, want: tuple[tuple[int, int],
     from tests.conftest import SNAPSHOTS
 
     assert firmware_memory_of(SystemView(SNAPSHOTS / machine)) == want
+
+
+def test_firmware_memory_of_an_unknown_machine_is_none(tmp_path: Path) -> None:
+    """Asked before every save in the capture kernel: an architecture this project does
+    not know (loongarch64) must not stop the save."""
+    import json
+
+    from kdumpctl_py.capture.vmcore import firmware_memory_of
+    from kdumpctl_py.facts.view import SystemView
+    from tests.conftest import SNAPSHOTS
+
+    meta = json.loads((SNAPSHOTS / "debian12-amd64/kdumpctl-snapshot.json").read_text())
+    meta["uname"]["machine"] = "loongarch64"
+    (tmp_path / "kdumpctl-snapshot.json").write_text(json.dumps(meta))
+    assert firmware_memory_of(SystemView(tmp_path)) == ()
