@@ -40,7 +40,7 @@ from kdumpctl_py.units import parse_size  # noqa: E402
 from tests.measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
 from tests.synthetic_vmcore import write_vmcore  # noqa: E402
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: struct pages with a real kernel's zone bits in their flags
 
 
 def synthetic(size: str) -> Path:

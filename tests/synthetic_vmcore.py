@@ -22,7 +22,12 @@ code-like data and kernel pages that are all zeros; free buddy blocks of every
 order 0-10; and 1024-page units of free order-10 blocks, large page-cache
 folios, anonymous THPs and hugetlb pages (order 9). Only what is not zero is
 written, so the file is sparse: about 4 GiB of disk for 1 TiB of x86_64 RAM.
-Struct pages inside a block that both tools skip whole are left as holes.
+Every x86_64 struct page carries in its flags what Debian 12's 6.1 kernel keeps
+there besides the page flags (the zone and last_cpupid bits, as read from a
+crash-cycle vmcore), so that no page looks empty that a real kernel's would not;
+but the struct pages of a free block past its first 64 are left as holes: no
+tool decides anything on them (makedumpfile steps over the block), and they are
+most of the file's size.
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ PG_LRU, PG_SLAB, PG_SWAPCACHE, PG_RESERVED, PG_PRIVATE, PG_HEAD, PG_SWAPBACKED =
 BUDDY, OFFLINE = -129, -257
 COMPOUND_DTOR, HUGETLB_DTOR, THP_DTOR = 1, 2, 3
 MAX_ORDER = 11
+# x86_64 flags above the page flags: last_cpupid all ones (bits 30-50), the zone from 51
+ZONE_DMA, ZONE_DMA32, ZONE_NORMAL = (z << 51 | 0x7FFFFC0000000 for z in (0, 1, 2))
+DMA_END, DMA32_END = 16 << 20, 4 << 30
+FREE_HEAD_WRITTEN = 64  # struct pages of a free block written (the rest are holes)
 
 PAGE_DTYPE = np.dtype({
     "names": ["flags", "chead", "dtor", "order", "mapping", "private", "mapcount"],
@@ -344,6 +353,7 @@ class _Section:
         self.data: list[tuple[int, bytes]] = []
         self.mapping_file = m.linear_offset + 0x10000000 + (sec << 12)
         self.mapping_anon = m.linear_offset + 0x20000000 + (sec << 12) + 1
+        self.free: list[tuple[int, int]] = []  # (first page, order) of each free block
 
     def vaddr(self, i: int) -> int:
         return self.m.vmemmap + (self.base + i) * SIZEOF_PAGE
@@ -351,6 +361,7 @@ class _Section:
     def buddy(self, i: int, order: int) -> None:
         self.pages["mapcount"][i] = BUDDY
         self.pages["private"][i] = order
+        self.free.append((i, order))
 
     def compound(self, i: int, order: int, flags: int, mapping: int, dtor: int,
                  tails: bool) -> None:
@@ -393,7 +404,20 @@ def _section(sec: int, m: Machine, rng: np.random.Generator, pools: _Pools,
             pages["flags"][lo:hi] = 1 << PG_RESERVED
             pages["mapcount"][lo:hi] = -1
             s.data = [(p, d) for p, d in s.data if not base + lo <= p < base + hi]
+    if m is X86_64:
+        _zone_flags(s)
     return pages, s.data
+
+
+def _zone_flags(s: _Section) -> None:
+    """Set each struct page's zone and last_cpupid bits, but inside free blocks past their
+    first FREE_HEAD_WRITTEN pages."""
+    addr = (s.base + np.arange(len(s.pages), dtype=np.uint64)) * np.uint64(s.m.page)
+    zone = np.where(addr < DMA_END, np.uint64(ZONE_DMA),
+                    np.where(addr < DMA32_END, np.uint64(ZONE_DMA32), np.uint64(ZONE_NORMAL)))
+    for i, order in s.free:
+        zone[i + FREE_HEAD_WRITTEN:i + (1 << order)] = 0
+    s.pages["flags"] |= zone
 
 
 def _small(s: _Section, i: int, kind: str, rng: np.random.Generator, pools: _Pools) -> None:
