@@ -464,11 +464,17 @@ def _exclude_section(
     first = start + at[chosen].astype(np.int64)
     end = first + nr_pages[chosen]
     active = _walk(first, end, carry.until)
-    if heads is not None and not np.isin(start + heads, first[active]).all():
+    if heads is not None and not _all_in(start + heads, first[active]):
         return _exclude_section(layout, dump_level, start, raw_bytes, in_segs, keep, carry,
                                 stats, base, step_over=False)
     return exclude_ranges(first[active], end[active], kind[chosen][active], keep, base, carry,
                           stats)
+
+
+def _all_in(values: npt.NDArray[np.int64], sorted_: npt.NDArray[np.int64]) -> bool:
+    """Whether every one of `values` is in the ascending `sorted_` (np.isin sorts both)."""
+    at = np.minimum(np.searchsorted(sorted_, values), max(len(sorted_) - 1, 0))
+    return bool(len(sorted_)) and bool((sorted_[at] == values).all())
 
 
 def _excluded_heads(layout: PageLayout, dump_level: int, start: int, raw: bytes | memoryview,
