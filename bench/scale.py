@@ -6,10 +6,12 @@
 Each size is a sparse x86_64 ELF vmcore made by tests/synthetic_vmcore.py (a
 realistic mix of struct pages: free buddy blocks of every order, page cache,
 anonymous memory, slab, hugetlb, zero and random pages), written once and kept
-in ~/.cache/kdumpctl-py/bench. For each size, `--repeat` times, both tools save
-it at -d 31 with zlib, one after the other, each pinned to one CPU and in a
-fresh memory cgroup limited to `--memory-limit` (page cache included; ours
-is given the same figure as its --memory-limit): seconds
+in ~/.cache/kdumpctl-py/bench (1 TiB takes 9.5 GB of disk). For each size,
+`--repeat` times, both tools save it at -d 31 with zlib, one after the other,
+each pinned to one CPU and in a fresh memory cgroup limited to `--memory-limit`
+(page cache included; ours is given the same figure as its --memory-limit),
+each finding the file's data in the page cache, read there from outside the
+cgroups just before (cache_data): seconds
 (wall), CPU seconds and peak RSS from wait4(), and the bytes written. Our 1st
 and 2nd bitmaps must equal makedumpfile's at every size (that keeps the
 generator honest); whether the whole files are identical is reported too. The

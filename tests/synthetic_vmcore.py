@@ -21,7 +21,7 @@ and order-2 compound with tails), offline, kernel pages with random or
 code-like data and kernel pages that are all zeros; free buddy blocks of every
 order 0-10; and 1024-page units of free order-10 blocks, large page-cache
 folios, anonymous THPs and hugetlb pages (order 9). Only what is not zero is
-written, so the file is sparse: about 4 GiB of disk for 1 TiB of x86_64 RAM.
+written, so the file is sparse: about 9.5 GB of disk for 1 TiB of x86_64 RAM.
 Every x86_64 struct page carries in its flags what Debian 12's 6.1 kernel keeps
 there besides the page flags (the zone and last_cpupid bits, as read from a
 crash-cycle vmcore), so that no page looks empty that a real kernel's would not;
