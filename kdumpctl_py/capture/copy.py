@@ -4,7 +4,9 @@ what names the directory.
 When filtering failed at every level, this still writes a dump every tool
 reads (crash, drgn, `analyse`). A page the old kernel cannot give back (EIO or EFAULT)
 is written as zeros and its file offset listed in unreadable-pages.txt, and the dump is then
-left as vmcore-incomplete, as `save` leaves one.
+left as vmcore-incomplete, as `save` leaves one; in RAM firmware keeps from the kernel
+(`firmware`, as SaveOptions.firmware), where the headers place the page, it only gets a
+warning, as in `save`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kdumpctl_py.capture.dumpdir import (
     target_error,
     write_dmesg,
 )
-from kdumpctl_py.capture.save import SaveResult
+from kdumpctl_py.capture.save import SaveResult, lost_pages
 from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.errors import UsageError
 
@@ -30,7 +32,8 @@ CHUNK = 4 << 20
 PAGE = 4096
 
 
-def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
+def copy_vmcore(vmcore_path: str, target: str,
+                firmware: tuple[tuple[int, int], ...] = ()) -> SaveResult:
     """Copy the vmcore whole into a new dump directory; every fd is closed on every way out."""
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -39,7 +42,7 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
         except OSError as e:
             raise UsageError(f"cannot open {vmcore_path}: {e.strerror}") from None
         stack.callback(os.close, src)
-        directory, dir_fd, out = _open_copy(stack, vmcore_path, target)
+        directory, dir_fd, out, loads = _open_copy(stack, vmcore_path, target)
         result = SaveResult(directory, "vmcore", False, 0, 0, 0, 0, 0.0)
         try:
             result.bytes_out = _copy(src, out, result)
@@ -47,16 +50,25 @@ def copy_vmcore(vmcore_path: str, target: str) -> SaveResult:
             raise target_error(e, f"writing {directory}/vmcore-incomplete failed",
                                "; it holds what was copied so far") from None
         result.pages_total = result.pages_dumped = -(-result.bytes_out // PAGE)
-        result.complete = not result.unreadable
-        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in result.unreadable))
+        lost = lost_pages(result, [_paddr(loads, off) for off in result.unreadable], firmware)
+        result.complete = not lost
+        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in lost))
     result.seconds = time.monotonic() - started
     return result
 
 
+def _paddr(loads: list[tuple[int, int, int]], offset: int) -> int | None:
+    """The physical address at file `offset`, by the PT_LOADs (paddr, size, offset)."""
+    for paddr, size, start in loads:
+        if start <= offset < start + size:
+            return paddr + offset - start
+    return None
+
+
 def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
-               target: str) -> tuple[str, int, int]:
-    """The dump's directory (path and fd), with the log when the vmcore parses, and the fd
-    of its vmcore-incomplete; all closed by `stack`."""
+               target: str) -> tuple[str, int, int, list[tuple[int, int, int]]]:
+    """The dump's directory (path and fd), with the log when the vmcore parses, the fd of
+    its vmcore-incomplete, all closed by `stack`, and the PT_LOADs when it parses."""
     v = parsed(vmcore_path)
     if v is not None:
         stack.callback(v.close)
@@ -72,7 +84,7 @@ def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
     except OSError as e:
         raise target_error(e, f"cannot write under {target}") from None
     stack.callback(os.close, out)
-    return directory, dir_fd, out
+    return directory, dir_fd, out, v.phys_ranges() if v is not None else []
 
 
 def _copy(src: int, out: int, result: SaveResult) -> int:

@@ -76,7 +76,7 @@ def save_with_fallback(vmcore: str, target: str,
         before = _entries(target)
         try:
             if step.options is None:
-                result = copy_vmcore(vmcore, target)
+                result = copy_vmcore(vmcore, target, options.firmware)
             else:
                 result = save_vmcore(vmcore, target, step.options)
         except IncompleteDump as e:

@@ -503,11 +503,17 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
 
 
 def _lost(result: SaveResult, firmware: tuple[tuple[int, int], ...], ps: int) -> list[int]:
-    """The unreadable pfns outside `firmware`; those inside are counted as withheld and
-    said once (QEMU's OpenSBI before 1.3 leaves its PMP-guarded RAM in the kernel's
-    System RAM, so the elfcorehdr kexec_file_load builds covers it)."""
-    lost = [pfn for pfn in result.unreadable
-            if not any(start <= pfn * ps < start + size for start, size in firmware)]
+    return lost_pages(result, [pfn * ps for pfn in result.unreadable], firmware)
+
+
+def lost_pages(result: SaveResult, paddrs: list[int | None],
+               firmware: tuple[tuple[int, int], ...]) -> list[int]:
+    """Of result.unreadable (each at the physical address beside it in `paddrs`, None where
+    none is known), those the dump lacks: all but those in `firmware`, which are counted as
+    withheld and said once (QEMU's OpenSBI before 1.3 leaves its PMP-guarded RAM in the
+    kernel's System RAM, so the elfcorehdr kexec_file_load builds covers it)."""
+    lost = [page for page, paddr in zip(result.unreadable, paddrs, strict=True)
+            if paddr is None or not any(start <= paddr < start + size for start, size in firmware)]
     result.withheld = len(result.unreadable) - len(lost)
     if result.withheld:
         warning = (f"{result.withheld} pages of firmware memory (/reserved-memory) could not "

@@ -237,3 +237,40 @@ def test_the_copy_zero_fills_what_cannot_be_read(tmp_path: Path, mem: Memory,
     want = bytearray(src.read_bytes())
     want[bad:bad + PAGE] = bytes(PAGE)
     assert (d / "vmcore-incomplete").read_bytes() == bytes(want)
+
+
+def test_the_copy_leaves_out_firmware_memory_and_stays_complete(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last step of the chain knows firmware memory as `save` does: a page there that
+    cannot be read (riscv64's OpenSBI) is zeros with a warning, and the copy is whole."""
+    import errno
+    import os
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("filtering broke")
+
+    src = build(mem, tmp_path / "vmcore")
+    ((paddr, _, offset), *_) = Vmcore(str(src)).phys_ranges()
+    inode, bad = src.stat().st_ino, offset + 5 * PAGE
+    real = os.pread
+
+    def pread(fd: int, n: int, at: int) -> bytes:
+        if os.fstat(fd).st_ino == inode and at <= bad < at + n:
+            raise OSError(errno.EFAULT, "Bad address")
+        return real(fd, n, at)
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
+    monkeypatch.setattr(os, "pread", pread)
+    firmware = ((paddr + 4 * PAGE, 2 * PAGE),)
+    result, record = save_with_fallback(str(src), str(tmp_path / "crash"),
+                                        SaveOptions(31, "zlib", progress=False,
+                                                    firmware=firmware))
+    d = Path(result.directory or "")
+    assert result.complete and result.withheld == 1 and record.complete
+    assert not (d / "unreadable-pages.txt").exists()
+    want = bytearray(src.read_bytes())
+    want[bad:bad + PAGE] = bytes(PAGE)
+    assert (d / "vmcore").read_bytes() == bytes(want)
+    # outside firmware memory the same page leaves the copy incomplete
+    result, _ = save_with_fallback(str(src), str(tmp_path / "crash2"), options())
+    assert not result.complete and result.withheld == 0
