@@ -27,6 +27,7 @@ from tests.vm.harness import (
     firstboot,
     foreignroot,
     guestinit,
+    makedumpfile,
     stages,
     uefi,
 )
@@ -35,6 +36,7 @@ from tests.vm.harness.cli import parse_args
 from tests.vm.harness.config import ARCHES
 from tests.vm.harness.console import Console, split_console
 from tests.vm.harness.debian import Package, _control_fields
+from tests.vm.harness.errors import HarnessError
 from tests.vm.harness.guestroot import Entry, Tree, canonical
 from tests.vm.harness.qemu import VmSpec, argv
 from tests.vm.harness.wheel import launcher
@@ -112,6 +114,82 @@ def test_library_check_reports_what_is_missing() -> None:
     t.add("usr/bin/python3", Entry("file", source=python))
     problems = t.check_libraries("x86_64-linux-gnu")
     assert any(dyn.needed[0] in p for p in problems)
+
+
+def _host_libraries(tree: Tree, triplet: str) -> None:
+    """The host's shared libraries and loader link in `tree`, as a package would put them."""
+    libdir = Path("/usr/lib") / triplet
+    for lib in libdir.glob("*.so*"):
+        path = f"usr/lib/{triplet}/{lib.name}"
+        if lib.is_symlink():
+            tree.add(path, Entry("symlink", target=os.readlink(lib)))
+        elif lib.is_file():
+            tree.add(path, Entry("file", source=lib))
+    loader = Path("/lib64/ld-linux-x86-64.so.2")
+    if loader.is_symlink():
+        tree.add("usr/lib64/ld-linux-x86-64.so.2", Entry("symlink", target=os.readlink(loader)))
+    tree.add_skeleton()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/makedumpfile").is_file()
+                    or not Path("/usr/lib/x86_64-linux-gnu").is_dir(),
+                    reason="needs the host's makedumpfile (setup.sh) on x86_64")
+def test_makedumpfile_comes_with_the_libraries_it_loads_and_no_more() -> None:
+    triplet = "x86_64-linux-gnu"
+    tree = Tree()
+    tree.add("usr/bin/makedumpfile", Entry("file", source=Path("/usr/bin/makedumpfile")))
+    _host_libraries(tree, triplet)
+    files = makedumpfile.binary_files(tree, triplet)
+    names = {p.rsplit("/", 1)[-1] for p in files}
+    assert {"makedumpfile", "libdw.so.1", "libelf.so.1", "liblzo2.so.2", "libz.so.1",
+            "libc.so.6", "ld-linux-x86-64.so.2"} <= names
+    assert "usr/lib64/ld-linux-x86-64.so.2" in files  # its PT_INTERP, through the link
+    assert not any("perl" in n or "python" in n for n in names)
+    assert all(e.kind in ("file", "symlink") for e in files.values())
+    del tree.entries[f"usr/lib/{triplet}/liblzo2.so.2"]
+    with pytest.raises(HarnessError, match="liblzo2"):
+        makedumpfile.binary_files(tree, triplet)
+    with pytest.raises(HarnessError, match="no /usr/bin"):
+        makedumpfile.binary_files(Tree(), triplet)
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed")
+def test_makedumpfile_save_is_measured_and_renamed_when_whole(tmp_path: Path) -> None:
+    args = parse_args(["--arch", "x86_64", "--out", "/tmp/x", "--impl", "save=makedumpfile",
+                       "--save-option=--compress=zlib", "--save-option=--threads=1"])
+    assert args.impl == {"save": "makedumpfile"} and args.save_option == [
+        "--compress=zlib", "--threads=1"]
+    with pytest.raises(SystemExit):
+        parse_args(["--arch", "x86_64", "--out", "/tmp/x", "--save-option", "a;reboot"])
+    impls = {s.name: stages.choose(s, frozenset({"save"}), args.impl) for s in stages.STAGES}
+    assert stages.choose(stages.by_name("save"), frozenset({"save"})) == "kdumpctl-py"
+    text = guestinit.render_init(impls)
+    (tmp_path / "init").write_text(text)
+    subprocess.run(["busybox", "sh", "-n", str(tmp_path / "init")], check=True)
+    save = stages.by_name("save").commands["makedumpfile"]
+    # The save runs in a shell whose makedumpfile writes what it is given, or fails.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "makedumpfile").write_text(
+        '#!/bin/sh\necho "$@" > "$5"; [ -z "$FAIL" ] || exit 3\n')
+    (bindir / "makedumpfile").chmod(0o755)
+    dumps = tmp_path / "mnt"
+    script = (f"memwatch() {{ :; }}; memsummary() {{ echo VmHWM_kb=1; }}; "
+              f"memstat() {{ echo \"$@\" >> {tmp_path}/memstat; }}; "
+              f"R={tmp_path}; MDF_DUMP_LEVEL=31; PATH={bindir}:$PATH; "
+              + save.replace("/mnt/dumps", str(dumps)))
+    for fail, rc, name in (("", 0, "vmcore"), ("1", 3, "vmcore-incomplete")):
+        shutil.rmtree(dumps, ignore_errors=True)
+        r = subprocess.run(["busybox", "sh", "-c", script], env={"FAIL": fail, "PATH":
+                           os.environ["PATH"]}, capture_output=True, text=True, check=False)
+        assert r.returncode == rc, r.stderr
+        (dump,) = dumps.glob("*/vmcore*")
+        assert dump.name == name
+        assert dump.read_text().split()[:3] == ["-c", "-d", "31"]
+        assert dump.read_text().split()[3] == "/proc/vmcore"
+    # memwatch's file may not be there when makedumpfile returns at once: no peak then.
+    lines = (tmp_path / "memstat").read_text().splitlines()
+    assert len(lines) == 2 and all(ln.startswith("saved ") and " seconds=" in ln for ln in lines)
 
 
 def test_deb822_and_one_line_sources() -> None:

@@ -27,9 +27,9 @@ with python3-libfdt, numpy, pyelftools and zstandard, kexec-tools, and a wheel
 of this repository. The first kernel records `kdumpctl-py status` and
 `snapshot`, loads a capture kernel (`kdumpctl-py start`, or kexec-tools) and
 panics through sysrq; the capture kernel saves /proc/vmcore (`kdumpctl-py
-save`, or a plain copy) to an ext4 disk image, which is read back on the host
-and analysed (`kdumpctl-py analyse`, or a drgn script) against the kernel's
-vmlinux from Debian's -dbg package.
+save`, a plain copy, or the suite's makedumpfile) to an ext4 disk image, which
+is read back on the host and analysed (`kdumpctl-py analyse`, or a drgn script)
+against the kernel's vmlinux from Debian's -dbg package.
 """
 
 EPILOG = """\
@@ -94,8 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="run this implementation of a stage (repeatable); see the list "
                          "below")
     ap.add_argument("--dump-level", type=int, metavar="N",
-                    help="passed to `kdumpctl-py save`; the plain copy used until that "
-                         "exists ignores it")
+                    help="passed to `kdumpctl-py save`, and to makedumpfile -d (31 when not "
+                         "given); the plain copy ignores it")
+    ap.add_argument("--save-option", action="append", default=[], metavar="ARG",
+                    help="one more argument for `kdumpctl-py save` (repeatable; give it "
+                         "with =, e.g. --save-option=--compress=zlib)")
     ap.add_argument("--append", action="append", default=[], metavar="ARG",
                     help="extra first-kernel command-line argument (repeatable), "
                          "e.g. --append nokaslr")
@@ -161,6 +164,9 @@ def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             ap.error(f"{path} does not exist")
     if args.dtb_marker is not None and not re.fullmatch(r"[\w.,:+-]+", args.dtb_marker):
         ap.error("--dtb-marker takes letters, digits and .,:+-_ only")
+    bad = [o for o in args.save_option if not re.fullmatch(r"[\w=,.:/+-]+", o)]
+    if bad:  # the guest's sh splits them, unquoted
+        ap.error(f"--save-option {bad[0]!r}: letters, digits and =,.:/+-_ only")
     if args.load_limits is not None:
         m = re.fullmatch(r"(\d+),(\d+)", args.load_limits)
         if m is None:
@@ -228,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel_suite=args.kernel_suite, busy=args.busy, whole_copy=args.whole_copy,
         crash=args.crash,
         gdb_index=args.gdb_index, load_limits=args.load_limits,
+        save_options=tuple(args.save_option),
     )
     try:
         return run_cycle(opts)

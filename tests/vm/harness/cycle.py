@@ -21,6 +21,7 @@ from . import (
     guestinit,
     initramfs,
     kernels,
+    makedumpfile,
     memory,
     oops,
     oracles,
@@ -84,6 +85,7 @@ class Options:
     crash: str = "sysrq"  # --crash: sysrq, or oops (harness/oops.py's module)
     gdb_index: bool = False  # --gdb-index: the vmlinux's gdb index made while the guest runs
     load_limits: tuple[int, int] | None = None  # --load-limits: (reboot, panic)
+    save_options: tuple[str, ...] = ()  # --save-option: more arguments for `kdumpctl-py save`
 
 
 @dataclass
@@ -163,8 +165,12 @@ def _roots(opts: Options, apt: AptState) -> tuple[list[str], list[str]]:
 def _implementations(opts: Options, subs: frozenset[str]) -> dict[str, str]:
     """Each stage's implementation, with a warning for options the choice ignores."""
     impls = {s.name: choose(s, subs, opts.impl) for s in STAGES}
-    if opts.dump_level is not None and impls["save"] != "kdumpctl-py":
-        log.warning("--dump-level applies to `kdumpctl-py save` only; the plain copy ignores it")
+    if opts.dump_level is not None and impls["save"] not in ("kdumpctl-py", "makedumpfile"):
+        log.warning("--dump-level applies to `kdumpctl-py save` and makedumpfile only; "
+                    "save=%s ignores it", impls["save"])
+    if opts.save_options and impls["save"] != "kdumpctl-py":
+        log.warning("--save-option applies to `kdumpctl-py save` only; save=%s ignores it",
+                    impls["save"])
     if impls["load"] == "kdumpctl-py" and "start" not in subs:
         log.warning("--loader kdumpctl-py, but this wheel has no `start` subcommand")
     return impls
@@ -189,6 +195,16 @@ def _option_files(opts: Options, cache: Path, kapt: AptState, kernel: Kernel) ->
         files["etc/kdumpctl-vm/marker_dtb.py"] = Entry("file", perm=0o644,
                                                        data=MARKER_DTB_SCRIPT.read_bytes())
     return files
+
+
+def _save_tools(opts: Options, apt: AptState, cache: Path, save: str,
+                t: Timings) -> dict[str, Entry]:
+    """What the save stage's implementation needs in the guest besides the packages:
+    the suite's makedumpfile and its libraries for save=makedumpfile, else nothing."""
+    if save != "makedumpfile":
+        return {}
+    with t.step("makedumpfile"):
+        return makedumpfile.guest_files(apt, opts.arch, cache)
 
 
 def _capture_initramfs(opts: Options, cache: Path, extracted: dict[Package, Path],
@@ -306,6 +322,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
     res["implementations"] = {**impls, "analyse": analyser}
     res["loader"] = impls["load"]
 
+    tools = _save_tools(opts, apt, cache, impls["save"], t)
     with t.step("initramfs-overlay"):
         modules = [m["path"] for m in base.info["modules"]]
         init_text = guestinit.render_init(impls)
@@ -319,6 +336,7 @@ def _cycle(st: Run, work: Path, dbg: dict[str, Any]) -> int:
             "results": Entry("dir"),
             **wheel.guest_files(project),
             **_option_files(opts, cache, kapt, kernel),
+            **tools,
         }
         overlay = initramfs.build_overlay(files, work / "overlay.cpio.gz")
         initrd = work / "initrd.img"
@@ -458,6 +476,8 @@ def _guest_env(opts: Options, kernel: Kernel, modules: list[str],
         "SELFTEST": "/etc/kdumpctl-vm/selftest" if opts.selftest else "",
         "DUMP_LEVEL_ARGS": f"--dump-level {opts.dump_level}" if opts.dump_level is not None
         else "",
+        "SAVE_ARGS": " ".join(opts.save_options),
+        "MDF_DUMP_LEVEL": str(31 if opts.dump_level is None else opts.dump_level),
         "BUSY": "1" if opts.busy else "",
         "WHOLE_COPY": "1" if opts.whole_copy else "",
         "CRASH": opts.crash,
