@@ -11,14 +11,17 @@ makedumpfile reads it through mmap() where we pread page data. This runs
 save=kdumpctl-py` (`--compress`, `--threads 1`) and `--impl save=makedumpfile`
 (`-c`, zlib), `--repeat` times each, one guest at a time, and reports for each run
 the save command's seconds by the capture kernel's own clock (nr_cpus=1; ours
-include starting Python and its imports, which `imported` gives apart), the dump's
+include starting Python and its imports, which the cycle's `capture-imports`
+stage times apart, `imported` in result.json's memory), the dump's
 bytes and the saver's peak RSS (the harness's memwatch, sampled each second), then
 medians; the last line is one JSON object.
 
 Each cycle is one QEMU guest under TCG, software emulation, no KVM: TCG changes
 the relative cost of memory copies, page-table updates (ioremap per page,
 mmap of 4 MiB regions) and system calls against real hardware, so the ratio
-here is for /proc/vmcore under TCG, not a prediction for a physical machine.
+here is for /proc/vmcore under TCG, not a prediction for a physical machine. The
+guest CPU is QEMU's default model (qemu64: the capture kernel's "x87 FPU will use
+FXSAVE", no AVX), so ISA-L's deflate runs its baseline code, not its AVX2 one.
 `--busy` fills memory before the crash in a way that varies run to run, so the
 dumps differ a little in size: compare the bytes too.
 """
@@ -111,10 +114,12 @@ def main() -> int:
                 if not row["ok"]:
                     print(m.stderr[-3000:], file=sys.stderr)
                 rows[tool].append(row)
-                print(f"{tool:>13} run {i + 1}: save {row['save_seconds']} s, "
+                imports = (f", of which Python's start and imports about "
+                           f"{row['imports_seconds']} s" if tool == "kdumpctl-py" else "")
+                print(f"{tool:>13} run {i + 1}: save {row['save_seconds']} s{imports}, "
                       f"{(row['bytes'] or 0) / 1e6:.1f} MB, peak RSS "
-                      f"{(row['peak_rss_kb'] or 0) / 1024:.1f} MiB, imports "
-                      f"{row['imports_seconds']} s (cycle {row['cycle_seconds']} s, "
+                      f"{(row['peak_rss_kb'] or 0) / 1024:.1f} MiB "
+                      f"(cycle {row['cycle_seconds']} s, "
                       f"{row['cycle_cpu_seconds']} s CPU, load {row['load_before']}-"
                       f"{row['load_after']}){'' if row['ok'] else ' FAILED: '}"
                       f"{row['failed_stage'] or ''}", flush=True)
@@ -126,8 +131,9 @@ def main() -> int:
     summary: dict[str, Any] = {}
     for tool, tool_rows in rows.items():
         ok = [r for r in tool_rows if r["ok"]]
+        keys = ("save_seconds", "bytes", "peak_rss_kb", "imports_seconds")
         summary[tool] = {key: median_of(ok, key) for key in
-                         ("save_seconds", "bytes", "peak_rss_kb", "imports_seconds")}
+                         keys[:3] + (keys[3:] if tool == "kdumpctl-py" else ())}
         summary[tool]["runs"] = tool_rows
         s = summary[tool]["save_seconds"]
         print(f"{tool:>13}: save median {s and s['median']} s "
