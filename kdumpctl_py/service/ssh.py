@@ -261,7 +261,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     dump.record = SaveRecord(
         options.dump_level, result.dump_level, how or f"at -d {options.dump_level} over ssh",
         options.format if dump.vmcore == "vmcore" else "flat",
-        options.compress if options.format == "kdump" else "none", not result.unreadable,
+        options.compress if options.format == "kdump" else "none", result.complete,
         round(time.monotonic() - started, 3), sent, dump.vmcore, list(failed or []),
         warnings=list(result.stats.warnings))
     return dump

@@ -234,3 +234,36 @@ def test_every_attempt_failing_leaves_a_record_on_the_server(
     assert record["saved"] is False and len(record["failed"]) == 4
     assert summary(record).startswith(
         "no dump saved: at -d 31 failed: ValueError: nothing saves today; ")
+
+
+def test_firmware_memory_left_out_over_ssh_is_a_complete_dump(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of firmware memory /proc/vmcore cannot give back (riscv64's OpenSBI) leaves
+    the streamed dump complete, and save.json says so, as on a local disk."""
+    import errno
+
+    from kdumpctl_py.capture import vmcore as vmcore_mod
+    from kdumpctl_py.capture.vmcore import Vmcore
+
+    vmcore, _ = make_vmcore(tmp_path)
+    bad = Vmcore(str(vmcore)).core.loads[1].offset + 5 * PAGE
+    real_into = Vmcore.pread_into
+
+    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
+        if offset <= bad < offset + len(buf):
+            raise OSError(errno.EFAULT, "Bad address")
+        return real_into(self, buf, offset)
+
+    def pread(self: Vmcore, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
+
+    monkeypatch.setattr(Vmcore, "pread", pread)
+    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    monkeypatch.setattr(vmcore_mod, "firmware_memory_of", lambda view: ((0x105 * PAGE, PAGE),))
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps, dump_level=0), FakeMachine(), str(vmcore))
+    assert out.saved and out.record is not None and out.record.complete
+    (d,) = dumps.iterdir()
+    assert json.loads((d / "save.json").read_text())["complete"] is True
+    assert not (d / "unreadable-pages.txt").exists()
