@@ -9,6 +9,7 @@ program headers and the notes.
 
 from __future__ import annotations
 
+import errno
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -99,8 +100,7 @@ def parse_elf_core(stream: BinaryIO, what: str, read_notes: bool = True) -> ElfC
         raise UsageError(f"{what} is not an ELF core file (e_type {e_type})")
     if phnum and phentsize != PHDR.size:
         raise UsageError(f"{what}: program headers of {phentsize} bytes, not {PHDR.size}")
-    stream.seek(phoff)
-    table = stream.read(phnum * PHDR.size)
+    table = _read_at(stream, phoff, phnum * PHDR.size)
     if len(table) < phnum * PHDR.size:
         raise UsageError(f"{what} is truncated in its program headers")
     segments: list[Segment] = []
@@ -113,13 +113,27 @@ def parse_elf_core(stream: BinaryIO, what: str, read_notes: bool = True) -> ElfC
         if ptype == PT_NOTE and read_notes:
             if filesz > MAX_NOTES:
                 raise UsageError(f"{what}: note segment of {filesz} bytes is implausible")
-            stream.seek(off)
-            blob = stream.read(filesz)
+            blob = _read_at(stream, off, filesz)
             if len(blob) < filesz:
                 raise UsageError(f"{what} is truncated in its notes")
             notes.extend(parse_notes(blob, what))
             end = max(end, off + filesz)
     return ElfCore(machine, True, tuple(segments), tuple(notes), end)
+
+
+def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset`, fewer where the file ends first, none at an offset no file
+    can have (past 2^63, or past the file system's largest file: EINVAL): a damaged
+    header's offsets are then "truncated", as any other past the end."""
+    try:
+        stream.seek(offset)
+    except (OverflowError, ValueError):
+        return b""
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return b""
+    return stream.read(size)
 
 
 def parse_notes(blob: bytes, what: str) -> list[Note]:

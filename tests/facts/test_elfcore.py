@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import struct
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +30,15 @@ def test_layout_and_vmcoreinfo() -> None:
 def test_garbage_is_usage_error(data: bytes) -> None:
     with pytest.raises(UsageError):
         parse_elf_core(io.BytesIO(data), "test core")
+
+
+@pytest.mark.parametrize("phoff", [1 << 62, (1 << 63) - 1, 1 << 63, (1 << 64) - 1])
+def test_offsets_no_file_can_have_are_truncation(tmp_path: Path, phoff: int) -> None:
+    """A damaged header's offset past what the file system can seek to (EINVAL) or past
+    2^63 is one error line, as a file cut short, not an OSError or a ValueError."""
+    data = bytearray(kcore_bytes([(0xFFFF888000000000, 0, 0x1000)], b""))
+    struct.pack_into("<Q", data, 32, phoff)  # e_phoff
+    path = tmp_path / "core"
+    path.write_bytes(bytes(data))
+    with open(path, "rb") as f, pytest.raises(UsageError, match="truncated"):
+        parse_elf_core(f, "test core")
