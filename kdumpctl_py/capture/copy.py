@@ -24,7 +24,7 @@ from kdumpctl_py.capture.dumpdir import (
     target_error,
     write_dmesg,
 )
-from kdumpctl_py.capture.save import SaveResult, lost_pages
+from kdumpctl_py.capture.save import SaveResult, find_lost
 from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.errors import UsageError
 
@@ -50,9 +50,9 @@ def copy_vmcore(vmcore_path: str, target: str,
             raise target_error(e, f"writing {directory}/vmcore-incomplete failed",
                                "; it holds what was copied so far") from None
         result.pages_total = result.pages_dumped = -(-result.bytes_out // PAGE)
-        lost = lost_pages(result, [_paddr(loads, off) for off in result.unreadable], firmware)
-        result.complete = not lost
-        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in lost))
+        find_lost(result, [_paddr(loads, off) for off in result.unreadable], firmware)
+        result.complete = not result.lost
+        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in result.lost))
     result.seconds = time.monotonic() - started
     return result
 

@@ -118,9 +118,14 @@ class SaveResult:
     seconds: float
     stats: FilterStats = field(default_factory=FilterStats)
     unreadable: list[int] = field(default_factory=list)
-    withheld: int = 0  # of the unreadable pages, those in SaveOptions.firmware
+    lost: list[int] = field(default_factory=list)  # of `unreadable`, those the dump lacks
     dump_level: int = 0  # the level written: lower than asked when struct pages went unread
     peak_rss: int = 0  # bytes, this process's high-water mark when saving ended
+
+    @property
+    def withheld(self) -> int:
+        """Unreadable pages in firmware memory (SaveOptions.firmware): left out, not lost."""
+        return len(self.unreadable) - len(self.lost)
 
 
 # -- what goes into the headers ------------------------------------------------
@@ -406,14 +411,14 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
         else:
             sink = FlatSink(stream)
-        lost = _write(v, layout, sink, comp, options, result, target)
+        _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
-            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in lost))
+            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.lost))
     result.seconds = time.monotonic() - started
     result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if not result.complete:
         raise IncompleteDump(
-            f"{len(lost)} pages could not be read from {vmcore_path} (listed in "
+            f"{len(result.lost)} pages could not be read from {vmcore_path} (listed in "
             f"unreadable-pages.txt); {_where(result)} holds the rest, marked incomplete", result)
     return result
 
@@ -473,9 +478,9 @@ def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
 
 
 def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec | None,
-           options: SaveOptions, result: SaveResult, target: str) -> list[int]:
+           options: SaveOptions, result: SaveResult, target: str) -> None:
     """Write the dump through `sink`; one cut short is closed as incomplete, readable.
-    The pfns that could not be read outside firmware memory: the dump lacks those."""
+    Pages that could not be read outside firmware memory (result.lost) leave it incomplete."""
     frontier = [0]  # pages below it had their chunk written
     writer = layout.writer(sink)
     with _sigterm_raises():
@@ -483,13 +488,13 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
             writer.begin()
             if isinstance(writer, ElfWriter):
                 _write_elf(v, writer, options, result)
-                lost = _lost(result, options.firmware, v.page_size)
-                writer.finish(not lost)
+                _find_lost(result, options.firmware, v.page_size)
+                writer.finish(not result.lost)
             else:
                 _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
-                lost = _lost(result, options.firmware, v.page_size)
+                _find_lost(result, options.firmware, v.page_size)
                 # Pages that could not be read have no descriptor: take them out of the bitmap.
-                writer.finish(not lost,
+                writer.finish(not result.lost,
                               _written(frontier, result) if result.unreadable else None)
             if isinstance(sink, FlatSink):
                 sink.end()
@@ -497,30 +502,28 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, _written(frontier, result))
             raise _cut_short(e, _where(result), target) from None
-    result.complete = not lost
+    result.complete = not result.lost
     result.bytes_out = sink.size
-    return lost
 
 
-def _lost(result: SaveResult, firmware: tuple[tuple[int, int], ...], ps: int) -> list[int]:
-    return lost_pages(result, [pfn * ps for pfn in result.unreadable], firmware)
+def _find_lost(result: SaveResult, firmware: tuple[tuple[int, int], ...], ps: int) -> None:
+    find_lost(result, [pfn * ps for pfn in result.unreadable], firmware)
 
 
-def lost_pages(result: SaveResult, paddrs: list[int | None],
-               firmware: tuple[tuple[int, int], ...]) -> list[int]:
-    """Of result.unreadable (each at the physical address beside it in `paddrs`, None where
-    none is known), those the dump lacks: all but those in `firmware`, which are counted as
-    withheld and said once (QEMU's OpenSBI before 1.3 leaves its PMP-guarded RAM in the
-    kernel's System RAM, so the elfcorehdr kexec_file_load builds covers it)."""
-    lost = [page for page, paddr in zip(result.unreadable, paddrs, strict=True)
-            if paddr is None or not any(start <= paddr < start + size for start, size in firmware)]
-    result.withheld = len(result.unreadable) - len(lost)
+def find_lost(result: SaveResult, paddrs: list[int | None],
+              firmware: tuple[tuple[int, int], ...]) -> None:
+    """Set result.lost: of result.unreadable (each at the physical address beside it in
+    `paddrs`, None where none is known), all but those in `firmware`, which are withheld
+    and said once (QEMU's OpenSBI before 1.3 leaves its PMP-guarded RAM in the kernel's
+    System RAM, so the elfcorehdr kexec_file_load builds covers it)."""
+    result.lost = [page for page, paddr in zip(result.unreadable, paddrs, strict=True)
+                   if paddr is None
+                   or not any(start <= paddr < start + size for start, size in firmware)]
     if result.withheld:
         warning = (f"{result.withheld} pages of firmware memory (/reserved-memory) could not "
                    "be read and are left out; the crashed kernel could not read them either")
         result.stats.warnings.append(warning)
         warn(warning)
-    return lost
 
 
 def _cut_short(e: BaseException, where: str, target: str) -> BaseException:

@@ -113,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
           f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s, peak memory "
           f"{format_bytes(result.peak_rss)} (budget {format_bytes(options.memory_limit)})",
           file=sys.stderr if stream else sys.stdout)
-    if len(result.unreadable) > result.withheld:
-        warn(f"{len(result.unreadable) - result.withheld} pages could not be read; listed in "
-             "unreadable-pages.txt")
+    if result.lost:
+        warn(f"{len(result.lost)} pages could not be read; listed in unreadable-pages.txt")
     return 0
