@@ -41,3 +41,21 @@ def test_a_whole_copy_is_renamed(tmp_path: Path) -> None:
     assert result.complete and sorted(p.name for p in d.iterdir()) == ["vmcore",
                                                                         "vmcore-dmesg.txt"]
     assert (d / "vmcore").read_bytes() == src.read_bytes()
+
+
+def test_a_short_write_is_written_on_not_skipped(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """pwrite may write less than asked (a file system that fills up writes what fits and
+    says how much): the copy writes the rest, and is never renamed whole without it."""
+    src, _ = make_vmcore(tmp_path)
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def short(fd: int, data: bytes | memoryview, offset: int) -> int:
+        calls["n"] += 1
+        return real(fd, memoryview(data)[:len(data) // 2 if calls["n"] == 1 else None], offset)
+
+    monkeypatch.setattr(os, "pwrite", short)
+    result = copy_vmcore(str(src), str(tmp_path / "crash"))
+    assert result.complete and calls["n"] > 1
+    assert (Path(result.directory or "") / "vmcore").read_bytes() == src.read_bytes()
