@@ -25,6 +25,7 @@ from kdumpctl_py.capture.dumpdir import (
     write_dmesg,
 )
 from kdumpctl_py.capture.save import SaveResult, find_lost
+from kdumpctl_py.capture.sink import FileSink
 from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.errors import UsageError
 
@@ -90,12 +91,13 @@ def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
 def _copy(src: int, out: int, result: SaveResult) -> int:
     """Bytes copied from `src` to `out`, fsync'd."""
     size = os.fstat(src).st_size
+    sink = FileSink(out)  # a short pwrite is written on, not skipped
     pos = 0
     while pos < size:
         data = _read(src, min(CHUNK, size - pos), pos, result)
         if not data:
             break
-        os.pwrite(out, data, pos)
+        sink.write_at(pos, data)
         pos += len(data)
     os.fsync(out)
     return pos
