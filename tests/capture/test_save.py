@@ -273,6 +273,41 @@ def test_elf_format_reads_back(tmp_path: Path, level: int) -> None:
             assert v.read_phys(pfn * PAGE, PAGE) == data
 
 
+def test_elf_at_level_1_lists_an_unreadable_page(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ELF format's first pass for zero pages reads every kept page too: a page
+    /proc/vmcore cannot give back (riscv64's firmware RAM) is listed there as in the
+    pass that writes, not an OSError that fails the whole save."""
+    src, want = make_vmcore(tmp_path)
+    bad_offset = Vmcore(str(src)).core.loads[1].offset + 5 * PAGE
+    real = Vmcore.pread
+
+    def pread(self: Vmcore, size: int, offset: int) -> bytes:
+        if offset <= bad_offset < offset + size:
+            raise OSError(errno.EFAULT, "Bad address")
+        return real(self, size, offset)
+
+    monkeypatch.setattr(Vmcore, "pread", pread)
+    with pytest.raises(IncompleteDump, match="1 pages could not be read") as info:
+        save_vmcore(str(src), str(tmp_path / "crash"),
+                    SaveOptions(1, format="elf", progress=False))
+    d = Path(info.value.result.directory or "")
+    assert (d / "unreadable-pages.txt").read_text() == "0x105\n"
+    with Vmcore(str(d / "vmcore-incomplete")) as v:
+        for pfn in (0x104, 0x106):
+            assert v.read_phys(pfn * PAGE, PAGE) == want[pfn]
+
+
+def test_elf_at_level_1_lists_the_pages_a_file_cut_short_lacks(tmp_path: Path) -> None:
+    """A saved vmcore cut short inside a page: the zero-page pass must not choke on the
+    partial page (numpy refused it), and the pages are listed as in the kdump format."""
+    src, want = make_vmcore(tmp_path)
+    src.write_bytes(src.read_bytes()[:-10 * PAGE - 100])
+    with pytest.raises(IncompleteDump, match="11 pages could not be read"):
+        save_vmcore(str(src), str(tmp_path / "crash"),
+                    SaveOptions(1, format="elf", progress=False))
+
+
 def test_pages_of_one_repeated_word_are_stored_as_compress2_stores_them(tmp_path: Path) -> None:
     """Such pages are compressed once per word and reused: each stored page must still be
     what zlib's compress2 at level 1 (makedumpfile's call) makes of it."""
