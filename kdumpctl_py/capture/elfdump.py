@@ -15,13 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from kdumpctl_py.capture.bitmaps import PageBitmaps, true_runs
 from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
-from kdumpctl_py.capture.vmcore import Vmcore
+from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.elf import PF_RWX, PT_LOAD, PT_NOTE
 from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
+
+if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
+    import numpy.typing as npt
 
 ELF_INCOMPLETE = 1
 
@@ -132,8 +138,29 @@ def without_zero_pages(v: Vmcore, bitmaps: PageBitmaps, chunk: int) -> tuple[Pag
             for a, b in true_runs(keep[lo - first:hi - first]):
                 for pfn in range(lo + a, lo + b, chunk):
                     n = min(chunk, lo + b - pfn)
-                    z = zero_pages(v.pread(n * ps, seg.offset + pfn * ps - seg.paddr), ps)
+                    z = _zero_pages_at(v, seg.offset + pfn * ps - seg.paddr, n)
                     keep[pfn - first:pfn - first + len(z)] &= ~z
                     zeros += int(z.sum())
         out.add(first, present, keep)
     return out, zeros
+
+
+def _zero_pages_at(v: Vmcore, offset: int, count: int) -> npt.NDArray[np.bool_]:
+    """Which of the `count` pages at file `offset` are all zeros, as far as they can be
+    read: a page that cannot be read (EIO, EFAULT, past the end of a file cut short) is
+    not, so the pass that writes meets it and lists it."""
+    ps = v.page_size
+    try:
+        data = v.pread(count * ps, offset)
+        return zero_pages(data[:len(data) // ps * ps], ps)
+    except OSError as e:
+        if e.errno not in UNREADABLE_ERRNOS:
+            raise
+    z = np.zeros(count, dtype=bool)
+    for i in range(count):
+        try:
+            z[i] = v.pread(ps, offset + i * ps).count(0) == ps
+        except OSError as e:
+            if e.errno not in UNREADABLE_ERRNOS:
+                raise
+    return z
