@@ -267,3 +267,48 @@ def test_firmware_memory_left_out_over_ssh_is_a_complete_dump(
     (d,) = dumps.iterdir()
     assert json.loads((d / "save.json").read_text())["complete"] is True
     assert not (d / "unreadable-pages.txt").exists()
+
+
+@pytest.mark.parametrize("reassembled", [True, False], ids=["kdumpctl-there", "flat"])
+def test_a_page_lost_over_ssh_leaves_an_incomplete_dump(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+        reassembled: bool) -> None:
+    """A page /proc/vmcore cannot give back outside firmware memory: on the server, as on
+    a local disk, the dump keeps its -incomplete name beside unreadable-pages.txt, so
+    retention never deletes it as a complete one."""
+    import errno
+
+    from kdumpctl_py.capture.kdumpfile import read_kdump
+    from kdumpctl_py.capture.vmcore import Vmcore
+
+    if reassembled:
+        server.install_kdumpctl()
+    vmcore, _ = make_vmcore(tmp_path)
+    bad = Vmcore(str(vmcore)).core.loads[1].offset + 5 * PAGE
+    real_into = Vmcore.pread_into
+
+    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
+        if offset <= bad < offset + len(buf):
+            raise OSError(errno.EFAULT, "Bad address")
+        return real_into(self, buf, offset)
+
+    def pread(self: Vmcore, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
+
+    monkeypatch.setattr(Vmcore, "pread", pread)
+    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps, dump_level=0), FakeMachine(), str(vmcore))
+    assert out.saved and out.record is not None and not out.record.complete
+    (d,) = dumps.iterdir()
+    name = "vmcore-incomplete" if reassembled else "vmcore.flat-incomplete"
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        ["save.json", "unreadable-pages.txt", "vmcore-dmesg.txt", name])
+    assert (d / "unreadable-pages.txt").read_text() == "0x105\n"
+    assert json.loads((d / "save.json").read_text())["vmcore"] == name
+    if reassembled:
+        assert read_kdump(str(d / name)).incomplete
+    assert dumps_from_listing(subprocess.run(
+        ["sh", "-c", list_command(str(dumps))], capture_output=True, check=True).stdout) == [
+        retention.Dump(d.name, False, (d.name.split("-", 1)[1], 0))]
