@@ -210,7 +210,7 @@ def _save_ssh(cfg: Config, vmcore: str, remote: Remote, out: Outcome) -> None:
     dump = save_with_fallback_over_ssh(remote, cfg.path, vmcore, options)
     out.saved, out.dump, out.error = True, remote.where(dump.directory), None
     out.record = dump.record
-    note = ("" if dump.vmcore == "vmcore" else
+    note = ("" if not dump.vmcore.startswith("vmcore.flat") else
             "; kdumpctl-py is not installed there (or could not reassemble it): "
             "vmcore.flat stays flattened, run kdumpctl-py reassemble on it")
     journal.event(f"dump saved in {out.dump}: {dump.vmcore}, {dump.bytes_sent} bytes sent"

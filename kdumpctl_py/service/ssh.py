@@ -105,18 +105,21 @@ def stream_command(directory: str) -> str:
     return f"cat > {shlex.quote(directory + '/vmcore-incomplete')}"
 
 
-def finish_command(directory: str, size: int) -> str:
+def finish_command(directory: str, size: int, complete: bool = True) -> str:
     """vmcore-incomplete becomes vmcore.flat only when it holds every byte sent; then
-    reassembled into vmcore by the server's kdumpctl-py when there is one.
-    Prints `vmcore` or `vmcore.flat`: what the directory holds."""
+    reassembled into vmcore by the server's kdumpctl-py when there is one. A dump that
+    lacks pages it could not read keeps -incomplete in both names, as `save` leaves it.
+    Prints what the directory holds: vmcore or vmcore.flat (with -incomplete)."""
     q = shlex.quote
+    tail = "" if complete else "-incomplete"
+    flat, whole = f"vmcore.flat{tail}", f"vmcore{tail}"
     return (f"cd -- {q(directory)} && test \"$(wc -c < vmcore-incomplete)\" -eq {size} && "
-            "sync vmcore-incomplete && mv -- vmcore-incomplete vmcore.flat && sync . && "
+            f"sync vmcore-incomplete && mv -- vmcore-incomplete {flat} && sync . && "
             "if command -v kdumpctl-py >/dev/null 2>&1; then "
-            "if kdumpctl-py reassemble vmcore.flat vmcore >&2; then "
-            "rm -f -- vmcore.flat && sync . && echo vmcore; "
-            "else rm -f -- vmcore-incomplete; echo vmcore.flat; fi; "
-            "else echo vmcore.flat; fi")
+            f"if kdumpctl-py reassemble {flat} {whole} >&2; then "
+            f"rm -f -- {flat} && sync . && echo {whole}; "
+            f"else rm -f -- {whole}-incomplete; echo {flat}; fi; "
+            f"else echo {flat}; fi")
 
 
 def list_command(path: str) -> str:
@@ -256,11 +259,16 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
                           f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "
                           "is not a whole dump")
     sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
-    kept = remote.run(finish_command(directory, sent), timeout=REASSEMBLE_TIMEOUT_S)
-    dump = RemoteDump(directory, kept.decode().strip() or "vmcore.flat", sent)
+    if result.lost:  # listed first, as settle lists them, before the dump is named
+        remote.run(write_command(directory, "unreadable-pages.txt"),
+                   "".join(f"{pfn:#x}\n" for pfn in result.lost).encode())
+    kept = remote.run(finish_command(directory, sent, result.complete),
+                      timeout=REASSEMBLE_TIMEOUT_S)
+    dump = RemoteDump(directory, kept.decode().strip()
+                      or ("vmcore.flat" if result.complete else "vmcore.flat-incomplete"), sent)
     dump.record = SaveRecord(
         options.dump_level, result.dump_level, how or f"at -d {options.dump_level} over ssh",
-        options.format if dump.vmcore == "vmcore" else "flat",
+        "flat" if dump.vmcore.startswith("vmcore.flat") else options.format,
         options.compress if options.format == "kdump" else "none", result.complete,
         round(time.monotonic() - started, 3), sent, dump.vmcore, list(failed or []),
         warnings=list(result.stats.warnings))
