@@ -50,15 +50,17 @@ class MemoryCgroup:
 # Peak RSS counts the memory a process had before exec() too, so a child forked from a
 # big parent (one that just wrote a vmcore) would report the parent's size: the child is
 # started by this small launcher, which sets CPUs and cgroup, forks it from its own few
-# MB and writes what wait4() says of it to a file.
+# MB and writes what wait4() says of it to a file, with the child's own wall time: the
+# launcher's start (a Python's, 25-30 ms) is neither tool's.
 LAUNCHER = """
-import os, sys
+import os, sys, time
 out, cpus, cgroup = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if cpus:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cpus])
 if cgroup:
     with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
         f.write(str(os.getpid()))
+start = time.monotonic()
 pid = os.fork()
 if pid == 0:
     try:
@@ -66,8 +68,9 @@ if pid == 0:
     finally:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
+seconds = time.monotonic() - start
 with open(out, "w") as f:
-    f.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss * 1024}")
+    f.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss * 1024} {seconds}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -80,9 +83,10 @@ def run(argv: list[str], cpus: int | None = None, cgroup: MemoryCgroup | None = 
         proc = subprocess.run([sys.executable, "-c", LAUNCHER, out.name, str(cpus or 0),
                                str(cgroup.path) if cgroup else "", *argv], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        seconds = time.monotonic() - start
+        seconds = time.monotonic() - start  # the launcher's too, if it wrote nothing
         fields = Path(out.name).read_text().split()
     cpu, peak = (float(fields[0]), int(fields[1])) if fields else (0.0, 0)
+    seconds = float(fields[2]) if fields else seconds
     return Measurement(seconds, cpu, peak, proc.returncode,
                        proc.stderr.decode(errors="replace"))
 
