@@ -275,6 +275,28 @@ def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:
     return path, want
 
 
+def unreadable_page(monkeypatch: pytest.MonkeyPatch, vmcore: Path, code: int = errno.EFAULT,
+                    page: int = 5) -> None:
+    """Reads of page `page` of make_vmcore's second PT_LOAD (pfn 0x105) fail with `code`,
+    as /proc/vmcore's do for old memory it cannot copy (EFAULT: riscv64's firmware RAM)."""
+    from kdumpctl_py.capture.vmcore import Vmcore
+
+    with Vmcore(str(vmcore)) as v:
+        bad = v.core.loads[1].offset + page * PAGE
+    real_into = Vmcore.pread_into
+
+    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
+        if offset <= bad < offset + len(buf):
+            raise OSError(code, os.strerror(code))
+        return real_into(self, buf, offset)
+
+    def pread(self: Vmcore, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
+
+    monkeypatch.setattr(Vmcore, "pread", pread)
+    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+
 def arm64_image(image_size: int = 0x2000000, flags: int = 0b0010, efi: bool = True) -> bytes:
     code0 = 0x5A4D if efi else 0x14000000  # "MZ" for an EFI stub, else a branch
     head = struct.pack("<IIQQQQQQ4sI", code0, 0, 0, image_size, flags, 0, 0, 0, b"ARM\x64", 0)

@@ -15,7 +15,7 @@ from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
 from kdumpctl_py.capture.sink import FileSink, FlatSink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError
-from tests.builders import PAGE, fails_closing_every_fd, make_vmcore
+from tests.builders import PAGE, fails_closing_every_fd, make_vmcore, unreadable_page
 
 
 @pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])
@@ -171,22 +171,7 @@ def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path, monkeypatch: pyte
     """EFAULT is what /proc/vmcore gives for old memory it cannot copy (riscv64's
     firmware RAM): a save on the patched riscv64 kernel died of it."""
     src, want = make_vmcore(tmp_path)
-    bad_offset = Vmcore(str(src)).core.loads[1].offset + 5 * PAGE
-    real = Vmcore.pread
-
-    def pread(self: Vmcore, size: int, offset: int) -> bytes:
-        if offset <= bad_offset < offset + size:
-            raise OSError(code, os.strerror(code))
-        return real(self, size, offset)
-
-    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
-        if offset <= bad_offset < offset + len(buf):
-            raise OSError(code, os.strerror(code))
-        return real_into(self, buf, offset)
-
-    real_into = Vmcore.pread_into
-    monkeypatch.setattr(Vmcore, "pread", pread)
-    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    unreadable_page(monkeypatch, src, code)
     with pytest.raises(IncompleteDump, match="1 pages could not be read") as info:
         save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
     d = Path(info.value.result.directory or "")
@@ -201,20 +186,7 @@ def test_unreadable_firmware_memory_leaves_the_dump_complete(
     """RAM that firmware keeps (riscv64's OpenSBI, which kexec_file_load's elfcorehdr
     covers under QEMU 7.2) fails with EFAULT: the page is left out, the dump complete."""
     src, want = make_vmcore(tmp_path)
-    bad_offset = Vmcore(str(src)).core.loads[1].offset + 5 * PAGE
-    real_into = Vmcore.pread_into
-
-    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
-        if offset <= bad_offset < offset + len(buf):
-            raise OSError(errno.EFAULT, "Bad address")
-        return real_into(self, buf, offset)
-
-    def pread(self: Vmcore, size: int, offset: int) -> bytes:
-        buf = bytearray(size)
-        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
-
-    monkeypatch.setattr(Vmcore, "pread", pread)
-    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    unreadable_page(monkeypatch, src)
     result = save_vmcore(str(src), str(tmp_path / "crash"),
                          SaveOptions(0, "zlib", progress=False, firmware=((0x105 * PAGE, PAGE),)))
     d = Path(result.directory or "")
@@ -279,15 +251,7 @@ def test_elf_at_level_1_lists_an_unreadable_page(tmp_path: Path,
     /proc/vmcore cannot give back (riscv64's firmware RAM) is listed there as in the
     pass that writes, not an OSError that fails the whole save."""
     src, want = make_vmcore(tmp_path)
-    bad_offset = Vmcore(str(src)).core.loads[1].offset + 5 * PAGE
-    real = Vmcore.pread
-
-    def pread(self: Vmcore, size: int, offset: int) -> bytes:
-        if offset <= bad_offset < offset + size:
-            raise OSError(errno.EFAULT, "Bad address")
-        return real(self, size, offset)
-
-    monkeypatch.setattr(Vmcore, "pread", pread)
+    unreadable_page(monkeypatch, src)
     with pytest.raises(IncompleteDump, match="1 pages could not be read") as info:
         save_vmcore(str(src), str(tmp_path / "crash"),
                     SaveOptions(1, format="elf", progress=False))
@@ -301,7 +265,7 @@ def test_elf_at_level_1_lists_an_unreadable_page(tmp_path: Path,
 def test_elf_at_level_1_lists_the_pages_a_file_cut_short_lacks(tmp_path: Path) -> None:
     """A saved vmcore cut short inside a page: the zero-page pass must not choke on the
     partial page (numpy refused it), and the pages are listed as in the kdump format."""
-    src, want = make_vmcore(tmp_path)
+    src, _ = make_vmcore(tmp_path)
     src.write_bytes(src.read_bytes()[:-10 * PAGE - 100])
     with pytest.raises(IncompleteDump, match="11 pages could not be read"):
         save_vmcore(str(src), str(tmp_path / "crash"),

@@ -17,7 +17,7 @@ from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
-from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore
+from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore, unreadable_page
 from tests.elfwriter import note, vmcore_bytes
 from tests.localserver import tmpfs
 from tests.service.sshd import Server, sshd
@@ -240,26 +240,10 @@ def test_firmware_memory_left_out_over_ssh_is_a_complete_dump(
         tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """A page of firmware memory /proc/vmcore cannot give back (riscv64's OpenSBI) leaves
     the streamed dump complete, and save.json says so, as on a local disk."""
-    import errno
-
     from kdumpctl_py.capture import vmcore as vmcore_mod
-    from kdumpctl_py.capture.vmcore import Vmcore
 
     vmcore, _ = make_vmcore(tmp_path)
-    bad = Vmcore(str(vmcore)).core.loads[1].offset + 5 * PAGE
-    real_into = Vmcore.pread_into
-
-    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
-        if offset <= bad < offset + len(buf):
-            raise OSError(errno.EFAULT, "Bad address")
-        return real_into(self, buf, offset)
-
-    def pread(self: Vmcore, size: int, offset: int) -> bytes:
-        buf = bytearray(size)
-        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
-
-    monkeypatch.setattr(Vmcore, "pread", pread)
-    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    unreadable_page(monkeypatch, vmcore)
     monkeypatch.setattr(vmcore_mod, "firmware_memory_of", lambda view: ((0x105 * PAGE, PAGE),))
     dumps = tmp_path / "remote"
     out = run_capture(ssh_config(server, dumps, dump_level=0), FakeMachine(), str(vmcore))
@@ -276,28 +260,12 @@ def test_a_page_lost_over_ssh_leaves_an_incomplete_dump(
     """A page /proc/vmcore cannot give back outside firmware memory: on the server, as on
     a local disk, the dump keeps its -incomplete name beside unreadable-pages.txt, so
     retention never deletes it as a complete one."""
-    import errno
-
     from kdumpctl_py.capture.kdumpfile import read_kdump
-    from kdumpctl_py.capture.vmcore import Vmcore
 
     if reassembled:
         server.install_kdumpctl()
     vmcore, _ = make_vmcore(tmp_path)
-    bad = Vmcore(str(vmcore)).core.loads[1].offset + 5 * PAGE
-    real_into = Vmcore.pread_into
-
-    def pread_into(self: Vmcore, buf: memoryview, offset: int) -> int:
-        if offset <= bad < offset + len(buf):
-            raise OSError(errno.EFAULT, "Bad address")
-        return real_into(self, buf, offset)
-
-    def pread(self: Vmcore, size: int, offset: int) -> bytes:
-        buf = bytearray(size)
-        return bytes(buf[:pread_into(self, memoryview(buf), offset)])
-
-    monkeypatch.setattr(Vmcore, "pread", pread)
-    monkeypatch.setattr(Vmcore, "pread_into", pread_into)
+    unreadable_page(monkeypatch, vmcore)
     dumps = tmp_path / "remote"
     out = run_capture(ssh_config(server, dumps, dump_level=0), FakeMachine(), str(vmcore))
     assert out.saved and out.record is not None and not out.record.complete
