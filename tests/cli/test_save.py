@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,21 @@ def test_the_flat_output_rule_is_documented_and_kept(
     man = (ROOT / "man" / "kdumpctl-py.8").read_text()
     for text in (flat.help or "", readme, man):
         assert "vmcore.flat" in text and "standard output" in text and "-F" in text
+
+
+def test_a_stream_whose_reader_went_away_is_an_error_said(tmp_path: Path) -> None:
+    """`save --flat --target -` into a pipe whose reader is gone (ssh or cat on the other
+    side died) saved nothing: one error line and exit 1, not silence."""
+    src, _ = make_vmcore(tmp_path)
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        out = subprocess.run([sys.executable, "-m", "kdumpctl_py", "save", "--vmcore", str(src),
+                              "--target", "-", "--flat", "--dump-level", "1", "--no-progress"],
+                             stdout=w, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    finally:
+        os.close(w)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("kdumpctl-py: error: ")
+    assert "standard output" in out.stderr
