@@ -7,6 +7,7 @@ format, core_collector); `capture` does the same with everything around it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, TypeVar
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.capture.vmcore import firmware_memory_of
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
-    from kdumpctl_py.errors import UsageError
+    from kdumpctl_py.errors import KdumpError, UsageError
     from kdumpctl_py.units import format_bytes, parse_size
 
     view = open_view(args)
@@ -106,7 +107,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"saved {result.directory}/{record.vmcore}: {summary(asdict(record))}; "
               f"{format_bytes(result.bytes_out)}, {record.seconds:.1f} s")
         return 0
-    result = save_vmcore(args.vmcore, args.target, options, stream)
+    try:
+        result = save_vmcore(args.vmcore, args.target, options, stream)
+    except BrokenPipeError:
+        if stream is None:
+            raise
+        # what is still buffered for the closed pipe goes nowhere, not into a second error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise KdumpError("what read standard output went away: the stream is cut short and "
+                         "no dump was saved; check the command it was piped to") from None
     where = f"{result.directory}/{result.vmcore}" if result.directory else "standard output"
     zero = f" ({result.pages_zero} zero pages left out)" if result.pages_zero else ""
     print(f"saved {where}: {result.pages_dumped} of {result.pages_total} pages written{zero}, "
