@@ -280,3 +280,29 @@ def test_a_page_lost_over_ssh_leaves_an_incomplete_dump(
     assert dumps_from_listing(subprocess.run(
         ["sh", "-c", list_command(str(dumps))], capture_output=True, check=True).stdout) == [
         retention.Dump(d.name, False, (d.name.split("-", 1)[1], 0))]
+
+
+def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (systemd stopping the capture service) ends the save over ssh as it ends
+    one on a local disk: no further attempt with less filtering, the failure said."""
+    import signal
+
+    from kdumpctl_py.capture.sink import FlatSink
+
+    real = FlatSink.write_at
+    sent: list[int] = []
+
+    def write_at(self: FlatSink, offset: int, data: bytes | memoryview) -> None:
+        if not sent:
+            sent.append(offset)
+            os.kill(os.getpid(), signal.SIGTERM)
+        real(self, offset, data)
+
+    monkeypatch.setattr(FlatSink, "write_at", write_at)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    assert not out.saved and out.error and "interrupted" in out.error
+    (d,) = dumps.iterdir()  # one attempt, none after it
+    assert not {"vmcore", "vmcore.flat"} & {p.name for p in d.iterdir()}
