@@ -216,7 +216,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     record (save.json) is made, and written by the caller."""
     from dataclasses import replace
 
-    from kdumpctl_py.capture.save import IncompleteDump, save_vmcore
+    from kdumpctl_py.capture.save import IncompleteDump, Interrupted, save_vmcore
     from kdumpctl_py.capture.vmcore import Vmcore
 
     started = time.monotonic()
@@ -244,8 +244,8 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
             raise RemoteError(f"streaming to {remote.where(directory)} broke "
                               f"({_last_line(err, proc.returncode)}; {e}); "
                               "vmcore-incomplete there is not a whole dump") from None
-        if not isinstance(e, Exception):
-            raise
+        if not isinstance(e, Exception) or isinstance(e, Interrupted):
+            raise  # SIGTERM ends the chain, as fallback's does
         text = str(e) if isinstance(e, KdumpError) else f"{type(e).__name__}: {e}"
         raise AttemptFailed(text, directory) from e
     try:
