@@ -186,8 +186,10 @@ class KdumpWriter:
     A flattened stream (`optimistic`) is written the other way round, as
     makedumpfile -F does: the header says complete from the start and is
     repeated only when the dump ends incomplete (a stream cut off has no end
-    record anyway). crash picks either record of an offset written twice, so a
-    complete stream must hold each offset once.
+    record anyway), and the 2nd bitmap goes out last, once, when the pages that
+    could not be read are known (readers place records by offset, in any order).
+    crash picks either record of an offset written twice, so a complete stream
+    must hold each offset once.
     """
 
     def __init__(self, sink: Any, header: DiskDumpHeader, sub: SubHeader, notes: bytes,
@@ -215,15 +217,17 @@ class KdumpWriter:
         self.sink.write_at(self.block_size, self.sub.pack())
         if self.notes:
             self.sink.write_at(self.sub.offset_note, self.notes)
-        self._write_bitmaps()
+        self._write_bitmap(dumped=False)
+        if not self.optimistic:
+            self._write_bitmap(dumped=True)
         if self.zero_desc:
             self.sink.write_at(self.zero_desc[0], bytes(self.block_size))
 
-    def _write_bitmaps(self, written: Written | None = None) -> None:
-        """Each bitmap as one write of its padded length, fed window by window."""
+    def _write_bitmap(self, dumped: bool, written: Written | None = None) -> None:
+        """The 1st or 2nd bitmap as one write of its padded length, fed window by window."""
         half = self.header.bitmap_blocks * self.block_size // 2
-        self.sink.write_parts(self.bitmap_offset, half, self.bitmaps.packed(False))
-        self.sink.write_parts(self.bitmap_offset + half, half, self.bitmaps.packed(True, written))
+        self.sink.write_parts(self.bitmap_offset + (half if dumped else 0), half,
+                              self.bitmaps.packed(dumped, written))
 
     def add(self, first_index: int, descs: npt.NDArray[Any], data: bytes) -> None:
         """Descriptors for dumpable pages first_index.., and their data (appended)."""
@@ -242,8 +246,8 @@ class KdumpWriter:
         self.behind = start
 
     def finish(self, complete: bool, written: Written | None = None) -> None:
-        if written is not None:
-            self._write_bitmaps(written)
+        if written is not None or self.optimistic:
+            self._write_bitmap(dumped=True, written=written)
         if complete and self.optimistic:
             return
         status = self.header.status | (0 if complete else DUMP_DH_COMPRESSED_INCOMPLETE)
