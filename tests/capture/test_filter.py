@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kdumpctl_py.capture import filter as filter_module
 from kdumpctl_py.capture.filter import (
     DL_CACHE,
     DL_CACHE_PRIVATE,
@@ -213,15 +215,14 @@ def test_a_head_the_walk_does_not_reach_sends_the_section_back_whole() -> None:
     assert stepped == whole
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1023) | st.integers(0, 31).map(lambda r: r * SKIP_ROW),
-                          st.sampled_from(["buddy", "thp", "cache", "slab"]),
-                          st.integers(0, 10)), max_size=30),
-       st.integers(0, 31), st.integers(0, 300))
-def test_stepping_over_excluded_blocks_decides_as_the_whole_walk(
-        blocks: list[tuple[int, str, int]], level: int, until: int) -> None:
-    """Heads of every order at aligned and unaligned places, overlapping, inside each
-    other and past the section's end: the same bitmap, counts and carry either way."""
+Block = tuple[int, str, int]  # first pfn, kind, order
+BLOCKS = st.lists(st.tuples(st.integers(0, 1023) | st.integers(0, 31).map(lambda r: r * SKIP_ROW),
+                            st.sampled_from(["buddy", "thp", "cache", "slab"]),
+                            st.integers(0, 10)), max_size=30)
+
+
+def with_blocks(blocks: list[Block]) -> np.ndarray:
+    """1,024 struct pages of a real kernel's flags, with these blocks' heads."""
     raw = pages(1024)
     node_zone(raw)
     for pfn, kind, order in blocks:
@@ -234,8 +235,31 @@ def test_stepping_over_excluded_blocks_decides_as_the_whole_walk(
             raw[pfn + 1, 17] = order
         else:
             put(raw, pfn, 0, NODE_ZONE | (1 << 4 if kind == "cache" else 1 << 9))
-    stepped, whole = both_ways(raw, level, until)
+    return raw
+
+
+@settings(max_examples=150, deadline=None)
+@given(BLOCKS, st.integers(0, 31), st.integers(0, 300))
+def test_stepping_over_excluded_blocks_decides_as_the_whole_walk(
+        blocks: list[Block], level: int, until: int) -> None:
+    """Heads of every order at aligned and unaligned places, overlapping, inside each
+    other and past the section's end: the same bitmap, counts and carry either way."""
+    stepped, whole = both_ways(with_blocks(blocks), level, until)
     assert stepped == whole
+
+
+@settings(max_examples=100, deadline=None)
+@given(BLOCKS, st.integers(0, 31), st.integers(0, 300), st.integers(1, 100))
+def test_deciding_in_pieces_decides_as_at_once(blocks: list[Block], level: int, until: int,
+                                               piece: int) -> None:
+    """A section's busy pages are decided DECIDE_PAGES at a time (a section of 4K pages
+    holds 32,768): pieces of any size, a tail page's head in the piece before, decide
+    as one call over all of them."""
+    raw = with_blocks(blocks)
+    with mock.patch.object(filter_module, "DECIDE_PAGES", piece):
+        pieces = both_ways(raw, level, until)
+    with mock.patch.object(filter_module, "DECIDE_PAGES", 1 << 20):
+        assert both_ways(raw, level, until) == pieces
 
 
 @settings(max_examples=200, deadline=None)
