@@ -77,23 +77,27 @@ def test_a_file_as_target_is_not_a_directory(tmp_path: Path) -> None:
             save_vmcore(str(src), str(target), SaveOptions(1, progress=False))
 
 
+@pytest.mark.parametrize("fmt", ["kdump", "elf"])
 @pytest.mark.parametrize("withheld", [False, True], ids=["whole", "firmware-page-withheld"])
 def test_flat_stream_rebuilds_to_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               withheld: bool) -> None:
-    """A complete stream holds each offset once, also when a page of firmware memory
-    could not be read and is left out (the 2nd bitmap then differs from the first plan)."""
+                                               withheld: bool, fmt: str) -> None:
+    """A complete stream holds each offset once, in either format (the ELF headers too,
+    which an incomplete dump's would cover only what was written), also when a page of
+    firmware memory could not be read and is left out (the 2nd bitmap then differs from
+    the first plan)."""
     src, _ = make_vmcore(tmp_path)
     firmware = ((0x105 * PAGE, PAGE),) if withheld else ()
     if withheld:
         unreadable_page(monkeypatch, src)
     # The system zlib: ISA-L's pages are not always the same bytes from run to run.
     plain = save_vmcore(str(src), str(tmp_path / "a"),
-                        SaveOptions(1, "zlib", progress=False, zlib_engine="zlib",
+                        SaveOptions(1, "zlib", format=fmt, progress=False, zlib_engine="zlib",
                                     firmware=firmware))
     stream = tmp_path / "flat"
     with open(stream, "wb") as f:
-        flat = save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False,
-                                                      zlib_engine="zlib", firmware=firmware), f)
+        flat = save_vmcore(str(src), "-", SaveOptions(1, "zlib", format=fmt, flat=True,
+                                                      progress=False, zlib_engine="zlib",
+                                                      firmware=firmware), f)
     assert plain.complete and flat.complete and flat.withheld == plain.withheld == withheld
     raw = stream.read_bytes()
     assert raw[:12] == b"makedumpfile"
