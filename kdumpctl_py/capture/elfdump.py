@@ -91,8 +91,14 @@ def plan_runs(v: Vmcore, bitmaps: PageBitmaps) -> list[Run]:
 
 
 class ElfWriter:
-    def __init__(self, sink: Sink, machine: int, notes: bytes, runs: list[Run]) -> None:
+    """The headers go out first marked incomplete, covering nothing, and are rewritten
+    at the end; a flattened stream (`optimistic`) has them complete from the start,
+    rewritten only when the dump ends incomplete, as KdumpWriter's."""
+
+    def __init__(self, sink: Sink, machine: int, notes: bytes, runs: list[Run],
+                 optimistic: bool = False) -> None:
         self.sink, self.machine, self.notes, self.runs = sink, machine, notes, runs
+        self.optimistic = optimistic
         phnum = 1 + len(runs)
         self.note_offset = EHDR.size + phnum * PHDR.size
         offset = self.note_offset + len(notes)
@@ -111,7 +117,7 @@ class ElfWriter:
         return pack_core(self.machine, segs, ELF_INCOMPLETE if incomplete else 0)
 
     def begin(self) -> None:
-        self.sink.write_at(0, self._headers(incomplete=True))
+        self.sink.write_at(0, self._headers(incomplete=not self.optimistic))
         self.sink.write_at(self.note_offset, self.notes)
 
     def add(self, index: int, at: int, data: bytes) -> None:
@@ -120,7 +126,8 @@ class ElfWriter:
         self.written[index] = max(self.written[index], at + len(data))
 
     def finish(self, complete: bool) -> None:
-        self.sink.write_at(0, self._headers(incomplete=not complete))
+        if not (complete and self.optimistic):
+            self.sink.write_at(0, self._headers(incomplete=not complete))
 
 
 def without_zero_pages(v: Vmcore, bitmaps: PageBitmaps, chunk: int) -> tuple[PageBitmaps, int]:

@@ -569,7 +569,8 @@ class ElfLayout:
     runs: list[Run]
 
     def writer(self, sink: Sink) -> ElfWriter:
-        return ElfWriter(sink, self.machine, self.notes, self.runs)
+        return ElfWriter(sink, self.machine, self.notes, self.runs,
+                         optimistic=isinstance(sink, FlatSink))
 
     def need(self, v: Vmcore, comp: Codec | None) -> int:
         return sum(r.filesz for r in self.runs) + len(self.notes) + 4096
