@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.capture import save as save_mod
+from kdumpctl_py.capture.dumpdir import TargetError
 from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump, read_page
 from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
 from kdumpctl_py.capture.sink import FileSink, FlatSink
@@ -324,3 +325,25 @@ def test_one_thread_writes_what_a_pool_writes(tmp_path: Path) -> None:
                                          zlib_engine="zlib"))
         files.append((Path(result.directory or "") / "vmcore").read_bytes())
     assert files[0] == files[1]
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["rename", "unreadable-pages.txt"])
+def test_the_target_failing_as_the_dump_is_settled_is_the_targets_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: bool) -> None:
+    """The last steps (the rename, or unreadable-pages.txt, and the directory's fsync) fail
+    on a target that is full or failing as the writes before them do: a TargetError that
+    names the dump, which ends the fallback chain, not a bare OSError after which the chain
+    writes the whole dump again there."""
+    src, _ = make_vmcore(tmp_path)
+    if lost:
+        unreadable_page(monkeypatch, src)
+    real = os.rename
+
+    def rename(a: str, b: str, **kw: object) -> None:
+        if b in ("vmcore", "unreadable-pages.txt"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(a, b, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(TargetError, match="vmcore-incomplete.*Input/output error"):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
