@@ -413,7 +413,11 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
             sink = FlatSink(stream)
         _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
-            settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.lost))
+            try:
+                settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.lost))
+            except OSError as e:
+                raise target_error(e, f"finishing {_where(result)} failed",
+                                   "; the dump there keeps its -incomplete name") from None
     result.seconds = time.monotonic() - started
     result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if not result.complete:
