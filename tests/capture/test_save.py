@@ -5,6 +5,7 @@ import os
 import stat
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -347,3 +348,32 @@ def test_the_target_failing_as_the_dump_is_settled_is_the_targets_failure(
     monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(TargetError, match="vmcore-incomplete.*Input/output error"):
         save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
+
+
+def test_a_save_that_breaks_inside_leaves_a_readable_incomplete_dump(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever stops the writing (here a chunk that cannot be made: a codec's own
+    exception, MemoryError), the dump left behind says incomplete and its 2nd bitmap names
+    only the pages that were written, as after a full disk: every page it holds reads
+    back, none reads as an empty page."""
+    src, want = make_vmcore(tmp_path)
+    real = save_mod._make_chunk
+    calls = {"n": 0}
+
+    def make_chunk(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MemoryError
+        return real(*args)
+
+    monkeypatch.setattr(save_mod, "_make_chunk", make_chunk)
+    monkeypatch.setattr(save_mod, "chunk_pages", lambda page_size: 4)
+    with pytest.raises(MemoryError):
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False,
+                                                                  threads=1))
+    (d,) = (tmp_path / "crash").iterdir()
+    dump = read_kdump(str(d / "vmcore-incomplete"))
+    kept = np.flatnonzero(dump.bitmap2)
+    assert dump.incomplete and 0 < len(kept) < len(want)
+    for pfn in kept:
+        assert read_page(str(d / "vmcore-incomplete"), dump, int(pfn)) == want[int(pfn)]
