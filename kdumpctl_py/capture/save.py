@@ -506,6 +506,9 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
         except (OSError, Interrupted, KeyboardInterrupt) as e:
             _close_incomplete(writer, sink, _written(frontier, result))
             raise _cut_short(e, _where(result), target) from None
+        except BaseException:  # anything else that stops it: closed alike, raised as it is
+            _close_incomplete(writer, sink, _written(frontier, result))
+            raise
     result.complete = not result.lost
     result.bytes_out = sink.size
 
