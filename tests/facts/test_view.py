@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 import tarfile
 from pathlib import Path
 
@@ -71,6 +72,26 @@ def test_tarball_with_escaping_member_is_refused(tmp_path: Path) -> None:
         tar.addfile(info)
     with pytest.raises(UsageError, match="not a plain file"):
         SystemView(evil)
+
+
+@pytest.mark.parametrize("cut", [None, 3000], ids=["not-gzip", "cut-short"])
+def test_a_tarball_that_is_not_one_is_refused_in_one_line(tmp_path: Path,
+                                                          cut: int | None) -> None:
+    """Found giving --sysroot a .tar.gz that is not one: five lines naming tarfile's
+    methods, and for a snapshot cut short an internal error (EOFError), exit 1."""
+    bad = tmp_path / "snap.tar.gz"
+    if cut is None:
+        bad.write_bytes(bytes(range(256)) * 40)
+    else:
+        root = minimal_snapshot(tmp_path)
+        (root / "padding").write_bytes(random.Random(0).randbytes(20000))
+        with tarfile.open(tmp_path / "whole.tar.gz", "w:gz") as tar:
+            tar.add(root / META, arcname=META)
+            tar.add(root / "padding", arcname="padding")
+        bad.write_bytes((tmp_path / "whole.tar.gz").read_bytes()[:cut])
+    with pytest.raises(UsageError, match="not a readable snapshot archive") as e:
+        SystemView(bad)
+    assert "\n" not in str(e.value)
 
 
 def test_lockdown_and_secure_boot(tmp_path: Path) -> None:
