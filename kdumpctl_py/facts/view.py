@@ -133,12 +133,14 @@ class SystemView:
     def _unpack(self, tarball: Path) -> Path:
         import tarfile
         import tempfile
+        import zlib
 
         self._tmp = tempfile.TemporaryDirectory(prefix="kdumpctl-py-snapshot-")
         try:
-            with tarfile.open(tarball) as tar:
+            # r:gz, not r: tarfile's guessing would name each method it tried, one per line
+            with tarfile.open(tarball, "r:gz") as tar:
                 _extract_plain_files(tar, Path(self._tmp.name))
-        except (OSError, tarfile.TarError) as e:
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
             raise UsageError(f"{tarball}: not a readable snapshot archive: {e}") from None
         entries = os.listdir(self._tmp.name)
         # "tar czf snap.tar.gz snap/" nests everything one level down.
