@@ -148,6 +148,20 @@ def test_bad_base_file(content: bytes, message: str, tmp_path: Path,
     assert f"{bad}: {message}" in one_line_error(capsys)
 
 
+@pytest.mark.parametrize("name", ["missing.dtb", "."], ids=["missing", "directory"])
+def test_a_file_that_cannot_be_read_is_bad_input(name: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: a missing DTB or a directory exited 1 where
+    elfcorehdr show, dmesg and analyse exit 2 for the same input."""
+    path = tmp_path / name
+    assert main(["dtb", "show", str(path)]) == 2
+    assert str(path) in one_line_error(capsys)
+    out = tmp_path / "capture.dtb"
+    assert main(["dtb", "build", "--base", str(path), *BUILD, "-o", str(out)]) == 2
+    assert str(path) in one_line_error(capsys)
+    assert not out.exists()
+
+
 def test_show_a_capture_dtb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "capture.dtb"
     assert main(["dtb", "build", "--base", str(QEMU_DTB), *BUILD, "--cmdline", "nr_cpus=1",
