@@ -58,8 +58,11 @@ def _range(text: str) -> tuple[int, int]:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(MAX_FILE + 1)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror}") from None
     if len(data) > MAX_FILE:
         raise UsageError(f"{path}: larger than {format_bytes(MAX_FILE)}, not a device tree")
     return data
