@@ -13,16 +13,22 @@ import os
 from typing import BinaryIO
 
 from kdumpctl_py.capture.sink import FLAT_END, FLAT_HEADER_SIZE, FLAT_RECORD, FLAT_SIGNATURE
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 
 COPY_BYTES = 8 << 20
 
 
-def reassemble_stream(src: BinaryIO, fd: int, name: str = "the stream") -> int:
-    """Write the records of `src` at their offsets in `fd`; returns the file's size."""
+def _read_header(src: BinaryIO, name: str) -> None:
+    """Consume the stream's header; a file without one is bad input, refused before
+    OUT-incomplete is made."""
     header = src.read(FLAT_HEADER_SIZE)
     if len(header) < FLAT_HEADER_SIZE or not header.startswith(FLAT_SIGNATURE):
-        raise KdumpError(f"{name} is not a flattened dump (no makedumpfile header)")
+        raise UsageError(f"{name} is not a flattened dump (no makedumpfile header)")
+
+
+def reassemble_stream(src: BinaryIO, fd: int, name: str = "the stream") -> int:
+    """Write the records of `src`, past its header, at their offsets in `fd`; returns the
+    file's size."""
     size = 0
     consumed = FLAT_HEADER_SIZE
     buf = bytearray(COPY_BYTES)
@@ -60,13 +66,18 @@ def reassemble(flat: str, out: str) -> int:
 
     if os.path.exists(out):
         raise KdumpError(f"{out} exists; remove it or name another file")
-    with (open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-"
-          else open(flat, "rb")) as src:
+    name = "standard input" if flat == "-" else flat
+    try:
+        src = open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-" else open(flat, "rb")
+    except OSError as e:
+        raise UsageError(f"{flat}: {e.strerror}") from None
+    with src:
+        _read_header(src, name)
         partial = f"{out}-incomplete"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600)
         try:
-            size = reassemble_stream(src, fd, "standard input" if flat == "-" else flat)
+            size = reassemble_stream(src, fd, name)
             os.ftruncate(fd, size)
             os.fsync(fd)
         finally:
