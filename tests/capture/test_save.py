@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kdumpctl_py.capture.sink import FileSink, FlatSink
 from kdumpctl_py.capture.vmcore import Vmcore
 from kdumpctl_py.errors import KdumpError
 from tests.builders import PAGE, fails_closing_every_fd, make_vmcore, unreadable_page
+from tests.localserver import tmpfs
 
 
 @pytest.mark.parametrize("compress", ["zlib", "zstd", "lzo", "none"])
@@ -377,3 +379,23 @@ def test_a_save_that_breaks_inside_leaves_a_readable_incomplete_dump(
     assert dump.incomplete and 0 < len(kept) < len(want)
     for pfn in kept:
         assert read_page(str(d / "vmcore-incomplete"), dump, int(pfn)) == want[int(pfn)]
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["file", "flat"])
+def test_a_full_disk_is_the_targets_failure_in_either_form(tmp_path: Path, flat: bool) -> None:
+    """A real full file system (a small tmpfs: the log fits, the dump does not): the
+    failure is the target's, which ends the fallback chain, in either form. The flat
+    file's buffered writer, closed on the way out, met the full disk again."""
+    src, _ = make_vmcore(tmp_path)
+    target = tmp_path / "full"
+    target.mkdir()
+    tmpfs(target, "64k")
+    try:
+        with pytest.raises(TargetError, match="filled up"):
+            save_vmcore(str(src), str(target), SaveOptions(0, "none", flat=flat, progress=False,
+                                                           check_space=False))
+        (d,) = target.iterdir()
+        assert {"vmcore-dmesg.txt", f"vmcore{'.flat' if flat else ''}-incomplete"} == \
+            {p.name for p in d.iterdir()}
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
