@@ -476,9 +476,19 @@ def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
         if not flat:
             stack.callback(os.close, fd)
             return dir_fd, FileSink(fd)
-        return dir_fd, FlatSink(stack.enter_context(os.fdopen(fd, "wb")), owned=True)
+        stream = os.fdopen(fd, "wb")
+        stack.callback(_close_stream, stream)
+        return dir_fd, FlatSink(stream, owned=True)
     except OSError as e:
         raise target_error(e, f"cannot write under {target}") from None
+
+
+def _close_stream(stream: BinaryIO) -> None:
+    """Close a flat dump's file (its fd always): a whole dump's data was flushed and fsync'd
+    by the sink, so only a failed one's close can fail, flushing into the full disk again,
+    and that error must not replace the one that says why the dump failed."""
+    with contextlib.suppress(OSError):
+        stream.close()
 
 
 def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec | None,
