@@ -59,3 +59,24 @@ def test_a_short_write_is_written_on_not_skipped(tmp_path: Path,
     result = copy_vmcore(str(src), str(tmp_path / "crash"))
     assert result.complete and calls["n"] > 1
     assert (Path(result.directory or "") / "vmcore").read_bytes() == src.read_bytes()
+
+
+def test_the_target_failing_as_the_copy_is_settled_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename to vmcore failing on a failing target is the target's failure naming
+    the copy, as a failed write is, not a bare Input/output error."""
+    import errno
+
+    from kdumpctl_py.capture.dumpdir import TargetError
+
+    src, _ = make_vmcore(tmp_path)
+    real = os.rename
+
+    def rename(a: str, b: str, **kw: object) -> None:
+        if b == "vmcore":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(a, b, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(TargetError, match="vmcore-incomplete.*Input/output error"):
+        copy_vmcore(str(src), str(tmp_path / "crash"))
