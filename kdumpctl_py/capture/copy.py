@@ -53,7 +53,11 @@ def copy_vmcore(vmcore_path: str, target: str,
         result.pages_total = result.pages_dumped = -(-result.bytes_out // PAGE)
         find_lost(result, [_paddr(loads, off) for off in result.unreadable], firmware)
         result.complete = not result.lost
-        settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in result.lost))
+        try:
+            settle(dir_fd, "vmcore", "".join(f"file offset {off:#x}\n" for off in result.lost))
+        except OSError as e:
+            raise target_error(e, f"finishing {directory}/vmcore-incomplete failed",
+                               "; the copy there keeps its -incomplete name") from None
     result.seconds = time.monotonic() - started
     return result
 
