@@ -104,12 +104,19 @@ def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     out = capsys.readouterr().out
     assert "final step: poweroff (not done: --no-action)" in out
     assert f"dump saved in {tmp_path}/crash/" in out
-    # A broken configuration still saves, with the defaults.
+    # A broken configuration still saves, with the defaults: here under tmp_path, not
+    # the host's /var/crash, where each run of this test left a save.json.
+    import kdumpctl_py.config
+
+    defaults = tmp_path / "defaults"
+    monkeypatch.setattr(kdumpctl_py.config, "Config",
+                        lambda: dataclasses.replace(Config(), path=str(defaults)))
     conf.write_text("bogus\n")
     assert main(["capture", "--vmcore", str(tmp_path / "none"), "--no-action"]) == 1
     captured = capsys.readouterr()
     assert "unknown directive 'bogus'; saving with the defaults" in captured.err
     assert "final step: reboot" in captured.out
+    assert [p.name for p in defaults.glob("*/save.json")] == ["save.json"]
     assert json.loads(json.dumps(parse_text("keep 1\n", "f").keep)) == 1
 
 
