@@ -48,3 +48,16 @@ def test_a_stream_whose_reader_went_away_is_an_error_said(tmp_path: Path) -> Non
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("kdumpctl-py: error: ")
     assert "standard output" in out.stderr
+
+
+def test_a_negative_thread_count_is_bad_usage(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --threads -3` saved with one thread
+    and said nothing (the configuration's --num-threads refuses it)."""
+    src, _ = make_vmcore(tmp_path)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--threads", "-3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("kdumpctl-py: error: argument --threads: '-3' is not 0 (one per CPU) "
+                   "or more (see kdumpctl-py save --help)\n")
+    assert not (tmp_path / "t").exists()
