@@ -44,8 +44,8 @@ def register(sub: Commands) -> None:
     p.add_argument("--flat", action="store_true",
                    help="write makedumpfile's flattened stream, as DIR/<host>-<date>/vmcore.flat "
                    "or with --target - to standard output (makedumpfile -F writes only there)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="compression threads (default: one per CPU)")
+    p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                   help="compression threads (default, or 0: one per CPU)")
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="memory saving may use (K/M/G); the page bitmaps are handled in windows "
                    "that fit (default: the configuration's memory_limit, half of "
@@ -58,6 +58,13 @@ def register(sub: Commands) -> None:
                    "level keeping what the page filter failed on, then -d 1 without struct "
                    "pages, then a plain ELF copy; save.json beside the dump says what happened")
     p.set_defaults(func=run)
+
+
+def _thread_count(text: str) -> int:
+    """--threads for argparse, which then names the option in its one-line error."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not 0 (one per CPU) or more")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
