@@ -40,3 +40,12 @@ def test_failed_write_leaves_original(tmp_path: Path, monkeypatch: pytest.Monkey
         replace_atomically(f, b"new\n")
     assert f.read_bytes() == b"original\n"
     assert [p.name for p in tmp_path.iterdir()] == ["cfg"]
+
+
+def test_a_missing_directory_is_named_not_the_temporary_file(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: `status --prometheus /nodir/x.prom` said
+    `/nodir/.x.prom.sy2nxdcc.tmp: No such file or directory`, a file nobody named."""
+    with pytest.raises(KdumpError) as e:
+        replace_atomically(tmp_path / "nodir" / "x.prom", b"", backup=False)
+    assert str(e.value) == (f"cannot write {tmp_path}/nodir/x.prom: {tmp_path}/nodir is not "
+                            "a directory; create it, or name another file")
