@@ -42,7 +42,11 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: byt
     if expect is not None and old != expect:
         raise KdumpError(f"{target} changed while kdumpctl-py was editing it; nothing written, "
                          "run the command again")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except (FileNotFoundError, NotADirectoryError):
+        raise KdumpError(f"cannot write {target}: {target.parent} is not a directory; "
+                         "create it, or name another file") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
