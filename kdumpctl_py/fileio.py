@@ -26,6 +26,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def no_directory(target: Path) -> KdumpError:
+    """The error for an output whose directory is missing: that directory, not the
+    temporary file made beside the output, is what the user can act on."""
+    return KdumpError(f"cannot write {target}: {target.parent} is not a directory; "
+                      "create it, or name another file")
+
+
 def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: bytes | None = None,
                        backup: bool = True) -> Path | None:
     """Replace `path` with `data`; return the backup's path (None if no backup was made).
@@ -45,8 +52,7 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: byt
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except (FileNotFoundError, NotADirectoryError):
-        raise KdumpError(f"cannot write {target}: {target.parent} is not a directory; "
-                         "create it, or name another file") from None
+        raise no_directory(target) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

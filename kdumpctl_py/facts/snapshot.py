@@ -21,6 +21,7 @@ from typing import Any
 from kdumpctl_py import __version__
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.view import DEFAULT_TARGET, META, SystemView
+from kdumpctl_py.fileio import no_directory
 
 FILES = (
     "/proc/iomem",
@@ -69,6 +70,8 @@ def take_snapshot(out: str, live: SystemView, with_boot: bool = False) -> Path:
     dest = Path(out)
     if dest.exists() and not (dest.is_dir() and not as_tar and not any(dest.iterdir())):
         raise KdumpError(f"{out} already exists; give a new name")
+    if as_tar and not dest.parent.is_dir():
+        raise no_directory(dest)
     with tempfile.TemporaryDirectory(prefix="kdumpctl-py-snap-") as tmp:
         work = Path(tmp) / (dest.name.removesuffix(".tar.gz").removesuffix(".tgz") or "snapshot")
         work.mkdir()
