@@ -55,9 +55,14 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    from kdumpctl_py.cli import open_view
     from kdumpctl_py.plan.bootfiles import own_initrd_path
     from kdumpctl_py.service.initramfs import remove
 
-    print(f"would remove {own_initrd_path(args.release)}" if args.dry_run
-          else remove(args.release))
+    if not args.dry_run:
+        print(remove(args.release))
+        return 0
+    path = own_initrd_path(args.release)
+    print(f"would remove {path}" if open_view(args).path(path).exists()
+          else f"no {path} to remove")
     return 0
