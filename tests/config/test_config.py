@@ -225,6 +225,14 @@ def test_env_overrides_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         read_config(None)
 
 
+def test_a_named_file_that_cannot_be_read_is_bad_input(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: `config check DIR` exited 1 with an OSError
+    where a missing file exits 2; `capture`, which saves with the defaults when the
+    configuration is bad input, would have stopped on it."""
+    with pytest.raises(UsageError, match=f"^{tmp_path}: Is a directory$"):
+        read_config(None, str(tmp_path))
+
+
 def test_every_directive_is_documented_and_parsed() -> None:
     fields = {f.name for f in dataclasses.fields(Config)} - {"source", "lines", "warnings"}
     covered = {f for s in SETTINGS for f in s.fields}
