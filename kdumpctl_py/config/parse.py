@@ -88,6 +88,8 @@ def read_config(view: SystemView | None = None, path: str | None = None) -> Conf
                 data = f.read()
         except FileNotFoundError:
             raise UsageError(f"{path}: no such configuration file") from None
+        except OSError as e:
+            raise UsageError(f"{path}: {e.strerror}") from None
         return _decode(data, path)
     if view is None:
         from kdumpctl_py.facts.view import SystemView
