@@ -16,7 +16,7 @@ from kdumpctl_py.analyse.fetch import (
     pick,
     suite_of,
 )
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 from tests.builders import DEBIAN_SOURCES, elf_with_id
 
 ID = "3b43fad5034874490492495d552c0af6a5fab235"
@@ -125,6 +125,28 @@ def test_fetch_for_a_foreign_arch_uses_a_private_apt(tmp_path: Path, deb: Path) 
     assert "URIs: http://mirror.example/debian\n" in sources
     download = next(c for c in fake.calls if "download" in c)
     assert download[-1] == f"{DBG}:arm64=6.1.192-2"
+
+
+def test_a_named_cache_is_the_only_directory_written(tmp_path: Path, deb: Path) -> None:
+    """Found by the new-administrator sweep: `debuginfo fetch --cache DIR` wrote its
+    private apt configuration (19 MB of package lists) into DIR's parent, DIR/../apt."""
+    fetcher(tmp_path, FakeApt(deb, "amd64", {f"{DBG}:arm64": "6.1.192-2"}), []).fetch(
+        kernel("arm64"))
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["debuginfo"]
+    assert (tmp_path / "cache" / "debuginfo" / "apt" / "bookworm-arm64").is_dir()
+
+
+def test_a_cache_that_is_not_a_directory_is_refused_before_apt_runs(tmp_path: Path,
+                                                                    deb: Path) -> None:
+    """Found by the sweep: `--cache FILE` read a suite's package lists and said it was
+    downloading 250 MiB before failing on `FILE: File exists`, exit 1."""
+    fake = FakeApt(deb, "amd64", {f"{DBG}:arm64": "6.1.192-2"})
+    f = fetcher(tmp_path, fake, [])
+    f.cache.parent.mkdir(parents=True)
+    f.cache.write_bytes(b"")
+    with pytest.raises(UsageError, match=f"^--cache {f.cache} is not a directory$"):
+        f.fetch(kernel("arm64"))
+    assert fake.calls == []
 
 
 def test_a_package_of_another_build_is_not_cached(tmp_path: Path, deb: Path) -> None:
