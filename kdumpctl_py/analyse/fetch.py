@@ -113,6 +113,9 @@ class Fetcher:
                  say: Callable[[str], None] | None = None, etc: Path = Path("/etc/apt"),
                  os_release: Path = Path("/etc/os-release")) -> None:
         self.cache = cache or cache_root()
+        # the default cache shares ~/.cache/kdumpctl-py/apt (the VM harness's too); a cache
+        # the user named is the only directory written
+        self.apt_root = (cache or cache_root().parent) / "apt"
         self.run = run
         self.say = say or (lambda msg: print(f"kdumpctl-py: {msg}", file=sys.stderr))
         self.etc = etc
@@ -120,6 +123,8 @@ class Fetcher:
 
     def fetch(self, kernel: DumpKernel) -> Path:
         """The cached vmlinux for `kernel`, downloading it when not cached yet."""
+        if self.cache.exists() and not self.cache.is_dir():
+            raise UsageError(f"--cache {self.cache} is not a directory")
         target = cached_vmlinux(kernel.release, self.cache)
         if target.is_file() and self._matches(target, kernel):
             self.say(f"{target} is already cached and matches the dump")
@@ -184,7 +189,7 @@ class Fetcher:
                 "machine is not Debian, so no Debian mirror is known to look in")
         suite = suite_of(kernel.release, kernel.version) or codename
         mirrors = aptmod.debian_mirrors(aptmod.machine_entries(self.etc), codename)
-        private = self.cache.parent / "apt" / f"{suite}-{kernel.arch}"
+        private = self.apt_root / f"{suite}-{kernel.arch}"
         apt = aptmod.Apt(self.run, private, kernel.arch, aptmod.private_sources(mirrors, suite))
         self.say(f"reading {suite}'s package lists for {kernel.arch} "
                  f"(private apt configuration in {private})")

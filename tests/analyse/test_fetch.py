@@ -117,7 +117,7 @@ def test_fetch_from_the_machines_own_lists(tmp_path: Path, deb: Path) -> None:
 def test_fetch_for_a_foreign_arch_uses_a_private_apt(tmp_path: Path, deb: Path) -> None:
     fake = FakeApt(deb, "amd64", {f"{DBG}:arm64": "6.1.192-2"})
     fetcher(tmp_path, fake, []).fetch(kernel("arm64"))
-    private = tmp_path / "cache" / "apt" / "bookworm-arm64"
+    private = tmp_path / "cache" / "debuginfo" / "apt" / "bookworm-arm64"
     update = next(c for c in fake.calls if c[-1] == "update")
     assert f"Dir::State::Lists={private}/lists" in update
     assert "APT::Architecture=arm64" in update
