@@ -116,3 +116,16 @@ def test_shrink_dry_run_says_and_writes_nothing(root: Path,
     out = capsys.readouterr().out
     assert out.startswith("would free 128 MiB (") and "would go from 256 MiB to 128 MiB" in out
     assert size.read_text() == before
+
+
+@pytest.mark.parametrize("command", ["stop", "load", "snapshot"])
+def test_a_sysroot_from_the_environment_is_named(command: str, root: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep: with KDUMPCTL_SYSROOT left set in the shell,
+    `stop` said `drop --sysroot` to someone who gave none."""
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    monkeypatch.setenv("KDUMPCTL_SYSROOT", str(root))
+    assert main([command, *(["OUT"] if command == "snapshot" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "KDUMPCTL_SYSROOT" in err, err
