@@ -235,12 +235,23 @@ def check_sysroot(args: argparse.Namespace) -> None:
 
     if not args.sysroot or args.command not in STATE_COMMANDS | {"install", "report"}:
         return
+    given = "--sysroot"
+    if args.sysroot == os.environ.get("KDUMPCTL_SYSROOT"):
+        given = "--sysroot (KDUMPCTL_SYSROOT)"
     if not hasattr(args, "dry_run"):
-        raise UsageError(f"{args.command} acts on this machine, and --sysroot is only read; "
-                         "drop --sysroot")
+        raise UsageError(f"{args.command} acts on this machine, and {given} is only read; "
+                         f"{drop_sysroot(args)}")
     if not args.dry_run:
-        raise UsageError(f"{args.command} changes the machine, and --sysroot is only read; "
+        raise UsageError(f"{args.command} changes the machine, and {given} is only read; "
                          "add --dry-run to see the plan")
+
+
+def drop_sysroot(args: argparse.Namespace) -> str:
+    """How to stop reading a snapshot: drop the option, or unset the variable it came from
+    (left set in a shell, it is easily forgotten)."""
+    if args.sysroot == os.environ.get("KDUMPCTL_SYSROOT"):
+        return "unset KDUMPCTL_SYSROOT"
+    return "drop --sysroot"
 
 
 def _run_locked(args: argparse.Namespace) -> int:

@@ -24,9 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.units import format_bytes
 
     if args.sysroot:
+        from kdumpctl_py.cli import drop_sysroot
         from kdumpctl_py.errors import UsageError
 
-        raise UsageError("snapshot reads the live machine; drop --sysroot")
+        raise UsageError(f"snapshot reads the live machine; {drop_sysroot(args)}")
     from kdumpctl_py.facts.view import SystemView
     from kdumpctl_py.load.probe import probed_view
 
