@@ -44,6 +44,21 @@ def test_boot_files_and_verdicts(tmp_path: Path) -> None:
     assert none.too_small is True and "nothing is reserved" in none.verdict
 
 
+def test_nothing_reserved_points_at_a_command_that_works(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: with nothing reserved the verdict said
+    `(kdumpctl-py reset-crashkernel)`, which refuses the default when it is below what
+    this machine needs; the command to run then needs --value."""
+    small = {f"vmlinuz-{RELEASE}": 10 * M, f"initrd.img-{RELEASE}": 10 * M}
+    fits = estimate(SystemView(synthetic_snapshot(tmp_path / "a", boot=small)))
+    assert fits.default_size is not None and fits.default_size >= fits.needed
+    assert fits.verdict.endswith("kdump cannot work (kdumpctl-py reset-crashkernel)")
+    big = {**small, f"kdumpctl-py-initrd-{RELEASE}.img": 60 * M}
+    short = estimate(SystemView(synthetic_snapshot(tmp_path / "b", boot=big)))
+    assert short.default_size is not None and short.default_size < short.needed
+    assert short.verdict.endswith(
+        f"kdump cannot work (kdumpctl-py reset-crashkernel --value {short.needed // M}M)")
+
+
 def test_the_sum(tmp_path: Path) -> None:
     """needed = ((kernel + worst moment) / (1 - memmap share)) * (1 + margin), rounded up."""
     c = dataclasses.replace(CONSTANTS, margin=0.0, round_to=1 << 20)
