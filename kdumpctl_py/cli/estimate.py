@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(e: Estimate) -> str:
+    from kdumpctl_py.plan.estimate import as_value
     from kdumpctl_py.units import format_bytes
 
     width = max(len(p.name) for p in e.parts)
@@ -40,8 +41,7 @@ def render(e: Estimate) -> str:
     default = "none for this arch" if e.default_value is None else (
         f"{e.default_value} ({format_bytes(e.default_size)} at this RAM)")
     if e.default_size is not None and e.default_size < e.needed:
-        default += (f": NOT ENOUGH here; use reset-crashkernel --value "
-                    f"{-(-e.needed // (1 << 20))}M")
+        default += f": NOT ENOUGH here; use reset-crashkernel --value {as_value(e.needed)}"
     return "\n".join([
         e.verdict,
         *rows,

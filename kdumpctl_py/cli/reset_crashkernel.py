@@ -96,14 +96,14 @@ def auto_value(view: SystemView, kernel: str | None) -> str | None:
 def check_enough(view: SystemView, value: str, force: bool) -> None:
     """A value below the estimate, or one reserving nothing here, only with --force."""
     from kdumpctl_py.errors import UsageError
-    from kdumpctl_py.plan.estimate import estimate, shortfall
+    from kdumpctl_py.plan.estimate import as_value, estimate, shortfall
 
     e = estimate(view)
     problem = shortfall(e, value, view.arch)
     if problem is None:
         return
     if not force:
-        raise UsageError(f"{problem}; give --value {-(-e.needed // (1 << 20))}M, or --force "
+        raise UsageError(f"{problem}; give --value {as_value(e.needed)}, or --force "
                          "to write it anyway")
     warn(problem)
 

@@ -122,6 +122,11 @@ class Estimate:
         }
 
 
+def as_value(needed: int) -> str:
+    """`needed` as a crashkernel= size, in whole MiB rounded up, for --value."""
+    return f"{-(-needed // (1 << 20))}M"
+
+
 def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
     """The model applied to this machine, compared with what is reserved now."""
     release = view.uname.release
@@ -199,8 +204,10 @@ def estimate(view: SystemView, c: Constants = CONSTANTS) -> Estimate:
         too_small, verdict = None, (f"needs about {format_bytes(needed)}; what is reserved now "
                                     "is unknown (run as root?)")
     elif now == 0:
+        short = default_size is not None and default_size < needed
         too_small, verdict = True, (f"needs about {format_bytes(needed)}; nothing is reserved: "
-                                    "kdump cannot work (kdumpctl-py reset-crashkernel)")
+                                    "kdump cannot work (kdumpctl-py reset-crashkernel"
+                                    + (f" --value {as_value(needed)})" if short else ")"))
     elif now < needed:
         too_small, verdict = True, (f"TOO SMALL: {format_bytes(now)} reserved, about "
                                     f"{format_bytes(needed)} needed ({format_bytes(needed - now)} "
