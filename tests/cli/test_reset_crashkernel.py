@@ -153,6 +153,15 @@ def test_auto_follows_the_default_on_a_shared_command_line(
                            "--dry-run")
     assert (code, err) == (0, "")
     assert out == "the crashkernel= in force is not kdumpctl-py's default; left as it is\n"
+    # Found by the new-administrator sweep: with none in force it said the same, as if an
+    # admin's value were there.
+    root = synthetic_snapshot(tmp_path / "c", cmdline="ro quiet")
+    debian(root)
+    code, out, err = reset(capsys, root, "--auto", "--kernel", "/boot/vmlinuz-7.0.0-new",
+                           "--dry-run")
+    assert (code, err) == (0, "")
+    assert out == ("no crashkernel= is in force (/proc/cmdline); left as it is: "
+                   "kdumpctl-py reset-crashkernel sets one\n")
     assert grub.read_text() == DEBIAN_GRUB
     assert reset(capsys, root, "--auto", "--value", "512M", "--dry-run")[0] == 2
 
