@@ -52,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--auto writes the default; it takes no --value")
         auto = auto_value(view, kernel)
         if auto is None:
-            print("the crashkernel= in force is not kdumpctl-py's default; left as it is")
+            from kdumpctl_py.facts.cmdline import param_values
+
+            print("the crashkernel= in force is not kdumpctl-py's default; left as it is"
+                  if param_values(view.cmdline or "", "crashkernel") else
+                  "no crashkernel= is in force (/proc/cmdline); left as it is: "
+                  "kdumpctl-py reset-crashkernel sets one")
             return 0
         value = auto
         if shared_cmdline(view.root, view.live):
