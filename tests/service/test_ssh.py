@@ -306,3 +306,27 @@ def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
     assert not out.saved and out.error and "interrupted" in out.error
     (d,) = dumps.iterdir()  # one attempt, none after it
     assert not {"vmcore", "vmcore.flat"} & {p.name for p in d.iterdir()}
+
+
+def test_a_read_error_in_filtering_falls_back_over_ssh(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError from reading the vmcore (EIO while the filter reads struct pages) is the
+    attempt's failure, not the stream's: the chain goes on with less filtering, as on a
+    local disk, rather than ending as if ssh or the server had failed."""
+    import errno
+
+    from kdumpctl_py.capture import save as save_mod
+    from kdumpctl_py.capture.filter import dumpable_windows as real
+
+    def windows(v: object, level: int, stats: object, struct_pages: bool,
+                *args: object) -> object:
+        if struct_pages:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(v, level, stats, struct_pages, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(save_mod, "dumpable_windows", windows)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    assert out.saved and out.record is not None, out.error
+    assert out.record.how == "at -d 1 without struct pages over ssh"
