@@ -14,6 +14,7 @@ there.
 
 from __future__ import annotations
 
+import errno
 import shlex
 import socket
 import subprocess
@@ -237,7 +238,9 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     except IncompleteDump as e:  # unreadable pages: the stream is whole and says so
         result = e.result
     except BaseException as e:
-        broken = isinstance(e, OSError) or proc.poll() is not None
+        # the stream broke (ssh gone, EPIPE), or the attempt failed here (a read of the
+        # vmcore, the filter): only the first ends the chain
+        broken = (isinstance(e, OSError) and e.errno == errno.EPIPE) or proc.poll() is not None
         proc.kill()
         _, err = proc.communicate()
         if broken:
