@@ -399,3 +399,25 @@ def test_a_full_disk_is_the_targets_failure_in_either_form(tmp_path: Path, flat:
             {p.name for p in d.iterdir()}
     finally:
         subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.mark.parametrize("fmt", ["kdump", "elf"])
+def test_an_unreadable_utsname_does_not_stop_the_save(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """init_uts_ns on a page /proc/vmcore cannot give back (EIO): the dump is named
+    localhost as when the name is not in the dump, not refused as if the target had
+    failed ('cannot write under TARGET: Input/output error', which ends capture's chain)."""
+    src, _ = make_vmcore(tmp_path)
+    with Vmcore(str(src)) as v:
+        uts = v.vmcoreinfo.symbol("init_uts_ns")
+    real = Vmcore.read_virt
+
+    def read_virt(self: Vmcore, vaddr: int, size: int) -> bytes:
+        if vaddr == uts:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(self, vaddr, size)
+
+    monkeypatch.setattr(Vmcore, "read_virt", read_virt)
+    result = save_vmcore(str(src), str(tmp_path / "crash"),
+                         SaveOptions(1, "zlib", format=fmt, progress=False))
+    assert result.complete and Path(result.directory or "").name.startswith("localhost-")
