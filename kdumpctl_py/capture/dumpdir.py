@@ -36,7 +36,7 @@ def utsname(v: Vmcore) -> bytes:
     offset = info.offset("uts_namespace.name")
     try:
         return v.read_virt(base + (4 if offset is None else offset), UTSNAME_SIZE)
-    except MissingMemory:
+    except (MissingMemory, OSError):  # not in the dump, or a page it cannot give back
         return bytes(UTSNAME_SIZE)
 
 
