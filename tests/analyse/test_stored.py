@@ -70,3 +70,15 @@ def test_a_dump_drgn_cannot_open_is_analysed_from_its_log(tmp_path: Path) -> Non
     data = stored.analyse(vmcore)  # no kernel memory: drgn refuses it
     assert any(w.startswith("drgn: ") for w in data["warnings"]), data["warnings"]
     assert data["signature"]["frames"][0] == "sysrq_handle_crash"
+
+
+def test_a_dump_cut_short_says_so_in_its_analysis(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: `analyse` says a cut dump is truncated on
+    stderr only; the analysis.json that triage and report keep, which `dumps` reads, never
+    did."""
+    whole = panic_vmcore(tmp_path / "whole", panics.BOOKWORM_X86_64).read_bytes()
+    cut = tmp_path / "vmcore"
+    cut.write_bytes(whole[:-100])
+    warnings = stored.analyse(str(cut))["warnings"]
+    assert (f"the dump is truncated at {len(whole) - 100} of {len(whole)} bytes; the "
+            "analysis shows what is there") in warnings, warnings
