@@ -62,6 +62,10 @@ def analyse(vmcore: str, debug_dirs: Sequence[str] | None = None) -> dict[str, A
             report = logonly.gather(vmcore)
             report.missing.remove(logonly.MISSING)
             report.warnings.append(f"drgn: {e}; the report is the kernel log's")
+    from kdumpctl_py.capture.extent import truncation
+
+    if (cut := truncation(vmcore)) is not None:
+        report.warnings.append(f"the dump is {cut}; the analysis shows what is there")
     return {**to_json(report), "dump_bytes": os.stat(vmcore).st_size}
 
 
