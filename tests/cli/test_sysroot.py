@@ -129,3 +129,22 @@ def test_a_sysroot_from_the_environment_is_named(command: str, root: Path, tmp_p
     assert main([command, *(["OUT"] if command == "snapshot" else [])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "KDUMPCTL_SYSROOT" in err, err
+
+
+@pytest.mark.parametrize("argv", [["--sysroot", ""], ["--sysroot="]])
+def test_an_empty_sysroot_is_refused_not_the_live_machine(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep: `--sysroot ""` (say `--sysroot "$SNAP"` with
+    SNAP unset) read the live machine, and let reset-crashkernel write its boot loader,
+    since check_sysroot took the empty value for no --sysroot at all."""
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    import kdumpctl_py.cli.reset_crashkernel as reset
+
+    monkeypatch.setattr(reset, "run", lambda args: pytest.fail("ran on the live machine"))
+    assert main([*argv, "reset-crashkernel"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kdumpctl-py: error: argument --sysroot: an empty DIR") and \
+        err.count("\n") == 1, err
+    monkeypatch.setenv("KDUMPCTL_SYSROOT", "")  # an empty variable is an unset one
+    assert build_parser(["showmem"]).parse_args(["showmem"]).sysroot is None
