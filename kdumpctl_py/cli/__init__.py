@@ -109,10 +109,20 @@ def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
     parser.add_argument(
         "--sysroot",
         metavar="DIR",
+        type=_sysroot,
         help="read facts from a snapshot (directory or .tar.gz) instead of this machine; "
         "never written to (env KDUMPCTL_SYSROOT)",
-        **(unset or {"default": os.environ.get("KDUMPCTL_SYSROOT")}),
+        **(unset or {"default": os.environ.get("KDUMPCTL_SYSROOT") or None}),
     )
+
+
+def _sysroot(text: str) -> str:
+    """--sysroot DIR, never empty: an empty one (an unset "$SNAP") would mean this machine,
+    and let a command that changes it run."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty DIR names no snapshot; drop --sysroot "
+                                         "to read this machine")
+    return text
 
 
 def add_arch_option(parser: argparse.ArgumentParser) -> None:
