@@ -188,3 +188,24 @@ def test_help_is_as_wide_as_shutil_says(monkeypatch: pytest.MonkeyPatch,
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+@pytest.mark.parametrize("argv", [
+    ["save", "--vmcore", "/nonexistent", "--target", ""],
+    ["reset-crashkernel", "--value", "", "--dry-run"],
+    ["status", "--prometheus", ""],
+    ["snapshot", ""],
+    ["config", "check", ""],
+], ids=lambda argv: argv[0])
+def test_an_empty_path_or_value_is_bad_usage(argv: list[str], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep (an unset "$VAR" gives ""): an empty --value
+    wrote the default, --prometheus '' printed the status, config check '' checked the
+    file in force, save --target '' said only 'No such file or directory', snapshot ''
+    that '' already exists."""
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kdumpctl-py: error: argument ") and "must not be empty" in err \
+        and err.count("\n") == 1, err
