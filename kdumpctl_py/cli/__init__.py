@@ -116,6 +116,14 @@ def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
+def nonempty(text: str) -> str:
+    """A path or value for argparse that may not be empty: an unset "$VAR" gives "", which
+    would otherwise mean the option left out."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _sysroot(text: str) -> str:
     """--sysroot DIR, never empty: an empty one (an unset "$SNAP") would mean this machine,
     and let a command that changes it run."""

@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("config", help="check or show the configuration (kdumpctl-py.conf(5))")
     cmds = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = cmds.add_parser("check", help="read a configuration file and report its first error")
-    c.add_argument("file", nargs="?", metavar="FILE",
+    c.add_argument("file", nargs="?", metavar="FILE", type=nonempty,
                    help="file to check (default: KDUMPCTL_CONFIG or "
                    "/etc/kdumpctl-py/kdump.conf)")
     c.set_defaults(func=run_check)

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("reset-crashkernel",
                        help="write crashkernel= into the boot loader's kernel command line")
     p.add_argument("--kernel", metavar="PATH|ALL",
                    help="the kernel image whose entry to change, or ALL (default: the running one)")
-    p.add_argument("--value", metavar="SPEC",
+    p.add_argument("--value", metavar="SPEC", type=nonempty,
                    help="the crashkernel= value (default: get-default-crashkernel)")
     p.add_argument("--force", action="store_true",
                    help="write a value below what kdumpctl-py estimate says this machine "

@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser(
         "snapshot",
         help="save the files kdumpctl-py reads (kcore headers only) to a directory or .tar.gz",
     )
-    p.add_argument("out", metavar="OUT", help="a new directory, or a file ending in .tar.gz")
+    p.add_argument("out", metavar="OUT", type=nonempty,
+                   help="a new directory, or a file ending in .tar.gz")
     p.add_argument("--with-boot", action="store_true", help="also copy kernels and initrds")
     p.set_defaults(func=run)
 

@@ -17,10 +17,12 @@ NOT_OPERATIONAL = 3  # as Fedora's kdumpctl status
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("status", help="show whether kdump is operational (exit 0) or not (3)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object")
-    out.add_argument("--prometheus", metavar="PATH",
+    out.add_argument("--prometheus", metavar="PATH", type=nonempty,
                      help="write node_exporter textfile-collector metrics to PATH (replaced "
                      "atomically; e.g. /var/lib/prometheus/node-exporter/kdumpctl-py.prom) "
                      "instead of printing")
