@@ -148,3 +148,33 @@ def test_an_empty_sysroot_is_refused_not_the_live_machine(
         err.count("\n") == 1, err
     monkeypatch.setenv("KDUMPCTL_SYSROOT", "")  # an empty variable is an unset one
     assert build_parser(["showmem"]).parse_args(["showmem"]).sysroot is None
+
+
+def test_readme_and_man_name_the_commands_that_refuse_or_plan(
+        root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep: README's list of the commands that take
+    --sysroot only with --dry-run left out initramfs, and neither README nor the man page
+    named report or propagate among those that refuse it."""
+    import re
+
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    (tmp_path / "OUT").mkdir()
+    plan, refuse = set(), set()
+    for command, argv in ARGS.items():
+        argv = [a.replace("OUT", str(tmp_path / "OUT")) for a in argv]
+        code = main(["--sysroot", str(root), *command.split(), *argv])
+        err = capsys.readouterr().err
+        if code == 2 and "--sysroot" in err and "give --target" not in err:
+            (plan if "add --dry-run" in err else refuse).add(command.split()[0])
+    repo = Path(__file__).resolve().parents[2]
+    for doc in (repo / "README.md", repo / "man" / "kdumpctl-py.8"):
+        text = " ".join(doc.read_text().replace("\\-", "-").replace("`", "").split())
+        planned = re.search(r"\(([^()]*)\) take it only with", text)
+        refused = re.search(r"take it only with (?:\.BR )?--dry-run ?[;,] ([^;]*?) refuse it",
+                            text)
+        assert planned and refused, doc
+        names = {n.strip() for n in re.split(r",|\band\b", planned[1]) if n.strip()}
+        assert names == plan, (doc, names ^ plan)
+        names = {n.strip() for n in re.split(r",|\band\b", refused[1]) if n.strip()}
+        assert names == refuse, (doc, names ^ refuse)
