@@ -160,7 +160,8 @@ def test_readme_and_man_name_the_commands_that_refuse_or_plan(
 
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     (tmp_path / "OUT").mkdir()
-    plan, refuse = set(), set()
+    plan: set[str] = set()
+    refuse: set[str] = set()
     for command, argv in ARGS.items():
         argv = [a.replace("OUT", str(tmp_path / "OUT")) for a in argv]
         code = main(["--sysroot", str(root), *command.split(), *argv])
