@@ -56,3 +56,15 @@ def test_a_fall_back_is_one_warning_and_names_the_call_used(
     out = capsys.readouterr()
     assert out.err == "kdumpctl-py: warning: the extended call was refused\n"
     assert out.out == "capture kernel loaded with file: /boot/k, initrd none\n"
+
+
+@pytest.mark.parametrize("verb", ["load", "start", "restart", "reload"])
+def test_an_initrd_and_no_initrd_together_are_bad_usage(
+        verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `load --dry-run --no-initrd --initrd X` went
+    on, one of the two silently ignored."""
+    from kdumpctl_py.cli import main
+
+    assert main([verb, "--dry-run", "--no-initrd", "--initrd", "/x"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --initrd: not allowed with argument --no-initrd" in err, err
