@@ -29,8 +29,10 @@ def register(sub: Commands) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--kernel", metavar="PATH", help="kernel image (default: the running "
                        "kernel's in /boot)")
-        p.add_argument("--initrd", metavar="PATH", help="initrd (default: the running kernel's)")
-        p.add_argument("--no-initrd", action="store_true", help="boot without an initrd")
+        initrd = p.add_mutually_exclusive_group()
+        initrd.add_argument("--initrd", metavar="PATH",
+                            help="initrd (default: the running kernel's)")
+        initrd.add_argument("--no-initrd", action="store_true", help="boot without an initrd")
         p.add_argument("--dtb", metavar="PATH",
                        help="device tree for the capture kernel, handed over by the extended "
                        "kexec_file_load (default: the configuration's dtb; without one, "
