@@ -119,8 +119,12 @@ def test_sub_command_keeps_the_global_sysroot(monkeypatch: pytest.MonkeyPatch) -
 def test_usage_error_has_no_traceback_with_debug(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--debug", "--no-such-option"]) == 2
     err = capsys.readouterr().err
+    # The command's own help lists its options (found by the new-administrator sweep: it
+    # pointed at the top-level help, which does not).
     assert err == ("kdumpctl-py: error: unrecognized arguments: --no-such-option "
-                   "(see kdumpctl-py --help)\n")
+                   "(see kdumpctl-py status --help)\n")
+    assert main(["dtb", "show", "x", "extra"]) == 2
+    assert capsys.readouterr().err.endswith("(see kdumpctl-py dtb show --help)\n")
 
 
 @pytest.mark.parametrize(("argv", "named"), [
