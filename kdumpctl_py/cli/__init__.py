@@ -150,6 +150,7 @@ class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         add_global_options(p, top=False)
+        p.set_defaults(command_prog=p.prog)  # the deepest command parsed wins
         return p
 
 
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = _parse(build_parser(argv), argv)
     except UsageError as e:
         return _fail(str(e), e.exit_code, False)  # a traceback of argparse helps nobody
     try:
@@ -239,6 +240,16 @@ def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
         return _fail(f"{where}{e.strerror or e}{hint}", 1, debug)
     except Exception as e:
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 1, debug)
+
+
+def _parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
+    """parse_args, but what is left over is told to see its command's own --help, which
+    lists that command's options (the top-level one does not)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        where = getattr(args, "command_prog", parser.prog)
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see {where} --help)")
+    return args
 
 
 def check_sysroot(args: argparse.Namespace) -> None:
