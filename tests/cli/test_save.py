@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kdumpctl_py.cli import build_parser, main
-from tests.builders import make_vmcore
+from tests.builders import make_vmcore, unreadable_page
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +61,20 @@ def test_a_negative_thread_count_is_bad_usage(tmp_path: Path,
     assert err == ("kdumpctl-py: error: argument --threads: '-3' is not 0 (one per CPU) "
                    "or more (see kdumpctl-py save --help)\n")
     assert not (tmp_path / "t").exists()
+
+
+def test_a_page_lost_is_said_once_as_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A page /proc/vmcore cannot give back: save fails (exit 1) with one line that counts
+    the pages and names unreadable-pages.txt; no summary and no second warning, since
+    save_vmcore raises IncompleteDump whenever pages are lost."""
+    src, _ = make_vmcore(tmp_path)
+    unreadable_page(monkeypatch, src)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--dump-level", "0", "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("kdumpctl-py: error: 1 pages ")
+    assert "unreadable-pages.txt" in err and "marked incomplete" in err
+    (d,) = (tmp_path / "t").iterdir()
+    assert (d / "unreadable-pages.txt").read_text() == "0x105\n"
+    assert (d / "vmcore-incomplete").exists()
