@@ -12,7 +12,6 @@ import sys
 from typing import TYPE_CHECKING, TypeVar
 
 from kdumpctl_py.config.settings import COMPRESSIONS, FORMATS, ZLIB_ENGINES
-from kdumpctl_py.journal import warn
 
 T = TypeVar("T")
 
@@ -131,6 +130,4 @@ def run(args: argparse.Namespace) -> int:
           f"{format_bytes(result.bytes_out)}, {result.seconds:.1f} s, peak memory "
           f"{format_bytes(result.peak_rss)} (budget {format_bytes(options.memory_limit)})",
           file=sys.stderr if stream else sys.stdout)
-    if result.lost:
-        warn(f"{len(result.lost)} pages could not be read; listed in unreadable-pages.txt")
     return 0
