@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from kdumpctl_py.capture.record import Attempt, SaveRecord, read_record, summary
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.view import SystemView
 from tests.builders import make_vmcore
+from tests.localserver import tmpfs
 
 FELL_BACK = SaveRecord(31, 1, "at -d 1 without struct pages", "kdump", "zstd", True, 2.5, 4096,
                        "vmcore", [Attempt("at -d 31", 31, "ValueError: broke")])
@@ -75,3 +79,22 @@ def test_analyse_reads_the_record_of_that_very_file(tmp_path: Path) -> None:
     write_record(str(tmp_path), FELL_BACK)
     assert save_record(str(tmp_path / "vmcore")) == dataclasses.asdict(FELL_BACK)
     assert save_record(str(tmp_path / "vmcore.elf")) is None
+
+
+NO_SPACE = os.strerror(errno.ENOSPC)
+
+
+def test_a_record_that_does_not_fit_leaves_nothing_behind(tmp_path: Path) -> None:
+    """save.json on a full disk (a real 64k tmpfs): the error, and neither save.json nor
+    its temporary file left in the dump's directory."""
+    d = tmp_path / "full"
+    d.mkdir()
+    tmpfs(d, "64k")
+    try:
+        with open(d / "filler", "wb") as f, pytest.raises(OSError, match=NO_SPACE):
+            f.write(bytes(1 << 20))
+        with pytest.raises(OSError, match=NO_SPACE):
+            write_record(str(d), FELL_BACK)
+        assert sorted(p.name for p in d.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
