@@ -15,6 +15,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kdumpctl_py.fileio import replace_atomically
+
 NAME = "save.json"
 SCHEMA = 1
 
@@ -80,12 +82,5 @@ def read_record(directory: str) -> dict[str, Any] | None:
 
 
 def write_record(directory: str, rec: SaveRecord) -> None:
-    """Written whole or not at all (temporary file, fsync, rename)."""
-    tmp = os.path.join(directory, f"{NAME}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(rec.to_json())
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, os.path.join(directory, NAME))
+    """Written whole or not at all, nothing left behind when it fails (a full disk)."""
+    replace_atomically(os.path.join(directory, NAME), rec.to_json().encode(), backup=False)
