@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from kdumpctl_py.capture.record import read_record, summary
 from kdumpctl_py.capture.save import SaveOptions
 from kdumpctl_py.capture.vmcore import Vmcore
 from tests.capture.kernels import PAGE, Memory, build
+from tests.localserver import tmpfs
 
 BUDDY = -129
 
@@ -125,6 +127,37 @@ def test_a_failed_attempts_directory_is_removed_once_a_dump_is_written(
     assert [p.name for p in target.iterdir()] == [Path(result.directory or "").name]
     assert record.failed[0].removed and record.failed[0].directory
     assert all(a.removed for a in record.failed if a.directory)
+
+
+def test_a_failed_attempts_directory_that_stays_is_not_recorded_as_removed(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failed attempt's directory cannot be deleted (a file system is mounted in it,
+    and rmtree cannot remove a mount point): the dump is saved, and save.json says the
+    directory is still there."""
+    from kdumpctl_py.capture.save import save_vmcore as real
+
+    target = tmp_path / "crash"
+    left = target / "testhost-2026-09-21-14:13:20"
+    busy = left / "busy"
+
+    def half(vmcore: str, where: str, opts: SaveOptions) -> object:
+        if opts.dump_level == 31:
+            busy.mkdir(parents=True)
+            tmpfs(busy, "64k")
+            raise RuntimeError("broke halfway")
+        return real(vmcore, where, opts)
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", half)
+    src = build(mem, tmp_path / "vmcore")
+    try:
+        result, record = save_with_fallback(str(src), str(target), options())
+    finally:
+        if busy.is_mount():
+            subprocess.run(["umount", str(busy)], check=True)
+    assert result.complete and left.is_dir()
+    assert record.failed[0].directory == str(left) and not record.failed[0].removed
+    rec = read_record(result.directory or "")
+    assert rec is not None and rec["failed"][0]["removed"] is False
 
 
 def test_target_failures_are_not_retried(tmp_path: Path, mem: Memory,
