@@ -89,10 +89,7 @@ def save_with_fallback(vmcore: str, target: str,
             _leftovers(target, before, failed, step, e)
             warn(f"saving {step.how} failed: {failed[-1].error}")
             continue
-        for attempt in failed:
-            if attempt.directory:
-                shutil.rmtree(attempt.directory, ignore_errors=True)
-                attempt.removed = True
+        _remove_left(failed)
         record = _record(options, step, result, failed, time.monotonic() - started)
         if result.directory:
             try:
@@ -142,6 +139,17 @@ def _entries(target: str) -> set[str]:
         return set(os.listdir(target))
     except OSError:
         return set()
+
+
+def _remove_left(failed: list[Attempt]) -> None:
+    """Delete what the failed attempts left, once a dump is saved; `removed` says whether
+    each directory is gone (rmtree ignores its errors: what stays is only clutter)."""
+    for attempt in failed:
+        if attempt.directory:
+            shutil.rmtree(attempt.directory, ignore_errors=True)
+            attempt.removed = not os.path.lexists(attempt.directory)
+            if not attempt.removed:
+                warn(f"cannot remove {attempt.directory}, left by saving {attempt.how}")
 
 
 def _leftovers(target: str, before: set[str], failed: list[Attempt], step: Step,
