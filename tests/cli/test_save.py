@@ -78,3 +78,31 @@ def test_a_page_lost_is_said_once_as_the_error(tmp_path: Path, monkeypatch: pyte
     (d,) = (tmp_path / "t").iterdir()
     assert (d / "unreadable-pages.txt").read_text() == "0x105\n"
     assert (d / "vmcore-incomplete").exists()
+
+
+def test_a_stream_is_never_written_to_a_terminal(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: `save --flat --target -` typed at a shell
+    wrote the binary stream (the whole dump) onto the terminal; gzip refuses that too."""
+    import pty
+    import select
+
+    src, _ = make_vmcore(tmp_path)
+    main_fd, tty = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "kdumpctl_py", "save", "--vmcore", str(src),
+                             "--target", "-", "--flat", "--dump-level", "1", "--no-progress"],
+                            stdout=tty, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(tty)
+    written = 0
+    try:  # read what reaches the terminal, so that a writer never blocks on it
+        while proc.poll() is None or select.select([main_fd], [], [], 0)[0]:
+            if select.select([main_fd], [], [], 0.1)[0]:
+                try:
+                    written += len(os.read(main_fd, 1 << 16))
+                except OSError:  # EIO: the other side is closed
+                    break
+    finally:
+        os.close(main_fd)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 2 and written == 0, (proc.returncode, written)
+    assert stderr.count("\n") == 1 and "terminal" in stderr, stderr
