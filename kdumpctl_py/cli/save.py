@@ -68,6 +68,19 @@ def _thread_count(text: str) -> int:
     return int(text)
 
 
+def _check_stream(target: str, flat: bool) -> None:
+    """--target - writes the flattened stream to standard output, never onto a terminal."""
+    from kdumpctl_py.errors import UsageError
+
+    if target != "-":
+        return
+    if not flat:
+        raise UsageError("--target - writes a stream; add --flat")
+    if sys.stdout.isatty():
+        raise UsageError("--target - would write the dump onto this terminal; pipe standard "
+                         "output to the command that takes the stream, or redirect it")
+
+
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.capture.budget import default_limit
     from kdumpctl_py.capture.save import SaveOptions, save_vmcore
@@ -88,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
                          "machine; give --target")
     args.target = given(args.target, cfg.path)
     flat = args.flat or cfg.flat
-    if args.target == "-" and not flat:
-        raise UsageError("--target - writes a stream; add --flat")
+    _check_stream(args.target, flat)
     limit = parse_size(args.memory_limit) if args.memory_limit is not None else cfg.memory_limit
     if args.memory_limit is not None and not limit:
         raise UsageError("--memory-limit 0: give a size such as 96M")
