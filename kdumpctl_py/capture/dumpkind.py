@@ -31,12 +31,25 @@ def readable_dump(path: str) -> tuple[str, bytes]:
     try:
         with open(path, "rb") as f:
             head = f.read(16)
+    except IsADirectoryError:
+        raise UsageError(_in_directory(path)) from None
     except OSError as e:
         raise UsageError(f"cannot open {path}: {e.strerror}") from None
     fmt = dump_format(head)
     if fmt is None:
         raise UsageError(f"{path} is neither an ELF vmcore nor a kdump-compressed dump")
     if fmt == FLATTENED:
-        raise UsageError(f"{path} is in makedumpfile's flattened format (-F): convert it with "
-                         f"`makedumpfile -R {path}.kdump < {path}` first")
+        out = path.removesuffix(".flat") if path.endswith(".flat") else f"{path}.kdump"
+        raise UsageError(f"{path} is in makedumpfile's flattened format (-F): turn it into the "
+                         f"dump it describes with `kdumpctl-py reassemble {path} {out}` first")
     return fmt, head
+
+
+def _in_directory(path: str) -> str:
+    """A dump's directory given for its dump: which file in it to give instead."""
+    import os
+
+    for name in ("vmcore", "vmcore-incomplete", "vmcore.flat"):
+        if os.path.isfile(os.path.join(path, name)):
+            return f"{path} is a directory; give the dump in it, {os.path.join(path, name)}"
+    return f"{path} is a directory, not a dump"

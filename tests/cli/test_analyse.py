@@ -26,7 +26,7 @@ def test_a_file_that_is_no_dump_is_bad_usage(capsys: pytest.CaptureFixture[str],
     assert "neither an ELF vmcore nor a kdump-compressed dump" in capsys.readouterr().err
     (tmp_path / "flat").write_bytes(b"makedumpfile\0\0\0\0" + bytes(100))
     assert main(["analyse", str(tmp_path / "flat")]) == 2
-    assert "makedumpfile -R" in capsys.readouterr().err
+    assert "kdumpctl-py reassemble" in capsys.readouterr().err
 
 
 def test_json_and_shell_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
