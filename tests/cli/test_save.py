@@ -106,3 +106,20 @@ def test_a_stream_is_never_written_to_a_terminal(tmp_path: Path) -> None:
     stderr = proc.communicate(timeout=60)[1]
     assert proc.returncode == 2 and written == 0, (proc.returncode, written)
     assert stderr.count("\n") == 1 and "terminal" in stderr, stderr
+
+
+@pytest.mark.parametrize("option", [["--compress", "zstd"], ["--compress", "zlib"]])
+def test_a_compression_given_with_the_elf_format_is_bad_usage(
+        option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --format elf --compress zstd` wrote an
+    uncompressed ELF dump and said nothing, where the configuration's core_collector
+    refuses `makedumpfile -E -c` ('-E writes an uncompressed ELF dump; drop -c')."""
+    src, _ = make_vmcore(tmp_path)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--format", "elf", *option, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("kdumpctl-py: error: --format elf writes an uncompressed ELF dump; "
+                   "drop --compress\n")
+    assert not (tmp_path / "t").exists()
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--format", "elf", "--compress", "none", "--no-progress"]) == 0
