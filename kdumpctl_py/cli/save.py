@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     args.target = given(args.target, cfg.path)
     flat = args.flat or cfg.flat
     _check_stream(args.target, flat)
+    if given(args.format, cfg.format) == "elf" and args.compress not in (None, "none"):
+        raise UsageError("--format elf writes an uncompressed ELF dump; drop --compress")
     limit = parse_size(args.memory_limit) if args.memory_limit is not None else cfg.memory_limit
     if args.memory_limit is not None and not limit:
         raise UsageError("--memory-limit 0: give a size such as 96M")
