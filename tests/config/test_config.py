@@ -233,6 +233,14 @@ def test_a_named_file_that_cannot_be_read_is_bad_input(tmp_path: Path) -> None:
         read_config(None, str(tmp_path))
 
 
+def test_a_named_file_without_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep: `config check /dev/zero` (or KDUMPCTL_CONFIG
+    naming it) read without end, its memory growing until killed."""
+    monkeypatch.setenv("KDUMPCTL_CONFIG", "/dev/zero")
+    with pytest.raises(UsageError, match="^/dev/zero: larger than 8 MiB, not a configuration"):
+        read_config(None)
+
+
 def test_every_directive_is_documented_and_parsed() -> None:
     fields = {f.name for f in dataclasses.fields(Config)} - {"source", "lines", "warnings"}
     covered = {f for s in SETTINGS for f in s.fields}
