@@ -83,13 +83,18 @@ def read_config(view: SystemView | None = None, path: str | None = None) -> Conf
     defaults; a file the user named must exist."""
     path = path or os.environ.get(ENV_PATH) or None
     if path is not None:
+        from kdumpctl_py.facts.view import MAX_READ
+
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                data = f.read(MAX_READ + 1)
         except FileNotFoundError:
             raise UsageError(f"{path}: no such configuration file") from None
         except OSError as e:
             raise UsageError(f"{path}: {e.strerror}") from None
+        if len(data) > MAX_READ:  # the default file is read through the view, as limited
+            raise UsageError(f"{path}: larger than {MAX_READ >> 20} MiB, not a configuration "
+                             "file")
         return _decode(data, path)
     if view is None:
         from kdumpctl_py.facts.view import SystemView
