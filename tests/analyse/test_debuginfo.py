@@ -130,3 +130,10 @@ def test_a_dump_without_build_id_uses_the_file_unverified(tmp_path: Path) -> Non
 def test_a_missing_given_file_is_bad_usage(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         find_vmlinux(ID, RELEASE, str(tmp_path / "nope"))
+
+
+def test_a_given_path_that_is_not_a_file_is_named_so(tmp_path: Path) -> None:
+    """Found by the new-administrator sweep: `--vmlinux DIR` (a debug directory, say) and
+    `--vmlinux /dev/zero` were called 'no such file'."""
+    with pytest.raises(UsageError, match=f"^--vmlinux {tmp_path}: not a regular file$"):
+        find_vmlinux(ID, RELEASE, str(tmp_path))
