@@ -202,7 +202,8 @@ def find_vmlinux(build_id: str | None, release: str | None, given: str | None = 
     places: list[tuple[str, str]] = []
     if given is not None:
         if not os.path.isfile(given):
-            raise UsageError(f"--vmlinux {given}: no such file")
+            why = "not a regular file" if os.path.exists(given) else "no such file"
+            raise UsageError(f"--vmlinux {given}: {why}")
         places.append((given, "--vmlinux"))
     if search:
         places += candidates(release, want, debug_dirs, cache)
