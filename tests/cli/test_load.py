@@ -68,3 +68,28 @@ def test_an_initrd_and_no_initrd_together_are_bad_usage(
     assert main([verb, "--dry-run", "--no-initrd", "--initrd", "/x"]) == 2
     err = capsys.readouterr().err
     assert "argument --initrd: not allowed with argument --no-initrd" in err, err
+
+
+@pytest.mark.parametrize("verb", ["start", "restart"])
+def test_start_with_nothing_reserved_fails_before_building_the_initramfs(
+        verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep, reading run_load: on a machine with no
+    crashkernel= yet, `start` first built kdumpctl-py's capture initramfs (minutes of xz
+    under initramfs-tools) and only then learnt from the kernel that there is nothing to
+    load into; Fedora's kdumpctl checks the reservation first."""
+    import kdumpctl_py.cli
+    import kdumpctl_py.service.initramfs
+    from kdumpctl_py.cli import main
+    from tests.builders import synthetic_snapshot
+
+    view = SystemView(synthetic_snapshot(tmp_path))
+    assert view.kexec_crash_size == 0
+    view.live = True  # as the live machine, which alone builds an initramfs
+    monkeypatch.setattr(kdumpctl_py.cli, "open_view", lambda args, probe=False: view)
+    monkeypatch.setattr(kdumpctl_py.service.initramfs, "refresh",
+                        lambda view: pytest.fail("built the initramfs"))
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    assert main([verb]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kdumpctl-py: error: no memory is reserved for a capture kernel")
