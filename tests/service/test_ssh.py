@@ -181,6 +181,40 @@ def test_a_dropped_connection_leaves_no_complete_looking_dump(tmp_path: Path,
     assert "vmcore-incomplete" in names and not {"vmcore", "vmcore.flat"} & names
 
 
+def test_a_chatty_server_does_not_stall_the_stream(tmp_path: Path, server: Server) -> None:
+    """The remote session writes 4 MiB to stderr before it reads the dump (a shell's
+    startup file, a wrapper of cat): more than ssh's channel window and a pipe hold,
+    so ssh's stderr must be read while the dump streams, or ssh stops reading the
+    stream, the write blocks, and the capture kernel hangs with no dump for ever (the
+    connection stays alive; dropped, ssh still blocks writing what it holds for stderr).
+    Here ssh is killed after 60 s of that, so the test fails instead of hanging."""
+    import signal
+    import threading
+
+    def unstall() -> None:
+        me = os.getpid()
+        for child in Path(f"/proc/{me}/task/{me}/children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
+                os.kill(int(child), signal.SIGKILL)
+
+    chatty = server.bin_dir / "cat"
+    chatty.write_text('#!/bin/sh\nyes chatty warning | head -c 4194304 >&2\n'
+                      'exec /bin/cat "$@"\n')
+    chatty.chmod(0o755)
+    vmcore = big_vmcore(tmp_path, 16)
+    dumps = tmp_path / "remote"
+    stall = threading.Timer(60, unstall)
+    stall.start()
+    try:
+        out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0),
+                          FakeMachine(), str(vmcore), route_wait=2)
+    finally:
+        stall.cancel()
+    assert out.saved and out.record is not None and out.record.complete, out.error
+    (d,) = dumps.iterdir()
+    assert (d / "vmcore.flat").stat().st_size == out.record.bytes
+
+
 @pytest.mark.parametrize("breaks,how,fmt", [
     (lambda o: o.dump_level == 31, "at -d 1 without struct pages over ssh", "kdump"),
     (lambda o: o.format == "kdump", "as a plain copy over ssh", "elf"),
