@@ -14,13 +14,16 @@ there.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import shlex
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from kdumpctl_py.capture.dumpdir import TargetError, dmesg_text, dump_name
 from kdumpctl_py.capture.record import NAME as RECORD_NAME
@@ -40,6 +43,7 @@ ALIVE_INTERVAL_S = 10
 ALIVE_COUNT = 3
 COMMAND_TIMEOUT_S = 120
 REASSEMBLE_TIMEOUT_S = 3600
+STDERR_KEPT = 64 << 10  # of ssh's stderr while streaming: the end, where its last line is
 
 
 def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:
@@ -183,10 +187,34 @@ class Remote:
     def where(self, path: str) -> str:
         return where(self.target, path)
 
-    def stream(self, directory: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(ssh_argv(self.target, self.key, stream_command(directory)),
+    def stream(self, directory: str) -> tuple[subprocess.Popen[bytes], StderrTail]:
+        proc = subprocess.Popen(ssh_argv(self.target, self.key, stream_command(directory)),
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        return proc, StderrTail(proc.stderr)
+
+
+class StderrTail:
+    """ssh's stderr read while the dump streams, only its last STDERR_KEPT bytes kept.
+    Unread, a chatty server (a shell's startup file, warnings) fills the pipe, ssh stops
+    reading the stream and the save blocks for ever; an error quotes only the last line."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.data = b""
+        self._pipe = pipe
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._pipe.fileno(), 1 << 16):
+                self.data = (self.data + chunk)[-STDERR_KEPT:]
+
+    def text(self, timeout: float = 10) -> bytes:
+        """What was kept, once ssh has closed its stderr (exited), or after `timeout`."""
+        self._thread.join(timeout)
+        return self.data
 
 
 def _last_line(stderr: bytes, rc: int) -> str:
@@ -230,8 +258,8 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     directory = f"{path.rstrip('/')}/{created}"
     # The log first, as on a local disk: it survives a stream that breaks.
     remote.run(write_command(directory, "vmcore-dmesg.txt"), dmesg.encode())
-    proc = remote.stream(directory)
-    assert proc.stdin is not None and proc.stderr is not None
+    proc, tail = remote.stream(directory)
+    assert proc.stdin is not None
     try:
         result = save_vmcore(vmcore, "-", replace(options, flat=True, check_space=False),
                              cast(BinaryIO, proc.stdin))
@@ -242,7 +270,8 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         # vmcore, the filter): only the first ends the chain
         broken = (isinstance(e, OSError) and e.errno == errno.EPIPE) or proc.poll() is not None
         proc.kill()
-        _, err = proc.communicate()
+        proc.wait()
+        err = tail.text()
         if broken:
             raise RemoteError(f"streaming to {remote.where(directory)} broke "
                               f"({_last_line(err, proc.returncode)}; {e}); "
@@ -252,11 +281,14 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         text = str(e) if isinstance(e, KdumpError) else f"{type(e).__name__}: {e}"
         raise AttemptFailed(text, directory) from e
     try:
-        _, err = proc.communicate(timeout=COMMAND_TIMEOUT_S)
+        with contextlib.suppress(BrokenPipeError):  # ssh gone: its status says why
+            proc.stdin.close()
+        proc.wait(timeout=COMMAND_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise RemoteError(f"ssh {remote.where(directory)} did not finish after the stream; "
                           "vmcore-incomplete there is not known to be whole") from None
+    err = tail.text()
     if proc.returncode != 0:
         raise RemoteError(f"streaming to {remote.where(directory)} failed "
                           f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "

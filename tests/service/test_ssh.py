@@ -215,6 +215,20 @@ def test_a_chatty_server_does_not_stall_the_stream(tmp_path: Path, server: Serve
     assert (d / "vmcore.flat").stat().st_size == out.record.bytes
 
 
+def test_only_the_end_of_ssh_stderr_is_kept() -> None:
+    """What ssh says while the dump streams is read as it comes and kept bounded: its
+    last line, which the error quotes, is in the STDERR_KEPT bytes kept."""
+    from kdumpctl_py.service.ssh import STDERR_KEPT, StderrTail, _last_line
+
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as pipe:
+        tail = StderrTail(pipe)
+        with os.fdopen(w, "wb") as f:
+            f.write(b"chatty warning\n" * 100_000 + b"No space left on device\n")
+        kept = tail.text()
+    assert len(kept) == STDERR_KEPT and _last_line(kept, 1) == "No space left on device"
+
+
 @pytest.mark.parametrize("breaks,how,fmt", [
     (lambda o: o.dump_level == 31, "at -d 1 without struct pages over ssh", "kdump"),
     (lambda o: o.format == "kdump", "as a plain copy over ssh", "elf"),
