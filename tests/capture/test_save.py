@@ -182,6 +182,27 @@ def test_a_save_failing_at_any_step_leaves_no_fd_open(
                            lambda: save_vmcore(str(src), str(tmp_path / "crash"), options))
 
 
+def test_a_target_it_creates_is_made_durable(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """save creates a missing target (and what is missing above it): each new directory is
+    fsync'd in its parent, as the dump's directory is in the target. `save`, unlike
+    capture, does not sync before it says the dump is saved, and a target's entry lost in
+    a power failure takes the dump with it (ext2 has no journal to keep the order)."""
+    src, _ = make_vmcore(tmp_path)
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    target = tmp_path / "new" / "crash"
+    result = save_vmcore(str(src), str(target), SaveOptions(0, "zlib", progress=False))
+    for d in (tmp_path, tmp_path / "new", target, Path(result.directory or "")):
+        assert d.stat().st_ino in synced, d
+
+
 @pytest.mark.parametrize("code", [errno.EIO, errno.EFAULT], ids=["EIO", "EFAULT"])
 def test_unreadable_pages_are_listed_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                code: int) -> None:
