@@ -11,9 +11,11 @@ import datetime
 import errno
 import os
 import time
+from pathlib import Path
 
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.fileio import fsync_dir
 from kdumpctl_py.units import format_bytes
 
 
@@ -67,9 +69,18 @@ def target_error(e: OSError, what: str, then: str = "") -> TargetError | OSError
 
 
 def target_directory(target: str) -> None:
-    """Create the target if needed; a file in its place is named, not reported as EEXIST."""
+    """Create the target if needed, each new directory fsync'd in its parent (the dump's
+    directory is in the target: an entry lost in a power failure would take the dump with
+    it); a file in its place is named, not reported as EEXIST."""
+    missing = []
+    d = os.path.abspath(target)
+    while not os.path.lexists(d):
+        missing.append(d)
+        d = os.path.dirname(d)
     try:
         os.makedirs(target, mode=0o700, exist_ok=True)
+        for new in reversed(missing):
+            fsync_dir(Path(os.path.dirname(new)))
     except (FileExistsError, NotADirectoryError):
         blocker = target
         while os.path.dirname(blocker) != blocker and not os.path.lexists(blocker):

@@ -12,15 +12,17 @@ from kdumpctl_py.capture.copy import copy_vmcore
 from tests.builders import fails_closing_every_fd, make_vmcore
 
 # Each step of the copy that holds something open, made to fail at its n-th call: the
-# dump's directory (the target's fsync after it is made), the dump's file, a write, its
-# fsync, its rename (the log's is the first) and the directory's fsync.
+# new target (its parent's fsync), the dump's directory (the target's fsync after it is
+# made), the dump's file, a write, its fsync, its rename (the log's is the first) and
+# the directory's fsync.
 FAILING_STEPS: dict[str, tuple[object, str, int]] = {
-    "directory": (os, "fsync", 1),
+    "target": (os, "fsync", 1),
+    "directory": (os, "fsync", 2),
     "open": (copy_mod, "open_incomplete", 1),
     "write": (os, "pwrite", 1),
-    "sync": (os, "fsync", 3),
+    "sync": (os, "fsync", 4),
     "rename": (os, "rename", 2),
-    "directory fsync": (os, "fsync", 4),
+    "directory fsync": (os, "fsync", 5),
 }
 
 

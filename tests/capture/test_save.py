@@ -151,20 +151,22 @@ def test_full_disk_leaves_a_readable_incomplete_dump(tmp_path: Path,
 
 
 # Each step of a save that holds something open, made to fail at its n-th call (None:
-# the sink's class): the page filter, the space check, the dump's directory (the
-# target's fsync after it is made), the log, the dump's file, its first and a later
-# write, its fsync, its rename and the directory's fsync.
+# the sink's class): the page filter, the space check, the new target (its parent's
+# fsync), the dump's directory (the target's fsync after it is made), the log, the
+# dump's file, its first and a later write, its fsync, its rename and the directory's
+# fsync.
 FAILING_STEPS: dict[str, tuple[object | None, str, int]] = {
     "filter": (save_mod, "dumpable_windows", 1),
     "space": (save_mod, "check_space", 1),
-    "directory": (os, "fsync", 1),
+    "target": (os, "fsync", 1),
+    "directory": (os, "fsync", 2),
     "log": (save_mod, "write_dmesg", 1),
     "open": (save_mod, "open_incomplete", 1),
     "first write": (None, "write_at", 1),
     "later write": (None, "write_at", 5),  # the page data, after its descriptors
-    "sync": (os, "fsync", 3),
+    "sync": (os, "fsync", 4),
     "rename": (os, "rename", 2),
-    "directory fsync": (os, "fsync", 4),
+    "directory fsync": (os, "fsync", 5),
 }
 
 
