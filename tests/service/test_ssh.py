@@ -16,7 +16,7 @@ from kdumpctl_py.config import Config
 from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
-from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv
+from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv, write_command
 from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore, unreadable_page
 from tests.elfwriter import note, vmcore_bytes
 from tests.localserver import tmpfs
@@ -43,6 +43,24 @@ def test_argv_never_prompts_and_bounds_every_wait() -> None:
                    "UserKnownHostsFile=/k/known_hosts", "IdentitiesOnly=yes"):
         assert option in argv
     assert argv[-5:] == ["-p", "2222", "--", "::1", "true"]
+
+
+def test_a_file_that_does_not_fit_on_the_server_leaves_nothing_behind(tmp_path: Path) -> None:
+    """write_command (save.json, vmcore-dmesg.txt, unreadable-pages.txt on the server) on a
+    full disk, a real 64k tmpfs, run by sh as the server's shell runs it: it fails saying
+    so, and neither the file nor its temporary file is left there."""
+    d = tmp_path / "full"
+    d.mkdir()
+    tmpfs(d, "64k")
+    try:
+        (d / "filler").write_bytes(bytes(60 << 10))
+        r = subprocess.run(["sh", "-c", write_command(str(d), "save.json")],
+                           input=bytes(64 << 10), capture_output=True, check=False)
+        left = sorted(p.name for p in d.iterdir())
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+    assert r.returncode != 0 and b"No space left on device" in r.stderr
+    assert left == ["filler"]
 
 
 def test_listing_keeps_only_real_dump_directories() -> None:
