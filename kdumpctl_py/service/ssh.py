@@ -100,10 +100,12 @@ def mkdir_command(path: str, name: str) -> str:
 
 
 def write_command(directory: str, name: str) -> str:
-    """Standard input into DIR/NAME, through NAME.tmp and a rename."""
+    """Standard input into DIR/NAME, through NAME.tmp and a rename; NAME.tmp is removed
+    when that fails (a full disk)."""
     q = shlex.quote
-    return (f"cd -- {q(directory)} && cat > {q(name + '.tmp')} && sync {q(name + '.tmp')} && "
-            f"mv -f -- {q(name + '.tmp')} {q(name)}")
+    tmp = q(name + ".tmp")
+    return (f"cd -- {q(directory)} && {{ cat > {tmp} && sync {tmp} && "
+            f"mv -f -- {tmp} {q(name)} || {{ rm -f -- {tmp}; exit 1; }}; }}")
 
 
 def stream_command(directory: str) -> str:
