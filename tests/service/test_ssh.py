@@ -157,6 +157,7 @@ def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault:
         if fault == "full":
             subprocess.run(["umount", str(dumps)], check=True)
     assert not out.saved and out.error and says in out.error, out.error
+    assert f"{server.target.host}::" not in out.error  # the server named as user@host
     assert m.calls[-1] == ("act", "poweroff")
     assert not {"vmcore", "vmcore.flat"} & set(left)  # nothing that looks complete
 
