@@ -85,10 +85,10 @@ def install_key_argv(target: SshTarget, key: str, public: str) -> list[str]:
     return argv + ["--", target.host, install_command(public)]
 
 
-def where(target: SshTarget, path: str) -> str:
-    """How people see a remote directory: user@host:/path."""
+def where(target: SshTarget, path: str = "") -> str:
+    """How people see a remote directory: user@host:/path; the server itself: user@host."""
     host = f"[{target.host}]" if ":" in target.host else target.host
-    return f"{target.user}@{host}:{path}"
+    return f"{target.user}@{host}" + (f":{path}" if path else "")
 
 
 def mkdir_command(path: str, name: str) -> str:
@@ -171,7 +171,7 @@ class Remote:
                 return
             except OSError as e:
                 if time.monotonic() >= deadline:
-                    raise RemoteError(f"ssh {self.where('')}: the server did not answer in "
+                    raise RemoteError(f"ssh {self.where()}: the server did not answer in "
                                      f"{self.route_wait:.0f} s: {e.strerror or e}") from None
                 time.sleep(1)
 
@@ -181,12 +181,12 @@ class Remote:
             r = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
                                check=False)
         except subprocess.TimeoutExpired:
-            raise RemoteError(f"ssh {self.where('')}: no answer in {timeout:.0f} s") from None
+            raise RemoteError(f"ssh {self.where()}: no answer in {timeout:.0f} s") from None
         if r.returncode != 0:
-            raise RemoteError(f"ssh {self.where('')}: {_last_line(r.stderr, r.returncode)}")
+            raise RemoteError(f"ssh {self.where()}: {_last_line(r.stderr, r.returncode)}")
         return r.stdout
 
-    def where(self, path: str) -> str:
+    def where(self, path: str = "") -> str:
         return where(self.target, path)
 
     def stream(self, directory: str) -> tuple[subprocess.Popen[bytes], StderrTail]:
