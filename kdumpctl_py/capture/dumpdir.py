@@ -11,6 +11,7 @@ import datetime
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
@@ -95,10 +96,16 @@ def target_directory(target: str) -> None:
         raise
 
 
-def check_space(target: str, need: int) -> None:
+def check_space(target: str, most: int, estimate: Callable[[], int]) -> None:
+    """Refuse a target without room for the dump. Room for `most` bytes, what the dump takes
+    if nothing compresses, settles it; below that, `estimate()` (compressing a sample of
+    the pages, a few ms) is held against what is free."""
     target_directory(target)
     st = os.statvfs(target)
     free = st.f_bavail * st.f_frsize
+    if free >= most:
+        return
+    need = estimate()
     if free < need:
         raise TargetError(f"{target} has {format_bytes(free)} free but the dump needs about "
                           f"{format_bytes(need)}; free space or raise --dump-level")

@@ -407,7 +407,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         dir_fd = -1
         if stream is None:
             if options.check_space:
-                check_space(target, layout.need(v, comp))
+                check_space(target, layout.most(v), lambda: layout.need(v, comp))
             dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
         else:
             sink = FlatSink(stream)
@@ -576,6 +576,10 @@ class KdumpLayout:
     def need(self, v: Vmcore, comp: Codec | None) -> int:
         return _estimate(v, self.bitmaps, comp, self.meta)
 
+    def most(self, v: Vmcore) -> int:
+        """The bytes it takes if no page compresses (a page is never stored larger)."""
+        return self.meta + self.bitmaps.dumpable * v.page_size
+
 
 @dataclass(frozen=True)
 class ElfLayout:
@@ -591,6 +595,9 @@ class ElfLayout:
 
     def need(self, v: Vmcore, comp: Codec | None) -> int:
         return sum(r.filesz for r in self.runs) + len(self.notes) + 4096
+
+    def most(self, v: Vmcore) -> int:
+        return self.need(v, None)
 
 
 def _kdump_layout(v: Vmcore, bitmaps: PageBitmaps, notes: bytes, vi_off: int, vi_size: int,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -457,3 +458,25 @@ def test_saving_imports_neither_tempfile_nor_hashlib() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_space_check_estimates_only_where_an_uncompressed_dump_would_not_fit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compressing a sample of the pages to estimate the dump's size costs a few ms of a
+    quarter-second save; a target with room for every page uncompressed needs none."""
+    src, _ = make_vmcore(tmp_path)
+    calls: list[int] = []
+    real = save_mod._estimate
+
+    def estimate(*args: Any) -> int:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(save_mod, "_estimate", estimate)
+    options = SaveOptions(31, "zlib", progress=False, threads=1)
+    save_vmcore(str(src), str(tmp_path / "roomy"), options)
+    assert calls == []
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=1, f_frsize=1))
+    with pytest.raises(TargetError, match="1 B free but the dump needs about"):
+        save_vmcore(str(src), str(tmp_path / "full"), options)
+    assert calls == [1]
