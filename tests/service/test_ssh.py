@@ -234,6 +234,44 @@ def test_a_chatty_server_does_not_stall_the_stream(tmp_path: Path, server: Serve
     assert (d / "vmcore.flat").stat().st_size == out.record.bytes
 
 
+def test_a_server_that_stops_reading_ends_the_chain_in_time(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session on the server stops reading the dump (a hung disk there; here a `cat`
+    that sleeps instead) while the connection stays alive, which ServerAlive cannot
+    see: a write to the stream blocked STALL_S ends the chain with the failure action,
+    rather than leaving the capture kernel waiting for ever. On main the save blocks:
+    ssh is killed after 60 s here, so the test fails instead of hanging."""
+    import signal
+    import threading
+
+    from kdumpctl_py.service import ssh
+
+    def unstall() -> None:
+        me = os.getpid()
+        for child in Path(f"/proc/{me}/task/{me}/children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
+                os.kill(int(child), signal.SIGKILL)
+
+    monkeypatch.setattr(ssh, "STALL_S", 3, raising=False)
+    stuck = server.bin_dir / "cat"
+    stuck.write_text('#!/bin/sh\ncase "$(readlink /proc/$$/fd/1)" in\n'
+                     '  *vmcore-incomplete) exec sleep 3600;;\nesac\nexec /bin/cat "$@"\n')
+    stuck.chmod(0o755)
+    vmcore = big_vmcore(tmp_path, 16)
+    dumps = tmp_path / "remote"
+    m = FakeMachine()
+    safety = threading.Timer(60, unstall)
+    safety.start()
+    try:
+        out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0,
+                                     failure_action="poweroff"), m, str(vmcore), route_wait=2)
+    finally:
+        safety.cancel()
+        subprocess.run(["pkill", "-f", "sleep 3600"], check=False)
+    assert not out.saved and out.error and "took no data for 3 s" in out.error, out.error
+    assert m.calls[-1] == ("act", "poweroff")
+
+
 def test_only_the_end_of_ssh_stderr_is_kept() -> None:
     """What ssh says while the dump streams is read as it comes and kept bounded: its
     last line, which the error quotes, is in the STDERR_KEPT bytes kept."""
