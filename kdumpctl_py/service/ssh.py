@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -44,6 +45,9 @@ ALIVE_COUNT = 3
 COMMAND_TIMEOUT_S = 120
 REASSEMBLE_TIMEOUT_S = 3600
 STDERR_KEPT = 64 << 10  # of ssh's stderr while streaming: the end, where its last line is
+# A write to the stream blocked this long: the server is alive (ServerAlive would have
+# ended a dead connection) but no longer reads the dump, as with a hung disk there.
+STALL_S = 300
 
 
 def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:
@@ -219,6 +223,52 @@ class StderrTail:
         return self.data
 
 
+class WatchedStream:
+    """The stream to ssh, each write timed: one blocked STALL_S kills ssh, so the write
+    fails (EPIPE) and the chain goes on to its failure action, instead of the capture
+    kernel waiting for ever on a server that stopped reading. Time spent between writes
+    (filtering a TiB before the first page is sent) is not a stall."""
+
+    def __init__(self, stream: IO[bytes], proc: subprocess.Popen[bytes]) -> None:
+        self.stalled = False
+        self._stream, self._proc = stream, proc
+        self._since: float | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _timed(self, op: Callable[[], int | None]) -> int | None:
+        self._since = time.monotonic()
+        try:
+            return op()
+        finally:
+            self._since = None
+
+    def write(self, data: bytes | memoryview) -> int | None:
+        return self._timed(lambda: self._stream.write(data))
+
+    def flush(self) -> None:
+        self._timed(self._stream.flush)
+
+    def close(self) -> None:
+        """Close the stream (its last bytes written, timed as any write), and the watch."""
+        try:
+            self._timed(self._stream.close)
+        finally:
+            self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(1):
+            since = self._since
+            if since is not None and time.monotonic() - since > STALL_S:
+                self.stalled = True
+                self._proc.kill()
+                return
+
+
+def _stalled(stream: WatchedStream) -> str:
+    return f"the server took no data for {STALL_S} s" if stream.stalled else ""
+
+
 def _last_line(stderr: bytes, rc: int) -> str:
     lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1].strip() if lines else f"exit status {rc}"
@@ -262,9 +312,10 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     remote.run(write_command(directory, "vmcore-dmesg.txt"), dmesg.encode())
     proc, tail = remote.stream(directory)
     assert proc.stdin is not None
+    stream = WatchedStream(proc.stdin, proc)
     try:
         result = save_vmcore(vmcore, "-", replace(options, flat=True, check_space=False),
-                             cast(BinaryIO, proc.stdin))
+                             cast(BinaryIO, stream))
     except IncompleteDump as e:  # unreadable pages: the stream is whole and says so
         result = e.result
     except BaseException as e:
@@ -273,10 +324,12 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         broken = (isinstance(e, OSError) and e.errno == errno.EPIPE) or proc.poll() is not None
         proc.kill()
         proc.wait()
+        with contextlib.suppress(OSError):
+            stream.close()
         err = tail.text()
         if broken:
             raise RemoteError(f"streaming to {remote.where(directory)} broke "
-                              f"({_last_line(err, proc.returncode)}; {e}); "
+                              f"({_stalled(stream) or _last_line(err, proc.returncode)}; {e}); "
                               "vmcore-incomplete there is not a whole dump") from None
         if not isinstance(e, Exception) or isinstance(e, Interrupted):
             raise  # SIGTERM ends the chain, as fallback's does
@@ -284,7 +337,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         raise AttemptFailed(text, directory) from e
     try:
         with contextlib.suppress(BrokenPipeError):  # ssh gone: its status says why
-            proc.stdin.close()
+            stream.close()
         proc.wait(timeout=COMMAND_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
@@ -293,8 +346,8 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     err = tail.text()
     if proc.returncode != 0:
         raise RemoteError(f"streaming to {remote.where(directory)} failed "
-                          f"({_last_line(err, proc.returncode)}); vmcore-incomplete there "
-                          "is not a whole dump")
+                          f"({_stalled(stream) or _last_line(err, proc.returncode)}); "
+                          "vmcore-incomplete there is not a whole dump")
     sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
     if result.lost:  # listed first, as settle lists them, before the dump is named
         remote.run(write_command(directory, "unreadable-pages.txt"),
