@@ -123,6 +123,11 @@ class SaveResult:
     peak_rss: int = 0  # bytes, this process's high-water mark when saving ended
 
     @property
+    def lost_text(self) -> str:
+        """unreadable-pages.txt: the pfns the dump lacks, one a line, in hex."""
+        return "".join(f"{pfn:#x}\n" for pfn in self.lost)
+
+    @property
     def withheld(self) -> int:
         """Unreadable pages in firmware memory (SaveOptions.firmware): left out, not lost."""
         return len(self.unreadable) - len(self.lost)
@@ -414,7 +419,7 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
             try:
-                settle(dir_fd, result.vmcore, "".join(f"{pfn:#x}\n" for pfn in result.lost))
+                settle(dir_fd, result.vmcore, result.lost_text)
             except OSError as e:
                 raise target_error(e, f"finishing {_where(result)} failed",
                                    "; the dump there keeps its -incomplete name") from None
@@ -513,12 +518,11 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
             if isinstance(sink, FlatSink):
                 sink.end()
             sink.sync()
-        except (OSError, Interrupted, KeyboardInterrupt) as e:
+        except BaseException as e:  # whatever stops it, the dump is closed as incomplete
             _close_incomplete(writer, sink, _written(frontier, result))
-            raise _cut_short(e, _where(result), target) from None
-        except BaseException:  # anything else that stops it: closed alike, raised as it is
-            _close_incomplete(writer, sink, _written(frontier, result))
-            raise
+            if isinstance(e, (OSError, Interrupted, KeyboardInterrupt)):
+                raise _cut_short(e, _where(result), target) from None
+            raise  # anything else (a bug, MemoryError) as it is
     result.complete = not result.lost
     result.bytes_out = sink.size
 

@@ -350,8 +350,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
                           "vmcore-incomplete there is not a whole dump")
     sent = FLAT_HEADER_SIZE + result.bytes_out + FLAT_RECORD.size
     if result.lost:  # listed first, as settle lists them, before the dump is named
-        remote.run(write_command(directory, "unreadable-pages.txt"),
-                   "".join(f"{pfn:#x}\n" for pfn in result.lost).encode())
+        remote.run(write_command(directory, "unreadable-pages.txt"), result.lost_text.encode())
     kept = remote.run(finish_command(directory, sent, result.complete),
                       timeout=REASSEMBLE_TIMEOUT_S)
     dump = RemoteDump(directory, kept.decode().strip()
