@@ -37,10 +37,13 @@ class Server:
 
     def install_kdumpctl(self) -> None:
         """kdumpctl-py on the sessions' PATH: this checkout's."""
-        wrapper = self.bin_dir / "kdumpctl-py"
-        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "
-                           '"$@"\n')
-        wrapper.chmod(0o755)
+        self.command("kdumpctl-py", f'PYTHONPATH={ROOT} exec {sys.executable} -m kdumpctl_py "$@"')
+
+    def command(self, name: str, script: str) -> None:
+        """`name` on the sessions' PATH, before the system's: this shell script."""
+        path = self.bin_dir / name
+        path.write_text(f"#!/bin/sh\n{script}\n")
+        path.chmod(0o755)
 
     def drop_when_streaming(self, dumps: Path, min_bytes: int = 1 << 20,
                             seconds: float = 60) -> threading.Thread:

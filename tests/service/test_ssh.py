@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +204,25 @@ def test_a_dropped_connection_leaves_no_complete_looking_dump(tmp_path: Path,
     assert "vmcore-incomplete" in names and not {"vmcore", "vmcore.flat"} & names
 
 
+@contextlib.contextmanager
+def ssh_killed_after(seconds: float) -> Iterator[None]:
+    """This process's ssh children are killed if the block runs `seconds`: a stream that
+    stalls for ever then fails the test instead of hanging it."""
+
+    def kill() -> None:
+        me = os.getpid()
+        for child in Path(f"/proc/{me}/task/{me}/children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
+                os.kill(int(child), signal.SIGKILL)
+
+    timer = threading.Timer(seconds, kill)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def test_a_chatty_server_does_not_stall_the_stream(tmp_path: Path, server: Server) -> None:
     """The remote session writes 4 MiB to stderr before it reads the dump (a shell's
     startup file, a wrapper of cat): more than ssh's channel window and a pipe hold,
@@ -207,28 +230,12 @@ def test_a_chatty_server_does_not_stall_the_stream(tmp_path: Path, server: Serve
     stream, the write blocks, and the capture kernel hangs with no dump for ever (the
     connection stays alive; dropped, ssh still blocks writing what it holds for stderr).
     Here ssh is killed after 60 s of that, so the test fails instead of hanging."""
-    import signal
-    import threading
-
-    def unstall() -> None:
-        me = os.getpid()
-        for child in Path(f"/proc/{me}/task/{me}/children").read_text().split():
-            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
-                os.kill(int(child), signal.SIGKILL)
-
-    chatty = server.bin_dir / "cat"
-    chatty.write_text('#!/bin/sh\nyes chatty warning | head -c 4194304 >&2\n'
-                      'exec /bin/cat "$@"\n')
-    chatty.chmod(0o755)
+    server.command("cat", 'yes chatty warning | head -c 4194304 >&2\nexec /bin/cat "$@"')
     vmcore = big_vmcore(tmp_path, 16)
     dumps = tmp_path / "remote"
-    stall = threading.Timer(60, unstall)
-    stall.start()
-    try:
+    with ssh_killed_after(60):
         out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0),
                           FakeMachine(), str(vmcore), route_wait=2)
-    finally:
-        stall.cancel()
     assert out.saved and out.record is not None and out.record.complete, out.error
     (d,) = dumps.iterdir()
     assert (d / "vmcore.flat").stat().st_size == out.record.bytes
@@ -241,32 +248,20 @@ def test_a_server_that_stops_reading_ends_the_chain_in_time(
     see: a write to the stream blocked STALL_S ends the chain with the failure action,
     rather than leaving the capture kernel waiting for ever. On main the save blocks:
     ssh is killed after 60 s here, so the test fails instead of hanging."""
-    import signal
-    import threading
-
     from kdumpctl_py.service import ssh
 
-    def unstall() -> None:
-        me = os.getpid()
-        for child in Path(f"/proc/{me}/task/{me}/children").read_text().split():
-            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
-                os.kill(int(child), signal.SIGKILL)
-
     monkeypatch.setattr(ssh, "STALL_S", 3, raising=False)
-    stuck = server.bin_dir / "cat"
-    stuck.write_text('#!/bin/sh\ncase "$(readlink /proc/$$/fd/1)" in\n'
-                     '  *vmcore-incomplete) exec sleep 3600;;\nesac\nexec /bin/cat "$@"\n')
-    stuck.chmod(0o755)
+    server.command("cat", 'case "$(readlink /proc/$$/fd/1)" in\n'
+                   '  *vmcore-incomplete) exec sleep 3600;;\nesac\nexec /bin/cat "$@"')
     vmcore = big_vmcore(tmp_path, 16)
     dumps = tmp_path / "remote"
     m = FakeMachine()
-    safety = threading.Timer(60, unstall)
-    safety.start()
     try:
-        out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0,
-                                     failure_action="poweroff"), m, str(vmcore), route_wait=2)
+        with ssh_killed_after(60):
+            out = run_capture(ssh_config(server, dumps, compress="none", dump_level=0,
+                                         failure_action="poweroff"), m, str(vmcore),
+                              route_wait=2)
     finally:
-        safety.cancel()
         subprocess.run(["pkill", "-f", "sleep 3600"], check=False)
     assert not out.saved and out.error and "took no data for 3 s" in out.error, out.error
     assert m.calls[-1] == ("act", "poweroff")
@@ -391,8 +386,6 @@ def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM (systemd stopping the capture service) ends the save over ssh as it ends
     one on a local disk: no further attempt with less filtering, the failure said."""
-    import signal
-
     from kdumpctl_py.capture.sink import FlatSink
 
     real = FlatSink.write_at
