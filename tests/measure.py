@@ -85,8 +85,8 @@ def run(argv: list[str], cpus: int | None = None, cgroup: MemoryCgroup | None = 
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seconds = time.monotonic() - start  # the launcher's too, if it wrote nothing
         fields = Path(out.name).read_text().split()
-    cpu, peak = (float(fields[0]), int(fields[1])) if fields else (0.0, 0)
-    seconds = float(fields[2]) if fields else seconds
+    cpu, peak, seconds = ((float(fields[0]), int(fields[1]), float(fields[2])) if fields
+                          else (0.0, 0, seconds))
     return Measurement(seconds, cpu, peak, proc.returncode,
                        proc.stderr.decode(errors="replace"))
 
