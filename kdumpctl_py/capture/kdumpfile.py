@@ -229,8 +229,10 @@ class KdumpWriter:
         self.sink.write_parts(self.bitmap_offset + (half if dumped else 0), half,
                               self.bitmaps.packed(dumped, written))
 
-    def add(self, first_index: int, descs: npt.NDArray[Any], data: bytes) -> None:
-        """Descriptors for dumpable pages first_index.., and their data (appended)."""
+    def add(self, first_index: int, descs: npt.NDArray[Any], data: list[bytes],
+            size: int) -> None:
+        """Descriptors for dumpable pages first_index.., and their data (`size` bytes of
+        parts, appended)."""
         descs = descs.copy()
         nonzero = descs["offset"] >= 0
         descs["offset"][nonzero] += self.data_offset
@@ -239,7 +241,7 @@ class KdumpWriter:
         self.sink.write_at(self.descs_offset + PAGE_DESC.size * first_index, descs.tobytes())
         start = self.data_offset
         self.sink.write_at(start, data)
-        self.data_offset += len(data)
+        self.data_offset += size
         # page data is never written again: to disk while the next chunk is made, this
         # chunk's and the last one's (written back by now, so dropped from the page cache)
         self.sink.write_behind(self.behind, self.data_offset)

@@ -205,7 +205,8 @@ def _grouped(runs: Iterable[PageRun], chunk: int) -> Iterator[list[PageRun]]:
 class _Chunk:
     end: int  # the pfn after its last page
     descs: npt.NDArray[Any]
-    data: bytes
+    parts: list[bytes]  # the pages' stored forms, written one after the other
+    size: int  # their bytes
     zeros: int
     unreadable: list[int]
 
@@ -327,8 +328,8 @@ def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
     descs["offset"][own] = np.cumsum(packed) - packed
     descs["size"][own] = packed
     descs["flags"][own] = np.where(raw, 0, flag)
-    return _Chunk(runs[-1][0] + runs[-1][1], descs, b"".join(parts), int(zeros[readable].sum()),
-                  bad)
+    return _Chunk(runs[-1][0] + runs[-1][1], descs, parts, int(packed.sum()),
+                  int(zeros[readable].sum()), bad)
 
 
 FILLS_KEPT = 1024  # distinct words whose pages' stored form is kept: at most a few 100 KB
@@ -672,7 +673,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
     def drain_one() -> None:
         nonlocal index
         chunk = pending.popleft().result()
-        writer.add(index, chunk.descs, chunk.data)
+        writer.add(index, chunk.descs, chunk.parts, chunk.size)
         index += len(chunk.descs)
         frontier[0] = chunk.end
         if zero_shared:  # the shared zero page stands for them: no data written
@@ -683,6 +684,9 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         progress.update(index)
 
     executor = _pool(threads)
+    # Two chunks per thread keep the pool busy while this one writes; made here, each is
+    # written at once: holding one while making the next would only take memory.
+    in_flight = 2 * threads if executor else 1
 
     def submit(runs: list[PageRun]) -> _Pending:
         """One thread (the capture kernel's one CPU) makes each chunk where it is
@@ -693,7 +697,7 @@ def _write_pages(v: Vmcore, bitmaps: PageBitmaps, writer: KdumpWriter,
         try:
             for runs in _grouped(_runs(v, bitmaps.dumpable_windows()), chunk_pages(v.page_size)):
                 pending.append(submit(runs))
-                if len(pending) >= 2 * threads:
+                if len(pending) >= in_flight:
                     drain_one()
             while pending:
                 drain_one()

@@ -12,6 +12,11 @@ import struct
 from collections.abc import Iterable
 from typing import BinaryIO, Protocol
 
+# What write_at takes: one buffer, or a list of them written one after the other (a chunk's
+# pages as compressed, without joining them into one more copy)
+Data = bytes | bytearray | memoryview | list[bytes]
+IOV_MAX = os.sysconf("SC_IOV_MAX")
+
 FLAT_SIGNATURE = b"makedumpfile"
 FLAT_HEADER_SIZE = 4096
 FLAT_RECORD = struct.Struct(">qq")  # struct makedumpfile_data_header, big-endian
@@ -21,7 +26,7 @@ FLAT_END = -1
 class Sink(Protocol):
     size: int
 
-    def write_at(self, offset: int, data: bytes | memoryview) -> None: ...
+    def write_at(self, offset: int, data: Data) -> None: ...
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None: ...
     def write_behind(self, start: int, end: int) -> None: ...
     def sync(self) -> None: ...
@@ -34,11 +39,19 @@ class FileSink:
         self.fd = fd
         self.size = 0
 
-    def write_at(self, offset: int, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, offset)
-            view, offset = view[n:], offset + n
+    def write_at(self, offset: int, data: Data) -> None:
+        """`data` at `offset`, a list of buffers in one pwritev (per IOV_MAX of them)."""
+        parts: list[bytes | bytearray | memoryview] = (
+            list(data) if isinstance(data, list) else [data])
+        i = 0
+        while i < len(parts):
+            n = os.pwritev(self.fd, parts[i:i + IOV_MAX], offset)
+            offset += n
+            while i < len(parts) and n >= len(parts[i]):  # whole parts written
+                n -= len(parts[i])
+                i += 1
+            if n:  # a short write ended inside this one
+                parts[i] = memoryview(parts[i])[n:]
         self.size = max(self.size, offset)
 
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
@@ -85,12 +98,15 @@ class FlatSink:
         header = FLAT_SIGNATURE.ljust(16, b"\0") + struct.pack(">qq", 1, 1)
         stream.write(header.ljust(FLAT_HEADER_SIZE, b"\0"))
 
-    def write_at(self, offset: int, data: bytes | memoryview) -> None:
-        if not len(data):
+    def write_at(self, offset: int, data: Data) -> None:
+        parts = data if isinstance(data, list) else [data]
+        size = sum(map(len, parts))
+        if not size:
             return  # libkdumpfile refuses empty records
-        self.stream.write(FLAT_RECORD.pack(offset, len(data)))
-        self.stream.write(data)
-        self.size += FLAT_RECORD.size + len(data)
+        self.stream.write(FLAT_RECORD.pack(offset, size))
+        for part in parts:
+            self.stream.write(part)
+        self.size += FLAT_RECORD.size + size
 
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
         """One record of `size` bytes: the parts, then zeros (as one write_at of them)."""

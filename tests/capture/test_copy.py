@@ -19,7 +19,7 @@ FAILING_STEPS: dict[str, tuple[object, str, int]] = {
     "target": (os, "fsync", 1),
     "directory": (os, "fsync", 2),
     "open": (copy_mod, "open_incomplete", 1),
-    "write": (os, "pwrite", 1),
+    "write": (os, "pwritev", 1),
     "sync": (os, "fsync", 4),
     "rename": (os, "rename", 2),
     "directory fsync": (os, "fsync", 5),
@@ -47,17 +47,19 @@ def test_a_whole_copy_is_renamed(tmp_path: Path) -> None:
 
 def test_a_short_write_is_written_on_not_skipped(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """pwrite may write less than asked (a file system that fills up writes what fits and
+    """pwritev may write less than asked (a file system that fills up writes what fits and
     says how much): the copy writes the rest, and is never renamed whole without it."""
     src, _ = make_vmcore(tmp_path)
-    real = os.pwrite
+    real = os.pwritev
     calls = {"n": 0}
 
-    def short(fd: int, data: bytes | memoryview, offset: int) -> int:
+    def short(fd: int, buffers: list[bytes], offset: int) -> int:
         calls["n"] += 1
-        return real(fd, memoryview(data)[:len(data) // 2 if calls["n"] == 1 else None], offset)
+        if calls["n"] == 1:
+            return os.pwrite(fd, memoryview(buffers[0])[:len(buffers[0]) // 2], offset)
+        return real(fd, buffers, offset)
 
-    monkeypatch.setattr(os, "pwrite", short)
+    monkeypatch.setattr(os, "pwritev", short)
     result = copy_vmcore(str(src), str(tmp_path / "crash"))
     assert result.complete and calls["n"] > 1
     assert (Path(result.directory or "") / "vmcore").read_bytes() == src.read_bytes()

@@ -1,4 +1,5 @@
-"""Writing behind: only whole pages of final page data are handed to the kernel."""
+"""Writing behind: only whole pages of final page data are handed to the kernel; a list of
+parts written in gathered writes, short ones included."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
-from kdumpctl_py.capture.sink import FileSink
+from kdumpctl_py.capture import sink as sink_mod
+from kdumpctl_py.capture.sink import FileSink, FlatSink
 from tests.builders import make_vmcore
 
 P = mmap.PAGESIZE
@@ -67,3 +69,38 @@ def test_a_save_writes_behind_only_page_data(tmp_path: Path,
     for offset, length in calls:
         assert offset % P == 0 and length % P == 0 and length > 0
         assert offset >= descs_end and offset + length <= path.stat().st_size
+
+
+def test_parts_are_written_whole_through_short_writes_and_iov_max(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's parts go out in gathered writes of at most IOV_MAX buffers; a write that
+    stops inside a part (a file system filling up writes what fits) goes on from there."""
+    parts = [bytes([i]) * (i + 1) for i in range(40)]
+    real = os.pwritev
+    calls: list[int] = []
+
+    def pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        calls.append(len(buffers))
+        total = sum(map(len, buffers))
+        return real(fd, [b"".join(bytes(b) for b in buffers)[:max(1, total // 3)]], offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    monkeypatch.setattr(sink_mod, "IOV_MAX", 7)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        sink = FileSink(fd)
+        sink.write_at(5, parts)
+        assert sink.size == 5 + sum(map(len, parts))
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == bytes(5) + b"".join(parts)
+    assert max(calls) == 7 and len(calls) > len(parts) // 7
+
+
+def test_a_flat_record_of_parts_is_one_record(tmp_path: Path) -> None:
+    with open(tmp_path / "flat", "wb") as f:
+        sink = FlatSink(f)
+        sink.write_at(4096, [b"ab", b"", b"cde"])
+        sink.write_at(0, [b""])  # nothing: no empty record
+    raw = (tmp_path / "flat").read_bytes()
+    assert raw[4096:] == (4096).to_bytes(8, "big") + (5).to_bytes(8, "big") + b"abcde"
