@@ -12,7 +12,10 @@ build has no zstd), alternately, `--repeat` times, each pinned to the first
 on N CPUs: single-threaded, and at N > 1 also with `--num-threads N`, the faster
 of the two counting (Debian's static build sometimes dies threaded: "libgcc_s.so.1
 must be installed for pthread_exit to work"). Each run is a child process, timed
-by wall clock, with its CPU time and peak RSS from wait4(). Without --vmcore the
+by wall clock, with its CPU time and peak RSS from wait4(). Runs start from a
+page cache dropped and warmed by one untimed run of each tool (fresh_page_cache),
+the state a machine is in after boot; the vmcore's data is read into the page
+cache before each run (cache_data). Without --vmcore the
 input is a crash-cycle vmcore of a 2 GiB x86_64 guest, made once with
 tests/vm/crash-cycle and kept in ~/.cache/kdumpctl-py/bench. The last line is one JSON object.
 """
@@ -20,6 +23,7 @@ tests/vm/crash-cycle and kept in ~/.cache/kdumpctl-py/bench. The last line is on
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -83,6 +87,47 @@ def mdf_argv(vmcore: Path, out: Path, level: int, compress: str,
             str(vmcore), str(out)]
 
 
+def fresh_page_cache(runs: list[tuple[list[str], dict[str, str] | None]]) -> None:
+    """Drop the clean page cache, then make each run once, untimed.
+
+    A process's peak RSS counts the pages of the executables and libraries it maps,
+    and how many a fault maps depends on how the file came into the page cache:
+    Linux 6.18 keeps a file that pip has just written in large folios and maps them
+    whole, so right after setup.sh ours peaked 6 MB higher (42.9 MB against 37.0 on
+    the 2 GiB vmcore) and started faster than after a reboot, while makedumpfile,
+    from dpkg, did not change (36.7 MB). Both tools are measured as a machine runs
+    them after boot, their files read in by their first run."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as e:
+        print(f"bench: warning: the page cache was not dropped ({e.strerror}): peak RSS "
+              "depends on how each tool's libraries entered it", file=sys.stderr)
+    for argv, env in runs:
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+
+
+def cache_data(path: Path) -> None:
+    """Read the file's data (not its holes) into the page cache, charged to this process's
+    cgroup and not to the tools' limited ones, before each tool's run: /proc/vmcore is
+    memory, and a tool that found the data evicted by the previous one would wait on the
+    disk (makedumpfile's time at 64 GiB was bimodal, 3.2 s or 6.0 s, by what was left)."""
+    buf = bytearray(1 << 20)
+    with open(path, "rb", buffering=0) as f:
+        fd, pos = f.fileno(), 0
+        while True:
+            try:
+                pos = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # no data past pos
+                    return
+                raise
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            while pos < hole:
+                pos += os.preadv(fd, [memoryview(buf)[:hole - pos]], pos) or hole - pos
+
+
 def checked(m: Measurement, what: str) -> Measurement:
     if m.status != 0:
         sys.exit(f"bench: {what} failed: {m.stderr.strip()[-500:]}")
@@ -122,8 +167,14 @@ def main() -> None:
     load = [load_average()[0]]
     env = ours_env()
     with tempfile.TemporaryDirectory(prefix="kdumpctl-bench-") as tmp:
+        fresh_page_cache([(ours_argv(vmcore, Path(tmp) / "warm", level, comp, n,
+                                     args.ours_option), env),
+                          (mdf_argv(vmcore, Path(tmp) / "warm.mdf", level, comp), None)])
+        shutil.rmtree(Path(tmp) / "warm", ignore_errors=True)
+        Path(tmp, "warm.mdf").unlink(missing_ok=True)
         for i in range(args.repeat):
             out = Path(tmp) / f"ours{i}"
+            cache_data(vmcore)
             m = checked(run(ours_argv(vmcore, out, level, comp, n, args.ours_option), cpus=n,
                             env=env),
                         "kdumpctl-py")
@@ -133,6 +184,7 @@ def main() -> None:
             best: tuple[Measurement, int] | None = None
             for t in sorted({1, n}):
                 mout = Path(tmp) / f"mdf{i}-{t}"
+                cache_data(vmcore)
                 m = run(mdf_argv(vmcore, mout, level, comp, t), cpus=n)
                 if m.status != 0 and t > 1:
                     threaded_failures += 1

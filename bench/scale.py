@@ -11,7 +11,8 @@ in ~/.cache/kdumpctl-py/bench (1 TiB takes 9.5 GB of disk). For each size,
 each pinned to one CPU and in a fresh memory cgroup limited to `--memory-limit`
 (page cache included; ours is given the same figure as its --memory-limit),
 each finding the file's data in the page cache, read there from outside the
-cgroups just before (cache_data): seconds
+cgroups just before (cache_data), after a page cache dropped and warmed by one
+untimed run of each tool (bench/save.py's fresh_page_cache): seconds
 (wall), CPU seconds and peak RSS from wait4(), and the bytes written. Our 1st
 and 2nd bitmaps must equal makedumpfile's at every size (that keeps the
 generator honest); whether the whole files are identical is reported too. The
@@ -24,7 +25,6 @@ last line is one JSON object:
 from __future__ import annotations
 
 import argparse
-import errno
 import filecmp
 import json
 import os
@@ -35,7 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from save import CACHE, checked, mdf_argv, ours_argv, ours_env, summarise  # noqa: E402
+from save import (CACHE, cache_data, checked, fresh_page_cache, mdf_argv,  # noqa: E402
+                  ours_argv, ours_env, summarise)
 
 from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
 from kdumpctl_py.units import parse_size  # noqa: E402
@@ -54,26 +55,6 @@ def synthetic(size: str) -> Path:
         write_vmcore(str(tmp), parse_size(size))
         tmp.rename(path)
     return path
-
-
-def cache_data(path: Path) -> None:
-    """Read the file's data (not its holes) into the page cache, charged to this process's
-    cgroup and not to the tools' limited ones, before each tool's run: /proc/vmcore is
-    memory, and a tool that found the data evicted by the previous one would wait on the
-    disk (makedumpfile's time at 64 GiB was bimodal, 3.2 s or 6.0 s, by what was left)."""
-    buf = bytearray(1 << 20)
-    with open(path, "rb", buffering=0) as f:
-        fd, pos = f.fileno(), 0
-        while True:
-            try:
-                pos = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:  # no data past pos
-                    return
-                raise
-            hole = os.lseek(fd, pos, os.SEEK_HOLE)
-            while pos < hole:
-                pos += os.preadv(fd, [memoryview(buf)[:hole - pos]], pos) or hole - pos
 
 
 def bitmaps(path: Path) -> bytes:
@@ -121,6 +102,12 @@ def main() -> None:
     sizes: dict[str, object] = {}
     speed, rss = [], []
     load = [round(load_average()[0], 2)]
+    with tempfile.TemporaryDirectory(prefix="kdumpctl-scale-", dir=CACHE) as tmp:
+        first = synthetic(args.sizes.split(",")[0])
+        fresh_page_cache([(ours_argv(first, Path(tmp) / "ours", 31, "zlib", 1,
+                                     ["--memory-limit", str(limit), *args.ours_option]),
+                           ours_env()),
+                          (mdf_argv(first, Path(tmp) / "mdf", 31, "zlib"), None)])
     for size in args.sizes.split(","):
         vmcore = synthetic(size)
         ours_rows, mdf_rows = [], []
