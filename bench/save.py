@@ -6,18 +6,19 @@
 
 Both tools read the same ELF vmcore and write a kdump-compressed file with the
 same dump level and per-page compression (makedumpfile: -c zlib, -l lzo; Debian's
-build has no zstd), alternately, `--repeat` times, each pinned to the first
-`--threads` CPUs. kdumpctl-py (this checkout's, run by this Python) runs with
-`--threads N` (1 by default, as in the capture kernel); makedumpfile at its best
-on N CPUs: single-threaded, and at N > 1 also with `--num-threads N`, the faster
-of the two counting (Debian's static build sometimes dies threaded: "libgcc_s.so.1
-must be installed for pthread_exit to work"). Each run is a child process, timed
-by wall clock, with its CPU time and peak RSS from wait4(). Runs start from a
-page cache dropped and warmed by one untimed run of each tool (fresh_page_cache),
-the state a machine is in after boot; the vmcore's data is read into the page
-cache before each run (cache_data). Without --vmcore the
-input is a crash-cycle vmcore of a 2 GiB x86_64 guest, made once with
-tests/vm/crash-cycle and kept in ~/.cache/kdumpctl-py/bench. The last line is one JSON object.
+build has no zstd), alternately (the one going first changing each time),
+`--repeat` times, each pinned to the first `--threads` CPUs. kdumpctl-py (this
+checkout's, run by this Python) runs with `--threads N` (1 by default, as in the
+capture kernel); makedumpfile at its best on N CPUs: single-threaded, and at N > 1
+also with `--num-threads N`, the faster of the two counting (Debian's static
+build sometimes dies threaded: "libgcc_s.so.1 must be installed for pthread_exit
+to work"). Each run is a child process, timed by wall clock, with its CPU time
+and peak RSS from wait4(). Runs start from a page cache dropped and warmed by
+one untimed run of each tool (fresh_page_cache), the state a machine is in after
+boot; the vmcore's data is read into the page cache before each run
+(cache_data). Without --vmcore the input is a crash-cycle vmcore of a 2 GiB
+x86_64 guest, made once with tests/vm/crash-cycle and kept in
+~/.cache/kdumpctl-py/bench. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -173,28 +174,33 @@ def main() -> None:
         shutil.rmtree(Path(tmp) / "warm", ignore_errors=True)
         Path(tmp, "warm.mdf").unlink(missing_ok=True)
         for i in range(args.repeat):
-            out = Path(tmp) / f"ours{i}"
-            cache_data(vmcore)
-            m = checked(run(ours_argv(vmcore, out, level, comp, n, args.ours_option), cpus=n,
-                            env=env),
-                        "kdumpctl-py")
-            (dump,) = out.glob("*/vmcore")
-            results["ours"].append((m, dump.stat().st_size))
-            shutil.rmtree(out)
-            best: tuple[Measurement, int] | None = None
-            for t in sorted({1, n}):
-                mout = Path(tmp) / f"mdf{i}-{t}"
-                cache_data(vmcore)
-                m = run(mdf_argv(vmcore, mout, level, comp, t), cpus=n)
-                if m.status != 0 and t > 1:
-                    threaded_failures += 1
+            # the one going first changes each time: what the order does (a CPU woken by
+            # the first run, say) falls on both alike
+            for tool in ("ours", "makedumpfile")[::1 if i % 2 == 0 else -1]:
+                if tool == "ours":
+                    out = Path(tmp) / f"ours{i}"
+                    cache_data(vmcore)
+                    m = checked(run(ours_argv(vmcore, out, level, comp, n, args.ours_option),
+                                    cpus=n, env=env),
+                                "kdumpctl-py")
+                    (dump,) = out.glob("*/vmcore")
+                    results["ours"].append((m, dump.stat().st_size))
+                    shutil.rmtree(out)
                     continue
-                checked(m, "makedumpfile")
-                if best is None or m.seconds < best[0].seconds:
-                    best = (m, mout.stat().st_size)
-                mout.unlink()
-            assert best is not None
-            results["makedumpfile"].append(best)
+                best: tuple[Measurement, int] | None = None
+                for t in sorted({1, n}):
+                    mout = Path(tmp) / f"mdf{i}-{t}"
+                    cache_data(vmcore)
+                    m = run(mdf_argv(vmcore, mout, level, comp, t), cpus=n)
+                    if m.status != 0 and t > 1:
+                        threaded_failures += 1
+                        continue
+                    checked(m, "makedumpfile")
+                    if best is None or m.seconds < best[0].seconds:
+                        best = (m, mout.stat().st_size)
+                    mout.unlink()
+                assert best is not None
+                results["makedumpfile"].append(best)
             load.append(load_average()[0])
     summary: dict[str, object] = {}
     for name, rows in results.items():

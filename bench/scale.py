@@ -7,7 +7,8 @@ Each size is a sparse x86_64 ELF vmcore made by tests/synthetic_vmcore.py (a
 realistic mix of struct pages: free buddy blocks of every order, page cache,
 anonymous memory, slab, hugetlb, zero and random pages), written once and kept
 in ~/.cache/kdumpctl-py/bench (1 TiB takes 9.5 GB of disk). For each size,
-`--repeat` times, both tools save it at -d 31 with zlib, one after the other,
+`--repeat` times, both tools save it at -d 31 with zlib, one after the other
+(the one going first changing each time),
 each pinned to one CPU and in a fresh memory cgroup limited to `--memory-limit`
 (page cache included; ours is given the same figure as its --memory-limit),
 each finding the file's data in the page cache, read there from outside the
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +35,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from save import (CACHE, cache_data, checked, fresh_page_cache, mdf_argv,  # noqa: E402
-                  ours_argv, ours_env, summarise)
+from save import (  # noqa: E402
+    CACHE,
+    cache_data,
+    checked,
+    fresh_page_cache,
+    mdf_argv,
+    ours_argv,
+    ours_env,
+    summarise,
+)
 
 from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
 from kdumpctl_py.units import parse_size  # noqa: E402
@@ -67,20 +75,20 @@ def bitmaps(path: Path) -> bytes:
         return f.read(bm_blocks * block)
 
 
-def one(vmcore: Path, tmp: Path, limit: int, extra: list[str]) -> tuple[
+def one(vmcore: Path, tmp: Path, limit: int, extra: list[str], ours_first: bool) -> tuple[
         tuple[Measurement, int], tuple[Measurement, int], bool, bool]:
     ours_dir, mdf_out = tmp / "ours", tmp / "mdf"
-    cache_data(vmcore)
-    with MemoryCgroup(limit) as cg:
-        m = checked(run(ours_argv(vmcore, ours_dir, 31, "zlib", 1,
-                                  ["--memory-limit", str(limit), *extra]), cpus=1, cgroup=cg,
-                        env=ours_env()),
-                    "kdumpctl-py")
+    argvs = {"ours": ours_argv(vmcore, ours_dir, 31, "zlib", 1,
+                               ["--memory-limit", str(limit), *extra]),
+             "makedumpfile": mdf_argv(vmcore, mdf_out, 31, "zlib")}
+    runs: dict[str, Measurement] = {}
+    for tool in ("ours", "makedumpfile")[::1 if ours_first else -1]:
+        cache_data(vmcore)
+        with MemoryCgroup(limit) as cg:
+            runs[tool] = checked(run(argvs[tool], cpus=1, cgroup=cg,
+                                     env=ours_env() if tool == "ours" else None), tool)
+    m, md = runs["ours"], runs["makedumpfile"]
     (dump,) = ours_dir.glob("*/vmcore")
-    cache_data(vmcore)
-    with MemoryCgroup(limit) as cg:
-        md = checked(run(mdf_argv(vmcore, mdf_out, 31, "zlib"), cpus=1, cgroup=cg),
-                     "makedumpfile")
     same_bitmaps = bitmaps(dump) == bitmaps(mdf_out)
     identical = filecmp.cmp(dump, mdf_out, shallow=False)
     result = (m, dump.stat().st_size), (md, mdf_out.stat().st_size), same_bitmaps, identical
@@ -112,9 +120,10 @@ def main() -> None:
         vmcore = synthetic(size)
         ours_rows, mdf_rows = [], []
         same, identical = True, True
-        for _ in range(args.repeat):
+        for r in range(args.repeat):
+            # the one going first changes each time: what the order does falls on both alike
             with tempfile.TemporaryDirectory(prefix="kdumpctl-scale-", dir=CACHE) as tmp:
-                o, m, s, i = one(vmcore, Path(tmp), limit, args.ours_option)
+                o, m, s, i = one(vmcore, Path(tmp), limit, args.ours_option, r % 2 == 0)
             ours_rows.append(o)
             mdf_rows.append(m)
             same, identical = same and s, identical and i
