@@ -29,6 +29,9 @@ CAPTURE_OPTIONS = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory",
 
 @dataclass(frozen=True)
 class Arch:
+    """What kdumpctl-py needs to know of one architecture: its numbers, crashkernel=
+    rules, capture options, and how its images are loaded and its dumps read."""
+
     name: str  # as uname(2) spells it
     aliases: tuple[str, ...]
     elf_machine: int

@@ -26,6 +26,8 @@ NT_GNU_BUILD_ID = 3  # name "GNU": vmlinux's build ID
 
 @dataclass(frozen=True)
 class Note:
+    """One ELF note: name, type and descriptor."""
+
     name: str
     type: int
     desc: bytes

@@ -13,7 +13,6 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import numpy as np
@@ -24,8 +23,7 @@ if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kern
 Bits: TypeAlias = "npt.NDArray[np.bool_]"
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """What of the 2nd bitmap has its data written: pages below `frontier` (pages are
     written in pfn order) but `unreadable` ones."""
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,8 +48,9 @@ DUMP_DH_COMPRESSED_ZSTD = 0x20
 Compressor = Callable[[memoryview], bytes]
 
 
-@dataclass(frozen=True)
-class Codec:
+class Codec(NamedTuple):
+    """A --compress choice: its flag in the file and a maker of compressors."""
+
     name: str
     flag: int  # page_desc.flags and disk_dump_header.status bit
     make: Callable[[], Compressor]  # one compressor per thread

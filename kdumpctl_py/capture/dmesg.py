@@ -140,6 +140,8 @@ class Lost:
 
 @dataclass
 class KernelLog:
+    """The crashed kernel's log: its records, those lost, and warnings."""
+
     source: str  # "printk_ringbuffer" (5.10+) or "log_buf" (3.5-5.9)
     records: list[Record] = field(default_factory=list)
     lost: list[Lost] = field(default_factory=list)

@@ -25,7 +25,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -229,6 +229,8 @@ def fill_pages(chunk: bytes | bytearray | memoryview,
 
 @dataclass
 class FilterStats:
+    """Pages the filter excluded, by makedumpfile's kinds, and what it had to say."""
+
     free: int = 0
     cache: int = 0
     cache_private: int = 0
@@ -436,8 +438,7 @@ def page_type_is(mapcount: npt.NDArray[np.int32], value: int) -> Bits:
 KINDS = ("free", "cache", "cache_private", "user", "hwpoison", "offline")  # labels 1..6
 
 
-@dataclass(frozen=True)
-class Carry:
+class Carry(NamedTuple):
     """An exclusion running past what was decided so far: pfns up to `until`, of kind `kind`
     (makedumpfile's pending exclude_range at the end of a cycle)."""
 

@@ -51,6 +51,8 @@ PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4")
 
 @dataclass(frozen=True)
 class DiskDumpHeader:
+    """struct disk_dump_header, the first block of a kdump-compressed file."""
+
     utsname: bytes  # 390 bytes: sysname, nodename, release, version, machine, domainname
     timestamp: tuple[int, int]
     status: int
@@ -79,6 +81,8 @@ class DiskDumpHeader:
 
 @dataclass(frozen=True)
 class SubHeader:
+    """struct kdump_sub_header, the block after it."""
+
     phys_base: int
     dump_level: int
     offset_vmcoreinfo: int

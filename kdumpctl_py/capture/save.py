@@ -24,7 +24,7 @@ from _thread import get_ident  # threading's, without importing threading at one
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
 
 import numpy as np
 
@@ -89,6 +89,8 @@ class IncompleteDump(KdumpError):
 
 @dataclass(frozen=True)
 class SaveOptions:
+    """How to save: the command line and kdump.conf, resolved."""
+
     dump_level: int = 31
     compress: str = "zstd"
     flat: bool = False
@@ -108,6 +110,8 @@ class SaveOptions:
 
 @dataclass
 class SaveResult:
+    """What a save wrote, for the summary line, save.json and capture."""
+
     directory: str | None
     vmcore: str
     complete: bool
@@ -201,8 +205,9 @@ def _grouped(runs: Iterable[PageRun], chunk: int) -> Iterator[list[PageRun]]:
         yield group
 
 
-@dataclass
-class _Chunk:
+class _Chunk(NamedTuple):
+    """One chunk's pages, read and compressed: descriptors and stored forms."""
+
     end: int  # the pfn after its last page
     descs: npt.NDArray[Any]
     parts: list[bytes]  # the pages' stored forms, written one after the other
@@ -738,9 +743,11 @@ class _Pending(Protocol):
     def cancel(self) -> bool: ...
 
 
-@dataclass
 class _Done:
-    chunk: _Chunk
+    """A chunk made where it was submitted (one thread), as a future would hold it."""
+
+    def __init__(self, chunk: _Chunk) -> None:
+        self.chunk = chunk
 
     def result(self) -> _Chunk:
         return self.chunk

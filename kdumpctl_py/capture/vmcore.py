@@ -28,8 +28,7 @@ import errno
 import mmap
 import os
 import stat
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import ElfCore, Segment, parse_elf_core
@@ -72,8 +71,9 @@ class MissingMemory(KdumpError):
     """The dump does not hold the address asked for (filtered out, or never dumped)."""
 
 
-@dataclass(frozen=True)
-class _Span:
+class _Span(NamedTuple):
+    """Addresses start..end of one segment, and where they are in the file."""
+
     start: int
     end: int  # exclusive
     offset: int  # file offset of start, or -1 past p_filesz (reads as zeros)

@@ -49,6 +49,9 @@ AnyTarget = Target | SshTarget | NfsTarget
 
 @dataclass(frozen=True)
 class Config:
+    """A kdump.conf as read: every directive with its value, defaults for what it
+    leaves out, and where each came from (source, lines)."""
+
     path: str = "/var/crash"
     target: AnyTarget | None = None
     sshkey: str = DEFAULT_SSHKEY

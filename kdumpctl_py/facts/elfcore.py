@@ -61,6 +61,8 @@ def pack_core(machine: int, segments: list[Segment], e_flags: int = 0) -> bytes:
 
 @dataclass(frozen=True)
 class ElfCore:
+    """An ELF core file's headers: machine, byte order, segments and notes."""
+
     machine: int
     little_endian: bool
     segments: tuple[Segment, ...]

@@ -32,6 +32,8 @@ class Range:
 
 @dataclass
 class Resource:
+    """One line of /proc/iomem, with the lines nested under it."""
+
     start: int
     end: int
     name: str
@@ -50,6 +52,8 @@ class Resource:
 
 @dataclass
 class Iomem:
+    """/proc/iomem as a tree."""
+
     top: list[Resource]
 
     def all(self) -> list[Resource]:

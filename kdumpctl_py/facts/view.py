@@ -49,6 +49,8 @@ MAX_READ = 8 << 20
 
 @dataclass(frozen=True)
 class Uname:
+    """uname(2)'s fields."""
+
     sysname: str
     nodename: str
     release: str
@@ -58,6 +60,8 @@ class Uname:
 
 @dataclass(frozen=True)
 class CrashNote:
+    """A CPU's crash_notes buffer, from sysfs."""
+
     cpu: int
     address: int
     size: int | None  # crash_notes_size is missing on old kernels
@@ -65,6 +69,8 @@ class CrashNote:
 
 @dataclass(frozen=True)
 class DumpEntry:
+    """A dump under the dump directory, as status and dumps list it."""
+
     name: str
     complete: bool
     bytes: int

@@ -18,6 +18,8 @@ MAX_TEXT = 1 << 16
 
 @dataclass(frozen=True)
 class VmcoreInfo:
+    """The crashed kernel's VMCOREINFO, KEY=value by key."""
+
     entries: dict[str, str]
 
     def get(self, key: str) -> str | None:
