@@ -11,8 +11,7 @@ asm/crash_reserve.h, and the files named beside each field.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from kdumpctl_py.errors import UsageError
 from kdumpctl_py.units import GiB, MiB
@@ -27,8 +26,7 @@ CAPTURE_OPTIONS = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory",
                    "kfence.sample_interval=0")
 
 
-@dataclass(frozen=True)
-class Arch:
+class Arch(NamedTuple):
     """What kdumpctl-py needs to know of one architecture: its numbers, crashkernel=
     rules, capture options, and how its images are loaded and its dumps read."""
 

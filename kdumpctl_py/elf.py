@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS64 = 2  # e_ident[4]
@@ -24,8 +24,7 @@ NT_PRSTATUS = 1  # name "CORE": one per CPU in a vmcore
 NT_GNU_BUILD_ID = 3  # name "GNU": vmlinux's build ID
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
     """One ELF note: name, type and descriptor."""
 
     name: str

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
@@ -75,8 +75,7 @@ FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
 LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One printk record. `seq` is None for the legacy buffer (its seq is not in VMCOREINFO);
     `facility`/`level`/`flags` are None if the struct layout is not the one known."""
 
@@ -122,8 +121,7 @@ class Record:
         return out
 
 
-@dataclass(frozen=True)
-class Lost:
+class Lost(NamedTuple):
     """A record that existed but whose text cannot be shown.
 
     reason: "overwritten" (descriptor recycled or its text block reused),

@@ -14,8 +14,7 @@ PT_LOADs that cover only what was written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -35,8 +34,7 @@ ELF_INCOMPLETE = 1
 PFN_EXCLUDED = 256  # makedumpfile: shorter runs of excluded pages are written anyway
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """One output PT_LOAD: where its data starts in the input, its addresses and sizes."""
 
     src: int

@@ -52,8 +52,7 @@ class StructPagesUnknown(KdumpError):
     """VMCOREINFO does not say enough about struct page to decide on pages by it."""
 
 
-@dataclass(frozen=True)
-class PageLayout:
+class PageLayout(NamedTuple):
     """struct page as VMCOREINFO describes it, and the values that mark page kinds."""
 
     page_size: int

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -49,8 +49,7 @@ PAGE_DESC_DTYPE = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4")
                             ("page_flags", "<u8")])
 
 
-@dataclass(frozen=True)
-class DiskDumpHeader:
+class DiskDumpHeader(NamedTuple):
     """struct disk_dump_header, the first block of a kdump-compressed file."""
 
     utsname: bytes  # 390 bytes: sysname, nodename, release, version, machine, domainname
@@ -79,8 +78,7 @@ class DiskDumpHeader:
         return uts_field(self.utsname, 4)
 
 
-@dataclass(frozen=True)
-class SubHeader:
+class SubHeader(NamedTuple):
     """struct kdump_sub_header, the block after it."""
 
     phys_base: int
@@ -215,8 +213,8 @@ class KdumpWriter:
         self.behind = self.data_offset  # page data from here on is written behind (add)
 
     def begin(self) -> None:
-        first = self.header if self.optimistic else replace(
-            self.header, status=self.header.status | DUMP_DH_COMPRESSED_INCOMPLETE)
+        first = self.header if self.optimistic else self.header._replace(
+            status=self.header.status | DUMP_DH_COMPRESSED_INCOMPLETE)
         self.sink.write_at(0, first.pack())
         self.sink.write_at(self.block_size, self.sub.pack())
         if self.notes:
@@ -257,7 +255,7 @@ class KdumpWriter:
         if complete and self.optimistic:
             return
         status = self.header.status | (0 if complete else DUMP_DH_COMPRESSED_INCOMPLETE)
-        self.sink.write_at(0, replace(self.header, status=status).pack())
+        self.sink.write_at(0, self.header._replace(status=status).pack())
 
 
 def read_page(path: str, dump: KdumpFile, pfn: int) -> bytes | None:

@@ -9,7 +9,7 @@ plus kdumpctl-py's own directives for what Fedora puts elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kdumpctl_py.config import values as v
 from kdumpctl_py.config.model import DEFAULT_SSHKEY
@@ -41,8 +41,7 @@ FEDORA_IGNORED = {
 }
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One directive: its names, the syntax and default shown to people, and its meaning."""
 
     names: tuple[str, ...]

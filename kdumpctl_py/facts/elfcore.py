@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from kdumpctl_py.elf import (
     ELF_MAGIC,
@@ -32,8 +31,7 @@ MAX_NOTES = 1 << 20
 NO_PADDR = (1 << 64) - 1  # kcore marks non-linear segments with p_paddr = -1
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """One Elf64_Phdr."""
 
     type: int
@@ -59,8 +57,7 @@ def pack_core(machine: int, segments: list[Segment], e_flags: int = 0) -> bytes:
                                     p.memsz, p.align) for p in segments)
 
 
-@dataclass(frozen=True)
-class ElfCore:
+class ElfCore(NamedTuple):
     """An ELF core file's headers: machine, byte order, segments and notes."""
 
     machine: int

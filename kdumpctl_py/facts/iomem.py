@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kdumpctl_py.errors import UsageError
 
@@ -18,8 +19,7 @@ SYSTEM_RAM = "System RAM"
 CRASH_KERNEL = "Crash kernel"
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(NamedTuple):
     """An inclusive physical address range, as /proc/iomem prints it."""
 
     start: int

@@ -7,7 +7,6 @@ without /boot contents a snapshot stays well under 1 MiB.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import glob
 import json
@@ -131,7 +130,7 @@ def _write_meta(live: SystemView, work: Path) -> None:
         "format": 1,
         "tool": f"kdumpctl-py {__version__}",
         "taken": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "uname": dataclasses.asdict(u),
+        "uname": u._asdict(),
         "probes": live.probes,
         "boot": live.boot_files,
         "boot_headers": _kernel_headers(live),

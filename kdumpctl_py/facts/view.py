@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, NamedTuple, get_args
 
 from kdumpctl_py.arch import Arch, get_arch
 from kdumpctl_py.errors import UsageError
@@ -47,8 +47,7 @@ BOOT_HEADER = 64 << 10
 MAX_READ = 8 << 20
 
 
-@dataclass(frozen=True)
-class Uname:
+class Uname(NamedTuple):
     """uname(2)'s fields."""
 
     sysname: str
@@ -58,8 +57,7 @@ class Uname:
     machine: str
 
 
-@dataclass(frozen=True)
-class CrashNote:
+class CrashNote(NamedTuple):
     """A CPU's crash_notes buffer, from sysfs."""
 
     cpu: int
@@ -224,7 +222,7 @@ class SystemView:
             u = os.uname()
             return Uname(u.sysname, u.nodename, u.release, u.version, u.machine)
         m = self.meta.get("uname", {})
-        return Uname(*(str(m.get(k, "")) for k in Uname.__dataclass_fields__))
+        return Uname(*(str(m.get(k, "")) for k in Uname._fields))
 
     @cached_property
     def arch(self) -> Arch:

@@ -8,7 +8,7 @@ arm64 6.1, which is where kexec-tools goes wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kdumpctl_py.errors import UsageError
 
@@ -16,8 +16,7 @@ from kdumpctl_py.errors import UsageError
 MAX_TEXT = 1 << 16
 
 
-@dataclass(frozen=True)
-class VmcoreInfo:
+class VmcoreInfo(NamedTuple):
     """The crashed kernel's VMCOREINFO, KEY=value by key."""
 
     entries: dict[str, str]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kdumpctl_py.capture import sink as sink_mod
 from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
-from kdumpctl_py.capture import sink as sink_mod
 from kdumpctl_py.capture.sink import FileSink, FlatSink
 from tests.builders import make_vmcore
 
