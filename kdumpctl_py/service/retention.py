@@ -16,6 +16,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
+from kdumpctl_py.capture.record import said_incomplete
+
 NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
 COMPLETE = ("vmcore", "vmcore.flat")
 INCOMPLETE = ("vmcore-incomplete", "vmcore.flat-incomplete")
@@ -49,17 +51,6 @@ def scan(directory: str) -> list[Dump]:
     return [replace(d, complete=False) if d.complete and said_incomplete(
         os.path.join(directory, d.name), next(n for n in COMPLETE if n in entries[d.name]))
         else d for d in dumps_in(entries)]
-
-
-def said_incomplete(directory: str, vmcore: str) -> bool:
-    """A dump named complete that says it is not: its save.json (`complete` or `saved`
-    false), or a kdump-compressed header still marked unfinished. Never a page is read."""
-    from kdumpctl_py.capture.kdumpfile import marked_incomplete
-    from kdumpctl_py.capture.record import read_record
-
-    record = read_record(directory) or {}
-    return (record.get("complete") is False or record.get("saved") is False
-            or marked_incomplete(os.path.join(directory, vmcore)))
 
 
 def dumps_in(entries: dict[str, set[str]]) -> list[Dump]:
