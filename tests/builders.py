@@ -431,3 +431,13 @@ def assert_same_pages(ours: Path, theirs: Path) -> None:
         assert ours.read_bytes()[:head] == theirs.read_bytes()[:head]
         pfns = np.flatnonzero(a.dump.bitmap2).tolist()
         assert pfns and all(a.page(pfn) == b.page(pfn) for pfn in pfns)
+
+
+def unfinished_kdump_header() -> bytes:
+    """The first block of a kdump-compressed file still marked DUMP_DH_COMPRESSED_INCOMPLETE,
+    and nothing after it: a save cut short before the header was rewritten."""
+    from kdumpctl_py.capture.kdumpfile import DUMP_DH_COMPRESSED_INCOMPLETE, DiskDumpHeader
+
+    return DiskDumpHeader(bytes(390), (0, 0), DUMP_DH_COMPRESSED_INCOMPLETE, 4096, 1, 2, 16,
+                          1).pack()
+

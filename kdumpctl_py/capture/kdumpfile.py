@@ -153,6 +153,18 @@ def read_headers(f: BinaryIO, path: str) -> tuple[DiskDumpHeader, SubHeader]:
     return header, sub
 
 
+def marked_incomplete(path: str) -> bool:
+    """Whether `path` is a kdump-compressed file whose header says it is unfinished (a save
+    cut short: a crash or power loss in the capture kernel); its first block alone is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(DISK_DUMP_HEADER.size)
+    except OSError:
+        return False
+    return (len(head) == DISK_DUMP_HEADER.size and head.startswith(SIGNATURE)
+            and bool(DISK_DUMP_HEADER.unpack(head)[5] & DUMP_DH_COMPRESSED_INCOMPLETE))
+
+
 def read_kdump(path: str) -> KdumpFile:
     """Read the headers and bitmaps of a kdump-compressed file (not the pages)."""
     with open(path, "rb") as f:

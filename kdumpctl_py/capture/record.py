@@ -81,6 +81,16 @@ def read_record(directory: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def said_incomplete(directory: str, vmcore: str) -> bool:
+    """A dump named complete that says it is not: its save.json (`complete` or `saved`
+    false), or a kdump-compressed header still marked unfinished. Never a page is read."""
+    from kdumpctl_py.capture.kdumpfile import marked_incomplete
+
+    record = read_record(directory) or {}
+    return (record.get("complete") is False or record.get("saved") is False
+            or marked_incomplete(os.path.join(directory, vmcore)))
+
+
 def write_record(directory: str, rec: SaveRecord) -> None:
     """Written whole or not at all, nothing left behind when it fails (a full disk)."""
     replace_atomically(os.path.join(directory, NAME), rec.to_json().encode(), backup=False)

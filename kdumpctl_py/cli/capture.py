@@ -19,7 +19,12 @@ def register(sub: Commands) -> None:
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--no-action", action="store_true",
                    help="print the final or failure action instead of doing it, and exit 1 "
-                   "when no dump was saved")
+                   "when no dump was saved; outside the capture kernel (a rehearsal with "
+                   "--vmcore FILE) it needs --target, so that the real dump directory and "
+                   "its dumps are left alone")
+    p.add_argument("--target", metavar="DIR",
+                   help="save under DIR on this machine instead of the configured target "
+                   "and path (nothing mounted, no ssh), and run keep there")
     p.set_defaults(func=run)
 
 
@@ -69,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
         from kdumpctl_py.config import Config
 
         cfg = Config()
+    if args.target is not None:
+        cfg = replace(cfg, target=None, path=os.path.abspath(args.target))
+    elif not os.path.exists("/proc/vmcore"):
+        where = cfg.path if cfg.target is None else f"{cfg.path} on the configured target"
+        raise UsageError(f"this is not a capture kernel (no /proc/vmcore): a rehearsal "
+                         f"would save into {where} and run keep there; give --target DIR "
+                         "to save under DIR instead")
     if not cfg.memory_limit:  # auto: half of what the capture kernel has available
         cfg = replace(cfg, memory_limit=default_limit(view.meminfo))
     machine: Machine = _Printing() if args.no_action else System()

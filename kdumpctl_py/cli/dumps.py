@@ -17,7 +17,8 @@ def register(sub: Commands) -> None:
         "dumps", help="list the saved dumps, newest first",
         description="List the dumps under the configured target (or the given directories, "
         "e.g. a dump server's tree), newest first: host, date, kernel, size, complete or "
-        "not, the dump level written, the crash signature and the panic message. Kernel, "
+        "not (by the file's name, a kdump header still marked unfinished, save.json), "
+        "the dump level written, the crash signature and the panic message. Kernel, "
         "signature and panic come from each dump's analysis.json, which the next boot's "
         "report and `triage` write; this command opens no dump.")
     p.add_argument("dirs", nargs="*", metavar="DIR",

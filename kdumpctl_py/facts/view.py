@@ -500,10 +500,11 @@ class SystemView:
                 continue
             files = {f.name: f for f in d.iterdir() if f.is_file()}
             if "vmcore" in files or "vmcore-incomplete" in files or "save.json" in files:
-                from kdumpctl_py.capture.record import read_record, summary
+                from kdumpctl_py.capture.record import read_record, said_incomplete, summary
 
-                complete = "vmcore" in files
-                vmcore = files.get("vmcore" if complete else "vmcore-incomplete")
+                named = "vmcore" in files
+                vmcore = files.get("vmcore" if named else "vmcore-incomplete")
+                complete = named and not said_incomplete(str(d), "vmcore")
                 rec = read_record(str(d))
                 if vmcore is None and (rec is None or rec.get("saved") is not False):
                     continue  # a save.json alone is a dump's only when it says none was saved

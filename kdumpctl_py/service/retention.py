@@ -2,7 +2,8 @@
 
 A dump is a directory named `<host>-YYYY-MM-DD-HH:MM:SS` (with `-N` when two
 crashes shared a second), as `save` names them, holding `vmcore` or
-`vmcore.flat` (complete) or `vmcore-incomplete` / `vmcore.flat-incomplete`.
+`vmcore.flat` (complete) or `vmcore-incomplete` / `vmcore.flat-incomplete`; a
+complete name whose file or save.json says otherwise (`said_incomplete`) is incomplete.
 Only complete dumps count towards N and only they are deleted, oldest first by
 the time in the name. Incomplete dumps are always kept and reported: deleting
 one silently would hide the only trace of a failed capture. Directories that do
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from kdumpctl_py.capture.record import said_incomplete
 
 NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
 COMPLETE = ("vmcore", "vmcore.flat")
@@ -45,7 +48,9 @@ def scan(directory: str) -> list[Dump]:
         path = os.path.join(directory, name)
         if NAME_RE.match(name) and not os.path.islink(path) and os.path.isdir(path):
             entries[name] = set(os.listdir(path))
-    return dumps_in(entries)
+    return [replace(d, complete=False) if d.complete and said_incomplete(
+        os.path.join(directory, d.name), next(n for n in COMPLETE if n in entries[d.name]))
+        else d for d in dumps_in(entries)]
 
 
 def dumps_in(entries: dict[str, set[str]]) -> list[Dump]:

@@ -227,7 +227,9 @@ class WatchedStream:
     """The stream to ssh, each write timed: one blocked STALL_S kills ssh, so the write
     fails (EPIPE) and the chain goes on to its failure action, instead of the capture
     kernel waiting for ever on a server that stopped reading. Time spent between writes
-    (filtering a TiB before the first page is sent) is not a stall."""
+    (filtering a TiB before the first page is sent) is not a stall. A write cut short by
+    anything but the stream's own failure (SIGTERM's Interrupted) kills ssh at once: the
+    save is over, and closing the dump as incomplete must not wait on a stalled server."""
 
     def __init__(self, stream: IO[bytes], proc: subprocess.Popen[bytes]) -> None:
         self.stalled = False
@@ -240,6 +242,11 @@ class WatchedStream:
         self._since = time.monotonic()
         try:
             return op()
+        except OSError:
+            raise
+        except BaseException:
+            self._proc.kill()
+            raise
         finally:
             self._since = None
 
@@ -319,20 +326,21 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
     except IncompleteDump as e:  # unreadable pages: the stream is whole and says so
         result = e.result
     except BaseException as e:
-        # the stream broke (ssh gone, EPIPE), or the attempt failed here (a read of the
-        # vmcore, the filter): only the first ends the chain
+        # SIGTERM (sent to ssh too by systemd), the stream broke (ssh gone, EPIPE), or the
+        # attempt failed here (a read of the vmcore, the filter): only the last goes on
+        interrupted = not isinstance(e, Exception) or isinstance(e, Interrupted)
         broken = (isinstance(e, OSError) and e.errno == errno.EPIPE) or proc.poll() is not None
         proc.kill()
         proc.wait()
         with contextlib.suppress(OSError):
             stream.close()
+        if interrupted:
+            raise  # SIGTERM ends the chain, as fallback's does
         err = tail.text()
         if broken:
             raise RemoteError(f"streaming to {remote.where(directory)} broke "
                               f"({_stalled(stream) or _last_line(err, proc.returncode)}; {e}); "
                               "vmcore-incomplete there is not a whole dump") from None
-        if not isinstance(e, Exception) or isinstance(e, Interrupted):
-            raise  # SIGTERM ends the chain, as fallback's does
         text = str(e) if isinstance(e, KdumpError) else f"{type(e).__name__}: {e}"
         raise AttemptFailed(text, directory) from e
     try:

@@ -1,7 +1,8 @@
 """The dumps under directories: a local target, or a dump server's tree of many hosts.
 
 A dump is a directory holding a vmcore as `save` and `capture` leave it (`vmcore`,
-`vmcore.flat`, or either with `-incomplete`). Its host and time come from its name,
+`vmcore.flat`, or either with `-incomplete`), complete only when neither its name, its
+header nor its save.json says otherwise. Its host and time come from its name,
 `<host>-YYYY-MM-DD-HH:MM:SS[-N]` (service/retention.py); a directory named otherwise
 (a copy made by hand) takes the host the analysis found and the file's time. Trees
 are walked without following links to directories, and a dump's own directory is not
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kdumpctl_py.capture.record import said_incomplete
 from kdumpctl_py.service.retention import COMPLETE, INCOMPLETE, NAME_RE
 
 VMCORES = (*COMPLETE, *INCOMPLETE)  # in order of preference when several are there
@@ -56,8 +58,8 @@ def dump_in(directory: str, files: Iterable[str]) -> Dump | None:
     parts = name_parts(os.path.basename(os.path.normpath(directory)))
     host, date = parts if parts else (None, dt.datetime.fromtimestamp(
         st.st_mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return Dump(directory, path, host, date, name in COMPLETE, st.st_size,
-                read_record(directory))
+    complete = name in COMPLETE and not said_incomplete(directory, name)
+    return Dump(directory, path, host, date, complete, st.st_size, read_record(directory))
 
 
 def find(roots: Iterable[str]) -> list[Dump]:

@@ -16,7 +16,7 @@ from kdumpctl_py.analyse.render import render_text, to_json
 from kdumpctl_py.capture.record import Attempt, SaveRecord, read_record, summary, write_record
 from kdumpctl_py.cli import main
 from kdumpctl_py.facts.view import SystemView
-from tests.builders import make_vmcore
+from tests.builders import make_vmcore, unfinished_kdump_header
 from tests.localserver import tmpfs
 
 FELL_BACK = SaveRecord(31, 1, "at -d 1 without struct pages", "kdump", "zstd", True, 2.5, 4096,
@@ -98,3 +98,17 @@ def test_a_record_that_does_not_fit_leaves_nothing_behind(tmp_path: Path) -> Non
         assert sorted(p.name for p in d.iterdir()) == ["filler"]
     finally:
         subprocess.run(["umount", str(d)], check=True)
+
+
+def test_status_and_metrics_see_a_vmcore_that_says_it_is_unfinished(tmp_path: Path) -> None:
+    """`status` and `status --prometheus` judge a dump as `dumps` and `keep` do: `vmcore`
+    whose kdump header is still marked unfinished, or whose save.json says it is not
+    complete, is incomplete."""
+    marked, said = tmp_path / "h-2026-01-01-00:00:00", tmp_path / "h-2026-01-02-00:00:00"
+    for d in (marked, said):
+        d.mkdir()
+    (marked / "vmcore").write_bytes(unfinished_kdump_header())
+    (said / "vmcore").write_bytes(b"x")
+    (said / "save.json").write_text('{"level_written": 31, "complete": false}')
+    dumps = SystemView("/").dumps(str(tmp_path))
+    assert {e.name: e.complete for e in dumps} == {marked.name: False, said.name: False}

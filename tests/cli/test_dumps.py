@@ -7,7 +7,7 @@ import pytest
 
 from kdumpctl_py.cli import main
 from tests.analyse import panics
-from tests.builders import panic_vmcore
+from tests.builders import panic_vmcore, unfinished_kdump_header
 
 
 def server(tmp_path: Path) -> Path:
@@ -50,3 +50,18 @@ def test_the_configured_directory(tmp_path: Path, capsys: pytest.CaptureFixture[
     conf.write_text("ssh kdump@dumps.example.org\n")
     assert main(["dumps"]) == 2
     assert "name the dump directories" in capsys.readouterr().err
+
+
+def test_a_vmcore_that_says_it_is_unfinished_is_incomplete(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The name `vmcore` is not enough: a kdump header still marked incomplete (its only
+    block: no page is read) or a save.json saying so makes the dump INCOMPLETE."""
+    root = server(tmp_path)
+    (root / "db/db-2026-12-01-09:00:00/vmcore").write_bytes(unfinished_kdump_header())
+    (root / "web/web-2026-11-30-08:15:02/save.json").write_text(
+        json.dumps({"level_written": 31, "vmcore": "vmcore", "complete": False}))
+    assert main(["dumps", "--json", str(root)]) == 0
+    rows = json.loads(capsys.readouterr().out)["dumps"]
+    assert [(r["host"], r["complete"]) for r in rows] == [("db", False), ("web", False)]
+    assert main(["dumps", str(root)]) == 0
+    assert all("INCOMPLETE" in line for line in capsys.readouterr().out.splitlines()[1:])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,40 @@ def test_actions() -> None:
     assert action_argv("shell", True)[-1] == "emergency.target"
 
 
+def test_a_rehearsal_outside_the_capture_kernel_needs_its_own_target(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """On a running host (no /proc/vmcore) `capture --no-action` would save into the real
+    dump directory and run keep there, deleting real dumps for a rehearsal's file: it is
+    refused until --target names where the rehearsal's dump goes, and then nothing is
+    written under the configured path, whatever the target (an ssh server too)."""
+    vmcore, _ = make_vmcore(tmp_path)
+    crash = tmp_path / "crash"
+    old = crash / "h-2020-01-01-00:00:00"
+    old.mkdir(parents=True)
+    (old / "vmcore").write_bytes(b"x")
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {crash}\nkeep 1\nfinal_action poweroff\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    monkeypatch.setattr("os.path.exists", lambda p, real=os.path.exists:
+                        False if p == "/proc/vmcore" else real(p))
+    assert main(["capture", "--vmcore", str(vmcore), "--no-action"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kdumpctl-py: error: ") and f"into {crash}" in err
+    assert "--target DIR" in err and err.count("\n") == 1
+    assert [p.name for p in crash.iterdir()] == [old.name]
+    conf.write_text(f"ssh root@192.0.2.1\npath {crash}\nkeep 1\nfinal_action poweroff\n")
+    rehearsal = tmp_path / "rehearsal"
+    assert main(["capture", "--vmcore", str(vmcore), "--no-action",
+                 "--target", str(rehearsal)]) == 0
+    out = capsys.readouterr().out
+    (saved,) = rehearsal.iterdir()
+    assert f"dump saved in {saved}" in out and (saved / "vmcore").is_file()
+    assert "final step: poweroff (not done: --no-action)" in out
+    assert [p.name for p in crash.iterdir()] == [old.name]
+
+
 def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str]) -> None:
     vmcore, _ = make_vmcore(tmp_path)
@@ -100,10 +135,12 @@ def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     "final_action poweroff\n")
     monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
-    assert main(["capture", "--vmcore", str(vmcore), "--no-action"]) == 0
+    assert main(["capture", "--vmcore", str(vmcore), "--no-action", "--target",
+                 str(tmp_path / "rehearsal")]) == 0
     out = capsys.readouterr().out
     assert "final step: poweroff (not done: --no-action)" in out
-    assert f"dump saved in {tmp_path}/crash/" in out
+    assert f"dump saved in {tmp_path}/rehearsal/" in out
+    assert not (tmp_path / "crash").exists()
     # A broken configuration still saves, with the defaults: here under tmp_path, not
     # the host's /var/crash, where each run of this test left a save.json.
     import kdumpctl_py.config
@@ -112,7 +149,8 @@ def test_capture_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(kdumpctl_py.config, "Config",
                         lambda: dataclasses.replace(Config(), path=str(defaults)))
     conf.write_text("bogus\n")
-    assert main(["capture", "--vmcore", str(tmp_path / "none"), "--no-action"]) == 1
+    assert main(["capture", "--vmcore", str(tmp_path / "none"), "--no-action",
+                 "--target", str(defaults)]) == 1
     captured = capsys.readouterr()
     assert "unknown directive 'bogus'; saving with the defaults" in captured.err
     assert "final step: reboot" in captured.out

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdumpctl_py.service.retention import apply, plan, scan
+from tests.builders import unfinished_kdump_header
 
 
 def dump(root: Path, name: str, file: str = "vmcore") -> None:
@@ -35,3 +36,20 @@ def test_keep_zero_keeps_all(tmp_path: Path) -> None:
     dump(tmp_path, "h-2026-01-01-00:00:00")
     assert plan(scan(str(tmp_path)), 0).deleted == []
     assert scan(str(tmp_path / "missing")) == []
+
+
+def test_a_dump_named_complete_that_says_otherwise_is_never_deleted(tmp_path: Path) -> None:
+    """`vmcore` whose kdump header says unfinished, or whose save.json says incomplete or
+    not saved, is incomplete: kept and not counted, as `vmcore-incomplete` is."""
+    dump(tmp_path, "h-2026-01-01-00:00:00")
+    (tmp_path / "h-2026-01-01-00:00:00/vmcore").write_bytes(unfinished_kdump_header())
+    dump(tmp_path, "h-2026-01-02-00:00:00")
+    (tmp_path / "h-2026-01-02-00:00:00/save.json").write_text('{"complete": false}')
+    dump(tmp_path, "h-2026-01-03-00:00:00")
+    (tmp_path / "h-2026-01-03-00:00:00/save.json").write_text('{"saved": false}')
+    dump(tmp_path, "h-2026-01-04-00:00:00")
+    dump(tmp_path, "h-2026-01-05-00:00:00")
+    r = apply(str(tmp_path), 1)
+    assert r.deleted == ["h-2026-01-04-00:00:00"] and r.kept == ["h-2026-01-05-00:00:00"]
+    assert r.incomplete == ["h-2026-01-01-00:00:00", "h-2026-01-02-00:00:00",
+                            "h-2026-01-03-00:00:00"]

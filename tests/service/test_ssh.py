@@ -406,6 +406,45 @@ def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
     assert not {"vmcore", "vmcore.flat"} & {p.name for p in d.iterdir()}
 
 
+def sigterm(unit: bool) -> None:
+    """SIGTERM to this process, and with `unit` to its ssh children first, as systemd's
+    KillMode=control-group sends it to every process of the capture service."""
+    me = os.getpid()
+    for child in Path(f"/proc/{me}/task/{me}/children").read_text().split() if unit else ():
+        if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
+            os.kill(int(child), signal.SIGTERM)
+    os.kill(me, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("unit", [False, True], ids=["this-process", "the-unit"])
+def test_sigterm_while_the_server_stalls_is_an_interruption(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch, unit: bool) -> None:
+    """SIGTERM while a write to a server that stopped reading is blocked ends the chain at
+    once and is said as an interruption, as one while streaming normally is: not a broken
+    stream (systemd sends it to ssh too, which dies of it), and not after waiting STALL_S
+    for the stall to be noticed (ssh, still alive, takes nothing more)."""
+    import time
+
+    from kdumpctl_py.service import ssh
+
+    monkeypatch.setattr(ssh, "STALL_S", 20, raising=False)
+    server.command("cat", 'case "$(readlink /proc/$$/fd/1)" in\n'
+                   '  *vmcore-incomplete) exec sleep 40;;\nesac\nexec /bin/cat "$@"')
+    vmcore = big_vmcore(tmp_path, 16)
+    m = FakeMachine()
+    term = threading.Timer(3, sigterm, (unit,))
+    with ssh_killed_after(60):
+        started = time.monotonic()
+        term.start()
+        out = run_capture(ssh_config(server, tmp_path / "remote", compress="none",
+                                     dump_level=0, failure_action="poweroff"), m,
+                          str(vmcore), route_wait=2)
+        took = time.monotonic() - started
+    assert not out.saved and out.error and out.error.startswith("interrupted"), out.error
+    assert took < 15, took
+    assert m.calls[-1] == ("act", "poweroff")
+
+
 def test_a_read_error_in_filtering_falls_back_over_ssh(
         tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """An OSError from reading the vmcore (EIO while the filter reads struct pages) is the
