@@ -123,3 +123,36 @@ def test_a_compression_given_with_the_elf_format_is_bad_usage(
     assert not (tmp_path / "t").exists()
     assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
                  "--format", "elf", "--compress", "none", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("limit", ["1", "4K", "0", "55M"])
+def test_a_memory_limit_below_what_a_save_needs_is_bad_usage(
+        limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --memory-limit 1` was taken, a budget
+    that cannot hold even the interpreter; the smallest that works is named."""
+    src, _ = make_vmcore(tmp_path)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--memory-limit", limit, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kdumpctl-py: error: argument "
+                                                   "--memory-limit: ")
+    assert "at least 56M" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_memory_limit_option_reads_as_the_directive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--memory-limit takes what memory_limit takes: the smallest size, and auto, which
+    gives back the default over a configured value."""
+    src, _ = make_vmcore(tmp_path)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("memory_limit 96M\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    argv = ["save", "--vmcore", str(src), "--target", str(tmp_path / "t"), "--no-progress"]
+    assert main([*argv, "--memory-limit", "56M"]) == 0
+    assert "(budget 56 MiB)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "(budget 96 MiB)" in capsys.readouterr().out
+    assert main([*argv, "--memory-limit", "auto"]) == 0
+    assert "(budget 96 MiB)" not in capsys.readouterr().out
