@@ -47,10 +47,10 @@ def register(sub: Commands) -> None:
                    "or with --target - to standard output (makedumpfile -F writes only there)")
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
                    help="compression threads (default, or 0: one per CPU)")
-    p.add_argument("--memory-limit", default=None, metavar="SIZE",
-                   help="memory saving may use (K/M/G); the page bitmaps are handled in windows "
-                   "that fit (default: the configuration's memory_limit, half of "
-                   "MemAvailable, at least 56M)")
+    p.add_argument("--memory-limit", type=_memory_limit, default=None, metavar="SIZE",
+                   help="memory saving may use (K/M/G, at least 56M, or auto); the page "
+                   "bitmaps are handled in windows that fit (default: the configuration's "
+                   "memory_limit, auto: half of MemAvailable, at least 56M)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
                    help="write even when the free space looks too small for the estimate")
@@ -66,6 +66,16 @@ def _thread_count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not 0 (one per CPU) or more")
     return int(text)
+
+
+def _memory_limit(text: str) -> int:
+    """--memory-limit for argparse, read as the memory_limit directive is (auto: 0)."""
+    from kdumpctl_py.config.values import memory_limit
+
+    try:
+        return memory_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _check_stream(target: str, flat: bool) -> None:
@@ -88,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import KdumpError, UsageError
-    from kdumpctl_py.units import format_bytes, parse_size
+    from kdumpctl_py.units import format_bytes
 
     view = open_view(args)
     cfg = read_config(view)
@@ -104,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
     _check_stream(args.target, flat)
     if given(args.format, cfg.format) == "elf" and args.compress not in (None, "none"):
         raise UsageError("--format elf writes an uncompressed ELF dump; drop --compress")
-    limit = parse_size(args.memory_limit) if args.memory_limit is not None else cfg.memory_limit
-    if args.memory_limit is not None and not limit:
-        raise UsageError("--memory-limit 0: give a size such as 96M")
+    limit = given(args.memory_limit, cfg.memory_limit)
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
                           compress=given(args.compress, cfg.compress),
                           zlib_engine=given(args.zlib_engine, cfg.zlib_engine), flat=flat,
