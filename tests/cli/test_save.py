@@ -156,3 +156,22 @@ def test_the_memory_limit_option_reads_as_the_directive(
     assert "(budget 96 MiB)" in capsys.readouterr().out
     assert main([*argv, "--memory-limit", "auto"]) == 0
     assert "(budget 96 MiB)" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fallback", [[], ["--fallback"]])
+def test_a_target_in_a_missing_directory_is_refused(
+        fallback: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --target /nonexistent/dir` created the
+    whole path, so a typo put the dump where nobody would look. The target itself may be
+    new (a freshly made file system has no crash directory yet); its parent may not."""
+    src, _ = make_vmcore(tmp_path)
+    target = tmp_path / "typo" / "crash"
+    assert main(["save", "--vmcore", str(src), "--target", str(target), *fallback,
+                 "--no-progress"]) == 1
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: cannot write {target}: {tmp_path / 'typo'} is not a directory; "
+        "create it, or name another file\n")
+    assert not (tmp_path / "typo").exists()
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "crash"),
+                 *fallback, "--no-progress"]) == 0
+    assert len(list((tmp_path / "crash").iterdir())) == 1
