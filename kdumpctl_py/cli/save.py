@@ -27,8 +27,8 @@ def register(sub: Commands) -> None:
     p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--target", default=None, metavar="DIR", type=nonempty,
-                   help="directory that receives <host>-<date>/ (default: the "
-                   "configuration's path, /var/crash); "
+                   help="directory that receives <host>-<date>/, created if its parent "
+                   "exists (default: the configuration's path, /var/crash); "
                    "'-' with --flat writes the stream to standard output")
     p.add_argument("--dump-level", type=int, default=None, metavar="0-31",
                    help="makedumpfile -d bits: 1 zero, 2 cache, 4 private cache, 8 user data, "
@@ -78,6 +78,17 @@ def _memory_limit(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _check_target(target: str) -> None:
+    """A --target may be new (a fresh file system has no crash directory yet) but not in a
+    missing directory: mistyped, it would put the dump where nobody looks for it."""
+    from pathlib import Path
+
+    from kdumpctl_py.fileio import no_directory
+
+    if target != "-" and not os.path.lexists(os.path.dirname(os.path.abspath(target))):
+        raise no_directory(Path(target))
+
+
 def _check_stream(target: str, flat: bool) -> None:
     """--target - writes the flattened stream to standard output, never onto a terminal."""
     from kdumpctl_py.errors import UsageError
@@ -109,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sysroot and args.target is None:
         raise UsageError("under --sysroot the configuration's path is a directory of that "
                          "machine; give --target")
+    if args.target is not None:
+        _check_target(args.target)
     args.target = given(args.target, cfg.path)
     flat = args.flat or cfg.flat
     _check_stream(args.target, flat)
