@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser(
         "dumps", help="list the saved dumps, newest first",
         description="List the dumps under the configured target (or the given directories, "
@@ -20,7 +22,7 @@ def register(sub: Commands) -> None:
         "not, the dump level written, the crash signature and the panic message. Kernel, "
         "signature and panic come from each dump's analysis.json, which the next boot's "
         "report and `triage` write; this command opens no dump.")
-    p.add_argument("dirs", nargs="*", metavar="DIR",
+    p.add_argument("dirs", nargs="*", metavar="DIR", type=nonempty,
                    help="directories to search (default: the configured dump directory)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

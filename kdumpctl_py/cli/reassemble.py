@@ -10,12 +10,16 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("reassemble", help="turn a flattened dump (save --flat, makedumpfile "
                        "-F) into the kdump-compressed or ELF file it describes, as "
                        "makedumpfile -R")
-    p.add_argument("flat", metavar="FLAT", help="the flattened file ('-': standard input)")
-    p.add_argument("out", metavar="OUT", help="the file to write (written as OUT-incomplete, "
-                   "renamed when whole); must not exist")
+    p.add_argument("flat", metavar="FLAT", type=nonempty,
+                   help="the flattened file ('-': standard input)")
+    p.add_argument("out", metavar="OUT", type=nonempty,
+                   help="the file to write (written as OUT-incomplete, renamed when whole); "
+                   "must not exist")
     p.set_defaults(func=run)
 
 

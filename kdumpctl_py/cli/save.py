@@ -24,7 +24,7 @@ def register(sub: Commands) -> None:
     from kdumpctl_py.cli import nonempty
 
     p = sub.add_parser("save", help="save /proc/vmcore (or an ELF vmcore file) as a dump")
-    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
+    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH", type=nonempty,
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--target", default=None, metavar="DIR", type=nonempty,
                    help="directory that receives <host>-<date>/, created if its parent "
