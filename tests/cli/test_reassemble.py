@@ -23,3 +23,28 @@ def test_what_is_not_a_flattened_dump_is_bad_input(
     err = capsys.readouterr().err
     assert err.startswith(f"kdumpctl-py: error: {flat}") and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if content is None else ["flat"])
+
+
+def flat_dump(tmp_path: Path) -> Path:
+    """A flattened dump of the builders' small vmcore."""
+    from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+    from tests.builders import make_vmcore
+
+    src, _ = make_vmcore(tmp_path)
+    flat = tmp_path / "flat"
+    with open(flat, "wb") as f:
+        save_vmcore(str(src), "-", SaveOptions(1, "zstd", flat=True, progress=False), f)
+    return flat
+
+
+def test_an_output_in_a_missing_directory_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the sweep: `reassemble FLAT typo/out` named typo/out-incomplete, a file the
+    administrator never typed, and only once the stream's header was read; the directory
+    is named first, as for save --target and snapshot."""
+    flat = flat_dump(tmp_path)
+    out = tmp_path / "typo" / "out"
+    assert main(["reassemble", str(flat), str(out)]) == 1
+    assert capsys.readouterr().err == (f"kdumpctl-py: error: cannot write {out}: {out.parent} "
+                                       "is not a directory; create it, or name another file\n")
+    assert not out.parent.exists()
