@@ -10,10 +10,12 @@ output is written as OUT-incomplete and renamed when whole and fsync'd.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 from kdumpctl_py.capture.sink import FLAT_END, FLAT_HEADER_SIZE, FLAT_RECORD, FLAT_SIGNATURE
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.fileio import no_directory
 
 COPY_BYTES = 8 << 20
 
@@ -66,6 +68,8 @@ def reassemble(flat: str, out: str) -> int:
 
     if os.path.exists(out):
         raise KdumpError(f"{out} exists; remove it or name another file")
+    if not Path(out).parent.is_dir():
+        raise no_directory(Path(out))
     name = "standard input" if flat == "-" else flat
     try:
         src = open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-" else open(flat, "rb")
