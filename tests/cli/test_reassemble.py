@@ -3,6 +3,8 @@ flattened dump is bad input (exit 2), and leaves nothing behind."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,24 @@ def test_an_output_in_a_missing_directory_is_named(
     assert capsys.readouterr().err == (f"kdumpctl-py: error: cannot write {out}: {out.parent} "
                                        "is not a directory; create it, or name another file\n")
     assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_write_that_fails_names_the_file_it_left(
+        code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the sweep: a full disk, or a damaged record's offset past what a file can
+    hold, said only `No space left on device` or `File too large`, naming neither the
+    file being written nor that the part written is left in it."""
+    flat = flat_dump(tmp_path)
+    out = tmp_path / "out"
+
+    def fail(*args: object) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr("kdumpctl_py.capture.reassemble.os.pwrite", fail)
+    assert main(["reassemble", str(flat), str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: writing {out}-incomplete failed: {os.strerror(code)}; it holds "
+        "what was written so far\n")
+    assert not out.exists() and (tmp_path / "out-incomplete").exists()
