@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.errors import UsageError
@@ -29,7 +30,7 @@ def register(sub: Commands) -> None:
 
 
 def dump_dirs(args: argparse.Namespace) -> list[str]:
-    """The directories given, else where this machine's dumps are."""
+    """The directories given, else where this machine's dumps are (maybe not made yet)."""
     if args.dirs:
         return list(args.dirs)
     from kdumpctl_py.cli import open_view
@@ -42,8 +43,7 @@ def dump_dirs(args: argparse.Namespace) -> list[str]:
     if where is None:
         raise UsageError("the configured target is not mounted here (or is a network "
                          "target): name the dump directories, e.g. kdumpctl-py dumps DIR")
-    path = view.path(where)
-    return [path.as_posix()] if path.is_dir() else []  # nothing saved yet
+    return [view.path(where).as_posix()]
 
 
 def row(d: Any, analysis: dict[str, Any] | None) -> dict[str, Any]:
@@ -64,19 +64,20 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.triage.found import find
     from kdumpctl_py.vocabulary import SCHEMA
 
-    rows = [row(d, load(d.vmcore)) for d in find(dump_dirs(args))]
+    dirs = dump_dirs(args)
+    # a configured directory not made yet means nothing saved yet; a given one is a typo
+    searched = dirs if args.dirs else [d for d in dirs if os.path.isdir(d)]
+    rows = [row(d, load(d.vmcore)) for d in find(searched)]
     if args.json:
         print(json.dumps({"schema": SCHEMA, "dumps": rows}, indent=2))
     else:
-        print(render(rows))
+        print(render(rows) if rows else f"no dumps under {', '.join(dirs)}")
     return 0
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     from kdumpctl_py.units import format_bytes
 
-    if not rows:
-        return "no dumps found"
     table = [("DATE", "HOST", "KERNEL", "SIZE", "STATE", "LEVEL", "SIGNATURE", "PANIC")]
     for r in rows:
         level = r["level_written"]
