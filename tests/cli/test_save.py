@@ -175,3 +175,28 @@ def test_a_target_in_a_missing_directory_is_refused(
     assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "crash"),
                  *fallback, "--no-progress"]) == 0
     assert len(list((tmp_path / "crash").iterdir())) == 1
+
+
+def test_a_saved_dump_given_as_the_vmcore_is_named_for_what_it_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --vmcore` of a dump saved already, to
+    filter it again as makedumpfile can, said `... is not an ELF file`, a flattened one
+    the same, and its directory `Is a directory`; each now says what it is, as dmesg and
+    analyse do."""
+    src, _ = make_vmcore(tmp_path)
+    for flat in ([], ["--flat"]):
+        assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                     "--dump-level", "1", "--no-progress", *flat]) == 0
+    capsys.readouterr()
+    kdump, flat_dir = sorted((tmp_path / "t").iterdir())
+    argv = ["save", "--target", str(tmp_path / "again"), "--no-progress", "--vmcore"]
+    assert main([*argv, str(kdump / "vmcore")]) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: {kdump}/vmcore is a kdump-compressed dump, saved already: save "
+        "reads an ELF vmcore such as /proc/vmcore; analyse and dmesg read this one as it is\n")
+    assert main([*argv, str(flat_dir / "vmcore.flat")]) == 2
+    assert "kdumpctl-py reassemble" in capsys.readouterr().err
+    assert main([*argv, str(kdump)]) == 2
+    assert capsys.readouterr().err == (f"kdumpctl-py: error: {kdump} is a directory; give the "
+                                       f"dump in it, {kdump}/vmcore\n")
+    assert not (tmp_path / "again").exists()
