@@ -89,6 +89,18 @@ def _check_target(target: str) -> None:
         raise no_directory(Path(target))
 
 
+def _check_vmcore(path: str) -> None:
+    """Save reads an ELF vmcore; a dump saved already is named for what it is, in the words
+    dmesg and analyse use for a file that is not a dump."""
+    from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
+    from kdumpctl_py.errors import UsageError
+
+    if readable_dump(path)[0] == KDUMP:
+        raise UsageError(f"{path} is a kdump-compressed dump, saved already: save reads an "
+                         "ELF vmcore such as /proc/vmcore; analyse and dmesg read this one as "
+                         "it is")
+
+
 def _check_stream(target: str, flat: bool) -> None:
     """--target - writes the flattened stream to standard output, never onto a terminal."""
     from kdumpctl_py.errors import UsageError
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if given(args.format, cfg.format) == "elf" and args.compress not in (None, "none"):
         raise UsageError("--format elf writes an uncompressed ELF dump; drop --compress")
     limit = given(args.memory_limit, cfg.memory_limit)
+    _check_vmcore(args.vmcore)
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
                           compress=given(args.compress, cfg.compress),
                           zlib_engine=given(args.zlib_engine, cfg.zlib_engine), flat=flat,
