@@ -71,3 +71,22 @@ def test_a_write_that_fails_names_the_file_it_left(
         f"kdumpctl-py: error: writing {out}-incomplete failed: {os.strerror(code)}; it holds "
         "what was written so far\n")
     assert not out.exists() and (tmp_path / "out-incomplete").exists()
+
+
+def test_standard_input_is_never_read_from_a_terminal(tmp_path: Path) -> None:
+    """Found by the sweep: `reassemble - out` typed at a shell waited for a binary stream
+    to be typed, with nothing said; gzip -d refuses a terminal the same way."""
+    import pty
+    import subprocess
+    import sys
+
+    main_fd, tty = pty.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-m", "kdumpctl_py", "reassemble", "-",
+                            str(tmp_path / "out")], stdin=tty, capture_output=True, text=True,
+                           timeout=30, cwd=Path(__file__).resolve().parents[2], check=False)
+    finally:
+        os.close(tty)
+        os.close(main_fd)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "terminal" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
