@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,8 +26,12 @@ def register(sub: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.capture.reassemble import reassemble
+    from kdumpctl_py.errors import UsageError
     from kdumpctl_py.units import format_bytes
 
+    if args.flat == "-" and sys.stdin.isatty():
+        raise UsageError("reassemble - reads the stream from standard input, which is this "
+                         "terminal; pipe the stream in, or name the flattened file")
     size = reassemble(args.flat, args.out)
     print(f"{args.out}: {format_bytes(size)} reassembled from {args.flat}")
     return 0
