@@ -10,10 +10,12 @@ output is written as OUT-incomplete and renamed when whole and fsync'd.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 from kdumpctl_py.capture.sink import FLAT_END, FLAT_HEADER_SIZE, FLAT_RECORD, FLAT_SIGNATURE
 from kdumpctl_py.errors import KdumpError, UsageError
+from kdumpctl_py.fileio import no_directory
 
 COPY_BYTES = 8 << 20
 
@@ -26,9 +28,15 @@ def _read_header(src: BinaryIO, name: str) -> None:
         raise UsageError(f"{name} is not a flattened dump (no makedumpfile header)")
 
 
-def reassemble_stream(src: BinaryIO, fd: int, name: str = "the stream") -> int:
-    """Write the records of `src`, past its header, at their offsets in `fd`; returns the
-    file's size."""
+def _write_failed(e: OSError, out: str) -> KdumpError:
+    """A write to `out` that failed (a full disk, a damaged record's offset past what a file
+    can hold), said with the file's name: pwrite's OSError has none."""
+    return KdumpError(f"writing {out} failed: {e.strerror}; it holds what was written so far")
+
+
+def reassemble_stream(src: BinaryIO, fd: int, out: str, name: str = "the stream") -> int:
+    """Write the records of `src`, past its header, at their offsets in `fd`, the file
+    `out`; returns the file's size."""
     size = 0
     consumed = FLAT_HEADER_SIZE
     buf = bytearray(COPY_BYTES)
@@ -52,9 +60,12 @@ def reassemble_stream(src: BinaryIO, fd: int, name: str = "the stream") -> int:
                 raise KdumpError(f"{name} is cut short at byte {consumed}: inside a record "
                                  f"of {length} bytes")
             chunk = view[:got]
-            while chunk:
-                n = os.pwrite(fd, chunk, offset)
-                chunk, offset = chunk[n:], offset + n
+            try:
+                while chunk:
+                    n = os.pwrite(fd, chunk, offset)
+                    chunk, offset = chunk[n:], offset + n
+            except OSError as e:
+                raise _write_failed(e, out) from None
             left -= got
             consumed += got
         size = max(size, offset)
@@ -66,6 +77,8 @@ def reassemble(flat: str, out: str) -> int:
 
     if os.path.exists(out):
         raise KdumpError(f"{out} exists; remove it or name another file")
+    if not Path(out).parent.is_dir():
+        raise no_directory(Path(out))
     name = "standard input" if flat == "-" else flat
     try:
         src = open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-" else open(flat, "rb")
@@ -77,9 +90,12 @@ def reassemble(flat: str, out: str) -> int:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600)
         try:
-            size = reassemble_stream(src, fd, name)
-            os.ftruncate(fd, size)
-            os.fsync(fd)
+            size = reassemble_stream(src, fd, partial, name)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            except OSError as e:
+                raise _write_failed(e, partial) from None
         finally:
             os.close(fd)
     os.rename(partial, out)

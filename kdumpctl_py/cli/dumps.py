@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.errors import UsageError
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser(
         "dumps", help="list the saved dumps, newest first",
         description="List the dumps under the configured target (or the given directories, "
@@ -21,14 +24,14 @@ def register(sub: Commands) -> None:
         "the dump level written, the crash signature and the panic message. Kernel, "
         "signature and panic come from each dump's analysis.json, which the next boot's "
         "report and `triage` write; this command opens no dump.")
-    p.add_argument("dirs", nargs="*", metavar="DIR",
+    p.add_argument("dirs", nargs="*", metavar="DIR", type=nonempty,
                    help="directories to search (default: the configured dump directory)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def dump_dirs(args: argparse.Namespace) -> list[str]:
-    """The directories given, else where this machine's dumps are."""
+    """The directories given, else where this machine's dumps are (maybe not made yet)."""
     if args.dirs:
         return list(args.dirs)
     from kdumpctl_py.cli import open_view
@@ -41,8 +44,7 @@ def dump_dirs(args: argparse.Namespace) -> list[str]:
     if where is None:
         raise UsageError("the configured target is not mounted here (or is a network "
                          "target): name the dump directories, e.g. kdumpctl-py dumps DIR")
-    path = view.path(where)
-    return [path.as_posix()] if path.is_dir() else []  # nothing saved yet
+    return [view.path(where).as_posix()]
 
 
 def row(d: Any, analysis: dict[str, Any] | None) -> dict[str, Any]:
@@ -63,19 +65,20 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.triage.found import find
     from kdumpctl_py.vocabulary import SCHEMA
 
-    rows = [row(d, load(d.vmcore)) for d in find(dump_dirs(args))]
+    dirs = dump_dirs(args)
+    # a configured directory not made yet means nothing saved yet; a given one is a typo
+    searched = dirs if args.dirs else [d for d in dirs if os.path.isdir(d)]
+    rows = [row(d, load(d.vmcore)) for d in find(searched)]
     if args.json:
         print(json.dumps({"schema": SCHEMA, "dumps": rows}, indent=2))
     else:
-        print(render(rows))
+        print(render(rows) if rows else f"no dumps under {', '.join(dirs)}")
     return 0
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     from kdumpctl_py.units import format_bytes
 
-    if not rows:
-        return "no dumps found"
     table = [("DATE", "HOST", "KERNEL", "SIZE", "STATE", "LEVEL", "SIGNATURE", "PANIC")]
     for r in rows:
         level = r["level_written"]

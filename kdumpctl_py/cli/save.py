@@ -24,11 +24,11 @@ def register(sub: Commands) -> None:
     from kdumpctl_py.cli import nonempty
 
     p = sub.add_parser("save", help="save /proc/vmcore (or an ELF vmcore file) as a dump")
-    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
+    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH", type=nonempty,
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--target", default=None, metavar="DIR", type=nonempty,
-                   help="directory that receives <host>-<date>/ (default: the "
-                   "configuration's path, /var/crash); "
+                   help="directory that receives <host>-<date>/, created if its parent "
+                   "exists (default: the configuration's path, /var/crash); "
                    "'-' with --flat writes the stream to standard output")
     p.add_argument("--dump-level", type=int, default=None, metavar="0-31",
                    help="makedumpfile -d bits: 1 zero, 2 cache, 4 private cache, 8 user data, "
@@ -47,10 +47,10 @@ def register(sub: Commands) -> None:
                    "or with --target - to standard output (makedumpfile -F writes only there)")
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
                    help="compression threads (default, or 0: one per CPU)")
-    p.add_argument("--memory-limit", default=None, metavar="SIZE",
-                   help="memory saving may use (K/M/G); the page bitmaps are handled in windows "
-                   "that fit (default: the configuration's memory_limit, half of "
-                   "MemAvailable, at least 56M)")
+    p.add_argument("--memory-limit", type=_memory_limit, default=None, metavar="SIZE",
+                   help="memory saving may use (K/M/G, at least 56M, or auto); the page "
+                   "bitmaps are handled in windows that fit (default: the configuration's "
+                   "memory_limit, auto: half of MemAvailable, at least 56M)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--no-space-check", action="store_true",
                    help="write even when the free space looks too small for the estimate")
@@ -66,6 +66,39 @@ def _thread_count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not 0 (one per CPU) or more")
     return int(text)
+
+
+def _memory_limit(text: str) -> int:
+    """--memory-limit for argparse, read as the memory_limit directive is (auto: 0)."""
+    from kdumpctl_py.config.values import memory_limit
+
+    try:
+        return memory_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _check_target(target: str) -> None:
+    """A --target may be new (a fresh file system has no crash directory yet) but not in a
+    missing directory: mistyped, it would put the dump where nobody looks for it."""
+    from pathlib import Path
+
+    from kdumpctl_py.fileio import no_directory
+
+    if target != "-" and not os.path.lexists(os.path.dirname(os.path.abspath(target))):
+        raise no_directory(Path(target))
+
+
+def _check_vmcore(path: str) -> None:
+    """Save reads an ELF vmcore; a dump saved already is named for what it is, in the words
+    dmesg and analyse use for a file that is not a dump."""
+    from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
+    from kdumpctl_py.errors import UsageError
+
+    if readable_dump(path)[0] == KDUMP:
+        raise UsageError(f"{path} is a kdump-compressed dump, saved already: save reads an "
+                         "ELF vmcore such as /proc/vmcore; analyse and dmesg read this one as "
+                         "it is")
 
 
 def _check_stream(target: str, flat: bool) -> None:
@@ -88,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.cli import open_view
     from kdumpctl_py.config import read_config
     from kdumpctl_py.errors import KdumpError, UsageError
-    from kdumpctl_py.units import format_bytes, parse_size
+    from kdumpctl_py.units import format_bytes
 
     view = open_view(args)
     cfg = read_config(view)
@@ -99,14 +132,15 @@ def run(args: argparse.Namespace) -> int:
     if args.sysroot and args.target is None:
         raise UsageError("under --sysroot the configuration's path is a directory of that "
                          "machine; give --target")
+    if args.target is not None:
+        _check_target(args.target)
     args.target = given(args.target, cfg.path)
     flat = args.flat or cfg.flat
     _check_stream(args.target, flat)
     if given(args.format, cfg.format) == "elf" and args.compress not in (None, "none"):
         raise UsageError("--format elf writes an uncompressed ELF dump; drop --compress")
-    limit = parse_size(args.memory_limit) if args.memory_limit is not None else cfg.memory_limit
-    if args.memory_limit is not None and not limit:
-        raise UsageError("--memory-limit 0: give a size such as 96M")
+    limit = given(args.memory_limit, cfg.memory_limit)
+    _check_vmcore(args.vmcore)
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
                           compress=given(args.compress, cfg.compress),
                           zlib_engine=given(args.zlib_engine, cfg.zlib_engine), flat=flat,

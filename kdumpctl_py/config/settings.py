@@ -138,9 +138,10 @@ SETTINGS: tuple[Setting, ...] = (
             "decided and held one window of pages at a time, and the window is sized to "
             "fit, so a dump of any size saves in it (as makedumpfile's cyclic mode). auto "
             "takes half of what /proc/meminfo's MemAvailable says in the capture kernel, at "
-            "least 56M (Python with numpy alone takes about 31-35M). "
+            "least 56M (Python with numpy alone takes about 31-35M); a SIZE below 56M is "
+            "refused. "
             "save --memory-limit overrides it.", ("memory_limit",),
-            v.field("memory_limit", v.size), v.show_size("memory_limit"),
+            v.field("memory_limit", v.memory_limit), v.show_size("memory_limit"),
             options=("save --memory-limit",)),
     Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
             "What the capture kernel does when saving fails: reboot, halt or power off; "

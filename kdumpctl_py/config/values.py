@@ -48,18 +48,21 @@ def absolute(word: str) -> str:
     return os.path.normpath(word)
 
 
-def size(word: str) -> int:
-    """A byte count with K/M/G/T, or auto (0)."""
+def memory_limit(word: str) -> int:
+    """memory_limit and save --memory-limit: a byte count with K/M/G/T, or auto (0); one
+    below MIN_LIMIT is refused, since the interpreter alone would not fit in it."""
     if word == "auto":
         return 0
+    from kdumpctl_py.capture.budget import MIN_LIMIT
     from kdumpctl_py.units import parse_size
 
     try:
         value = parse_size(word)
     except UsageError:
         raise ValueError(f"{word!r} is not a size (examples: 96M, 1G, auto)") from None
-    if not value:
-        raise ValueError("a memory limit of 0 bytes; say auto for the default")
+    if value < MIN_LIMIT:
+        raise ValueError(f"{word!r} is below what a save needs; give at least "
+                         f"{MIN_LIMIT >> 20}M, or auto")
     return value
 
 

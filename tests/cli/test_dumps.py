@@ -65,3 +65,20 @@ def test_a_vmcore_that_says_it_is_unfinished_is_incomplete(
     assert [(r["host"], r["complete"]) for r in rows] == [("db", False), ("web", False)]
     assert main(["dumps", str(root)]) == 0
     assert all("INCOMPLETE" in line for line in capsys.readouterr().out.splitlines()[1:])
+
+
+def test_no_dumps_names_where_it_looked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the new-administrator sweep: `dumps` said only `no dumps found`, leaving
+    the administrator to guess which directory the configuration sent it to."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["dumps", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out == f"no dumps under {tmp_path}/a, {tmp_path}/b\n"
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(f"path {tmp_path}/never-made\n")  # nothing saved yet: not an error
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    assert main(["dumps"]) == 0
+    assert capsys.readouterr().out == f"no dumps under {tmp_path}/never-made\n"
+    assert main(["dumps", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dumps"] == []

@@ -200,6 +200,10 @@ def test_help_is_as_wide_as_shutil_says(monkeypatch: pytest.MonkeyPatch,
     ["status", "--prometheus", ""],
     ["snapshot", ""],
     ["config", "check", ""],
+    ["save", "--vmcore", "", "--target", "/nonexistent"],
+    ["reassemble", "", "out"],
+    ["reassemble", "/nonexistent", ""],
+    ["dumps", ""],
 ], ids=lambda argv: argv[0])
 def test_an_empty_path_or_value_is_bad_usage(argv: list[str], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str],
@@ -207,9 +211,12 @@ def test_an_empty_path_or_value_is_bad_usage(argv: list[str], tmp_path: Path,
     """Found by the new-administrator sweep (an unset "$VAR" gives ""): an empty --value
     wrote the default, --prometheus '' printed the status, config check '' checked the
     file in force, save --target '' said only 'No such file or directory', snapshot ''
-    that '' already exists."""
+    that '' already exists; reassemble FLAT '' wrote a file named '-incomplete' before
+    failing, save --vmcore '' could not open '', dumps '' said ' is not a directory'."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("kdumpctl-py: error: argument ") and "must not be empty" in err \
         and err.count("\n") == 1, err
+    assert not list(tmp_path.glob("*incomplete"))

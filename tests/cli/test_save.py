@@ -123,3 +123,80 @@ def test_a_compression_given_with_the_elf_format_is_bad_usage(
     assert not (tmp_path / "t").exists()
     assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
                  "--format", "elf", "--compress", "none", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("limit", ["1", "4K", "0", "55M"])
+def test_a_memory_limit_below_what_a_save_needs_is_bad_usage(
+        limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --memory-limit 1` was taken, a budget
+    that cannot hold even the interpreter; the smallest that works is named."""
+    src, _ = make_vmcore(tmp_path)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--memory-limit", limit, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kdumpctl-py: error: argument "
+                                                   "--memory-limit: ")
+    assert "at least 56M" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_memory_limit_option_reads_as_the_directive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--memory-limit takes what memory_limit takes: the smallest size, and auto, which
+    gives back the default over a configured value."""
+    src, _ = make_vmcore(tmp_path)
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("memory_limit 96M\n")
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    argv = ["save", "--vmcore", str(src), "--target", str(tmp_path / "t"), "--no-progress"]
+    assert main([*argv, "--memory-limit", "56M"]) == 0
+    assert "(budget 56 MiB)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "(budget 96 MiB)" in capsys.readouterr().out
+    assert main([*argv, "--memory-limit", "auto"]) == 0
+    assert "(budget 96 MiB)" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fallback", [[], ["--fallback"]])
+def test_a_target_in_a_missing_directory_is_refused(
+        fallback: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --target /nonexistent/dir` created the
+    whole path, so a typo put the dump where nobody would look. The target itself may be
+    new (a freshly made file system has no crash directory yet); its parent may not."""
+    src, _ = make_vmcore(tmp_path)
+    target = tmp_path / "typo" / "crash"
+    assert main(["save", "--vmcore", str(src), "--target", str(target), *fallback,
+                 "--no-progress"]) == 1
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: cannot write {target}: {tmp_path / 'typo'} is not a directory; "
+        "create it, or name another file\n")
+    assert not (tmp_path / "typo").exists()
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "crash"),
+                 *fallback, "--no-progress"]) == 0
+    assert len(list((tmp_path / "crash").iterdir())) == 1
+
+
+def test_a_saved_dump_given_as_the_vmcore_is_named_for_what_it_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `save --vmcore` of a dump saved already, to
+    filter it again as makedumpfile can, said `... is not an ELF file`, a flattened one
+    the same, and its directory `Is a directory`; each now says what it is, as dmesg and
+    analyse do."""
+    src, _ = make_vmcore(tmp_path)
+    for flat in ([], ["--flat"]):
+        assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                     "--dump-level", "1", "--no-progress", *flat]) == 0
+    capsys.readouterr()
+    kdump, flat_dir = sorted((tmp_path / "t").iterdir())
+    argv = ["save", "--target", str(tmp_path / "again"), "--no-progress", "--vmcore"]
+    assert main([*argv, str(kdump / "vmcore")]) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: {kdump}/vmcore is a kdump-compressed dump, saved already: save "
+        "reads an ELF vmcore such as /proc/vmcore; analyse and dmesg read this one as it is\n")
+    assert main([*argv, str(flat_dir / "vmcore.flat")]) == 2
+    assert "kdumpctl-py reassemble" in capsys.readouterr().err
+    assert main([*argv, str(kdump)]) == 2
+    assert capsys.readouterr().err == (f"kdumpctl-py: error: {kdump} is a directory; give the "
+                                       f"dump in it, {kdump}/vmcore\n")
+    assert not (tmp_path / "again").exists()

@@ -109,7 +109,10 @@ def test_core_collector_maps(args: str, want: dict[str, object]) -> None:
     ("dump_level ten", "'ten' is not a number"),
     ("keep -1", "less than 0"),
     ("memory_limit lots", "'lots' is not a size"),
-    ("memory_limit 0", "say auto"),
+    ("memory_limit 0", "give at least 56M, or auto"),
+    ("memory_limit 1", "at least 56M"),
+    ("memory_limit 4K", "at least 56M"),
+    ("memory_limit 55M", "at least 56M"),
     ("compress bzip2", "'bzip2' is not one of zstd|zlib|lzo|none"),
     ("failure_action panic", "not one of"),
     ("final_action shell", "not one of reboot|halt|poweroff"),
@@ -288,7 +291,7 @@ configs = st.builds(
     method=st.sampled_from(METHODS),
     dtb=st.sampled_from([None, "/boot/board.dtb"]),
     keep=st.integers(0, 9),
-    memory_limit=st.sampled_from([0, 96 << 20, 1 << 30, 12345]),
+    memory_limit=st.sampled_from([0, 96 << 20, 1 << 30, (56 << 20) + 12345]),
     cmdline_append=st.sampled_from([(), ("a=1", "b")]),
     cmdline_remove=st.sampled_from([(), ("quiet",)]),
 )
@@ -313,6 +316,20 @@ def test_memory_limit() -> None:
     assert parse_text("memory_limit 96M\n", "f").memory_limit == 96 << 20
     assert parse_text("memory_limit auto\n", "f").memory_limit == 0
     assert "memory_limit auto  # default" in show(Config())
+
+
+def test_config_check_refuses_a_memory_limit_a_save_cannot_keep(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the new-administrator sweep: `memory_limit 1` passed check; the capture
+    kernel's save would then run with a budget that cannot hold the interpreter."""
+    from kdumpctl_py.cli import main
+
+    conf = tmp_path / "kdump.conf"
+    conf.write_text("memory_limit 1\n")
+    assert main(["config", "check", str(conf)]) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: {conf}:1: memory_limit: '1' is below what a save needs; "
+        "give at least 56M, or auto\n")
 
 
 def test_machine_checks(tmp_path: Path) -> None:
