@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.capture import save as save_mod
+from kdumpctl_py.capture.budget import MIN_LIMIT
 from kdumpctl_py.capture.dumpdir import TargetError
 from kdumpctl_py.capture.kdumpfile import PAGE_DESC_DTYPE, read_kdump, read_page
 from kdumpctl_py.capture.save import IncompleteDump, SaveOptions, save_vmcore
@@ -480,3 +481,26 @@ def test_the_space_check_estimates_only_where_an_uncompressed_dump_would_not_fit
     with pytest.raises(TargetError, match="1 B free but the dump needs about"):
         save_vmcore(str(src), str(tmp_path / "full"), options)
     assert calls == [1]
+
+
+def test_threads_beyond_the_memory_budget_are_not_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--threads 64 under --memory-limit 56M would keep 128 chunks of 1 MiB in flight, more
+    than twice the budget: the save runs the threads the budget holds, and says so."""
+    from concurrent import futures
+
+    started: list[int] = []
+    real = futures.ThreadPoolExecutor
+
+    def pool(max_workers: int) -> futures.ThreadPoolExecutor:
+        started.append(max_workers)
+        return real(max_workers=max_workers)
+
+    monkeypatch.setattr(futures, "ThreadPoolExecutor", pool)
+    src, _ = make_vmcore(tmp_path)
+    result = save_vmcore(str(src), str(tmp_path / "crash"),
+                         SaveOptions(0, "zlib", progress=False, threads=64,
+                                     memory_limit=MIN_LIMIT))
+    assert result.complete and started == [3]
+    assert "--threads 64" in capsys.readouterr().err
