@@ -23,7 +23,9 @@ from kdumpctl_py.units import MiB
 BASELINE = 36 * MiB
 CHUNK_BYTES = 1 * MiB  # page data per compression task
 STRUCT_BLOCK_BYTES = 4 * MiB  # a block of struct pages and the filter's temporaries
+CHUNKS_PER_THREAD_BYTES = 2 * 2 * CHUNK_BYTES  # two in flight, each read and compressed
 WINDOW_BYTES_PER_PAGE = 24  # the filter's and the writer's arrays per page of a window
+SECTION_WINDOW_BYTES = (1 << 15) * WINDOW_BYTES_PER_PAGE  # x86_64's 128 MiB of 4K pages
 # More buys nothing but memory: windows of 256 MiB of 4K pages saved a 64 GiB synthetic
 # vmcore in the same CPU time as windows of 1 GiB, with 3 MB less at the peak.
 MAX_WINDOW_PAGES = 1 << 16
@@ -42,8 +44,15 @@ def chunk_pages(page_size: int) -> int:
     return max(1, CHUNK_BYTES // page_size)
 
 
+def threads_within(limit: int, threads: int) -> int:
+    """The compression threads, of `threads`, whose chunks in flight fit `limit` beside the
+    fixed costs and a window of one section (always one thread: the saver's own)."""
+    room = limit - BASELINE - STRUCT_BLOCK_BYTES - SECTION_WINDOW_BYTES
+    return max(1, min(threads, room // CHUNKS_PER_THREAD_BYTES))
+
+
 def window_pages(limit: int, threads: int) -> int:
     """Pages per filter window under `limit` bytes with `threads` compression threads; the
     filter rounds it to whole sections, so a budget too small still gets one section."""
-    fixed = BASELINE + STRUCT_BLOCK_BYTES + 2 * threads * 2 * CHUNK_BYTES
+    fixed = BASELINE + STRUCT_BLOCK_BYTES + threads * CHUNKS_PER_THREAD_BYTES
     return max(1, min(MAX_WINDOW_PAGES, (limit - fixed) // WINDOW_BYTES_PER_PAGE))

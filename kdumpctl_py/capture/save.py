@@ -30,7 +30,7 @@ import numpy as np
 
 from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
-from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, window_pages
+from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, threads_within, window_pages
 from kdumpctl_py.capture.compress import Codec, Compressor, codec, stored_forms
 from kdumpctl_py.capture.dumpdir import (
     TargetError,
@@ -68,6 +68,7 @@ from kdumpctl_py.elf import NT_PRSTATUS, PT_NOTE
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.elfcore import parse_notes
 from kdumpctl_py.journal import warn
+from kdumpctl_py.units import format_bytes
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     from concurrent.futures import ThreadPoolExecutor
@@ -411,6 +412,10 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
     unmounts it next."""
     started = time.monotonic()
     _check_options(options)
+    if options.threads > _threads(options):
+        limit = format_bytes(options.memory_limit or DEFAULT_LIMIT)
+        warn(f"--threads {options.threads}: the memory limit, {limit}, holds the chunks in "
+             f"flight of {_threads(options)}; saving with those")
     comp = codec(options.compress, options.zlib_engine) if options.format == "kdump" else None
     with contextlib.ExitStack() as stack:
         v = stack.enter_context(Vmcore(vmcore_path, partial=True))
@@ -446,7 +451,10 @@ def _check_options(options: SaveOptions) -> None:
 
 
 def _threads(options: SaveOptions) -> int:
-    return options.threads or os.cpu_count() or 1
+    """The compression threads: as asked (0: one per CPU), no more than the memory budget
+    holds the chunks of."""
+    return threads_within(options.memory_limit or DEFAULT_LIMIT,
+                          options.threads or os.cpu_count() or 1)
 
 
 def _plan(v: Vmcore, options: SaveOptions,

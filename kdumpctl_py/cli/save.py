@@ -46,7 +46,8 @@ def register(sub: Commands) -> None:
                    help="write makedumpfile's flattened stream, as DIR/<host>-<date>/vmcore.flat "
                    "or with --target - to standard output (makedumpfile -F writes only there)")
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
-                   help="compression threads (default, or 0: one per CPU)")
+                   help="compression threads (default, or 0: one per CPU), no more than the "
+                   "memory limit holds the chunks of (4 MiB in flight each), with a warning")
     p.add_argument("--memory-limit", type=_memory_limit, default=None, metavar="SIZE",
                    help="memory saving may use (K/M/G, at least 56M, or auto); the page "
                    "bitmaps are handled in windows that fit (default: the configuration's "
