@@ -19,8 +19,8 @@ def register(sub: Commands) -> None:
     p.add_argument("flat", metavar="FLAT", type=nonempty,
                    help="the flattened file ('-': standard input)")
     p.add_argument("out", metavar="OUT", type=nonempty,
-                   help="the file to write (written as OUT-incomplete, renamed when whole); "
-                   "must not exist")
+                   help="the file to write (under a temporary name, linked as OUT when whole; "
+                   "what a stream cut short leaves is OUT-incomplete); must not exist")
     p.set_defaults(func=run)
 
 
