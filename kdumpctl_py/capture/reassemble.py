@@ -71,6 +71,11 @@ def reassemble_stream(src: BinaryIO, fd: int, out: str, name: str = "the stream"
         size = max(size, offset)
 
 
+def stream_name(flat: str) -> str:
+    """FLAT as messages name it: `-` is standard input."""
+    return "standard input" if flat == "-" else flat
+
+
 def reassemble(flat: str, out: str) -> int:
     """`kdumpctl-py reassemble FLAT OUT` (FLAT `-`: standard input); returns OUT's size."""
     import sys
@@ -79,7 +84,7 @@ def reassemble(flat: str, out: str) -> int:
         raise KdumpError(f"{out} exists; remove it or name another file")
     if not Path(out).parent.is_dir():
         raise no_directory(Path(out))
-    name = "standard input" if flat == "-" else flat
+    name = stream_name(flat)
     try:
         src = open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-" else open(flat, "rb")
     except OSError as e:

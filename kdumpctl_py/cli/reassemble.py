@@ -25,7 +25,7 @@ def register(sub: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdumpctl_py.capture.reassemble import reassemble
+    from kdumpctl_py.capture.reassemble import reassemble, stream_name
     from kdumpctl_py.errors import UsageError
     from kdumpctl_py.units import format_bytes
 
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("reassemble - reads the stream from standard input, which is this "
                          "terminal; pipe the stream in, or name the flattened file")
     size = reassemble(args.flat, args.out)
-    print(f"{args.out}: {format_bytes(size)} reassembled from {args.flat}")
+    print(f"{args.out}: {format_bytes(size)} reassembled from {stream_name(args.flat)}")
     return 0
