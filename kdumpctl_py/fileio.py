@@ -25,7 +25,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _new_beside(target: Path) -> tuple[int, Path]:
+def new_beside(target: Path) -> tuple[int, Path]:
     """A new file of our own beside `target`, as tempfile.mkstemp makes one; tempfile is not
     imported for it, because its random imports hashlib and with it OpenSSL's libcrypto:
     0.8 MB more peak RSS for every save (which writes save.json) and a capture kernel."""
@@ -61,7 +61,7 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: byt
         raise KdumpError(f"{target} changed while kdumpctl-py was editing it; nothing written, "
                          "run the command again")
     try:
-        fd, tmp = _new_beside(target)
+        fd, tmp = new_beside(target)
     except (FileNotFoundError, NotADirectoryError):
         raise no_directory(target) from None
     try:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from kdumpctl_py.capture.sink import FLAT_END, FLAT_HEADER_SIZE, FLAT_RECORD, FLAT_SIGNATURE
 from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.fileio import no_directory
+from kdumpctl_py.fileio import fsync_dir, new_beside, no_directory
 
 COPY_BYTES = 8 << 20
 
@@ -71,6 +71,11 @@ def reassemble_stream(src: BinaryIO, fd: int, out: str, name: str = "the stream"
         size = max(size, offset)
 
 
+def stream_name(flat: str) -> str:
+    """FLAT as messages name it: `-` is standard input."""
+    return "standard input" if flat == "-" else flat
+
+
 def reassemble(flat: str, out: str) -> int:
     """`kdumpctl-py reassemble FLAT OUT` (FLAT `-`: standard input); returns OUT's size."""
     import sys
@@ -79,29 +84,39 @@ def reassemble(flat: str, out: str) -> int:
         raise KdumpError(f"{out} exists; remove it or name another file")
     if not Path(out).parent.is_dir():
         raise no_directory(Path(out))
-    name = "standard input" if flat == "-" else flat
+    name = stream_name(flat)
     try:
         src = open(sys.stdin.fileno(), "rb", closefd=False) if flat == "-" else open(flat, "rb")
     except OSError as e:
         raise UsageError(f"{flat}: {e.strerror}") from None
     with src:
         _read_header(src, name)
-        partial = f"{out}-incomplete"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600)
+        fd, tmp = new_beside(Path(out))  # no other run writes into it
         try:
-            size = reassemble_stream(src, fd, partial, name)
-            try:
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-            except OSError as e:
-                raise _write_failed(e, partial) from None
+            size = _write(src, fd, tmp, f"{out}-incomplete", name)
         finally:
             os.close(fd)
-    os.rename(partial, out)
-    dir_fd = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        os.link(tmp, out)  # unlike rename, never replaces an OUT made meanwhile
+    except FileExistsError:
+        raise KdumpError(f"{out} appeared while {name} was reassembled; the reassembled file "
+                         f"is left as {tmp}: rename it, or remove it") from None
+    os.unlink(tmp)
+    fsync_dir(Path(out).parent)
+    return size
+
+
+def _write(src: BinaryIO, fd: int, tmp: Path, partial: str, name: str) -> int:
+    """Reassemble into `tmp`, fsync'd; whatever stops it leaves what was written as
+    `partial` (OUT-incomplete), under the name the error gives."""
+    try:
+        size = reassemble_stream(src, fd, partial, name)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        except OSError as e:
+            raise _write_failed(e, partial) from None
+    except BaseException:
+        os.replace(tmp, partial)
+        raise
     return size

@@ -19,13 +19,13 @@ def register(sub: Commands) -> None:
     p.add_argument("flat", metavar="FLAT", type=nonempty,
                    help="the flattened file ('-': standard input)")
     p.add_argument("out", metavar="OUT", type=nonempty,
-                   help="the file to write (written as OUT-incomplete, renamed when whole); "
-                   "must not exist")
+                   help="the file to write (under a temporary name, linked as OUT when whole; "
+                   "what a stream cut short leaves is OUT-incomplete); must not exist")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdumpctl_py.capture.reassemble import reassemble
+    from kdumpctl_py.capture.reassemble import reassemble, stream_name
     from kdumpctl_py.errors import UsageError
     from kdumpctl_py.units import format_bytes
 
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("reassemble - reads the stream from standard input, which is this "
                          "terminal; pipe the stream in, or name the flattened file")
     size = reassemble(args.flat, args.out)
-    print(f"{args.out}: {format_bytes(size)} reassembled from {args.flat}")
+    print(f"{args.out}: {format_bytes(size)} reassembled from {stream_name(args.flat)}")
     return 0

@@ -498,18 +498,16 @@ class SystemView:
             d = root / name
             if not d.is_dir() or d.is_symlink():
                 continue
-            files = {f.name: f for f in d.iterdir() if f.is_file()}
-            if "vmcore" in files or "vmcore-incomplete" in files or "save.json" in files:
-                from kdumpctl_py.capture.record import read_record, said_incomplete, summary
+            from kdumpctl_py.capture.record import read_record, summary
+            from kdumpctl_py.triage.found import dump_in
 
-                named = "vmcore" in files
-                vmcore = files.get("vmcore" if named else "vmcore-incomplete")
-                complete = named and not said_incomplete(str(d), "vmcore")
-                rec = read_record(str(d))
-                if vmcore is None and (rec is None or rec.get("saved") is not False):
-                    continue  # a save.json alone is a dump's only when it says none was saved
-                out.append(DumpEntry(name, complete, vmcore.stat().st_size if vmcore else 0,
-                                     summary(rec) if rec else None))
+            files = [f.name for f in d.iterdir() if f.is_file()]
+            dump = dump_in(str(d), files)  # the names `dumps` and `keep` know
+            rec = dump.save if dump else read_record(str(d))
+            if dump is None and (rec is None or rec.get("saved") is not False):
+                continue  # a save.json alone is a dump's only when it says none was saved
+            out.append(DumpEntry(name, bool(dump and dump.complete), dump.bytes if dump else 0,
+                                 summary(rec) if rec else None))
         return out
 
     def close(self) -> None:

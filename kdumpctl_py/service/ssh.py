@@ -298,6 +298,10 @@ class AttemptFailed(KdumpError):
         self.directory = directory
 
 
+class AttemptInterrupted(AttemptFailed):
+    """SIGTERM or SIGINT ended the attempt: it ends the chain, as capture.fallback's does."""
+
+
 def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
                   how: str = "", failed: list[Attempt] | None = None) -> RemoteDump:
     """The dump under PATH on the server, compressed here and streamed flattened; its
@@ -335,7 +339,8 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         with contextlib.suppress(OSError):
             stream.close()
         if interrupted:
-            raise  # SIGTERM ends the chain, as fallback's does
+            raise AttemptInterrupted(f"interrupted; {remote.where(directory)}/vmcore-incomplete "
+                                     "holds an incomplete dump", directory) from None
         err = tail.text()
         if broken:
             raise RemoteError(f"streaming to {remote.where(directory)} broke "
@@ -392,6 +397,9 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
         except AttemptFailed as e:
             failed.append(Attempt(step.how, attempt.dump_level if step.options else None,
                                   str(e), e.directory))
+            if isinstance(e, AttemptInterrupted):  # recorded there, as on a local disk
+                _record_failure(remote, options, failed)
+                raise
             warn(f"saving {how} failed: {e}")
             continue
         left = [a.directory for a in failed if a.directory]

@@ -70,7 +70,8 @@ def find(roots: Iterable[str]) -> list[Dump]:
     out: dict[str, Dump] = {}
     for root in roots:
         if not os.path.isdir(root):
-            raise UsageError(f"{root} is not a directory")
+            wrong = "is not a directory" if os.path.lexists(root) else "does not exist"
+            raise UsageError(f"{root} {wrong}; name a directory of dumps")
         for directory, dirs, files in os.walk(root):
             dump = dump_in(directory, files)
             if dump is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,34 @@ def test_an_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(KdumpError, match="exists"):
         reassemble(str(tmp_path / "flat"), str(tmp_path / "out"))
     assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_an_output_made_meanwhile_is_never_overwritten(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """OUT was checked only at the start and OUT-incomplete renamed over it at the end: an
+    OUT made meanwhile (a second reassemble to the same OUT, writing into the same
+    OUT-incomplete) was replaced."""
+    import kdumpctl_py.capture.reassemble as mod
+
+    src, _ = make_vmcore(tmp_path)
+    flat = tmp_path / "flat"
+    with open(flat, "wb") as f:
+        save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False), f)
+    reassemble(str(flat), str(tmp_path / "whole"))
+    out = tmp_path / "out"
+    real = mod.reassemble_stream
+
+    def another_run_meanwhile(*args: object, **kw: object) -> int:
+        (tmp_path / "out-incomplete").write_text("the other run's")
+        size = real(*args, **kw)  # type: ignore[arg-type]
+        out.write_text("theirs")
+        return size
+
+    monkeypatch.setattr(mod, "reassemble_stream", another_run_meanwhile)
+    with pytest.raises(KdumpError, match=f"^{re.escape(str(out))} appeared while "
+                       f"{re.escape(str(flat))} was reassembled; the reassembled file is left "
+                       "as .+: rename it, or remove it$") as e:
+        reassemble(str(flat), str(out))
+    assert out.read_text() == "theirs"
+    left = Path(e.value.args[0].split(" left as ")[1].split(":")[0])
+    assert left.parent == tmp_path and left.read_bytes() == (tmp_path / "whole").read_bytes()

@@ -82,3 +82,14 @@ def test_no_dumps_names_where_it_looked(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().out == f"no dumps under {tmp_path}/never-made\n"
     assert main(["dumps", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["dumps"] == []
+
+
+def test_a_directory_given_is_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: a missing directory was said to be `not a directory`."""
+    assert main(["dumps", str(tmp_path / "typo")]) == 2
+    assert capsys.readouterr().err == (f"kdumpctl-py: error: {tmp_path}/typo does not exist; "
+                                       "name a directory of dumps\n")
+    (tmp_path / "file").write_text("")
+    assert main(["dumps", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == (f"kdumpctl-py: error: {tmp_path}/file is not a "
+                                       "directory; name a directory of dumps\n")

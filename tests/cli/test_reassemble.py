@@ -90,3 +90,16 @@ def test_standard_input_is_never_read_from_a_terminal(tmp_path: Path) -> None:
         os.close(main_fd)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "terminal" in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_standard_input_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: `reassemble - out` said `reassembled from -`."""
+    import sys
+
+    flat = flat_dump(tmp_path)
+    out = tmp_path / "out"
+    with open(flat, "rb") as stream:
+        monkeypatch.setattr(sys, "stdin", stream)
+        assert main(["reassemble", "-", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(" reassembled from standard input\n")

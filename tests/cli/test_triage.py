@@ -35,7 +35,7 @@ def test_bad_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert "is not YYYY-MM-DD" in capsys.readouterr().err
     assert main(["triage", "--jobs", "0", str(tmp_path)]) == 2
     assert main(["triage", str(tmp_path / "nowhere")]) == 2
-    assert "nowhere is not a directory" in capsys.readouterr().err
+    assert "nowhere does not exist" in capsys.readouterr().err
     assert main(["triage", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "0 signatures in 0 dumps\n"
 

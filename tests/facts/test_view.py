@@ -187,3 +187,17 @@ def test_snapshot_probes_are_availabilities(tmp_path: Path) -> None:
     meta["probes"] = {"kexec_load": "available", "kexec_file_load": "sideways"}
     (root / META).write_text(json.dumps(meta))
     assert SystemView(root).probes == {"kexec_load": "available", "kexec_file_load": "unknown"}
+
+
+def test_live_dumps_count_flattened_ones(tmp_path: Path) -> None:
+    """status counts what `dumps` and `keep` count: `vmcore.flat` (an ssh target's stream,
+    `save --flat`) and its `-incomplete` too."""
+    for name, vmcore in (("a-2026-12-01-10:00:00", "vmcore"),
+                         ("b-2026-12-01-11:00:00", "vmcore.flat"),
+                         ("c-2026-12-01-12:00:00", "vmcore.flat-incomplete"),
+                         ("d-2026-12-01-13:00:00", "vmcore-incomplete")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / vmcore).write_bytes(b"x" * 10)
+    dumps = SystemView("/").dumps(str(tmp_path))
+    assert [(d.name[0], d.complete, d.bytes) for d in dumps] == [
+        ("a", True, 10), ("b", True, 10), ("c", False, 10), ("d", False, 10)]

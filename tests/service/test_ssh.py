@@ -20,7 +20,13 @@ from kdumpctl_py.config import Config
 from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
-from kdumpctl_py.service.ssh import dumps_from_listing, list_command, ssh_argv, write_command
+from kdumpctl_py.service.ssh import (
+    dumps_from_listing,
+    list_command,
+    ssh_argv,
+    where,
+    write_command,
+)
 from tests.builders import INFO, LINEAR, PAGE, UTS, FakeMachine, make_vmcore, unreadable_page
 from tests.elfwriter import note, vmcore_bytes
 from tests.localserver import tmpfs
@@ -401,9 +407,14 @@ def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
     vmcore, _ = make_vmcore(tmp_path)
     dumps = tmp_path / "remote"
     out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
-    assert not out.saved and out.error and "interrupted" in out.error
     (d,) = dumps.iterdir()  # one attempt, none after it
     assert not {"vmcore", "vmcore.flat"} & {p.name for p in d.iterdir()}
+    # where, as on a local disk: the server's directory, and save.json saying why there
+    assert not out.saved and out.error == (
+        f"interrupted; {where(server.target, str(d))}/vmcore-incomplete holds an "
+        "incomplete dump"), out.error
+    record = json.loads((d / "save.json").read_text())
+    assert record["saved"] is False and record["failed"][0]["error"] == out.error
 
 
 def sigterm(unit: bool) -> None:
