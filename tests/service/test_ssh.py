@@ -257,8 +257,9 @@ def test_a_server_that_stops_reading_ends_the_chain_in_time(
     from kdumpctl_py.service import ssh
 
     monkeypatch.setattr(ssh, "STALL_S", 3, raising=False)
+    asleep = f"sleep 3600.{os.getpid()}"  # this run's own, for the cleanup to find
     server.command("cat", 'case "$(readlink /proc/$$/fd/1)" in\n'
-                   '  *vmcore-incomplete) exec sleep 3600;;\nesac\nexec /bin/cat "$@"')
+                   f'  *vmcore-incomplete) exec {asleep};;\nesac\nexec /bin/cat "$@"')
     vmcore = big_vmcore(tmp_path, 16)
     dumps = tmp_path / "remote"
     m = FakeMachine()
@@ -268,7 +269,7 @@ def test_a_server_that_stops_reading_ends_the_chain_in_time(
                                          failure_action="poweroff"), m, str(vmcore),
                               route_wait=2)
     finally:
-        subprocess.run(["pkill", "-f", "sleep 3600"], check=False)
+        subprocess.run(["pkill", "-f", asleep], check=False)
     assert not out.saved and out.error and "took no data for 3 s" in out.error, out.error
     assert m.calls[-1] == ("act", "poweroff")
 
