@@ -107,3 +107,24 @@ def test_an_output_made_meanwhile_is_never_overwritten(tmp_path: Path,
     assert out.read_text() == "theirs"
     left = Path(e.value.args[0].split(" left as ")[1].split(":")[0])
     assert left.parent == tmp_path and left.read_bytes() == (tmp_path / "whole").read_bytes()
+
+
+def test_a_file_system_without_hard_links_still_gets_out(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """vfat (a USB stick a dump is carried on) refuses link() with EPERM: OUT is then made
+    by rename, as before link() was used, never over an OUT already there."""
+    import errno
+    import os
+
+    src, _ = make_vmcore(tmp_path)
+    flat = tmp_path / "flat"
+    with open(flat, "wb") as f:
+        save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False), f)
+
+    def no_links(*args: object, **kw: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "out"
+    assert reassemble(str(flat), str(out)) == out.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat", "out", src.name]
