@@ -9,6 +9,7 @@ output is written as OUT-incomplete and renamed when whole and fsync'd.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -96,14 +97,28 @@ def reassemble(flat: str, out: str) -> int:
             size = _write(src, fd, tmp, f"{out}-incomplete", name)
         finally:
             os.close(fd)
-    try:
-        os.link(tmp, out)  # unlike rename, never replaces an OUT made meanwhile
-    except FileExistsError:
-        raise KdumpError(f"{out} appeared while {name} was reassembled; the reassembled file "
-                         f"is left as {tmp}: rename it, or remove it") from None
-    os.unlink(tmp)
+    _settle(tmp, out, name)
     fsync_dir(Path(out).parent)
     return size
+
+
+def _settle(tmp: Path, out: str, name: str) -> None:
+    """`tmp` becomes OUT: by link(), which unlike rename never replaces an OUT made
+    meanwhile; on a file system without hard links (vfat), by rename after a last look."""
+    appeared = KdumpError(f"{out} appeared while {name} was reassembled; the reassembled file "
+                          f"is left as {tmp}: rename it, or remove it")
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise appeared from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        if os.path.lexists(out):
+            raise appeared from None
+        os.rename(tmp, out)
+        return
+    os.unlink(tmp)
 
 
 def _write(src: BinaryIO, fd: int, tmp: Path, partial: str, name: str) -> int:
