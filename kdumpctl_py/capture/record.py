@@ -81,14 +81,15 @@ def read_record(directory: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def said_incomplete(directory: str, vmcore: str) -> bool:
-    """A dump named complete that says it is not: its save.json (`complete` or `saved`
-    false), or a kdump-compressed header still marked unfinished. Never a page is read."""
+def said_incomplete(record: dict[str, Any] | None, vmcore: str) -> bool:
+    """A dump named complete that says it is not: its save.json (`record`: `complete` or
+    `saved` false), or the kdump-compressed header of the file `vmcore` still marked
+    unfinished. Never a page is read."""
     from kdumpctl_py.capture.kdumpfile import marked_incomplete
 
-    record = read_record(directory) or {}
+    record = record or {}
     return (record.get("complete") is False or record.get("saved") is False
-            or marked_incomplete(os.path.join(directory, vmcore)))
+            or marked_incomplete(vmcore))
 
 
 def write_record(directory: str, rec: SaveRecord) -> None:

@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
-from kdumpctl_py.capture.record import said_incomplete
+from kdumpctl_py.capture.record import read_record, said_incomplete
 
 NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
 COMPLETE = ("vmcore", "vmcore.flat")
@@ -48,9 +48,13 @@ def scan(directory: str) -> list[Dump]:
         path = os.path.join(directory, name)
         if NAME_RE.match(name) and not os.path.islink(path) and os.path.isdir(path):
             entries[name] = set(os.listdir(path))
-    return [replace(d, complete=False) if d.complete and said_incomplete(
-        os.path.join(directory, d.name), next(n for n in COMPLETE if n in entries[d.name]))
-        else d for d in dumps_in(entries)]
+    return [replace(d, complete=False) if d.complete and _said_incomplete(
+        os.path.join(directory, d.name), entries[d.name]) else d for d in dumps_in(entries)]
+
+
+def _said_incomplete(path: str, files: set[str]) -> bool:
+    vmcore = next(n for n in COMPLETE if n in files)
+    return said_incomplete(read_record(path), os.path.join(path, vmcore))
 
 
 def dumps_in(entries: dict[str, set[str]]) -> list[Dump]:

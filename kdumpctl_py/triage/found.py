@@ -58,8 +58,9 @@ def dump_in(directory: str, files: Iterable[str]) -> Dump | None:
     parts = name_parts(os.path.basename(os.path.normpath(directory)))
     host, date = parts if parts else (None, dt.datetime.fromtimestamp(
         st.st_mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    complete = name in COMPLETE and not said_incomplete(directory, name)
-    return Dump(directory, path, host, date, complete, st.st_size, read_record(directory))
+    record = read_record(directory)
+    complete = name in COMPLETE and not said_incomplete(record, path)
+    return Dump(directory, path, host, date, complete, st.st_size, record)
 
 
 def find(roots: Iterable[str]) -> list[Dump]:
