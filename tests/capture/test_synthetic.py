@@ -12,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from kdumpctl_py.capture.filter import dumpable_pages
+from kdumpctl_py.capture.filter import dumpable_pages, mem_maps
+from kdumpctl_py.capture.pagetables import PageTables
 from kdumpctl_py.capture.save import SaveOptions, save_vmcore
 from kdumpctl_py.capture.vmcore import Vmcore
 from tests.builders import assert_same_pages
@@ -34,6 +36,24 @@ def vmcore_4g(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sparse(vmcore_4g: Path) -> None:
     assert vmcore_4g.stat().st_size > 4 << 30
     assert vmcore_4g.stat().st_blocks * 512 < 64 << 20
+
+
+def test_struct_pages_differ_as_a_running_kernels(vmcore_4g: Path) -> None:
+    """Every struct page written but a compound page's tail holds its own lru (pointing
+    at itself or into a list of struct pages), so no two are alike, as in a crash-cycle
+    vmcore; before, most were their zone bits alone and compressed ten times better."""
+    with Vmcore(str(vmcore_4g)) as v:
+        pt = PageTables(v)
+        start, end, mem_map = list(mem_maps(v, pt, 1 << 20))[8]
+        assert mem_map is not None
+        words = np.frombuffer(pt.read(mem_map, (end - start) * 64), "<u8").reshape(-1, 8)
+    lru = words[:, 1]
+    own = (words[:, 0] != 0) & ((lru & 1) == 0) & (lru != 0)
+    assert own.sum() > 1000
+    vmemmap = mem_map - start * 64
+    assert (((lru[own] - np.uint64(vmemmap)) % 64) == 8).all()
+    assert ((lru[own] >= vmemmap) & (lru[own] < vmemmap + (1 << 40))).all()
+    assert len(np.unique(words[own], axis=0)) == own.sum()
 
 
 def save(vmcore: Path, out: Path, limit: int, engine: str = "auto") -> Path:
