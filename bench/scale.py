@@ -51,7 +51,9 @@ from kdumpctl_py.units import parse_size  # noqa: E402
 from tests.measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
 from tests.synthetic_vmcore import write_vmcore  # noqa: E402
 
-GENERATOR_VERSION = 2  # 2: struct pages with a real kernel's zone bits in their flags
+# 2: struct pages with a real kernel's zone bits in their flags; 3: and what else a running
+# kernel leaves in them (lru lists, index, _refcount: synthetic_vmcore._in_use)
+GENERATOR_VERSION = 3
 
 
 def synthetic(size: str) -> Path:

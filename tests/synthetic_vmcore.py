@@ -24,7 +24,8 @@ folios, anonymous THPs and hugetlb pages (order 9). Only what is not zero is
 written, so the file is sparse: about 9.5 GB of disk for 1 TiB of x86_64 RAM.
 Every x86_64 struct page carries in its flags what Debian 12's 6.1 kernel keeps
 there besides the page flags (the zone and last_cpupid bits, as read from a
-crash-cycle vmcore), so that no page looks empty that a real kernel's would not;
+crash-cycle vmcore), so that no page looks empty that a real kernel's would not,
+and what else a running kernel leaves there (lru lists, index, _refcount: `_in_use`);
 but the struct pages of a free block past its first 64 are left as holes: no
 tool decides anything on them (makedumpfile steps over the block), and they are
 most of the file's size.
@@ -354,6 +355,7 @@ class _Section:
         self.mapping_file = m.linear_offset + 0x10000000 + (sec << 12)
         self.mapping_anon = m.linear_offset + 0x20000000 + (sec << 12) + 1
         self.free: list[tuple[int, int]] = []  # (first page, order) of each free block
+        self.compounds: list[tuple[int, int]] = []  # (head, order) of each compound page
 
     def vaddr(self, i: int) -> int:
         return self.m.vmemmap + (self.base + i) * SIZEOF_PAGE
@@ -366,6 +368,7 @@ class _Section:
     def compound(self, i: int, order: int, flags: int, mapping: int, dtor: int,
                  tails: bool) -> None:
         pages = self.pages
+        self.compounds.append((i, order))
         pages["flags"][i] = flags | (1 << PG_HEAD)
         pages["mapping"][i] = mapping
         pages["mapcount"][i] = -1
@@ -404,6 +407,7 @@ def _section(sec: int, m: Machine, rng: np.random.Generator, pools: _Pools,
             pages["flags"][lo:hi] = 1 << PG_RESERVED
             pages["mapcount"][lo:hi] = -1
             s.data = [(p, d) for p, d in s.data if not base + lo <= p < base + hi]
+    _in_use(s)
     if m is X86_64:
         _zone_flags(s)
     return pages, s.data
@@ -418,6 +422,62 @@ def _zone_flags(s: _Section) -> None:
     for i, order in s.free:
         zone[i + FREE_HEAD_WRITTEN:i + (1 << order)] = 0
     s.pages["flags"] |= zone
+
+
+LIST_POISON2 = 0xDEAD000000000122  # a slab's slab_list.prev (POISON_POINTER_DELTA on x86_64)
+
+
+def _in_use(s: _Section) -> None:
+    """What a running kernel leaves in the struct pages beside what the filters read, as
+    a Debian 12 crash-cycle vmcore has it: lru pointing at itself (memmap_init's
+    INIT_LIST_HEAD), LRU pages linked into lists in no particular order with an index and
+    a memcg, free blocks' heads linked into free lists, slab pages their freelist, and
+    _refcount. Without it the struct pages of a section are nearly all alike and compress
+    to a tenth of what a real kernel's do. Fields a filter decides by (flags, mapping,
+    _mapcount, private, the compound ones) are left as planned; so are compound pages'
+    tails and the holes past a free block's first FREE_HEAD_WRITTEN struct pages (both
+    leave less to compress than a kernel would). Drawn from the section's own RNG, so the
+    plan of the sections after it does not change."""
+    rng = np.random.default_rng(s.base)
+    n = len(s.pages)
+    words = s.pages.view("<u8").reshape(n, 8)
+    lru = np.uint64(s.vaddr(0) + 8) + np.arange(n, dtype=np.uint64) * np.uint64(SIZEOF_PAGE)
+    tail = np.zeros(n, dtype=bool)
+    for i, order in s.compounds:
+        tail[i + 1:i + (1 << order)] = True
+    free = np.zeros(n, dtype=bool)
+    for i, order in s.free:
+        free[i:i + (1 << order)] = True
+    hole = np.zeros(n, dtype=bool)
+    for i, order in s.free:
+        hole[i + FREE_HEAD_WRITTEN:i + (1 << order)] = True
+    own = ~tail & ~hole
+    words[own, 1] = lru[own]
+    words[own, 2] = lru[own]
+    flags = s.pages["flags"]
+    on_lru = own & ~free & ((flags & ((1 << PG_LRU) | (1 << PG_SWAPCACHE))) != 0)
+    _link(words, lru, rng.permutation(np.flatnonzero(on_lru)))
+    heads = np.array([i for i, _ in s.free], dtype=np.intp)
+    _link(words, lru, rng.permutation(heads))
+    count = int(on_lru.sum())
+    words[on_lru, 4] = rng.integers(0, 1 << 20, count, dtype=np.uint64)  # index
+    words[on_lru, 7] = np.uint64(s.m.linear_offset + 0x50000000)  # memcg_data
+    slab = own & ((flags & (1 << PG_SLAB)) != 0)
+    words[slab, 1] = 0
+    words[slab, 2] = np.uint64(LIST_POISON2)
+    words[slab, 4] = np.uint64(s.m.linear_offset + 0x60000000) + (
+        rng.integers(0, 1 << 24, int(slab.sum()), dtype=np.uint64) << np.uint64(6))
+    refcount = s.pages.view(np.uint8).reshape(n, SIZEOF_PAGE)[:, 52:56].view("<u4")[:, 0]
+    refcount[own & ~free] = 1
+    refcount[on_lru] += rng.integers(0, 2, count, dtype=np.uint32)
+
+
+def _link(words: npt.NDArray[np.uint64], lru: npt.NDArray[np.uint64],
+          order: npt.NDArray[np.intp]) -> None:
+    """The struct pages `order` as one circular list through their lru."""
+    if len(order):
+        words[order, 1] = lru[np.roll(order, -1)]
+        words[order, 2] = lru[np.roll(order, 1)]
 
 
 def _small(s: _Section, i: int, kind: str, rng: np.random.Generator, pools: _Pools) -> None:
