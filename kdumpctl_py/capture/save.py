@@ -576,8 +576,7 @@ def _where(result: SaveResult) -> str:
     return f"{result.directory}/{result.vmcore}-incomplete" if result.directory else "the stream"
 
 
-@dataclass(frozen=True)
-class KdumpLayout:
+class KdumpLayout(NamedTuple):
     """A kdump-compressed file's headers and bitmaps, as KdumpWriter takes them."""
 
     header: DiskDumpHeader
@@ -599,8 +598,7 @@ class KdumpLayout:
         return self.meta + self.bitmaps.dumpable * v.page_size
 
 
-@dataclass(frozen=True)
-class ElfLayout:
+class ElfLayout(NamedTuple):
     """An ELF dump's notes and PT_LOAD runs, as ElfWriter takes them."""
 
     machine: int
