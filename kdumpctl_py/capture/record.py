@@ -74,22 +74,34 @@ def summary(rec: dict[str, Any]) -> str:
 def read_record(directory: str) -> dict[str, Any] | None:
     """The record of the dump in `directory`; None when there is none or it is unreadable."""
     try:
-        with open(os.path.join(directory, NAME), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        with open(os.path.join(directory, NAME), "rb") as f:
+            return parse_record(f.read())
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def parse_record(data: bytes) -> dict[str, Any] | None:
+    """A record from a save.json's bytes (read here, or over ssh); None when it is not one."""
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def record_says_incomplete(record: dict[str, Any] | None) -> bool:
+    """save.json says the dump is not whole: `complete` or `saved` false."""
+    record = record or {}
+    return record.get("complete") is False or record.get("saved") is False
 
 
 def said_incomplete(record: dict[str, Any] | None, vmcore: str) -> bool:
-    """A dump named complete that says it is not: its save.json (`record`: `complete` or
-    `saved` false), or the kdump-compressed header of the file `vmcore` still marked
-    unfinished. Never a page is read."""
+    """A dump named complete that says it is not: its save.json (`record`), or the
+    kdump-compressed header of the file `vmcore` still marked unfinished. Never a page
+    is read."""
     from kdumpctl_py.capture.kdumpfile import marked_incomplete
 
-    record = record or {}
-    return (record.get("complete") is False or record.get("saved") is False
-            or marked_incomplete(vmcore))
+    return record_says_incomplete(record) or marked_incomplete(vmcore)
 
 
 def write_record(directory: str, rec: SaveRecord) -> None:

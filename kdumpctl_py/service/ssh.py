@@ -28,7 +28,12 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from kdumpctl_py.capture.dumpdir import TargetError, dmesg_text, dump_name
 from kdumpctl_py.capture.record import NAME as RECORD_NAME
-from kdumpctl_py.capture.record import Attempt, SaveRecord
+from kdumpctl_py.capture.record import (
+    Attempt,
+    SaveRecord,
+    parse_record,
+    record_says_incomplete,
+)
 from kdumpctl_py.capture.sink import FLAT_HEADER_SIZE, FLAT_RECORD
 from kdumpctl_py.config.model import SshTarget, known_hosts
 from kdumpctl_py.errors import KdumpError
@@ -133,24 +138,44 @@ def finish_command(directory: str, size: int, complete: bool = True) -> str:
             f"else echo {flat}; fi")
 
 
+RECORD_READ = 64 << 10  # of each save.json the listing carries: a record is a few KiB
+
+
 def list_command(path: str) -> str:
-    """Every entry one level and two levels under PATH: type, a space, the relative name."""
+    """Every entry one level and two levels under PATH: type, a space, the relative name;
+    then each DIR/save.json as `j DIR/` and its first RECORD_READ bytes (NULs dropped),
+    so that retention judges hundreds of dumps in one ssh call. Each entry ends in a NUL.
+    The kdump header's unfinished mark, which a local disk's rule also reads, is not
+    read (a read of every dump file): over ssh a dump is named complete only once the
+    server holds every byte sent (finish_command)."""
     return (f"cd -- {shlex.quote(path)} 2>/dev/null || exit 0; "
-            "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\0'")
+            "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\0' && "
+            f'for f in */{RECORD_NAME}; do [ -f "$f" ] || continue; '
+            'printf \'j %s/\' "${f%/*}"; '
+            f"head -c {RECORD_READ} -- \"$f\" | tr -d '\\000'; printf '\\0'; done")
 
 
 def dumps_from_listing(listing: bytes) -> list[retention.Dump]:
-    """`list_command`'s output as retention's dumps: real directories only, never links."""
+    """`list_command`'s output as retention's dumps: real directories only, never links;
+    a `vmcore` whose save.json says it is not whole is incomplete, as on a local disk."""
+    from dataclasses import replace
+
     dirs: set[str] = set()
     files: dict[str, set[str]] = {}
+    records: dict[str, bytes] = {}
     for entry in listing.split(b"\0"):
-        kind, _, rel = entry.decode("utf-8", "surrogateescape").partition(" ")
-        top, slash, inner = rel.partition("/")
-        if not slash and kind == "d":
-            dirs.add(top)
+        kind, _, rest = entry.partition(b" ")
+        top, slash, inner = rest.partition(b"/")
+        name = top.decode("utf-8", "surrogateescape")
+        if kind == b"j":
+            records[name] = inner
+        elif not slash and kind == b"d":
+            dirs.add(name)
         elif slash:
-            files.setdefault(top, set()).add(inner)
-    return retention.dumps_in({d: files.get(d, set()) for d in dirs})
+            files.setdefault(name, set()).add(inner.decode("utf-8", "surrogateescape"))
+    return [replace(d, complete=False) if d.complete and record_says_incomplete(
+        parse_record(records.get(d.name, b""))) else d
+        for d in retention.dumps_in({d: files.get(d, set()) for d in dirs})]
 
 
 class RemoteError(TargetError):

@@ -21,6 +21,9 @@ from kdumpctl_py.config.model import SshTarget
 from kdumpctl_py.service import retention
 from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import (
+    COMMAND_TIMEOUT_S,
+    Remote,
+    apply_retention,
     dumps_from_listing,
     list_command,
     ssh_argv,
@@ -139,6 +142,35 @@ def test_retention_never_deletes_incomplete_dumps(tmp_path: Path, server: Server
         out = run_capture(ssh_config(server, dumps, keep=1), FakeMachine(), str(vmcore))
     assert out.retention is not None and out.retention.incomplete == [broken.name]
     assert broken.exists() and len(list(dumps.iterdir())) == 2
+
+
+def test_retention_over_ssh_reads_each_save_json_in_the_one_listing(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `vmcore` whose save.json says it is not complete (a save cut short after the
+    rename) or not saved (a fallback's record) is incomplete on the server as on a local
+    disk: keep 1 keeps the only complete dump, older than both, and deletes nothing. The
+    records come with the listing, in one ssh call however many dumps there are."""
+    dumps = tmp_path / "remote"
+    for day, record in (("01", None), ("02", '{"complete": false}'),
+                        ("03", '{"saved": false}')):
+        d = dumps / f"h-2000-01-{day}-00:00:00"
+        d.mkdir(parents=True)
+        (d / "vmcore").write_bytes(b"x")
+        if record:
+            (d / "save.json").write_text(record)
+    calls: list[str] = []
+    run = Remote.run
+
+    def counted(self: Remote, command: str, data: bytes = b"",
+                timeout: float = COMMAND_TIMEOUT_S) -> bytes:
+        calls.append(command)
+        return run(self, command, data, timeout)
+
+    monkeypatch.setattr(Remote, "run", counted)
+    r = apply_retention(Remote(server.target, server.key), str(dumps), 1)
+    assert (r.deleted, r.kept) == ([], ["h-2000-01-01-00:00:00"])
+    assert r.incomplete == ["h-2000-01-02-00:00:00", "h-2000-01-03-00:00:00"]
+    assert len(calls) == 1 and len(list(dumps.iterdir())) == 3
 
 
 @pytest.mark.parametrize("fault,says", [
