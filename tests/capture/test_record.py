@@ -112,3 +112,10 @@ def test_status_and_metrics_see_a_vmcore_that_says_it_is_unfinished(tmp_path: Pa
     (said / "save.json").write_text('{"level_written": 31, "complete": false}')
     dumps = SystemView("/").dumps(str(tmp_path))
     assert {e.name: e.complete for e in dumps} == {marked.name: False, said.name: False}
+
+
+def test_a_record_nested_past_the_parsers_depth_is_unreadable(tmp_path: Path) -> None:
+    """A save.json of 64 KiB of "[" (a damaged or hostile file, read over ssh too) is no
+    record, as any other file that is not one, not a RecursionError out of dumps or keep."""
+    (tmp_path / "save.json").write_text("[" * 65536)
+    assert read_record(str(tmp_path)) is None
