@@ -84,7 +84,7 @@ def parse_record(data: bytes) -> dict[str, Any] | None:
     """A record from a save.json's bytes (read here, or over ssh); None when it is not one."""
     try:
         record = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
     return record if isinstance(record, dict) else None
 
