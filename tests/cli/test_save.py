@@ -163,11 +163,12 @@ def test_a_target_in_a_missing_directory_is_refused(
         fallback: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Found by the new-administrator sweep: `save --target /nonexistent/dir` created the
     whole path, so a typo put the dump where nobody would look. The target itself may be
-    new (a freshly made file system has no crash directory yet); its parent may not."""
+    new (a freshly made file system has no crash directory yet); its parent may not. A
+    mistyped path is bad input: exit 2."""
     src, _ = make_vmcore(tmp_path)
     target = tmp_path / "typo" / "crash"
     assert main(["save", "--vmcore", str(src), "--target", str(target), *fallback,
-                 "--no-progress"]) == 1
+                 "--no-progress"]) == 2
     assert capsys.readouterr().err == (
         f"kdumpctl-py: error: cannot write {target}: {tmp_path / 'typo'} is not a directory; "
         "create it, or name another file\n")
