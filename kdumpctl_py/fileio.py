@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 
 BACKUP_SUFFIX = ".kdumpctl-py.bak"
 
@@ -37,10 +37,11 @@ def new_beside(target: Path) -> tuple[int, Path]:
             continue
 
 
-def no_directory(target: Path) -> KdumpError:
+def no_directory(target: Path) -> UsageError:
     """The error for an output whose directory is missing: that directory, not the
-    temporary file made beside the output, is what the user can act on."""
-    return KdumpError(f"cannot write {target}: {target.parent} is not a directory; "
+    temporary file made beside the output, is what the user can act on. A mistyped path is
+    bad input (exit 2)."""
+    return UsageError(f"cannot write {target}: {target.parent} is not a directory; "
                       "create it, or name another file")
 
 

@@ -91,7 +91,8 @@ def _check_target(target: str) -> None:
 
 
 def _check_vmcore(path: str) -> None:
-    """Save reads an ELF vmcore; a dump saved already is named for what it is, in the words
+    """Save reads an ELF vmcore; one that is not (looked at when opening it failed, not
+    before every save) is named for what it is, a dump saved already too, in the words
     dmesg and analyse use for a file that is not a dump."""
     from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
     from kdumpctl_py.errors import UsageError
@@ -141,7 +142,6 @@ def run(args: argparse.Namespace) -> int:
     if given(args.format, cfg.format) == "elf" and args.compress not in (None, "none"):
         raise UsageError("--format elf writes an uncompressed ELF dump; drop --compress")
     limit = given(args.memory_limit, cfg.memory_limit)
-    _check_vmcore(args.vmcore)
     options = SaveOptions(dump_level=given(args.dump_level, cfg.dump_level),
                           compress=given(args.compress, cfg.compress),
                           zlib_engine=given(args.zlib_engine, cfg.zlib_engine), flat=flat,
@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fallback and stream is not None:
         raise UsageError("--fallback cannot save a stream again; give a --target directory")
     if args.fallback:
+        _check_vmcore(args.vmcore)  # its plain copy would take any file, a saved dump too
         from dataclasses import asdict
 
         from kdumpctl_py.capture.fallback import save_with_fallback
@@ -166,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         result = save_vmcore(args.vmcore, args.target, options, stream)
+    except UsageError:
+        _check_vmcore(args.vmcore)
+        raise
     except BrokenPipeError:
         if stream is None:
             raise

@@ -48,6 +48,10 @@ CONNECT_TIMEOUT_S = 20
 ALIVE_INTERVAL_S = 10
 ALIVE_COUNT = 3
 COMMAND_TIMEOUT_S = 120
+# The one call after SIGTERM, save.json saying why nothing was saved: on a dead network
+# COMMAND_TIMEOUT_S outlasts systemd's stop timeout (90 s by default), whose SIGKILL
+# would end the service before it reports the interruption.
+AFTER_INTERRUPT_TIMEOUT_S = 10
 REASSEMBLE_TIMEOUT_S = 3600
 STDERR_KEPT = 64 << 10  # of ssh's stderr while streaming: the end, where its last line is
 # A write to the stream blocked this long: the server is alive (ServerAlive would have
@@ -423,7 +427,9 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
             failed.append(Attempt(step.how, attempt.dump_level if step.options else None,
                                   str(e), e.directory))
             if isinstance(e, AttemptInterrupted):  # recorded there, as on a local disk
-                _record_failure(remote, options, failed)
+                if _record_failure(remote, options, failed, AFTER_INTERRUPT_TIMEOUT_S) is None:
+                    raise AttemptInterrupted(f"{e}; {RECORD_NAME} could not be written there",
+                                             e.directory) from None
                 raise
             warn(f"saving {how} failed: {e}")
             continue
@@ -448,7 +454,8 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
         + (f" (recorded in {remote.where(where)})" if where else ""), failed)
 
 
-def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt]) -> str | None:
+def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt],
+                    timeout: float = COMMAND_TIMEOUT_S) -> str | None:
     """save.json (saved false) in the last failed attempt's directory on the server, as
     capture.fallback leaves one on a local disk; its path, or None."""
     left = [a.directory for a in failed if a.directory]
@@ -457,7 +464,7 @@ def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt])
     record = SaveRecord(options.dump_level, None, "not saved", "none", "none", False, 0.0, 0,
                         "", failed, saved=False)
     try:
-        remote.run(write_command(left[-1], RECORD_NAME), record.to_json().encode())
+        remote.run(write_command(left[-1], RECORD_NAME), record.to_json().encode(), timeout)
     except RemoteError as e:
         warn(f"no dump was saved, and {RECORD_NAME} could not be written either: {e}")
         return None

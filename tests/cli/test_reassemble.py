@@ -43,10 +43,10 @@ def test_an_output_in_a_missing_directory_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Found by the sweep: `reassemble FLAT typo/out` named typo/out-incomplete, a file the
     administrator never typed, and only once the stream's header was read; the directory
-    is named first, as for save --target and snapshot."""
+    is named first, as for save --target and snapshot; a mistyped path is bad input: exit 2."""
     flat = flat_dump(tmp_path)
     out = tmp_path / "typo" / "out"
-    assert main(["reassemble", str(flat), str(out)]) == 1
+    assert main(["reassemble", str(flat), str(out)]) == 2
     assert capsys.readouterr().err == (f"kdumpctl-py: error: cannot write {out}: {out.parent} "
                                        "is not a directory; create it, or name another file\n")
     assert not out.parent.exists()

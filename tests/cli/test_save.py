@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,11 +164,12 @@ def test_a_target_in_a_missing_directory_is_refused(
         fallback: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Found by the new-administrator sweep: `save --target /nonexistent/dir` created the
     whole path, so a typo put the dump where nobody would look. The target itself may be
-    new (a freshly made file system has no crash directory yet); its parent may not."""
+    new (a freshly made file system has no crash directory yet); its parent may not. A
+    mistyped path is bad input: exit 2."""
     src, _ = make_vmcore(tmp_path)
     target = tmp_path / "typo" / "crash"
     assert main(["save", "--vmcore", str(src), "--target", str(target), *fallback,
-                 "--no-progress"]) == 1
+                 "--no-progress"]) == 2
     assert capsys.readouterr().err == (
         f"kdumpctl-py: error: cannot write {target}: {tmp_path / 'typo'} is not a directory; "
         "create it, or name another file\n")
@@ -175,6 +177,32 @@ def test_a_target_in_a_missing_directory_is_refused(
     assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "crash"),
                  *fallback, "--no-progress"]) == 0
     assert len(list((tmp_path / "crash").iterdir())) == 1
+
+
+def test_an_elf_vmcore_is_opened_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """save opened --vmcore once more before every save, only to tell a dump saved already
+    from an ELF vmcore; that look belongs to the error path, not to every save."""
+    import builtins
+
+    src, _ = make_vmcore(tmp_path)
+    opens: list[str] = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opens.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def counting_os_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        opens.append(str(file))
+        return real_os_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_os_open)
+    assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "t"),
+                 "--no-progress"]) == 0
+    assert opens.count(str(src)) == 1
+    assert "saved " in capsys.readouterr().out
 
 
 def test_a_saved_dump_given_as_the_vmcore_is_named_for_what_it_is(

@@ -62,6 +62,21 @@ def test_snapshot_refuses_existing(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not os.path.exists(tmp_path / "x.incomplete")
 
 
+@pytest.mark.parametrize("argv", [["snapshot", "{out}.tar.gz"],
+                                  ["--sysroot", str(SNAPSHOTS / SNAPSHOT_NAMES[0]), "status",
+                                   "--prometheus", "{out}.prom"]])
+def test_an_output_in_a_missing_directory_is_bad_input(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped directory is bad input (exit 2), as for save --target and reassemble."""
+    out = str(tmp_path / "typo" / "x")
+    argv = [a.format(out=out) for a in argv]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: cannot write {argv[-1]}: {tmp_path / 'typo'} is not a "
+        "directory; create it, or name another file\n")
+    assert not list(tmp_path.iterdir())
+
+
 def _probes(root: Path, state: str) -> Path:
     from kdumpctl_py.facts.view import META
 

@@ -450,6 +450,40 @@ def test_sigterm_while_streaming_ends_the_chain(tmp_path: Path, server: Server,
     assert record["saved"] is False and record["failed"][0]["error"] == out.error
 
 
+def test_sigterm_when_the_server_stops_answering_is_still_reported(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After SIGTERM the one ssh call left, writing save.json, waited COMMAND_TIMEOUT_S
+    (120 s) on a server that no longer answers: longer than systemd's stop timeout (90 s),
+    which SIGKILLs the service before it reports. That call gets a short timeout, and the
+    interruption is still said, with the record that could not be written."""
+    import time
+
+    from kdumpctl_py.capture.sink import FlatSink
+    from kdumpctl_py.service import ssh
+
+    monkeypatch.setattr(ssh, "AFTER_INTERRUPT_TIMEOUT_S", 2, raising=False)
+    server.command("cat", 'case "$(readlink /proc/$$/fd/1)" in\n'
+                   '  *save.json.tmp) sleep 15; exit 1;;\nesac\nexec /bin/cat "$@"')
+    real = FlatSink.write_at
+
+    def write_at(self: FlatSink, offset: int, data: bytes | memoryview) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        real(self, offset, data)
+
+    monkeypatch.setattr(FlatSink, "write_at", write_at)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    started = time.monotonic()
+    out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    took = time.monotonic() - started
+    (d,) = dumps.iterdir()
+    assert not out.saved and out.error == (
+        f"interrupted; {where(server.target, str(d))}/vmcore-incomplete holds an "
+        "incomplete dump; save.json could not be written there"), out.error
+    assert took < 10, took
+    assert not (d / "save.json").exists()
+
+
 def sigterm(unit: bool) -> None:
     """SIGTERM to this process, and with `unit` to its ssh children first, as systemd's
     KillMode=control-group sends it to every process of the capture service."""
