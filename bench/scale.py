@@ -52,8 +52,9 @@ from tests.measure import Measurement, MemoryCgroup, load_average, run  # noqa: 
 from tests.synthetic_vmcore import write_vmcore  # noqa: E402
 
 # 2: struct pages with a real kernel's zone bits in their flags; 3: and what else a running
-# kernel leaves in them (lru lists, index, _refcount: synthetic_vmcore._in_use)
-GENERATOR_VERSION = 3
+# kernel leaves in them (lru lists, index, _refcount: synthetic_vmcore._in_use); 4: and
+# compound tails their own lru.prev
+GENERATOR_VERSION = 4
 
 
 def synthetic(size: str) -> Path:

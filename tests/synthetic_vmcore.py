@@ -434,17 +434,21 @@ def _in_use(s: _Section) -> None:
     a memcg, free blocks' heads linked into free lists, slab pages their freelist, and
     _refcount. Without it the struct pages of a section are nearly all alike and compress
     to a tenth of what a real kernel's do. Fields a filter decides by (flags, mapping,
-    _mapcount, private, the compound ones) are left as planned; so are compound pages'
-    tails and the holes past a free block's first FREE_HEAD_WRITTEN struct pages (both
-    leave less to compress than a kernel would). Drawn from the section's own RNG, so the
-    plan of the sections after it does not change."""
+    _mapcount, private, the compound ones) are left as planned: so a compound page's
+    tails, past the first, get only the lru.prev that a crash-cycle vmcore's hugetlb
+    tails keep (their own address), and the holes past a free block's first
+    FREE_HEAD_WRITTEN struct pages stay holes (less to compress than a kernel would
+    leave). Drawn from the section's own RNG, so the plan of the sections after it does
+    not change."""
     rng = np.random.default_rng(s.base)
     n = len(s.pages)
     words = s.pages.view("<u8").reshape(n, 8)
     lru = np.uint64(s.vaddr(0) + 8) + np.arange(n, dtype=np.uint64) * np.uint64(SIZEOF_PAGE)
     tail = np.zeros(n, dtype=bool)
+    later = np.zeros(n, dtype=bool)  # tails past the first, which holds order and dtor there
     for i, order in s.compounds:
         tail[i + 1:i + (1 << order)] = True
+        later[i + 2:i + (1 << order)] = True
     free = np.zeros(n, dtype=bool)
     for i, order in s.free:
         free[i:i + (1 << order)] = True
@@ -454,6 +458,7 @@ def _in_use(s: _Section) -> None:
     own = ~tail & ~hole
     words[own, 1] = lru[own]
     words[own, 2] = lru[own]
+    words[later, 2] = lru[later]  # a tail keeps the lru.prev it was made with
     flags = s.pages["flags"]
     on_lru = own & ~free & ((flags & ((1 << PG_LRU) | (1 << PG_SWAPCACHE))) != 0)
     _link(words, lru, rng.permutation(np.flatnonzero(on_lru)))
