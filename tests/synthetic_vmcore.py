@@ -62,9 +62,9 @@ DMA_END, DMA32_END = 16 << 20, 4 << 30
 FREE_HEAD_WRITTEN = 64  # struct pages of a free block written (the rest are holes)
 
 PAGE_DTYPE = np.dtype({
-    "names": ["flags", "chead", "dtor", "order", "mapping", "private", "mapcount"],
-    "formats": ["<u8", "<u8", "u1", "u1", "<u8", "<u8", "<i4"],
-    "offsets": [0, 8, 16, 17, 24, 40, 48], "itemsize": SIZEOF_PAGE})
+    "names": ["flags", "chead", "dtor", "order", "mapping", "private", "mapcount", "refcount"],
+    "formats": ["<u8", "<u8", "u1", "u1", "<u8", "<u8", "<i4", "<u4"],
+    "offsets": [0, 8, 16, 17, 24, 40, 48, 52], "itemsize": SIZEOF_PAGE})
 
 VMCOREINFO = """\
 PAGESIZE={page}
@@ -419,9 +419,17 @@ def _zone_flags(s: _Section) -> None:
     addr = (s.base + np.arange(len(s.pages), dtype=np.uint64)) * np.uint64(s.m.page)
     zone = np.where(addr < DMA_END, np.uint64(ZONE_DMA),
                     np.where(addr < DMA32_END, np.uint64(ZONE_DMA32), np.uint64(ZONE_NORMAL)))
-    for i, order in s.free:
-        zone[i + FREE_HEAD_WRITTEN:i + (1 << order)] = 0
+    zone[_holes(s)] = 0
     s.pages["flags"] |= zone
+
+
+def _holes(s: _Section) -> npt.NDArray[np.bool_]:
+    """The struct pages left unwritten: inside free blocks past their first
+    FREE_HEAD_WRITTEN pages."""
+    hole = np.zeros(len(s.pages), dtype=bool)
+    for i, order in s.free:
+        hole[i + FREE_HEAD_WRITTEN:i + (1 << order)] = True
+    return hole
 
 
 LIST_POISON2 = 0xDEAD000000000122  # a slab's slab_list.prev (POISON_POINTER_DELTA on x86_64)
@@ -452,10 +460,7 @@ def _in_use(s: _Section) -> None:
     free = np.zeros(n, dtype=bool)
     for i, order in s.free:
         free[i:i + (1 << order)] = True
-    hole = np.zeros(n, dtype=bool)
-    for i, order in s.free:
-        hole[i + FREE_HEAD_WRITTEN:i + (1 << order)] = True
-    own = ~tail & ~hole
+    own = ~tail & ~_holes(s)
     words[own, 1] = lru[own]
     words[own, 2] = lru[own]
     words[later, 2] = lru[later]  # a tail keeps the lru.prev it was made with
@@ -472,7 +477,7 @@ def _in_use(s: _Section) -> None:
     words[slab, 2] = np.uint64(LIST_POISON2)
     words[slab, 4] = np.uint64(s.m.linear_offset + 0x60000000) + (
         rng.integers(0, 1 << 24, int(slab.sum()), dtype=np.uint64) << np.uint64(6))
-    refcount = s.pages.view(np.uint8).reshape(n, SIZEOF_PAGE)[:, 52:56].view("<u4")[:, 0]
+    refcount = s.pages["refcount"]
     refcount[own & ~free] = 1
     refcount[on_lru] += rng.integers(0, 2, count, dtype=np.uint32)
 
