@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from kdumpctl_py.capture.record import read_record, said_incomplete
 
@@ -48,8 +49,8 @@ def scan(directory: str) -> list[Dump]:
         path = os.path.join(directory, name)
         if NAME_RE.match(name) and not os.path.islink(path) and os.path.isdir(path):
             entries[name] = set(os.listdir(path))
-    return [replace(d, complete=False) if d.complete and _said_incomplete(
-        os.path.join(directory, d.name), entries[d.name]) else d for d in dumps_in(entries)]
+    return dumps_in(entries, lambda name: _said_incomplete(os.path.join(directory, name),
+                                                           entries[name]))
 
 
 def _said_incomplete(path: str, files: set[str]) -> bool:
@@ -57,16 +58,18 @@ def _said_incomplete(path: str, files: set[str]) -> bool:
     return said_incomplete(read_record(path), os.path.join(path, vmcore))
 
 
-def dumps_in(entries: dict[str, set[str]]) -> list[Dump]:
+def dumps_in(entries: dict[str, set[str]],
+             said_incomplete: Callable[[str], bool]) -> list[Dump]:
     """The dumps among directories (name: the names inside it), oldest first; names that
-    are not dump names and directories without a vmcore are left out."""
+    are not dump names and directories without a vmcore are left out. A dump named
+    complete is not when `said_incomplete(name)` (its save.json or header says so)."""
     dumps = []
     for name, files in entries.items():
         m = NAME_RE.match(name)
         if not m:
             continue
         if files & set(COMPLETE):
-            complete = True
+            complete = not said_incomplete(name)
         elif files & set(INCOMPLETE):
             complete = False
         else:

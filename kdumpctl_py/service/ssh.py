@@ -162,8 +162,6 @@ def list_command(path: str) -> str:
 def dumps_from_listing(listing: bytes) -> list[retention.Dump]:
     """`list_command`'s output as retention's dumps: real directories only, never links;
     a `vmcore` whose save.json says it is not whole is incomplete, as on a local disk."""
-    from dataclasses import replace
-
     dirs: set[str] = set()
     files: dict[str, set[str]] = {}
     records: dict[str, bytes] = {}
@@ -177,9 +175,9 @@ def dumps_from_listing(listing: bytes) -> list[retention.Dump]:
             dirs.add(name)
         elif slash:
             files.setdefault(name, set()).add(inner.decode("utf-8", "surrogateescape"))
-    return [replace(d, complete=False) if d.complete and record_says_incomplete(
-        parse_record(records.get(d.name, b""))) else d
-        for d in retention.dumps_in({d: files.get(d, set()) for d in dirs})]
+    return retention.dumps_in({d: files.get(d, set()) for d in dirs},
+                              lambda name: record_says_incomplete(
+                                  parse_record(records.get(name, b""))))
 
 
 class RemoteError(TargetError):
