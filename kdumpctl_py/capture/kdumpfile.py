@@ -40,6 +40,11 @@ DISK_DUMP_HEADER = struct.Struct("<8si390s6xqqIiiIIIIIIi")
 DISK_DUMP_HEADER_SIZE = 464
 # struct kdump_sub_header on 64-bit: 104 bytes.
 SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
+# Page data handed to the kernel's writeback at a time. Each POSIX_FADV_DONTNEED drains
+# every CPU's page lists: asked after every chunk (about 130 KiB of zlib data) it cost 7 %
+# of a 4 GiB machine's save at one thread (in-process, 40 saves each: 248 ms against
+# 231 with 2 MiB, 226 with 8 MiB). The page cache holds at most twice this of the dump.
+WRITE_BEHIND = 4 << 20
 PAGE_DESC = struct.Struct("<qIIQ")  # offset, size, flags, page_flags: 24 bytes
 
 DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
@@ -222,7 +227,8 @@ class KdumpWriter:
         if zero_page:
             self.zero_desc = (self.data_offset, bs, 0, 0)
             self.data_offset += bs
-        self.behind = self.data_offset  # page data from here on is written behind (add)
+        # page data is written behind (add) from `behind` on; `asked` is where it was last
+        self.behind = self.asked = self.data_offset
 
     def begin(self) -> None:
         first = self.header if self.optimistic else self.header._replace(
@@ -253,13 +259,14 @@ class KdumpWriter:
         if self.zero_desc is not None:
             descs[~nonzero] = self.zero_desc
         self.sink.write_at(self.descs_offset + PAGE_DESC.size * first_index, descs.tobytes())
-        start = self.data_offset
-        self.sink.write_at(start, data)
+        self.sink.write_at(self.data_offset, data)
         self.data_offset += size
-        # page data is never written again: to disk while the next chunk is made, this
-        # chunk's and the last one's (written back by now, so dropped from the page cache)
-        self.sink.write_behind(self.behind, self.data_offset)
-        self.behind = start
+        # Page data is never written again: to disk while the next chunks are made, what
+        # came since the last time and again what was asked for then (written back by now,
+        # so dropped from the page cache).
+        if self.data_offset - self.asked >= WRITE_BEHIND:
+            self.sink.write_behind(self.behind, self.data_offset)
+            self.behind, self.asked = self.asked, self.data_offset
 
     def finish(self, complete: bool, written: Written | None = None) -> None:
         if written is not None or self.optimistic:
