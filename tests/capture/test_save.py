@@ -504,3 +504,37 @@ def test_threads_beyond_the_memory_budget_are_not_started(
                                      memory_limit=MIN_LIMIT))
     assert result.complete and started == [3]
     assert "--threads 64" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", [{}, {"format": "elf"}, {"flat": True}, {"threads": 2}])
+def test_a_save_leaves_the_same_cyclic_garbage_whatever_its_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: dict[str, Any]) -> None:
+    """What lets the program save without the cycle collector (cli QUICK_EXIT): the cyclic
+    objects a save leaves do not grow with its chunks, pages that cannot be read included."""
+    import gc
+
+    src, _ = make_vmcore(tmp_path)
+    unreadable_page(monkeypatch, src)
+
+    def garbage(run: int) -> int:
+        options = SaveOptions(1, "zlib", threads=1, progress=False, zlib_engine="zlib",
+                              firmware=((0x105 * PAGE, PAGE),))
+        gc.collect()
+        if form.get("flat"):
+            with open(tmp_path / f"flat{run}", "wb") as out:
+                save_vmcore(str(src), "-", options, out)
+        else:
+            save_vmcore(str(src), str(tmp_path / f"out{run}"),
+                        SaveOptions(**{**options.__dict__, **form}))
+        return gc.collect()
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        garbage(0)  # the first save's imports and caches
+        one = garbage(1)
+        monkeypatch.setattr(save_mod, "chunk_pages", lambda page_size: 2)  # 20 chunks
+        assert garbage(2) == one <= 50
+    finally:
+        if enabled:
+            gc.enable()

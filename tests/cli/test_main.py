@@ -220,3 +220,22 @@ def test_an_empty_path_or_value_is_bad_usage(argv: list[str], tmp_path: Path,
     assert err.startswith("kdumpctl-py: error: argument ") and "must not be empty" in err \
         and err.count("\n") == 1, err
     assert not list(tmp_path.glob("*incomplete"))
+
+
+def test_the_program_saves_without_the_cycle_collector(tmp_path: Path) -> None:
+    """A save makes no cyclic garbage worth collecting (test_save: the same few objects
+    whatever the dump), so its process runs without the collector, whose passes over
+    numpy's objects while they are imported cost 9 ms of a 4 GiB machine's 0.27 s save.
+    Only the passes while the program itself is imported come before it is stopped."""
+    src, _ = make_vmcore(tmp_path)
+    counting = ("import gc, sys\n"
+                "gc.callbacks.append(lambda phase, info: phase == 'stop' and "
+                "sys.stderr.write('collector pass\\n'))\n"
+                "from kdumpctl_py.cli import program\n"
+                "raise SystemExit(program())\n")
+    out = subprocess.run([sys.executable, "-c", counting, "save", "--vmcore", str(src),
+                          "--target", str(tmp_path / "out"), "--compress", "zlib",
+                          "--dump-level", "1", "--no-progress"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stderr.count("collector pass") <= 8, out.stderr  # 46 with it
