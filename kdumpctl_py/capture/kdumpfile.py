@@ -41,9 +41,10 @@ DISK_DUMP_HEADER_SIZE = 464
 # struct kdump_sub_header on 64-bit: 104 bytes.
 SUB_HEADER = struct.Struct("<QiiQQqQqQqQQQQ")
 # Page data handed to the kernel's writeback at a time. Each POSIX_FADV_DONTNEED drains
-# every CPU's page lists: asked after every chunk (about 130 KiB of zlib data) it cost 7 %
-# of a 4 GiB machine's save at one thread (in-process, 40 saves each: 248 ms against
-# 231 with 2 MiB, 226 with 8 MiB). The page cache holds at most twice this of the dump.
+# every CPU's page lists: asked after every chunk (about 130 KiB of zlib data), a 4 GiB
+# machine's saves in one process took 248 ms against 231 with 2 MiB steps and 226 with
+# 8 MiB (40 each, one thread); 2 % of a 64 GiB one's as a process. The page cache holds
+# at most twice this of the dump.
 WRITE_BEHIND = 4 << 20
 PAGE_DESC = struct.Struct("<qIIQ")  # offset, size, flags, page_flags: 24 bytes
 
