@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import stat
 import subprocess
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -511,8 +513,6 @@ def test_a_save_leaves_the_same_cyclic_garbage_whatever_its_size(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: dict[str, Any]) -> None:
     """What lets the program save without the cycle collector (cli QUICK_EXIT): the cyclic
     objects a save leaves do not grow with its chunks, pages that cannot be read included."""
-    import gc
-
     src, _ = make_vmcore(tmp_path)
     unreadable_page(monkeypatch, src)
 
@@ -524,8 +524,7 @@ def test_a_save_leaves_the_same_cyclic_garbage_whatever_its_size(
             with open(tmp_path / f"flat{run}", "wb") as out:
                 save_vmcore(str(src), "-", options, out)
         else:
-            save_vmcore(str(src), str(tmp_path / f"out{run}"),
-                        SaveOptions(**{**options.__dict__, **form}))
+            save_vmcore(str(src), str(tmp_path / f"out{run}"), replace(options, **form))
         return gc.collect()
 
     enabled = gc.isenabled()

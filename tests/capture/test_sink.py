@@ -112,9 +112,9 @@ def test_a_flat_record_of_parts_is_one_record(tmp_path: Path) -> None:
 def test_a_save_writes_behind_once_per_write_behind_bytes(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Advice costs the kernel a drain of every CPU's page lists: asked after every chunk it
-    was 7 % of a 4 GiB machine's save. So it comes once WRITE_BEHIND more bytes of page data
-    are written, each time for those and again for the ones asked for before (written
-    back by then, dropped now)."""
+    took 8-17 ms of a 4 GiB machine's saves in one process. So it comes once WRITE_BEHIND
+    more bytes of page data are written, each time for those and again for the ones asked
+    for before (written back by then, dropped now)."""
     src, _ = make_vmcore(tmp_path)
     monkeypatch.setattr(save_mod, "chunk_pages", lambda page_size: 2)  # 20 chunks of 2 pages
     monkeypatch.setattr(kdumpfile_mod, "WRITE_BEHIND", 5 * P)
