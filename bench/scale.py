@@ -20,7 +20,10 @@ generator honest); whether the whole files are identical is reported too. The
 last line is one JSON object:
 {"sizes": {"4G": {"ours": {...}, "makedumpfile": {...}}, ...},
  "ratio": {"speed_min": ..., "rss_max": ...}} with speed = makedumpfile's seconds
-/ ours and rss = our peak RSS / makedumpfile's, the worst over the sizes.
+/ ours and rss = our peak RSS / makedumpfile's, the worst over the sizes. Each size
+also has "paired": the median and range of makedumpfile's seconds over ours within each
+repetition, whose two runs are seconds apart: a noisy host (the same CPU-bound loop 0.34
+to 0.54 s from one run to the next, on the machine of 2026-12-02) moves both alike there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -132,7 +136,10 @@ def main() -> None:
             same, identical = same and s, identical and i
             load.append(round(load_average()[0], 2))
         ours, mdf = summarise(ours_rows), summarise(mdf_rows)
-        sizes[size] = {"ours": ours, "makedumpfile": mdf, "bitmaps_equal": same,
+        pairs = [m.seconds / o.seconds for (o, _), (m, _) in zip(ours_rows, mdf_rows, strict=True)]
+        paired = {"median": round(statistics.median(pairs), 3),
+                  "range": [round(min(pairs), 3), round(max(pairs), 3)]}
+        sizes[size] = {"ours": ours, "makedumpfile": mdf, "paired": paired, "bitmaps_equal": same,
                        "identical_files": identical,
                        "disk_bytes": vmcore.stat().st_blocks * 512}
         speed.append(mdf["seconds"] / ours["seconds"])
@@ -140,7 +147,8 @@ def main() -> None:
         print(f"{size:>5}: ours {ours['seconds']:7.2f} s (cpu {ours['cpu_seconds']:.2f}) "
               f"RSS {int(ours['peak_rss']) / 1e6:6.1f} MB | makedumpfile {mdf['seconds']:7.2f} s "
               f"(cpu {mdf['cpu_seconds']:.2f}) RSS {int(mdf['peak_rss']) / 1e6:6.1f} MB | "
-              f"bitmaps {'equal' if same else 'DIFFER'}", flush=True)
+              f"paired {paired['median']:.2f} | bitmaps {'equal' if same else 'DIFFER'}",
+              flush=True)
         if not same:
             sys.exit(f"bench: our bitmaps differ from makedumpfile's at {size}")
     out["sizes"] = sizes
