@@ -419,17 +419,17 @@ def _zone_flags(s: _Section) -> None:
     addr = (s.base + np.arange(len(s.pages), dtype=np.uint64)) * np.uint64(s.m.page)
     zone = np.where(addr < DMA_END, np.uint64(ZONE_DMA),
                     np.where(addr < DMA32_END, np.uint64(ZONE_DMA32), np.uint64(ZONE_NORMAL)))
-    zone[_holes(s)] = 0
+    zone[_in_free_blocks(s, FREE_HEAD_WRITTEN)] = 0
     s.pages["flags"] |= zone
 
 
-def _holes(s: _Section) -> npt.NDArray[np.bool_]:
-    """The struct pages left unwritten: inside free blocks past their first
-    FREE_HEAD_WRITTEN pages."""
-    hole = np.zeros(len(s.pages), dtype=bool)
+def _in_free_blocks(s: _Section, past: int = 0) -> npt.NDArray[np.bool_]:
+    """The struct pages of free blocks, of each block from its `past`th page on: with
+    FREE_HEAD_WRITTEN, the ones left unwritten (holes)."""
+    inside = np.zeros(len(s.pages), dtype=bool)
     for i, order in s.free:
-        hole[i + FREE_HEAD_WRITTEN:i + (1 << order)] = True
-    return hole
+        inside[i + past:i + (1 << order)] = True
+    return inside
 
 
 LIST_POISON2 = 0xDEAD000000000122  # a slab's slab_list.prev (POISON_POINTER_DELTA on x86_64)
@@ -457,10 +457,8 @@ def _in_use(s: _Section) -> None:
     for i, order in s.compounds:
         tail[i + 1:i + (1 << order)] = True
         later[i + 2:i + (1 << order)] = True
-    free = np.zeros(n, dtype=bool)
-    for i, order in s.free:
-        free[i:i + (1 << order)] = True
-    own = ~tail & ~_holes(s)
+    free = _in_free_blocks(s)
+    own = ~tail & ~_in_free_blocks(s, FREE_HEAD_WRITTEN)
     words[own, 1] = lru[own]
     words[own, 2] = lru[own]
     words[later, 2] = lru[later]  # a tail keeps the lru.prev it was made with
