@@ -146,14 +146,18 @@ RECORD_READ = 64 << 10  # of each save.json the listing carries: a record is a f
 
 
 def list_command(path: str) -> str:
-    """Every entry one level and two levels under PATH: type, a space, the relative name;
-    then each DIR/save.json as `j DIR/` and its first RECORD_READ bytes (NULs dropped),
-    so that retention judges hundreds of dumps in one ssh call. Each entry ends in a NUL.
+    """Every entry one level and two levels under PATH: type (l, d or f), a space, the
+    relative name; then each DIR/save.json as `j DIR/` and its first RECORD_READ bytes
+    (NULs dropped), so that retention judges hundreds of dumps in one ssh call. Each entry
+    ends in a NUL. Only sh's globs and tests, not `find -printf`, which BusyBox and BSD
+    servers lack; hidden names are not listed, and a dump's never is.
     The kdump header's unfinished mark, which a local disk's rule also reads, is not
     read (a read of every dump file): over ssh a dump is named complete only once the
     server holds every byte sent (finish_command)."""
     return (f"cd -- {shlex.quote(path)} 2>/dev/null || exit 0; "
-            "find . -mindepth 1 -maxdepth 2 -printf '%y %P\\0' && "
+            'for e in * */*; do if [ -L "$e" ]; then t=l; elif [ -d "$e" ]; then t=d; '
+            'elif [ -e "$e" ]; then t=f; else continue; fi; '
+            "printf '%s %s\\0' \"$t\" \"$e\"; done; "
             f'for f in */{RECORD_NAME}; do [ -f "$f" ] || continue; '
             'printf \'j %s/\' "${f%/*}"; '
             f"head -c {RECORD_READ} -- \"$f\" | tr -d '\\000'; printf '\\0'; done")

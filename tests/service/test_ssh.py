@@ -86,7 +86,34 @@ def test_listing_keeps_only_real_dump_directories() -> None:
         retention.Dump("h-2026-01-01-00:00:00", True, ("2026-01-01-00:00:00", 0)),
         retention.Dump("h-2026-01-02-00:00:00", False, ("2026-01-02-00:00:00", 0)),
         retention.Dump("h-2026-01-04-00:00:00-1", True, ("2026-01-04-00:00:00", 1))]
-    assert "find . -mindepth 1 -maxdepth 2" in list_command("/var/crash")
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_listing_needs_only_a_posix_shell_head_and_tr(tmp_path: Path, shell: str) -> None:
+    """A dump server's tools may be BusyBox's (a NAS) or BSD's, without `find -printf`:
+    the listing runs with nothing on PATH but head and tr, and names with spaces, tabs
+    and a leading dash, a link to a dump and a record saying incomplete come out right."""
+    import shutil
+
+    names = ["h-2026-01-01-00:00:00", "-h x\ty-2026-01-02-00:00:00-1",
+             "h-2026-01-03-00:00:00", "notadump"]
+    for name, vmcore in zip(names, ["vmcore", "vmcore.flat", "vmcore", "vmcore"], strict=True):
+        (tmp_path / "dumps" / name).mkdir(parents=True)
+        (tmp_path / "dumps" / name / vmcore).write_bytes(b"")
+    (tmp_path / "dumps" / names[2] / "save.json").write_text('{"complete": false}')
+    (tmp_path / "dumps" / "h-2026-01-04-00:00:00").symlink_to(names[0])
+    (tmp_path / "bin").mkdir()
+    tool = shutil.which("busybox") if shell == "busybox" else None
+    for name in ("head", "tr"):
+        (tmp_path / "bin" / name).symlink_to(tool or shutil.which(name) or name)
+    argv = [shutil.which(shell) or shell, *(["sh"] if tool else []), "-c",
+            list_command(str(tmp_path / "dumps"))]
+    listing = subprocess.run(argv, env={"PATH": str(tmp_path / "bin")},
+                             capture_output=True, check=True).stdout
+    assert dumps_from_listing(listing) == [
+        retention.Dump(names[0], True, ("2026-01-01-00:00:00", 0)),
+        retention.Dump(names[1], True, ("2026-01-02-00:00:00", 1)),
+        retention.Dump(names[2], False, ("2026-01-03-00:00:00", 0))]
 
 
 def test_saved_on_the_server_and_reassembled_there(tmp_path: Path, server: Server) -> None:
