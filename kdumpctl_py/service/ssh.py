@@ -18,11 +18,12 @@ import contextlib
 import errno
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -429,7 +430,9 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
             failed.append(Attempt(step.how, attempt.dump_level if step.options else None,
                                   str(e), e.directory))
             if isinstance(e, AttemptInterrupted):  # recorded there, as on a local disk
-                if _record_failure(remote, options, failed, AFTER_INTERRUPT_TIMEOUT_S) is None:
+                with _sigterm_absorbed():
+                    where = _record_failure(remote, options, failed, AFTER_INTERRUPT_TIMEOUT_S)
+                if where is None:
                     raise AttemptInterrupted(f"{e}; {RECORD_NAME} could not be written there",
                                              e.directory) from None
                 raise
@@ -454,6 +457,18 @@ def save_with_fallback_over_ssh(remote: Remote, path: str, vmcore: str,
     raise SaveFailed("no dump could be written: " + "; ".join(
         f"{a.how}: {a.error}" for a in failed)
         + (f" (recorded in {remote.where(where)})" if where else ""), failed)
+
+
+@contextlib.contextmanager
+def _sigterm_absorbed() -> Iterator[None]:
+    """SIGTERM again while the interruption is recorded, a call bounded by
+    AFTER_INTERRUPT_TIMEOUT_S, asks for what is already under way: absorbed, so that
+    the default action does not kill the program before it says where the dump is."""
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt],

@@ -511,6 +511,43 @@ def test_sigterm_when_the_server_stops_answering_is_still_reported(
     assert not (d / "save.json").exists()
 
 
+def test_a_second_sigterm_while_the_interruption_is_recorded_is_absorbed(
+        tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM again (an impatient admin) while save.json is written after the first: the
+    program's default action would kill it there, without the record or the line that
+    says where the incomplete dump is. Here a recorder stands in for that default."""
+    from kdumpctl_py.capture.sink import FlatSink
+    from kdumpctl_py.service.ssh import Remote
+
+    killed: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: killed.append(signum))
+    real_write, real_run = FlatSink.write_at, Remote.run
+
+    def write_at(self: FlatSink, offset: int, data: bytes | memoryview) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        real_write(self, offset, data)
+
+    def run(self: Remote, command: str, data: bytes = b"", timeout: float = 120) -> bytes:
+        if "save.json" in command:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_run(self, command, data, timeout)
+
+    monkeypatch.setattr(FlatSink, "write_at", write_at)
+    monkeypatch.setattr(Remote, "run", run)
+    vmcore, _ = make_vmcore(tmp_path)
+    dumps = tmp_path / "remote"
+    try:
+        out = run_capture(ssh_config(server, dumps), FakeMachine(), str(vmcore))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    (d,) = dumps.iterdir()
+    assert not killed
+    assert not out.saved and out.error == (
+        f"interrupted; {where(server.target, str(d))}/vmcore-incomplete holds an "
+        "incomplete dump"), out.error
+    assert json.loads((d / "save.json").read_text())["failed"][0]["error"] == out.error
+
+
 def sigterm(unit: bool) -> None:
     """SIGTERM to this process, and with `unit` to its ssh children first, as systemd's
     KillMode=control-group sends it to every process of the capture service."""
