@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import types
 from collections.abc import Callable, Generator
@@ -103,6 +105,40 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
     from tests.vm.cycles import make_cycles
 
     return make_cycles(tmp_path_factory)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Generator[Callable[[], None], None, None]:
+    """With --vm, the installed cycles' roots are built in the background from the
+    session's start, at nice 10 (tests/vm/README.md); a cycle calls this to wait."""
+    arches = list(dict.fromkeys(
+        item.callspec.params["arch"] for item in request.session.items
+        if item.path.name == "test_installed_cycle.py" and hasattr(item, "callspec")))
+    if not request.config.getoption("--vm") or not arches:
+        yield lambda: None
+        return
+    log = tmp_path_factory.getbasetemp() / "installed-roots.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["nice", "-n", "10", sys.executable, "-m", "tests.vm.installed_cycle", "--roots",
+             *arches], cwd=Path(__file__).parents[1], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def wait() -> None:
+        if proc.wait() != 0:  # the cycle builds the root itself and says what failed
+            print(f"building the installed roots in the background failed: {log}")
+
+    try:
+        yield wait
+    finally:
+        if proc.poll() is None:  # SIGINT lets the half-built cache entry be removed
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 @pytest.fixture(scope="session")

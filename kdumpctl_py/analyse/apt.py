@@ -188,7 +188,10 @@ def prepare_private(d: Path, sources: str | None) -> bool:
     path = d / "sources.list.d" / "debian.sources"
     if path.exists() and path.read_text() == sources:
         return False
-    path.write_text(sources)
+    # Whole or not at all, under its name: another process may be reading it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(sources)
+    tmp.rename(path)
     return True
 
 

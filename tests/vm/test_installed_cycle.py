@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,9 @@ ARCHES = ["x86_64", "arm64"]
 
 @pytest.mark.vm
 @pytest.mark.parametrize("arch", ARCHES)
-def test_installed(arch: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_installed(arch: str, tmp_path_factory: pytest.TempPathFactory,
+                   installed_roots: Callable[[], None]) -> None:
+    installed_roots()
     out = tmp_path_factory.mktemp(f"installed-{arch}")
     handler = logging.FileHandler(out / "installed-cycle.log")
     logging.getLogger("systemd-cycle").addHandler(handler)

@@ -7,6 +7,7 @@ architecture can be fetched from a bookworm amd64 host without `dpkg --add-archi
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -81,19 +82,25 @@ class AptState:
             "APT::Install-Recommends": "false", "APT::Install-Suggests": "false"})
 
     def update(self, force: bool = False) -> None:
-        """Refresh the private package lists when missing, stale or forced."""
+        """Refresh the private package lists when missing, stale or forced.
+
+        Under a lock, as the VM tier builds roots in the background while its tests
+        run: apt-get refuses a second update of the same lists instead of waiting.
+        """
         stamp = self.dir / "updated"
-        fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE_S
-        if fresh and not force:
-            return
-        try:
-            run(["apt-get", *self.options(), "-q", "update"], timeout=900)
-        except HarnessError as e:
-            if stamp.exists():
-                log.warning("apt-get update failed, using the lists from before: %s", e)
+        with (self.dir / "update.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE_S
+            if fresh and not force:
                 return
-            raise
-        stamp.touch()
+            try:
+                run(["apt-get", *self.options(), "-q", "update"], timeout=900)
+            except HarnessError as e:
+                if stamp.exists():
+                    log.warning("apt-get update failed, using the lists from before: %s", e)
+                    return
+                raise
+            stamp.touch()
 
     def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """apt's answers only change when the lists do: keep them until the next update.
