@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.fileio import replace_atomically
 
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # run(argv, cwd): a subprocess.run that captures text output and never raises on failure.
@@ -189,9 +190,7 @@ def prepare_private(d: Path, sources: str | None) -> bool:
     if path.exists() and path.read_text() == sources:
         return False
     # Whole or not at all, under its name: another process may be reading it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(sources)
-    tmp.rename(path)
+    replace_atomically(path, sources.encode(), backup=False)
     return True
 
 
