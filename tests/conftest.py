@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import types
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -109,25 +110,31 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
 
 @pytest.fixture(scope="session", autouse=True)
 def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Generator[Callable[[], None], None, None]:
+                    ) -> Generator[Callable[[str], None], None, None]:
     """With --vm, the installed cycles' roots are built in the background from the
-    session's start, at nice 10 (tests/vm/README.md); a cycle calls this to wait."""
+    session's start, at nice 10 (tests/vm/README.md), one arch after the other; a cycle
+    calls this with its arch to wait for that one's root only."""
     arches = list(dict.fromkeys(
         item.callspec.params["arch"] for item in request.session.items
         if item.path.name == "test_installed_cycle.py" and hasattr(item, "callspec")))
     if not request.config.getoption("--vm") or not arches:
-        yield lambda: None
+        yield lambda arch: None
         return
     log = tmp_path_factory.getbasetemp() / "installed-roots.log"
+    ready = tmp_path_factory.mktemp("installed-roots")  # ARCH appears when its root is
     with log.open("wb") as out:
         proc = subprocess.Popen(
             ["nice", "-n", "10", sys.executable, "-m", "tests.vm.installed_cycle", "--roots",
-             *arches], cwd=Path(__file__).parents[1], stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+             "--ready", str(ready), *arches], cwd=Path(__file__).parents[1], stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait() -> None:
-        if proc.wait() != 0:  # the cycle builds the root itself and says what failed
-            print(f"building the installed roots in the background failed: {log}")
+    def wait(arch: str) -> None:
+        while not (ready / arch).exists():
+            if proc.poll() is not None:
+                if proc.returncode:  # the cycle builds the root itself and says what failed
+                    print(f"building the installed roots in the background failed: {log}")
+                return
+            time.sleep(1)
 
     try:
         yield wait

@@ -266,12 +266,14 @@ def _apt(cache: Path, arch: Arch) -> tuple[AptState, aptsources.Mirrors]:
     return apt, mirrors
 
 
-def build_roots(arch_names: list[str]) -> None:
-    """Build (or find cached) the roots the cycle of each arch starts from, "targeted".
+def build_roots(arch_names: list[str], ready: Path | None = None) -> None:
+    """Build (or find cached) the roots the cycle of each arch starts from, "targeted",
+    in order, each marked done by a file named for its arch in `ready`.
 
     The VM tier runs this in the background from its start (tests/conftest.py): on a
     fresh machine the two roots are about 7 CPU minutes, mostly one core's work, which
-    the other core does while the tests before the installed cycles run.
+    the other core does while the tests before the installed cycles run; a cycle waits
+    for its own arch's root only.
     """
     cache = cache_root()
     for name in arch_names:
@@ -279,6 +281,8 @@ def build_roots(arch_names: list[str]) -> None:
         apt, mirrors = _apt(cache, arch)
         log.info("installed root for %s: %s", name,
                  build_root(cache, apt, mirrors, packages(arch), "installed-root"))
+        if ready is not None:
+            (ready / name).touch()
 
 
 def _analyse(out: Path) -> dict[str, Any]:
@@ -332,7 +336,11 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if sys.argv[1:2] == ["--roots"]:
-        build_roots(sys.argv[2:])
+        names = sys.argv[2:]
+        ready = None
+        if names[:1] == ["--ready"]:
+            ready, names = Path(names[1]), names[2:]
+        build_roots(names, ready)
         return 0
     flags = ("--system-initrd", "--generic")
     args = [a for a in sys.argv[1:] if a not in flags]

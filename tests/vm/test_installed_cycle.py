@@ -31,8 +31,8 @@ ARCHES = ["x86_64", "arm64"]
 @pytest.mark.vm
 @pytest.mark.parametrize("arch", ARCHES)
 def test_installed(arch: str, tmp_path_factory: pytest.TempPathFactory,
-                   installed_roots: Callable[[], None]) -> None:
-    installed_roots()
+                   installed_roots: Callable[[str], None]) -> None:
+    installed_roots(arch)
     out = tmp_path_factory.mktemp(f"installed-{arch}")
     handler = logging.FileHandler(out / "installed-cycle.log")
     logging.getLogger("systemd-cycle").addHandler(handler)
