@@ -121,7 +121,7 @@ def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         yield lambda arch: None
         return
     log = tmp_path_factory.getbasetemp() / "installed-roots.log"
-    ready = tmp_path_factory.mktemp("installed-roots")  # ARCH appears when its root is
+    ready = tmp_path_factory.mktemp("installed-roots")  # a file ARCH: that root is built
     with log.open("wb") as out:
         proc = subprocess.Popen(
             ["nice", "-n", "10", sys.executable, "-m", "tests.vm.installed_cycle", "--roots",
