@@ -10,6 +10,7 @@ version: a dump analysed under older rules is analysed again.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Sequence
@@ -62,6 +63,12 @@ def analyse(vmcore: str, debug_dirs: Sequence[str] | None = None) -> dict[str, A
             report = logonly.gather(vmcore)
             report.missing.remove(logonly.MISSING)
             report.warnings.append(f"drgn: {e}; the report is the kernel log's")
+        finally:
+            # The program is in reference cycles (drgn's types and objects point back at
+            # it), which only the cycle collector frees, and it rarely gets to the oldest
+            # generation: a `report` or triage worker analysing dump after dump would keep
+            # every one's program, its files and debug info (about 225 MB each with DWARF).
+            gc.collect()
     from kdumpctl_py.capture.extent import truncation
 
     if (cut := truncation(vmcore)) is not None:

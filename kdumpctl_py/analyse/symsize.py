@@ -13,7 +13,6 @@ array (a few milliseconds), not from drgn's 200,000 Symbol objects.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +28,7 @@ SHN_UNDEF, SHN_ABS = 0, 0xFFF1
 # A next symbol further than this past st_size is not the neighbour in the same section
 # (the last function of a text section, where the kernel stops at the section's end).
 MAX_PADDING = 4096
+CACHE_KEY = "kdumpctl_py.symbol_starts"  # in drgn.Program.cache, which is for helpers
 
 
 def _symtab_starts(path: str) -> npt.NDArray[np.uint64]:
@@ -53,9 +53,18 @@ def _symtab_starts(path: str) -> npt.NDArray[np.uint64]:
     return np.unique(syms["value"][keep])
 
 
-@functools.lru_cache(maxsize=4)
 def _starts(prog: drgn.Program) -> tuple[npt.NDArray[np.uint64], int]:
-    """The kernel's symbol starts and the bias that relocates them (KASLR), or none."""
+    """The kernel's symbol starts and the bias that relocates them (KASLR), or none; read
+    once per program and kept in its own cache, which goes with it (a cache of ours keyed
+    by the program would keep each program, its files and its debug info, alive: 225 MB
+    an arm64 dump with DWARF, in a `report` that analyses one dump after another)."""
+    cached: tuple[npt.NDArray[np.uint64], int] | None = prog.cache.get(CACHE_KEY)
+    if cached is None:
+        cached = prog.cache[CACHE_KEY] = _read_starts(prog)
+    return cached
+
+
+def _read_starts(prog: drgn.Program) -> tuple[npt.NDArray[np.uint64], int]:
     try:
         module = prog.main_module()
         path, bias = module.debug_file_path, module.debug_file_bias

@@ -16,10 +16,12 @@ class Sym:
 
 
 class Kallsyms:
-    """prog.symbol()/prog.symbols() over a few symbols, as kallsyms gives them."""
+    """prog.symbol()/prog.symbols() over a few symbols, as kallsyms gives them, and the
+    prog.cache drgn keeps for helpers."""
 
     def __init__(self, *syms: Sym) -> None:
         self.syms = syms
+        self.cache: dict[str, object] = {}
 
     def symbols(self, name: str) -> list[Sym]:
         return [s for s in self.syms if s.name == name]

@@ -11,6 +11,7 @@ import pytest
 from kdumpctl_py.analyse import stored
 from kdumpctl_py.analyse.signature import VERSION
 from tests.analyse import panics
+from tests.analyse.dumps import ARCHES, DumpOf
 from tests.builders import panic_vmcore
 
 
@@ -82,3 +83,24 @@ def test_a_dump_cut_short_says_so_in_its_analysis(tmp_path: Path) -> None:
     warnings = stored.analyse(str(cut))["warnings"]
     assert (f"the dump is truncated at {len(whole) - 100} of {len(whole)} bytes; the "
             "analysis shows what is there") in warnings, warnings
+
+
+def _open_files() -> set[str]:
+    fds = Path("/proc/self/fd")
+    return {os.path.realpath(fds / fd) for fd in os.listdir(fds)}
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_an_analysis_lets_go_of_its_program(crash_dump: DumpOf, arch: str,
+                                            tmp_path: Path) -> None:
+    """`report` and triage's workers analyse dump after dump in one process: once each
+    analysis is made, drgn's program is gone with its files and debug info (kept, each
+    would hold about 225 MB in that process, measured with an arm64 dump)."""
+    dump = crash_dump(arch)
+    assert dump.vmlinux is not None and dump.release is not None
+    debug = tmp_path / "debug"
+    (debug / "boot").mkdir(parents=True)
+    (debug / "boot" / f"vmlinux-{dump.release}").symlink_to(dump.vmlinux)
+    data = stored.analyse(str(dump.vmcore), [str(debug)])
+    assert data["debuginfo"]["dwarf"]
+    assert not _open_files() & {os.path.realpath(dump.vmcore), os.path.realpath(dump.vmlinux)}
