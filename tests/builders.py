@@ -7,6 +7,7 @@ never from another test module.
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import re
@@ -239,6 +240,18 @@ def memory(seed: int, pages: int, zero_every: int = 3) -> bytes:
     return bytes(out)
 
 
+def open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def open_fds_settled() -> set[int]:
+    """The open fds for a test to compare with once it ran: collected first, so that an
+    earlier test's garbage does not close its files in between (a drgn program, in
+    reference cycles, keeps its dump and vmlinux open until the cycle collector runs)."""
+    gc.collect()
+    return open_fds()
+
+
 def fails_closing_every_fd(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, n: int,
                            run: Callable[[], object]) -> None:
     """`run` with `owner.name` failing with EIO from its n-th call on: it fails, there,
@@ -252,13 +265,13 @@ def fails_closing_every_fd(monkeypatch: pytest.MonkeyPatch, owner: object, name:
             raise OSError(errno.EIO, "Input/output error")
         return real(*args, **kwargs)
 
-    before = sorted(os.listdir("/proc/self/fd"))
+    before = open_fds_settled()
     monkeypatch.setattr(owner, name, failing)
     with pytest.raises((KdumpError, OSError)):
         run()
     monkeypatch.undo()
     assert calls[0] >= n  # it failed where it was meant to
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert open_fds() == before
 
 
 def make_vmcore(tmp_path: Path) -> tuple[Path, dict[int, bytes]]:

@@ -21,7 +21,7 @@ from kdumpctl_py.facts.view import META, SystemView
 from kdumpctl_py.load import extended, loader, syscalls
 from kdumpctl_py.plan.load import LoadPlan, LoadRequest, plan_capture_load
 from kdumpctl_py.plan.segments import ClassicPlan, Segment
-from tests.builders import synthetic_snapshot
+from tests.builders import open_fds, open_fds_settled, synthetic_snapshot
 from tests.snapshots import make_snapshot
 
 KERNEL = b"MZ-the-kernel-file" * 10
@@ -93,10 +93,6 @@ def _plan(method: str, initrd: bool = True, packed: str | None = None,
                     len(KERNEL), len(INITRD) if initrd else None)
 
 
-def _open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
-
-
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
     k = Kernel()
@@ -111,7 +107,7 @@ ARM64 = get_arch("aarch64")
 @pytest.mark.parametrize("initrd", [True, False], ids=["initrd", "no-initrd"])
 def test_file_hands_the_kernel_and_initrd_files(tmp_path: Path, kernel: Kernel,
                                                 initrd: bool) -> None:
-    before = _open_fds()
+    before = open_fds_settled()
     loader.load(_view(tmp_path), _plan("file", initrd))
     (call,) = kernel.calls
     assert call.nr == X86.kexec_file_load_nr and len(call.args) == 5
@@ -122,22 +118,22 @@ def test_file_hands_the_kernel_and_initrd_files(tmp_path: Path, kernel: Kernel,
         assert call.files[initrd_fd or 0] == INITRD and flags == ON_CRASH
     else:
         assert initrd_fd == -1 and flags == ON_CRASH | NO_INITRAMFS
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 def test_file_hands_a_packed_kernel_unpacked_in_a_memfd(tmp_path: Path, kernel: Kernel) -> None:
-    before = _open_fds()
+    before = open_fds_settled()
     loader.load(_view(tmp_path), _plan("file", packed="gzip"))
     (call,) = kernel.calls
     assert call.files[call.args[0] or 0] == UNPACKED and call.args[4] == ON_CRASH
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 @pytest.mark.parametrize("initrd,dtb", [(True, DTB), (False, DTB), (True, None)],
                          ids=["initrd-dtb", "dtb", "initrd"])
 def test_extended_hands_a_typed_fd_set(tmp_path: Path, kernel: Kernel, initrd: bool,
                                        dtb: bytes | None) -> None:
-    before = _open_fds()
+    before = open_fds_settled()
     loader.load(_view(tmp_path), _plan("extended", initrd, dtb=dtb))
     (call,) = kernel.calls
     assert call.nr == X86.kexec_file_load_nr and len(call.args) == 6
@@ -147,7 +143,7 @@ def test_extended_hands_a_typed_fd_set(tmp_path: Path, kernel: Kernel, initrd: b
     want += [(extended.KEXEC_FILE_TYPE_DTB, DTB)] if dtb else []
     assert call.fdset == want
     assert call.args[4] == ON_CRASH | extended.KEXEC_FILE_FDSET | (0 if initrd else NO_INITRAMFS)
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 def test_classic_hands_the_planned_segments(tmp_path: Path, kernel: Kernel) -> None:
@@ -155,25 +151,25 @@ def test_classic_hands_the_planned_segments(tmp_path: Path, kernel: Kernel) -> N
                 Segment("dtb", b"D" * 16, 0x80400000, 0x1000))
     classic = ClassicPlan(0x80300000, segments, Range(0x80000000, 0x8fffffff), b"D" * 16)
     plan = replace(_plan("classic"), classic=classic)
-    before = _open_fds()
+    before = open_fds_settled()
     loader.load(_view(tmp_path, "aarch64"), plan)
     (call,) = kernel.calls
     assert call.nr == ARM64.kexec_load_nr
     assert call.args[0] == 0x80300000 and call.args[1] == 2
     assert call.args[3] == KEXEC_ON_CRASH | ARM64.kexec_arch
     assert call.segments == [(s.data, s.mem, s.memsz) for s in segments]
-    assert _open_fds() == before  # classic opens nothing
+    assert open_fds() == before  # classic opens nothing
 
 
 @pytest.mark.parametrize("method", ["file", "extended"])
 def test_a_refused_load_is_one_line_and_leaks_no_fd(tmp_path: Path, kernel: Kernel,
                                                     method: str) -> None:
     kernel.err = errno.EADDRNOTAVAIL
-    before = _open_fds()
+    before = open_fds_settled()
     with pytest.raises(KdumpError, match=rf"^kexec_file_load \({method}\) failed: the crash "
                                          "region .*; a capture kernel is loaded$"):
         loader.load(_view(tmp_path), _plan(method, dtb=DTB, packed="gzip"))
-    assert len(kernel.calls) == 1 and _open_fds() == before
+    assert len(kernel.calls) == 1 and open_fds() == before
 
 
 def test_lockdown_refusing_the_extended_load_names_the_dtb(tmp_path: Path,
@@ -206,7 +202,7 @@ def test_a_refused_extended_load_falls_back_to_the_plain_call(
     plain kexec_file_load, which hands over no DTB, and says why."""
     refuses = Refuses(err)
     monkeypatch.setattr(syscalls, "raw_syscall", refuses)
-    before = _open_fds()
+    before = open_fds_settled()
     plan = replace(_plan("extended", dtb=DTB), dtb_path="/root/board.dtb", chosen=True)
     why = loader.load(_view(tmp_path), plan)
     first, second = refuses.kernel.calls
@@ -216,7 +212,7 @@ def test_a_refused_extended_load_falls_back_to_the_plain_call(
     assert why is not None and "\n" not in why
     assert f"refused with {errno.errorcode[err]}" in why and "/root/board.dtb" in why
     assert "loaded with plain kexec_file_load" in why
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 def test_a_forced_extended_load_does_not_fall_back(tmp_path: Path,
