@@ -12,7 +12,7 @@ from kdumpctl_py.analyse import stored
 from kdumpctl_py.analyse.signature import VERSION
 from tests.analyse import panics
 from tests.analyse.dumps import ARCHES, DumpOf
-from tests.builders import panic_vmcore
+from tests.builders import open_fds, panic_vmcore
 
 
 def test_made_once_then_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,8 +86,7 @@ def test_a_dump_cut_short_says_so_in_its_analysis(tmp_path: Path) -> None:
 
 
 def _open_files() -> set[str]:
-    fds = Path("/proc/self/fd")
-    return {os.path.realpath(fds / fd) for fd in os.listdir(fds)}
+    return {os.path.realpath(f"/proc/self/fd/{fd}") for fd in open_fds()}
 
 
 @pytest.mark.parametrize("arch", ARCHES)
