@@ -141,6 +141,9 @@ class Summary(TypedDict):
     cpu_seconds: float  # median user + sys
     bytes_out: int
     peak_rss: int
+    # each run's [wall, CPU] seconds: a run far off the median whose CPU is not tells the
+    # host's stall (I/O, reclaim, a neighbour) from the tool's own work
+    runs: list[list[float]]
 
 
 def summarise(rows: list[tuple[Measurement, int]]) -> Summary:
@@ -148,7 +151,8 @@ def summarise(rows: list[tuple[Measurement, int]]) -> Summary:
     return {"seconds": round(statistics.median(secs), 3),
             "range": [round(min(secs), 3), round(max(secs), 3)],
             "cpu_seconds": round(statistics.median(m.cpu_seconds for m, _ in rows), 3),
-            "bytes_out": rows[0][1], "peak_rss": max(m.peak_rss for m, _ in rows)}
+            "bytes_out": rows[0][1], "peak_rss": max(m.peak_rss for m, _ in rows),
+            "runs": [[round(m.seconds, 3), round(m.cpu_seconds, 3)] for m, _ in rows]}
 
 
 def main() -> None:
