@@ -21,6 +21,7 @@ class Measurement:
     seconds: float
     cpu_seconds: float
     peak_rss: int
+    disk_read: int  # bytes read from block devices (wait4's ru_inblock): page-cache misses
     status: int
     stderr: str
 
@@ -70,7 +71,8 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.monotonic() - start
 with open(out, "w") as f:
-    f.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss * 1024} {seconds}")
+    f.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss * 1024} {seconds} "
+            f"{usage.ru_inblock * 512}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -85,9 +87,9 @@ def run(argv: list[str], cpus: int | None = None, cgroup: MemoryCgroup | None = 
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seconds = time.monotonic() - start  # the launcher's too, if it wrote nothing
         fields = Path(out.name).read_text().split()
-    cpu, peak, seconds = ((float(fields[0]), int(fields[1]), float(fields[2])) if fields
-                          else (0.0, 0, seconds))
-    return Measurement(seconds, cpu, peak, proc.returncode,
+    cpu, peak, seconds, disk_read = ((float(fields[0]), int(fields[1]), float(fields[2]),
+                                      int(fields[3])) if fields else (0.0, 0, seconds, 0))
+    return Measurement(seconds, cpu, peak, disk_read, proc.returncode,
                        proc.stderr.decode(errors="replace"))
 
 
