@@ -141,18 +141,34 @@ class Summary(TypedDict):
     cpu_seconds: float  # median user + sys
     bytes_out: int
     peak_rss: int
-    # each run's [wall, CPU] seconds: a run far off the median whose CPU is not tells the
-    # host's stall (I/O, reclaim, a neighbour) from the tool's own work
+    # each run's [wall, CPU] seconds and MB read from disk: a run far off the median whose
+    # CPU is not tells the host's stall from the tool's own work, and the disk's MB say
+    # whether that stall was the vmcore's data, evicted from the page cache, read again
     runs: list[list[float]]
 
 
-def summarise(rows: list[tuple[Measurement, int]]) -> Summary:
+# A run that read more than this from disk may have waited on it for seconds (this host's
+# disk reads 10-40 MB/s); here 4 GiB runs read nothing, 1 TiB ones 41-188 MB in their
+# usual time and 2.4 GB in six times it
+DISK_READ_WARN = 64 << 20
+
+
+def summarise(name: str, rows: list[tuple[Measurement, int]]) -> Summary:
+    """Median and range of the runs, each run's figures, and a warning for each run that
+    read the vmcore from disk: on 2026-12-03 a 1 TiB save that read 2.4 GB took 303 s
+    (61 s of CPU) where those finding the page cache warm took 41-53."""
     secs = [m.seconds for m, _ in rows]
+    for i, (m, _) in enumerate(rows):
+        if m.disk_read > DISK_READ_WARN:
+            print(f"bench: warning: {name}, run {i + 1}: {m.disk_read / 1e6:.0f} MB read from "
+                  f"disk, not the page cache: {m.seconds:.2f} s, {m.cpu_seconds:.2f} s of them "
+                  "CPU", file=sys.stderr, flush=True)
     return {"seconds": round(statistics.median(secs), 3),
             "range": [round(min(secs), 3), round(max(secs), 3)],
             "cpu_seconds": round(statistics.median(m.cpu_seconds for m, _ in rows), 3),
             "bytes_out": rows[0][1], "peak_rss": max(m.peak_rss for m, _ in rows),
-            "runs": [[round(m.seconds, 3), round(m.cpu_seconds, 3)] for m, _ in rows]}
+            "runs": [[round(m.seconds, 3), round(m.cpu_seconds, 3), round(m.disk_read / 1e6, 1)]
+                     for m, _ in rows]}
 
 
 def main() -> None:
@@ -208,7 +224,7 @@ def main() -> None:
             load.append(load_average()[0])
     summary: dict[str, object] = {}
     for name, rows in results.items():
-        s = summarise(rows)
+        s = summarise(name, rows)
         summary[name] = s
         print(f"{name:>13}: {s['seconds']:7.2f} s (cpu {s['cpu_seconds']:.2f} s)  "
               f"{rows[0][1] / 1e6:8.1f} MB  peak RSS {max(m.peak_rss for m, _ in rows) / 1e6:6.1f}"
