@@ -107,11 +107,13 @@ def one(vmcore: Path, tmp: Path, limit: int, extra: list[str], ours_first: bool)
 
 def warm_up(vmcore: Path, limit: int, extra: list[str]) -> None:
     """One untimed run of each tool: cache_data alone does not make the first runs find
-    a big file in the page cache. On 2026-12-03, from a cold page cache on a 24 GiB
-    host, the 1 TiB file read in by cache_data (9.5 GB of data, 18-19 GB cached with
-    the holes read ahead around it), our first save still read 2.4 GB from disk: 303 s
+    a big file in the page cache. On 2026-12-03, from a cold page cache, cache_data
+    took 454 s to read the 1 TiB file (9.5 GB of data, 18-19 GB cached with the holes
+    read ahead around it) and our first save then read 2.4 GB of it from disk: 303 s
     (61 of CPU), then 45 and 53 s (188 and 41 MB read); another series 147 s, 72, then
-    41-48."""
+    41-48. That host's DAMON pages out memory left idle for 60 s (kdamond's `pageout`
+    scheme, up to 128 MiB a second), so what a slow first read brought in early was
+    gone by its end."""
     with tempfile.TemporaryDirectory(prefix="kdumpctl-scale-", dir=CACHE) as tmp:
         one(vmcore, Path(tmp), limit, extra, True)
 
