@@ -148,8 +148,8 @@ class Summary(TypedDict):
 
 
 # A run that read more than this from disk may have waited on it for seconds (this host's
-# disk reads 10-40 MB/s); here 4 GiB runs read nothing, 1 TiB ones 41-188 MB in their
-# usual time and 2.4 GB in six times it
+# disk reads 10-40 MB/s); here 4 GiB to 256 GiB runs read nothing, 1 TiB ones 41-253 MB
+# in about their usual time and 2.4 GB in six times it
 DISK_READ_WARN = 64 << 20
 
 
