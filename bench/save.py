@@ -97,7 +97,11 @@ def fresh_page_cache(runs: list[tuple[list[str], dict[str, str] | None]]) -> Non
     whole, so right after setup.sh ours peaked 6 MB higher (42.9 MB against 37.0 on
     the 2 GiB vmcore) and started faster than after a reboot, while makedumpfile,
     from dpkg, did not change (36.7 MB). Both tools are measured as a machine runs
-    them after boot, their files read in by their first run."""
+    them after boot, their files read in by their first run. The page cache keeps what
+    a process maps, so the bench itself must not have numpy loaded yet: on 2026-12-03,
+    right after setup.sh, bench/scale.py with the generator imported read ours at 41.2
+    MB against makedumpfile's 36.9 at 4 GiB, and at 34.3 once it was not."""
+    assert not {"numpy", "isal"} & sys.modules.keys(), "the bench maps ours' libraries"
     os.sync()
     try:
         Path("/proc/sys/vm/drop_caches").write_text("1\n")

@@ -33,6 +33,7 @@ import argparse
 import filecmp
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from save import (  # noqa: E402
     CACHE,
+    ROOT,
     cache_data,
     checked,
     fresh_page_cache,
@@ -51,10 +53,8 @@ from save import (  # noqa: E402
     summarise,
 )
 
-from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER  # noqa: E402
 from kdumpctl_py.units import parse_size  # noqa: E402
 from tests.measure import Measurement, MemoryCgroup, load_average, run  # noqa: E402
-from tests.synthetic_vmcore import write_vmcore  # noqa: E402
 
 # 2: struct pages with a real kernel's zone bits in their flags; 3: and what else a running
 # kernel leaves in them (lru lists, index, _refcount: synthetic_vmcore._in_use); 4: and
@@ -68,13 +68,19 @@ def synthetic(size: str) -> Path:
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         print(f"bench: writing the {size} vmcore {path}", file=sys.stderr, flush=True)
-        write_vmcore(str(tmp), parse_size(size))
+        # in a child: this process must not map numpy before fresh_page_cache drops it
+        subprocess.run([sys.executable, "-c", "import sys; from tests.synthetic_vmcore "
+                        "import write_vmcore; write_vmcore(sys.argv[1], int(sys.argv[2]))",
+                        str(tmp), str(parse_size(size))], cwd=ROOT, check=True)
         tmp.rename(path)
     return path
 
 
 def bitmaps(path: Path) -> bytes:
     """Both bitmaps of a kdump-compressed file, as stored."""
+    # imported here, after fresh_page_cache: the module maps numpy
+    from kdumpctl_py.capture.kdumpfile import DISK_DUMP_HEADER
+
     with open(path, "rb") as f:
         head = f.read(DISK_DUMP_HEADER.size)
         fields = DISK_DUMP_HEADER.unpack(head)
@@ -131,8 +137,8 @@ def main() -> None:
     sizes: dict[str, object] = {}
     speed, rss = [], []
     load = [round(load_average()[0], 2)]
+    first = synthetic(args.sizes.split(",")[0])  # makes CACHE on a new machine
     with tempfile.TemporaryDirectory(prefix="kdumpctl-scale-", dir=CACHE) as tmp:
-        first = synthetic(args.sizes.split(",")[0])
         fresh_page_cache([(ours_argv(first, Path(tmp) / "ours", 31, "zlib", 1,
                                      ["--memory-limit", str(limit), *args.ours_option]),
                            ours_env()),
