@@ -23,7 +23,7 @@ That slot then offers, now and then, another (verified, so valid) match. The
 struct lies on the calling thread's stack in python-isal, which address-space
 randomisation moves in every process and thread; no call of the module lets
 us place it or skip that path, and level 3, whose body is another, costs 18 %
-more CPU (README). So ISA-L's bytes stay as they come.
+more CPU (docs/performance.md). So ISA-L's bytes stay as they come.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Codec(NamedTuple):
     make: Callable[[], Compressor]  # one compressor per thread
 
 
-ISAL_LEVEL = 1  # of 0-3: 0 saves a third of the CPU but writes 36 % more (README's bench)
-# Per page ISA-L costs its block's Huffman tables, not the call: bench/page_codecs.py, README
+ISAL_LEVEL = 1  # of 0-3: 0 saves a third of the CPU but writes 36 % more (docs/performance.md)
+# Per page ISA-L costs its block's Huffman tables, not the call (bench/page_codecs.py,
+# docs/performance.md)
 
 
 def zlib_engine(choice: str = "auto") -> str:
