@@ -5,11 +5,13 @@ and a later record for the same offset wins when the stream is rebuilt
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import mmap
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import BinaryIO, Protocol
 
 # What write_at takes: one buffer, or a list of them written one after the other (a chunk's
@@ -40,18 +42,23 @@ class FileSink:
         self.size = 0
 
     def write_at(self, offset: int, data: Data) -> None:
-        """`data` at `offset`, a list of buffers in one pwritev (per IOV_MAX of them)."""
-        parts: list[bytes | bytearray | memoryview] = (
-            list(data) if isinstance(data, list) else [data])
-        i = 0
-        while i < len(parts):
-            n = os.pwritev(self.fd, parts[i:i + IOV_MAX], offset)
+        """`data` at `offset`, a list of buffers in one pwritev (per IOV_MAX of them).
+
+        What a short write left is found from the parts' running lengths (C loops), not
+        part by part: a chunk is hundreds of pages' parts."""
+        parts: Sequence[bytes | bytearray | memoryview] = (
+            data if isinstance(data, list) else [data])
+        while parts:
+            batch = parts[:IOV_MAX]
+            n = os.pwritev(self.fd, batch, offset)
             offset += n
-            while i < len(parts) and n >= len(parts[i]):  # whole parts written
-                n -= len(parts[i])
-                i += 1
-            if n:  # a short write ended inside this one
-                parts[i] = memoryview(parts[i])[n:]
+            ends = list(itertools.accumulate(map(len, batch)))
+            if n >= ends[-1]:
+                parts = parts[IOV_MAX:]
+                continue
+            whole = bisect.bisect_right(ends, n)  # parts written whole; the next one in part
+            cut = n - (ends[whole - 1] if whole else 0)
+            parts = [memoryview(parts[whole])[cut:], *parts[whole + 1:]]
         self.size = max(self.size, offset)
 
     def write_parts(self, offset: int, size: int, parts: Iterable[bytes]) -> None:
@@ -104,7 +111,7 @@ class FlatSink:
         if not size:
             return  # libkdumpfile refuses empty records
         self.stream.write(FLAT_RECORD.pack(offset, size))
-        for part in parts:
+        for part in parts:  # each write on its own: ssh's watch times them one by one
             self.stream.write(part)
         self.size += FLAT_RECORD.size + size
 
