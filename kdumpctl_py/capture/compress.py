@@ -30,16 +30,13 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from kdumpctl_py.config.settings import COMPRESSIONS, ZLIB_ENGINES
 from kdumpctl_py.errors import UsageError
-
-if TYPE_CHECKING:
-    import numpy.typing as npt
 
 # page_desc.flags and disk_dump_header.status bits (makedumpfile's diskdump_mod.h)
 DUMP_DH_COMPRESSED_ZLIB = 0x1
@@ -108,24 +105,15 @@ def _lzo() -> Compressor:
     return lambda page: lzo.compress(bytes(page), 1, False)
 
 
-def pages_at(data: bytes | bytearray | memoryview, offsets: npt.NDArray[np.int64] | list[int],
-             size: int) -> Iterator[memoryview]:
-    """A view of each page data[offset:offset+size], made by map() from C: no Python frame
-    per page."""
-    lo = np.asarray(offsets, dtype=np.int64)
-    return map(memoryview(data).__getitem__, map(slice, lo.tolist(), (lo + size).tolist()))
-
-
-def stored_forms(data: bytes | bytearray | memoryview,
-                 offsets: npt.NDArray[np.int64] | list[int], size: int,
+def stored_forms(data: bytes | bytearray | memoryview, offsets: list[int], size: int,
                  compressor: Compressor) -> list[bytes]:
     """The stored form of each page data[offset:offset+size]: compressed, or the page
     itself when compression does not make it smaller (makedumpfile's rule)."""
-    pages = list(pages_at(data, offsets, size))
-    parts = list(map(compressor, pages))
+    view = memoryview(data)
+    parts = list(map(compressor, [view[o:o + size] for o in offsets]))
     lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    for i in np.flatnonzero(lengths >= size).tolist():  # a step here, after a compression
-        parts[i] = bytes(pages[i])
+    for i in np.flatnonzero(lengths >= size).tolist():
+        parts[i] = bytes(view[offsets[i]:offsets[i] + size])
     return parts
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from kdumpctl_py.arch import arch_for_machine
 from kdumpctl_py.capture.bitmaps import PageBitmaps, Written, true_runs
 from kdumpctl_py.capture.budget import DEFAULT_LIMIT, chunk_pages, threads_within, window_pages
-from kdumpctl_py.capture.compress import Codec, Compressor, codec, pages_at, stored_forms
+from kdumpctl_py.capture.compress import Codec, Compressor, codec, stored_forms
 from kdumpctl_py.capture.dumpdir import (
     TargetError,
     check_space,
@@ -319,12 +319,13 @@ def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
     # repeated word takes the stored form of an earlier page like it.
     if compressor:
         one_word = filled[stored]
-        parts = stored_forms(data, stored[~one_word] * ps, ps, compressor)
-        if one_word.any():
-            parts = _merged(parts, _fill_forms(fills, fill[stored[one_word]], compressor, ps),
-                            one_word)
+        parts = stored_forms(data, (stored[~one_word] * ps).tolist(), ps, compressor)
+        # positions in ascending order: each insert leaves the earlier ones in place
+        for i, word in zip(np.flatnonzero(one_word).tolist(), fill[stored[one_word]].tolist(),
+                           strict=True):
+            parts.insert(i, fills.get(word) or _filled(fills, word, compressor, ps))
     else:
-        parts = list(map(bytes, pages_at(data, stored * ps, ps)))
+        parts = [bytes(data[o:o + ps]) for o in (stored * ps).tolist()]
     packed = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     raw = packed == ps
     descs = np.zeros(len(shared), dtype=PAGE_DESC_DTYPE)
@@ -340,15 +341,6 @@ def _make_chunk(v: Vmcore, runs: list[PageRun], compressor: Compressor | None,
 FILLS_KEPT = 1024  # distinct words whose pages' stored form is kept: at most a few 100 KB
 
 
-def _fill_forms(fills: dict[int, bytes], words: npt.NDArray[np.uint64], compressor: Compressor,
-                size: int) -> list[bytes]:
-    """The stored form of each page that is one of `words` over and over: one per distinct
-    word, made once and kept (the first FILLS_KEPT words), looked up from C."""
-    listed = words.tolist()  # (np.unique would sort: its code costs 0.5 MB of RSS)
-    forms = {w: fills.get(w) or _filled(fills, w, compressor, size) for w in dict.fromkeys(listed)}
-    return list(map(forms.__getitem__, listed))
-
-
 def _filled(fills: dict[int, bytes], word: int, compressor: Compressor, size: int) -> bytes:
     """The stored form of a page that is `word` over and over, made once and kept."""
     page = word.to_bytes(8, "little") * (size // 8)
@@ -356,14 +348,6 @@ def _filled(fills: dict[int, bytes], word: int, compressor: Compressor, size: in
     if len(fills) < FILLS_KEPT:
         fills[word] = out
     return out
-
-
-def _merged(others: list[bytes], fills: list[bytes],
-            is_fill: npt.NDArray[np.bool_]) -> list[bytes]:
-    """The two lists interleaved as `is_fill` says, each in its own order."""
-    both = others + fills
-    at = np.where(is_fill, len(others) + np.cumsum(is_fill) - 1, np.cumsum(~is_fill) - 1)
-    return list(map(both.__getitem__, at.tolist()))
 
 
 # -- the run ---------------------------------------------------------------------

@@ -52,10 +52,10 @@ class FileSink:
             batch = parts[:IOV_MAX]
             n = os.pwritev(self.fd, batch, offset)
             offset += n
-            ends = list(itertools.accumulate(map(len, batch)))
-            if n >= ends[-1]:
+            if n >= sum(map(len, batch)):
                 parts = parts[IOV_MAX:]
                 continue
+            ends = list(itertools.accumulate(map(len, batch)))
             whole = bisect.bisect_right(ends, n)  # parts written whole; the next one in part
             cut = n - (ends[whole - 1] if whole else 0)
             parts = [memoryview(parts[whole])[cut:], *parts[whole + 1:]]
