@@ -100,6 +100,30 @@ def test_parts_are_written_whole_through_short_writes_and_iov_max(
     assert max(calls) == 7 and len(calls) > len(parts) // 7
 
 
+@pytest.mark.parametrize("stops", [[2], [2, 2], [3], [1, 4]])
+def test_a_short_write_at_or_inside_empty_parts_goes_on_from_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stops: list[int]) -> None:
+    """Where a short write stops is found from the parts' running lengths: at the end of
+    a part followed by empty ones, or inside the next, nothing is written twice or lost."""
+    parts = [b"ab", b"", b"", b"cd", b"", b"efg"]
+    real = os.pwritev
+    left = list(stops)
+
+    def pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        joined = b"".join(bytes(b) for b in buffers)
+        return real(fd, [joined[:left.pop(0)] if left else joined], offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        sink = FileSink(fd)
+        sink.write_at(1, parts)
+        assert sink.size == 1 + 7
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"\0abcdefg"
+
+
 def test_a_flat_record_of_parts_is_one_record(tmp_path: Path) -> None:
     with open(tmp_path / "flat", "wb") as f:
         sink = FlatSink(f)
