@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Generator
@@ -55,8 +56,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vm", action="store_true", help="also run the VM tier (QEMU crash cycles)")
 
 
+def boots_a_built_kernel(item: pytest.Item) -> bool:
+    """Whether the test boots one of kernel/build's kernels (tests/kernel's `kernels`)."""
+    return "kernels" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--vm"):
+        # Last, so that their kernels build in the background meanwhile (kernel_builds)
+        # on the CPU the rest leaves idle; the order is otherwise kept (a stable sort).
+        items.sort(key=boots_a_built_kernel)
         return
     skip = pytest.mark.skip(reason="VM tier: run with --vm")
     for item in items:
@@ -146,6 +155,63 @@ def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Generator[None, None, None]:
+    """With --vm, the patched kernels that the collected tests boot are built in the
+    background from the session's start, at nice 10, one after the other. A crash cycle
+    is about one busy CPU of two (an arm64 cycle here: 71 CPU s in 67 s), and a fresh
+    machine's two builds are about 18 minutes of both; the tests that boot them run last.
+    kernel/build locks each build: a test there first waits for the one under way and
+    takes it from the cache, or builds its own and the background finds it built."""
+    from tests.kernel import BUILD
+
+    wanted = list(dict.fromkeys(
+        (item.callspec.params["series"], item.callspec.params["profile"])
+        for item in request.session.items
+        if boots_a_built_kernel(item) and hasattr(item, "callspec")
+        and {"series", "profile"} <= item.callspec.params.keys()))
+    if not request.config.getoption("--vm") or not wanted:
+        yield
+        return
+    log = tmp_path_factory.getbasetemp() / "kernel-builds.log"
+    stop = threading.Event()
+    running: list[subprocess.Popen[bytes]] = []
+    guard = threading.Lock()
+
+    def build_all() -> None:
+        with log.open("ab") as out:
+            for series, profile in wanted:
+                with guard:
+                    if stop.is_set():
+                        return
+                    proc = subprocess.Popen(
+                        ["nice", "-n", "10", sys.executable, str(BUILD), "--patched",
+                         "--series", series, "--profile", profile],
+                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                    running[:] = [proc]
+                if proc.wait():  # the test's own build says what failed
+                    print(f"building kernel {series} ({profile}) in the background failed: "
+                          f"{log}")
+
+    worker = threading.Thread(target=build_all, daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        with guard:
+            stop.set()
+            left = [p for p in running if p.poll() is None]
+        for proc in left:  # a build cut short leaves no result: kernel/build renames one in whole
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        worker.join()
 
 
 @pytest.fixture(scope="session")
