@@ -162,8 +162,8 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                   ) -> Generator[None, None, None]:
     """With --vm, the patched kernels that the collected tests boot are built in the
     background from the session's start, at nice 10, one after the other. A crash cycle
-    is about one busy CPU of two (an arm64 cycle here: 71 CPU s in 67 s), and a fresh
-    machine's two builds are about 18 minutes of both; the tests that boot them run last.
+    is about one busy CPU of two (an arm64 cycle: 71 CPU s in 67 s), and each of a fresh
+    machine's two builds takes both for 6-9 minutes; the tests that boot them run last.
     kernel/build locks each build: a test there first waits for the one under way and
     takes it from the cache, or builds its own and the background finds it built."""
     from tests.kernel import BUILD
@@ -192,7 +192,7 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                          "--series", series, "--profile", profile],
                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
                     running[:] = [proc]
-                if proc.wait():  # the test's own build says what failed
+                if proc.wait() and not stop.is_set():  # the test's own build says what failed
                     print(f"building kernel {series} ({profile}) in the background failed: "
                           f"{log}")
 
