@@ -148,13 +148,7 @@ def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     try:
         yield wait
     finally:
-        if proc.poll() is None:  # SIGINT lets the half-built cache entry be removed
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        interrupt(proc)  # SIGINT lets the half-built cache entry be removed
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -166,7 +160,7 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     machine's two builds takes both for 6-9 minutes; the tests that boot them run last.
     kernel/build locks each build: a test there first waits for the one under way and
     takes it from the cache, or builds its own and the background finds it built."""
-    from tests.kernel import BUILD
+    from tests.kernel import build_command
 
     wanted = list(dict.fromkeys(
         (item.callspec.params["series"], item.callspec.params["profile"])
@@ -178,20 +172,20 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         return
     log = tmp_path_factory.getbasetemp() / "kernel-builds.log"
     stop = threading.Event()
-    running: list[subprocess.Popen[bytes]] = []
-    guard = threading.Lock()
+    guard = threading.Lock()  # no build starts once the session has stopped them
+    current: subprocess.Popen[bytes] | None = None
 
     def build_all() -> None:
+        nonlocal current
         with log.open("ab") as out:
             for series, profile in wanted:
                 with guard:
                     if stop.is_set():
                         return
-                    proc = subprocess.Popen(
-                        ["nice", "-n", "10", sys.executable, str(BUILD), "--patched",
-                         "--series", series, "--profile", profile],
+                    current = proc = subprocess.Popen(
+                        ["nice", "-n", "10",
+                         *build_command("--series", series, "--profile", profile)],
                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-                    running[:] = [proc]
                 if proc.wait() and not stop.is_set():  # the test's own build says what failed
                     print(f"building kernel {series} ({profile}) in the background failed: "
                           f"{log}")
@@ -203,15 +197,22 @@ def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     finally:
         with guard:
             stop.set()
-            left = [p for p in running if p.poll() is None]
-        for proc in left:  # a build cut short leaves no result: kernel/build renames one in whole
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if current is not None:  # cut short, it leaves no result: kernel/build renames one in whole
+            interrupt(current)
         worker.join()
+
+
+def interrupt(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a background process group, if still running: SIGINT, which lets it clean
+    up, then SIGKILL after a minute."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,12 @@ from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "kernel" / "build"
+
+
+def build_command(*args: str) -> list[str]:
+    """kernel/build's command line for a patched build with `args` (series, profile, ...)."""
+    return [sys.executable, str(BUILD), "--patched", *args]
+
 # The guest's check script (crash-cycle --check-script) and the /chosen marker the
 # cycles' DTB carries (--dtb-marker).
 GUEST_ABI = Path(__file__).with_name("guest_abi.py")

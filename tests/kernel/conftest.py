@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel import ARCH, BUILD, GUEST_ABI, MARKER
+from tests.kernel import ARCH, GUEST_ABI, MARKER, build_command
 from tests.vm.cycles import CRASH_CYCLE, Cycle
 
 BUILD_TIMEOUT_S = 60 * 60  # a cold build on a busy 2-core machine
@@ -31,7 +31,7 @@ collect_ignore = [] if os.environ.get("KDUMPCTL_KERNEL_LSM") == "1" else ["test_
 
 def build(*args: str) -> Path:
     """Run kernel/build and return the path it prints (an Image, or build.json)."""
-    r = subprocess.run([sys.executable, str(BUILD), "--patched", *args], capture_output=True,
+    r = subprocess.run(build_command(*args), capture_output=True,
                        text=True, timeout=BUILD_TIMEOUT_S, check=False)
     assert r.returncode == 0, f"kernel/build {' '.join(args)} failed:\n{r.stderr[-3000:]}"
     return Path(r.stdout.strip().splitlines()[-1])
