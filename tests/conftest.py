@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 import types
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -20,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
+
+from tests.lane import Job, Key, Lane
 
 # Property tests check what holds, not how fast: on a host busy with TCG guests an
 # example can take seconds, and hypothesis's default 200 ms deadline failed them.
@@ -30,6 +28,7 @@ if TYPE_CHECKING:
     from tests.analyse.dumps import Dump
     from tests.vm.cycles import Cycle
     from tests.vm.harness.oracles import Oracles
+    from tests.vm.installed_cycle import Result as InstalledResult
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SNAPSHOTS = FIXTURES / "snapshots"
@@ -56,16 +55,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vm", action="store_true", help="also run the VM tier (QEMU crash cycles)")
 
 
-def boots_a_built_kernel(item: pytest.Item) -> bool:
-    """Whether the test boots one of kernel/build's kernels (tests/kernel's `kernels`)."""
-    return "kernels" in getattr(item, "fixturenames", ())
+# Fixtures whose jobs the lane runs ahead (tests/lane.py): fixture -> (the job's kind,
+# the test's parameters that name it). A crash cycle is named by a `cycle` mark instead.
+LANE_FIXTURES = {
+    "installed_systems": ("installed", ("arch",)),
+    "kernel_cycles": ("kernel-cycle", ("series", "profile")),
+    "kernels": ("kernel", ("series", "profile")),
+    "kernel_objects": ("objects", ("series", "profile")),
+}
+KERNEL_BUILDS = ("kernel_cycles", "kernels", "kernel_objects")
+UNASKED = pytest.StashKey[list[Key]]()
+
+
+def lane_keys(item: pytest.Item) -> list[Key]:
+    """The lane's jobs that a test will take, from its fixtures' parameters and marks."""
+    keys: list[Key] = [("cycle", tuple(mark.args)) for mark in item.iter_markers("cycle")]
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for fixture in getattr(item, "fixturenames", ()):
+        if fixture in LANE_FIXTURES:
+            kind, names = LANE_FIXTURES[fixture]
+            if all(name in params for name in names):
+                keys.append((kind, *(params[name] for name in names)))
+    return keys
+
+
+def builds_a_kernel(item: pytest.Item) -> bool:
+    return any(f in KERNEL_BUILDS for f in getattr(item, "fixturenames", ()))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--vm"):
-        # Last, so that their kernels build in the background meanwhile (kernel_builds)
-        # on the CPU the rest leaves idle; the order is otherwise kept (a stable sort).
-        items.sort(key=boots_a_built_kernel)
+        # Last, so that the lane, which starts from the last test's job, builds their
+        # kernels first while the foreground runs the rest; the order is otherwise kept
+        # (a stable sort).
+        items.sort(key=builds_a_kernel)
         return
     skip = pytest.mark.skip(reason="VM tier: run with --vm")
     for item in items:
@@ -109,110 +132,54 @@ def pytest_runtest_makereport(item: pytest.Item,
         report.longrepr = f"skipped under KDUMPCTL_TEST_NO_SKIP=1: {reason}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Generator[Lane, None, None]:
+    """The VM tier's second lane (tests/lane.py): with --vm it runs, from the session's
+    start, the jobs the collected tests will take, from the last test's back; without,
+    each job runs when a test takes it."""
+    from tests import kernel
+    from tests.vm import cycles as crash_cycles
+    from tests.vm import installed_cycle
+
+    def make(key: Key) -> Job:
+        match key:
+            case ("cycle", tuple() as args):
+                return crash_cycles.cycle_job(args, tmp_path_factory)
+            case ("installed", str() as arch):
+                return installed_cycle.cycle_job(arch, tmp_path_factory)
+            case ("kernel", str() as series, str() as profile):
+                return kernel.build_job(series, profile)
+            case ("objects", str() as series, str() as profile):
+                return kernel.build_job(series, profile, "--objects-only")
+            case ("kernel-cycle", str() as series, str() as profile):
+                return kernel.cycle_job(series, profile, the_lane, tmp_path_factory)
+        raise ValueError(f"no lane job is named {key}")
+
+    ahead = ([key for item in request.session.items for key in lane_keys(item)]
+             if request.config.getoption("--vm") else [])
+    # A kernel build yields to the guests (nice 10); the lane's own guests do not, so
+    # that neither lane's guest crawls past its timeouts.
+    the_lane = Lane(make, ahead, nice=lambda key: 10 if key[0] in ("kernel", "objects") else 0)
+    the_lane.start()
+    try:
+        yield the_lane
+    finally:
+        the_lane.stop()
+        request.config.stash[UNASKED] = the_lane.unasked()
+
+
 @pytest.fixture(scope="session")
-def cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
-    """Run a crash cycle for a set of arguments once per session; later calls reuse it."""
-    from tests.vm.cycles import make_cycles
-
-    return make_cycles(tmp_path_factory)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def installed_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Generator[Callable[[str], None], None, None]:
-    """With --vm, the installed cycles' roots are built in the background from the
-    session's start, at nice 10 (tests/vm/README.md), one arch after the other; a cycle
-    calls this with its arch to wait for that one's root only."""
-    arches = list(dict.fromkeys(
-        item.callspec.params["arch"] for item in request.session.items
-        if item.path.name == "test_installed_cycle.py" and hasattr(item, "callspec")))
-    if not request.config.getoption("--vm") or not arches:
-        yield lambda arch: None
-        return
-    log = tmp_path_factory.getbasetemp() / "installed-roots.log"
-    ready = tmp_path_factory.mktemp("installed-roots")  # a file ARCH: that root is built
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["nice", "-n", "10", sys.executable, "-m", "tests.vm.installed_cycle", "--roots",
-             "--ready", str(ready), *arches], cwd=Path(__file__).parents[1], stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait(arch: str) -> None:
-        while not (ready / arch).exists():
-            if proc.poll() is not None:
-                if proc.returncode:  # the cycle builds the root itself and says what failed
-                    print(f"building the installed roots in the background failed: {log}")
-                return
-            time.sleep(1)
-
-    try:
-        yield wait
-    finally:
-        interrupt(proc)  # SIGINT lets the half-built cache entry be removed
+def cycles(lane: Lane) -> Callable[..., Cycle]:
+    """Run a crash cycle for a set of arguments once per session; later calls reuse it.
+    A test's `cycle` mark with the same arguments lets the lane run it ahead."""
+    return lambda *args: lane.take(("cycle", args))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def kernel_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Generator[None, None, None]:
-    """With --vm, the patched kernels that the collected tests boot are built in the
-    background from the session's start, at nice 10, one after the other. A crash cycle
-    is about one busy CPU of two (an arm64 cycle: 71 CPU s in 67 s), and each of a fresh
-    machine's two builds takes both for 6-9 minutes; the tests that boot them run last.
-    kernel/build locks each build: a test there first waits for the one under way and
-    takes it from the cache, or builds its own and the background finds it built."""
-    from tests.kernel import build_command
-
-    wanted = list(dict.fromkeys(
-        (item.callspec.params["series"], item.callspec.params["profile"])
-        for item in request.session.items
-        if boots_a_built_kernel(item) and hasattr(item, "callspec")
-        and {"series", "profile"} <= item.callspec.params.keys()))
-    if not request.config.getoption("--vm") or not wanted:
-        yield
-        return
-    log = tmp_path_factory.getbasetemp() / "kernel-builds.log"
-    stop = threading.Event()
-    guard = threading.Lock()  # no build starts once the session has stopped them
-    current: subprocess.Popen[bytes] | None = None
-
-    def build_all() -> None:
-        nonlocal current
-        with log.open("ab") as out:
-            for series, profile in wanted:
-                with guard:
-                    if stop.is_set():
-                        return
-                    current = proc = subprocess.Popen(
-                        ["nice", "-n", "10",
-                         *build_command("--series", series, "--profile", profile)],
-                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-                if proc.wait() and not stop.is_set():  # the test's own build says what failed
-                    print(f"building kernel {series} ({profile}) in the background failed: "
-                          f"{log}")
-
-    worker = threading.Thread(target=build_all, daemon=True)
-    worker.start()
-    try:
-        yield
-    finally:
-        with guard:
-            stop.set()
-        if current is not None:  # cut short, it leaves no result: kernel/build renames one in whole
-            interrupt(current)
-        worker.join()
-
-
-def interrupt(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a background process group, if still running: SIGINT, which lets it clean
-    up, then SIGKILL after a minute."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+@pytest.fixture(scope="session")
+def installed_systems(lane: Lane) -> Callable[[str], InstalledResult]:
+    """An arch -> its installed-system cycle (tests/vm/installed_cycle.py), run once."""
+    return lambda arch: lane.take(("installed", arch))
 
 
 @pytest.fixture(scope="session")
@@ -252,6 +219,12 @@ def expected_facts(name: str) -> dict[str, Any]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from tests.robustness import tally
+
+    unasked = terminalreporter.config.stash.get(UNASKED, [])
+    if unasked:
+        terminalreporter.section("the lane ran jobs that no test took (a stale mark?)")
+        for key in unasked:
+            terminalreporter.write_line(repr(key))
 
     lines = tally.summary()
     if lines:

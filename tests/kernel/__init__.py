@@ -4,18 +4,65 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
+import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+from tests.lane import Job, Lane, Spawn, run
+from tests.vm.cycles import CRASH_CYCLE, Cycle
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "kernel" / "build"
 
 
-def build_command(*args: str) -> list[str]:
-    """kernel/build's command line for a patched build with `args` (series, profile, ...)."""
-    return [sys.executable, str(BUILD), "--patched", *args]
+BUILD_TIMEOUT_S = 60 * 60  # a cold build on a busy 2-core machine
+CYCLE_TIMEOUT_S = 20 * 60
+# The first kernel's probes these cycles do not look at (test_matrix.py skips them too).
+UNUSED_STAGES = ("snapshot", "estimate")
+
+
+def build_job(series: str, profile: str, *args: str) -> Job:
+    """The lane's job (tests/lane.py) for a patched build of kernel/build: the path it
+    prints (an Image, or build.json). kernel/build caches what it built."""
+
+    def job(spawn: Spawn) -> Path:
+        argv = [sys.executable, str(BUILD), "--patched", "--series", series, "--profile",
+                profile, *args]
+        r = run(spawn, argv, BUILD_TIMEOUT_S, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+        assert r.returncode == 0, f"kernel/build {' '.join(argv[3:])} failed:\n{r.stderr[-3000:]}"
+        return Path(r.stdout.strip().splitlines()[-1])
+
+    return job
+
+
+def cycle_job(series: str, profile: str, lane: Lane,
+              tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """The lane's job for the crash cycle on a patched kernel, which it takes from the
+    lane's build job. The kselftest runs on every profile but arm64-lsm: its cycle sets
+    an IMA policy that refuses the selftest's device trees too."""
+
+    def job(spawn: Spawn) -> Cycle:
+        image: Path = lane.take(("kernel", series, profile))
+        out = tmp_path_factory.mktemp(f"kernel-{series}-{profile}")
+        args = ["--arch", ARCH[profile], "--kernel-image", str(image),
+                "--check-script", str(GUEST_ABI), "--dtb-marker", MARKER,
+                *[a for stage in UNUSED_STAGES for a in ("--impl", f"{stage}=skip")]]
+        if profile != "arm64-lsm":
+            args += ["--selftest", str(image.with_name("test_kexec_fdset"))]
+        with open(out / "crash-cycle.log", "wb") as log:
+            rc = run(spawn, [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
+                     CYCLE_TIMEOUT_S, stdout=log, stderr=subprocess.STDOUT).returncode
+        result_path = out / "result.json"
+        result = json.loads(result_path.read_text()) if result_path.exists() else {}
+        return Cycle(out, rc, result)
+
+    return job
 
 # The guest's check script (crash-cycle --check-script) and the /chosen marker the
 # cycles' DTB carries (--dtb-marker).

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.kernel import build_module
-from tests.kernel.conftest import build
 
 kb = build_module()
 GCC = "aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0"
@@ -201,13 +201,13 @@ def test_a_w1_warning_counts_only_on_a_line_the_series_adds(tmp_path: Path) -> N
 @pytest.mark.vm
 @pytest.mark.parametrize("profile", ["arm64-lsm", "riscv64"])
 @pytest.mark.parametrize("series", ["7.3", "6.12"])
-def test_the_series_objects_compile_with_the_security_modules(series: str,
-                                                              profile: str) -> None:
+def test_the_series_objects_compile_with_the_security_modules(
+        series: str, profile: str, kernel_objects: Callable[[str, str], Path]) -> None:
     """The objects the series touches (and LoadPin's, which counts the read ids), compiled
     with IMA, IMA_APPRAISE, SELinux, LoadPin, IPE and lockdown: arm64 on tinyconfig,
     riscv64 on defconfig with KEXEC_FILE, cross-compiled (1-4 minutes each, no Image);
     kernel/build fails on a W=1 warning on a line the series adds."""
-    path = build("--series", series, "--profile", profile, "--objects-only")
+    path = kernel_objects(series, profile)
     info = json.loads(path.read_text())
     assert info["profile"] == profile and info["image_bytes"] is None
     arch = "riscv" if profile == "riscv64" else "arm64"

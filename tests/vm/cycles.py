@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from kdumpctl_py.capture.filter import Bits, dumpable_pages
 from kdumpctl_py.capture.kdumpfile import read_kdump
 from kdumpctl_py.capture.save import SaveOptions
 from kdumpctl_py.capture.vmcore import Vmcore
+from tests.lane import Job, Spawn, run
 from tests.vm.harness.cache import cache_root
 from tests.vm.harness.oracles import Oracles
 
@@ -149,31 +149,23 @@ def _keep(out: Path, final: Path) -> Path:
     return final
 
 
-def make_cycles(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Cycle]:
-    """Run a cycle for a set of arguments once per session; later calls reuse it, and a
-    kept cycle (`DUMP_CYCLES`) made from the same sources and kernel is not run again."""
-    done: dict[tuple[str, ...], Cycle] = {}
+def cycle_job(args: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """The lane's job (tests/lane.py) for one crash cycle: a kept cycle (`DUMP_CYCLES`)
+    made from the same sources and kernel is not run again."""
 
-    def get(*args: str) -> Cycle:
-        if args in done:
-            return done[args]
+    def job(spawn: Spawn) -> Cycle:
         final = cached_cycle_dir(args, update=True)
         if final is not None and final.is_dir():
-            done[args] = _read(final)
-            return done[args]
+            return _read(final)
         out = tmp_path_factory.mktemp(_slug(args))
         with open(out / "crash-cycle.log", "wb") as log:
-            rc = subprocess.run(
-                [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
-                stdout=log, stderr=subprocess.STDOUT, timeout=CYCLE_TIMEOUT_S,
-                check=False,
-            ).returncode
+            rc = run(spawn, [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
+                     CYCLE_TIMEOUT_S, stdout=log, stderr=subprocess.STDOUT).returncode
         if final is not None and rc == 0:
             out = _keep(out, final)
-        done[args] = _read(out, rc)
-        return done[args]
+        return _read(out, rc)
 
-    return get
+    return job
 
 
 def backtrace_functions(report: dict[str, Any]) -> list[str]:

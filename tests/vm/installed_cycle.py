@@ -25,11 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests import lane
 from tests.vm import systemd_cycle
 from tests.vm.harness import aptsources, disk, efidisk, firstboot, uefi, wheel
 from tests.vm.harness.cache import cache_root
@@ -55,6 +59,8 @@ EXTRA_PACKAGES = ("linux-image-{arch}", "initramfs-tools", "grub-efi-{arch}", "e
 BOOT_TIMEOUT_S = {"install": 1500, "crash": 1500, "report": 600}
 # arm64 under TCG runs about half as fast as x86_64 on this host.
 TIMEOUT_SCALE = {"x86_64": 1.0, "arm64": 2.0}
+# The three boots' timeouts at arm64's scale, and a root built from nothing.
+CYCLE_TIMEOUT_S = 4 * 60 * 60
 STATE = "/var/lib/kdumpctl-vm/step"
 STATUS = "/var/lib/kdumpctl-vm/status.json"
 IOMEM = "/var/lib/kdumpctl-vm/iomem"  # the crashed kernel's, to check the capture's memory
@@ -266,23 +272,31 @@ def _apt(cache: Path, arch: Arch) -> tuple[AptState, aptsources.Mirrors]:
     return apt, mirrors
 
 
-def build_roots(arch_names: list[str], ready: Path | None = None) -> None:
-    """Build (or find cached) the roots the cycle of each arch starts from, "targeted",
-    in order, each marked done by a file named for its arch in `ready`.
+def cycle_job(arch_name: str, tmp_path_factory: pytest.TempPathFactory) -> lane.Job:
+    """The VM tier's lane job (tests/lane.py) for an arch's cycle, in a process of its own
+    (the tests' guests meanwhile log to the same logger), its log installed-cycle.log."""
 
-    The VM tier runs this in the background from its start (tests/conftest.py): on a
-    fresh machine the two roots are about 7 CPU minutes, mostly one core's work, which
-    the other core does while the tests before the installed cycles run; a cycle waits
-    for its own arch's root only.
-    """
-    cache = cache_root()
-    for name in arch_names:
-        arch = ARCHES[name]
-        apt, mirrors = _apt(cache, arch)
-        log.info("installed root for %s: %s", name,
-                 build_root(cache, apt, mirrors, packages(arch), "installed-root"))
-        if ready is not None:
-            (ready / name).touch()
+    def job(spawn: lane.Spawn) -> Result:
+        out = tmp_path_factory.mktemp(f"installed-{arch_name}")
+        with open(out / "installed-cycle.log", "wb") as log:
+            lane.run(spawn, [sys.executable, "-m", "tests.vm.installed_cycle", arch_name,
+                             str(out)], CYCLE_TIMEOUT_S, stdout=log,
+                     stderr=subprocess.STDOUT, cwd=REPO)
+        return read_result(out)
+
+    return job
+
+
+def read_result(out: Path) -> Result:
+    """What run_cycle returned, from the result.json it left in `out`: the cycle of
+    another process (`python3 -m tests.vm.installed_cycle ARCH OUT`, as the VM tier's
+    lane runs it: tests/lane.py)."""
+    path = out / "result.json"
+    if not path.exists():
+        return Result(out, error=f"the cycle left no {path}: see installed-cycle.log there")
+    data = json.loads(path.read_text())
+    return Result(out, timings=data["timings"], status=data["status"], dumps=data["dumps"],
+                  error=data["error"], reports=data["reports"], report=data["report"])
 
 
 def _analyse(out: Path) -> dict[str, Any]:
@@ -335,13 +349,6 @@ def _read_back(res: Result, image: Path, work: Path) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if sys.argv[1:2] == ["--roots"]:
-        names = sys.argv[2:]
-        ready = None
-        if names[:1] == ["--ready"]:
-            ready, names = Path(names[1]), names[2:]
-        build_roots(names, ready)
-        return 0
     flags = ("--system-initrd", "--generic")
     args = [a for a in sys.argv[1:] if a not in flags]
     arch = args[0] if args else "x86_64"

@@ -12,25 +12,32 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.vm.cycles import ISSUE_7, Cycle, assert_good_dump
+from tests.vm.cycles import ISSUE_7, REFERENCE_X86, Cycle, assert_good_dump
+
+X86 = ("--arch", "x86_64")
+ARM64 = ("--arch", "arm64")
+ARM64_KASLR = ("--arch", "arm64", "--loader", "kexec-tools", "--impl", "save=copy")
+ARM64_NOKASLR = ("--arch", "arm64", "--loader", "kexec-tools", "--append", "nokaslr")
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*X86)
 def test_x86_64_cycle(cycles: Callable[..., Cycle]) -> None:
     """x86_64 bookworm with the project wherever it has the subcommand."""
-    assert_good_dump(cycles("--arch", "x86_64"))
+    assert_good_dump(cycles(*X86))
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*REFERENCE_X86)
 def test_x86_64_reference_cycle(cycles: Callable[..., Cycle]) -> None:
     """x86_64 bookworm with the incumbent only (kexec-tools, copy, drgn): checks the harness."""
-    c = cycles("--arch", "x86_64", "--loader", "kexec-tools", "--impl", "save=copy",
-               "--impl", "analyse=drgn-script")
+    c = cycles(*REFERENCE_X86)
     assert_good_dump(c)
     assert c.result["loader"] == "kexec-tools"
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*ARM64)
 def test_arm64_cycle(cycles: Callable[..., Cycle]) -> None:
     """arm64 bookworm with whichever loader works today.
 
@@ -38,7 +45,7 @@ def test_arm64_cycle(cycles: Callable[..., Cycle]) -> None:
     kexec-tools, which must then fail the way the README records, and the test is
     an expected failure (issue 7).
     """
-    c = cycles("--arch", "arm64")
+    c = cycles(*ARM64)
     if c.result.get("loader") == "kexec-tools":
         assert_kexec_tools_kaslr_outcome(c)
         pytest.xfail(ISSUE_7)
@@ -46,6 +53,8 @@ def test_arm64_cycle(cycles: Callable[..., Cycle]) -> None:
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*X86)
+@pytest.mark.cycle(*ARM64)
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_report_shows_every_cpu_and_the_kernels_sizes(cycles: Callable[..., Cycle],
                                                       arch: str) -> None:
@@ -70,17 +79,18 @@ def assert_kexec_tools_kaslr_outcome(c: Cycle) -> None:
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*ARM64_KASLR)
 def test_arm64_kexec_tools_with_kaslr_writes_an_unreadable_vmcore(
         cycles: Callable[..., Cycle]) -> None:
     """The incumbent's recorded outcome on arm64 (README): a bogus kernel-text PT_LOAD."""
-    assert_kexec_tools_kaslr_outcome(cycles("--arch", "arm64", "--loader", "kexec-tools",
-                                            "--impl", "save=copy"))
+    assert_kexec_tools_kaslr_outcome(cycles(*ARM64_KASLR))
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*ARM64_NOKASLR)
 def test_arm64_kexec_tools_with_nokaslr_cannot_load(cycles: Callable[..., Cycle]) -> None:
     """The incumbent's recorded outcome on arm64 with nokaslr: the load itself fails."""
-    c = cycles("--arch", "arm64", "--loader", "kexec-tools", "--append", "nokaslr")
+    c = cycles(*ARM64_NOKASLR)
     assert c.exit_status == 3, c.explain()
     assert c.result["failed_stage"] == "load", c.explain()
     assert "setup_2nd_dtb failed" in c.guest("load")["stderr_tail"]
@@ -94,6 +104,7 @@ X86_16G = ("--arch", "x86_64", "--mem", "16384", "--crashkernel", "256M", "--dum
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*X86_16G)
 def test_x86_64_16g_guest_saves_within_its_budget(cycles: Callable[..., Cycle],
                                                  record_property: Callable[[str, object], None]
                                                  ) -> None:

@@ -10,7 +10,6 @@ capture kernel boots through Debian's initramfs into kdumpctl-py-capture.service
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -30,17 +29,10 @@ ARCHES = ["x86_64", "arm64"]
 
 @pytest.mark.vm
 @pytest.mark.parametrize("arch", ARCHES)
-def test_installed(arch: str, tmp_path_factory: pytest.TempPathFactory,
-                   installed_roots: Callable[[str], None]) -> None:
-    installed_roots(arch)
-    out = tmp_path_factory.mktemp(f"installed-{arch}")
-    handler = logging.FileHandler(out / "installed-cycle.log")
-    logging.getLogger("systemd-cycle").addHandler(handler)
-    logging.getLogger("systemd-cycle").setLevel(logging.INFO)
-    try:
-        res = installed_cycle.run_cycle(out, arch)
-    finally:
-        logging.getLogger("systemd-cycle").removeHandler(handler)
+def test_installed(arch: str,
+                   installed_systems: Callable[[str], installed_cycle.Result]) -> None:
+    res = installed_systems(arch)  # installed-cycle.log in res.out has its log
+    out = res.out
     print(json.dumps(res.timings))
     assert res.error is None, res.error
     # reset-crashkernel wrote crashkernel= into /etc/default/grub and update-grub into

@@ -95,7 +95,7 @@ def runs_crash(kernel_suite: str, arch: str) -> bool:
     return EVERY_CHECK or (kernel_suite, arch) not in CRASH_REFUSES
 
 
-def matrix_cycle(cycles: Callable[..., Cycle], kernel_suite: str, arch: str) -> Cycle:
+def matrix_args(kernel_suite: str, arch: str) -> tuple[str, ...]:
     # no_timer_check on x86_64: on a busy host TCG runs the IO-APIC timer check too
     # slowly and the first kernel panics ("IO-APIC + timer doesn't work!"), as the
     # 6.1 matrix cycle did once at load 8-13 (test_crash_cycle.py's X86_16G too).
@@ -107,8 +107,12 @@ def matrix_cycle(cycles: Callable[..., Cycle], kernel_suite: str, arch: str) -> 
     skip = [a for stage in ("status", "snapshot", "status-loaded", "estimate")
             for a in ("--impl", f"{stage}=skip")]
     limits = ("--load-limits", LIMITS) if (kernel_suite, arch) == LIMITED else ()
-    return cycles("--arch", arch, "--kernel-suite", kernel_suite, "--busy", *whole, *index,
-                  "--impl", "save=capture", *skip, *quirks, *limits)
+    return ("--arch", arch, "--kernel-suite", kernel_suite, "--busy", *whole, *index,
+            "--impl", "save=capture", *skip, *quirks, *limits)
+
+
+def matrix_cycle(cycles: Callable[..., Cycle], kernel_suite: str, arch: str) -> Cycle:
+    return cycles(*matrix_args(kernel_suite, arch))
 
 
 def saved_dump(c: Cycle) -> Path:
@@ -132,7 +136,9 @@ def notes_only_elf(dump: Path, arch: str, out: Path) -> Path:
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("kernel_suite,arch", MATRIX, ids=[f"{k}-{a}" for k, a in MATRIX])
+@pytest.mark.parametrize("kernel_suite,arch", [
+    pytest.param(k, a, id=f"{k}-{a}", marks=pytest.mark.cycle(*matrix_args(k, a)))
+    for k, a in MATRIX])
 def test_kernel_matrix(cycles: Callable[..., Cycle], tools: Callable[[str, str], Oracles],
                        tmp_path: Path, kernel_suite: str, arch: str) -> None:
     c = matrix_cycle(cycles, kernel_suite, arch)
@@ -168,6 +174,7 @@ ARM64_FORMATS = sorted(FORMATS) if EVERY_CHECK else ["elf"]
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*matrix_args("bookworm", "arm64"))
 @pytest.mark.parametrize("fmt", ARM64_FORMATS)
 def test_arm64_crash_opens_every_format(cycles: Callable[..., Cycle],
                                         tools: Callable[[str, str], Oracles], tmp_path: Path,
@@ -182,6 +189,7 @@ def test_arm64_crash_opens_every_format(cycles: Callable[..., Cycle],
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*matrix_args(*LIMITED))
 def test_limited_loads_are_not_spent_by_probes(cycles: Callable[..., Cycle]) -> None:
     """With kexec_load_limit_reboot=4 and _panic=8, status, status --json and start
     --dry-run leave both counts alone (a probe would spend one), status says it judged

@@ -59,7 +59,9 @@ class Makedumpfile176Tables(PageTables):
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("args,va_bits", [(SV57, 57), (SV39, 39)], ids=["sv57", "sv39"])
+@pytest.mark.parametrize("args,va_bits", [
+    pytest.param(SV57, 57, id="sv57", marks=pytest.mark.cycle(*SV57)),
+    pytest.param(SV39, 39, id="sv39", marks=pytest.mark.cycle(*SV39))])
 def test_riscv64_cycle(cycles: Callable[..., Cycle], tools: Callable[[str, str], Oracles],
                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                        args: tuple[str, ...], va_bits: int) -> None:

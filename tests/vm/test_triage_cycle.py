@@ -39,6 +39,9 @@ def kdumpctl(*argv: str) -> str:
 
 
 @pytest.mark.vm
+@pytest.mark.cycle(*CYCLES["bookworm-x86"])
+@pytest.mark.cycle(*CYCLES["trixie-arm"])
+@pytest.mark.cycle(*CYCLES["oops-x86"])
 def test_same_bug_one_signature_two_bugs_two_groups(cycles: Callable[..., Cycle],
                                                     tmp_path: Path) -> None:
     pytest.importorskip("drgn")

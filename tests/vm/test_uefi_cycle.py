@@ -18,10 +18,13 @@ from tests.vm.cycles import (
     assert_good_dump,
 )
 
+UEFI = ("--arch", "arm64", "--firmware", "uefi")
+
 
 @pytest.mark.vm
+@pytest.mark.cycle(*UEFI)
 def test_arm64_acpi_cycle(cycles: Callable[..., Cycle]) -> None:
-    c = cycles("--arch", "arm64", "--firmware", "uefi")
+    c = cycles(*UEFI)
     assert_good_dump(c)
     assert c.result["firmware"] == "uefi"
     first = (c.out / "console-first.log").read_text(errors="replace")
