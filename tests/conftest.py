@@ -63,7 +63,6 @@ LANE_FIXTURES = {
     "kernels": ("kernel", ("series", "profile")),
     "kernel_objects": ("objects", ("series", "profile")),
 }
-KERNEL_BUILDS = ("kernel_cycles", "kernels", "kernel_objects")
 UNASKED = pytest.StashKey[list[Key]]()
 
 
@@ -79,16 +78,23 @@ def lane_keys(item: pytest.Item) -> list[Key]:
     return keys
 
 
-def builds_a_kernel(item: pytest.Item) -> bool:
-    return any(f in KERNEL_BUILDS for f in getattr(item, "fixturenames", ()))
+def vm_order(item: pytest.Item) -> int:
+    """Where a test runs under --vm: first those whose guests are their own (the systemd
+    and network cycles, with their servers), then those that take the lane's jobs, the
+    longest of these last: the installed systems, then the kernel builds. The lane starts
+    from the end, so it begins with the longest jobs while the tests run the rest, and
+    the two meet among the short crash cycles."""
+    kinds = {key[0] for key in lane_keys(item)}
+    if kinds & {"kernel", "objects", "kernel-cycle"}:
+        return 3
+    if "installed" in kinds:
+        return 2
+    return 1 if kinds else 0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--vm"):
-        # Last, so that the lane, which starts from the last test's job, builds their
-        # kernels first while the foreground runs the rest; the order is otherwise kept
-        # (a stable sort).
-        items.sort(key=builds_a_kernel)
+        items.sort(key=vm_order)  # a stable sort: the order is otherwise kept
         return
     skip = pytest.mark.skip(reason="VM tier: run with --vm")
     for item in items:
