@@ -55,13 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vm", action="store_true", help="also run the VM tier (QEMU crash cycles)")
 
 
-# Fixtures whose jobs the lane runs ahead (tests/lane.py): fixture -> (the job's kind,
-# the test's parameters that name it). A crash cycle is named by a `cycle` mark instead.
-LANE_FIXTURES = {
-    "installed_systems": ("installed", ("arch",)),
-    "kernel_cycles": ("kernel-cycle", ("series", "profile")),
-    "kernels": ("kernel", ("series", "profile")),
-    "kernel_objects": ("objects", ("series", "profile")),
+# Fixtures whose jobs the lane runs ahead (tests/lane.py): fixture -> the job a test
+# takes through it, from the test's parameters. A crash cycle is named by a `cycle` mark.
+LANE_FIXTURES: dict[str, Callable[[dict[str, Any]], Key]] = {
+    "installed_systems": lambda p: ("installed", p["arch"]),
+    "kernel_cycles": lambda p: ("kernel-cycle", p["series"], p["profile"]),
+    "kernels": lambda p: ("kernel", p["series"], p["profile"]),
+    "kernel_objects": lambda p: ("objects", p["series"], p["profile"]),
+    "kernel_source": lambda p: ("kernel", p["series"], "arm64"),  # the build unpacks it
 }
 UNASKED = pytest.StashKey[list[Key]]()
 
@@ -72,9 +73,10 @@ def lane_keys(item: pytest.Item) -> list[Key]:
     params = getattr(getattr(item, "callspec", None), "params", {})
     for fixture in getattr(item, "fixturenames", ()):
         if fixture in LANE_FIXTURES:
-            kind, names = LANE_FIXTURES[fixture]
-            if all(name in params for name in names):
-                keys.append((kind, *(params[name] for name in names)))
+            try:
+                keys.append(LANE_FIXTURES[fixture](params))
+            except KeyError:  # not parametrized by what names the job: nothing ahead
+                pass
     return keys
 
 

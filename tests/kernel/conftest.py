@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kernel import build_module
 from tests.lane import Lane
 from tests.vm.cycles import Cycle
 
@@ -32,6 +33,26 @@ def kernels(lane: Lane) -> Callable[..., Path]:
 def kernel_objects(lane: Lane) -> Callable[[str, str], Path]:
     """(series, profile) -> the build.json of a build of the series' objects only."""
     return lambda series, profile: lane.take(("objects", series, profile))
+
+
+@pytest.fixture(scope="session")
+def kernel_source(request: pytest.FixtureRequest, lane: Lane) -> Callable[[str], Path]:
+    """series -> kernel/build's unpacked linux-source, with checkpatch. With --vm the
+    lane's arm64 build of the series unpacks it first; without, the test skips unless a
+    build has left it in the cache."""
+
+    def get(series: str) -> Path:
+        if request.config.getoption("--vm"):
+            lane.take(("kernel", series, "arm64"))
+        package = f"linux-source-{series}"
+        trees = sorted((build_module().cache_root() / package / "src").glob(f"*/{package}"))
+        trees = [t for t in trees if (t / "scripts" / "checkpatch.pl").exists()]
+        if not trees:
+            pytest.skip(f"no unpacked {package}: run kernel/build --series {series}")
+        source: Path = trees[-1]
+        return source
+
+    return get
 
 
 @pytest.fixture(scope="session")
