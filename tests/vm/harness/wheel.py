@@ -8,6 +8,7 @@ stages.py); that is probed on the host, from the same wheel, before the guest bo
 from __future__ import annotations
 
 import configparser
+import fcntl
 import logging
 import os
 import sys
@@ -53,8 +54,13 @@ def build(repo: Path, work: Path) -> ProjectWheel | None:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.whl"):
         old.unlink()
-    run([host_python(repo), "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", out, repo],
-        timeout=900)
+    # setuptools builds in the tree (build/): two guests of the VM tier's two lanes
+    # (tests/lane.py) building at once would share its directories.
+    (repo / "build").mkdir(exist_ok=True)
+    with open(repo / "build" / ".wheel.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run([host_python(repo), "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", out, repo],
+            timeout=900)
     wheels = sorted(out.glob("kdumpctl_py-*.whl")) or sorted(out.glob("*.whl"))
     if not wheels:
         raise HarnessError(f"pip wheel produced no wheel in {out}")
