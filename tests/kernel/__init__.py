@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import json
 import subprocess
 import sys
 from functools import cache
@@ -14,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from tests.lane import Job, Lane, Spawn, run
-from tests.vm.cycles import CRASH_CYCLE, Cycle
+from tests.vm.cycles import Cycle, run_crash_cycle
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "kernel" / "build"
@@ -55,12 +54,7 @@ def cycle_job(series: str, profile: str, lane: Lane,
                 *[a for stage in UNUSED_STAGES for a in ("--impl", f"{stage}=skip")]]
         if profile != "arm64-lsm":
             args += ["--selftest", str(image.with_name("test_kexec_fdset"))]
-        with open(out / "crash-cycle.log", "wb") as log:
-            rc = run(spawn, [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
-                     CYCLE_TIMEOUT_S, stdout=log, stderr=subprocess.STDOUT).returncode
-        result_path = out / "result.json"
-        result = json.loads(result_path.read_text()) if result_path.exists() else {}
-        return Cycle(out, rc, result)
+        return run_crash_cycle(spawn, out, args, CYCLE_TIMEOUT_S)
 
     return job
 

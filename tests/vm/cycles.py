@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,15 +158,21 @@ def cycle_job(args: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) -
         final = cached_cycle_dir(args, update=True)
         if final is not None and final.is_dir():
             return _read(final)
-        out = tmp_path_factory.mktemp(_slug(args))
-        with open(out / "crash-cycle.log", "wb") as log:
-            rc = run(spawn, [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
-                     CYCLE_TIMEOUT_S, stdout=log, stderr=subprocess.STDOUT).returncode
-        if final is not None and rc == 0:
-            out = _keep(out, final)
-        return _read(out, rc)
+        cycle = run_crash_cycle(spawn, tmp_path_factory.mktemp(_slug(args)), args)
+        if final is not None and cycle.exit_status == 0:
+            return _read(_keep(cycle.out, final), 0)
+        return cycle
 
     return job
+
+
+def run_crash_cycle(spawn: Spawn, out: Path, args: Sequence[str],
+                    timeout: float = CYCLE_TIMEOUT_S) -> Cycle:
+    """One run of crash-cycle into `out` (its log crash-cycle.log there)."""
+    with open(out / "crash-cycle.log", "wb") as log:
+        rc = run(spawn, [sys.executable, str(CRASH_CYCLE), "--out", str(out), *args],
+                 timeout, stdout=log, stderr=subprocess.STDOUT).returncode
+    return _read(out, rc)
 
 
 def backtrace_functions(report: dict[str, Any]) -> list[str]:
