@@ -24,7 +24,7 @@ from kdumpctl_py.capture.dumpdir import (
     target_error,
     write_dmesg,
 )
-from kdumpctl_py.capture.save import SaveResult, find_lost
+from kdumpctl_py.capture.save import Interrupted, SaveResult, find_lost, sigterm_raises
 from kdumpctl_py.capture.sink import FileSink
 from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.errors import UsageError
@@ -33,23 +33,27 @@ CHUNK = 4 << 20
 PAGE = 4096
 
 
-def copy_vmcore(vmcore_path: str, target: str,
-                firmware: tuple[tuple[int, int], ...] = ()) -> SaveResult:
-    """Copy the vmcore whole into a new dump directory; every fd is closed on every way out."""
+def copy_vmcore(vmcore_path: str, target: str, firmware: tuple[tuple[int, int], ...] = (),
+                made: list[str] | None = None) -> SaveResult:
+    """Copy the vmcore whole into a new dump directory, added to `made` as soon as it
+    exists (as save_vmcore's); every fd is closed on every way out, SIGTERM included."""
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
+    with sigterm_raises(), contextlib.ExitStack() as stack:
         try:
             src = os.open(vmcore_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise UsageError(f"cannot open {vmcore_path}: {e.strerror}") from None
         stack.callback(os.close, src)
-        directory, dir_fd, out, loads = _open_copy(stack, vmcore_path, target)
+        directory, dir_fd, out, loads = _open_copy(stack, vmcore_path, target, made)
         result = SaveResult(directory, "vmcore", False, 0, 0, 0, 0, 0.0)
         try:
             result.bytes_out = _copy(src, out, result)
         except OSError as e:
             raise target_error(e, f"writing {directory}/vmcore-incomplete failed",
                                "; it holds what was copied so far") from None
+        except (Interrupted, KeyboardInterrupt):
+            raise Interrupted(f"interrupted; {directory}/vmcore-incomplete holds what was "
+                              "copied so far") from None
         result.pages_total = result.pages_dumped = -(-result.bytes_out // PAGE)
         find_lost(result, [_paddr(loads, off) for off in result.unreadable], firmware)
         result.complete = not result.lost
@@ -70,8 +74,8 @@ def _paddr(loads: list[tuple[int, int, int]], offset: int) -> int | None:
     return None
 
 
-def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
-               target: str) -> tuple[str, int, int, list[tuple[int, int, int]]]:
+def _open_copy(stack: contextlib.ExitStack, vmcore_path: str, target: str,
+               made: list[str] | None) -> tuple[str, int, int, list[tuple[int, int, int]]]:
     """The dump's directory (path and fd), with the log when the vmcore parses, the fd of
     its vmcore-incomplete, all closed by `stack`, and the PT_LOADs when it parses."""
     v = parsed(vmcore_path)
@@ -80,6 +84,8 @@ def _open_copy(stack: contextlib.ExitStack, vmcore_path: str,
     try:
         directory, dir_fd = make_dump_dir(target, directory_name(v))
         stack.callback(os.close, dir_fd)
+        if made is not None:
+            made.append(directory)
         if v is not None:
             try:
                 write_dmesg(v, dir_fd)

@@ -24,7 +24,10 @@ class TargetError(KdumpError):
     """The target itself failed (full, read-only, I/O error): saving again there would too."""
 
 
-TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+# The target's own failures: full, read-only, broken, or not ours to write (a directory
+# of another owner, an NFS export that squashes root).
+TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES,
+                 errno.EPERM)
 UTSNAME_SIZE = 390  # struct new_utsname: six fields of 65 bytes
 
 
@@ -91,7 +94,7 @@ def target_directory(target: str) -> None:
         raise TargetError(f"the target {target} cannot be created: {blocker} is not a "
                           "directory") from None
     except OSError as e:
-        if e.errno in TARGET_ERRNOS or e.errno in (errno.EACCES, errno.EPERM):
+        if e.errno in TARGET_ERRNOS:
             raise TargetError(f"cannot create the target {target}: {e.strerror}") from None
         raise
 
@@ -113,9 +116,11 @@ def check_space(target: str, most: int, estimate: Callable[[], int]) -> None:
 
 def make_dump_dir(target: str, name: str) -> tuple[str, int]:
     """A new directory `name` (or `name-N`) under `target`: its path and an fd the caller
-    closes."""
+    closes. The target is the administrator's path and may be a symlink (/var/crash to a
+    larger disk), as any directory on the way to it may; what is made in it is never
+    followed through one."""
     target_directory(target)
-    tfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    tfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for n in range(100):
             candidate = name if n == 0 else f"{name}-{n}"

@@ -31,6 +31,7 @@ from kdumpctl_py.capture.save import (
     SaveOptions,
     SaveResult,
     save_vmcore,
+    sigterm_raises,
 )
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.journal import warn
@@ -72,35 +73,38 @@ def save_with_fallback(vmcore: str, target: str,
 
     started = time.monotonic()
     failed: list[Attempt] = []
-    for step in plan_steps(options):
-        before = _entries(target)
-        try:
-            if step.options is None:
-                result = copy_vmcore(vmcore, target, options.firmware)
-            else:
-                result = save_vmcore(vmcore, target, step.options)
-        except IncompleteDump as e:
-            result = e.result
-        except (TargetError, Interrupted, KeyboardInterrupt) as e:
-            _leftovers(target, before, failed, step, e)
-            record_failure(vmcore, target, options, failed, time.monotonic() - started)
-            raise
-        except Exception as e:  # noqa: BLE001 - whatever broke, try with less filtering
-            _leftovers(target, before, failed, step, e)
-            warn(f"saving {step.how} failed: {failed[-1].error}")
-            continue
-        _remove_left(failed)
-        record = _record(options, step, result, failed, time.monotonic() - started)
-        if result.directory:
+    with sigterm_raises():  # between the attempts too, as within each
+        for step in plan_steps(options):
+            made: list[str] = []  # the attempt's own directory, whatever else the target gets
             try:
-                write_record(result.directory, record)
-            except OSError as e:
-                warn(f"cannot write {result.directory}/save.json: {e}")
-        return result, record
-    where = record_failure(vmcore, target, options, failed, time.monotonic() - started)
-    raise SaveFailed("no dump could be written: " + "; ".join(
-        f"{a.how}: {a.error}" for a in failed)
-        + (f" (recorded in {where})" if where else ""), failed)
+                if step.options is None:
+                    result = copy_vmcore(vmcore, target, options.firmware, made)
+                else:
+                    result = save_vmcore(vmcore, target, step.options, made=made)
+            except IncompleteDump as e:
+                result = e.result
+            except (TargetError, Interrupted, KeyboardInterrupt) as e:
+                _note_failed(failed, step, e, made)
+                record_failure(vmcore, target, options, failed, time.monotonic() - started)
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever broke, try with less filtering
+                _note_failed(failed, step, e, made)
+                warn(f"saving {step.how} failed: {failed[-1].error}")
+                continue
+            break
+        else:
+            where = record_failure(vmcore, target, options, failed, time.monotonic() - started)
+            raise SaveFailed("no dump could be written: " + "; ".join(
+                f"{a.how}: {a.error}" for a in failed)
+                + (f" (recorded in {where})" if where else ""), failed)
+    _remove_left(failed)
+    record = _record(options, step, result, failed, time.monotonic() - started)
+    if result.directory:
+        try:
+            write_record(result.directory, record)
+        except OSError as e:
+            warn(f"cannot write {result.directory}/save.json: {e}")
+    return result, record
 
 
 def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[Attempt],
@@ -134,13 +138,6 @@ def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[
     return path
 
 
-def _entries(target: str) -> set[str]:
-    try:
-        return set(os.listdir(target))
-    except OSError:
-        return set()
-
-
 def _remove_left(failed: list[Attempt]) -> None:
     """Delete what the failed attempts left, once a dump is saved; `removed` says whether
     each directory is gone (rmtree ignores its errors: what stays is only clutter)."""
@@ -152,15 +149,14 @@ def _remove_left(failed: list[Attempt]) -> None:
                 warn(f"cannot remove {attempt.directory}, left by saving {attempt.how}")
 
 
-def _leftovers(target: str, before: set[str], failed: list[Attempt], step: Step,
-               error: BaseException) -> None:
-    """Note the failed attempt and the directory it left behind, if any."""
-    new = sorted(_entries(target) - before)
+def _note_failed(failed: list[Attempt], step: Step, error: BaseException,
+                 made: list[str]) -> None:
+    """Note the failed attempt and the directory it made, if any: that one by name, never
+    one a listing of the target finds new (another save may be writing there)."""
     text = str(error) if isinstance(error, (KdumpError, OSError)) else \
         f"{type(error).__name__}: {error}"
     level = step.options.dump_level if step.options else None
-    failed.append(Attempt(step.how, level, text,
-                          os.path.join(target, new[-1]) if new else None))
+    failed.append(Attempt(step.how, level, text, made[-1] if made else None))
 
 
 def _record(options: SaveOptions, step: Step, result: SaveResult, failed: list[Attempt],

@@ -42,6 +42,10 @@ PGMM_CACHED = 512  # makedumpfile reads struct pages in blocks of 512
 SECTION_MAP_MASK = ~((1 << 5) - 1) & ((1 << 64) - 1)  # SECTION_MAP_LAST_BIT = 1 << 5
 SECTION_MARKED_PRESENT = 1
 KERNEL_4_16 = (4, 16)
+# What a VMCOREINFO may say and still be believed: struct page is 56-80 bytes on every
+# 64-bit kernel of these years; sections are 2^24 (ppc64) to 2^29 bytes (arm64, 64K pages).
+MIN_STRUCT_PAGE, MAX_STRUCT_PAGE = 32, 256
+MAX_SECTION_BITS = 40
 
 Bits: TypeAlias = "npt.NDArray[np.bool_]"
 STRUCT_PAGE_LEVELS = DL_CACHE | DL_CACHE_PRIVATE | DL_USER | DL_FREE
@@ -80,6 +84,9 @@ def page_layout(info: VmcoreInfo) -> PageLayout:
         raise StructPagesUnknown(f"VMCOREINFO lacks {', '.join(missing)}")
     sizeof_page = info.size("page")
     assert sizeof_page is not None
+    if not MIN_STRUCT_PAGE <= sizeof_page <= MAX_STRUCT_PAGE:
+        raise StructPagesUnknown(f"VMCOREINFO SIZE(page)={sizeof_page} is not the size of a "
+                                 "struct page")
     # Linux 6.3+ moved the order and destructor into struct folio, past the head page.
     folio_order, folio_dtor = info.offset("folio._folio_order"), info.offset("folio._folio_dtor")
     order = (folio_order - sizeof_page if folio_order is not None
@@ -97,6 +104,12 @@ def page_layout(info: VmcoreInfo) -> PageLayout:
         raise StructPagesUnknown(f"the struct page layout of kernels older than 4.16 "
                                  f"({info.osrelease}) is not known")
     offsets = {k: info.offset(f"page.{k}") for k in ("_mapcount", "private", "compound_head")}
+    fields = {"flags": need["OFFSET(page.flags)"], "mapping": need["OFFSET(page.mapping)"],
+              **offsets}
+    for name, at in fields.items():
+        if at is not None and not 0 <= at <= sizeof_page - 4:
+            raise StructPagesUnknown(f"VMCOREINFO OFFSET(page.{name})={at} is outside a struct "
+                                     f"page of {sizeof_page} bytes")
     return PageLayout(info.page_size or 4096, sizeof_page, need["OFFSET(page.flags)"] or 0,
                       need["OFFSET(page.mapping)"] or 0, offsets["_mapcount"],
                       offsets["private"], offsets["compound_head"], order, dtor, numbers,
@@ -164,9 +177,16 @@ def mem_maps(vmcore: Vmcore, pt: PageTables, nr: int) -> Iterator[Section]:
     roots = info.length("mem_section")
     if None in (root_sym, section_bits, physmem_bits, size_sec, off_map, roots):
         raise StructPagesUnknown("VMCOREINFO does not describe SPARSEMEM")
-    assert root_sym and section_bits and physmem_bits and size_sec and roots is not None
-    assert off_map is not None
+    assert root_sym is not None and section_bits is not None and physmem_bits is not None
+    assert size_sec is not None and off_map is not None and roots is not None
     shift = vmcore.page_size.bit_length() - 1
+    if not (shift < section_bits <= MAX_SECTION_BITS and section_bits < physmem_bits <= 64
+            and 0 < size_sec <= vmcore.page_size and 0 <= off_map <= size_sec - 8
+            and roots > 0):
+        raise StructPagesUnknown(
+            f"VMCOREINFO's SPARSEMEM numbers do not fit together (SECTION_SIZE_BITS "
+            f"{section_bits}, MAX_PHYSMEM_BITS {physmem_bits}, SIZE(mem_section) {size_sec}, "
+            f"OFFSET(mem_section.section_mem_map) {off_map}, LENGTH(mem_section) {roots})")
     per_section = 1 << (section_bits - shift)
     nr_sections = -(-nr // per_section)
     per_root = vmcore.page_size // size_sec
@@ -288,7 +308,8 @@ def section_pages(vmcore: Vmcore) -> int:
     """Pages per SPARSEMEM section: windows are made of whole sections."""
     bits = vmcore.vmcoreinfo.number("SECTION_SIZE_BITS")
     shift = vmcore.page_size.bit_length() - 1
-    return 1 << (bits - shift) if bits and bits > shift else SECTION_PAGES_DEFAULT
+    return (1 << (bits - shift) if bits and shift < bits <= MAX_SECTION_BITS
+            else SECTION_PAGES_DEFAULT)
 
 
 def window_pages(vmcore: Vmcore, window: int) -> int:

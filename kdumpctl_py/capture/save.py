@@ -4,7 +4,8 @@ The dump goes to `<target>/<host>-<YYYY-MM-DD-HH:MM:SS>/vmcore` (time of the
 crash, UTC), written as `vmcore-incomplete` and renamed only when whole and
 fsync'd, with the crashed kernel's log beside it as `vmcore-dmesg.txt`. Files
 are 0600 in a 0700 directory, created relative to the directory's fd with
-O_NOFOLLOW so a symlink planted in the target is refused, not followed.
+O_NOFOLLOW so a symlink planted in it is refused, not followed (the target itself
+may be one: /var/crash linked to a larger disk).
 
 Pages are read with pread in chunks, and compressed on a thread pool while
 the main thread writes, in order: memory use is a few chunks, whatever the
@@ -391,10 +392,10 @@ def _estimate(v: Vmcore, bitmaps: PageBitmaps, comp: Codec | None, meta: int) ->
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into an exception so the dump is closed as incomplete, not torn."""
     def handler(signum: int, frame: object) -> None:
-        raise Interrupted(f"interrupted by signal {signum}; the dump is marked incomplete")
+        raise Interrupted(f"interrupted by signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)
     try:
@@ -404,12 +405,15 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
-                stream: BinaryIO | None = None) -> SaveResult:
-    """Save `vmcore_path` under `target` (or as a flattened stream to `stream`).
+                stream: BinaryIO | None = None, made: list[str] | None = None) -> SaveResult:
+    """Save `vmcore_path` under `target` (or as a flattened stream to `stream`); the
+    dump's directory is added to `made` as soon as it exists, so that a caller whose
+    save failed knows what it left (capture.fallback).
 
     Every fd and file it opens goes on one ExitStack, so a save that fails at any
     step releases them all: an fd left open keeps the target busy, and capture
-    unmounts it next."""
+    unmounts it next. SIGTERM raises Interrupted anywhere in it, so that the capture
+    service, stopped, still says why and closes what it wrote as incomplete."""
     started = time.monotonic()
     _check_options(options)
     if options.threads > _threads(options):
@@ -417,16 +421,22 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
         warn(f"--threads {options.threads}: the memory limit, {limit}, holds the chunks in "
              f"flight of {_threads(options)}; saving with those")
     comp = codec(options.compress, options.zlib_engine) if options.format == "kdump" else None
-    with contextlib.ExitStack() as stack:
+    with sigterm_raises(), contextlib.ExitStack() as stack:
         v = stack.enter_context(Vmcore(vmcore_path, partial=True))
         result, layout = _plan(v, options, comp)
         dir_fd = -1
         if stream is None:
+            # The directory and the log first, the space check after: a dump refused for
+            # want of room still leaves the kernel log, the first thing anyone reads.
+            dir_fd = _dump_dir(stack, v, target, result, made)
             if options.check_space:
                 check_space(target, layout.most(v), lambda: layout.need(v, comp))
-            dir_fd, sink = _open_dump(stack, v, target, options.flat, result)
+            sink = _open_sink(stack, dir_fd, target, options.flat, result)
         else:
-            sink = FlatSink(stream)
+            try:
+                sink = FlatSink(stream)  # its header goes out at once
+            except OSError as e:
+                raise _cut_short(e, _where(result), target) from None
         _write(v, layout, sink, comp, options, result, target)
         if dir_fd >= 0:
             try:
@@ -480,24 +490,34 @@ def _plan(v: Vmcore, options: SaveOptions,
     return result, ElfLayout(v.core.machine, notes, plan_runs(v, bitmaps))
 
 
-def _open_dump(stack: contextlib.ExitStack, v: Vmcore, target: str, flat: bool,
-               result: SaveResult) -> tuple[int, Sink]:
-    """The dump's directory (its fd) with the kernel log in it, and the sink of its
-    vmcore-incomplete; both closed by `stack`."""
+def _dump_dir(stack: contextlib.ExitStack, v: Vmcore, target: str, result: SaveResult,
+              made: list[str] | None) -> int:
+    """The dump's new directory (its fd, closed by `stack`) with the kernel log in it: the
+    log is small and the first thing anyone reads, so a disk that fills up during the
+    dump still leaves it behind."""
     try:
         result.directory, dir_fd = make_dump_dir(target, dump_name(v))
         stack.callback(os.close, dir_fd)
-        # The log first: it is small and the first thing anyone reads, so a disk
-        # that fills up during the dump still leaves it behind.
+        if made is not None:
+            made.append(result.directory)
         write_dmesg(v, dir_fd)
+        return dir_fd
+    except OSError as e:
+        raise target_error(e, f"cannot write under {target}") from None
+
+
+def _open_sink(stack: contextlib.ExitStack, dir_fd: int, target: str, flat: bool,
+               result: SaveResult) -> Sink:
+    """The sink of the dump's vmcore-incomplete, closed by `stack`."""
+    try:
         result.vmcore = "vmcore.flat" if flat else "vmcore"
         fd = open_incomplete(dir_fd, result.vmcore)
         if not flat:
             stack.callback(os.close, fd)
-            return dir_fd, FileSink(fd)
+            return FileSink(fd)
         stream = os.fdopen(fd, "wb")
         stack.callback(_close_stream, stream)
-        return dir_fd, FlatSink(stream, owned=True)
+        return FlatSink(stream, owned=True)
     except OSError as e:
         raise target_error(e, f"cannot write under {target}") from None
 
@@ -516,27 +536,26 @@ def _write(v: Vmcore, layout: KdumpLayout | ElfLayout, sink: Sink, comp: Codec |
     Pages that could not be read outside firmware memory (result.lost) leave it incomplete."""
     frontier = [0]  # pages below it had their chunk written
     writer = layout.writer(sink)
-    with _sigterm_raises():
-        try:
-            writer.begin()
-            if isinstance(writer, ElfWriter):
-                _write_elf(v, writer, options, result)
-                _find_lost(result, options.firmware, v.page_size)
-                writer.finish(not result.lost)
-            else:
-                _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
-                _find_lost(result, options.firmware, v.page_size)
-                # Pages that could not be read have no descriptor: take them out of the bitmap.
-                writer.finish(not result.lost,
-                              _written(frontier, result) if result.unreadable else None)
-            if isinstance(sink, FlatSink):
-                sink.end()
-            sink.sync()
-        except BaseException as e:  # whatever stops it, the dump is closed as incomplete
-            _close_incomplete(writer, sink, _written(frontier, result))
-            if isinstance(e, (OSError, Interrupted, KeyboardInterrupt)):
-                raise _cut_short(e, _where(result), target) from None
-            raise  # anything else (a bug, MemoryError) as it is
+    try:
+        writer.begin()
+        if isinstance(writer, ElfWriter):
+            _write_elf(v, writer, options, result)
+            _find_lost(result, options.firmware, v.page_size)
+            writer.finish(not result.lost)
+        else:
+            _write_pages(v, writer.bitmaps, writer, comp, options, result, frontier)
+            _find_lost(result, options.firmware, v.page_size)
+            # Pages that could not be read have no descriptor: take them out of the bitmap.
+            writer.finish(not result.lost,
+                          _written(frontier, result) if result.unreadable else None)
+        if isinstance(sink, FlatSink):
+            sink.end()
+        sink.sync()
+    except BaseException as e:  # whatever stops it, the dump is closed as incomplete
+        _close_incomplete(writer, sink, _written(frontier, result))
+        if isinstance(e, (OSError, Interrupted, KeyboardInterrupt)):
+            raise _cut_short(e, _where(result), target) from None
+        raise  # anything else (a bug, MemoryError) as it is
     result.complete = not result.lost
     result.bytes_out = sink.size
 
@@ -564,6 +583,9 @@ def find_lost(result: SaveResult, paddrs: list[int | None],
 def _cut_short(e: BaseException, where: str, target: str) -> BaseException:
     """What to raise when writing stopped: the target's failure, or the interruption."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if target == "-":
+            return TargetError(f"writing the stream failed: {e.strerror}; it is cut short, "
+                               "marked incomplete")
         return TargetError(f"the disk under {target} filled up; {where} holds the pages "
                            "written so far, marked incomplete")
     if isinstance(e, OSError):

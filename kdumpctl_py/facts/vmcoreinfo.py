@@ -14,6 +14,7 @@ from kdumpctl_py.errors import UsageError
 
 # A real VMCOREINFO is under one page; refuse to parse more than this.
 MAX_TEXT = 1 << 16
+MIN_PAGE, MAX_PAGE = 4096, 65536
 
 
 class VmcoreInfo(NamedTuple):
@@ -56,7 +57,12 @@ class VmcoreInfo(NamedTuple):
 
     @property
     def page_size(self) -> int | None:
-        return self._int("PAGESIZE", 10)
+        """PAGESIZE, a power of two from 4 KiB to 64 KiB (every architecture's)."""
+        size = self._int("PAGESIZE", 10)
+        if size is not None and not (MIN_PAGE <= size <= MAX_PAGE and size & (size - 1) == 0):
+            raise UsageError(f"VMCOREINFO PAGESIZE={size} is not a page size (a power of two "
+                             f"from {MIN_PAGE} to {MAX_PAGE}); the VMCOREINFO is damaged")
+        return size
 
     @property
     def kernel_offset(self) -> int | None:

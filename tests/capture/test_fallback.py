@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +98,7 @@ def test_one_section_failing_keeps_only_its_pages(
 
 def test_every_filtered_save_failing_copies_the_vmcore(
         tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no filtering today")
 
     monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
@@ -114,12 +118,13 @@ def test_a_failed_attempts_directory_is_removed_once_a_dump_is_written(
 
     target = tmp_path / "crash"
 
-    def half(vmcore: str, where: str, opts: SaveOptions) -> object:
+    def half(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> object:
         if opts.dump_level == 31:
             (target / "testhost-2026-09-21-14:13:20").mkdir(parents=True)
+            made.append(str(target / "testhost-2026-09-21-14:13:20"))
             (target / "testhost-2026-09-21-14:13:20" / "vmcore-incomplete").write_bytes(b"x")
             raise RuntimeError("broke halfway")
-        return real(vmcore, where, opts)
+        return real(vmcore, where, opts, made=made)
 
     monkeypatch.setattr(fallback_mod, "save_vmcore", half)
     src = build(mem, tmp_path / "vmcore")
@@ -140,12 +145,13 @@ def test_a_failed_attempts_directory_that_stays_is_not_recorded_as_removed(
     left = target / "testhost-2026-09-21-14:13:20"
     busy = left / "busy"
 
-    def half(vmcore: str, where: str, opts: SaveOptions) -> object:
+    def half(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> object:
         if opts.dump_level == 31:
             busy.mkdir(parents=True)
+            made.append(str(left))
             tmpfs(busy, "64k")
             raise RuntimeError("broke halfway")
-        return real(vmcore, where, opts)
+        return real(vmcore, where, opts, made=made)
 
     monkeypatch.setattr(fallback_mod, "save_vmcore", half)
     src = build(mem, tmp_path / "vmcore")
@@ -164,7 +170,7 @@ def test_target_failures_are_not_retried(tmp_path: Path, mem: Memory,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def full(vmcore: str, where: str, opts: SaveOptions) -> None:
+    def full(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> None:
         calls.append(opts.dump_level)
         raise TargetError("the disk filled up")
 
@@ -183,7 +189,7 @@ def test_nothing_written_at_all_still_leaves_a_record(
     from kdumpctl_py.capture import copy as copy_mod
     from kdumpctl_py.facts.view import SystemView
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("nothing works")
 
     monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
@@ -219,8 +225,9 @@ def test_a_target_failure_is_recorded_beside_what_it_left(
     target = tmp_path / "crash"
     left = target / "testhost-2026-09-21-14:13:20"
 
-    def full(vmcore: str, where: str, opts: SaveOptions) -> None:
+    def full(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> None:
         left.mkdir(parents=True)
+        made.append(str(left))
         (left / "vmcore-incomplete").write_bytes(b"x" * 100)
         raise TargetError("the disk filled up")
 
@@ -279,7 +286,7 @@ def test_the_copy_leaves_out_firmware_memory_and_stays_complete(
     import errno
     import os
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("filtering broke")
 
     src = build(mem, tmp_path / "vmcore")
@@ -307,3 +314,144 @@ def test_the_copy_leaves_out_firmware_memory_and_stays_complete(
     # outside firmware memory the same page leaves the copy incomplete
     result, _ = save_with_fallback(str(src), str(tmp_path / "crash2"), options())
     assert not result.complete and result.withheld == 0
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("SIZE(page)", "0"), ("OFFSET(page.mapping)", "4096"),
+    ("NUMBER(SECTION_SIZE_BITS)", "99"), ("NUMBER(SECTION_SIZE_BITS)", "0"),
+    ("NUMBER(MAX_PHYSMEM_BITS)", "1"), ("SIZE(mem_section)", "0")])
+def test_struct_page_numbers_no_kernel_has_keep_every_page(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch, key: str,
+        value: str) -> None:
+    """Found by review: a damaged VMCOREINFO number made the filter fail with an internal
+    error (ZeroDivisionError, a negative shift, an empty AssertionError). It now says what
+    is wrong and saves every page but zero pages, at the first attempt."""
+    from tests.capture import kernels
+
+    monkeypatch.setitem(kernels.COMMON, key, value)
+    src = build(mem, tmp_path / "vmcore")
+    result, record = save_with_fallback(str(src), str(tmp_path / "crash"), options())
+    assert not record.failed and record.level_written == 1
+    assert any(key.split("(")[1].rstrip(")") in w for w in record.warnings), record.warnings
+    assert assert_every_page(Path(result.directory or "") / "vmcore", mem) == \
+        set(range(mem.pages))
+
+
+def test_another_saves_dump_is_never_taken_for_a_failed_attempts(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the directory a failed attempt left was taken to be the newest
+    name the target gained meanwhile, so a save running beside the fallback (the service,
+    and `save --fallback` by hand) had its whole dump deleted with it."""
+    from kdumpctl_py.capture.save import save_vmcore as real
+
+    target = tmp_path / "crash"
+    own, other = target / "testhost-2026-09-21-14:13:20", target / "zhost-2026-09-21-14:13:21"
+
+    def half(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> object:
+        if opts.dump_level == 31:
+            own.mkdir(parents=True)
+            made.append(str(own))
+            other.mkdir()  # the other save's, finished meanwhile
+            (other / "vmcore").write_bytes(b"a whole dump")
+            raise RuntimeError("broke halfway")
+        return real(vmcore, where, opts, made=made)
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", half)
+    result, record = save_with_fallback(str(build(mem, tmp_path / "vmcore")), str(target),
+                                        options())
+    assert record.failed[0].directory == str(own) and record.failed[0].removed
+    assert (other / "vmcore").read_bytes() == b"a whole dump"
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [Path(result.directory or "").name, other.name])
+
+
+@pytest.fixture
+def sigterm_fails_the_test() -> Iterator[None]:
+    """SIGTERM's default would end pytest; a save that lets it through fails instead."""
+    def reached(signum: int, frame: object) -> None:
+        pytest.fail("SIGTERM reached the handler the save should have replaced")
+
+    old = signal.signal(signal.SIGTERM, reached)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.usefixtures("sigterm_fails_the_test")
+def test_sigterm_during_the_plain_copy_is_recorded(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: only the filtered save's write caught SIGTERM, so the capture
+    service, stopped during the plain copy, died with nothing said and no save.json."""
+    from kdumpctl_py.capture import copy as copy_mod
+    from kdumpctl_py.capture.save import Interrupted
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no filtering today")
+
+    real_copy = copy_mod._copy
+
+    def stopped(src: int, out: int, result: object) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_copy(src, out, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fallback_mod, "save_vmcore", broken)
+    monkeypatch.setattr(copy_mod, "_copy", stopped)
+    target = tmp_path / "crash"
+    with pytest.raises(Interrupted, match="vmcore-incomplete holds what was copied so far"):
+        save_with_fallback(str(build(mem, tmp_path / "vmcore")), str(target), options())
+    (d,) = target.iterdir()
+    rec = read_record(str(d)) or {}
+    assert rec["saved"] is False and rec["failed"][-1]["how"] == "as a plain copy"
+    assert (d / "vmcore-incomplete").exists() and not (d / "vmcore").exists()
+
+
+@pytest.mark.usefixtures("sigterm_fails_the_test")
+def test_sigterm_while_planning_ends_the_chain(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kdumpctl_py.capture import save as save_mod
+    from kdumpctl_py.capture.save import Interrupted
+
+    real_plan = save_mod._plan
+    calls: list[int] = []
+
+    def stopped(v: Vmcore, opts: SaveOptions, comp: object) -> object:
+        calls.append(opts.dump_level)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_plan(v, opts, comp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(save_mod, "_plan", stopped)
+    with pytest.raises(Interrupted, match="interrupted by signal 15"):
+        save_with_fallback(str(build(mem, tmp_path / "vmcore")), str(tmp_path / "crash"),
+                           options())
+    assert calls == [31]
+
+
+def test_a_target_it_may_not_write_ends_the_chain_and_is_named(
+        tmp_path: Path, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: EACCES (a directory of another owner, root squashed by an NFS
+    server) was not the target's failure: the error named a relative path with "run as
+    root?", and the fallback tried again with less filtering, down to a misleading
+    complaint about free space."""
+    from kdumpctl_py.capture import save as save_mod
+
+    target = tmp_path / "crash"
+    target.mkdir()
+    real_mkdir, calls = os.mkdir, []
+
+    def refused(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if dir_fd is None:
+            return real_mkdir(path, mode)
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    real = save_mod.save_vmcore
+
+    def counted(vmcore: str, where: str, opts: SaveOptions, made: list[str]) -> object:
+        calls.append(opts.dump_level)
+        return real(vmcore, where, opts, made=made)
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    monkeypatch.setattr(fallback_mod, "save_vmcore", counted)
+    with pytest.raises(TargetError, match=f"cannot write under {target}: Permission denied"):
+        save_with_fallback(str(build(mem, tmp_path / "vmcore")), str(target), options())
+    assert calls == [31]

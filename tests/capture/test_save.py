@@ -256,26 +256,38 @@ def test_truncated_input_saves_what_is_there(tmp_path: Path) -> None:
         assert read_page(str(d / "vmcore-incomplete"), dump, pfn) == want[pfn]
 
 
-def test_symlinked_target_is_refused(tmp_path: Path) -> None:
+def test_a_symlinked_target_is_followed_but_no_symlink_in_it(tmp_path: Path) -> None:
+    """/var/crash linked to a larger disk is an administrator's choice: the dump goes there
+    (found by review: it was refused, so the capture kernel saved nothing while status
+    showed the target's free space). A link planted where the dump's directory would go
+    is not followed: the dump takes the next name."""
     src, _ = make_vmcore(tmp_path)
+    (tmp_path / "disk").mkdir()
     (tmp_path / "elsewhere").mkdir()
-    os.symlink(tmp_path / "elsewhere", tmp_path / "crash")
-    with pytest.raises(OSError):
-        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
+    os.symlink(tmp_path / "disk", tmp_path / "crash")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "disk" / "testhost-2026-09-21-14:13:20")
+    result = save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib",
+                                                                        progress=False))
+    assert result.directory == str(tmp_path / "crash" / "testhost-2026-09-21-14:13:20-1")
+    assert (tmp_path / "disk" / "testhost-2026-09-21-14:13:20-1" / "vmcore").is_file()
     assert not any((tmp_path / "elsewhere").iterdir())
 
 
-def test_not_enough_space_is_refused_before_writing(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_enough_space_is_refused_before_the_dump(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     src, _ = make_vmcore(tmp_path)
 
     class Tiny:
         f_bavail, f_frsize = 2, 4096
 
     monkeypatch.setattr(os, "statvfs", lambda p: Tiny())
+    made: list[str] = []
     with pytest.raises(KdumpError, match="needs about"):
-        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "none", progress=False))
-    assert not any((tmp_path / "crash").iterdir())
+        save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "none", progress=False),
+                    made=made)
+    # the kernel log is kept (found by review: a refused dump left nothing at all)
+    (d,) = (tmp_path / "crash").iterdir()
+    assert made == [str(d)] and [p.name for p in d.iterdir()] == ["vmcore-dmesg.txt"]
 
 
 @pytest.mark.parametrize("level", [0, 1])

@@ -92,3 +92,13 @@ def test_firmware_memory_of_an_unknown_machine_is_none(tmp_path: Path) -> None:
     meta["uname"]["machine"] = "loongarch64"
     (tmp_path / "kdumpctl-snapshot.json").write_text(json.dumps(meta))
     assert firmware_memory_of(SystemView(tmp_path)) == ()
+
+
+@pytest.mark.parametrize("size", ["4095", "0", "2048", "131072"])
+def test_a_pagesize_no_kernel_has_is_bad_input(tmp_path: Path, size: str) -> None:
+    """Found by review: PAGESIZE=4095 reached numpy as an internal error (a reshape)."""
+    path = tmp_path / "vmcore"
+    path.write_bytes(vmcore_bytes([(LINEAR, 0, bytes(4096), 4096)], note(
+        b"VMCOREINFO", 0, f"OSRELEASE=6.1\nPAGESIZE={size}\n".encode())))
+    with pytest.raises(UsageError, match=f"PAGESIZE={size} is not a page size"):
+        Vmcore(str(path))
