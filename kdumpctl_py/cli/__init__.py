@@ -210,7 +210,10 @@ QUICK_EXIT = frozenset({"save"})
 
 def program() -> int:
     """The `kdumpctl-py` command (and `python -m kdumpctl_py`)."""
-    return main(quick_exit=True)
+    try:
+        return main(quick_exit=True)
+    except KeyboardInterrupt:  # Ctrl-C before the command ran: while its modules imported
+        return _fail("interrupted", 130, "--debug" in sys.argv)
 
 
 def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:

@@ -82,12 +82,14 @@ def _memory_limit(text: str) -> int:
 def _check_target(target: str) -> None:
     """A --target may be new (a fresh file system has no crash directory yet) but not in a
     missing directory: mistyped, it would put the dump where nobody looks for it."""
-    from pathlib import Path
+    from kdumpctl_py.errors import UsageError
 
-    from kdumpctl_py.fileio import no_directory
-
-    if target != "-" and not os.path.lexists(os.path.dirname(os.path.abspath(target))):
-        raise no_directory(Path(target))
+    parent = os.path.dirname(os.path.abspath(target))
+    if target == "-" or os.path.isdir(parent):
+        return
+    what = "is not a directory" if os.path.lexists(parent) else "does not exist"
+    raise UsageError(f"the target {target} cannot be made: {parent} {what}; create that "
+                     "directory, or give another --target")
 
 
 def _check_vmcore(path: str) -> None:
@@ -111,6 +113,9 @@ def _check_stream(target: str, flat: bool) -> None:
         return
     if not flat:
         raise UsageError("--target - writes a stream; add --flat")
+    if sys.stdout is None:
+        raise UsageError("--target - writes the stream to standard output, which is closed; "
+                         "pipe it to the command that takes the stream, or redirect it")
     if sys.stdout.isatty():
         raise UsageError("--target - would write the dump onto this terminal; pipe standard "
                          "output to the command that takes the stream, or redirect it")

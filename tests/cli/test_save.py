@@ -171,8 +171,8 @@ def test_a_target_in_a_missing_directory_is_refused(
     assert main(["save", "--vmcore", str(src), "--target", str(target), *fallback,
                  "--no-progress"]) == 2
     assert capsys.readouterr().err == (
-        f"kdumpctl-py: error: cannot write {target}: {tmp_path / 'typo'} is not a directory; "
-        "create it, or name another file\n")
+        f"kdumpctl-py: error: the target {target} cannot be made: {tmp_path / 'typo'} does "
+        "not exist; create that directory, or give another --target\n")
     assert not (tmp_path / "typo").exists()
     assert main(["save", "--vmcore", str(src), "--target", str(tmp_path / "crash"),
                  *fallback, "--no-progress"]) == 0
