@@ -8,6 +8,7 @@ from typing import Any
 from kdumpctl_py.facts.cmdline import param_values
 from kdumpctl_py.facts.view import DEFAULT_TARGET, DumpEntry, SystemView
 from kdumpctl_py.plan.bootloader import has_boot_config
+from kdumpctl_py.plan.crashkernel import in_force
 from kdumpctl_py.plan.method import choose_method
 
 
@@ -76,6 +77,8 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
     if reserved is None and regions:
         reserved = sum(r.size for r in regions)
     requested = param_values(view.cmdline or "", "crashkernel")
+    # the one the kernel went by: a later crashkernel=X,low is not it (found by review)
+    asked = in_force(view.cmdline or "") or (requested[-1] if requested else None)
     choice = choose_method(view, method, with_dtb=dtb is not None)
     dumps = view.dumps(target)
     loaded = view.kexec_crash_loaded
@@ -93,7 +96,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
             reason = ("no memory is reserved for a capture kernel: add crashkernel= to the "
                       f"kernel command line ({how}) and reboot")
         else:
-            reason = (f"crashkernel={requested[-1]} was asked for but the kernel reserved "
+            reason = (f"crashkernel={asked} was asked for but the kernel reserved "
                       "nothing: see the boot log and kdumpctl-py showmem")
     elif loaded is None:
         reason = "cannot tell whether a capture kernel is loaded (/sys/kernel/kexec_crash_loaded)"
@@ -104,7 +107,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
         reason=reason,
         release=view.uname.release,
         arch=view.uname.machine,
-        requested=requested[-1] if requested else None,
+        requested=asked,
         regions=regions,
         reserved_bytes=reserved,
         loaded=loaded,

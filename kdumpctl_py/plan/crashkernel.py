@@ -163,6 +163,18 @@ def _last(cmdline: str, suffix: str | None) -> int | None:
     return None if found is None else found + len(PARAM)
 
 
+def in_force(cmdline: str) -> str | None:
+    """The crashkernel= value the kernel goes by (get_last_crashkernel's order): the last
+    one without a suffix, else the last ,high one; None when there is neither."""
+    cmdline = cmdline.split("\0", 1)[0]
+    for suffix in (None, ",high"):
+        at = _last(cmdline, suffix)
+        if at is not None:
+            end = cmdline.find(" ", at)
+            return cmdline[at:end if end != -1 else len(cmdline)]
+    return None
+
+
 def _parse_ranges(s: str, pos: int, ram: int) -> tuple[int, int] | None:
     """parse_crashkernel_mem: (size, base), or None when no range matches."""
     total = round_ram(ram)

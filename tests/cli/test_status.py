@@ -114,6 +114,25 @@ def test_reset_crashkernel_advised_only_where_it_can_edit(
                             f"the kernel command line {advice} and reboot")
 
 
+@pytest.mark.parametrize(("cmdline", "asked"), [
+    ("ro crashkernel=auto crashkernel=128M,low", "auto"),
+    ("ro crashkernel=256M crashkernel=128M,low", "256M"),
+    ("ro crashkernel=512M,high crashkernel=128M,low", "512M,high"),
+])
+def test_status_names_the_crashkernel_the_kernel_went_by(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cmdline: str, asked: str) -> None:
+    """Found by review: status named the last crashkernel= word, a ,low one, where the
+    kernel goes by the last without a suffix, else by ,high."""
+    from tests.builders import synthetic_snapshot
+
+    root = _probes(synthetic_snapshot(tmp_path, cmdline), "available")
+    _, st = status_json(capsys, "--sysroot", str(root))
+    assert st["reason"] == (f"crashkernel={asked} was asked for but the kernel reserved "
+                            "nothing: see the boot log and kdumpctl-py showmem")
+    main(["--sysroot", str(root), "status"])
+    assert f"  crashkernel=     {asked}\n" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", ["x.tar", "x.tar.xz", "x.zip", "x.gz", "X.TAR"])
 def test_snapshot_refuses_names_it_would_not_produce(
         name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
