@@ -78,7 +78,8 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
         reserved = sum(r.size for r in regions)
     requested = param_values(view.cmdline or "", "crashkernel")
     # the one the kernel went by: a later crashkernel=X,low is not it (found by review)
-    asked = in_force(view.cmdline or "") or (requested[-1] if requested else None)
+    asked = (in_force(view.cmdline or "", view.uname.release)
+             or (requested[-1] if requested else None))
     choice = choose_method(view, method, with_dtb=dtb is not None)
     dumps = view.dumps(target)
     loaded = view.kexec_crash_loaded

@@ -54,7 +54,7 @@ def crash_memory(view: SystemView) -> dict[str, Any]:
         error = "the RAM total is unknown"
     else:
         try:
-            evaluated = evaluate(cmdline, ram, view.arch).to_json()
+            evaluated = evaluate(cmdline, ram, view.arch, release=view.uname.release).to_json()
         except InvalidCrashkernel as e:
             error = f"the kernel rejects crashkernel= here: {e}"
     regions = [{"kind": "low" if r == now.low else "main", "start": r.start, "end": r.end,

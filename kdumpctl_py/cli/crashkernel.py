@@ -28,6 +28,9 @@ def register(sub: Commands) -> None:
                    help="the kernel's memblock RAM total, unrounded (e.g. 16G)")
     add_arch_option(e)
     e.add_argument("--cmdline", action="store_true", help="SPEC is a whole kernel command line")
+    e.add_argument("--release", metavar="R",
+                   help="the kernel release that reads it (default: 6.12's rules); from 6.16 "
+                   "crashkernel=X,cma words are not the main reservation")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
 
@@ -52,7 +55,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
         arch = open_view(args).arch
     try:
-        r = evaluate(args.spec, ram, arch) if args.cmdline else evaluate_value(args.spec, ram, arch)
+        r = (evaluate(args.spec, ram, arch, release=args.release) if args.cmdline
+             else evaluate_value(args.spec, ram, arch))
     except InvalidCrashkernel as e:
         where = "the command line" if args.cmdline else f"crashkernel={args.spec}"
         raise InvalidCrashkernel(f"{where} on {arch.name}: {e}") from None

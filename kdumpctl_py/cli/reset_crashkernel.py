@@ -89,6 +89,7 @@ def auto_value(view: SystemView, kernel: str | None) -> str | None:
     from pathlib import PurePath
 
     from kdumpctl_py.facts.cmdline import param_values
+    from kdumpctl_py.plan.crashkernel import CMA_SUFFIX
     from kdumpctl_py.plan.crashkernel_defaults import auto_reset, config_page_size, page_size
     from kdumpctl_py.plan.initramfs import kernel_config
 
@@ -97,7 +98,9 @@ def auto_value(view: SystemView, kernel: str | None) -> str | None:
     release = name.split("-", 1)[1] if "-" in name else view.uname.release
     config = kernel_config(view, release)
     new = config_page_size(config) if config else running
-    return auto_reset(param_values(view.cmdline or "", "crashkernel"), view.arch, running, new)
+    in_force = [v for v in param_values(view.cmdline or "", "crashkernel")
+                if not v.endswith(CMA_SUFFIX)]  # the admin's CMA area is not the reservation
+    return auto_reset(in_force, view.arch, running, new)
 
 
 def check_enough(view: SystemView, value: str, force: bool) -> None:

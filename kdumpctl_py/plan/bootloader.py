@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdumpctl_py.errors import KdumpError, UsageError
-from kdumpctl_py.plan.crashkernel import PARAM
+from kdumpctl_py.plan.crashkernel import CMA_SUFFIX, PARAM
 
 ALL = "ALL"
 BLS_DIRS = ("boot/loader/entries", "efi/loader/entries", "boot/efi/loader/entries")
@@ -76,7 +76,9 @@ def words(text: str) -> list[tuple[int, int]]:
 
 
 def _is_crashkernel(word: str) -> bool:
-    return word.lstrip('"').startswith(PARAM)
+    """A crashkernel= word the edits replace or drop: not a crashkernel=X,cma one, the
+    admin's CMA area beside the reservation (Linux 6.16+), which they keep."""
+    return word.lstrip('"').startswith(PARAM) and not word.rstrip('"').endswith(CMA_SUFFIX)
 
 
 def has_crashkernel(cmdline: str) -> bool:

@@ -16,6 +16,7 @@ reserved now.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,11 @@ if TYPE_CHECKING:
 PARAM = "crashkernel="
 # parse_crashkernel_mem rounds the RAM total up to this before matching ranges.
 RAM_ROUND = 128 * MiB
-# 6.12's suffix_tbl; ",cma" came in 6.16, so 6.12 treats "X,cma" as a plain value.
+# 6.12's suffix_tbl. Linux 6.16 added ",cma" (a CMA area the capture kernel may use,
+# beside the main reservation): from then on the plain lookup skips "X,cma" words, where
+# earlier kernels take one as the plain value and reject it.
 SUFFIXES = (",high", ",low")
+CMA_SUFFIX, CMA_SINCE = ",cma", (6, 16)
 # memparse's suffixes: each is 2**10 of the one after it.
 SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 # include/linux/swiotlb.h: IO_TLB_SHIFT (2 KiB slabs), IO_TLB_SEGSIZE; 64 MiB by default.
@@ -143,10 +147,17 @@ def default_low_size(arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> int | None:
     return arch.default_low_size
 
 
-def _last(cmdline: str, suffix: str | None) -> int | None:
+def known_suffixes(release: str | None) -> tuple[str, ...]:
+    """The suffix table of a kernel release ("6.16.3-amd64"); 6.12's when unknown."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    since_cma = m is not None and (int(m.group(1)), int(m.group(2))) >= CMA_SINCE
+    return (*SUFFIXES, CMA_SUFFIX) if since_cma else SUFFIXES
+
+
+def _last(cmdline: str, suffix: str | None, known: tuple[str, ...] = SUFFIXES) -> int | None:
     """get_last_crashkernel: where the value of the last matching crashkernel= starts.
 
-    Without a suffix the last occurrence that does not end in a known suffix;
+    Without a suffix the last occurrence that does not end in a `known` suffix;
     with one, the last that ends in it. A word ends at the next space.
     """
     found = None
@@ -155,7 +166,7 @@ def _last(cmdline: str, suffix: str | None) -> int | None:
         end = cmdline.find(" ", p)
         word = cmdline[p: end if end != -1 else len(cmdline)]
         if suffix is None:
-            if not word.endswith(SUFFIXES):
+            if not word.endswith(known):
                 found = p
         elif word.endswith(suffix):
             found = p
@@ -163,12 +174,12 @@ def _last(cmdline: str, suffix: str | None) -> int | None:
     return None if found is None else found + len(PARAM)
 
 
-def in_force(cmdline: str) -> str | None:
-    """The crashkernel= value the kernel goes by (get_last_crashkernel's order): the last
-    one without a suffix, else the last ,high one; None when there is neither."""
+def in_force(cmdline: str, release: str | None = None) -> str | None:
+    """The crashkernel= value the kernel `release` goes by (get_last_crashkernel's order):
+    the last one without a suffix, else the last ,high one; None when there is neither."""
     cmdline = cmdline.split("\0", 1)[0]
     for suffix in (None, ",high"):
-        at = _last(cmdline, suffix)
+        at = _last(cmdline, suffix, known_suffixes(release))
         if at is not None:
             end = cmdline.find(" ", at)
             return cmdline[at:end if end != -1 else len(cmdline)]
@@ -259,15 +270,18 @@ def _parse_plain(s: str, pos: int, ram: int) -> tuple[int, int] | None:
     return _parse_simple(s, pos)
 
 
-def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None) -> Reservation:
-    """What Linux 6.12 reserves for a whole command line on a machine with `ram` bytes.
+def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None,
+             release: str | None = None) -> Reservation:
+    """What Linux 6.12 reserves for a whole command line on a machine with `ram` bytes
+    (its main reservation: with a kernel `release` of 6.16 or later, "X,cma" words are
+    skipped as that kernel skips them, and their CMA area is not counted).
 
     `ram` is the memblock total, unrounded (s390 passes ident_map_size).
     `swiotlb` defaults to what the command line's swiotlb= sets.
     Raises InvalidCrashkernel when the kernel would reserve nothing.
     """
     cmdline = cmdline.split("\0", 1)[0]
-    plain = _last(cmdline, None)
+    plain = _last(cmdline, None, known_suffixes(release))
     if plain is not None:
         parsed = _parse_plain(cmdline, plain, ram)
         if parsed is None:

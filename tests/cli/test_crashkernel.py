@@ -33,6 +33,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
       "riscv64"], {"size": G, "offset": None, "high": True, "low_size": 64 * M}),
     (["ro crashkernel=512M crashkernel=256M", "--cmdline", "--ram", "16G"],
      {"size": 256 * M, "offset": None, "high": False, "low_size": None}),
+    (["ro crashkernel=256M crashkernel=64M,cma", "--cmdline", "--ram", "16G", "--release",
+      "6.16.3"], {"size": 256 * M, "offset": None, "high": False, "low_size": None}),
 ])
 def test_json(argv: list[str], expected: dict[str, object],
               capsys: pytest.CaptureFixture[str]) -> None:

@@ -229,3 +229,15 @@ def test_unchanged_files_are_not_edited(tmp_path: Path) -> None:
     name = f"2f0e1d2c3b4a-{RELEASE}.conf"
     (entries / name).write_text(edit_bls_entry(FEDORA_ENTRY, VALUE))
     assert plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False).edits == ()
+
+
+def test_an_admins_cma_area_stays_when_crashkernel_is_set_or_removed() -> None:
+    """crashkernel=X,cma (Linux 6.16+) is a CMA area the admin added beside the
+    reservation: reset-crashkernel replaces the reservation and keeps it (found by review:
+    it went with the old value)."""
+    line = "ro crashkernel=256M crashkernel=64M,cma quiet"
+    assert set_crashkernel(line, "1G-4G:192M") == \
+        "ro crashkernel=1G-4G:192M crashkernel=64M,cma quiet"
+    assert set_crashkernel("ro crashkernel=64M,cma", "192M") == \
+        "ro crashkernel=64M,cma crashkernel=192M"
+    assert remove_crashkernel(line) == "ro crashkernel=64M,cma quiet"

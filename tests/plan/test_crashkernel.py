@@ -31,6 +31,7 @@ from kdumpctl_py.plan.crashkernel import (
     format_ranges,
     format_reservation,
     format_size,
+    in_force,
     memparse,
     parse_size,
     plan_shrink,
@@ -480,3 +481,17 @@ def test_shrink_refusals() -> None:
     with pytest.raises(KdumpError, match="kernel bug"):
         plan_shrink(TWO, 128 * M, 4 * K, loaded=False)
     assert plan_shrink(ONE, 256 * M - 1, 4 * K, loaded=False).freed == ()  # rounds to the same
+
+
+@pytest.mark.parametrize("release", ["6.16.0", "7.3.1-amd64"])
+def test_a_cma_area_is_not_the_reservation_from_6_16(release: str) -> None:
+    """Found by review: Linux 6.16 added crashkernel=X,cma, a CMA area beside the
+    reservation, which the plain lookup then skips; earlier kernels take the word as the
+    plain value and reject it, as 6.12's rules (the default) still say."""
+    line = "ro crashkernel=256M crashkernel=64M,cma quiet"
+    assert evaluate(line, 8 << 30, X86, release=release) == Reservation(256 << 20, None,
+                                                                      False, None)
+    assert in_force(line, release) == "256M"
+    with pytest.raises(InvalidCrashkernel, match="unexpected ','"):
+        evaluate(line, 8 << 30, X86, release="6.15.9")
+    assert in_force(line) == "64M,cma"
