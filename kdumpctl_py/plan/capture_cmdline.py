@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
 
 # Parameters whose every instance is dropped: they reserve or size memory the
-# capture kernel does not have, or silence the console we need to read.
+# capture kernel does not have, or silence the console we need to read. memmap= too:
+# x86's memmap=nn@ss adds RAM and memmap=exactmap replaces the map, so the capture kernel
+# would run in the crashed kernel's memory, overwriting the dump before it is saved. Its
+# reserved and ACPI forms reach the capture kernel in the map kexec hands over (the
+# reserved and ACPI ranges of /proc/iomem); a persistent-memory one (nn!ss) it needs not,
+# and the dump holds no such memory (not System RAM).
 REMOVE = (
     "crashkernel", "hugepages", "hugepagesz", "default_hugepagesz", "slub_debug", "quiet",
     "log_buf_len", "swiotlb", "cma", "hugetlb_cma", "ignition.firstboot", "BOOT_IMAGE",
     "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
-    "systemd.unit", "systemd.wants", "kdumpctl_py.test_id",
+    "systemd.unit", "systemd.wants", "kdumpctl_py.test_id", "memmap",
 )
 CAPTURE_UNIT = "systemd.unit=kdumpctl-py-capture.service"
 # With a network target the capture boot also starts the network: systemd's debug

@@ -18,6 +18,14 @@ def test_removes_and_appends() -> None:
     assert "reset_devices" in words and "swiotlb=noforce" in words
 
 
+def test_memmap_never_reaches_the_capture_kernel() -> None:
+    """memmap=nn@ss (RAM added) or exactmap in the capture kernel would put it in the
+    crashed kernel's memory; the map kexec hands over keeps the reserved regions."""
+    out = capture_cmdline("root=/dev/vda memmap=exactmap memmap=2G@4G memmap=64K$0x1000000",
+                          X86_64)
+    assert "memmap" not in out and out.startswith("root=/dev/vda irqpoll")
+
+
 def test_x86_and_extras() -> None:
     out = capture_cmdline("root=/dev/vda console=ttyS0", X86_64, remove=("console",),
                           append=("console=ttyS1",), unit=False)
