@@ -1,8 +1,8 @@
 """`kdumpctl-py crashkernel eval`: what the kernel would reserve for a crashkernel= value.
 
 Admins run it before rebooting with a new value: it applies Linux 6.12's
-rules to the value (or a whole command line) and a RAM size, and exits 2
-with the kernel's reason when nothing would be reserved.
+rules (or a given release's) to the value (or a whole command line) and a RAM
+size, and exits 2 with the kernel's reason when nothing would be reserved.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def register(sub: Commands) -> None:
     add_arch_option(e)
     e.add_argument("--cmdline", action="store_true", help="SPEC is a whole kernel command line")
     e.add_argument("--release", metavar="R",
-                   help="the kernel release that reads it (default: 6.12's rules); from 6.16 "
-                   "crashkernel=X,cma words are not the main reservation")
+                   help="the kernel release that reads it (default: 6.12's rules): before 6.0 "
+                   "ranges match the RAM total unrounded, arm64 before 5.19 has no ,high or "
+                   ",low, and from 6.16 crashkernel=X,cma words are not the reservation")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
 
@@ -56,7 +57,7 @@ def run_eval(args: argparse.Namespace) -> int:
         arch = open_view(args).arch
     try:
         r = (evaluate(args.spec, ram, arch, release=args.release) if args.cmdline
-             else evaluate_value(args.spec, ram, arch))
+             else evaluate_value(args.spec, ram, arch, release=args.release))
     except InvalidCrashkernel as e:
         where = "the command line" if args.cmdline else f"crashkernel={args.spec}"
         raise InvalidCrashkernel(f"{where} on {arch.name}: {e}") from None

@@ -1,4 +1,5 @@
-"""crashkernel=: the kernel's grammar and evaluation, as Linux 6.12 reads it.
+"""crashkernel=: the kernel's grammar and evaluation, as Linux 6.12 reads it (and, given
+a kernel release, where older and newer ones read it otherwise: `rules`).
 
 Admins check a value here before they reboot with it, so this follows
 kernel/crash_reserve.c (parse_crashkernel and its helpers) and lib/cmdline.c
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kdumpctl_py.arch import Arch
 from kdumpctl_py.errors import KdumpError, UsageError
@@ -38,6 +39,7 @@ RAM_ROUND = 128 * MiB
 # earlier kernels take one as the plain value and reject it.
 SUFFIXES = (",high", ",low")
 CMA_SUFFIX, CMA_SINCE = ",cma", (6, 16)
+ROUND_SINCE, ARM64_HIGH_SINCE = (6, 0), (5, 19)
 # memparse's suffixes: each is 2**10 of the one after it.
 SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 # include/linux/swiotlb.h: IO_TLB_SHIFT (2 KiB slabs), IO_TLB_SEGSIZE; 64 MiB by default.
@@ -147,11 +149,32 @@ def default_low_size(arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> int | None:
     return arch.default_low_size
 
 
+class Rules(NamedTuple):
+    """How a kernel release reads crashkernel=, where it differs from 6.12's."""
+
+    suffixes: tuple[str, ...] = SUFFIXES  # get_last_crashkernel's table
+    round_ram: bool = True  # ranges matched against the RAM total rounded up to 128 MiB
+    high_low: bool = True  # ,high and ,low, where the architecture has them at all
+
+
+def rules(release: str | None, arch: Arch | None = None) -> Rules:
+    """The rules of a kernel release ("5.10.0-30-amd64"); 6.12's when it is unknown.
+
+    6.0 began rounding the RAM total up to 128 MiB before matching ranges ("kdump: round
+    up the total memory size to 128M for crashkernel reservation"); 5.19 gave arm64
+    crashkernel=X,high and ,low; 6.16 added ,cma."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    if m is None:
+        return Rules()
+    version = (int(m.group(1)), int(m.group(2)))
+    return Rules((*SUFFIXES, CMA_SUFFIX) if version >= CMA_SINCE else SUFFIXES,
+                 version >= ROUND_SINCE,
+                 not (arch is not None and arch.name == "aarch64" and version < ARM64_HIGH_SINCE))
+
+
 def known_suffixes(release: str | None) -> tuple[str, ...]:
     """The suffix table of a kernel release ("6.16.3-amd64"); 6.12's when unknown."""
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    since_cma = m is not None and (int(m.group(1)), int(m.group(2))) >= CMA_SINCE
-    return (*SUFFIXES, CMA_SUFFIX) if since_cma else SUFFIXES
+    return rules(release).suffixes
 
 
 def _last(cmdline: str, suffix: str | None, known: tuple[str, ...] = SUFFIXES) -> int | None:
@@ -186,16 +209,17 @@ def in_force(cmdline: str, release: str | None = None) -> str | None:
     return None
 
 
-def _parse_ranges(s: str, pos: int, ram: int) -> tuple[int, int] | None:
-    """parse_crashkernel_mem: (size, base), or None when no range matches."""
-    total = round_ram(ram)
+def _parse_ranges(s: str, pos: int, ram: int, rounded: bool = True) -> tuple[int, int] | None:
+    """parse_crashkernel_mem: (size, base), or None when no range matches; `rounded`: the
+    RAM total rounded up to 128 MiB first (Linux 6.0 on)."""
+    total = round_ram(ram) if rounded else ram
     cur = pos
     while True:
         start, end, size, cur = _range(s, pos, cur)
         if size >= total:
             raise InvalidCrashkernel(
-                f"size {format_bytes(size)} is not below the RAM total rounded up to 128 MiB "
-                f"({format_bytes(total)})")
+                f"size {format_bytes(size)} is not below the RAM total"
+                f"{' rounded up to 128 MiB' if rounded else ''} ({format_bytes(total)})")
         if start <= total < end:
             break
         cur += 1
@@ -262,40 +286,43 @@ def _parse_suffix(s: str, pos: int, suffix: str) -> int:
     return size
 
 
-def _parse_plain(s: str, pos: int, ram: int) -> tuple[int, int] | None:
+def _parse_plain(s: str, pos: int, ram: int, rounded: bool = True) -> tuple[int, int] | None:
     """__parse_crashkernel without a suffix: ranges when ':' comes before the first space."""
     colon, space = s.find(":", pos), s.find(" ", pos)
     if colon != -1 and (space == -1 or colon < space):
-        return _parse_ranges(s, pos, ram)
+        return _parse_ranges(s, pos, ram, rounded)
     return _parse_simple(s, pos)
 
 
 def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None,
              release: str | None = None) -> Reservation:
-    """What Linux 6.12 reserves for a whole command line on a machine with `ram` bytes
-    (its main reservation: with a kernel `release` of 6.16 or later, "X,cma" words are
-    skipped as that kernel skips them, and their CMA area is not counted).
+    """What Linux reserves for a whole command line on a machine with `ram` bytes: by 6.12's
+    rules, or those of the kernel `release` where they differ (`rules`; its main
+    reservation only: a 6.16 kernel's ",cma" area is not counted).
 
     `ram` is the memblock total, unrounded (s390 passes ident_map_size).
     `swiotlb` defaults to what the command line's swiotlb= sets.
     Raises InvalidCrashkernel when the kernel would reserve nothing.
     """
     cmdline = cmdline.split("\0", 1)[0]
-    plain = _last(cmdline, None, known_suffixes(release))
+    kernel = rules(release, arch)
+    plain = _last(cmdline, None, kernel.suffixes)
     if plain is not None:
-        parsed = _parse_plain(cmdline, plain, ram)
+        parsed = _parse_plain(cmdline, plain, ram, kernel.round_ram)
         if parsed is None:
-            raise InvalidCrashkernel(f"no range matches RAM {format_bytes(ram)} (rounded up to "
-                                     f"{format_bytes(round_ram(ram))})")
+            rounded = (f" (rounded up to {format_bytes(round_ram(ram))})" if kernel.round_ram
+                       else "")
+            raise InvalidCrashkernel(f"no range matches RAM {format_bytes(ram)}{rounded}")
         size, base = parsed
         if size == 0:
             raise InvalidCrashkernel("the size is zero")
         result = Reservation(size, base or None, False, None)
-    elif arch.crash_high_low:
+    elif arch.crash_high_low and kernel.high_low:
         result = _high_low(cmdline, arch, swiotlb)
     else:
         if _last(cmdline, ",high") is not None or _last(cmdline, ",low") is not None:
-            raise InvalidCrashkernel(f"the {arch.name} kernel has no crashkernel=...,high or ,low")
+            which = f"{arch.name} {release}" if arch.crash_high_low else arch.name
+            raise InvalidCrashkernel(f"the {which} kernel has no crashkernel=...,high or ,low")
         raise InvalidCrashkernel("there is no crashkernel= on the command line")
     if result.size >= ram:
         raise InvalidCrashkernel(
@@ -321,9 +348,10 @@ def _high_low(cmdline: str, arch: Arch, swiotlb: int | None) -> Reservation:
     return Reservation(size, None, True, low_size)
 
 
-def evaluate_value(value: str, ram: int, arch: Arch, swiotlb: int = DEFAULT_SWIOTLB) -> Reservation:
+def evaluate_value(value: str, ram: int, arch: Arch, swiotlb: int = DEFAULT_SWIOTLB,
+                   release: str | None = None) -> Reservation:
     """What the kernel reserves for crashkernel=value alone on the command line."""
-    return evaluate(PARAM + value, ram, arch, swiotlb)
+    return evaluate(PARAM + value, ram, arch, swiotlb, release)
 
 
 # -- the reverse: values as strings --------------------------------------------

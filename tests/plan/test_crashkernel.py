@@ -495,3 +495,22 @@ def test_a_cma_area_is_not_the_reservation_from_6_16(release: str) -> None:
     with pytest.raises(InvalidCrashkernel, match="unexpected ','"):
         evaluate(line, 8 << 30, X86, release="6.15.9")
     assert in_force(line) == "64M,cma"
+
+
+def test_kernels_before_6_0_match_ranges_against_the_ram_total_as_it_is() -> None:
+    """Found by review: 6.0 began rounding the RAM total up to 128 MiB before matching
+    ranges; Debian 11's 5.10 matches what memblock counts, so a 4 GiB virtual machine
+    (4 GiB less 385 KiB) falls in 1G-4G there and in 4G-64G from 6.0 on."""
+    default, ram = "crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M", (4 << 30) - 385 * 1024
+    assert evaluate(default, ram, X86, release="5.10.0-30-amd64").size == 192 << 20
+    assert evaluate(default, ram, X86, release="6.1.0-27-amd64").size == 256 << 20
+    assert evaluate(default, ram, X86).size == 256 << 20  # no release: 6.12's rules
+    with pytest.raises(InvalidCrashkernel, match=r"no range matches RAM .*GiB$"):
+        evaluate("crashkernel=4G-8G:256M", ram, X86, release="5.10.0")
+
+
+def test_arm64_kernels_before_5_19_have_no_high_or_low() -> None:
+    with pytest.raises(InvalidCrashkernel, match="aarch64 5.10.0-30-arm64 kernel has no"):
+        evaluate("crashkernel=512M,high", 8 << 30, ARM64, release="5.10.0-30-arm64")
+    assert evaluate("crashkernel=512M,high", 8 << 30, ARM64, release="5.19.0").high
+    assert evaluate("crashkernel=512M,high", 8 << 30, X86, release="5.10.0").high
