@@ -41,6 +41,8 @@ class Arch(NamedTuple):
     default_low_size: int | None
     # x86: the low size is at least swiotlb plus this (arch/x86/include/asm/crash_reserve.h).
     low_size_over_swiotlb: int | None = None
+    # The first release whose crashkernel= has ",high"/",low" here (arm64: 5.19).
+    crash_high_low_since: tuple[int, int] = (0, 0)
     # KEXEC_CRASH_MEM_ALIGN, what kernel/kexec_core.c rounds a new kexec_crash_size up
     # to: PAGE_SIZE (None), except s390 (arch/s390/include/asm/kexec.h: HPAGE_SIZE).
     crash_mem_align: int | None = None
@@ -93,6 +95,7 @@ ARCHES: tuple[Arch, ...] = (
          file_image=("x86-bzimage", "bzImage (/boot/vmlinuz-*)"), page_tables="x86-64",
          prstatus_regs=(16, 19, 27)),
     Arch("aarch64", ("arm64",), 183, 104, 294, True, 128 * MiB,
+         crash_high_low_since=(5, 19),
          capture_options=("irqpoll", *CAPTURE_OPTIONS, "swiotlb=noforce"),
          kernel_image="iomem", linear_map="va-bits", phys_base_name="PHYS_OFFSET",
          note_buf_size=12 + 8 + 392 + 12, classic_image="arm64-image", at_text_offset=True,

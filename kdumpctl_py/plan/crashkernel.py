@@ -39,7 +39,7 @@ RAM_ROUND = 128 * MiB
 # earlier kernels take one as the plain value and reject it.
 SUFFIXES = (",high", ",low")
 CMA_SUFFIX, CMA_SINCE = ",cma", (6, 16)
-ROUND_SINCE, ARM64_HIGH_SINCE = (6, 0), (5, 19)
+ROUND_SINCE = (6, 0)
 # memparse's suffixes: each is 2**10 of the one after it.
 SHIFTS = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 # include/linux/swiotlb.h: IO_TLB_SHIFT (2 KiB slabs), IO_TLB_SEGSIZE; 64 MiB by default.
@@ -161,15 +161,15 @@ def rules(release: str | None, arch: Arch | None = None) -> Rules:
     """The rules of a kernel release ("5.10.0-30-amd64"); 6.12's when it is unknown.
 
     6.0 began rounding the RAM total up to 128 MiB before matching ranges ("kdump: round
-    up the total memory size to 128M for crashkernel reservation"); 5.19 gave arm64
-    crashkernel=X,high and ,low; 6.16 added ,cma."""
+    up the total memory size to 128M for crashkernel reservation"); 6.16 added ,cma; some
+    architectures had ,high and ,low later than others (Arch.crash_high_low_since)."""
     m = re.match(r"(\d+)\.(\d+)", release or "")
     if m is None:
         return Rules()
     version = (int(m.group(1)), int(m.group(2)))
     return Rules((*SUFFIXES, CMA_SUFFIX) if version >= CMA_SINCE else SUFFIXES,
                  version >= ROUND_SINCE,
-                 not (arch is not None and arch.name == "aarch64" and version < ARM64_HIGH_SINCE))
+                 arch is None or version >= arch.crash_high_low_since)
 
 
 def known_suffixes(release: str | None) -> tuple[str, ...]:
