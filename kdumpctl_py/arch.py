@@ -61,6 +61,9 @@ class Arch(NamedTuple):
     note_buf_size: int = 1024
     low_reserved: int = 0  # bytes at 0 the kernel always keeps for itself
     memblock_ram: bool = True  # RAM as memblock has it: /proc/iomem's seams merged
+    # The top-level /proc/iomem name of memblock memory marked nomap (arm64's
+    # request_standard_resources: "reserved"), which memblock's total counts as RAM.
+    iomem_nomap: str | None = None
     firmware_in_dt: bool = False  # firmware memory to leave out: the DT's /reserved-memory
     # Loading. The image kexec_file_load boots, as KernelImage.format and as people
     # know it (None: not checked here).
@@ -95,7 +98,7 @@ ARCHES: tuple[Arch, ...] = (
          file_image=("x86-bzimage", "bzImage (/boot/vmlinuz-*)"), page_tables="x86-64",
          prstatus_regs=(16, 19, 27)),
     Arch("aarch64", ("arm64",), 183, 104, 294, True, 128 * MiB,
-         crash_high_low_since=(5, 19),
+         crash_high_low_since=(5, 19), iomem_nomap="reserved",
          capture_options=("irqpoll", *CAPTURE_OPTIONS, "swiotlb=noforce"),
          kernel_image="iomem", linear_map="va-bits", phys_base_name="PHYS_OFFSET",
          note_buf_size=12 + 8 + 392 + 12, classic_image="arm64-image", at_text_offset=True,

@@ -475,13 +475,18 @@ def system_ram(view: SystemView) -> tuple[int | None, str]:
     The kernel matches crashkernel= against memblock_phys_mem_size(), which
     user space cannot read after boot; the sum of the top-level System RAM
     ranges in /proc/iomem is the nearest visible figure (it includes the
-    crash regions, as memblock does). MemTotal is a last resort: it leaves
-    out everything reserved at boot, the crash regions included.
+    crash regions, as memblock does), with, on arm64, the memory marked nomap
+    that memblock counts too (the UEFI runtime's, named "reserved" there).
+    MemTotal is a last resort: it leaves out everything reserved at boot, the
+    crash regions included.
     """
     iomem = view.iomem
     if iomem is not None and not iomem.masked and iomem.system_ram:
-        return (sum(r.size for r in iomem.system_ram),
-                "sum of System RAM in /proc/iomem; memblock's total is not visible after boot")
+        nomap = [r.range for r in iomem.top if r.name == view.arch.iomem_nomap]
+        return (sum(r.size for r in [*iomem.system_ram, *nomap]),
+                "sum of System RAM" + (f" and top-level {view.arch.iomem_nomap}" if nomap
+                                       else "") + " in /proc/iomem; memblock's total is not "
+                "visible after boot")
     if "MemTotal" in view.meminfo:
         return (view.meminfo["MemTotal"],
                 "MemTotal from /proc/meminfo, an underestimate; /proc/iomem is unreadable")

@@ -10,6 +10,7 @@ lines.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from kdumpctl_py.plan.crashkernel import (
     plan_shrink,
     round_ram,
     swiotlb_size,
+    system_ram,
 )
 
 K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
@@ -514,3 +516,19 @@ def test_arm64_kernels_before_5_19_have_no_high_or_low() -> None:
         evaluate("crashkernel=512M,high", 8 << 30, ARM64, release="5.10.0-30-arm64")
     assert evaluate("crashkernel=512M,high", 8 << 30, ARM64, release="5.19.0").high
     assert evaluate("crashkernel=512M,high", 8 << 30, X86, release="5.10.0").high
+
+
+@pytest.mark.parametrize(("arch", "ram"), [("aarch64", 4096 << 20), ("x86_64", 4056 << 20)])
+def test_arm64_ram_counts_the_memory_marked_nomap(tmp_path: Path, arch: str, ram: int) -> None:
+    """Found by review: arm64 names memblock memory marked nomap (the UEFI runtime's)
+    "reserved" at the top of /proc/iomem, and memblock's total, which crashkernel= ranges
+    match, counts it; x86's top-level Reserved is e820's, outside memblock."""
+    from kdumpctl_py.facts.view import SystemView
+    from tests.builders import synthetic_snapshot
+
+    root = synthetic_snapshot(tmp_path, arch=arch)
+    name = "reserved" if arch == "aarch64" else "Reserved"
+    (root / "proc/iomem").write_text(
+        f"40000000-41ffffff : System RAM\n42000000-447fffff : {name}\n"
+        "44800000-13fffffff : System RAM\n")
+    assert system_ram(SystemView(root))[0] == ram
