@@ -121,14 +121,15 @@ def _kdump_pre(cfg: Config, machine: Machine, out: Outcome, test_id: str | None)
 
 def _keep(cfg: Config, remote: Remote | None, dump_root: str, out: Outcome) -> None:
     """Retention after a dump was saved; its failure is only a warning."""
+    saved = os.path.basename(out.dump.rstrip("/")) if out.dump else None  # never deleted
     try:
         if remote is not None:
             from kdumpctl_py.service.ssh import apply_retention
 
-            out.retention = apply_retention(remote, cfg.path, cfg.keep)
+            out.retention = apply_retention(remote, cfg.path, cfg.keep, saved)
             _report_retention(out.retention, remote.where(cfg.path))
         else:
-            out.retention = retention.apply(dump_root, cfg.keep)
+            out.retention = retention.apply(dump_root, cfg.keep, saved)
             _report_retention(out.retention, dump_root)
     except (OSError, KdumpError) as e:
         journal.warn(f"retention under {dump_root} failed: {e}")

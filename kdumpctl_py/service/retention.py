@@ -78,19 +78,23 @@ def dumps_in(entries: dict[str, set[str]],
     return sorted(dumps, key=lambda d: d.order)
 
 
-def plan(dumps: list[Dump], keep: int) -> Retention:
-    """Which complete dumps go (all but the newest `keep`; keep 0 means all stay)."""
-    complete = [d.name for d in dumps if d.complete]
+def plan(dumps: list[Dump], keep: int, saved: str | None = None) -> Retention:
+    """Which complete dumps go (all but the newest `keep`; keep 0 means all stay). The
+    dump just `saved` stays and counts first, whatever its name says of its time: a
+    crashed kernel whose clock was wrong (an RTC reset, a crash before NTP) names it
+    older than the dumps before it."""
+    complete = [d.name for d in dumps if d.complete and d.name != saved]
     out = Retention(incomplete=[d.name for d in dumps if not d.complete])
-    cut = max(len(complete) - keep, 0) if keep else 0
-    out.deleted, out.kept = complete[:cut], complete[cut:]
+    mine = [saved] if saved in {d.name for d in dumps if d.complete} else []
+    cut = max(len(complete) + len(mine) - keep, 0) if keep else 0
+    out.deleted, out.kept = complete[:cut], [*complete[cut:], *mine]
     return out
 
 
-def apply(directory: str, keep: int) -> Retention:
+def apply(directory: str, keep: int, saved: str | None = None) -> Retention:
     import shutil  # here: it loads the bz2 and lzma libraries, which only keep needs
 
-    result = plan(scan(directory), keep)
+    result = plan(scan(directory), keep, saved)
     for name in result.deleted:
         shutil.rmtree(os.path.join(directory, name))
     return result

@@ -488,9 +488,11 @@ def _record_failure(remote: Remote, options: SaveOptions, failed: list[Attempt],
     return f"{left[-1]}/{RECORD_NAME}"
 
 
-def apply_retention(remote: Remote, path: str, keep: int) -> retention.Retention:
-    """retention.plan over the server's listing: only complete dump directories go."""
-    result = retention.plan(dumps_from_listing(remote.run(list_command(path))), keep)
+def apply_retention(remote: Remote, path: str, keep: int,
+                    saved: str | None = None) -> retention.Retention:
+    """retention.plan over the server's listing: only complete dump directories go, never
+    the one just `saved`."""
+    result = retention.plan(dumps_from_listing(remote.run(list_command(path))), keep, saved)
     if result.deleted:
         names = " ".join(shlex.quote(n) for n in result.deleted)
         remote.run(f"cd -- {shlex.quote(path)} && rm -rf -- {names}")

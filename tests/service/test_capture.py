@@ -77,6 +77,18 @@ def test_target_is_mounted_privately_and_retention_runs(tmp_path: Path) -> None:
                        ("act", "reboot")]
 
 
+def test_retention_never_deletes_the_dump_it_follows(tmp_path: Path) -> None:
+    """Found by review: the dump just saved, named older than the others (the crashed
+    kernel's clock was wrong), was the one keep 1 deleted."""
+    vmcore, _ = make_vmcore(tmp_path)
+    later = tmp_path / "crash" / "h-2099-01-01-00:00:00"
+    later.mkdir(parents=True)
+    (later / "vmcore").write_bytes(b"from a clock ahead")
+    out = run_capture(config(tmp_path, keep=1, dump_level=1), FakeMachine(), str(vmcore))
+    assert out.saved and out.dump and (Path(out.dump) / "vmcore").exists()
+    assert out.retention and out.retention.deleted == [later.name] and not later.exists()
+
+
 def test_dump_to_rootfs_saves_again_without_the_target(tmp_path: Path) -> None:
     vmcore, _ = make_vmcore(tmp_path)
     cfg = dataclasses.replace(config(tmp_path, dump_level=1), target=Target("xfs", "UUID=x"),

@@ -53,3 +53,19 @@ def test_a_dump_named_complete_that_says_otherwise_is_never_deleted(tmp_path: Pa
     assert r.deleted == ["h-2026-01-04-00:00:00"] and r.kept == ["h-2026-01-05-00:00:00"]
     assert r.incomplete == ["h-2026-01-01-00:00:00", "h-2026-01-02-00:00:00",
                             "h-2026-01-03-00:00:00"]
+
+
+def test_the_dump_just_saved_stays_and_counts_first(tmp_path: Path) -> None:
+    """Found by review: a crashed kernel with its clock wrong (an RTC reset, a crash before
+    NTP) names its dump older than those before it, and keep 1 deleted the dump capture
+    had just saved, which then still reported it saved."""
+    dump(tmp_path, "h-2025-12-01-00:00:00")
+    dump(tmp_path, "h-2026-01-01-00:00:00")
+    dump(tmp_path, "h-2000-01-01-00:00:00")  # just saved
+    r = apply(str(tmp_path), 1, saved="h-2000-01-01-00:00:00")
+    assert r.deleted == ["h-2025-12-01-00:00:00", "h-2026-01-01-00:00:00"]
+    assert r.kept == ["h-2000-01-01-00:00:00"]
+    assert plan(scan(str(tmp_path)), 2, "h-2000-01-01-00:00:00").deleted == []
+    dump(tmp_path, "h-2026-02-01-00:00:00")
+    assert plan(scan(str(tmp_path)), 2, "h-2000-01-01-00:00:00").kept == [
+        "h-2026-02-01-00:00:00", "h-2000-01-01-00:00:00"]
