@@ -178,8 +178,10 @@ SETTINGS: tuple[Setting, ...] = (
             options=("load --dtb", "start --dtb")),
     Setting(("keep",), "N", "0 (keep every dump)",
             "Keep the newest N complete dumps under path and delete older ones after each "
-            "save. Incomplete dumps are never deleted and do not count towards N: they are "
-            "listed as kept.", ("keep",),
+            "save, newest by the crash time in their names; the dump just saved always stays "
+            "and counts first, whatever its name says (a crashed kernel whose clock was wrong "
+            "names it older than the others). Incomplete dumps are never deleted and do not "
+            "count towards N: they are listed as kept.", ("keep",),
             v.field("keep", lambda w: v.integer(w, 0)), v.show_plain("keep")),
     Setting(("debuginfo_fetch",), "yes|no", "no",
             "Whether the next boot's report (kdumpctl-py-report.service) may download the "
