@@ -487,11 +487,15 @@ class SystemView:
         return st.f_bavail * st.f_frsize
 
     def dumps(self, target: str = DEFAULT_TARGET) -> list[DumpEntry]:
-        """Dump directories under the target, oldest first by name (names sort by time)."""
+        """Dump directories under the target, oldest first by the crash time in their names
+        (not by the names: hosts differ, and -10 sorts before -9)."""
+        from kdumpctl_py.service.retention import name_order
+
         if not self.live:
             entries = self.meta.get("targets", {}).get(target, {}).get("dumps", [])
-            return [DumpEntry(str(e["name"]), bool(e["complete"]), int(e["bytes"]),
-                              e.get("saved")) for e in entries]
+            return sorted((DumpEntry(str(e["name"]), bool(e["complete"]), int(e["bytes"]),
+                                     e.get("saved")) for e in entries),
+                          key=lambda e: name_order(e.name))
         out = []
         root = Path(target)
         for name in self.listdir(target) if root.is_dir() else []:
@@ -508,7 +512,7 @@ class SystemView:
                 continue  # a save.json alone is a dump's only when it says none was saved
             out.append(DumpEntry(name, bool(dump and dump.complete), dump.bytes if dump else 0,
                                  summary(rec) if rec else None))
-        return out
+        return sorted(out, key=lambda e: name_order(e.name))
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -58,6 +58,13 @@ def _said_incomplete(path: str, files: set[str]) -> bool:
     return said_incomplete(read_record(path), os.path.join(path, vmcore))
 
 
+def name_order(name: str) -> tuple[str, int]:
+    """Where a dump's name places it in time: the crash time in it, then its -N; a name
+    without one first. Names themselves do not sort by time: hosts differ, -10 < -9."""
+    m = NAME_RE.match(name)
+    return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
+
+
 def dumps_in(entries: dict[str, set[str]],
              said_incomplete: Callable[[str], bool]) -> list[Dump]:
     """The dumps among directories (name: the names inside it), oldest first; names that
@@ -74,7 +81,7 @@ def dumps_in(entries: dict[str, set[str]],
             complete = False
         else:
             continue
-        dumps.append(Dump(name, complete, (m.group(1), int(m.group(2) or 0))))
+        dumps.append(Dump(name, complete, name_order(name)))
     return sorted(dumps, key=lambda d: d.order)
 
 

@@ -201,3 +201,15 @@ def test_live_dumps_count_flattened_ones(tmp_path: Path) -> None:
     dumps = SystemView("/").dumps(str(tmp_path))
     assert [(d.name[0], d.complete, d.bytes) for d in dumps] == [
         ("a", True, 10), ("b", True, 10), ("c", False, 10), ("d", False, 10)]
+
+
+def test_dumps_are_in_the_order_of_their_crash_times(tmp_path: Path) -> None:
+    """Found by review: status took the last name as the newest dump, so a host named
+    zeus, or -9 after -10, hid the dump just saved."""
+    for name in ("zeus-2024-01-01-00:00:00", "apollo-2025-12-01-00:00:00-10",
+                 "apollo-2025-12-01-00:00:00-9", "apollo-2025-12-01-00:00:00"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "vmcore").write_bytes(b"x")
+    assert [d.name for d in SystemView("/").dumps(str(tmp_path))] == [
+        "zeus-2024-01-01-00:00:00", "apollo-2025-12-01-00:00:00",
+        "apollo-2025-12-01-00:00:00-9", "apollo-2025-12-01-00:00:00-10"]
