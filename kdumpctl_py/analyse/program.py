@@ -189,7 +189,8 @@ def _load_kallsyms(opened: Opened) -> None:
             index = kallsyms.load_vmlinux_kallsyms(prog)
             prog.register_symbol_finder("vmlinux_kallsyms", index, enable_index=-1)
             opened.kallsyms = True
-        except (LookupError, ValueError, drgn.FaultError, NotImplementedError) as e:
+        except (LookupError, ValueError, drgn.FaultError, NotImplementedError,
+                drgn.MissingDebugInfoError) as e:  # the last: VMCOREINFO without them (<6.0)
             opened.messages.append(f"kallsyms could not be read from the dump: {e}")
         return
     if opened.missing_modules:
@@ -197,5 +198,6 @@ def _load_kallsyms(opened: Opened) -> None:
             index = kallsyms.load_module_kallsyms(prog)
             prog.register_symbol_finder("module_kallsyms", index, enable_index=-1)
             opened.module_kallsyms = True
-        except (LookupError, ValueError, drgn.FaultError, NotImplementedError) as e:
+        except (LookupError, ValueError, drgn.FaultError, NotImplementedError,
+                drgn.MissingDebugInfoError) as e:
             opened.messages.append(f"module kallsyms could not be read: {e}")
