@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, Found, find_vmlinux
 from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
-from kdumpctl_py.capture.extent import truncation
+from kdumpctl_py.capture.extent import examine
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
 
@@ -107,9 +107,13 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
     """A drgn Program on the core file alone, its format and its VMCOREINFO."""
     drgn = import_drgn()
     fmt, _head = readable_dump(path)
-    cut = truncation(path)
+    cut, bad = examine(path)
     if cut is not None and cut.in_headers:  # libkdumpfile maps them: SIGBUS past the end
         raise UsageError(f"{path} is {cut}, before its headers end: nothing to analyse")
+    if bad is not None:  # and what a descriptor points at: a huge one, SIGBUS too
+        raise UsageError(f"{path}: page descriptor {bad} is damaged (its data would be "
+                         "larger than a page), so drgn cannot read the dump safely; "
+                         "kdumpctl-py dmesg may still read its log")
     prog = drgn.Program()
     try:
         prog.set_core_dump(path)

@@ -40,6 +40,14 @@ class Truncation:
 def truncation(path: str) -> Truncation | None:
     """How far short of its headers' length the dump at `path` is; None if whole, unreadable
     or not a dump this module knows."""
+    return examine(path)[0]
+
+
+def examine(path: str) -> tuple[Truncation | None, int | None]:
+    """`truncation`, and the first page descriptor of a kdump-compressed file that no
+    writer makes (data larger than a page, or at a negative offset), if any: libkdumpfile
+    maps what a descriptor points at, and a reader of a huge one dies of SIGBUS."""
+    bad = None
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -47,12 +55,12 @@ def truncation(path: str) -> Truncation | None:
             if head.startswith(ELF_MAGIC + bytes([ELFCLASS64])):  # no 32-bit vmcores here
                 need, exact, headers = _elf_extent(f.fileno(), size)
             elif head == SIGNATURE:
-                need, exact, headers = _kdump_extent(f.fileno(), size)
+                need, exact, headers, bad = _kdump_extent(f.fileno(), size)
             else:
-                return None
+                return None, None
     except OSError:
-        return None
-    return Truncation(size, need, exact, size < headers) if size < need else None
+        return None, None
+    return (Truncation(size, need, exact, size < headers) if size < need else None), bad
 
 
 def _elf_extent(fd: int, size: int) -> tuple[int, bool, int]:
@@ -76,30 +84,34 @@ def _elf_extent(fd: int, size: int) -> tuple[int, bool, int]:
     return max(ends), True, headers
 
 
-def _kdump_extent(fd: int, size: int) -> tuple[int, bool, int]:
+def _kdump_extent(fd: int, size: int) -> tuple[int, bool, int, int | None]:
     """The end of the furthest page, note or header block of a kdump-compressed file,
-    whether that is known exactly, and the end of everything but the pages."""
+    whether that is known exactly, the end of everything but the pages, and the first
+    damaged page descriptor (see `examine`)."""
     head = os.pread(fd, DISK_DUMP_HEADER.size, 0)
     if len(head) < DISK_DUMP_HEADER.size:
-        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size
+        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size, None
     block_size, sub_blocks, bm_blocks = DISK_DUMP_HEADER.unpack(head)[6:9]
     if block_size <= 0:  # damaged, not short: read_kdump says so
-        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size
+        return DISK_DUMP_HEADER.size, False, DISK_DUMP_HEADER.size, None
     sub = os.pread(fd, SUB_HEADER.size, block_size)
     if len(sub) < SUB_HEADER.size:
-        return block_size + SUB_HEADER.size, False, block_size + SUB_HEADER.size
+        return block_size + SUB_HEADER.size, False, block_size + SUB_HEADER.size, None
     fields = SUB_HEADER.unpack(sub)
     blocks_end = (1 + sub_blocks + bm_blocks) * block_size
     ends = [blocks_end, fields[5] + fields[6], fields[7] + fields[8], fields[9] + fields[10]]
     if blocks_end > size:
-        return max(ends), False, max(ends)
+        return max(ends), False, max(ends), None
     half = bm_blocks * block_size // 2
     bitmap2 = np.frombuffer(os.pread(fd, half, (1 + sub_blocks) * block_size + half), np.uint8)
     dumped = int(np.unpackbits(bitmap2, bitorder="little")[:fields[-1]].sum())
     headers = max(*ends, blocks_end + dumped * PAGE_DESC.size)
     if headers > size:
-        return headers, False, headers
+        return headers, False, headers, None
     descs = np.frombuffer(os.pread(fd, dumped * PAGE_DESC.size, blocks_end), PAGE_DESC_DTYPE)
-    pages_end = int((descs["offset"] + descs["size"].astype(np.int64)).max()) if dumped else 0
-    return max(headers, pages_end), True, headers
+    damaged = np.flatnonzero((descs["size"] > block_size) | (descs["offset"] < 0))
+    bad = int(damaged[0]) if len(damaged) else None
+    good = descs if bad is None else np.delete(descs, damaged)
+    pages_end = int((good["offset"] + good["size"].astype(np.int64)).max()) if len(good) else 0
+    return max(headers, pages_end), True, headers, bad
 

@@ -22,3 +22,30 @@ def test_a_dump_without_kallsyms_in_vmcoreinfo_is_analysed(
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] and any("kallsyms could not be read" in w
                                     for w in report["warnings"])
+
+
+def test_a_damaged_page_descriptor_is_refused_before_drgn_maps_it(tmp_path: Path) -> None:
+    """Found by review: a descriptor saying its page's data is nearly 4 GiB made drgn's
+    reader map past the end of the file: analyse died of SIGBUS with nothing said, and
+    report, which analyses every dump at boot, died at the same dump each time."""
+    import os
+    import subprocess
+    import sys
+
+    from kdumpctl_py.capture.kdumpfile import PAGE_DESC, read_kdump
+    from kdumpctl_py.capture.save import SaveOptions, save_vmcore
+
+    vmcore = tmp_path / "vmcore"
+    write_vmcore(str(vmcore), 128 << 20)
+    result = save_vmcore(str(vmcore), str(tmp_path / "crash"),
+                         SaveOptions(31, "zlib", progress=False))
+    dump = Path(result.directory or "") / "vmcore"
+    descs = read_kdump(str(dump)).descs_offset
+    with open(dump, "r+b") as f:
+        os.pwrite(f.fileno(), (0xFFFFFFF0).to_bytes(4, "little"), descs + 8 + PAGE_DESC.size)
+    run = subprocess.run([sys.executable, "-m", "kdumpctl_py", "analyse", str(dump)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run
+    assert run.stderr.endswith("page descriptor 1 is damaged (its data would be larger than a "
+                               "page), so drgn cannot read the dump safely; kdumpctl-py dmesg "
+                               "may still read its log\n")
