@@ -61,6 +61,8 @@ def gather(opened: Opened, log_lines: int = LOG_LINES) -> Report:
         tool=f"kdumpctl-py {__version__}",
     )
     report.save = save_record(opened.path)
+    if incomplete(opened.path, report.save):
+        report.missing.append(INCOMPLETE)
     try:
         import drgn
 
@@ -110,6 +112,18 @@ def logged_trace(lines: list[LogLine], opened: Opened | None) -> list[Frame]:
     if frames and opened is not None and (opened.dwarf or opened.kallsyms):
         frames = nodwarf.fix_return_addresses(opened.prog, frames)
     return frames
+
+
+INCOMPLETE = ("the dump is incomplete (its save was cut short, or pages could not be read): "
+              "what was not written reads as missing memory, so parts of this report may be "
+              "missing or wrong")
+
+
+def incomplete(path: str, record: dict[str, Any] | None) -> bool:
+    """Whether the dump says it is not whole: its name, its save.json or its header."""
+    from kdumpctl_py.capture.record import said_incomplete
+
+    return path.endswith("-incomplete") or said_incomplete(record, path)
 
 
 def save_record(path: str) -> dict[str, Any] | None:

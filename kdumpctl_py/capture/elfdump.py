@@ -23,13 +23,10 @@ from kdumpctl_py.capture.filter import zero_pages
 from kdumpctl_py.capture.sink import Sink
 from kdumpctl_py.capture.vmcore import UNREADABLE_ERRNOS, Vmcore
 from kdumpctl_py.elf import PF_RWX, PT_LOAD, PT_NOTE
-from kdumpctl_py.facts.elfcore import EHDR, PHDR, Segment, pack_core
+from kdumpctl_py.facts.elfcore import EHDR, ELF_INCOMPLETE, PHDR, Segment, pack_core
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
-
-ELF_INCOMPLETE = 1
-
 
 PFN_EXCLUDED = 256  # makedumpfile: shorter runs of excluded pages are written anyway
 

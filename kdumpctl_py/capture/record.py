@@ -97,11 +97,13 @@ def record_says_incomplete(record: dict[str, Any] | None) -> bool:
 
 def said_incomplete(record: dict[str, Any] | None, vmcore: str) -> bool:
     """A dump named complete that says it is not: its save.json (`record`), or the
-    kdump-compressed header of the file `vmcore` still marked unfinished. Never a page
-    is read."""
+    kdump-compressed or ELF header of the file `vmcore` still marked unfinished. Never a
+    page is read."""
     from kdumpctl_py.capture.kdumpfile import marked_incomplete
+    from kdumpctl_py.facts.elfcore import elf_marked_incomplete
 
-    return record_says_incomplete(record) or marked_incomplete(vmcore)
+    return (record_says_incomplete(record) or marked_incomplete(vmcore)
+            or elf_marked_incomplete(vmcore))
 
 
 def write_record(directory: str, rec: SaveRecord) -> None:

@@ -45,6 +45,7 @@ class Segment(NamedTuple):
 
 
 EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # Elf64_Ehdr, little-endian
+ELF_INCOMPLETE = 1  # e_flags of a dump cut short (makedumpfile's convention)
 PHDR = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr
 
 
@@ -141,3 +142,15 @@ def parse_notes(blob: bytes, what: str) -> list[Note]:
         return list(iter_notes(blob))
     except ValueError as e:
         raise UsageError(f"{what}: {e}") from None
+
+
+def elf_marked_incomplete(path: str) -> bool:
+    """Whether `path` is an ELF dump whose e_flags say it is unfinished (ELF_INCOMPLETE,
+    as makedumpfile and capture.elfdump mark one cut short); its header alone is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(EHDR.size)
+    except OSError:
+        return False
+    return (len(head) == EHDR.size and head.startswith(ELF_MAGIC)
+            and bool(EHDR.unpack(head)[7] & ELF_INCOMPLETE))

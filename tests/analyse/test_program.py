@@ -49,3 +49,22 @@ def test_a_damaged_page_descriptor_is_refused_before_drgn_maps_it(tmp_path: Path
     assert run.stderr.endswith("page descriptor 1 is damaged (its data would be larger than a "
                                "page), so drgn cannot read the dump safely; kdumpctl-py dmesg "
                                "may still read its log\n")
+
+
+def test_an_incomplete_dump_is_said_to_be(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: analyse of a save cut short said nothing of it ("PANIC: none found"
+    read as "no panic"). An ELF dump says so by e_flags bit 0 (makedumpfile's mark), a
+    kdump-compressed one by its header, and either by its name."""
+    import os
+
+    from kdumpctl_py.analyse.report import INCOMPLETE
+
+    vmcore = tmp_path / "vmcore"
+    write_vmcore(str(vmcore), 128 << 20)
+    assert main(["analyse", str(vmcore), "--json"]) == 0
+    assert INCOMPLETE not in json.loads(capsys.readouterr().out)["missing"]
+    with open(vmcore, "r+b") as f:
+        os.pwrite(f.fileno(), (1).to_bytes(4, "little"), 48)  # e_flags
+    assert main(["analyse", str(vmcore), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["missing"][0] == INCOMPLETE
