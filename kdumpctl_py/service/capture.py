@@ -94,7 +94,11 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
     if cfg.kdump_post:
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
-    _result(out, test_id, NETWORK_RESULTS if is_network(cfg) else out.dump or dump_root,
+    # Where the first kernel finds the result: beside the dump on the target; on the
+    # root file system for a network target, or a target that could not be mounted.
+    on_target = cfg.target is None or mounted
+    _result(out, test_id, out.dump or dump_root if on_target and not is_network(cfg)
+            else NETWORK_RESULTS,
             shown(cfg, out.dump or "", mountpoint) if out.saved else
             (out.error or "unknown failure"))
     if mounted:
@@ -115,7 +119,8 @@ def _kdump_pre(cfg: Config, machine: Machine, out: Outcome, test_id: str | None)
     out.action = cfg.final_action
     journal.event(f"kdump_pre {cfg.kdump_pre[0]} exited {rc}: dump skipped",
                   notify.DUMP_SKIPPED, 4)
-    _result(out, test_id, cfg.path, f"kdump_pre exited {rc}, dump skipped")
+    _result(out, test_id, cfg.path if cfg.target is None else NETWORK_RESULTS,
+            f"kdump_pre exited {rc}, dump skipped")  # no target is mounted yet
     return False
 
 

@@ -78,10 +78,15 @@ def last_test(view: SystemView, dump_dir: str | None) -> str | None:
     except (ValueError, KeyError, TypeError):
         return f"unreadable record {RECORD}"
     where = dump_dir or str(rec.get("dump_dir") or "")
-    if dump_dir is None:
-        return f"{test_id}: the dump target is not mounted here; cannot look for the result"
     name = status_name(test_id)
-    candidates = [f"{where}/{name}"] + [f"{where}/{d}/{name}" for d in view.listdir(where)]
+    # The capture kernel leaves it on the root file system when the target failed it.
+    candidates = [f"{STATE_DIR}/{name}"]
+    if dump_dir is None:
+        if view.text(candidates[0]) is None:
+            return (f"{test_id}: the dump target is not mounted here; cannot look for the "
+                    "result")
+    else:
+        candidates += [f"{where}/{name}"] + [f"{where}/{d}/{name}" for d in view.listdir(where)]
     for path in candidates:
         text = view.text(path)
         if text is not None:

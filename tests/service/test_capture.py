@@ -89,6 +89,22 @@ def test_retention_never_deletes_the_dump_it_follows(tmp_path: Path) -> None:
     assert out.retention and out.retention.deleted == [later.name] and not later.exists()
 
 
+def test_a_target_that_never_appears_leaves_the_result_on_the_root(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: it went to the configured path on the root file system, under the
+    target's mount point in the first kernel, where status never looks."""
+    from kdumpctl_py.service import capture
+
+    vmcore, _ = make_vmcore(tmp_path)
+    monkeypatch.setattr(capture, "NETWORK_RESULTS", str(tmp_path / "state"))
+    cfg = dataclasses.replace(config(tmp_path), target=Target("ext4", "LABEL=crash"))
+    out = run_capture(cfg, FakeMachine(device=False), str(vmcore), "kdumpctl_py.test_id=T3")
+    assert not out.saved and out.test_status
+    assert (tmp_path / "state" / status_name("T3")).read_text().startswith(
+        "failed: the target LABEL=crash did not appear")
+    assert not (tmp_path / "crash").exists()
+
+
 def test_dump_to_rootfs_saves_again_without_the_target(tmp_path: Path) -> None:
     vmcore, _ = make_vmcore(tmp_path)
     cfg = dataclasses.replace(config(tmp_path, dump_level=1), target=Target("xfs", "UUID=x"),

@@ -141,3 +141,17 @@ def test_start_shows_the_last_test(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(SystemView, "kexec_crash_loaded", False, raising=False)
     assert main(["start"]) == 0
     assert "last test: T5: no result in /var/crash" in capsys.readouterr().out
+
+
+def test_a_result_the_target_could_not_take_is_found_on_the_root(tmp_path: Path) -> None:
+    """Found by review: a capture whose target never appeared (a missing driver, what a
+    test is for) or whose kdump_pre failed left its result where status never looked."""
+    root = snapshot(tmp_path)
+    view = SystemView(root)
+    testid.record("T", "/var/crash", root=str(root))
+    state = root / testid.STATE_DIR.lstrip("/")
+    state.mkdir(parents=True, exist_ok=True)
+    testid.write_result(str(state), "T", False, "the target LABEL=crash did not appear")
+    want = "T: dump NOT created, failed: the target LABEL=crash did not appear"
+    assert testid.last_test(view, "/var/crash") == want
+    assert testid.last_test(view, None) == want  # the target is not mounted here either
