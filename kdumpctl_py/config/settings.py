@@ -146,7 +146,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(("failure_action",), "|".join(FAILURE_ACTIONS), "reboot",
             "What the capture kernel does when saving fails: reboot, halt or power off; "
             "shell starts emergency.target; dump_to_rootfs saves again under path on the "
-            "root file system (useful with a target), then does final_action.",
+            "root file system (useful with a target), before kdump_post, which is then told "
+            "0 if that saved it, then does final_action.",
             ("failure_action",),
             v.choice("failure_action", FAILURE_ACTIONS), v.show_plain("failure_action")),
     Setting(("final_action",), "|".join(FINAL_ACTIONS), "reboot",

@@ -2,10 +2,11 @@
 
 kdump_pre (a non-zero exit skips the dump), mount the target, save
 /proc/vmcore with the configured options, falling back to less filtering and
-at last a plain copy when filtering fails (capture/fallback.py), retention,
-kdump_post with the status, the test result when the command line carries a
-test id, unmount, then final_action, or failure_action when not even the copy
-could be written. Every failure is caught and logged: the machine always
+at last a plain copy when filtering fails (capture/fallback.py), with
+failure_action dump_to_rootfs saving again on the root file system when the
+target failed, retention, kdump_post with the status, the test result when the
+command line carries a test id, unmount, then final_action, or failure_action
+when not even the copy could be written. Every failure is caught and logged: the machine always
 leaves the capture kernel by an action.
 """
 
@@ -89,21 +90,26 @@ def run_capture(cfg: Config, machine: Machine, vmcore: str = "/proc/vmcore",
         out.error = str(e) if isinstance(e, (KdumpError, OSError)) else \
             f"internal error: {type(e).__name__}: {e}"
         journal.event(f"saving the dump failed: {out.error}", notify.DUMP_FAILED, 3)
-    if out.saved and cfg.keep:
+    # dump_to_rootfs before kdump_post and the test's result, so that both say whether a
+    # dump was saved after all.
+    rescued = not out.saved and _rescue(cfg, vmcore, out)
+    if out.saved and cfg.keep and not rescued:
         _keep(cfg, remote, dump_root, out)
     if cfg.kdump_post:
         notify.status("running kdump_post")
         machine.run([*cfg.kdump_post, "0" if out.saved else "1"])
     # Where the first kernel finds the result: beside the dump on the target; on the
-    # root file system for a network target, or a target that could not be mounted.
-    on_target = cfg.target is None or mounted
+    # root file system for a network target, a target that could not be mounted, or a
+    # dump saved there instead.
+    on_target = (cfg.target is None or mounted) and not rescued
     _result(out, test_id, out.dump or dump_root if on_target and not is_network(cfg)
             else NETWORK_RESULTS,
             shown(cfg, out.dump or "", mountpoint) if out.saved else
             (out.error or "unknown failure"))
     if mounted:
         machine.umount(mountpoint)
-    out.action = _action(cfg, vmcore, out)
+    out.action = (cfg.final_action if out.saved or cfg.failure_action == "dump_to_rootfs"
+                  else cfg.failure_action)
     return _finish(out, machine)
 
 
@@ -140,21 +146,19 @@ def _keep(cfg: Config, remote: Remote | None, dump_root: str, out: Outcome) -> N
         journal.warn(f"retention under {dump_root} failed: {e}")
 
 
-def _action(cfg: Config, vmcore: str, out: Outcome) -> str:
-    """final_action once a dump is saved; else failure_action, where dump_to_rootfs first
-    saves again on the root file system."""
-    if out.saved:
-        return cfg.final_action
-    if cfg.failure_action != "dump_to_rootfs":
-        return cfg.failure_action
-    if cfg.target is not None:
-        notify.status(f"saving again under {cfg.path} on the root file system")
-        try:
-            _save(cfg, vmcore, cfg.path, out)
-        except Exception as e:  # whatever broke, the machine must leave by an action
-            journal.event(f"saving to the root file system failed too: {e}",
-                          notify.DUMP_FAILED, 3)
-    return cfg.final_action
+def _rescue(cfg: Config, vmcore: str, out: Outcome) -> bool:
+    """failure_action dump_to_rootfs: the dump saved again under path on the root file
+    system when the target failed; whether it was. (The action is final_action then,
+    saved or not.)"""
+    if cfg.failure_action != "dump_to_rootfs" or cfg.target is None:
+        return False
+    notify.status(f"saving again under {cfg.path} on the root file system")
+    try:
+        _save(cfg, vmcore, cfg.path, out)
+    except Exception as e:  # whatever broke, the machine must leave by an action
+        journal.event(f"saving to the root file system failed too: {e}",
+                      notify.DUMP_FAILED, 3)
+    return out.saved
 
 
 def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:

@@ -115,6 +115,23 @@ def test_dump_to_rootfs_saves_again_without_the_target(tmp_path: Path) -> None:
     assert out.action == "poweroff" and ("act", "poweroff") in m.calls
 
 
+def test_a_dump_rescued_to_the_root_is_a_dump_saved_for_kdump_post_and_the_test(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: kdump_post was told 1 (no dump) and the test's result said failed
+    before dump_to_rootfs saved the dump after all."""
+    from kdumpctl_py.service import capture
+
+    vmcore, _ = make_vmcore(tmp_path)
+    monkeypatch.setattr(capture, "NETWORK_RESULTS", str(tmp_path / "state"))
+    cfg = dataclasses.replace(config(tmp_path, dump_level=1, kdump_post=("/post",), keep=1),
+                              target=Target("xfs", "UUID=x"), failure_action="dump_to_rootfs")
+    m = FakeMachine(device=False)
+    out = run_capture(cfg, m, str(vmcore), "kdumpctl_py.test_id=T4")
+    assert out.saved and out.dump and out.dump.startswith(str(tmp_path / "crash"))
+    assert ("run", "/post", "0") in m.calls and out.retention is None
+    assert (tmp_path / "state" / status_name("T4")).read_text() == f"saved {out.dump}\n"
+
+
 def test_actions() -> None:
     assert action_argv("reboot", True) == ["systemctl", "reboot", "-f"]
     assert action_argv("poweroff", False) == ["poweroff", "-f"]
