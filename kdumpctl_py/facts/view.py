@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 META = "kdumpctl-snapshot.json"
 DEFAULT_TARGET = "/var/crash"
+LOG_ONLY = "vmcore-dmesg.txt"  # what save writes first in a dump's directory
 BOOT_HEADER = 64 << 10
 # Proc and sysfs files are small; cap what is read so a bad root cannot make us swallow gigabytes.
 MAX_READ = 8 << 20
@@ -488,7 +489,9 @@ class SystemView:
 
     def dumps(self, target: str = DEFAULT_TARGET) -> list[DumpEntry]:
         """Dump directories under the target, oldest first by the crash time in their names
-        (not by the names: hosts differ, and -10 sorts before -9)."""
+        (not by the names: hosts differ, and -10 sorts before -9). A directory with the
+        crash's log and nothing more (the target had room for the log, not for the dump
+        nor its save.json) is a dump that was not saved."""
         from kdumpctl_py.service.retention import name_order
 
         if not self.live:
@@ -508,10 +511,13 @@ class SystemView:
             files = [f.name for f in d.iterdir() if f.is_file()]
             dump = dump_in(str(d), files)  # the names `dumps` and `keep` know
             rec = dump.save if dump else read_record(str(d))
-            if dump is None and (rec is None or rec.get("saved") is not False):
+            log_only = dump is None and rec is None and LOG_ONLY in files
+            if dump is None and not log_only and (rec is None or rec.get("saved") is not False):
                 continue  # a save.json alone is a dump's only when it says none was saved
             out.append(DumpEntry(name, bool(dump and dump.complete), dump.bytes if dump else 0,
-                                 summary(rec) if rec else None))
+                                 summary(rec) if rec else
+                                 f"no dump saved: only {LOG_ONLY} was written"
+                                 if log_only else None))
         return sorted(out, key=lambda e: name_order(e.name))
 
     def close(self) -> None:

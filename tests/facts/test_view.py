@@ -213,3 +213,15 @@ def test_dumps_are_in_the_order_of_their_crash_times(tmp_path: Path) -> None:
     assert [d.name for d in SystemView("/").dumps(str(tmp_path))] == [
         "zeus-2024-01-01-00:00:00", "apollo-2025-12-01-00:00:00",
         "apollo-2025-12-01-00:00:00-9", "apollo-2025-12-01-00:00:00-10"]
+
+
+def test_a_crash_that_left_only_its_log_is_a_dump_not_saved(tmp_path: Path) -> None:
+    """Found by review: a target with room for the log alone (not for the dump nor its
+    save.json) left a directory status did not show, so it named an older dump newest."""
+    (tmp_path / "h-2026-01-01-00:00:00").mkdir()
+    (tmp_path / "h-2026-01-01-00:00:00" / "vmcore").write_bytes(b"x")
+    (tmp_path / "h-2026-02-01-00:00:00").mkdir()
+    (tmp_path / "h-2026-02-01-00:00:00" / "vmcore-dmesg.txt").write_text("Kernel panic\n")
+    newest = SystemView("/").dumps(str(tmp_path))[-1]
+    assert (newest.name, newest.complete, newest.saved) == (
+        "h-2026-02-01-00:00:00", False, "no dump saved: only vmcore-dmesg.txt was written")
