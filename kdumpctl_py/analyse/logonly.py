@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from kdumpctl_py.analyse import kernlog, nodwarf
 from kdumpctl_py.analyse.model import DebugInfo, Log, Report
-from kdumpctl_py.analyse.report import LOG_LINES, save_record, sign
+from kdumpctl_py.analyse.report import INCOMPLETE, LOG_LINES, incomplete, save_record, sign
 
 MISSING = ("drgn is not installed, so only the kernel log was read (no tasks, CPUs, memory "
            "or modules): install drgn (`pip install drgn`) and run analyse again")
@@ -31,6 +31,8 @@ def gather(path: str, log_lines: int = LOG_LINES) -> Report:
                     release=info.osrelease, build_id=info.build_id,
                     tool=f"kdumpctl-py {__version__}")
     report.save = save_record(path)
+    if incomplete(path, report.save):
+        report.missing.append(INCOMPLETE)
     read = kernlog.from_records(log)
     lines = kernlog.split_lines(read.lines)
     report.log = Log(read.source, len(lines), lines[-log_lines:] if log_lines else lines,

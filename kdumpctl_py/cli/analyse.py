@@ -14,6 +14,7 @@ from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.journal import warn
 
 if TYPE_CHECKING:
+    from kdumpctl_py.analyse.model import Report
     from kdumpctl_py.analyse.program import Opened
     from kdumpctl_py.cli import Commands
 
@@ -45,6 +46,22 @@ def register(sub: Commands) -> None:
     p.set_defaults(func=run)
 
 
+def _log_only(args: argparse.Namespace, error: KdumpError) -> Report | None:
+    """When drgn cannot open the dump, the report the kernel log gives, as the next boot's
+    report and triage make it (analyse/stored.py); None when the log cannot be read
+    either, or a vmlinux was asked for."""
+    from kdumpctl_py.analyse import logonly
+
+    try:
+        report = logonly.gather(args.vmcore, log_lines=args.log_lines)
+    except (KdumpError, OSError):
+        return None
+    report.missing.remove(logonly.MISSING)
+    report.missing.insert(0, f"drgn could not open the dump ({error}), so only the kernel "
+                             "log was read: no tasks, CPUs, memory or modules")
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS
     from kdumpctl_py.analyse.program import open_dump
@@ -58,19 +75,23 @@ def run(args: argparse.Namespace) -> int:
         opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
                            show_drgn_log=args.debug)
     except KdumpError as e:
-        if cut is None or cut.in_headers:  # said already
-            raise
-        raise UsageError(f"{args.vmcore} is {cut}; {e}") from None
-    if cut is not None:
-        warn(f"{args.vmcore} is {cut}; the report shows what is there")
-    if args.shell:
-        for note in opened.found.notes:  # the report carries them otherwise
-            print(f"kdumpctl-py: {note}", file=sys.stderr)
-        return shell(opened)
-    from kdumpctl_py.analyse.render import render_text, to_json
-    from kdumpctl_py.analyse.report import gather
+        if cut is not None and not cut.in_headers:
+            e = UsageError(f"{args.vmcore} is {cut}; {e}")
+        report = None if args.shell or args.vmlinux else _log_only(args, e)
+        if report is None:
+            raise e from None
+    else:
+        if cut is not None:
+            warn(f"{args.vmcore} is {cut}; the report shows what is there")
+        if args.shell:
+            for note in opened.found.notes:  # the report carries them otherwise
+                print(f"kdumpctl-py: {note}", file=sys.stderr)
+            return shell(opened)
+        from kdumpctl_py.analyse.report import gather
 
-    report = gather(opened, log_lines=args.log_lines)
+        report = gather(opened, log_lines=args.log_lines)
+    from kdumpctl_py.analyse.render import render_text, to_json
+
     if args.json:
         json.dump(to_json(report), sys.stdout, indent=2)
         sys.stdout.write("\n")

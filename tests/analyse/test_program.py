@@ -68,3 +68,19 @@ def test_an_incomplete_dump_is_said_to_be(tmp_path: Path,
         os.pwrite(f.fileno(), (1).to_bytes(4, "little"), 48)  # e_flags
     assert main(["analyse", str(vmcore), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["missing"][0] == INCOMPLETE
+
+
+def test_a_dump_drgn_cannot_open_gets_the_kernel_logs_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: analyse gave up on a dump drgn refuses (here its VMCOREINFO has no
+    OSRELEASE) where dmesg reads the log and report and triage get the crash from it."""
+    from tests.analyse import panics
+    from tests.builders import panic_vmcore
+
+    vmcore = panic_vmcore(tmp_path / "vmcore", panics.BOOKWORM_X86_64)
+    data = vmcore.read_bytes()
+    vmcore.write_bytes(data.replace(b"OSRELEASE=", b"OSRELEASX=", 1))
+    assert main(["analyse", str(vmcore), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["panic_message"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert report["missing"][0].startswith("drgn could not open the dump (")
