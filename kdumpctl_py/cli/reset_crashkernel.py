@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.auto:
         if args.value:
             raise UsageError("--auto writes the default; it takes no --value")
-        auto = auto_value(view, kernel)
-        if auto is None:
+        value = auto_value(view, kernel)
+        if value is None:
             from kdumpctl_py.facts.cmdline import param_values
 
             print("the crashkernel= in force is not kdumpctl-py's default; left as it is"
@@ -61,26 +61,52 @@ def run(args: argparse.Namespace) -> int:
                   "no crashkernel= is in force (/proc/cmdline); left as it is: "
                   "kdumpctl-py reset-crashkernel sets one")
             return 0
-        value = auto
         if shared_cmdline(view.root, view.live):
             kernel = ALL  # one command line for every kernel
     else:
         value = args.value or default_crashkernel(view.arch, page_size(view))
     check_value(value, view.arch)
-    check_enough(view, value, args.force or args.auto)
     plan = plan_reset(view.root, value, kernel, view.uname.release, run_tools=view.live)
+    if args.auto and (own := admins_own(plan, view)):
+        print(f"{own[0]} holds crashkernel={own[1]}, not kdumpctl-py's default (set since "
+              "this boot?); left as it is")
+        return 0
+    check_enough(view, value, args.force or args.auto)
+    _carry_out(plan, value, args.dry_run)
+    return 0
+
+
+def _carry_out(plan: BootPlan, value: str, dry_run: bool) -> None:
+    """The plan's notes, then its edits and commands done, or shown with --dry-run."""
     for note in plan.notes:
         print(f"note: {note}")
     if not plan.edits and not plan.commands:
         print(f"crashkernel={value} is set already")
-    elif args.dry_run:
+    elif dry_run:
         for edit in plan.edits:
             print(edit.diff(), end="")
         for command in plan.commands:
             print("would run:", " ".join(command))
     else:
         apply(plan)
-    return 0
+
+
+def admins_own(plan: BootPlan, view: SystemView) -> tuple[str, str] | None:
+    """(file, value) of a crashkernel= an edit would replace that is no default of
+    kdumpctl-py's: --auto judges what is in force by /proc/cmdline, and an admin may have
+    set their own since that boot (found by review: a kernel update overwrote it)."""
+    import re
+
+    from kdumpctl_py.plan.crashkernel import CMA_SUFFIX
+    from kdumpctl_py.plan.crashkernel_defaults import PAGE_4K, PAGE_64K, is_default
+
+    for edit in plan.edits:  # a word of a command line, quoted or not, in any of the files
+        for value in re.findall(r"(?<![\w.])crashkernel=([^\s\"']+)",
+                                edit.old.decode(errors="replace")):
+            if not value.endswith(CMA_SUFFIX) and not any(
+                    is_default(value, view.arch, page) for page in (PAGE_4K, PAGE_64K)):
+                return str(edit.path), value
+    return None
 
 
 def auto_value(view: SystemView, kernel: str | None) -> str | None:

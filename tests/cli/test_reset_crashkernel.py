@@ -172,6 +172,23 @@ def test_auto_edits_the_new_kernels_bls_entry(tmp_path: Path,
     entries = root / "boot/loader/entries"
     entries.mkdir(parents=True)
     new = entries / f"abc-{RELEASE}.conf"
-    new.write_text(FEDORA_ENTRY.replace(f"crashkernel={DEFAULT}", "crashkernel=2G-64G:256M"))
+    new.write_text(FEDORA_ENTRY.replace(f"crashkernel={DEFAULT}",
+                                        "crashkernel=2G-64G:256M,64G-:512M"))  # a former default
     assert reset(capsys, root, "--auto", "--kernel", f"/boot/vmlinuz-{RELEASE}")[0] == 0
     assert new.read_text() == FEDORA_ENTRY
+
+
+def test_auto_leaves_an_admins_value_set_since_the_boot(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: --auto judged the value in force by /proc/cmdline alone, so a kernel
+    update after an admin had written their own value, before the reboot, put the default
+    back over it."""
+    root = synthetic_snapshot(tmp_path, cmdline=f"ro crashkernel={DEFAULT}")
+    grub = debian(root)
+    grub.write_text(DEBIAN_GRUB.replace('GRUB_CMDLINE_LINUX=""',
+                                        'GRUB_CMDLINE_LINUX="crashkernel=512M"'))
+    code, out, err = reset(capsys, root, "--auto", "--kernel", "/boot/vmlinuz-7.0.0-new",
+                           "--dry-run")
+    assert (code, err) == (0, "")
+    assert out == (f"{grub} holds crashkernel=512M, not kdumpctl-py's default (set since "
+                   "this boot?); left as it is\n")
