@@ -137,7 +137,9 @@ def _rewrite(cmdline: str, replacement: str | None) -> str:
 
 
 def edit_bls_entry(text: str, value: str) -> str:
-    """A BLS entry with crashkernel=value on its `options` (all options lines count as one)."""
+    """A BLS entry with crashkernel=value on its `options`. systemd-boot joins every options
+    line, GRUB's blscfg reads the first and stops at a line without a value: so a new word
+    goes on the first, and a line left empty by the edit goes."""
     lines = text.splitlines(keepends=True)
     options = {n: _split_option(line) for n, line in enumerate(lines)
                if line.split(None, 1)[:1] == ["options"]}
@@ -147,22 +149,25 @@ def edit_bls_entry(text: str, value: str) -> str:
     if any("$kernelopts" in body for _, body, _ in options.values()):
         raise KdumpError("its options line is $kernelopts, kept in grubenv; use grubby")
     with_ck = [n for n, (_, body, _) in options.items() if has_crashkernel(body)]
-    target = with_ck[0] if with_ck else max(options)
+    target = with_ck[0] if with_ck else min(options)
     for n, (head, body, ending) in options.items():
         if n == target:
             lines[n] = head + set_crashkernel(body, value) + ending
         elif n in with_ck:
-            lines[n] = head + remove_crashkernel(body) + ending
+            rest = remove_crashkernel(body)
+            lines[n] = head + rest + ending if rest.strip() else ""
     return "".join(lines)
 
 
 def _split_option(line: str) -> tuple[str, str, str]:
-    """An options line as ("options" with the blanks around it, the value, the line ending)."""
+    """An options line as ("options" with the blanks around it, the value, the line ending);
+    a bare "options" gets the blank a value needs after it."""
     body = line.rstrip("\r\n")
     key = len(body) - len(body.lstrip()) + len("options")
     while key < len(body) and body[key] in " \t":
         key += 1
-    return body[:key], body[key:], line[len(body):]
+    head = body[:key] if body[:key].endswith((" ", "\t")) else body[:key] + " "
+    return head, body[key:], line[len(body):]
 
 
 def edit_kernel_cmdline(text: str, value: str) -> str:

@@ -241,3 +241,16 @@ def test_an_admins_cma_area_stays_when_crashkernel_is_set_or_removed() -> None:
     assert set_crashkernel("ro crashkernel=64M,cma", "192M") == \
         "ro crashkernel=64M,cma crashkernel=192M"
     assert remove_crashkernel(line) == "ro crashkernel=64M,cma quiet"
+
+
+def test_bls_options_lines_as_grub_and_systemd_boot_read_them() -> None:
+    """Found by review: a bare "options" line became "optionscrashkernel=..."; a new word
+    went on the last options line, which GRUB's blscfg never reads (it takes the first);
+    and a line the edit emptied stayed as "options ", where blscfg stops reading the entry,
+    its initrd line with it."""
+    assert edit_bls_entry("title x\nlinux /v\noptions\n", "384M") == \
+        "title x\nlinux /v\noptions crashkernel=384M\n"
+    assert edit_bls_entry("title x\noptions root=UUID=1 ro\noptions rhgb quiet\n", "384M") == \
+        "title x\noptions root=UUID=1 ro crashkernel=384M\noptions rhgb quiet\n"
+    assert edit_bls_entry("options ro crashkernel=1G\noptions crashkernel=2G\ninitrd /i\n",
+                          "384M") == "options ro crashkernel=384M\ninitrd /i\n"
