@@ -89,12 +89,20 @@ def set_crashkernel(cmdline: str, value: str) -> str:
     """`cmdline` with one crashkernel=value: in place of the first crashkernel= word.
 
     Later crashkernel= words go, since the kernel would take the last one or
-    mix in ,high/,low ones. Without one, the word goes before a "--" (what
+    mix in ,high/,low ones. Without one (or with crashkernel= inside another
+    word, which the kernel would read too), the word goes before a "--" (what
     follows it is for init), else after the last word, keeping any trailing
     newline.
     """
     spans = words(cmdline)
-    if any(_is_crashkernel(cmdline[s:e]) for s, e in spans):
+    if any(PARAM in cmdline[s:e] and not _is_crashkernel(cmdline[s:e])
+           and not cmdline[s:e].rstrip('"').endswith(CMA_SUFFIX) for s, e in spans):
+        # The kernel finds crashkernel= anywhere in the line (strstr) and takes the last:
+        # inside another word (foo.crashkernel=1) it wins over one before it, so the new
+        # word goes after every other.
+        cmdline = remove_crashkernel(cmdline)
+        spans = words(cmdline)
+    elif any(_is_crashkernel(cmdline[s:e]) for s, e in spans):
         return _rewrite(cmdline, PARAM + value)
     dashes = [s for s, e in spans if cmdline[s:e] == "--"]
     if dashes:
@@ -221,6 +229,23 @@ def _parse_assignment(n: int, line: str) -> _Assignment | None:
     return _Assignment(n, name, m.group(1), quote, value, tail + line[len(body):])
 
 
+def _last_assignments(lines: list[str]) -> dict[str, _Assignment]:
+    """The last assignment of each variable, the one the shell keeps."""
+    last: dict[str, _Assignment] = {}
+    for n, line in enumerate(lines):
+        assignment = _parse_assignment(n, line)
+        if assignment is not None:
+            last[assignment.name] = assignment
+    return last
+
+
+def _grub_target(last: dict[str, _Assignment]) -> str:
+    """The variable edit_default_grub writes crashkernel= into."""
+    default = last.get("GRUB_CMDLINE_LINUX_DEFAULT")
+    return ("GRUB_CMDLINE_LINUX_DEFAULT" if default and has_crashkernel(default.value)
+            else "GRUB_CMDLINE_LINUX")
+
+
 def edit_default_grub(text: str, value: str) -> str:
     """/etc/default/grub with crashkernel=value in GRUB_CMDLINE_LINUX.
 
@@ -230,13 +255,9 @@ def edit_default_grub(text: str, value: str) -> str:
     the other variable is removed.
     """
     lines = text.splitlines(keepends=True)
-    last: dict[str, _Assignment] = {}
-    for n, line in enumerate(lines):
-        assignment = _parse_assignment(n, line)
-        if assignment is not None:
-            last[assignment.name] = assignment
+    last = _last_assignments(lines)
     linux, default = last.get("GRUB_CMDLINE_LINUX"), last.get("GRUB_CMDLINE_LINUX_DEFAULT")
-    target = default if default and has_crashkernel(default.value) else linux
+    target = last.get(_grub_target(last), linux)
     if target is None:
         sep = "" if not lines or lines[-1].endswith("\n") else "\n"
         return text + f'{sep}GRUB_CMDLINE_LINUX="{PARAM}{value}"\n'
@@ -357,14 +378,32 @@ def _plan_bls(root: Path, entries: list[Path], value: str, kernel: str | None,
     return BootPlan("bls", edits, (), ())
 
 
+def _check_drop_ins(root: Path, target: str) -> None:
+    """Refuse an edit that /etc/default/grub.d/*.cfg, read after the file, would undo: a
+    drop-in that sets crashkernel= itself, or sets the variable the edit writes without
+    adding to it (found by review: a cloud image's console drop-in made the edit vanish
+    while reset-crashkernel said it was done)."""
+    for snippet in sorted((root / DEFAULT_GRUB_D).glob("*.cfg")):
+        live = [line for line in _read(snippet)[1].splitlines()
+                if not line.lstrip().startswith("#")]
+        if any(PARAM in line for line in live):
+            raise KdumpError(f"{snippet} also sets {PARAM} and is read after /{DEFAULT_GRUB}, "
+                             "so its value would win; remove it from there first")
+        for line in live:
+            m = _ASSIGN.match(line)
+            if m and m.group(2) == target and f"${target}" not in line \
+                    and f"${{{target}}}" not in line:
+                raise KdumpError(f"{snippet} sets {target} again after /{DEFAULT_GRUB}, so "
+                                 f"crashkernel= written there would not reach the kernel; "
+                                 f"add it in {snippet}, or make that line add to ${target}")
+
+
 def _plan_grub(root: Path, value: str, kernel: str | None, run_tools: bool) -> BootPlan:
     if kernel not in (None, ALL):
         raise UsageError(f"/{DEFAULT_GRUB} applies to every kernel; use --kernel ALL")
-    for snippet in sorted((root / DEFAULT_GRUB_D).glob("*.cfg")):
-        if PARAM in _read(snippet)[1]:
-            raise KdumpError(f"{snippet} also sets {PARAM} and is read after /{DEFAULT_GRUB}, "
-                             "so its value would win; remove it from there first")
     edits = _edits([root / DEFAULT_GRUB], edit_default_grub, value)
+    _check_drop_ins(root, _grub_target(_last_assignments(
+        _read(root / DEFAULT_GRUB)[1].splitlines(keepends=True))))
     if find_tool(root, "update-grub"):
         command: tuple[str, ...] = ("update-grub",)
     elif find_tool(root, "grub2-mkconfig"):

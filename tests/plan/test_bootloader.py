@@ -194,6 +194,23 @@ def test_plan_grub_snippet_that_would_win_is_refused(tmp_path: Path) -> None:
         plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
 
 
+def test_plan_grub_snippet_that_sets_the_variable_again_is_refused(tmp_path: Path) -> None:
+    """Found by review: a drop-in read after /etc/default/grub (a cloud image's console
+    settings) that sets GRUB_CMDLINE_LINUX again undid the edit while reset-crashkernel
+    said it was done. One that adds to it, or names crashkernel= only in a comment, is
+    no obstacle."""
+    debian(tmp_path)
+    d = tmp_path / "etc/default/grub.d"
+    d.mkdir()
+    (d / "10_console.cfg").write_text(
+        '# no crashkernel= here\nGRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=ttyS0"\n')
+    assert plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False).edits
+    (d / "50-cloudimg-settings.cfg").write_text('GRUB_CMDLINE_LINUX="console=ttyS0"\n')
+    with pytest.raises(KdumpError, match="50-cloudimg-settings.cfg sets GRUB_CMDLINE_LINUX "
+                                         "again after /etc/default/grub"):
+        plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=False)
+
+
 def test_plan_kernel_install(tmp_path: Path) -> None:
     (tmp_path / "etc/kernel").mkdir(parents=True)
     cmdline = tmp_path / "etc/kernel/cmdline"
@@ -254,3 +271,10 @@ def test_bls_options_lines_as_grub_and_systemd_boot_read_them() -> None:
         "title x\noptions root=UUID=1 ro crashkernel=384M\noptions rhgb quiet\n"
     assert edit_bls_entry("options ro crashkernel=1G\noptions crashkernel=2G\ninitrd /i\n",
                           "384M") == "options ro crashkernel=384M\ninitrd /i\n"
+
+
+def test_crashkernel_inside_another_word_comes_before_the_new_one() -> None:
+    """Found by review: the kernel finds crashkernel= anywhere (strstr) and the last wins,
+    so foo.crashkernel=1 after the word edited in place was the reservation: 1 byte."""
+    assert set_crashkernel("ro crashkernel=512M foo.crashkernel=1 quiet", "384M") == \
+        "ro foo.crashkernel=1 quiet crashkernel=384M"
