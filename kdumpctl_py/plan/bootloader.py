@@ -224,8 +224,11 @@ def _parse_assignment(n: int, line: str) -> _Assignment | None:
     if any(c in "$`\\" for c in value):
         raise KdumpError(f"line {n + 1}: {name} uses $, ` or \\, which the shell expands")
     after = tail.strip(" \t")
-    if after and not after.startswith("#"):
+    if after and (not after.startswith("#") or tail[0] not in " \t"):
+        # a # that does not begin a word is no comment: the shell reads it into the value
         raise KdumpError(f"line {n + 1}: unexpected {after!r} after {name}")
+    if line.endswith("\r\n"):
+        raise KdumpError(f"line {n + 1} ends in CR LF, and the shell reads the CR into {name}")
     return _Assignment(n, name, m.group(1), quote, value, tail + line[len(body):])
 
 

@@ -278,3 +278,14 @@ def test_crashkernel_inside_another_word_comes_before_the_new_one() -> None:
     so foo.crashkernel=1 after the word edited in place was the reservation: 1 byte."""
     assert set_crashkernel("ro crashkernel=512M foo.crashkernel=1 quiet", "384M") == \
         "ro foo.crashkernel=1 quiet crashkernel=384M"
+
+
+@pytest.mark.parametrize("line", ['GRUB_CMDLINE_LINUX="console=ttyS0"#serial\n',
+                                  "GRUB_CMDLINE_LINUX=quiet#x\n",
+                                  'GRUB_CMDLINE_LINUX="console=ttyS0"\r\n'])
+def test_default_grub_lines_the_shell_reads_otherwise_are_refused(line: str) -> None:
+    """Found by review: a # right after the value is no comment to the shell, and a CR
+    before the newline is part of the value: crashkernel=384M#serial or 384M\r, which the
+    kernel rejects, so nothing would be reserved."""
+    with pytest.raises(KdumpError, match="line 1"):
+        edit_default_grub(line, "384M")
