@@ -95,11 +95,19 @@ def set_crashkernel(cmdline: str, value: str) -> str:
     newline.
     """
     spans = words(cmdline)
-    if any(PARAM in cmdline[s:e] and not _is_crashkernel(cmdline[s:e])
-           and not cmdline[s:e].rstrip('"').endswith(CMA_SUFFIX) for s, e in spans):
+    inside = [e for s, e in spans if PARAM in cmdline[s:e] and not _is_crashkernel(
+        cmdline[s:e]) and not cmdline[s:e].rstrip('"').endswith(CMA_SUFFIX)]
+    if inside:
         # The kernel finds crashkernel= anywhere in the line (strstr) and takes the last:
         # inside another word (foo.crashkernel=1) it wins over one before it, so the new
-        # word goes after every other.
+        # word goes after every other (where a run before this one put it already).
+        dashes = [s for s, e in spans if cmdline[s:e] == "--"]
+        if dashes and inside[-1] > dashes[0]:
+            raise KdumpError(f"a word after \"--\" holds {PARAM}, which the kernel reads "
+                             "too and would take: remove it first")
+        mine = [(s, e) for s, e in spans if _is_crashkernel(cmdline[s:e])]
+        if [cmdline[s:e] for s, e in mine] == [PARAM + value] and mine[0][0] > inside[-1]:
+            return cmdline
         cmdline = remove_crashkernel(cmdline)
         spans = words(cmdline)
     elif any(_is_crashkernel(cmdline[s:e]) for s, e in spans):

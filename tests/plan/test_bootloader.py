@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kdumpctl_py.errors import KdumpError, UsageError
@@ -64,6 +64,8 @@ CMDLINE_WORDS = st.sampled_from(["ro", "quiet", "root=UUID=1-2", '"a b"', 'x="y 
 @given(st.lists(CMDLINE_WORDS, max_size=8), st.sampled_from([" ", "  ", "\t"]),
        st.sampled_from(["", "\n", " "]))
 def test_set_keeps_every_other_word(items: list[str], sep: str, end: str) -> None:
+    # refused: a crashkernel= inside a word after "--" would still be the kernel's
+    assume("--" not in items or "kdump.crashkernel=9" not in items[items.index("--"):])
     before = sep.join(items) + end
     after = set_crashkernel(before, VALUE)
     others = [w for w in (before[s:e] for s, e in words(before)) if not w.startswith("crashk")]
