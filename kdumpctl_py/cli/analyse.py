@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--log-lines must be 0 (all) or more")
     debug_dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
     cut = truncation(args.vmcore)
+    opened = None
     try:
         opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
                            show_drgn_log=args.debug)
@@ -80,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         report = None if args.shell or args.vmlinux else _log_only(args, e)
         if report is None:
             raise e from None
-    else:
-        if cut is not None:
-            warn(f"{args.vmcore} is {cut}; the report shows what is there")
+    if cut is not None:
+        warn(f"{args.vmcore} is {cut}; the report shows what is there")
+    if opened is not None:
         if args.shell:
             for note in opened.found.notes:  # the report carries them otherwise
                 print(f"kdumpctl-py: {note}", file=sys.stderr)
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         from kdumpctl_py.analyse.report import gather
 
         report = gather(opened, log_lines=args.log_lines)
+    assert report is not None  # opened, or the kernel log's
     from kdumpctl_py.analyse.render import render_text, to_json
 
     if args.json:
