@@ -160,15 +160,22 @@ def read_headers(f: BinaryIO, path: str) -> tuple[DiskDumpHeader, SubHeader]:
 
 
 def marked_incomplete(path: str) -> bool:
-    """Whether `path` is a kdump-compressed file whose header says it is unfinished (a save
-    cut short: a crash or power loss in the capture kernel); its first block alone is read."""
+    """Whether `path` is a dump whose header says it is unfinished (a save cut short: a
+    crash or power loss in the capture kernel): a kdump-compressed file's status, or an ELF
+    file's e_flags bit 0 (makedumpfile's mark, and capture.elfdump's). Its first bytes
+    alone are read."""
+    from kdumpctl_py.elf import ELF_MAGIC
+    from kdumpctl_py.facts.elfcore import EHDR, ELF_INCOMPLETE
+
     try:
         with open(path, "rb") as f:
-            head = f.read(DISK_DUMP_HEADER.size)
+            head = f.read(max(DISK_DUMP_HEADER.size, EHDR.size))
     except OSError:
         return False
-    return (len(head) == DISK_DUMP_HEADER.size and head.startswith(SIGNATURE)
-            and bool(DISK_DUMP_HEADER.unpack(head)[5] & DUMP_DH_COMPRESSED_INCOMPLETE))
+    if head.startswith(SIGNATURE) and len(head) >= DISK_DUMP_HEADER.size:
+        return bool(DISK_DUMP_HEADER.unpack_from(head)[5] & DUMP_DH_COMPRESSED_INCOMPLETE)
+    return (head.startswith(ELF_MAGIC) and len(head) >= EHDR.size
+            and bool(EHDR.unpack_from(head)[7] & ELF_INCOMPLETE))
 
 
 def read_kdump(path: str) -> KdumpFile:

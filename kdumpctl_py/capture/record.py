@@ -100,10 +100,8 @@ def said_incomplete(record: dict[str, Any] | None, vmcore: str) -> bool:
     kdump-compressed or ELF header of the file `vmcore` still marked unfinished. Never a
     page is read."""
     from kdumpctl_py.capture.kdumpfile import marked_incomplete
-    from kdumpctl_py.facts.elfcore import elf_marked_incomplete
 
-    return (record_says_incomplete(record) or marked_incomplete(vmcore)
-            or elf_marked_incomplete(vmcore))
+    return record_says_incomplete(record) or marked_incomplete(vmcore)
 
 
 def write_record(directory: str, rec: SaveRecord) -> None:

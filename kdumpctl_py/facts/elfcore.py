@@ -143,14 +143,3 @@ def parse_notes(blob: bytes, what: str) -> list[Note]:
     except ValueError as e:
         raise UsageError(f"{what}: {e}") from None
 
-
-def elf_marked_incomplete(path: str) -> bool:
-    """Whether `path` is an ELF dump whose e_flags say it is unfinished (ELF_INCOMPLETE,
-    as makedumpfile and capture.elfdump mark one cut short); its header alone is read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(EHDR.size)
-    except OSError:
-        return False
-    return (len(head) == EHDR.size and head.startswith(ELF_MAGIC)
-            and bool(EHDR.unpack(head)[7] & ELF_INCOMPLETE))
