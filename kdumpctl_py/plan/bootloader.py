@@ -159,9 +159,10 @@ def edit_bls_entry(text: str, value: str) -> str:
     lines = text.splitlines(keepends=True)
     options = {n: _split_option(line) for n, line in enumerate(lines)
                if line.split(None, 1)[:1] == ["options"]}
-    if not options:
-        sep = "" if not lines or lines[-1].endswith("\n") else "\n"
-        return text + f"{sep}options {PARAM}{value}\n"
+    if not options:  # found by review: GRUB's blscfg takes that to mean $default_kernelopts
+        raise KdumpError("it has no options line, so GRUB gives its kernel $default_kernelopts "
+                         "from grubenv, which an options line would replace; use grubby, or "
+                         "add the options line by hand")
     if any("$kernelopts" in body for _, body, _ in options.values()):
         raise KdumpError("its options line is $kernelopts, kept in grubenv; use grubby")
     with_ck = [n for n, (_, body, _) in options.items() if has_crashkernel(body)]

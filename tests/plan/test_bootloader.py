@@ -90,9 +90,12 @@ def test_fedora_bls_entry_changes_one_line() -> None:
     assert rescue.endswith(f"quiet crashkernel={VALUE}")
 
 
-def test_bls_entry_without_options_gets_one() -> None:
-    assert edit_bls_entry("title x\nlinux /vmlinuz", "1G") == (
-        "title x\nlinux /vmlinuz\noptions crashkernel=1G\n")
+def test_bls_entry_without_options_is_refused() -> None:
+    """Found by review: it got "options crashkernel=1G", and GRUB, which gives an entry
+    without options $default_kernelopts (root= among them), would then boot it with
+    crashkernel= alone."""
+    with pytest.raises(KdumpError, match="no options line"):
+        edit_bls_entry("title x\nlinux /vmlinuz", "1G")
 
 
 def test_bls_kernelopts_is_refused() -> None:
