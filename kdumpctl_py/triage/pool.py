@@ -24,11 +24,14 @@ def analyse_one(vmcore: str, debug_dirs: Sequence[str] | None = None
                 ) -> tuple[dict[str, Any] | None, str | None]:
     """(analysis, None) or (None, the error in one line); never raises."""
     from kdumpctl_py.analyse.stored import load_or_analyse
+    from kdumpctl_py.errors import KdumpError
 
     try:
         return load_or_analyse(vmcore, debug_dirs)[0], None
+    except (KdumpError, OSError) as e:  # said for people already, as analyse says it
+        return None, str(e)
     except Exception as e:  # noqa: BLE001 - one bad dump is reported, the rest go on
-        return None, f"{type(e).__name__}: {e}"
+        return None, f"internal error: {type(e).__name__}: {e}"
 
 
 def progress_line(done: int, total: int) -> str:

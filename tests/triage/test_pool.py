@@ -35,3 +35,13 @@ def test_analyses_in_processes_and_keeps_them(tmp_path: Path) -> None:
     assert [a.analysis for a in analyse_all(dumps, progress=again)][1:] == [
         a.analysis for a in out[1:]]
     assert again.getvalue().endswith("1/1\n")  # only the bad dump is tried again
+
+
+def test_a_dump_that_cannot_be_analysed_is_said_in_the_tools_words(tmp_path: Path) -> None:
+    """Found by review: triage's reasons began with Python's class names (UsageError: ...)."""
+    from kdumpctl_py.triage.pool import analyse_one
+
+    bad = tmp_path / "vmcore"
+    bad.write_bytes(b"not a dump at all")
+    analysis, why = analyse_one(str(bad))
+    assert analysis is None and why and not why.startswith(("UsageError", "KdumpError"))
