@@ -45,9 +45,16 @@ def fill(prog: drgn.Program, report: Report) -> None:
 
 
 def fill_panic(prog: drgn.Program, report: Report, lines: list[LogLine]) -> None:
+    """The panic message drgn reads, else the log's; the log's too when drgn cannot read
+    it (found by review: a damaged dump showed "none found" beside the logged panic), and
+    then the error goes on to the report's warnings."""
     from drgn.helpers.linux.panic import panic_message
 
-    message = panic_message(prog)
+    try:
+        message = panic_message(prog)
+    except Exception:
+        report.panic_message = kernlog.panic_message(lines)
+        raise
     if message is not None:
         report.panic_message = message.decode("utf-8", "backslashreplace")
     else:

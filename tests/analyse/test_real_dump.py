@@ -148,3 +148,22 @@ def test_a_vmlinux_of_another_architecture_is_an_error(crash_dump: DumpOf,
     assert err.count("\n") == 1 and (
         f"it has build ID {x86.build_id} for x86_64, the dump build ID {arm.build_id} for "
         "aarch64") in err
+
+
+def test_with_dwarf_the_panic_comes_from_the_log_when_drgn_cannot_read_it(
+        crash_dump: DumpOf, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Found by review: on a damaged dump whose panic message drgn could not read, the
+    report said none was found while its log tail showed it."""
+    import drgn.helpers.linux.panic
+
+    def unreadable(prog: object) -> None:
+        raise drgn.FaultError("could not read panic_message", 0)
+
+    from kdumpctl_py.analyse.program import open_dump
+    from kdumpctl_py.analyse.report import gather
+
+    dump = crash_dump(ARCHES[0])
+    monkeypatch.setattr(drgn.helpers.linux.panic, "panic_message", unreadable)
+    r = gather(open_dump(str(dump.vmcore), str(dump.vmlinux), debug_dirs=(), cache=tmp_path))
+    assert r.debuginfo.dwarf and r.panic_message and PANIC in r.panic_message
+    assert any("could not read panic_message" in w for w in r.warnings), r.warnings
