@@ -65,14 +65,15 @@ class SaveFailed(KdumpError):
         self.failed = failed
 
 
-def save_with_fallback(vmcore: str, target: str,
-                       options: SaveOptions) -> tuple[SaveResult, SaveRecord]:
+def save_with_fallback(vmcore: str, target: str, options: SaveOptions,
+                       earlier: tuple[Attempt, ...] = ()) -> tuple[SaveResult, SaveRecord]:
     """Save through the steps; write save.json beside the dump that was written, or
-    beside what the failed attempts left when none wrote one."""
+    beside what the failed attempts left when none wrote one. `earlier`: what failed
+    before these steps (capture's dump_to_rootfs: the target), recorded first."""
     from kdumpctl_py.capture.copy import copy_vmcore
 
     started = time.monotonic()
-    failed: list[Attempt] = []
+    failed: list[Attempt] = list(earlier)
     with sigterm_raises():  # between the attempts too, as within each
         for step in plan_steps(options):
             made: list[str] = []  # the attempt's own directory, whatever else the target gets

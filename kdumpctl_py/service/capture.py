@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from kdumpctl_py import journal
-from kdumpctl_py.capture.record import SaveRecord, summary
+from kdumpctl_py.capture.record import Attempt, SaveRecord, summary
 from kdumpctl_py.config.model import (
     Config,
     NfsTarget,
@@ -154,14 +154,16 @@ def _rescue(cfg: Config, vmcore: str, out: Outcome) -> bool:
         return False
     notify.status(f"saving again under {cfg.path} on the root file system")
     try:
-        _save(cfg, vmcore, cfg.path, out)
+        _save(cfg, vmcore, cfg.path, out,
+              (Attempt("on the dump target", cfg.dump_level, out.error or "unknown failure"),))
     except Exception as e:  # whatever broke, the machine must leave by an action
         journal.event(f"saving to the root file system failed too: {e}",
                       notify.DUMP_FAILED, 3)
     return out.saved
 
 
-def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
+def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome,
+          earlier: tuple[Attempt, ...] = ()) -> None:
     from dataclasses import asdict
 
     from kdumpctl_py.capture.fallback import save_with_fallback
@@ -175,7 +177,7 @@ def _save(cfg: Config, vmcore: str, dump_root: str, out: Outcome) -> None:
                           format=cfg.format, threads=cfg.threads, progress=False,
                           memory_limit=cfg.memory_limit,
                           firmware=firmware_memory_of(SystemView()))
-    result, record = save_with_fallback(vmcore, dump_root, options)
+    result, record = save_with_fallback(vmcore, dump_root, options, earlier)
     assert result.directory is not None
     out.saved, out.dump, out.error, out.record = True, result.directory, None, record
     how = summary(asdict(record))

@@ -130,6 +130,12 @@ def test_a_dump_rescued_to_the_root_is_a_dump_saved_for_kdump_post_and_the_test(
     assert out.saved and out.dump and out.dump.startswith(str(tmp_path / "crash"))
     assert ("run", "/post", "0") in m.calls and out.retention is None
     assert (tmp_path / "state" / status_name("T4")).read_text() == f"saved {out.dump}\n"
+    # and its save.json says why it is not on the target (found by review: it did not)
+    from kdumpctl_py.capture.record import read_record, summary
+
+    assert summary(read_record(out.dump) or {}) == (
+        "saved at -d 1 after saving on the dump target failed: the target UUID=x did not "
+        "appear (/dev/disk/by-uuid/x)")
 
 
 def test_actions() -> None:
