@@ -21,7 +21,6 @@ pages; both are said in `FilterStats.warnings`.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import numpy as np
 from kdumpctl_py.capture.pagetables import PageTables
 from kdumpctl_py.capture.vmcore import MissingMemory, Vmcore
 from kdumpctl_py.errors import KdumpError
-from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo
+from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, release_version
 
 if TYPE_CHECKING:  # numpy.typing takes a second to import in a TCG capture kernel
     import numpy.typing as npt
@@ -98,8 +97,7 @@ def page_layout(info: VmcoreInfo) -> PageLayout:
              "PAGE_OFFLINE_MAPCOUNT_VALUE", "PAGE_SLAB_MAPCOUNT_VALUE",
              "PAGE_HUGETLB_MAPCOUNT_VALUE", "PAGE_UNACCEPTED_MAPCOUNT_VALUE", "HUGETLB_PAGE_DTOR")
     numbers = {n: v for n in names if (v := info.number(n)) is not None}
-    m = re.match(r"(\d+)\.(\d+)", info.osrelease or "")
-    version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    version = release_version(info.osrelease) or (0, 0)
     if version < KERNEL_4_16:
         raise StructPagesUnknown(f"the struct page layout of kernels older than 4.16 "
                                  f"({info.osrelease}) is not known")

@@ -8,6 +8,7 @@ arm64 6.1, which is where kexec-tools goes wrong.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from kdumpctl_py.errors import UsageError
@@ -72,6 +73,12 @@ class VmcoreInfo(NamedTuple):
     @property
     def build_id(self) -> str | None:
         return self.entries.get("BUILD-ID")
+
+
+def release_version(release: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a kernel release ("6.1.0-27-amd64", OSRELEASE), None if it has none."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def parse_vmcoreinfo(data: bytes | str) -> VmcoreInfo:

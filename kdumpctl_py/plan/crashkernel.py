@@ -17,7 +17,6 @@ reserved now.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +25,7 @@ from kdumpctl_py.arch import Arch
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.cmdline import param_values
 from kdumpctl_py.facts.iomem import Range
+from kdumpctl_py.facts.vmcoreinfo import release_version
 from kdumpctl_py.units import MASK64, MiB, format_bytes
 
 if TYPE_CHECKING:
@@ -163,18 +163,12 @@ def rules(release: str | None, arch: Arch | None = None) -> Rules:
     6.0 began rounding the RAM total up to 128 MiB before matching ranges ("kdump: round
     up the total memory size to 128M for crashkernel reservation"); 6.16 added ,cma; some
     architectures had ,high and ,low later than others (Arch.crash_high_low_since)."""
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    if m is None:
+    version = release_version(release)
+    if version is None:
         return Rules()
-    version = (int(m.group(1)), int(m.group(2)))
     return Rules((*SUFFIXES, CMA_SUFFIX) if version >= CMA_SINCE else SUFFIXES,
                  version >= ROUND_SINCE,
                  arch is None or version >= arch.crash_high_low_since)
-
-
-def known_suffixes(release: str | None) -> tuple[str, ...]:
-    """The suffix table of a kernel release ("6.16.3-amd64"); 6.12's when unknown."""
-    return rules(release).suffixes
 
 
 def _last(cmdline: str, suffix: str | None, known: tuple[str, ...] = SUFFIXES) -> int | None:
@@ -202,7 +196,7 @@ def in_force(cmdline: str, release: str | None = None) -> str | None:
     the last one without a suffix, else the last ,high one; None when there is neither."""
     cmdline = cmdline.split("\0", 1)[0]
     for suffix in (None, ",high"):
-        at = _last(cmdline, suffix, known_suffixes(release))
+        at = _last(cmdline, suffix, rules(release).suffixes)
         if at is not None:
             end = cmdline.find(" ", at)
             return cmdline[at:end if end != -1 else len(cmdline)]
