@@ -29,6 +29,7 @@ class TargetError(KdumpError):
 TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES,
                  errno.EPERM)
 UTSNAME_SIZE = 390  # struct new_utsname: six fields of 65 bytes
+DMESG = "vmcore-dmesg.txt"  # the crashed kernel's log, the first file of a dump
 
 
 def utsname(v: Vmcore) -> bytes:
@@ -168,7 +169,7 @@ def dmesg_text(v: Vmcore) -> str:
 
 
 def write_dmesg(v: Vmcore, dir_fd: int) -> None:
-    write_file(dir_fd, "vmcore-dmesg.txt", dmesg_text(v).encode())
+    write_file(dir_fd, DMESG, dmesg_text(v).encode())
 
 
 def write_file(dir_fd: int, name: str, data: bytes) -> None:

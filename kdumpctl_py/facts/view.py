@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 META = "kdumpctl-snapshot.json"
 DEFAULT_TARGET = "/var/crash"
-LOG_ONLY = "vmcore-dmesg.txt"  # what save writes first in a dump's directory
 BOOT_HEADER = 64 << 10
 # Proc and sysfs files are small; cap what is read so a bad root cannot make us swallow gigabytes.
 MAX_READ = 8 << 20
@@ -505,18 +504,19 @@ class SystemView:
             d = root / name
             if not d.is_dir() or d.is_symlink():
                 continue
+            from kdumpctl_py.capture.dumpdir import DMESG
             from kdumpctl_py.capture.record import read_record, summary
             from kdumpctl_py.triage.found import dump_in
 
             files = [f.name for f in d.iterdir() if f.is_file()]
             dump = dump_in(str(d), files)  # the names `dumps` and `keep` know
             rec = dump.save if dump else read_record(str(d))
-            log_only = dump is None and rec is None and LOG_ONLY in files
+            log_only = dump is None and rec is None and DMESG in files
             if dump is None and not log_only and (rec is None or rec.get("saved") is not False):
                 continue  # a save.json alone is a dump's only when it says none was saved
             out.append(DumpEntry(name, bool(dump and dump.complete), dump.bytes if dump else 0,
                                  summary(rec) if rec else
-                                 f"no dump saved: only {LOG_ONLY} was written"
+                                 f"no dump saved: only {DMESG} was written"
                                  if log_only else None))
         return sorted(out, key=lambda e: name_order(e.name))
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
-from kdumpctl_py.capture.dumpdir import TargetError, dmesg_text, dump_name
+from kdumpctl_py.capture.dumpdir import DMESG, TargetError, dmesg_text, dump_name
 from kdumpctl_py.capture.record import NAME as RECORD_NAME
 from kdumpctl_py.capture.record import (
     Attempt,
@@ -352,7 +352,7 @@ def save_over_ssh(remote: Remote, path: str, vmcore: str, options: SaveOptions,
         raise RemoteError(f"ssh {remote.where(path)}: no dump directory was created")
     directory = f"{path.rstrip('/')}/{created}"
     # The log first, as on a local disk: it survives a stream that breaks.
-    remote.run(write_command(directory, "vmcore-dmesg.txt"), dmesg.encode())
+    remote.run(write_command(directory, DMESG), dmesg.encode())
     proc, tail = remote.stream(directory)
     assert proc.stdin is not None
     stream = WatchedStream(proc.stdin, proc)
