@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.errors import UsageError
     from kdumpctl_py.plan.bootloader import ALL, plan_reset, shared_cmdline
     from kdumpctl_py.plan.crashkernel import check_value
-    from kdumpctl_py.plan.crashkernel_defaults import default_crashkernel, page_size
+    from kdumpctl_py.plan.crashkernel_defaults import admins_own, default_crashkernel, page_size
 
     view = open_view(args)
     kernel = args.kernel
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         value = args.value or default_crashkernel(view.arch, page_size(view))
     check_value(value, view.arch)
     plan = plan_reset(view.root, value, kernel, view.uname.release, run_tools=view.live)
-    if args.auto and (own := admins_own(plan, view)):
+    if args.auto and (own := admins_own(plan.edits, view.arch)):
         print(f"{own[0]} holds crashkernel={own[1]}, not kdumpctl-py's default (set since "
               "this boot?); left as it is")
         return 0
@@ -89,24 +89,6 @@ def _carry_out(plan: BootPlan, value: str, dry_run: bool) -> None:
             print("would run:", " ".join(command))
     else:
         apply(plan)
-
-
-def admins_own(plan: BootPlan, view: SystemView) -> tuple[str, str] | None:
-    """(file, value) of a crashkernel= an edit would replace that is no default of
-    kdumpctl-py's: --auto judges what is in force by /proc/cmdline, and an admin may have
-    set their own since that boot (found by review: a kernel update overwrote it)."""
-    import re
-
-    from kdumpctl_py.plan.crashkernel import CMA_SUFFIX
-    from kdumpctl_py.plan.crashkernel_defaults import PAGE_4K, PAGE_64K, is_default
-
-    for edit in plan.edits:  # a word of a command line, quoted or not, in any of the files
-        for value in re.findall(r"(?<![\w.])crashkernel=([^\s\"']+)",
-                                edit.old.decode(errors="replace")):
-            if not value.endswith(CMA_SUFFIX) and not any(
-                    is_default(value, view.arch, page) for page in (PAGE_4K, PAGE_64K)):
-                return str(edit.path), value
-    return None
 
 
 def auto_value(view: SystemView, kernel: str | None) -> str | None:

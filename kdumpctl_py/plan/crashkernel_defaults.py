@@ -18,16 +18,19 @@ which run it came from.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from kdumpctl_py.arch import Arch
 from kdumpctl_py.errors import UsageError
-from kdumpctl_py.plan.crashkernel import RangeRule, format_ranges, parse_size
+from kdumpctl_py.plan.crashkernel import CMA_SUFFIX, RangeRule, format_ranges, parse_size
 from kdumpctl_py.units import GiB as G
 from kdumpctl_py.units import MiB as M
 
 if TYPE_CHECKING:
     from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.plan.bootloader import FileEdit
 
 PAGE_4K = 4 << 10
 PAGE_64K = 64 << 10
@@ -122,6 +125,23 @@ def is_default(value: str, arch: Arch, page_size: int = PAGE_4K) -> bool:
     except UsageError:
         return False
     return value == today or value in {format_ranges(r) for r in _FORMER.get((arch.name, row), ())}
+
+
+# A crashkernel= word of a command line in any boot loader file, quoted or not.
+_WORD = re.compile(r"(?<![\w.])crashkernel=([^\s\"']+)")
+
+
+def admins_own(edits: Iterable[FileEdit], arch: Arch) -> tuple[str, str] | None:
+    """(file, value) of a crashkernel= the edits would replace that is no default of
+    kdumpctl-py's, for either page size: --auto judges what is in force by /proc/cmdline,
+    and an admin may have set their own since that boot (found by review: a kernel update
+    overwrote it)."""
+    for edit in edits:
+        for value in _WORD.findall(edit.old.decode(errors="replace")):
+            if not value.endswith(CMA_SUFFIX) and not any(
+                    is_default(value, arch, page) for page in (PAGE_4K, PAGE_64K)):
+                return str(edit.path), value
+    return None
 
 
 def auto_reset(in_force: list[str], arch: Arch, running_page: int, new_page: int) -> str | None:

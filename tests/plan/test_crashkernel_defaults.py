@@ -89,3 +89,19 @@ def test_riscv64_fixture_default_and_former_one() -> None:
     assert value == "1G-4G:240M,4G-64G:320M,64G-:576M"
     assert evaluate_value(value, 1 * G, view.arch).size == 240 * M
     assert is_default("2G-64G:256M,64G-:512M", view.arch)
+
+
+def test_admins_own_finds_a_value_no_default_of_ours_in_the_files() -> None:
+    from pathlib import Path
+
+    from kdumpctl_py.plan.bootloader import FileEdit
+    from kdumpctl_py.plan.crashkernel_defaults import admins_own
+
+    x86 = get_arch("x86_64")
+    default = default_crashkernel(x86, 4096)
+    grub = FileEdit(Path("/etc/default/grub"),
+                    f'GRUB_CMDLINE_LINUX="ro crashkernel={default} crashkernel=64M,cma"\n'.encode(),
+                    "")
+    assert admins_own([grub], x86) is None  # the default, and an admin's CMA area beside it
+    own = FileEdit(Path("/etc/default/grub"), b'GRUB_CMDLINE_LINUX="crashkernel=512M"\n', "")
+    assert admins_own([grub, own], x86) == ("/etc/default/grub", "512M")
