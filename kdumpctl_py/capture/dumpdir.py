@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import errno
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,11 @@ TARGET_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCE
                  errno.EPERM)
 UTSNAME_SIZE = 390  # struct new_utsname: six fields of 65 bytes
 DMESG = "vmcore-dmesg.txt"  # the crashed kernel's log, the first file of a dump
+# A dump's directory, <host>-YYYY-MM-DD-HH:MM:SS[-N] (dump_name, make_dump_dir), and
+# its vmcore's names, whole and not.
+NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
+COMPLETE = ("vmcore", "vmcore.flat")
+INCOMPLETE = ("vmcore-incomplete", "vmcore.flat-incomplete")
 
 
 def utsname(v: Vmcore) -> bytes:
@@ -63,6 +69,13 @@ def dump_name(v: Vmcore) -> str:
     host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host)[:64] or "localhost"
     when = datetime.datetime.fromtimestamp(crash_time(v), datetime.UTC)
     return f"{host}-{when:%Y-%m-%d-%H:%M:%S}"
+
+
+def name_order(name: str) -> tuple[str, int]:
+    """Where a dump's name places it in time: the crash time in it, then its -N; a name
+    without one first. Names themselves do not sort by time: hosts differ, -10 < -9."""
+    m = NAME_RE.match(name)
+    return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
 
 
 def target_error(e: OSError, what: str, then: str = "") -> TargetError | OSError:

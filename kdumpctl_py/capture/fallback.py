@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 
-from kdumpctl_py.capture.dumpdir import TargetError, make_dump_dir
+from kdumpctl_py.capture.dumpdir import INCOMPLETE, TargetError, make_dump_dir
 from kdumpctl_py.capture.filter import DL_ZERO, STRUCT_PAGE_LEVELS
 from kdumpctl_py.capture.record import Attempt, SaveRecord, write_record
 from kdumpctl_py.capture.save import (
@@ -125,8 +125,7 @@ def record_failure(vmcore: str, target: str, options: SaveOptions, failed: list[
                 v.close()
             directory, fd = make_dump_dir(target, name)
             os.close(fd)
-        left = [n for n in ("vmcore-incomplete", "vmcore.flat-incomplete")
-                if os.path.exists(os.path.join(directory, n))]
+        left = [n for n in INCOMPLETE if os.path.exists(os.path.join(directory, n))]
         size = os.path.getsize(os.path.join(directory, left[0])) if left else 0
         write_record(directory, SaveRecord(
             options.dump_level, None, "not saved", "none", "none", False, round(seconds, 3),

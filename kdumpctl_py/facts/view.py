@@ -491,7 +491,7 @@ class SystemView:
         (not by the names: hosts differ, and -10 sorts before -9). A directory with the
         crash's log and nothing more (the target had room for the log, not for the dump
         nor its save.json) is a dump that was not saved."""
-        from kdumpctl_py.service.retention import name_order
+        from kdumpctl_py.capture.dumpdir import name_order
 
         if not self.live:
             entries = self.meta.get("targets", {}).get(target, {}).get("dumps", [])

@@ -13,15 +13,11 @@ not look like dumps are never touched.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kdumpctl_py.capture.dumpdir import COMPLETE, INCOMPLETE, NAME_RE, name_order
 from kdumpctl_py.capture.record import read_record, said_incomplete
-
-NAME_RE = re.compile(r"^.+-(\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d)(?:-(\d+))?$")
-COMPLETE = ("vmcore", "vmcore.flat")
-INCOMPLETE = ("vmcore-incomplete", "vmcore.flat-incomplete")
 
 
 @dataclass(frozen=True)
@@ -56,13 +52,6 @@ def scan(directory: str) -> list[Dump]:
 def _said_incomplete(path: str, files: set[str]) -> bool:
     vmcore = next(n for n in COMPLETE if n in files)
     return said_incomplete(read_record(path), os.path.join(path, vmcore))
-
-
-def name_order(name: str) -> tuple[str, int]:
-    """Where a dump's name places it in time: the crash time in it, then its -N; a name
-    without one first. Names themselves do not sort by time: hosts differ, -10 < -9."""
-    m = NAME_RE.match(name)
-    return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
 
 
 def dumps_in(entries: dict[str, set[str]],

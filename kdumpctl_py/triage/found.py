@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kdumpctl_py.capture.dumpdir import COMPLETE, INCOMPLETE, NAME_RE
 from kdumpctl_py.capture.record import said_incomplete
-from kdumpctl_py.service.retention import COMPLETE, INCOMPLETE, NAME_RE
 
 VMCORES = (*COMPLETE, *INCOMPLETE)  # in order of preference when several are there
 
