@@ -20,10 +20,12 @@ from kdumpctl_py.units import GiB, MiB
 # starts; riscv64's KERNEL_LINK_ADDR is the same address.
 KERNEL_TEXT_MAP = 0xFFFFFFFF80000000
 
-# What every capture kernel is given (Fedora's kdump sysconfig, Debian's kdump-tools).
+# What every capture kernel is given (Fedora's kdump sysconfig, Debian's kdump-tools),
+# and noresume: neither the kernel, the initramfs nor systemd may resume a hibernation
+# image into the memory being saved.
 CAPTURE_OPTIONS = ("reset_devices", "nr_cpus=1", "cgroup_disable=memory",
                    "udev.children-max=2", "panic=10", "novmcoredd", "cma=0", "hugetlb_cma=0",
-                   "kfence.sample_interval=0")
+                   "kfence.sample_interval=0", "noresume")
 
 
 class Arch(NamedTuple):

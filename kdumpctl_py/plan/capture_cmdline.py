@@ -21,12 +21,15 @@ if TYPE_CHECKING:
 # would run in the crashed kernel's memory, overwriting the dump before it is saved. Its
 # reserved and ACPI forms reach the capture kernel in the map kexec hands over (the
 # reserved and ACPI ranges of /proc/iomem); a persistent-memory one (nn!ss) it needs not,
-# and the dump holds no such memory (not System RAM).
+# and the dump holds no such memory (not System RAM). resume= and resume_offset=: where a
+# hibernation image would be read from (noresume, a capture option, says not to). rdinit=:
+# the capture initramfs is the generator's own, started by its /init.
 REMOVE = (
     "crashkernel", "hugepages", "hugepagesz", "default_hugepagesz", "slub_debug", "quiet",
     "log_buf_len", "swiotlb", "cma", "hugetlb_cma", "ignition.firstboot", "BOOT_IMAGE",
     "initrd", "kexec_jump_back_entry", "kho", "nr_cpus", "maxcpus", "panic",
-    "systemd.unit", "systemd.wants", "kdumpctl_py.test_id", "memmap",
+    "systemd.unit", "systemd.wants", "kdumpctl_py.test_id", "memmap", "resume",
+    "resume_offset", "rdinit",
 )
 CAPTURE_UNIT = "systemd.unit=kdumpctl-py-capture.service"
 # With a network target the capture boot also starts the network: systemd's debug

@@ -53,3 +53,13 @@ def test_a_network_target_starts_the_network() -> None:
     assert words[-2:] == ["systemd.unit=kdumpctl-py-capture.service",
                           "systemd.wants=network-online.target"]
     assert "systemd.wants=foo.service" not in words
+
+
+def test_the_capture_kernel_never_resumes_a_hibernation_image() -> None:
+    """resume= would have the kernel or the initramfs restore an image over the memory
+    being saved; rdinit= names a program of the system's initramfs, not the capture's."""
+    line = ("root=/dev/vda resume=UUID=5 resume_offset=34816 rdinit=/sbin/x "
+            "init=/lib/systemd/systemd")
+    words = capture_cmdline(line, X86_64).split()
+    assert "noresume" in words and "init=/lib/systemd/systemd" in words
+    assert not any(w.startswith(("resume=", "resume_offset=", "rdinit=")) for w in words)
