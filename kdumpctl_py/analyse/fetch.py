@@ -79,7 +79,7 @@ def dump_kernel(vmcore: str) -> DumpKernel:
     """Release, build ID, arch and Debian version of a dump, without debug info."""
     from kdumpctl_py.analyse.program import UNAME_ARCH, Opened, open_core
 
-    prog, fmt, info = open_core(vmcore)
+    prog, fmt, info, _cut = open_core(vmcore)
     if not info.osrelease:
         raise UsageError(f"{vmcore}: VMCOREINFO has no OSRELEASE")
     platform = prog.platform

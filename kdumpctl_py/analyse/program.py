@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, Found, find_vmlinux
 from kdumpctl_py.capture.dumpkind import KDUMP, readable_dump
-from kdumpctl_py.capture.extent import examine
+from kdumpctl_py.capture.extent import Truncation, examine
 from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.facts.vmcoreinfo import VmcoreInfo, parse_vmcoreinfo
 
@@ -53,6 +53,7 @@ class Opened:
     module_kallsyms: bool = False
     missing_modules: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # what drgn logged while loading
+    truncation: Truncation | None = None  # how far short of its headers the file is
 
     @property
     def arch(self) -> str | None:
@@ -103,8 +104,16 @@ def import_drgn() -> Any:
     return drgn
 
 
-def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
-    """A drgn Program on the core file alone, its format and its VMCOREINFO."""
+class Core(NamedTuple):
+    prog: drgn.Program
+    format: str
+    vmcoreinfo: VmcoreInfo
+    truncation: Truncation | None  # cut short after its headers: what is there is read
+
+
+def open_core(path: str) -> Core:
+    """A drgn Program on the core file alone, its format, its VMCOREINFO and how far
+    short it is (the headers and descriptors are read once, here, for all of it)."""
     drgn = import_drgn()
     fmt, _head = readable_dump(path)
     cut, bad = examine(path)
@@ -128,7 +137,7 @@ def open_core(path: str) -> tuple[drgn.Program, str, VmcoreInfo]:
         text = prog["VMCOREINFO"].string_()
     except Exception as e:  # LookupError, FaultError, libkdumpfile's Exception
         raise UsageError(f"{path} has no readable VMCOREINFO: {e}") from None
-    return prog, fmt, parse_vmcoreinfo(text)
+    return Core(prog, fmt, parse_vmcoreinfo(text), cut)
 
 
 def dump_arch(prog: drgn.Program) -> str | None:
@@ -145,10 +154,10 @@ def open_dump(path: str, vmlinux: str | None = None,
               search: bool = True, modules: bool = True, show_drgn_log: bool = False) -> Opened:
     """Open `path` with the best debug info to be had; never fails for the lack of it."""
     drgn = import_drgn()
-    prog, fmt, info = open_core(path)
+    prog, fmt, info, cut = open_core(path)
     found = find_vmlinux(info.build_id, info.osrelease, vmlinux, debug_dirs, cache, search,
                          dump_arch(prog))
-    opened = Opened(prog, path, fmt, info, found)
+    opened = Opened(prog, path, fmt, info, found, truncation=cut)
     with drgn_log_captured(show_drgn_log) as messages:
         prog.set_enabled_debug_info_finders(["standard"])  # never debuginfod on its own
         prog.debug_info_options.directories = tuple(d for d in debug_dirs if os.path.isdir(d))

@@ -14,9 +14,13 @@ import gc
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdumpctl_py.analyse.signature import VERSION
+
+if TYPE_CHECKING:
+    from kdumpctl_py.analyse.model import Report
+    from kdumpctl_py.capture.extent import Truncation
 
 NAME = "analysis.json"
 
@@ -45,22 +49,18 @@ def analyse(vmcore: str, debug_dirs: Sequence[str] | None = None) -> dict[str, A
     alone (analyse/logonly.py), saying why in `warnings`."""
     from kdumpctl_py.analyse import logonly
     from kdumpctl_py.analyse.render import to_json
+    from kdumpctl_py.capture.extent import truncation
     from kdumpctl_py.errors import KdumpError
 
     try:
         import drgn  # noqa: F401
     except ImportError:
-        report = logonly.gather(vmcore)
+        report, cut = logonly.gather(vmcore), truncation(vmcore)
     else:
-        from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS
-        from kdumpctl_py.analyse.program import open_dump
-        from kdumpctl_py.analyse.report import gather
-
         try:
-            report = gather(open_dump(vmcore, None,
-                                      debug_dirs=tuple(debug_dirs or DEBUG_DIRS)))
+            report, cut = _with_drgn(vmcore, debug_dirs)
         except KdumpError as e:
-            report = logonly.gather(vmcore)
+            report, cut = logonly.gather(vmcore), truncation(vmcore)
             report.missing.remove(logonly.MISSING)
             report.warnings.append(f"drgn: {e}; the report is the kernel log's")
         finally:
@@ -69,11 +69,20 @@ def analyse(vmcore: str, debug_dirs: Sequence[str] | None = None) -> dict[str, A
             # generation: a `report` or triage worker analysing dump after dump would keep
             # every one's program, its files and debug info (about 225 MB each with DWARF).
             gc.collect()
-    from kdumpctl_py.capture.extent import truncation
-
-    if (cut := truncation(vmcore)) is not None:
+    if cut is not None:
         report.warnings.append(f"the dump is {cut}; the analysis shows what is there")
     return {**to_json(report), "dump_bytes": os.stat(vmcore).st_size}
+
+
+def _with_drgn(vmcore: str, debug_dirs: Sequence[str] | None) -> tuple[Report, Truncation | None]:
+    """The report of the dump opened by drgn, and how far short the file is (read while
+    opening it); the program is the caller's to collect once this returns."""
+    from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS
+    from kdumpctl_py.analyse.program import open_dump
+    from kdumpctl_py.analyse.report import gather
+
+    opened = open_dump(vmcore, None, debug_dirs=tuple(debug_dirs or DEBUG_DIRS))
+    return gather(opened), opened.truncation
 
 
 def store(vmcore: str, data: dict[str, Any]) -> str:

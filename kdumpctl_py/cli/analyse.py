@@ -70,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if args.log_lines < 0:
         raise UsageError("--log-lines must be 0 (all) or more")
     debug_dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
-    cut = truncation(args.vmcore)
     opened = None
     try:
         opened = open_dump(args.vmcore, args.vmlinux, debug_dirs=debug_dirs,
                            show_drgn_log=args.debug)
+        cut = opened.truncation
     except KdumpError as e:
+        cut = truncation(args.vmcore)
         if cut is not None and not cut.in_headers:
             e = UsageError(f"{args.vmcore} is {cut}; {e}")
         report = None if args.shell or args.vmlinux else _log_only(args, e)

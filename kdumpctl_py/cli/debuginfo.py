@@ -54,7 +54,7 @@ def run_find(args: argparse.Namespace) -> int:
     from kdumpctl_py.analyse.debuginfo import DEBUG_DIRS, find_vmlinux
     from kdumpctl_py.analyse.program import dump_arch, open_core
 
-    prog, _fmt, info = open_core(args.vmcore)
+    prog, _fmt, info, _cut = open_core(args.vmcore)
     dirs = tuple(args.debug_dirs) if args.debug_dirs else DEBUG_DIRS
     found = find_vmlinux(info.build_id, info.osrelease, args.vmlinux, dirs, arch=dump_arch(prog))
     if args.json:

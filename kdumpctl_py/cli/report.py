@@ -95,7 +95,7 @@ def fetch_debuginfo(vmcore: str) -> None:
         from kdumpctl_py.analyse.fetch import Fetcher, dump_kernel
         from kdumpctl_py.analyse.program import dump_arch, open_core
 
-        prog, _fmt, info = open_core(vmcore)
+        prog, _fmt, info, _cut = open_core(vmcore)
         if find_vmlinux(info.build_id, info.osrelease, None, DEBUG_DIRS,
                         arch=dump_arch(prog)).vmlinux:
             return

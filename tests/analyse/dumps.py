@@ -46,7 +46,7 @@ DumpOf = Callable[..., Dump]  # the crash_dump fixture: (arch, vmlinux=True) -> 
 def _vmcoreinfo(vmcore: Path) -> tuple[str | None, str | None, str]:
     from kdumpctl_py.analyse.program import open_core
 
-    _prog, fmt, info = open_core(str(vmcore))
+    _prog, fmt, info, _cut = open_core(str(vmcore))
     return info.build_id, info.osrelease, fmt
 
 

@@ -115,7 +115,7 @@ class DrgnCore:
     def __init__(self, path: Path) -> None:
         from kdumpctl_py.analyse.program import open_core
 
-        self.prog, _, info = open_core(str(path))
+        self.prog, _, info, _ = open_core(str(path))
         self.vmcoreinfo: VmcoreInfo = info
 
     def read_virt(self, vaddr: int, size: int) -> bytes:
