@@ -241,11 +241,50 @@ def _parse_assignment(n: int, line: str) -> _Assignment | None:
     return _Assignment(n, name, m.group(1), quote, value, tail + line[len(body):])
 
 
+# What opens and closes a compound command (a function's body is a { } group), as any word
+# of a line; quoted text and comments are taken out before they are looked for.
+_OPENERS = frozenset(("if", "case", "for", "while", "until", "select", "{"))
+_CLOSERS = frozenset(("fi", "esac", "done", "}"))
+_QUOTED = re.compile(r"\"(?:\\.|[^\"\\])*\"|'[^']*'")
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?[ \t]*([\"']?)([\w.-]+)\1")  # not <<< here-strings
+
+
+def _nesting(lines: list[str]) -> list[bool]:
+    """For each line, whether it is inside an if, case, loop, function, { } group or
+    here-document: an assignment there is in force or not as the shell decides (or is
+    no assignment at all), which a plan cannot follow."""
+    inside, depth, delimiter = [], 0, None
+    for line in lines:
+        body = line.rstrip("\r\n")
+        if delimiter is not None:
+            inside.append(True)
+            if body.lstrip("\t") == delimiter:
+                delimiter = None
+            continue
+        inside.append(depth > 0)
+        code = _QUOTED.sub(" x ", body).split("#", 1)[0] if not body.lstrip().startswith("#") \
+            else ""
+        for word in re.split(r"[ \t;&|()]+", code):
+            depth += (word in _OPENERS) - (word in _CLOSERS)
+        depth = max(depth, 0)
+        if (m := _HEREDOC.search(code if "<<" in code else "")) is not None:
+            delimiter = m.group(2)
+        if depth > 0:
+            inside[-1] = True
+    return inside
+
+
 def _last_assignments(lines: list[str]) -> dict[str, _Assignment]:
-    """The last assignment of each variable, the one the shell keeps."""
+    """The last assignment of each variable, the one the shell keeps; one inside a compound
+    command or here-document is refused (found by review: the last of two under if/else
+    was edited, whichever branch the shell takes)."""
     last: dict[str, _Assignment] = {}
-    for n, line in enumerate(lines):
+    for n, (line, nested) in enumerate(zip(lines, _nesting(lines), strict=True)):
         assignment = _parse_assignment(n, line)
+        if assignment is not None and nested:
+            raise KdumpError(f"line {n + 1} sets {assignment.name} inside an if, case, loop, "
+                             "function or here-document, so whether it is in force is the "
+                             f"shell's to decide; add {PARAM} there by hand")
         if assignment is not None:
             last[assignment.name] = assignment
     return last
@@ -364,16 +403,17 @@ def plan_reset(root: Path, value: str, kernel: str | None, release: str,
 
 def _edits(paths: list[Path], planner: Callable[[str, str], str],
            value: str) -> tuple[FileEdit, ...]:
-    out = []
-    for path in paths:
-        raw, text = _read(path)
-        try:
-            new = planner(text, value)
-        except KdumpError as e:
-            raise KdumpError(f"{path}: {e}; not editing it") from None
-        if new != text:
-            out.append(FileEdit(path, raw, new))
-    return tuple(out)
+    return tuple(e for path in paths for e in _edit(path, *_read(path), planner, value))
+
+
+def _edit(path: Path, raw: bytes, text: str, planner: Callable[[str, str], str],
+          value: str) -> tuple[FileEdit, ...]:
+    """The edit `planner` makes to the file read as `raw`, none when it changes nothing."""
+    try:
+        new = planner(text, value)
+    except KdumpError as e:
+        raise KdumpError(f"{path}: {e}; not editing it") from None
+    return (FileEdit(path, raw, new),) if new != text else ()
 
 
 def _plan_bls(root: Path, entries: list[Path], value: str, kernel: str | None,
@@ -413,9 +453,9 @@ def _check_drop_ins(root: Path, target: str) -> None:
 def _plan_grub(root: Path, value: str, kernel: str | None, run_tools: bool) -> BootPlan:
     if kernel not in (None, ALL):
         raise UsageError(f"/{DEFAULT_GRUB} applies to every kernel; use --kernel ALL")
-    edits = _edits([root / DEFAULT_GRUB], edit_default_grub, value)
-    _check_drop_ins(root, _grub_target(_last_assignments(
-        _read(root / DEFAULT_GRUB)[1].splitlines(keepends=True))))
+    raw, text = _read(root / DEFAULT_GRUB)
+    edits = _edit(root / DEFAULT_GRUB, raw, text, edit_default_grub, value)
+    _check_drop_ins(root, _grub_target(_last_assignments(text.splitlines(keepends=True))))
     if find_tool(root, "update-grub"):
         command: tuple[str, ...] = ("update-grub",)
     elif find_tool(root, "grub2-mkconfig"):

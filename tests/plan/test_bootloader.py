@@ -294,3 +294,32 @@ def test_default_grub_lines_the_shell_reads_otherwise_are_refused(line: str) -> 
     kernel rejects, so nothing would be reserved."""
     with pytest.raises(KdumpError, match="line 1"):
         edit_default_grub(line, "384M")
+
+
+@pytest.mark.parametrize("text", [
+    'if [ -e /etc/serial ]; then\n  GRUB_CMDLINE_LINUX="console=ttyS0"\nelse\n'
+    '  GRUB_CMDLINE_LINUX="quiet"\nfi\n',
+    'case "$(uname -m)" in\n  arm64)\n  GRUB_CMDLINE_LINUX="a"\n  ;;\nesac\n',
+    "setup() {\n  GRUB_CMDLINE_LINUX=quiet\n}\n",
+    'while read -r x; do\nGRUB_CMDLINE_LINUX="x"\ndone < /x\n',
+    "cat > /tmp/x <<'END'\nGRUB_CMDLINE_LINUX=\"quiet\"\nEND\n",
+])
+def test_default_grub_assignments_the_shell_decides_on_are_refused(text: str) -> None:
+    """Found by review: of two assignments under if/else the last was edited, whichever
+    branch the shell takes; one in a here-document is no assignment at all."""
+    with pytest.raises(KdumpError, match=r"line \d sets GRUB_CMDLINE_LINUX inside"):
+        edit_default_grub('GRUB_TIMEOUT=5\n' + text, "V")
+
+
+def test_default_grub_compound_commands_elsewhere_are_followed() -> None:
+    """Blocks, one-line loops, here-strings and keywords in quotes or comments that close
+    before the assignment leave it in force."""
+    head = ("GRUB_DISTRIBUTOR=`( . /etc/os-release; echo ${NAME:-Debian} ) 2>/dev/null`\n"
+            "# if you change this file, run update-grub\n"
+            'if [ -e /x ]; then\n  GRUB_TIMEOUT=1\nfi\n'
+            "for f in a b; do :; done\n"
+            'GRUB_GFXMODE="if { case"\n'
+            "read -r X <<< word\n"
+            "cat <<-END\n\tGRUB_TIMEOUT=2\n\tEND\n")
+    text = head + 'GRUB_CMDLINE_LINUX="quiet"\n'
+    assert edit_default_grub(text, "V") == head + 'GRUB_CMDLINE_LINUX="quiet crashkernel=V"\n'
