@@ -337,11 +337,15 @@ class _Reader:
         return int.from_bytes(buf[off:off + width], self.order)
 
     def fetch(self, vaddr: int, size: int, what: str) -> bytes:
+        """Bytes of the log's structures. Memory the dump lacks or cannot decompress is
+        the dump's fault, bad input (exit 2) however it is damaged; an I/O error reading
+        it (EIO from /proc/vmcore or a disk) is a failure (exit 1)."""
         try:
             return self.mem.read_virt(vaddr, size)
-        except (KdumpError, OSError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else e
-            raise KdumpError(f"cannot read {what} at {vaddr:#x}: {reason}") from None
+        except OSError as e:
+            raise KdumpError(f"cannot read {what} at {vaddr:#x}: {e.strerror or e}") from None
+        except KdumpError as e:
+            raise UsageError(f"cannot read {what} at {vaddr:#x}: {e}") from None
 
     def probe(self, vaddr: int, size: int, what: str) -> None:
         """Check that both ends of an array are in the dump before walking it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import struct
 from collections.abc import Iterator
@@ -258,17 +259,31 @@ def test_implausible_ring_sizes_are_refused(offset: int, fmt: str, value: int,
 
 
 def test_ring_arrays_outside_the_dump_are_a_one_line_error() -> None:
+    """However the dump lacks them, bad input (exit 2): found by review, a page cut off
+    gave 2 and one that does not decompress 1."""
     ring = busy_ring()
-    with pytest.raises(KdumpError, match="cannot read the printk descriptor ring at 0x"):
+    with pytest.raises(UsageError, match="cannot read the printk descriptor ring at 0x"):
         read_kernel_log(FakeMemory(corrupt(ring, 8, "<Q", 0x1000), ring.vmcoreinfo()))
     mem = ring.memory()
     mem[DATA] = mem[DATA][:100]
-    with pytest.raises(KdumpError, match="cannot read the printk text ring"):
+    with pytest.raises(UsageError, match="cannot read the printk text ring"):
         read_kernel_log(FakeMemory(mem, ring.vmcoreinfo()))
     mem = ring.memory()
     mem[IMAGE] = struct.pack("<Q", 0xDEAD0000) + mem[IMAGE][8:]
-    with pytest.raises(KdumpError, match="cannot read the printk ring buffer at 0xdead0000"):
+    with pytest.raises(UsageError, match="cannot read the printk ring buffer at 0xdead0000"):
         read_kernel_log(FakeMemory(mem, ring.vmcoreinfo()))
+
+
+def test_an_io_error_reading_the_ring_is_a_failure_not_bad_input() -> None:
+    ring = busy_ring()
+
+    class Failing(FakeMemory):
+        def read_virt(self, vaddr: int, size: int) -> bytes:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(KdumpError, match="Input/output error") as e:
+        read_kernel_log(Failing(ring.memory(), ring.vmcoreinfo()))
+    assert not isinstance(e.value, UsageError)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
