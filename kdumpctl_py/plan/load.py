@@ -121,17 +121,26 @@ def check_image(view: SystemView, path: str, image: KernelImage, method: str) ->
 
 
 def check_fits(view: SystemView, in_memory: int, initrd_size: int | None) -> None:
-    """More than the crash region holds is said before the kernel says ENOMEM (the classic
-    plan checks its own segments)."""
+    """More than the crash region holds is said before the kernel says EADDRNOTAVAIL (the
+    classic plan checks its own segments). kexec_file_load places every segment in
+    crashk_res alone (kernel/kexec_file.c kexec_walk_resources()), never in the low
+    region a crashkernel=X,high reservation also has, so only crashk_res counts."""
     from kdumpctl_py.plan.crashkernel import reserved
     from kdumpctl_py.units import format_bytes
 
-    region = reserved(view).total
+    now = reserved(view)
+    main, low = now.main, now.low
+    region = main.size if main is not None else now.total
     need = in_memory + (initrd_size or 0)
     if region and need > region:
+        which, fix = f"{format_bytes(region)} crash region", "crashkernel="
+        if main is not None and low is not None:
+            which = (f"{format_bytes(region)} high crash region at {main.start:#x} "
+                     f"(kexec_file_load uses none of the {format_bytes(low.size)} low one)")
+            fix = "the crashkernel=...,high size"
         raise KdumpError(f"the capture kernel ({format_bytes(in_memory)} in memory) and initrd "
                          f"({format_bytes(initrd_size or 0)}) need {format_bytes(need)}, more "
-                         f"than the {format_bytes(region)} crash region")
+                         f"than the {which}; raise {fix} and reboot")
 
 
 def check_machine(view: SystemView, cfg: Config) -> None:

@@ -149,6 +149,26 @@ def test_a_kernel_larger_than_the_region_is_refused(tmp_path: Path) -> None:
         plan_capture_load(SystemView(view.root), Config(), LoadRequest())
 
 
+def test_kexec_file_load_fits_the_high_region_alone(tmp_path: Path) -> None:
+    """crashkernel=32M,high with its 256M low region: kexec_file_load places every segment
+    in crashk_res (kexec_walk_resources()), so 288 MiB in all does not make 78 MiB fit."""
+    view = with_boot(tmp_path, "debian12-amd64")
+    (view.root / "proc/iomem").write_text(
+        "00001000-0009fbff : System RAM\n"
+        "00100000-bfffffff : System RAM\n"
+        "  26000000-35ffffff : Crash kernel\n"
+        "100000000-43fffffff : System RAM\n"
+        "  43e000000-43fffffff : Crash kernel\n")
+    (view.root / "sys/kernel/kexec_crash_size").write_text(f"{288 << 20}\n")
+    big = bytearray(bzimage())
+    big[0x260:0x264] = (52 << 20).to_bytes(4, "little")  # init_size: 52 MiB in memory
+    (view.root / f"boot/vmlinuz-{view.uname.release}").write_bytes(big)
+    with pytest.raises(KdumpError, match=r"need 72 MiB, more than the 32 MiB high crash region "
+                       r"at 0x43e000000 \(kexec_file_load uses none of the 256 MiB low one\); "
+                       r"raise the crashkernel=...,high size"):
+        plan_capture_load(SystemView(view.root), Config(), LoadRequest())
+
+
 @pytest.mark.parametrize("name", GUESTS)
 def test_one_capture_command_line_whichever_path(
         tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch,
