@@ -47,7 +47,7 @@ def choose_method(view: SystemView, wanted: str = "auto", with_dtb: bool = False
                             "and the device tree (no device tree given)")
     if probes.get("kexec_load") == "available":
         if locked:
-            return MethodChoice(None, f"kexec_load is blocked by lockdown ({view.lockdown})")
+            return MethodChoice(None, _locked_out(view))
         if probes.get("kexec_file_load") == "missing":  # ENOSYS: built without KEXEC_FILE
             return MethodChoice("classic", f"kexec_load is the only path: this {view.arch.name} "
                                 "kernel has no KEXEC_FILE; segments built here")
@@ -71,6 +71,8 @@ def _none_available(view: SystemView, probes: Mapping[str, str]) -> str:
     if "not-permitted" in states:
         if view.kexec_load_disabled:
             return "kexec is disabled (sysctl kernel.kexec_load_disabled=1)"
+        if view.lockdown not in (None, "none") and probes.get("kexec_load") == "not-permitted":
+            return _locked_out(view)
         limits = view.kexec_load_limits
         if limits.get("panic") == 0:
             return ("no capture kernel loads are left until reboot "
@@ -81,3 +83,11 @@ def _none_available(view: SystemView, probes: Mapping[str, str]) -> str:
     if states == {"missing"}:
         return "this kernel was built without kexec (CONFIG_KEXEC*)"
     return "could not tell which kexec calls this kernel offers"
+
+
+def _locked_out(view: SystemView) -> str:
+    """Lockdown refuses kexec_load (EPERM, what the probe meets there too) and the kernel
+    has no other call: say so, and what boots a kernel that can load one."""
+    return (f"kexec_load is blocked by lockdown ({view.lockdown}) and this kernel has no "
+            "kexec_file_load, the only call lockdown allows: boot a kernel built with "
+            "CONFIG_KEXEC_FILE, or boot without lockdown (no lockdown= word, Secure Boot off)")

@@ -42,6 +42,18 @@ def test_auto(tmp_path: Path, probes: dict[str, str], lockdown: str | None, dtb:
     assert choice.method == method and choice.why
 
 
+@pytest.mark.parametrize("kexec_load", ["available", "not-permitted"])
+def test_lockdown_without_kexec_file_load_says_so(tmp_path: Path, kexec_load: str) -> None:
+    """Under lockdown kexec_load's probe meets EPERM itself: the reason is lockdown, not root."""
+    probes = {"extended": "missing", "kexec_file_load": "missing", "kexec_load": kexec_load}
+    choice = choose_method(view(tmp_path, probes, "integrity"))
+    assert choice.method is None
+    assert choice.why == ("kexec_load is blocked by lockdown (integrity) and this kernel has no "
+                          "kexec_file_load, the only call lockdown allows: boot a kernel built "
+                          "with CONFIG_KEXEC_FILE, or boot without lockdown (no lockdown= word, "
+                          "Secure Boot off)")
+
+
 def test_auto_says_a_given_dtb_goes_unused(tmp_path: Path) -> None:
     choice = choose_method(view(tmp_path, {**ALL, "extended": "missing"}), with_dtb=True)
     assert choice.method == "file" and "device tree given is not used" in choice.why
