@@ -62,11 +62,11 @@ def run_load(args: argparse.Namespace) -> int:
     if args.verb in ("start", "restart") and not args.dry_run and view.live \
             and not (args.kernel or args.initrd or args.no_initrd):
         from kdumpctl_py.errors import KdumpError
+        from kdumpctl_py.plan.load import NOTHING_RESERVED
         from kdumpctl_py.service.initramfs import refresh
 
         if view.kexec_crash_size == 0:  # as Fedora's kdumpctl, before building anything
-            raise KdumpError("no memory is reserved for a capture kernel: run kdumpctl-py "
-                             "reset-crashkernel, then reboot (kdumpctl-py status says more)")
+            raise KdumpError(NOTHING_RESERVED)
         refresh(view)
         view = open_view(args, probe=True)  # /boot may have changed
     plan = plan_from_args(view, args)

@@ -55,6 +55,10 @@ class LoadPlan:
     chosen: bool = False  # by auto, not forced: a refused extended call may fall back to file
 
 
+NOTHING_RESERVED = ("no memory is reserved for a capture kernel: run kdumpctl-py "
+                    "reset-crashkernel, then reboot (kdumpctl-py status says more)")
+
+
 def default_kernel(view: SystemView) -> str:
     found = find_kernel(view, view.uname.release)
     if found is None:
@@ -129,6 +133,8 @@ def check_fits(view: SystemView, in_memory: int, initrd_size: int | None) -> Non
     from kdumpctl_py.units import format_bytes
 
     now = reserved(view)
+    if now.total == 0:  # the classic plan says the same from /proc/iomem
+        raise KdumpError(NOTHING_RESERVED)
     main, low = now.main, now.low
     region = main.size if main is not None else now.total
     need = in_memory + (initrd_size or 0)

@@ -149,6 +149,22 @@ def test_a_kernel_larger_than_the_region_is_refused(tmp_path: Path) -> None:
         plan_capture_load(SystemView(view.root), Config(), LoadRequest())
 
 
+@pytest.mark.parametrize("verb", ["start", "load"])
+def test_a_dry_run_with_nothing_reserved_fails_as_start_would(
+        tmp_path: Path, verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """kexec_file_load's plan has no segments of its own to place: with no crash region
+    its dry run printed a plan and exited 0, where start refuses and the kernel would too."""
+    view = with_boot(tmp_path, "debian12-amd64")
+    iomem = view.root / "proc/iomem"
+    iomem.write_text("".join(ln for ln in iomem.read_text().splitlines(keepends=True)
+                             if "Crash kernel" not in ln))
+    (view.root / "sys/kernel/kexec_crash_size").write_text("0\n")
+    assert main(["--sysroot", str(view.root), verb, "--dry-run"]) == 1
+    assert capsys.readouterr().err == (
+        "kdumpctl-py: error: no memory is reserved for a capture kernel: run kdumpctl-py "
+        "reset-crashkernel, then reboot (kdumpctl-py status says more)\n")
+
+
 def test_kexec_file_load_fits_the_high_region_alone(tmp_path: Path) -> None:
     """crashkernel=32M,high with its 256M low region: kexec_file_load places every segment
     in crashk_res (kexec_walk_resources()), so 288 MiB in all does not make 78 MiB fit."""
