@@ -74,6 +74,9 @@ def run_load(args: argparse.Namespace) -> int:
         check_before_arming(view)
     if args.dry_run:
         print(describe(plan))
+        if args.verb == "start" and view.kexec_crash_loaded:  # what start itself does then
+            print("note: a capture kernel is already loaded: start would leave it and load "
+                  "nothing (kdumpctl-py restart replaces it)")
         return 0
     carry_out(view, plan, replace=args.verb in ("restart", "reload"))
     if args.verb == "start":

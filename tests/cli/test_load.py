@@ -93,3 +93,23 @@ def test_start_with_nothing_reserved_fails_before_building_the_initramfs(
     assert main([verb]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kdumpctl-py: error: no memory is reserved for a capture kernel")
+
+
+def test_start_dry_run_says_a_loaded_capture_kernel_stays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the load-plan review: start does nothing while a capture kernel is loaded,
+    and its dry run printed the plan as if it would load it."""
+    import shutil
+
+    from kdumpctl_py.cli import main
+    from tests.conftest import SNAPSHOTS
+
+    root = tmp_path / "snap"
+    shutil.copytree(SNAPSHOTS / "debian13-arm64", root)
+    (root / "sys/kernel/kexec_crash_loaded").write_text("1\n")
+    note = ("note: a capture kernel is already loaded: start would leave it and load nothing "
+            "(kdumpctl-py restart replaces it)\n")
+    assert main(["--sysroot", str(root), "start", "--dry-run"]) == 0
+    assert capsys.readouterr().out.endswith(note)
+    assert main(["--sysroot", str(root), "restart", "--dry-run"]) == 0
+    assert note not in capsys.readouterr().out
