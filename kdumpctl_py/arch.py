@@ -48,6 +48,12 @@ class Arch(NamedTuple):
     # KEXEC_CRASH_MEM_ALIGN, what kernel/kexec_core.c rounds a new kexec_crash_size up
     # to: PAGE_SIZE (None), except s390 (arch/s390/include/asm/kexec.h: HPAGE_SIZE).
     crash_mem_align: int | None = None
+    # CRASH_ALIGN (asm/crash_reserve.h): a crashkernel=size@offset base not a multiple
+    # of it reserves nothing (memblock_phys_alloc_range() in [offset, offset + size)).
+    # None: not checked here. Before `older_fixed_align`'s release, its alignment
+    # (x86 before 6.7's reserve_crashkernel_generic(): SZ_1M).
+    crash_align: int | None = None
+    older_fixed_align: tuple[tuple[int, int], int] | None = None
     # The capture kernel's command line: what is added to the running kernel's.
     capture_options: tuple[str, ...] = CAPTURE_OPTIONS
     # The elfcorehdr. Where the kernel image's PT_LOAD comes from: /proc/kcore's
@@ -91,7 +97,8 @@ class Arch(NamedTuple):
 ARCHES: tuple[Arch, ...] = (
     # x86: low size is max(swiotlb + 8 MiB, 256 MiB); swiotlb defaults to 64 MiB.
     Arch("x86_64", ("amd64", "x86-64"), 62, 246, 320, True, 256 * MiB,
-         low_size_over_swiotlb=8 * MiB,
+         low_size_over_swiotlb=8 * MiB, crash_align=16 * MiB,
+         older_fixed_align=((6, 7), 1 * MiB),
          capture_options=("irqpoll", *CAPTURE_OPTIONS, "mce=off", "numa=off",
                           "acpi_no_memhotplug", "transparent_hugepage=never", "nokaslr",
                           "hest_disable", "pcie_ports=compat"),
@@ -100,13 +107,13 @@ ARCHES: tuple[Arch, ...] = (
          file_image=("x86-bzimage", "bzImage (/boot/vmlinuz-*)"), page_tables="x86-64",
          prstatus_regs=(16, 19, 27)),
     Arch("aarch64", ("arm64",), 183, 104, 294, True, 128 * MiB,
-         crash_high_low_since=(5, 19), iomem_nomap="reserved",
+         crash_high_low_since=(5, 19), iomem_nomap="reserved", crash_align=2 * MiB,
          capture_options=("irqpoll", *CAPTURE_OPTIONS, "swiotlb=noforce"),
          kernel_image="iomem", linear_map="va-bits", phys_base_name="PHYS_OFFSET",
          note_buf_size=12 + 8 + 392 + 12, classic_image="arm64-image", at_text_offset=True,
          initrd_window=32 * GiB, purgatory=True, page_tables="arm64",
          prstatus_regs=(32, 31, 34)),
-    Arch("riscv64", ("riscv",), 243, 104, 294, True, 128 * MiB,
+    Arch("riscv64", ("riscv",), 243, 104, 294, True, 128 * MiB, crash_align=2 * MiB,
          kernel_image="kcore-text", linear_map="page-offset", phys_base_name="phys_ram_base",
          firmware_in_dt=True, classic_image="riscv-image", image_2m_end=True,
          page_tables="riscv", prstatus_regs=(0, 2, 32)),

@@ -155,6 +155,7 @@ class Rules(NamedTuple):
     suffixes: tuple[str, ...] = SUFFIXES  # get_last_crashkernel's table
     round_ram: bool = True  # ranges matched against the RAM total rounded up to 128 MiB
     high_low: bool = True  # ,high and ,low, where the architecture has them at all
+    fixed_align: int | None = None  # what an @offset must be a multiple of (None: unchecked)
 
 
 def rules(release: str | None, arch: Arch | None = None) -> Rules:
@@ -164,11 +165,14 @@ def rules(release: str | None, arch: Arch | None = None) -> Rules:
     up the total memory size to 128M for crashkernel reservation"); 6.16 added ,cma; some
     architectures had ,high and ,low later than others (Arch.crash_high_low_since)."""
     version = release_version(release)
+    align = arch.crash_align if arch else None
     if version is None:
-        return Rules()
+        return Rules(fixed_align=align)
+    if arch and arch.older_fixed_align and version < arch.older_fixed_align[0]:
+        align = arch.older_fixed_align[1]
     return Rules((*SUFFIXES, CMA_SUFFIX) if version >= CMA_SINCE else SUFFIXES,
                  version >= ROUND_SINCE,
-                 arch is None or version >= arch.crash_high_low_since)
+                 arch is None or version >= arch.crash_high_low_since, align)
 
 
 def _last(cmdline: str, suffix: str | None, known: tuple[str, ...] = SUFFIXES) -> int | None:
@@ -310,6 +314,10 @@ def evaluate(cmdline: str, ram: int, arch: Arch, swiotlb: int | None = None,
         size, base = parsed
         if size == 0:
             raise InvalidCrashkernel("the size is zero")
+        if base and kernel.fixed_align and base % kernel.fixed_align:
+            raise InvalidCrashkernel(
+                f"@{base:#x} is not a multiple of {format_bytes(kernel.fixed_align)}: the "
+                "kernel finds no aligned place between it and its end and reserves nothing")
         result = Reservation(size, base or None, False, None)
     elif arch.crash_high_low and kernel.high_low:
         result = _high_low(cmdline, arch, swiotlb)

@@ -114,15 +114,17 @@ def model_suffix(word: str, suffix: str) -> int | None:
     return n[0] if n is not None and v[n[1]:] == suffix else None
 
 
-def model(cmdline: str, ram: int, high_low: bool, low_default: int | None) -> Reservation | None:
-    """The kernel's parse_crashkernel in plain terms; None when nothing is reserved."""
+def model(cmdline: str, ram: int, high_low: bool, low_default: int | None,
+          align: int | None = None) -> Reservation | None:
+    """The kernel's parse_crashkernel in plain terms; None when nothing is reserved (an
+    @offset that is not a multiple of CRASH_ALIGN, `align`, reserves nothing either)."""
     line = cmdline.split("\0")[0]
     found = [line[m.start():].split(" ")[0] for m in re.finditer("(?=crashkernel=)", line)]
     plain = [w for w in found if not (w.endswith(",high") or w.endswith(",low"))]
     if plain:
         v = plain[-1][len("crashkernel="):]
         parsed = model_ranges(v, ram) if ":" in v else model_simple(v)
-        if parsed is None or parsed[0] == 0:
+        if parsed is None or parsed[0] == 0 or (align and parsed[1] % align):
             return None
         result = Reservation(parsed[0], parsed[1] or None, False, None)
     elif high_low:
@@ -148,7 +150,8 @@ def implementation(cmdline: str, ram: int, arch_name: str) -> Reservation | None
 def model_for(cmdline: str, ram: int, arch_name: str) -> Reservation | None:
     arch = get_arch(arch_name)
     low = 256 * M if arch_name == "x86_64" else arch.default_low_size
-    return model(cmdline, ram, arch.crash_high_low, low)
+    align = {"x86_64": 16 * M, "aarch64": 2 * M, "riscv64": 2 * M}.get(arch_name)
+    return model(cmdline, ram, arch.crash_high_low, low, align)
 
 
 # -- generators -----------------------------------------------------------------
@@ -296,6 +299,7 @@ def test_format_reservation_round_trips(size: int, extra: int, high: bool, low: 
     arch = get_arch(arch_name)
     if high and not arch.crash_high_low:
         return
+    offset -= offset % (16 * M)  # CRASH_ALIGN's multiple on every architecture
     r = Reservation(size, None, True, low) if high else Reservation(size, offset or None, False,
                                                                     None)
     ram = size + extra
@@ -357,6 +361,27 @@ def test_memparse_known(text: str, value: int, end: int) -> None:
 ])
 def test_evaluate_known(value: str, ram: int, expected: Reservation) -> None:
     assert evaluate_value(value, ram, X86) == expected
+
+
+@pytest.mark.parametrize("value,arch,release,reserved", [
+    ("256M@0x1800000", "x86_64", None, False),  # 6.12: CRASH_ALIGN 16 MiB
+    ("256M@16M", "x86_64", None, True),
+    ("256M@0x1800000", "x86_64", "6.1.0-56-amd64", True),  # before 6.7: SZ_1M
+    ("256M@0x1880000", "x86_64", "6.1.0-56-amd64", False),
+    ("256M@0x1001000", "aarch64", "6.1.0-56-arm64", False),  # CRASH_ALIGN 2 MiB
+    ("1G-:256M@0x1200000", "riscv64", None, True),  # PMD_SIZE
+    ("1G-:256M@0x1100000", "riscv64", None, False),
+])
+def test_a_misaligned_offset_reserves_nothing(value: str, arch: str, release: str | None,
+                                              reserved: bool) -> None:
+    """Found by the load-plan review: memblock_phys_alloc_range(size, CRASH_ALIGN, offset,
+    offset + size) finds no place when the offset is not aligned ("memory is in use")."""
+    line = f"crashkernel={value}"
+    if reserved:
+        assert evaluate(line, 4 * G, get_arch(arch), release=release).offset
+    else:
+        with pytest.raises(InvalidCrashkernel, match="is not a multiple of .* reserves nothing"):
+            evaluate(line, 4 * G, get_arch(arch), release=release)
 
 
 @pytest.mark.parametrize("value,ram,why", [
