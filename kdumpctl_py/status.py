@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.cmdline import param_values
 from kdumpctl_py.facts.view import DEFAULT_TARGET, DumpEntry, SystemView
 from kdumpctl_py.plan.bootloader import has_boot_config
 from kdumpctl_py.plan.crashkernel import in_force
 from kdumpctl_py.plan.method import choose_method
+
+if TYPE_CHECKING:
+    from kdumpctl_py.config.model import Config
+
+NOT_LOADED = "no capture kernel is loaded"
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
     elif loaded is None:
         reason = "cannot tell whether a capture kernel is loaded (/sys/kernel/kexec_crash_loaded)"
     elif not loaded:
-        reason = "no capture kernel is loaded: run kdumpctl-py start"
+        reason = f"{NOT_LOADED}: run kdumpctl-py start"
     return Status(
         operational=reason is None,
         reason=reason,
@@ -125,3 +131,21 @@ def assess(view: SystemView, target: str = DEFAULT_TARGET, method: str = "auto",
         newest_dump=dumps[-1] if dumps else None,
         last_test=None,
     )
+
+
+def start_would_fail(st: Status, view: SystemView, cfg: Config) -> Status:
+    """Where no capture kernel is loaded, what `start` would refuse with instead of the
+    advice to run it (found by review: an arm64 machine without /sys/firmware/fdt was
+    told to run start, which then failed). Its plan reads the kernel and initrd, so only
+    a machine that is not operational for this reason pays for it."""
+    from dataclasses import replace
+
+    from kdumpctl_py.plan.load import plan_capture_load
+
+    if st.loaded is not False or not (st.reason or "").startswith(NOT_LOADED):
+        return st
+    try:
+        plan_capture_load(view, cfg)
+    except KdumpError as e:
+        return replace(st, reason=f"{NOT_LOADED}, and kdumpctl-py start would fail: {e}")
+    return st

@@ -38,13 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.service.check import check_target
     from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results
     from kdumpctl_py.service.testid import last_test
-    from kdumpctl_py.status import assess
+    from kdumpctl_py.status import assess, start_would_fail
     from kdumpctl_py.vocabulary import crash_memory, header, origin_line
 
     view = open_view(args, probe=True)
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
-    st = assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb)
+    st = start_would_fail(assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb), view, cfg)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)),
                  capture_cmdline=None if view.cmdline is None else configured_cmdline(view, cfg))
     check = check_target(cfg, view) if view.live else None

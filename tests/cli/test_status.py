@@ -187,3 +187,21 @@ def test_status_answers_for_the_configured_method(tmp_path: Path, monkeypatch: p
     assert report["method"] is None and not report["operational"]
     assert report["reason"] == ("no capture kernel can be loaded: extended was asked for but "
                                 "extended is missing")
+
+
+def test_status_says_what_start_would_fail_with(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: a machine where start fails (here no kernel in /boot) was told to
+    run start; status says why start would fail instead, and the advice stays where it
+    would not."""
+    from tests.builders import synthetic_snapshot
+
+    root = _probes(synthetic_snapshot(tmp_path, crash=((0x2F000000, 0x3EFFFFFF),)), "available")
+    code, st = status_json(capsys, "--sysroot", str(root))
+    assert code == 3 and st["reason"].startswith(
+        "no capture kernel is loaded, and kdumpctl-py start would fail: ")
+    assert main(["--sysroot", str(root), "start", "--dry-run"]) != 0
+    assert st["reason"].endswith(capsys.readouterr().err.removeprefix("kdumpctl-py: error: ")
+                                 .rstrip("\n"))
+    code, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / "debian12-amd64"))
+    assert st["reason"] == "no capture kernel is loaded: run kdumpctl-py start"
