@@ -170,6 +170,9 @@ def describe(plan: LoadPlan) -> str:
     ]
     if plan.dtb is not None and plan.method == "extended":
         lines.append(f"dtb      {format_bytes(len(plan.dtb))}")
+    if plan.method == "extended" and plan.chosen:  # load.loader._may_fall_back
+        lines.append("fallback plain kexec_file_load, whose device tree the kernel builds, if "
+                     "the kernel refuses this one (IMA appraisal, LoadPin: EPERM, EACCES)")
     if plan.classic is not None:
         c = plan.classic
         lines.append(f"region   {c.region.start:#x}-{c.region.end:#x} "

@@ -249,3 +249,7 @@ def test_auto_takes_the_extended_call_only_with_a_dtb(
     out = capsys.readouterr().out
     assert out.startswith(f"method   {method}: ")
     assert ("dtb      " in out) == (method == "extended")
+    # Found by review: the dry run did not say that a refused extended call falls back.
+    assert ("\nfallback plain kexec_file_load" in out) == (method == "extended")
+    assert main(args + ["--dtb", "/boot/board.dtb", "--method", "extended"]) == 0
+    assert "fallback" not in capsys.readouterr().out  # forced: never falls back
