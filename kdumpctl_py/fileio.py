@@ -37,6 +37,19 @@ def new_beside(target: Path) -> tuple[int, Path]:
             continue
 
 
+def refuse_unless_regular(target: Path, st: os.stat_result) -> None:
+    """Only a regular file is replaced: reading a device or FIFO as the old contents never
+    ends (/dev/zero, a pipe), and the rename would put a file in place of the device node
+    (`-o /dev/null` as root, the system's /dev/null)."""
+    if stat.S_ISREG(st.st_mode):
+        return
+    kinds = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device",
+             stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+    kind = kinds.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    raise UsageError(f"cannot write {target}: it is {kind}, and kdumpctl-py only replaces "
+                     "regular files; name a file")
+
+
 def no_directory(target: Path) -> UsageError:
     """The error for an output whose directory is missing: that directory, not the
     temporary file made beside the output, is what the user can act on. A mistyped path is
@@ -55,6 +68,7 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, expect: byt
     target = Path(path)
     try:
         st = target.stat()
+        refuse_unless_regular(target, st)
         old = target.read_bytes()
     except FileNotFoundError:
         st, old = None, None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kdumpctl_py.errors import KdumpError
+from kdumpctl_py.errors import KdumpError, UsageError
 from kdumpctl_py.fileio import BACKUP_SUFFIX, replace_atomically
 
 
@@ -49,3 +49,20 @@ def test_a_missing_directory_is_named_not_the_temporary_file(tmp_path: Path) -> 
         replace_atomically(tmp_path / "nodir" / "x.prom", b"", backup=False)
     assert str(e.value) == (f"cannot write {tmp_path}/nodir/x.prom: {tmp_path}/nodir is not "
                             "a directory; create it, or name another file")
+
+
+@pytest.mark.parametrize("kind", ["directory", "character device"])
+def test_only_a_regular_file_is_replaced(tmp_path: Path, kind: str) -> None:
+    """Found by review: `elfcorehdr build -o /dev/null` as root put a regular file in place
+    of /dev/null (a link to it stands in for it here), and -o /dev/zero ran out of memory
+    reading the "old contents"; a directory was `Is a directory`, exit 1."""
+    out = tmp_path / "out"
+    if kind == "directory":
+        out.mkdir()
+    else:
+        out.symlink_to("/dev/null")
+    with pytest.raises(UsageError, match=f"^cannot write {out}: it is a {kind}, and "
+                       "kdumpctl-py only replaces regular files; name a file$"):
+        replace_atomically(out, b"new\n", backup=False)
+    assert out.is_dir() if kind == "directory" else os.readlink(out) == "/dev/null"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
