@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser(
         "analyse",
         aliases=["analyze"],
@@ -31,9 +33,9 @@ def register(sub: Commands) -> None:
         "missing and how to get it.",
     )
     p.add_argument("vmcore", metavar="VMCORE")
-    p.add_argument("--vmlinux", metavar="PATH",
+    p.add_argument("--vmlinux", metavar="PATH", type=nonempty,
                    help="vmlinux with DWARF for the crashed kernel (checked by build ID)")
-    p.add_argument("--debug-dir", metavar="DIR", action="append", dest="debug_dirs",
+    p.add_argument("--debug-dir", metavar="DIR", action="append", dest="debug_dirs", type=nonempty,
                    help="where debug files are installed, instead of /usr/lib/debug "
                    "(repeatable)")
     out = p.add_mutually_exclusive_group()

@@ -13,16 +13,18 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("capture", help="in the capture kernel: kdump_pre, save the dump, "
                        "retention, kdump_post, then the final or failure action")
-    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH",
+    p.add_argument("--vmcore", default="/proc/vmcore", metavar="PATH", type=nonempty,
                    help="the ELF vmcore to read (default: /proc/vmcore)")
     p.add_argument("--no-action", action="store_true",
                    help="print the final or failure action instead of doing it, and exit 1 "
                    "when no dump was saved; outside the capture kernel (a rehearsal with "
                    "--vmcore FILE) it needs --target, so that the real dump directory and "
                    "its dumps are left alone")
-    p.add_argument("--target", metavar="DIR",
+    p.add_argument("--target", metavar="DIR", type=nonempty,
                    help="save under DIR on this machine instead of the configured target "
                    "and path (nothing mounted, no ssh), and run keep there")
     p.set_defaults(func=run)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("debuginfo", help="find or download the vmlinux with DWARF for a dump")
     dsub = p.add_subparsers(dest="debuginfo_command", metavar="ACTION", required=True)
 
@@ -26,14 +28,14 @@ def register(sub: Commands) -> None:
         "~/.cache/kdumpctl-py/debuginfo/RELEASE/ and check its build ID against the dump.",
     )
     f.add_argument("vmcore", metavar="VMCORE")
-    f.add_argument("--cache", metavar="DIR",
+    f.add_argument("--cache", metavar="DIR", type=nonempty,
                    help="debuginfo cache (default ~/.cache/kdumpctl-py/debuginfo)")
     f.set_defaults(func=run_fetch)
 
     d = dsub.add_parser("find", help="show which vmlinux matches a dump, and which do not")
     d.add_argument("vmcore", metavar="VMCORE")
-    d.add_argument("--vmlinux", metavar="PATH", help="check this file first")
-    d.add_argument("--debug-dir", metavar="DIR", action="append", dest="debug_dirs",
+    d.add_argument("--vmlinux", metavar="PATH", type=nonempty, help="check this file first")
+    d.add_argument("--debug-dir", metavar="DIR", action="append", dest="debug_dirs", type=nonempty,
                    help="where debug files are installed, instead of /usr/lib/debug")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=run_find)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("dtb", help="build or show a capture kernel's device tree")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -30,7 +32,7 @@ def register(sub: Commands) -> None:
         description="Copy the base DTB and set /chosen (usable memory, elfcorehdr, initrd, "
         "bootargs, fresh seeds) and the reservation map as the kernel's kexec_file_load "
         "does. Numbers take any prefixed base (0x...) and K/M/G/T suffixes.")
-    b.add_argument("--base", metavar="FILE",
+    b.add_argument("--base", metavar="FILE", type=nonempty,
                    help=f"the DTB to start from (default: {FDT} of this machine or --sysroot)")
     b.add_argument("--usable-range", metavar="START+SIZE", action="append", required=True,
                    type=_range, help="memory the capture kernel may use: the crash region, "
@@ -41,7 +43,8 @@ def register(sub: Commands) -> None:
                    help="where the capture initrd is loaded (default: no initrd)")
     b.add_argument("--cmdline", metavar="STR",
                    help="the capture kernel's command line (default: none; bootargs is removed)")
-    b.add_argument("-o", "--output", metavar="OUT", required=True, help="file to write")
+    b.add_argument("-o", "--output", metavar="OUT", type=nonempty, required=True,
+                   help="file to write")
     b.set_defaults(func=run_build)
 
     s = actions.add_parser("show", help="show a DTB's /chosen and reservation map")

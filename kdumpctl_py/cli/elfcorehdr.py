@@ -10,10 +10,12 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("elfcorehdr", help="build or decode the capture kernel's ELF core header")
     cmds = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = cmds.add_parser("build", help="build it from this machine's facts (or --sysroot)")
-    b.add_argument("-o", "--output", required=True, metavar="OUT")
+    b.add_argument("-o", "--output", required=True, metavar="OUT", type=nonempty)
     b.set_defaults(func=build)
     s = cmds.add_parser("show", help="decode a header file")
     s.add_argument("file", metavar="FILE")

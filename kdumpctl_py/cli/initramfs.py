@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("initramfs", help="build or remove kdumpctl-py's own capture "
                        "initramfs (initramfs-tools with MODULES=dep, or dracut --hostonly)")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     b = verbs.add_parser("build", help="build it for RELEASE when missing or out of date")
-    b.add_argument("release", nargs="?", metavar="RELEASE",
+    b.add_argument("release", nargs="?", metavar="RELEASE", type=nonempty,
                    help="kernel release (default: the running kernel's)")
     b.add_argument("--force", action="store_true", help="build even when it is up to date")
     b.add_argument("--dry-run", action="store_true", help="say what would be built")

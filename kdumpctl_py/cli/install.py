@@ -10,11 +10,13 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     p = sub.add_parser("install", help="install the systemd units, udev rule, kernel hooks, man "
                        "pages and a default configuration, and build the capture initramfs")
-    p.add_argument("--prefix", default="/", metavar="P",
+    p.add_argument("--prefix", default="/", metavar="P", type=nonempty,
                    help="root directory to install into (default: /)")
-    p.add_argument("--bindir", metavar="DIR",
+    p.add_argument("--bindir", metavar="DIR", type=nonempty,
                    help="where the units find kdumpctl-py (default: this kdumpctl-py's "
                    "directory, /usr/bin under another --prefix)")
     p.add_argument("--dry-run", action="store_true", help="list what would be written")

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Commands) -> None:
+    from kdumpctl_py.cli import nonempty
+
     for name, helptext in (
         ("load", "load the capture kernel (replacing a loaded one)"),
         ("start", "load the capture kernel unless one is loaded"),
@@ -27,13 +29,13 @@ def register(sub: Commands) -> None:
         ("reload", "unload, then load the capture kernel"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--kernel", metavar="PATH", help="kernel image (default: the running "
-                       "kernel's in /boot)")
+        p.add_argument("--kernel", metavar="PATH", type=nonempty,
+                       help="kernel image (default: the running kernel's in /boot)")
         initrd = p.add_mutually_exclusive_group()
-        initrd.add_argument("--initrd", metavar="PATH",
+        initrd.add_argument("--initrd", metavar="PATH", type=nonempty,
                             help="initrd (default: the running kernel's)")
         initrd.add_argument("--no-initrd", action="store_true", help="boot without an initrd")
-        p.add_argument("--dtb", metavar="PATH",
+        p.add_argument("--dtb", metavar="PATH", type=nonempty,
                        help="device tree for the capture kernel, handed over by the extended "
                        "kexec_file_load (default: the configuration's dtb; without one, "
                        "auto uses plain kexec_file_load and the kernel builds its own; "

@@ -24,7 +24,7 @@ def register(sub: Commands) -> None:
 
     p = sub.add_parser("reset-crashkernel",
                        help="write crashkernel= into the boot loader's kernel command line")
-    p.add_argument("--kernel", metavar="PATH|ALL",
+    p.add_argument("--kernel", metavar="PATH|ALL", type=nonempty,
                    help="the kernel image whose entry to change, or ALL (default: the running one)")
     p.add_argument("--value", metavar="SPEC", type=nonempty,
                    help="the crashkernel= value (default: get-default-crashkernel)")

@@ -222,6 +222,43 @@ def test_an_empty_path_or_value_is_bad_usage(argv: list[str], tmp_path: Path,
     assert not list(tmp_path.glob("*incomplete"))
 
 
+
+@pytest.mark.parametrize("argv", [
+    ["analyse", "/nonexistent", "--vmlinux", ""],
+    ["analyse", "/nonexistent", "--debug-dir", ""],
+    ["debuginfo", "find", "/nonexistent", "--vmlinux", ""],
+    ["debuginfo", "find", "/nonexistent", "--debug-dir", ""],
+    ["debuginfo", "fetch", "/nonexistent", "--cache", ""],
+    ["dtb", "build", "--base", "", "--usable-range", "0+1M", "--elfcorehdr", "0+4K", "-o", "x"],
+    ["dtb", "build", "--usable-range", "0+1M", "--elfcorehdr", "0+4K", "-o", ""],
+    ["elfcorehdr", "build", "-o", ""],
+    ["load", "--dry-run", "--kernel", ""],
+    ["load", "--dry-run", "--initrd", ""],
+    ["start", "--dry-run", "--dtb", ""],
+    ["reset-crashkernel", "--kernel", "", "--dry-run"],
+    ["install", "--prefix", "", "--dry-run"],
+    ["install", "--bindir", "", "--dry-run"],
+    ["initramfs", "build", "", "--dry-run"],
+    ["capture", "--no-action", "--vmcore", "/nonexistent", "--target", ""],
+    ["capture", "--no-action", "--vmcore", "", "--target", "dumps"],
+], ids=lambda argv: "-".join(a.strip("-") for a in argv if a.startswith("-") or a.isalpha()))
+def test_an_empty_path_is_not_the_option_left_out(argv: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review (an unset "$VAR" gives ""): load --kernel '', --initrd '' and
+    --dtb '' planned the defaults, reset-crashkernel --kernel '' the running kernel,
+    analyse --vmlinux '' and --debug-dir '' searched as without them, dtb build --base ''
+    read /sys/firmware/fdt and told to give --base, install --prefix '' wrote into the
+    current directory, capture --target '' saved there, -o '' said `cannot write .`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KDUMPCTL_LOCK", str(tmp_path / "lock"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kdumpctl-py: error: argument ") and "must not be empty" in err \
+        and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_program_saves_without_the_cycle_collector(tmp_path: Path) -> None:
     """A save makes no cyclic garbage worth collecting (test_save: the same few objects
     whatever the dump), so its process runs without the collector, whose passes over
