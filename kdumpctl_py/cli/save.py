@@ -81,11 +81,17 @@ def _memory_limit(text: str) -> int:
 
 def _check_target(target: str) -> None:
     """A --target may be new (a fresh file system has no crash directory yet) but not in a
-    missing directory: mistyped, it would put the dump where nobody looks for it."""
+    missing directory: mistyped, it would put the dump where nobody looks for it; nor a
+    file, a mistyped path too."""
     from kdumpctl_py.errors import UsageError
 
     parent = os.path.dirname(os.path.abspath(target))
-    if target == "-" or os.path.isdir(parent):
+    if target == "-":
+        return
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise UsageError(f"the target {target} is not a directory; give a directory as "
+                         "--target (the dump is saved in a new directory under it)")
+    if os.path.isdir(parent):
         return
     what = "is not a directory" if os.path.lexists(parent) else "does not exist"
     raise UsageError(f"the target {target} cannot be made: {parent} {what}; create that "

@@ -179,6 +179,22 @@ def test_a_target_in_a_missing_directory_is_refused(
     assert len(list((tmp_path / "crash").iterdir())) == 1
 
 
+
+def test_a_target_that_is_a_file_is_bad_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: `save --target /etc/passwd` read the vmcore, then failed with exit 1
+    and `the target /etc/passwd is not a directory`, not saying what to do; a mistyped
+    path is bad input, refused before anything is read, as one in a missing directory."""
+    src, _ = make_vmcore(tmp_path)
+    target = tmp_path / "file"
+    target.write_text("mine\n")
+    assert main(["save", "--vmcore", str(src), "--target", str(target), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"kdumpctl-py: error: the target {target} is not a directory; give a directory as "
+        "--target (the dump is saved in a new directory under it)\n")
+    assert target.read_text() == "mine\n"
+
+
 def test_an_elf_vmcore_is_opened_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     """save opened --vmcore once more before every save, only to tell a dump saved already
