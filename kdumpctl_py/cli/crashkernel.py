@@ -28,12 +28,24 @@ def register(sub: Commands) -> None:
                    help="the kernel's memblock RAM total, unrounded (e.g. 16G)")
     add_arch_option(e)
     e.add_argument("--cmdline", action="store_true", help="SPEC is a whole kernel command line")
-    e.add_argument("--release", metavar="R",
+    e.add_argument("--release", metavar="R", type=_release,
                    help="the kernel release that reads it (default: 6.12's rules): before 6.0 "
                    "ranges match the RAM total unrounded, arm64 before 5.19 has no ,high or "
                    ",low, and from 6.16 crashkernel=X,cma words are not the reservation")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
+
+
+def _release(text: str) -> str:
+    """--release for argparse: a release the rules can place (MAJOR.MINOR first); any other
+    word would silently mean 6.12's rules, the release it was given to avoid."""
+    from kdumpctl_py.facts.vmcoreinfo import release_version
+
+    if release_version(text) is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a kernel release; give one as "
+                                         "uname -r prints it, such as 5.10.0-30-amd64, or "
+                                         "MAJOR.MINOR")
+    return text
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -68,3 +68,16 @@ def test_errors_are_one_line_exit_2(argv: list[str], why: str,
     assert (code, out) == (2, "")
     assert err.startswith("kdumpctl-py: error: ") and err.count("\n") == 1
     assert why in err
+
+
+@pytest.mark.parametrize("release", ["5", "v5.4", "x", ""])
+def test_a_release_that_names_no_version_is_refused(release: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: `--release 5` (or v5.4, or a typo) read the value by 6.12's rules,
+    the default, and said arm64 reserves 1G,high, which no 5.x arm64 kernel does."""
+    code, out, err = run(capsys, "1G,high", "--ram", "16G", "--arch", "arm64",
+                         "--release", release)
+    assert (code, out) == (2, "")
+    assert err == (f"kdumpctl-py: error: argument --release: '{release}' is not a kernel "
+                   "release; give one as uname -r prints it, such as 5.10.0-30-amd64, or "
+                   "MAJOR.MINOR (see kdumpctl-py crashkernel eval --help)\n")
