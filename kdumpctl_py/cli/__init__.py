@@ -13,6 +13,7 @@ import contextlib
 import errno
 import gc
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -208,8 +209,24 @@ def _describe(sub: argparse._SubParsersAction[Parser]) -> None:
 QUICK_EXIT = frozenset({"save"})
 
 
+class ClosedOutput(io.TextIOBase):
+    """Standard output of a process started with it closed (`>&-`), which Python leaves as
+    None: print() would drop the output without a word and a write or flush end in an
+    internal error; here a write fails as one to a closed descriptor does, and the
+    command ends with one line saying so (as coreutils' `write error`)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "cannot write standard output: it is closed; redirect "
+                      "it to a file, or to /dev/null to discard it")
+
+
 def program() -> int:
     """The `kdumpctl-py` command (and `python -m kdumpctl_py`)."""
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
     try:
         return main(quick_exit=True)
     except KeyboardInterrupt:  # Ctrl-C before the command ran: while its modules imported

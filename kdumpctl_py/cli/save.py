@@ -113,13 +113,14 @@ def _check_vmcore(path: str) -> None:
 
 def _check_stream(target: str, flat: bool) -> None:
     """--target - writes the flattened stream to standard output, never onto a terminal."""
+    from kdumpctl_py.cli import ClosedOutput
     from kdumpctl_py.errors import UsageError
 
     if target != "-":
         return
     if not flat:
         raise UsageError("--target - writes a stream; add --flat")
-    if sys.stdout is None:
+    if sys.stdout is None or isinstance(sys.stdout, ClosedOutput):
         raise UsageError("--target - writes the stream to standard output, which is closed; "
                          "pipe it to the command that takes the stream, or redirect it")
     if sys.stdout.isatty():

@@ -18,7 +18,7 @@ from kdumpctl_py.cli import (
     main,
     terminal_columns,
 )
-from tests.builders import make_vmcore
+from tests.builders import make_vmcore, panic_vmcore
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "snapshots"
@@ -88,6 +88,30 @@ def test_console_entry_point_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "kdumpctl_py", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.startswith("kdumpctl-py ")
+
+
+
+@pytest.mark.parametrize("argv", [["get-default-crashkernel", "--arch", "x86_64"],
+                                  ["dmesg", "VMCORE"], ["analyse", "VMCORE", "--json"],
+                                  ["save", "--vmcore", "VMCORE", "--target", "out",
+                                   "--no-progress"]],
+                         ids=lambda argv: argv[0])
+def test_a_closed_standard_output_is_one_line(argv: list[str], tmp_path: Path) -> None:
+    """Found by review: started with standard output closed (`>&-`), dmesg and analyse
+    ended in `internal error: AttributeError`, a save that had saved the dump too, and
+    get-default-crashkernel printed nothing and exited 0. A write fails as on a closed
+    descriptor, and the command says so in one line, exit 1."""
+    src = str(panic_vmcore(tmp_path / "vmcore", "[    1.000000] Linux version 6.1.0\n"))
+    r = subprocess.run([sys.executable, "-m", "kdumpctl_py",
+                        *(src if a == "VMCORE" else a for a in argv)],
+                       stdout=None, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                       preexec_fn=lambda: os.close(1),
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1:] == [
+        "kdumpctl-py: error: cannot write standard output: it is closed; redirect it to a "
+        "file, or to /dev/null to discard it"], r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_no_abbreviations(capsys: pytest.CaptureFixture[str]) -> None:
