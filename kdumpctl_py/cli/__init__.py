@@ -247,6 +247,8 @@ def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
         args = _parse(build_parser(argv), argv)
     except UsageError as e:
         return _fail(str(e), e.exit_code, False)  # a traceback of argparse helps nobody
+    except OSError as e:  # --help or --version onto a full or closed standard output
+        return _os_failure(e, debug)
     # a --sysroot snapshot unpacked for the command is removed by the teardown
     at_once = quick_exit and args.command in QUICK_EXIT and not args.sysroot
     if quick_exit and not at_once:
@@ -260,16 +262,21 @@ def main(argv: Sequence[str] | None = None, quick_exit: bool = False) -> int:
         return _fail(str(e), e.exit_code, debug)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, debug)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error worth a message.
-        sys.stderr.close()
-        return 1
     except OSError as e:
-        hint = " (run as root?)" if e.errno in (errno.EPERM, errno.EACCES) else ""
-        where = f"{e.filename}: " if e.filename else ""
-        return _fail(f"{where}{e.strerror or e}{hint}", 1, debug)
+        return _os_failure(e, debug)
     except Exception as e:
         return _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug)", 1, debug)
+
+
+def _os_failure(e: OSError, debug: bool) -> int:
+    """An OSError as one line, exit 1; a reader that went away (e.g. `| head`) is not an
+    error worth a message."""
+    if isinstance(e, BrokenPipeError):
+        sys.stderr.close()
+        return 1
+    hint = " (run as root?)" if e.errno in (errno.EPERM, errno.EACCES) else ""
+    where = f"{e.filename}: " if e.filename else ""
+    return _fail(f"{where}{e.strerror or e}{hint}", 1, debug)
 
 
 def _parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:

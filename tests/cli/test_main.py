@@ -114,6 +114,23 @@ def test_a_closed_standard_output_is_one_line(argv: list[str], tmp_path: Path) -
     assert "Traceback" not in r.stderr
 
 
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["status", "--help"]])
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_help_onto_a_full_or_closed_standard_output_is_one_line(argv: list[str],
+                                                                 stdout: str) -> None:
+    """Found by review: `--help > /dev/full` and `--version >&-` ended in a traceback of
+    argparse writing the text, outside the handler of the command's own errors."""
+    with open(os.devnull if stdout == "closed" else stdout, "w") as out:
+        r = subprocess.run([sys.executable, "-m", "kdumpctl_py", *argv], stdout=out,
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    why = ("cannot write standard output: it is closed; redirect it to a file, or to "
+           "/dev/null to discard it" if stdout == "closed" else "No space left on device")
+    assert (r.returncode, r.stderr) == (1, f"kdumpctl-py: error: {why}\n")
+
+
 def test_no_abbreviations(capsys: pytest.CaptureFixture[str]) -> None:
     """`analyse --debug VMCORE` is the global --debug, never --debug-dir (issue 23, item 6)."""
     args = build_parser().parse_args(["analyse", "--debug", "vmcore"])
