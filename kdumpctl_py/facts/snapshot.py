@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,21 +70,46 @@ def take_snapshot(out: str, live: SystemView, with_boot: bool = False) -> Path:
     dest = Path(out)
     if dest.exists() and not (dest.is_dir() and not as_tar and not any(dest.iterdir())):
         raise KdumpError(f"{out} already exists; give a new name")
-    if as_tar and not dest.parent.is_dir():
+    if not dest.parent.is_dir():
         raise no_directory(dest)
+    if not as_tar:
+        _write_whole(dest, lambda partial: _fill(partial, live, with_boot))
+        return dest
     with tempfile.TemporaryDirectory(prefix="kdumpctl-py-snap-") as tmp:
         work = Path(tmp) / (dest.name.removesuffix(".tar.gz").removesuffix(".tgz") or "snapshot")
-        work.mkdir()
-        _copy_files(live, work, with_boot)
-        _write_meta(live, work)
-        if as_tar:
-            partial = dest.with_name(dest.name + ".incomplete")
-            with tarfile.open(partial, "w:gz") as tar:
-                tar.add(work, arcname=work.name)
-            os.replace(partial, dest)
-        else:
-            shutil.copytree(work, dest, symlinks=True, dirs_exist_ok=True)
+        _fill(work, live, with_boot)
+        _write_whole(dest, lambda partial: _tar(work, partial))
     return dest
+
+
+def _fill(work: Path, live: SystemView, with_boot: bool) -> None:
+    """Make the snapshot's directory `work`."""
+    work.mkdir()
+    _copy_files(live, work, with_boot)
+    _write_meta(live, work)
+
+
+def _tar(work: Path, out: Path) -> None:
+    with tarfile.open(out, "w:gz") as tar:
+        tar.add(work, arcname=work.name)
+
+
+def _write_whole(dest: Path, write: Callable[[Path], object]) -> None:
+    """Write `dest` under a name of its own beside it (`write` makes it), renamed to `dest`
+    when whole (over the empty directory it may be): a full disk or a refusal leaves
+    nothing behind, and the error names `dest`, the file the user asked for, not that one."""
+    partial = dest.with_name(dest.name + ".incomplete")
+    try:
+        write(partial)
+        os.replace(partial, dest)
+    except BaseException as e:
+        if partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.strerror:
+            raise OSError(e.errno, e.strerror, str(dest)) from None
+        raise
 
 
 def _put(work: Path, rel: str, data: bytes) -> None:

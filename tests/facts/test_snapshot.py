@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +26,40 @@ def test_a_missing_directory_is_named_not_the_partial_file(tmp_path: Path) -> No
         take_snapshot(str(out), SystemView(tmp_path))
     assert str(e.value) == (f"cannot write {out}: {out.parent} is not a directory; create "
                             "it, or name another file")
+
+
+@pytest.fixture
+def full_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs with no room left: a write there fails with ENOSPC for real."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with contextlib.suppress(OSError), open(mnt / "fill", "wb", buffering=0) as f:
+            while True:
+                f.write(bytes(4096))
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("name", ["snap", "snap.tar.gz"])
+def test_a_full_disk_leaves_nothing_and_names_the_snapshot(full_fs: Path, tmp_path: Path,
+                                                           name: str) -> None:
+    """Found by review: on a full disk `snapshot OUT.tar.gz` said only `No space left on
+    device` and left `OUT.tar.gz.incomplete`, and `snapshot DIR` left a half-copied DIR and
+    printed a list of every file copytree could not copy, temporary paths and all."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / META).write_text(json.dumps({"uname": {"machine": "x86_64", "release": "6.1"}}))
+    (root / "proc").mkdir()
+    (root / "proc" / "iomem").write_text("00001000-0009ffff : System RAM\n" * 100)
+    out = full_fs / name
+    with pytest.raises(OSError) as e:
+        take_snapshot(str(out), SystemView(root))
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(out))
+    assert [p.name for p in full_fs.iterdir()] == ["fill"]
