@@ -123,7 +123,8 @@ def _settle(tmp: Path, out: str, name: str) -> None:
 
 def _write(src: BinaryIO, fd: int, tmp: Path, partial: str, name: str) -> int:
     """Reassemble into `tmp`, fsync'd; whatever stops it leaves what was written as
-    `partial` (OUT-incomplete), under the name the error gives."""
+    `partial` (OUT-incomplete), under the name the error gives (a stream cut short too:
+    the user finds the file and knows it is not the dump)."""
     try:
         size = reassemble_stream(src, fd, partial, name)
         try:
@@ -131,6 +132,11 @@ def _write(src: BinaryIO, fd: int, tmp: Path, partial: str, name: str) -> int:
             os.fsync(fd)
         except OSError as e:
             raise _write_failed(e, partial) from None
+    except KdumpError as e:
+        os.replace(tmp, partial)
+        if partial in str(e):
+            raise
+        raise KdumpError(f"{e}; what was written is left as {partial}") from None
     except BaseException:
         os.replace(tmp, partial)
         raise

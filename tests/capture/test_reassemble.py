@@ -71,6 +71,22 @@ def test_a_stream_cut_short_is_refused(tmp_path: Path, cut: int, says: str) -> N
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("cut", [4096 + 8, 4096 + 40])
+def test_a_stream_cut_short_names_what_it_left(tmp_path: Path, cut: int) -> None:
+    """Found by review: a stream cut short left OUT-incomplete, which the README says is
+    named, but the error only said where the stream ended."""
+    src, _ = make_vmcore(tmp_path)
+    flat = tmp_path / "flat"
+    with open(flat, "wb") as f:
+        save_vmcore(str(src), "-", SaveOptions(1, "zlib", flat=True, progress=False), f)
+    flat.write_bytes(flat.read_bytes()[:cut])
+    out = tmp_path / "out"
+    with pytest.raises(KdumpError) as e:
+        reassemble(str(flat), str(out))
+    assert str(e.value).endswith(f"; what was written is left as {out}-incomplete")
+    assert (tmp_path / "out-incomplete").exists()
+
+
 def test_an_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("mine")
     with pytest.raises(KdumpError, match="exists"):
