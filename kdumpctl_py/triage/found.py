@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ def find(roots: Iterable[str]) -> list[Dump]:
         if not os.path.isdir(root):
             wrong = "is not a directory" if os.path.lexists(root) else "does not exist"
             raise UsageError(f"{root} {wrong}; name a directory of dumps")
-        for directory, dirs, files in os.walk(root):
+        for directory, dirs, files in os.walk(root, onerror=_root_unreadable(root)):
             dump = dump_in(directory, files)
             if dump is not None:
                 out[os.path.realpath(directory)] = dump
@@ -81,3 +81,13 @@ def find(roots: Iterable[str]) -> list[Dump]:
             else:
                 dirs.sort()
     return sorted(out.values(), key=lambda d: (d.date, d.directory), reverse=True)
+
+
+def _root_unreadable(root: str) -> Callable[[OSError], None]:
+    """os.walk's onerror: a root it cannot list is raised (its dumps are not "none"); a
+    directory below it this user cannot read (a file system's lost+found) is passed over."""
+    def onerror(e: OSError) -> None:
+        if e.filename == root:
+            raise e
+
+    return onerror

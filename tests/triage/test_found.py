@@ -4,6 +4,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from kdumpctl_py.triage.found import find, name_parts
 
 
@@ -40,3 +42,20 @@ def test_a_dump_servers_tree_newest_first(tmp_path: Path) -> None:
     ]
     assert found[1].save == {"level_written": 31} and found[0].save is None
     assert find([str(tmp_path / "web"), str(tmp_path)])[1].host == "web"  # once each
+
+
+def test_a_root_it_cannot_read_is_an_error_not_no_dumps(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: `dumps DIR` and `triage DIR` run by a user who cannot read DIR
+    (/var/crash is 0700) said `no dumps under DIR`, exit 0: os.walk drops the error."""
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if path == str(tmp_path):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(PermissionError) as e:
+        find([str(tmp_path)])
+    assert e.value.filename == str(tmp_path)
