@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
+import re
 
 
 def host_name(host: str, port: int | None) -> str:
@@ -27,7 +27,14 @@ def _matches(pattern: str, name: str) -> bool:
         except (ValueError, binascii.Error):
             return False
         return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), digest)
-    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    return _wildcard(pattern).fullmatch(name.lower()) is not None
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """ssh's own pattern: `*` and `?` only. Not fnmatch's, whose `[...]` is a character
+    class: `[host]:2222`, how ssh names a host on another port, would never match."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern.lower()), re.DOTALL)
 
 
 def knows_host(text: str, name: str) -> bool:

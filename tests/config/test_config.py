@@ -191,6 +191,16 @@ def test_known_hosts_patterns() -> None:
     assert host_name("h", 22) == host_name("h", None) == "h"
 
 
+def test_a_host_on_another_port_is_known_by_its_plain_line() -> None:
+    """ssh, ssh-keyscan and an unhashed known_hosts write `[host]:port`: its brackets are
+    part of the name, not a character class, and only `*` and `?` are wildcards."""
+    text = "[10.0.0.5]:2222 ssh-ed25519 A\n[dumps.example.org]:22?? ssh-ed25519 A\n"
+    assert knows_host(text, host_name("10.0.0.5", 2222))
+    assert knows_host(text, host_name("dumps.example.org", 2200))
+    assert not knows_host(text, host_name("10.0.0.5", 2223))
+    assert not knows_host(text, "1:2222") and not knows_host("[ab]c ssh-ed25519 A\n", "ac")
+
+
 def test_nfs_needs_mount_nfs4_on_the_machine(tmp_path: Path) -> None:
     (tmp_path / "kdumpctl-snapshot.json").write_text("{}")
     cfg = parse_text("nfs srv:/export\n", "f")
