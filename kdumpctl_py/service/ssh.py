@@ -106,11 +106,17 @@ def where(target: SshTarget, path: str = "") -> str:
 
 
 def mkdir_command(path: str, name: str) -> str:
-    """Create PATH, then a fresh dump directory NAME (NAME-1, ... when taken); print it."""
+    """Create PATH, then a fresh dump directory NAME (NAME-1, ... when taken); print it.
+    mkdir itself says whether a name is taken, as make_dump_dir's does on a local disk: a
+    test before it would let two machines of one name, crashed in the same second, both
+    pick the same name, and the second's mkdir fail its save."""
     q = shlex.quote
+    full = q(f"{path} already holds 100 dumps named {name}")
     return (f"mkdir -p -m 0700 -- {q(path)} && cd -- {q(path)} && d={q(name)} && i=0 && "
-            f'while [ -e "$d" ]; do i=$((i+1)); [ $i -lt 100 ] || exit 1; d={q(name)}-$i; '
-            f'done && mkdir -m 0700 -- "$d" && printf "%s\\n" "$d"')
+            'while ! e=$(mkdir -m 0700 -- "$d" 2>&1); do '
+            '{ [ -e "$d" ] || [ -L "$d" ]; } || { printf "%s\\n" "$e" >&2; exit 1; }; '
+            f'i=$((i+1)); [ $i -lt 100 ] || {{ printf "%s\\n" {full} >&2; exit 1; }}; '
+            f'd={q(name)}-$i; done && printf "%s\\n" "$d"')
 
 
 def write_command(directory: str, name: str) -> str:

@@ -26,6 +26,7 @@ from kdumpctl_py.service.ssh import (
     apply_retention,
     dumps_from_listing,
     list_command,
+    mkdir_command,
     ssh_argv,
     where,
     write_command,
@@ -74,6 +75,40 @@ def test_a_file_that_does_not_fit_on_the_server_leaves_nothing_behind(tmp_path: 
         subprocess.run(["umount", str(d)], check=True)
     assert r.returncode != 0 and b"No space left on device" in r.stderr
     assert left == ["filler"]
+
+
+def test_two_machines_of_one_name_crashed_in_the_same_second_both_get_a_directory(
+        tmp_path: Path) -> None:
+    """mkdir_command as the server's shell runs it, while another machine of the same name
+    (a `mkdir` on PATH that makes the directory first) takes the name between a look and
+    the mkdir: this save takes NAME-1 rather than fail and lose its dump. A failure that is
+    not a taken name (a read-only disk) still says why, and a hundred taken names say so."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/mkdir").write_text(
+        '#!/bin/sh\nfor a; do :; done\n'  # the last argument: the directory
+        f'if [ "$a" = h-1 ] && [ ! -e {tmp_path}/raced ]; then : > {tmp_path}/raced; '
+        '/bin/mkdir -- "$a"; fi\n'
+        'if [ "$a" = h-3 ]; then echo "mkdir: h-3: Read-only file system" >&2; exit 1; fi\n'
+        'exec /bin/mkdir "$@"\n')
+    (tmp_path / "bin/mkdir").chmod(0o755)
+
+    def run(name: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["dash", "-c", mkdir_command(str(tmp_path / "dumps"), name)],
+                              capture_output=True, env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"},
+                              check=False)
+
+    r = run("h-1")
+    assert (r.returncode, r.stdout) == (0, b"h-1-1\n"), r.stderr
+    assert (tmp_path / "raced").exists() and (tmp_path / "dumps/h-1-1").is_dir()
+    for n in range(1, 100):
+        (tmp_path / f"dumps/h-2-{n}").mkdir()
+    (tmp_path / "dumps/h-2").symlink_to("nowhere")  # a taken name too, as a link
+    r = run("h-2")
+    assert r.returncode == 1 and r.stderr.decode().strip() == \
+        f"{tmp_path}/dumps already holds 100 dumps named h-2"
+    r = run("h-3")
+    assert (r.returncode, r.stderr) == (1, b"mkdir: h-3: Read-only file system\n")
+    assert not (tmp_path / "dumps/h-3-1").exists()
 
 
 def test_listing_keeps_only_real_dump_directories() -> None:
