@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.config.model import SshTarget
     from kdumpctl_py.errors import KdumpError, UsageError
     from kdumpctl_py.service.check import check_target
-    from kdumpctl_py.service.ssh import install_key_argv, keygen_argv
+    from kdumpctl_py.service.ssh import install_key_argv, key_problem, keygen_argv
 
     if args.sysroot:
         raise UsageError("propagate changes this machine and the server; it takes no --sysroot")
@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         if subprocess.run(keygen_argv(cfg.sshkey), check=False).returncode != 0:
             raise KdumpError(f"ssh-keygen could not make {cfg.sshkey}")
         print(f"{cfg.sshkey}: made a new ed25519 key without a passphrase")
+    problem = key_problem(cfg.sshkey)
+    if problem:  # installing it on the server would not make ssh use it
+        raise KdumpError(problem)
     before = check_target(cfg, view)
     assert before is not None
     if before.ok:

@@ -72,6 +72,29 @@ def ssh_argv(target: SshTarget, key: str, command: str) -> list[str]:
     return argv + ["--", target.host, command]
 
 
+def key_problem(key: str) -> str | None:
+    """Why ssh cannot use the key file at all, which ssh itself reports only as the server
+    refusing it (`Permission denied (publickey)`): missing, open to others (ssh ignores
+    it), or with a passphrase nobody can type in the capture kernel. None: none of these,
+    or ssh-keygen is not there to tell."""
+    try:
+        st = os.stat(key)
+    except OSError as e:
+        return f"the key {key} cannot be read ({e.strerror}); kdumpctl-py propagate makes one"
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        return (f"the key {key} is open to others (mode {st.st_mode & 0o777:04o}), so ssh "
+                f"ignores it: chmod 600 {key}")
+    try:
+        r = subprocess.run(["ssh-keygen", "-y", "-P", "", "-f", key], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0 and b"passphrase" in r.stderr:
+        return (f"the key {key} has a passphrase, which nobody can type in the capture "
+                f"kernel: remove it with ssh-keygen -p -N '' -f {key}")
+    return None
+
+
 def keygen_argv(key: str) -> list[str]:
     """An ed25519 key without a passphrase: the capture kernel has nobody to type one."""
     return ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
@@ -225,7 +248,11 @@ class Remote:
         except subprocess.TimeoutExpired:
             raise RemoteError(f"ssh {self.where()}: no answer in {timeout:.0f} s") from None
         if r.returncode != 0:
-            raise RemoteError(f"ssh {self.where()}: {_last_line(r.stderr, r.returncode)}")
+            why = _last_line(r.stderr, r.returncode)
+            # a key ssh could not use reads as one the server refused
+            problem = key_problem(self.key) if "Permission denied" in why else None
+            raise RemoteError(f"ssh {self.where()}: "
+                              + (f"{why.rstrip('.')}: {problem}" if problem else why))
         return r.stdout
 
     def where(self, path: str = "") -> str:

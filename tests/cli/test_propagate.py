@@ -67,3 +67,30 @@ def test_needs_an_ssh_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "has no ssh target" in capsys.readouterr().err
 
 
+
+
+def test_a_key_ssh_would_ignore_is_not_installed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A key open to others, or with a passphrase, fails the check however often it is
+    installed: propagate says what to do with it instead of asking for the server's
+    password and installing it."""
+    with sshd(tmp_path / "server") as server:
+        key = tmp_path / "keys" / "kdump_id_ed25519"
+        key.parent.mkdir()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+        key.chmod(0o640)
+        conf = tmp_path / "kdump.conf"
+        conf.write_text(f"ssh {server.target.spec}\nsshkey {key}\npath {tmp_path / 'dumps'}\n")
+        monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+        assert main(["propagate"]) == 1
+        err = capsys.readouterr().err
+        assert err == (f"kdumpctl-py: error: the key {key} is open to others (mode 0640), "
+                       f"so ssh ignores it: chmod 600 {key}\n")
+        key.chmod(0o600)
+        subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "secret", "-f", str(key)],
+                       check=True, capture_output=True)
+        assert main(["propagate"]) == 1
+        assert "has a passphrase, which nobody can type" in capsys.readouterr().err
+        assert not (tmp_path / "server/home/.ssh").exists()  # nothing installed

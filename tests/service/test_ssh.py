@@ -23,6 +23,7 @@ from kdumpctl_py.service.capture import run_capture
 from kdumpctl_py.service.ssh import (
     COMMAND_TIMEOUT_S,
     Remote,
+    RemoteError,
     apply_retention,
     dumps_from_listing,
     list_command,
@@ -264,6 +265,33 @@ def test_faults_end_in_the_failure_action(tmp_path: Path, server: Server, fault:
     assert f"{server.target.host}::" not in out.error  # the server named as user@host
     assert m.calls[-1] == ("act", "poweroff")
     assert not {"vmcore", "vmcore.flat"} & set(left)  # nothing that looks complete
+
+
+@pytest.mark.parametrize("fault,says", [
+    ("missing", "cannot be read (No such file or directory); kdumpctl-py propagate makes one"),
+    ("open", "is open to others (mode 0644), so ssh ignores it: chmod 600 "),
+    ("passphrase", "has a passphrase, which nobody can type in the capture kernel: remove "
+     "it with ssh-keygen -p -N '' -f "),
+])
+def test_a_key_ssh_cannot_use_is_named_not_blamed_on_the_server(
+        tmp_path: Path, server: Server, fault: str, says: str) -> None:
+    """A key ssh skips (missing, open to others, with a passphrase) reads in ssh's own
+    words as the server refusing it: the error says which it is and what to do, in status
+    and start's check as in the capture kernel's journal."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key = keys / "id"
+    (keys / "known_hosts").write_text(Path(server.key).with_name("known_hosts").read_text())
+    if fault != "missing":
+        key.write_bytes(Path(server.key).read_bytes())
+        key.chmod(0o644 if fault == "open" else 0o600)
+    if fault == "passphrase":
+        subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "secret", "-f", str(key)],
+                       check=True, capture_output=True)
+    with pytest.raises(RemoteError) as e:
+        Remote(server.target, str(key)).run("true")
+    assert "Permission denied (publickey): the key " in str(e.value), e.value
+    assert says in str(e.value) and "\n" not in str(e.value)
 
 
 def test_dump_to_rootfs_saves_locally_when_the_server_fails(tmp_path: Path,
