@@ -163,7 +163,9 @@ def finish_command(directory: str, size: int, complete: bool = True) -> str:
     q = shlex.quote
     tail = "" if complete else "-incomplete"
     flat, whole = f"vmcore.flat{tail}", f"vmcore{tail}"
-    return (f"cd -- {q(directory)} && test \"$(wc -c < vmcore-incomplete)\" -eq {size} && "
+    short = f'vmcore-incomplete holds $n of the {size} bytes sent'
+    return (f"cd -- {q(directory)} && n=$(wc -c < vmcore-incomplete) && "
+            f'{{ [ "$n" -eq {size} ] || {{ echo "{short}" >&2; exit 1; }}; }} && '
             f"sync vmcore-incomplete && mv -- vmcore-incomplete {flat} && sync . && "
             "if command -v kdumpctl-py >/dev/null 2>&1; then "
             f"if kdumpctl-py reassemble {flat} {whole} >&2; then "
@@ -248,7 +250,10 @@ class Remote:
         except subprocess.TimeoutExpired:
             raise RemoteError(f"ssh {self.where()}: no answer in {timeout:.0f} s") from None
         if r.returncode != 0:
-            why = _last_line(r.stderr, r.returncode)
+            why = _last_line(r.stderr, r.returncode) if r.stderr.strip() else (
+                # every command here says why it fails: this is a shell that ran none
+                f"the server exited {r.returncode} saying nothing: is the login shell of "
+                f"{self.target.user} there a POSIX shell (not /bin/false or nologin)?")
             # a key ssh could not use reads as one the server refused
             problem = key_problem(self.key) if "Permission denied" in why else None
             raise RemoteError(f"ssh {self.where()}: "

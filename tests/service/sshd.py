@@ -73,7 +73,9 @@ def _keygen(path: Path) -> str:
 
 
 @contextmanager
-def sshd(tmp: Path) -> Iterator[Server]:
+def sshd(tmp: Path, extra: str = "") -> Iterator[Server]:
+    """The server; `extra`: more sshd_config lines (`ForceCommand /bin/false`: a login
+    shell that runs no commands)."""
     if not os.path.exists(SSHD) or shutil.which("ssh") is None:
         pytest.skip("OpenSSH's server and client are not installed (setup.sh installs them)")
     if os.geteuid() != 0:
@@ -107,7 +109,7 @@ AllowUsers {getpass.getuser()}
 StrictModes no
 UsePAM no
 SetEnv PATH={bin_dir}:/usr/bin:/bin HOME={home}
-""")
+{extra}""")
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                             stderr=open(tmp / "sshd.log", "wb"))  # noqa: SIM115
     try:

@@ -26,6 +26,7 @@ from kdumpctl_py.service.ssh import (
     RemoteError,
     apply_retention,
     dumps_from_listing,
+    finish_command,
     list_command,
     mkdir_command,
     ssh_argv,
@@ -292,6 +293,34 @@ def test_a_key_ssh_cannot_use_is_named_not_blamed_on_the_server(
         Remote(server.target, str(key)).run("true")
     assert "Permission denied (publickey): the key " in str(e.value), e.value
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_shell_that_runs_no_commands_is_named(tmp_path: Path) -> None:
+    """A user whose login shell runs nothing (/bin/false, here sshd's ForceCommand) fails
+    every command with no word: the error says what to look at rather than `exit status 1`,
+    before a dump in the capture kernel as in status and start's check."""
+    from kdumpctl_py.facts.view import SystemView
+    from kdumpctl_py.service.check import check_target
+
+    with sshd(tmp_path / "server", "ForceCommand /bin/false\n") as server:
+        with pytest.raises(RemoteError) as e:
+            Remote(server.target, server.key).run("true")
+        check = check_target(ssh_config(server, tmp_path / "dumps"), SystemView())
+    says = (f"the server exited 1 saying nothing: is the login shell of {server.target.user} "
+            "there a POSIX shell (not /bin/false or nologin)?")
+    assert str(e.value) == f"ssh {where(server.target)}: {says}"
+    assert check is not None and check.ok is False and check.detail.endswith(says)
+
+
+def test_a_stream_the_server_holds_only_part_of_says_so(tmp_path: Path) -> None:
+    """finish_command as the server's shell runs it, on a vmcore-incomplete shorter than
+    what was sent: it stays -incomplete and the error says how much is there."""
+    (tmp_path / "vmcore-incomplete").write_bytes(b"12345")
+    r = subprocess.run(["dash", "-c", finish_command(str(tmp_path), 12)],
+                       capture_output=True, check=False)
+    assert (r.returncode, r.stdout) == (1, b"")
+    assert r.stderr == b"vmcore-incomplete holds 5 of the 12 bytes sent\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vmcore-incomplete"]
 
 
 def test_dump_to_rootfs_saves_locally_when_the_server_fails(tmp_path: Path,
