@@ -19,6 +19,7 @@ Layouts, in the order they are tried:
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -367,9 +368,18 @@ def shared_cmdline(root: Path, run_tools: bool) -> bool:
 
 
 def has_boot_config(root: Path) -> bool:
-    """Whether reset-crashkernel finds a command line to edit under root."""
-    return bool(find_tool(root, "grubby") or _bls_entries(root)
-                or (root / KERNEL_CMDLINE).is_file() or (root / DEFAULT_GRUB).is_file())
+    """Whether reset-crashkernel finds a command line to edit under root (one it would
+    refuse, reached by a link out of root, counts: it says why)."""
+    try:
+        return bool(find_tool(root, "grubby") or _bls_entries(root)
+                    or _present(root, KERNEL_CMDLINE) or _present(root, DEFAULT_GRUB))
+    except KdumpError:
+        return True
+
+
+def _present(root: Path, name: str) -> bool:
+    """Whether `name` is a file under root, through its symlinks read inside root."""
+    return _real(root, root / name).is_file()
 
 
 def plan_reset(root: Path, value: str, kernel: str | None, release: str,
@@ -388,22 +398,41 @@ def plan_reset(root: Path, value: str, kernel: str | None, release: str,
     entries = _bls_entries(root)
     if entries:
         return _plan_bls(root, entries, value, kernel, release)
-    if (root / KERNEL_CMDLINE).is_file():
+    if _present(root, KERNEL_CMDLINE):
         if kernel not in (None, ALL):
             raise UsageError(f"/{KERNEL_CMDLINE} applies to every kernel; use --kernel ALL")
-        return BootPlan("kernel-install", _edits([root / KERNEL_CMDLINE], edit_kernel_cmdline,
-                                                 value), (),
+        return BootPlan("kernel-install", _edits(root, [root / KERNEL_CMDLINE],
+                                                 edit_kernel_cmdline, value), (),
                         ("kernels already installed keep their command line until "
                          "kernel-install adds them again",))
-    if (root / DEFAULT_GRUB).is_file():
+    if _present(root, DEFAULT_GRUB):
         return _plan_grub(root, value, kernel, run_tools)
     raise KdumpError("no boot loader configuration found (grubby, /boot/loader/entries, "
                      f"/{KERNEL_CMDLINE}, /{DEFAULT_GRUB})")
 
 
-def _edits(paths: list[Path], planner: Callable[[str, str], str],
+def _real(root: Path, path: Path) -> Path:
+    """The file an edit of `path` writes: the one its symlinks lead to, as sed
+    --follow-symlinks and editors write (found by review: the link was replaced by a
+    file, leaving the file it named, which a package or configuration manager keeps,
+    as it was). An absolute link is read inside `root`: a snapshot's or image's names its
+    own file, not this machine's."""
+    for _ in range(40):  # the kernel's MAXSYMLINKS
+        if not path.is_symlink():
+            return path
+        link = os.readlink(path)
+        path = Path(os.path.normpath(root / link.lstrip("/") if os.path.isabs(link)
+                                     else path.parent / link))
+        if root != path and root not in path.parents:
+            raise KdumpError(f"{path} is reached through a symlink leading out of {root}; "
+                             "not editing it")
+    raise KdumpError(f"{path}: too many levels of symbolic links; not editing it")
+
+
+def _edits(root: Path, paths: list[Path], planner: Callable[[str, str], str],
            value: str) -> tuple[FileEdit, ...]:
-    return tuple(e for path in paths for e in _edit(path, *_read(path), planner, value))
+    real = [_real(root, path) for path in paths]
+    return tuple(e for path in real for e in _edit(path, *_read(path), planner, value))
 
 
 def _edit(path: Path, raw: bytes, text: str, planner: Callable[[str, str], str],
@@ -422,9 +451,9 @@ def _plan_bls(root: Path, entries: list[Path], value: str, kernel: str | None,
     if not chosen:
         which = f"the running kernel {release}" if kernel is None else kernel
         raise KdumpError(f"no boot entry (loader/entries/*.conf) for {which}")
-    edits = _edits(chosen, edit_bls_entry, value)
-    if kernel == ALL and (root / KERNEL_CMDLINE).is_file():
-        edits += _edits([root / KERNEL_CMDLINE], edit_kernel_cmdline, value)
+    edits = _edits(root, chosen, edit_bls_entry, value)
+    if kernel == ALL and _present(root, KERNEL_CMDLINE):
+        edits += _edits(root, [root / KERNEL_CMDLINE], edit_kernel_cmdline, value)
         return BootPlan("bls", edits, (), (f"/{KERNEL_CMDLINE} too, so that kernels installed "
                                            "later get it",))
     return BootPlan("bls", edits, (), ())
@@ -453,8 +482,9 @@ def _check_drop_ins(root: Path, target: str) -> None:
 def _plan_grub(root: Path, value: str, kernel: str | None, run_tools: bool) -> BootPlan:
     if kernel not in (None, ALL):
         raise UsageError(f"/{DEFAULT_GRUB} applies to every kernel; use --kernel ALL")
-    raw, text = _read(root / DEFAULT_GRUB)
-    edits = _edit(root / DEFAULT_GRUB, raw, text, edit_default_grub, value)
+    path = _real(root, root / DEFAULT_GRUB)
+    raw, text = _read(path)
+    edits = _edit(path, raw, text, edit_default_grub, value)
     _check_drop_ins(root, _grub_target(_last_assignments(text.splitlines(keepends=True))))
     if find_tool(root, "update-grub"):
         command: tuple[str, ...] = ("update-grub",)

@@ -323,3 +323,26 @@ def test_default_grub_compound_commands_elsewhere_are_followed() -> None:
             "cat <<-END\n\tGRUB_TIMEOUT=2\n\tEND\n")
     text = head + 'GRUB_CMDLINE_LINUX="quiet"\n'
     assert edit_default_grub(text, "V") == head + 'GRUB_CMDLINE_LINUX="quiet crashkernel=V"\n'
+
+
+@pytest.mark.parametrize("link", ["/usr/share/grub/default", "../../usr/share/grub/default"])
+def test_a_symlinked_file_is_edited_where_it_leads(tmp_path: Path, link: str) -> None:
+    """Found by review: the link was replaced by a file, leaving the file it named (what a
+    configuration manager keeps) unchanged. An absolute link is read inside the root."""
+    grub = debian(tmp_path)
+    real = tmp_path / "usr/share/grub/default"
+    real.parent.mkdir(parents=True)
+    grub.rename(real)
+    grub.symlink_to(link)
+    plan = plan_reset(tmp_path, VALUE, None, RELEASE, run_tools=True)
+    assert [e.path for e in plan.edits] == [real]
+    assert f'GRUB_CMDLINE_LINUX="crashkernel={VALUE}"' in plan.edits[0].new
+
+
+def test_a_symlink_leading_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    grub = debian(tmp_path / "root")
+    (tmp_path / "elsewhere").write_text(grub.read_text())
+    grub.unlink()
+    grub.symlink_to("../../../elsewhere")
+    with pytest.raises(KdumpError, match="leading out of"):
+        plan_reset(tmp_path / "root", VALUE, None, RELEASE, run_tools=True)
