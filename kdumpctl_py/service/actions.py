@@ -55,12 +55,22 @@ class System:
         return True
 
     def mount(self, fstype: str, device: str, options: str, mountpoint: str) -> None:
+        """Mount the target; a failure carries mount's own last line (found by review: an
+        NFS export's "access denied by server" reached the journal apart from the error,
+        and save.json had only the exit status)."""
         os.makedirs(mountpoint, mode=0o700, exist_ok=True)
         argv = ["mount", "-t", fstype, *(["-o", options] if options else []), device,
                 mountpoint]
-        rc = self.run(argv)
-        if rc != 0:
-            raise KdumpError(f"{' '.join(argv)} failed (exit status {rc})")
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, errors="replace", timeout=HOOK_TIMEOUT_S,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise KdumpError(f"{' '.join(argv)} failed: {e}") from None
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or [""])[-1]
+            raise KdumpError(f"{' '.join(argv)} failed (exit status {done.returncode})"
+                             + (f": {said}" if said else ""))
 
     def umount(self, mountpoint: str) -> None:
         self.run(["umount", mountpoint])

@@ -266,6 +266,22 @@ def test_system_run_reports_programs_that_cannot_run(tmp_path: Path,
     assert "missing: not found" in capsys.readouterr().err
 
 
+def test_a_failed_mount_says_what_mount_said(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: the error (and so save.json) had only mount's exit status."""
+    from kdumpctl_py.errors import KdumpError
+    from kdumpctl_py.service.actions import System
+
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin/mount"
+    fake.write_text("#!/bin/sh\necho 'mount.nfs4: access denied by server while mounting "
+                    "127.0.0.1:/export' >&2\nexit 32\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with pytest.raises(KdumpError, match=r"\(exit status 32\): mount.nfs4: access denied"):
+        System().mount("nfs4", "127.0.0.1:/export", "", str(tmp_path / "mnt"))
+
+
 def test_page_filter_failing_mid_save_still_leaves_a_dump(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fault test: the page filter raises halfway through its walk; capture saves at
