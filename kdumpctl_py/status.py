@@ -48,6 +48,7 @@ class Status:
     newest_dump: DumpEntry | None
     last_test: str | None
     capture_cmdline: str | None = None  # what a load gives the capture kernel
+    dumps_elsewhere: str | None = None  # where the dumps are when status cannot list them
 
     def to_json(self) -> dict[str, Any]:
         """The assessment's own keys; `requested`, `reserved` come from kdumpctl_py.vocabulary."""

@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.config import read_config
     from kdumpctl_py.plan.capture_cmdline import configured_cmdline
     from kdumpctl_py.service.check import check_target
-    from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results
+    from kdumpctl_py.service.target import (
+        first_kernel_dump_dir,
+        first_kernel_results,
+        unlisted,
+    )
     from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess, start_would_fail
     from kdumpctl_py.vocabulary import crash_memory, header, origin_line
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     dump_dir = first_kernel_dump_dir(cfg, view)
     st = start_would_fail(assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb), view, cfg)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)),
+                 dumps_elsewhere=None if dump_dir else unlisted(cfg),
                  capture_cmdline=None if view.cmdline is None else configured_cmdline(view, cfg))
     check = check_target(cfg, view) if view.live else None
     if check is not None:
@@ -98,6 +103,9 @@ def render(st: Status) -> str:
         dump = f"{d.name} ({format_bytes(d.bytes)}{'' if d.complete else ', INCOMPLETE'})"
         if d.saved:
             dump += f": {d.saved}"
+    if st.dumps_elsewhere:  # found by review: an ssh target's status listed /var/crash here
+        dump = (f"not listed: the dumps are on {st.dumps_elsewhere}"
+                + (f"; on this machine: {dump}" if st.newest_dump else ""))
     flags = [
         f"lockdown {st.lockdown or 'unknown'}",
         f"Secure Boot {_onoff(st.secure_boot)}",

@@ -49,6 +49,19 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
     return None
 
 
+def unlisted(cfg: Config) -> str | None:
+    """Where the dumps are when this (first) kernel cannot list them: an ssh server, an NFS
+    export, or a target file system not mounted here; None when it can."""
+    target = cfg.target
+    if target is None:
+        return None
+    if isinstance(target, Target):
+        return f"{target.fstype} {target.device}, not mounted here"
+    if isinstance(target, NfsTarget):
+        return f"the NFS export {target.export}"
+    return f"the ssh server {target.spec}"
+
+
 # Where the capture kernel leaves a test's result when the dump went over the network:
 # the root file system, which the first kernel reads after the reboot.
 NETWORK_RESULTS = STATE_DIR

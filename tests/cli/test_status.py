@@ -205,3 +205,22 @@ def test_status_says_what_start_would_fail_with(tmp_path: Path,
                                  .rstrip("\n"))
     code, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / "debian12-amd64"))
     assert st["reason"] == "no capture kernel is loaded: run kdumpctl-py start"
+
+
+@pytest.mark.parametrize(("config", "where"), [
+    ("ssh kdump@dumps.example.org\n", "the ssh server kdump@dumps.example.org"),
+    ("nfs dumps.example.org:/crash\n", "the NFS export dumps.example.org:/crash"),
+    ("ext4 LABEL=dumps\n", "ext4 LABEL=dumps, not mounted here"),
+])
+def test_status_says_where_dumps_it_cannot_list_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        config: str, where: str) -> None:
+    """Found by review: with an ssh target, status listed the local path's dumps (none, or
+    what dump_to_rootfs saved) as if they were the target's."""
+    conf = tmp_path / "kdump.conf"
+    conf.write_text(config)
+    monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
+    _, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / "debian12-amd64"))
+    assert st["dumps_elsewhere"] == where
+    main(["--sysroot", str(SNAPSHOTS / "debian12-amd64"), "status"])
+    assert f"  newest dump      not listed: the dumps are on {where}\n" in capsys.readouterr().out
