@@ -447,8 +447,13 @@ def save_vmcore(vmcore_path: str, target: str, options: SaveOptions,
     result.seconds = time.monotonic() - started
     result.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if not result.complete:
+        from kdumpctl_py.capture.extent import truncation
+
+        # found by review: a copy cut short read as unreadable pages, with no word of why
+        cut = truncation(vmcore_path)
+        why = f": it is {cut}" if cut is not None else ""
         raise IncompleteDump(
-            f"{len(result.lost)} pages could not be read from {vmcore_path} (listed in "
+            f"{len(result.lost)} pages could not be read from {vmcore_path}{why} (listed in "
             f"unreadable-pages.txt); {_where(result)} holds the rest, marked incomplete", result)
     return result
 

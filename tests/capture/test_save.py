@@ -250,6 +250,7 @@ def test_truncated_input_saves_what_is_there(tmp_path: Path) -> None:
         save_vmcore(str(src), str(tmp_path / "crash"), SaveOptions(0, "zlib", progress=False))
     d = Path(info.value.result.directory or "")
     assert len((d / "unreadable-pages.txt").read_text().split()) == 10
+    assert f"10 pages could not be read from {src}: it is truncated at " in str(info.value)
     dump = read_kdump(str(d / "vmcore-incomplete"))
     assert dump.incomplete
     for pfn in range(0x100, 0x100 + 22):
