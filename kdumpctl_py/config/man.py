@@ -31,10 +31,12 @@ and a word starting with
 starts a comment.
 Nothing is run through a shell.
 .PP
-A missing file means the defaults.
+A missing
+.I {DEFAULT_PATH}
+means the defaults.
 The environment variable
 .B {ENV_PATH}
-names another file; with
+names another file, which must exist; with
 .B \-\-sysroot
 the file is read under that root.
 A directive given twice (other than
@@ -48,7 +50,8 @@ Fedora's directives that only shape Fedora's own kdump initramfs or boot loader
 ({IGNORED})
 are ignored with a warning, so that Fedora's stock
 .I kdump.conf
-loads as it is; its raw and virtiofs targets and fence_kdump are errors.
+loads as it is; its raw and virtiofs targets, fence_kdump_args,
+fence_kdump_nodes, kdump_emergency and default are errors.
 .SH DIRECTIVES
 """
 
