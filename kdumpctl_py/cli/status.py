@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.plan.capture_cmdline import configured_cmdline
     from kdumpctl_py.service.check import check_target
     from kdumpctl_py.service.target import (
+        elsewhere_dir,
         first_kernel_dump_dir,
         first_kernel_results,
         unlisted,
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         st = replace(st, target=check.target, free_bytes=None)
         if check.ok is False and st.operational:
             st = replace(st, operational=False, reason=check.detail)
+    elif st.dumps_elsewhere:  # found by review: /var/crash here and its free space were shown
+        st = replace(st, target=elsewhere_dir(cfg), free_bytes=None)
     if args.prometheus:
         write_metrics(args.prometheus, view, st, dump_dir or cfg.path)
     elif args.json:

@@ -62,6 +62,21 @@ def unlisted(cfg: Config) -> str | None:
     return f"the ssh server {target.spec}"
 
 
+def elsewhere_dir(cfg: Config) -> str:
+    """The dump directory of a target this kernel cannot list (`unlisted`), as people read
+    it: user@host:/path, HOST:/EXPORT/path (as check_target names them), or PATH on
+    FSTYPE DEVICE."""
+    target = cfg.target
+    if isinstance(target, Target):
+        return f"{cfg.path} on {target.fstype} {target.device}"
+    if isinstance(target, NfsTarget):
+        return f"{target.export}{cfg.path}"
+    from kdumpctl_py.service.ssh import where
+
+    assert target is not None
+    return where(target, cfg.path)
+
+
 # Where the capture kernel leaves a test's result when the dump went over the network:
 # the root file system, which the first kernel reads after the reboot.
 NETWORK_RESULTS = STATE_DIR

@@ -207,20 +207,28 @@ def test_status_says_what_start_would_fail_with(tmp_path: Path,
     assert st["reason"] == "no capture kernel is loaded: run kdumpctl-py start"
 
 
-@pytest.mark.parametrize(("config", "where"), [
-    ("ssh kdump@dumps.example.org\n", "the ssh server kdump@dumps.example.org"),
-    ("nfs dumps.example.org:/crash\n", "the NFS export dumps.example.org:/crash"),
-    ("ext4 LABEL=dumps\n", "ext4 LABEL=dumps, not mounted here"),
+@pytest.mark.parametrize(("config", "where", "directory"), [
+    ("ssh kdump@dumps.example.org\n", "the ssh server kdump@dumps.example.org",
+     "kdump@dumps.example.org:/var/crash"),
+    ("nfs dumps.example.org:/crash\n", "the NFS export dumps.example.org:/crash",
+     "dumps.example.org:/crash/var/crash"),
+    ("ext4 LABEL=dumps\n", "ext4 LABEL=dumps, not mounted here",
+     "/var/crash on ext4 LABEL=dumps"),
 ])
 def test_status_says_where_dumps_it_cannot_list_are(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        config: str, where: str) -> None:
+        config: str, where: str, directory: str) -> None:
     """Found by review: with an ssh target, status listed the local path's dumps (none, or
-    what dump_to_rootfs saved) as if they were the target's."""
+    what dump_to_rootfs saved) as if they were the target's; and (found by review too) its
+    dump target was the local path with this root's free space (docs/json.md: `target` is
+    user@host:/path for an ssh target, `free_bytes` null for a network one)."""
     conf = tmp_path / "kdump.conf"
     conf.write_text(config)
     monkeypatch.setenv("KDUMPCTL_CONFIG", str(conf))
     _, st = status_json(capsys, "--sysroot", str(SNAPSHOTS / "debian12-amd64"))
     assert st["dumps_elsewhere"] == where
+    assert (st["target"], st["free_bytes"]) == (directory, None)
     main(["--sysroot", str(SNAPSHOTS / "debian12-amd64"), "status"])
-    assert f"  newest dump      not listed: the dumps are on {where}\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"  newest dump      not listed: the dumps are on {where}\n" in out
+    assert f"  dump target      {directory} (unknown free)\n" in out
