@@ -29,10 +29,19 @@ def run(args: argparse.Namespace) -> int:
     bindir = args.bindir or default_bindir(args.prefix)
     for line in install(plan_install(bindir), args.prefix, args.dry_run):
         print(line)
-    if not args.dry_run and args.prefix == "/":
-        from kdumpctl_py.cli import open_view
-        from kdumpctl_py.service.initramfs import refresh
+    if args.prefix != "/":
+        return 0
+    from kdumpctl_py.cli import open_view
 
-        refresh(open_view(args))  # what the kernel hooks would have built
-        print("next: systemctl daemon-reload && systemctl enable --now kdumpctl-py.service")
+    if args.dry_run:  # found by review: the dry run listed the files, not the initramfs
+        from kdumpctl_py.plan.initramfs import plan_initramfs
+
+        plan = plan_initramfs(open_view(args))
+        if plan is not None and plan.why is not None:
+            print(f"would build {plan.output} ({plan.why}), as kdumpctl-py initramfs build")
+        return 0
+    from kdumpctl_py.service.initramfs import refresh
+
+    refresh(open_view(args))  # what the kernel hooks would have built
+    print("next: systemctl daemon-reload && systemctl enable --now kdumpctl-py.service")
     return 0

@@ -60,3 +60,20 @@ def test_install_dry_run_then_real_never_overwrites_config(
     assert os.stat(plugin).st_mode & 0o777 == 0o755
     assert main(["install", "--prefix", str(tmp_path)]) == 0
     assert "wrote" not in capsys.readouterr().out  # the second time changes nothing
+
+
+def test_install_dry_run_into_the_root_names_the_initramfs_it_would_build(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by review: install into / builds the capture initramfs, and its dry run did
+    not say so; it writes nothing, the initramfs included."""
+    from kdumpctl_py.plan import initramfs
+    from kdumpctl_py.service import initramfs as service
+
+    plan = initramfs.InitramfsPlan("6.1.0-test", "initramfs-tools", "/usr/sbin/mkinitramfs",
+                                   "/boot/kdumpctl-py-initrd-6.1.0-test.img", "zstd", "missing")
+    monkeypatch.setattr(initramfs, "plan_initramfs", lambda view, release=None: plan)
+    monkeypatch.setattr(service, "build", lambda plan: pytest.fail("built on a dry run"))
+    assert main(["install", "--prefix", "/", "--dry-run"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "would build /boot/kdumpctl-py-initrd-6.1.0-test.img (missing), as kdumpctl-py "
+        "initramfs build\n")
