@@ -13,12 +13,14 @@ capture kernel); makedumpfile at its best on N CPUs: single-threaded, and at N >
 also with `--num-threads N`, the faster of the two counting (Debian's static
 build sometimes dies threaded: "libgcc_s.so.1 must be installed for pthread_exit
 to work"). Each run is a child process, timed by wall clock, with its CPU time
-and peak RSS from wait4(). Runs start from a page cache dropped and warmed by
-one untimed run of each tool (fresh_page_cache), the state a machine is in after
-boot; what earlier runs left dirty is written back and the vmcore's data read
-into the page cache before each run (cache_data). Without --vmcore the input is a
-crash-cycle vmcore of a 2 GiB x86_64 guest, made once with tests/vm/crash-cycle and
-kept in ~/.cache/kdumpctl-py/bench. The last line is one JSON object.
+and peak RSS from wait4(); makedumpfile's is followed by `sync -f` of its file, as
+kdump runs it (synced): ours fsyncs its dump before it exits. Runs start from a
+page cache dropped and warmed by one untimed run of each tool (fresh_page_cache),
+the state a machine is in after boot; what earlier runs left dirty is written back
+and the vmcore's data read into the page cache before each run (cache_data).
+Without --vmcore the input is a crash-cycle vmcore of a 2 GiB x86_64 guest, made
+once with tests/vm/crash-cycle and kept in ~/.cache/kdumpctl-py/bench. The last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -86,6 +88,15 @@ def mdf_argv(vmcore: Path, out: Path, level: int, compress: str,
     return [mdf, *filter(None, [MDF_FLAG[compress]]), "-d", str(level),
             *(["--num-threads", str(threads)] if threads > 1 else []), *(extra or []),
             str(vmcore), str(out)]
+
+
+def synced(argv: list[str], out: Path) -> list[str]:
+    """makedumpfile's argv as kdump runs it, then `sync -f OUT` (Fedora's dump_fs, kdump-utils'
+    localfs): a dump is saved once it is on the disk. Ours fsyncs its file and directories
+    before it exits; makedumpfile leaves that to its caller, and timed alone it was spared
+    writing 11 MB to the disk that ours paid for (15-80 ms, of 0.34-0.45 s, at 4 GiB on
+    2026-12-05)."""
+    return ["sh", "-c", 'out=$1; shift; "$@" && sync -f "$out"', "sh", str(out), *argv]
 
 
 def fresh_page_cache(runs: list[tuple[list[str], dict[str, str] | None]]) -> None:
@@ -223,7 +234,7 @@ def main() -> None:
                 for t in sorted({1, n}):
                     mout = Path(tmp) / f"mdf{i}-{t}"
                     cache_data(vmcore)
-                    m = run(mdf_argv(vmcore, mout, level, comp, t), cpus=n)
+                    m = run(synced(mdf_argv(vmcore, mout, level, comp, t), mout), cpus=n)
                     if m.status != 0 and t > 1:
                         threaded_failures += 1
                         continue

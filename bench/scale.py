@@ -10,6 +10,7 @@ in ~/.cache/kdumpctl-py/bench (1 TiB takes 9.5 GB of disk). For each size,
 `--repeat` times, both tools save it at -d 31 with zlib, one after the other
 (the one going first changing each time),
 each pinned to one CPU and in a fresh memory cgroup limited to `--memory-limit`
+(makedumpfile followed by `sync -f` of its file, as kdump runs it: ours fsyncs its dump)
 (page cache included; ours is given the same figure as its --memory-limit),
 each finding the file's data in the page cache, read there from outside the
 cgroups just before (cache_data), after a page cache dropped and warmed by one
@@ -51,6 +52,7 @@ from save import (  # noqa: E402
     ours_argv,
     ours_env,
     summarise,
+    synced,
 )
 
 from kdumpctl_py.units import parse_size  # noqa: E402
@@ -94,7 +96,7 @@ def one(vmcore: Path, tmp: Path, limit: int, extra: list[str], ours_first: bool)
     ours_dir, mdf_out = tmp / "ours", tmp / "mdf"
     argvs = {"ours": ours_argv(vmcore, ours_dir, 31, "zlib", 1,
                                ["--memory-limit", str(limit), *extra]),
-             "makedumpfile": mdf_argv(vmcore, mdf_out, 31, "zlib")}
+             "makedumpfile": synced(mdf_argv(vmcore, mdf_out, 31, "zlib"), mdf_out)}
     runs: dict[str, Measurement] = {}
     for tool in ("ours", "makedumpfile")[::1 if ours_first else -1]:
         cache_data(vmcore)
