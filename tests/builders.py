@@ -6,6 +6,7 @@ never from another test module.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
@@ -14,7 +15,7 @@ import re
 import shutil
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -454,3 +455,19 @@ def unfinished_kdump_header() -> bytes:
     return DiskDumpHeader(bytes(390), (0, 0), DUMP_DH_COMPRESSED_INCOMPLETE, 4096, 1, 2, 16,
                           1).pack()
 
+
+
+@contextlib.contextmanager
+def tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `mnt` (made here), where a write runs out of space for
+    real; lazily unmounted after. Skips the test where it cannot be mounted."""
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

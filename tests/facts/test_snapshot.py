@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from kdumpctl_py.errors import KdumpError
 from kdumpctl_py.facts.snapshot import take_snapshot
 from kdumpctl_py.facts.view import META, SystemView
+from tests.builders import tmpfs
 
 
 def test_a_missing_directory_is_named_not_the_partial_file(tmp_path: Path) -> None:
@@ -31,20 +30,11 @@ def test_a_missing_directory_is_named_not_the_partial_file(tmp_path: Path) -> No
 @pytest.fixture
 def full_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs with no room left: a write there fails with ENOSPC for real."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "full", "64k") as mnt:
         with contextlib.suppress(OSError), open(mnt / "fill", "wb", buffering=0) as f:
             while True:
                 f.write(bytes(4096))
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.mark.parametrize("name", ["snap", "snap.tar.gz"])

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kdumpctl_py.capture.kdumpfile import read_kdump, read_page
-from tests.builders import PAGE, make_vmcore
+from tests.builders import PAGE, make_vmcore, tmpfs
 from tests.elfwriter import note, vmcore_bytes
 from tests.robustness.tally import record
 
@@ -26,17 +26,8 @@ from tests.robustness.tally import record
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 200 KiB tmpfs: writing a dump into it runs out of space for real."""
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "fs", "200k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def cli(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
