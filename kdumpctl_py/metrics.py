@@ -22,7 +22,7 @@ class Facts:
     operational: bool
     crash_region_bytes: int | None
     loaded: bool | None
-    dumps: list[DumpEntry]  # oldest first
+    dumps: list[DumpEntry] | None  # oldest first; None: on a target not listed here
     last_test: str | None  # status's line: "ID: dump created, ..." / "ID: dump NOT created"
     reserved_bytes: int | None
     needed_bytes: int | None  # estimate's answer
@@ -54,8 +54,9 @@ def outcome_of_test(line: str | None) -> tuple[int | None, float | None]:
 
 
 def render(f: Facts) -> str:
-    complete = [d for d in f.dumps if d.complete]
-    times = [t for t in (dump_time(d.name) for d in f.dumps) if t is not None]
+    dumps = f.dumps or []
+    complete = [d for d in dumps if d.complete]
+    times = [t for t in (dump_time(d.name) for d in dumps) if t is not None]
     test_ok, test_time = outcome_of_test(f.last_test)
     rows: list[tuple[str, str, list[tuple[str, float | None]]]] = [
         ("operational", "1 when kdump is operational (a capture kernel is loaded into "
@@ -67,8 +68,8 @@ def render(f: Facts) -> str:
         ("last_dump_timestamp_seconds", "when the newest dump was taken (from its name, UTC)",
          [("", max(times) if times else None)]),
         ("dumps", "dumps under the dump directory",
-         [('{complete="true"}', len(complete)),
-          ('{complete="false"}', len(f.dumps) - len(complete))]),
+         [('{complete="true"}', None if f.dumps is None else len(complete)),
+          ('{complete="false"}', None if f.dumps is None else len(dumps) - len(complete))]),
         ("last_test_success", "1 when the last `kdumpctl-py test` made a dump, 0 when not",
          [("", test_ok)]),
         ("last_test_timestamp_seconds", "when the last `kdumpctl-py test` started",

@@ -87,7 +87,9 @@ def write_metrics(path: str, view: SystemView, st: Status, dump_dir: str) -> Non
         needed = None
     facts = Facts(operational=st.operational,
                   crash_region_bytes=sum(r.size for r in st.regions) or st.reserved_bytes,
-                  loaded=st.loaded, dumps=view.dumps(dump_dir), last_test=st.last_test,
+                  loaded=st.loaded, last_test=st.last_test,
+                  # none on a target status cannot list: not this machine's path's count
+                  dumps=None if st.dumps_elsewhere else view.dumps(dump_dir),
                   reserved_bytes=st.reserved_bytes, needed_bytes=needed)
     replace_atomically(path, render(facts).encode(), backup=False)
 

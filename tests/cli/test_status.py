@@ -232,3 +232,7 @@ def test_status_says_where_dumps_it_cannot_list_are(
     out = capsys.readouterr().out
     assert f"  newest dump      not listed: the dumps are on {where}\n" in out
     assert f"  dump target      {directory} (unknown free)\n" in out
+    prom = tmp_path / "kdumpctl-py.prom"
+    main(["--sysroot", str(SNAPSHOTS / "debian12-amd64"), "status", "--prometheus", str(prom)])
+    assert "kdumpctl_py_operational " in prom.read_text()
+    assert "kdumpctl_py_dumps" not in prom.read_text()  # not this machine's path's count
