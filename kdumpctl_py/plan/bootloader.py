@@ -262,16 +262,14 @@ def _nesting(lines: list[str]) -> list[bool]:
             if body.lstrip("\t") == delimiter:
                 delimiter = None
             continue
-        inside.append(depth > 0)
-        code = _QUOTED.sub(" x ", body).split("#", 1)[0] if not body.lstrip().startswith("#") \
-            else ""
+        before = depth
+        code = _QUOTED.sub(" x ", body).split("#", 1)[0]  # a comment line leaves blanks
         for word in re.split(r"[ \t;&|()]+", code):
             depth += (word in _OPENERS) - (word in _CLOSERS)
         depth = max(depth, 0)
-        if (m := _HEREDOC.search(code if "<<" in code else "")) is not None:
+        inside.append(before > 0 or depth > 0)  # its opening and closing lines too
+        if (m := _HEREDOC.search(code)) is not None:
             delimiter = m.group(2)
-        if depth > 0:
-            inside[-1] = True
     return inside
 
 
