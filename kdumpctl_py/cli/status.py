@@ -36,12 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from kdumpctl_py.config import read_config
     from kdumpctl_py.plan.capture_cmdline import configured_cmdline
     from kdumpctl_py.service.check import check_target
-    from kdumpctl_py.service.target import (
-        elsewhere_dir,
-        first_kernel_dump_dir,
-        first_kernel_results,
-        unlisted,
-    )
+    from kdumpctl_py.service.target import first_kernel_dump_dir, first_kernel_results, unlisted
     from kdumpctl_py.service.testid import last_test
     from kdumpctl_py.status import assess, start_would_fail
     from kdumpctl_py.vocabulary import crash_memory, header, origin_line
@@ -49,17 +44,18 @@ def run(args: argparse.Namespace) -> int:
     view = open_view(args, probe=True)
     cfg = read_config(view)
     dump_dir = first_kernel_dump_dir(cfg, view)
+    elsewhere = None if dump_dir else unlisted(cfg)
     st = start_would_fail(assess(view, dump_dir or cfg.path, cfg.method, cfg.dtb), view, cfg)
     st = replace(st, last_test=last_test(view, first_kernel_results(cfg, view)),
-                 dumps_elsewhere=None if dump_dir else unlisted(cfg),
+                 dumps_elsewhere=elsewhere[0] if elsewhere else None,
                  capture_cmdline=None if view.cmdline is None else configured_cmdline(view, cfg))
     check = check_target(cfg, view) if view.live else None
     if check is not None:
         st = replace(st, target=check.target, free_bytes=None)
         if check.ok is False and st.operational:
             st = replace(st, operational=False, reason=check.detail)
-    elif st.dumps_elsewhere:  # found by review: /var/crash here and its free space were shown
-        st = replace(st, target=elsewhere_dir(cfg), free_bytes=None)
+    elif elsewhere:  # found by review: /var/crash here and its free space were shown
+        st = replace(st, target=elsewhere[1], free_bytes=None)
     if args.prometheus:
         write_metrics(args.prometheus, view, st, dump_dir or cfg.path)
     elif args.json:

@@ -49,32 +49,22 @@ def first_kernel_dump_dir(cfg: Config, view: SystemView) -> str | None:
     return None
 
 
-def unlisted(cfg: Config) -> str | None:
-    """Where the dumps are when this (first) kernel cannot list them: an ssh server, an NFS
-    export, or a target file system not mounted here; None when it can."""
+def unlisted(cfg: Config) -> tuple[str, str] | None:
+    """Where the dumps are when this (first) kernel cannot list them (an ssh server, an NFS
+    export, a target file system not mounted here), and their directory as people read it
+    (user@host:/path, HOST:/EXPORT/path as check_target names them, or PATH on FSTYPE
+    DEVICE); None when it can list them."""
     target = cfg.target
     if target is None:
         return None
     if isinstance(target, Target):
-        return f"{target.fstype} {target.device}, not mounted here"
+        device = f"{target.fstype} {target.device}"
+        return f"{device}, not mounted here", f"{cfg.path} on {device}"
     if isinstance(target, NfsTarget):
-        return f"the NFS export {target.export}"
-    return f"the ssh server {target.spec}"
-
-
-def elsewhere_dir(cfg: Config) -> str:
-    """The dump directory of a target this kernel cannot list (`unlisted`), as people read
-    it: user@host:/path, HOST:/EXPORT/path (as check_target names them), or PATH on
-    FSTYPE DEVICE."""
-    target = cfg.target
-    if isinstance(target, Target):
-        return f"{cfg.path} on {target.fstype} {target.device}"
-    if isinstance(target, NfsTarget):
-        return f"{target.export}{cfg.path}"
+        return f"the NFS export {target.export}", f"{target.export}{cfg.path}"
     from kdumpctl_py.service.ssh import where
 
-    assert target is not None
-    return where(target, cfg.path)
+    return f"the ssh server {target.spec}", where(target, cfg.path)
 
 
 # Where the capture kernel leaves a test's result when the dump went over the network:
